@@ -1,0 +1,49 @@
+"""Build the RLHF Lab Blocks: a header, then one tab per module. Lays out and wires only."""
+from __future__ import annotations
+
+import importlib
+import os
+
+import gradio as gr
+
+from .context import AppContext
+
+TABS = [
+    ("Playground", "rlhf_demo.ui.playground"),
+    ("KL", "rlhf_demo.ui.kl_tab"),
+    ("Training", "rlhf_demo.ui.training"),
+    ("Feedback", "rlhf_demo.ui.feedback"),
+    ("Runs", "rlhf_demo.ui.runs_tab"),
+    ("Theory", "rlhf_demo.ui.theory"),
+]
+
+HEADER = """# RLHF Lab
+Watch a real language model (SmolLM2-135M-Instruct) being fine-tuned from feedback: decoding,
+KL to the reference, PPO and DPO, live on your CPU."""
+
+
+def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
+    ctx = ctx or AppContext()
+    with gr.Blocks(title="RLHF Lab") as demo:
+        gr.Markdown(HEADER)
+        with gr.Tabs():
+            for label, modname in TABS:
+                try:
+                    mod = importlib.import_module(modname)
+                except ModuleNotFoundError as exc:
+                    if exc.name != modname:
+                        raise
+                    continue
+                with gr.Tab(label, id=label.lower()):
+                    mod.build(ctx, demo)
+    demo.queue(max_size=32, default_concurrency_limit=2)
+    return demo
+
+
+def launch(demo: gr.Blocks | None = None, **kwargs):
+    demo = demo or build_demo()
+    kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    kwargs.setdefault("server_port", int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    kwargs.setdefault("max_file_size", "5mb")
+    kwargs.setdefault("theme", gr.themes.Soft())
+    return demo.launch(**kwargs)

@@ -1,0 +1,19 @@
+"""What every tab shares: the model registry (base models loaded once, read-only), the runs folder,
+and the one training slot of the machine."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..models import REGISTRY, ModelRegistry
+from ..runs import runs_root
+
+TRAINING_CONCURRENCY_ID = "training"
+"""Every event that trains a model uses this concurrency_id with concurrency_limit=1: one training
+at a time on the machine; others queue and see their position."""
+
+
+@dataclass
+class AppContext:
+    registry: ModelRegistry = field(default_factory=lambda: REGISTRY)
+    runs_dir: Path = field(default_factory=runs_root)

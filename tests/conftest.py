@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny random model (fast unit tests), the real default model (integration),
+an in-process app server and a headless Debian chromium (browser tests)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Tests never write into the user's ./runs and never wait on the (unreachable) Hub.
+_TMP = Path(tempfile.mkdtemp(prefix="rlhf-tests-"))
+os.environ.setdefault("RLHF_DEMO_RUNS", str(_TMP / "runs"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def default_bundle():
+    """The real embedded default model, loaded once (converted into the cache the first time)."""
+    from rlhf_demo.models import REGISTRY
+
+    return REGISTRY.get("default")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama with the default model's tokenizer, saved as a model folder.
+    Fast enough for unit tests of decoding, KL and training mechanics; numbers are meaningless."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlhf_demo.models import load_tokenizer
+
+    tok = load_tokenizer("default")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(cfg)
+    out = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model_dir):
+    from rlhf_demo.models import load_model
+
+    return load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The whole app served in-process on a free local port (shared by the browser/API tests)."""
+    from rlhf_demo.ui.app import build_demo
+
+    demo = build_demo()
+    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url.rstrip("/")
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright: use Debian's chromium (no `playwright install` here)."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not Path(CHROMIUM).exists():
+        skip = pytest.mark.skip(reason="Debian chromium not installed (scripts/setup.sh --dev installs it)")
+        for item in items:
+            if "browser" in item.keywords:
+                item.add_marker(skip)
