@@ -1,0 +1,124 @@
+"""Batched sampling of responses to token-id queries, and per-token log-probabilities of responses.
+
+Shared by PPO rollouts, held-out evaluation, preference-pair synthesis and the KL tab, so all of
+them sample and score in exactly the same way.
+
+Queries of different lengths are **left-padded**; the forward passes use position ids computed from
+the attention mask (``cumsum − 1``), exactly as ``generate`` does, so the log-probabilities scored
+afterwards match those the sampler used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Batch:
+    """A left-padded batch of query + response token ids.
+
+    input_ids:      [B, Q + R]  pad | query | response
+    attention_mask: [B, Q + R]  0 on padding
+    query_len:      Q (padded query width); responses start at column Q
+    response_mask:  [B, R]      1 on real response tokens (0 after an early EOS, if allowed)
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    query_len: int
+    response_mask: torch.Tensor
+
+    @property
+    def response_ids(self) -> torch.Tensor:  # [B, R]
+        return self.input_ids[:, self.query_len:]
+
+
+def left_pad(queries: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists → (input_ids [B, Q], attention_mask [B, Q]), padded on the left."""
+    width = max(len(q) for q in queries)
+    ids = torch.full((len(queries), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(queries), width), dtype=torch.long)
+    for i, q in enumerate(queries):
+        ids[i, width - len(q):] = torch.tensor(q, dtype=torch.long)
+        mask[i, width - len(q):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from the first real token of each row (as ``generate`` does)."""
+    return (attention_mask.cumsum(-1) - 1).clamp_min(0)
+
+
+@torch.no_grad()
+def sample_responses(
+    model,
+    tokenizer,
+    queries: list[list[int]],
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    ban_special_tokens: bool = True,
+) -> Batch:
+    """Sample one response per query with ``model.generate``.
+
+    With ``ban_special_tokens`` (default, as in the course's PPO setup) EOS and other special tokens
+    are suppressed, so every response has exactly ``max_new_tokens`` tokens.
+    """
+    device = next(model.parameters()).device
+    ids, mask = left_pad(queries, tokenizer.pad_token_id, device)
+    if seed is not None:
+        torch.manual_seed(seed)
+    kwargs = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=temperature > 0,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_k=top_k if top_k > 0 else None, top_p=top_p)
+    if ban_special_tokens:
+        kwargs.update(min_new_tokens=max_new_tokens, suppress_tokens=list(tokenizer.all_special_ids))
+    out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)  # [B, Q + R]
+    resp = out[:, ids.shape[1]:]
+    resp_mask = torch.ones_like(resp)
+    if not ban_special_tokens and tokenizer.eos_token_id is not None:
+        # everything after the first EOS is padding
+        is_eos = (resp == tokenizer.eos_token_id).long()
+        after = (is_eos.cumsum(-1) - is_eos) > 0
+        resp_mask = (~after).long()
+    full_mask = torch.cat([mask, resp_mask], dim=1)
+    return Batch(out, full_mask, ids.shape[1], resp_mask)
+
+
+def response_logits(model, batch: Batch) -> torch.Tensor:
+    """Logits that predict each response token: [B, R, V] (with grad if enabled)."""
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=position_ids(batch.attention_mask),
+        use_cache=False,
+    )
+    q = batch.query_len
+    return out.logits[:, q - 1:-1, :]  # position t predicts token t+1
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token]: logits [B, R, V], tokens [B, R] → [B, R]."""
+    return torch.gather(F.log_softmax(logits.float(), dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def decode_responses(tokenizer, batch: Batch) -> list[str]:
+    texts = []
+    for ids, m in zip(batch.response_ids, batch.response_mask):
+        texts.append(tokenizer.decode(ids[m.bool()], skip_special_tokens=True))
+    return texts
+
+
+def decode_queries(tokenizer, batch: Batch) -> list[str]:
+    q = batch.query_len
+    return [tokenizer.decode(ids[:q][m[:q].bool()], skip_special_tokens=True)
+            for ids, m in zip(batch.input_ids, batch.attention_mask)]
