@@ -89,6 +89,12 @@ def load_prompts(source: str | None = None, split: str = "train") -> list[str]:
     if source.startswith("hf:"):
         parts = source[3:].split(":")
         name, column = parts[0], (parts[1] if len(parts) > 1 else "text")
+        from .models import ModelLoadError, require_hub
+
+        try:
+            require_hub(name, "use the built-in prompts or upload a file")
+        except ModelLoadError as exc:
+            raise PromptError(f"dataset: {exc}") from exc
         try:
             from datasets import load_dataset
 

@@ -117,6 +117,40 @@ def default_model_dir(progress: ProgressFn | None = None) -> Path:
     return target
 
 
+_HUB_CHECK: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the Hugging Face Hub be reached? False at once when ``HF_HUB_OFFLINE=1``; otherwise one
+    quick TCP connect (cached for a minute), so an unknown id fails in seconds instead of after
+    a minute of download retries."""
+    import socket
+    import time
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    now = time.monotonic()
+    hit = _HUB_CHECK.get("hub")
+    if hit and now - hit[0] < 60:
+        return hit[1]
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            ok = True
+    except OSError:
+        ok = False
+    _HUB_CHECK["hub"] = (now, ok)
+    return ok
+
+
+def require_hub(what: str, hint: str = "use the embedded default model or a local folder") -> None:
+    """Raise a clear ModelLoadError when ``what`` (a Hub id) cannot be fetched because we are offline."""
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"{what!r} is not a local path, and the Hugging Face Hub is unreachable from this machine "
+            f"(offline): {hint}"
+        )
+
+
 def _is_adapter_dir(path: Path) -> bool:
     return (path / "adapter_config.json").exists()
 
@@ -127,7 +161,7 @@ def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
         try:
             return str(default_model_dir(progress))
         except ModelLoadError:
-            if os.environ.get("HF_HUB_OFFLINE") == "1":
+            if not hub_reachable():
                 raise
             return HUB_DEFAULT_ID
     p = Path(name).expanduser()
@@ -139,6 +173,7 @@ def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
         return str(p)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelLoadError(f"model folder {name!r} does not exist")
+    require_hub(name)
     return name  # a Hub id
 
 

@@ -81,8 +81,17 @@ class PipelineReward(RewardFunction):
         super().__init__(f"hf:{model}:{label}:{kind}")
         if kind not in ("logit", "prob"):
             raise RewardError(f"reward kind must be 'logit' or 'prob', not {kind!r}")
+        from pathlib import Path
+
         from transformers import pipeline
 
+        from .models import ModelLoadError, require_hub
+
+        if not Path(model).expanduser().exists():
+            try:
+                require_hub(model, "use vader-positive / vader-negative, or a local text-classification model folder")
+            except ModelLoadError as exc:
+                raise RewardError(f"reward model: {exc}") from exc
         try:
             self.pipe = pipeline("text-classification", model=model, device=device, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001
