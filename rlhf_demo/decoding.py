@@ -178,12 +178,18 @@ class Prompt:
     notices: list[str] = field(default_factory=list)
 
 
-def encode_prompt(tokenizer, prompt: str, cfg: DecodingConfig, context_length: int) -> Prompt:
-    """Tokenize (optionally through the chat template); a prompt too long keeps its last tokens."""
+def check_prompt(prompt) -> str:
+    """The prompt checks that need no tokenizer (run them before loading a model)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise DecodingError("the prompt is empty: type a few words for the model to continue")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise DecodingError(f"the prompt has {len(prompt)} characters; the playground takes at most {MAX_PROMPT_CHARS}")
+    return prompt
+
+
+def encode_prompt(tokenizer, prompt: str, cfg: DecodingConfig, context_length: int) -> Prompt:
+    """Tokenize (optionally through the chat template); a prompt too long keeps its last tokens."""
+    check_prompt(prompt)
     text = prompt
     if cfg.chat_template:
         if not getattr(tokenizer, "chat_template", None):
@@ -247,7 +253,8 @@ def describe_processors(processors) -> list[str]:
     """``["RepetitionPenaltyLogitsProcessor(penalty=1.2)", "TemperatureLogitsWarper(temperature=0.7)", ...]``."""
     out = []
     for p in processors:
-        args = {k: v for k, v in vars(p).items() if not k.startswith("_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        args = {k: v for k, v in vars(p).items() if not k.startswith("_") and isinstance(v, (int, float))
+                and not isinstance(v, bool) and k != "filter_value" and not (k == "min_tokens_to_keep" and v == 1)}
         if type(p).__name__ == "SequenceBiasLogitsProcessor":
             args = {"sequences": len(p.sequence_bias)}
         out.append(f"{type(p).__name__}({', '.join(f'{k}={v:g}' for k, v in args.items())})")
@@ -371,8 +378,8 @@ def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n:
     devices = [bundle.device] if bundle.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)
-        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=gc,
-                             output_scores=True, output_logits=True, return_dict_in_generate=True)
+        gc.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
+        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=gc)
     seconds = time.perf_counter() - t0
     P = input_ids.shape[1]
     raw, proc = _step_tensors(out, cfg.mode, P)  # [R, T, V]

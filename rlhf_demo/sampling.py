@@ -29,6 +29,10 @@ class Batch:
     attention_mask: torch.Tensor
     query_len: int
     response_mask: torch.Tensor
+    logits: torch.Tensor | None = None
+    """[B, R, V] raw logits of the generation forward (only with ``keep_outputs=True``)"""
+    last_hidden: torch.Tensor | None = None
+    """[B, R, H] last-layer hidden states that predicted each response token (``keep_outputs=True``)"""
 
     @property
     def response_ids(self) -> torch.Tensor:  # [B, R]
@@ -63,11 +67,15 @@ def sample_responses(
     top_p: float = 1.0,
     seed: int | None = None,
     ban_special_tokens: bool = True,
+    keep_outputs: bool = False,
 ) -> Batch:
     """Sample one response per query with ``model.generate``.
 
     With ``ban_special_tokens`` (default, as in the course's PPO setup) EOS and other special tokens
     are suppressed, so every response has exactly ``max_new_tokens`` tokens.
+
+    With ``keep_outputs`` the batch also carries the generation forward's raw logits and last hidden
+    states per response token (PPO takes its old log-probs and values from them: no second forward).
     """
     device = next(model.parameters()).device
     ids, mask = left_pad(queries, tokenizer.pad_token_id, device)
@@ -82,7 +90,10 @@ def sample_responses(
         kwargs.update(temperature=temperature, top_k=top_k if top_k > 0 else None, top_p=top_p)
     if ban_special_tokens:
         kwargs.update(min_new_tokens=max_new_tokens, suppress_tokens=list(tokenizer.all_special_ids))
-    out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)  # [B, Q + R]
+    if keep_outputs:
+        kwargs.update(output_logits=True, output_hidden_states=True, return_dict_in_generate=True)
+    gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+    out = gen.sequences if keep_outputs else gen  # [B, Q + R]
     resp = out[:, ids.shape[1]:]
     resp_mask = torch.ones_like(resp)
     if not ban_special_tokens and tokenizer.eos_token_id is not None:
@@ -91,6 +102,11 @@ def sample_responses(
         after = (is_eos.cumsum(-1) - is_eos) > 0
         resp_mask = (~after).long()
     full_mask = torch.cat([mask, resp_mask], dim=1)
+    if keep_outputs:
+        logits = torch.stack(gen.logits, dim=1)                              # [B, R, V]
+        # step 0 sees the whole query (keep its last position), later steps one new token each
+        hidden = torch.cat([gen.hidden_states[0][-1][:, -1:]] + [h[-1] for h in gen.hidden_states[1:]], dim=1)
+        return Batch(out, full_mask, ids.shape[1], resp_mask, logits, hidden)  # hidden [B, R, H]
     return Batch(out, full_mask, ids.shape[1], resp_mask)
 
 

@@ -1,0 +1,95 @@
+"""Seconds per PPO update, with a breakdown, and peak memory, on the default model.
+
+Workloads (each runs in its own subprocess so peak RSS is its own):
+  quick  the "quick-cpu" preset: batch 16, 12-token responses, 2 epochs × 2 mini-batches, LoRA
+  old    the workload of TRL's old experimental PPO trainer: batch 8, 24-token responses, 4 PPO epochs,
+         one mini-batch, LoRA. Measured here with TRL's design: 15.3 s per update, 4.1 GB RSS.
+
+Run under the shared lock so measurements do not overlap:
+    flock /tmp/rlhf-bench.lock .venv/bin/python bench/bench_ppo_speed.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_QUICK_S, TARGET_QUICK_GB = 5.0, 2.0
+OLD_S, OLD_GB = 15.3, 4.1
+WORKLOADS = {
+    "quick": {},
+    "old": {"batch_size": 8, "response_min_tokens": 24, "response_max_tokens": 24, "ppo_epochs": 4, "num_mini_batches": 1},
+}
+PARTS = [("generation", ["time/generate"]), ("scoring", ["time/score"]), ("reference fwd", ["time/reference"]),
+         ("old-logprob fwd", ["time/old_forward"]), ("PPO forwards", ["time/forward"]), ("PPO backward", ["time/backward"]),
+         ("optimizer", ["time/optimizer"])]
+
+
+def measure(workload: str, updates: int, preset_name: str) -> dict:
+    import torch
+
+    from rlhf_demo.ppo import PPOTrainer
+    from rlhf_demo.ppo_config import preset
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    cfg = preset(preset_name, steps=updates + 1, eval_final=False, before_after_queries=0, **WORKLOADS[workload])
+    tr = PPOTrainer(cfg, None)
+    recs = list(tr.train())[1:]  # the first update warms up (allocations, lazy inits)
+    out = {"workload": workload, "updates": len(recs), "s_per_update": statistics.mean(r["time/update"] for r in recs),
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    for name, keys in PARTS:
+        out[name] = statistics.mean(sum(r.get(k, 0.0) for k in keys) for r in recs)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--updates", type=int, default=4, help="timed updates per workload (after one warm-up)")
+    ap.add_argument("--workload", choices=["quick", "old", "both"], default="both")
+    ap.add_argument("--preset", default="quick-cpu")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.json:
+        print("RESULT " + json.dumps(measure(args.workload, args.updates, args.preset)))
+        return
+    names = ["quick", "old"] if args.workload == "both" else [args.workload]
+    load0 = os.getloadavg()
+    results = {}
+    for w in names:
+        p = subprocess.run([sys.executable, __file__, "--workload", w, "--updates", str(args.updates), "--preset", args.preset,
+                            "--json"], capture_output=True, text=True, cwd=ROOT)
+        line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"{w} failed:\n{p.stderr[-3000:]}")
+        results[w] = json.loads(line[7:])
+    load1 = os.getloadavg()
+    print(f"PPO speed on {os.cpu_count()} CPU cores, load average before {load0[0]:.2f}, after {load1[0]:.2f} "
+          f"({time.strftime('%H:%M')})")
+    header = f"{'':18}" + "".join(f"{w:>12}" for w in results)
+    print(header)
+    print(f"{'s / update':18}" + "".join(f"{r['s_per_update']:12.2f}" for r in results.values()))
+    for name, _ in PARTS:
+        print(f"  {name:16}" + "".join(f"{r[name]:12.2f}" for r in results.values()))
+    print(f"{'peak RSS (GB)':18}" + "".join(f"{r['peak_rss_gb']:12.2f}" for r in results.values()))
+    if "quick" in results:
+        q = results["quick"]
+        print(f"\nquick preset: {q['s_per_update']:.2f} s/update (target ≤ {TARGET_QUICK_S}: ratio {q['s_per_update'] / TARGET_QUICK_S:.2f}), "
+              f"peak RSS {q['peak_rss_gb']:.2f} GB (target ≤ {TARGET_QUICK_GB}: ratio {q['peak_rss_gb'] / TARGET_QUICK_GB:.2f})")
+    if "old" in results:
+        o = results["old"]
+        print(f"old TRL workload: {o['s_per_update']:.2f} s/update vs {OLD_S} s → {o['s_per_update'] / OLD_S:.2f}× the time "
+              f"({OLD_S / o['s_per_update']:.1f}× faster; target ≤ 0.33×); peak RSS {o['peak_rss_gb']:.2f} GB vs {OLD_GB} GB "
+              f"→ {o['peak_rss_gb'] / OLD_GB:.2f}×")
+
+
+if __name__ == "__main__":
+    main()

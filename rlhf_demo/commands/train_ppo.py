@@ -1,0 +1,123 @@
+"""``python -m rlhf_demo train --algo ppo``: PPO options, and the loop printed one line per update.
+
+Example (the shipped example policy was made this way, see the README)::
+
+    python -m rlhf_demo train --algo ppo --steps 40 --out runs/ppo-demo --seed 0
+"""
+from __future__ import annotations
+
+import sys
+
+from ..ppo_config import PRESETS, PPOConfig
+
+
+def _range(text: str) -> tuple[int, int]:
+    """'12' → (12, 12); '4:16' → (4, 16)."""
+    try:
+        if ":" in text:
+            a, b = text.split(":", 1)
+            return int(a), int(b)
+        return int(text), int(text)
+    except ValueError:
+        raise ValueError(f"length {text!r} must be N or MIN:MAX (integers)") from None
+
+
+def add_arguments(g) -> None:
+    h = PPOConfig.help
+    g.add_argument("--ppo-epochs", type=int, default=None, help=h("ppo_epochs"))
+    g.add_argument("--ppo-mini-batches", type=int, default=None, help=h("num_mini_batches"))
+    g.add_argument("--response-length", default=None, metavar="N|MIN:MAX", help="response tokens per episode (default 12)")
+    g.add_argument("--ppo-query-length", default=None, metavar="N|MIN:MAX", help="query tokens per prompt (default 2:8)")
+    g.add_argument("--kl-target", type=float, default=None, help=h("kl_target") + " Turns the adaptive controller on.")
+    g.add_argument("--kl-horizon", type=float, default=None, help=h("kl_horizon"))
+    g.add_argument("--fixed-kl", action="store_true", help="keep β fixed (no adaptive controller)")
+    g.add_argument("--kl-estimator", choices=["k1", "k3"], default=None, help=h("kl_estimator"))
+    g.add_argument("--ppo-clip", type=float, default=None, help=h("cliprange"))
+    g.add_argument("--ppo-value-clip", type=float, default=None, help=h("cliprange_value"))
+    g.add_argument("--ppo-vf-coef", type=float, default=None, help=h("vf_coef"))
+    g.add_argument("--ppo-gamma", type=float, default=None, help=h("gamma"))
+    g.add_argument("--ppo-lam", type=float, default=None, help=h("lam"))
+    g.add_argument("--ppo-whiten-rewards", action="store_true", default=None, help=h("whiten_rewards"))
+    g.add_argument("--ppo-temperature", type=float, default=None, help=h("temperature"))
+    g.add_argument("--ppo-top-k", type=int, default=None, help=h("top_k"))
+    g.add_argument("--ppo-top-p", type=float, default=None, help=h("top_p"))
+    g.add_argument("--ppo-lora-r", type=int, default=None, help=h("lora_r"))
+    g.add_argument("--ppo-lora-alpha", type=int, default=None, help=h("lora_alpha"))
+    g.add_argument("--ppo-lora-targets", choices=["attention", "all-linear"], default=None, help=h("lora_targets"))
+    g.add_argument("--ppo-max-seconds", type=float, default=None, help=h("max_seconds"))
+    g.add_argument("--ppo-eval-at", default=None, metavar="S1,S2,...", help="evaluate on held-out prompts at these training times (seconds)")
+    g.add_argument("--ppo-eval-at-start", action="store_true", default=None, help=h("eval_at_start"))
+    g.add_argument("--ppo-no-final-eval", action="store_true", help="skip the held-out evaluation at the end (~15 s)")
+    g.add_argument("--ppo-device", choices=["cpu", "cuda"], default=None, help="device (default: CUDA if available)")
+
+
+def config_from_args(args) -> PPOConfig:
+    """Common flags + PPO flags → a validated PPOConfig (ValueError with a clear message if not)."""
+    from ..ppo_config import preset
+
+    preset_name = getattr(args, "preset", None)
+    if preset_name is not None and preset_name not in PRESETS:
+        raise ValueError(f"unknown PPO preset {preset_name!r}: choose one of {', '.join(PRESETS)}")
+    o = dict(
+        steps=args.steps, model=args.model, beta=args.beta, lr=args.lr, seed=args.seed, batch_size=args.batch_size,
+        reward=args.reward, prompts=args.prompts, eval_every=args.eval_every,
+        full_finetune=True if getattr(args, "full_finetune", False) else None,
+        ppo_epochs=args.ppo_epochs, num_mini_batches=args.ppo_mini_batches, kl_target=args.kl_target,
+        kl_horizon=args.kl_horizon, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
+        cliprange_value=args.ppo_value_clip, vf_coef=args.ppo_vf_coef, gamma=args.ppo_gamma, lam=args.ppo_lam,
+        whiten_rewards=args.ppo_whiten_rewards, temperature=args.ppo_temperature, top_k=args.ppo_top_k,
+        top_p=args.ppo_top_p, lora_r=args.ppo_lora_r, lora_alpha=args.ppo_lora_alpha,
+        lora_targets=args.ppo_lora_targets, max_seconds=args.ppo_max_seconds,
+        eval_at_start=args.ppo_eval_at_start, device=args.ppo_device,
+    )
+    if args.response_length is not None:
+        o["response_min_tokens"], o["response_max_tokens"] = _range(args.response_length)
+    if args.ppo_query_length is not None:
+        o["query_min_tokens"], o["query_max_tokens"] = _range(args.ppo_query_length)
+    if args.ppo_eval_at:
+        try:
+            o["eval_at_seconds"] = tuple(float(s) for s in args.ppo_eval_at.split(",") if s.strip())
+        except ValueError:
+            raise ValueError(f"--ppo-eval-at takes seconds separated by commas, not {args.ppo_eval_at!r}") from None
+    if args.ppo_no_final_eval:
+        o["eval_final"] = False
+    if args.kl_target is not None:
+        o["adaptive_kl"] = True
+    if args.fixed_kl:
+        o["adaptive_kl"] = False
+    if args.beta == 0 and args.kl_target is None:
+        o["adaptive_kl"] = False  # β = 0 means "no penalty": nothing for a controller to scale
+    return preset(preset_name, **o).validate()
+
+
+def _fmt(rec: dict, total: int) -> str:
+    s = (f"step {rec['step']:>3}/{total}  t={rec.get('time_s', 0):6.1f}s  reward {rec.get('reward_mean', float('nan')):+.3f}"
+         f" ± {rec.get('reward_std', float('nan')):.3f}  kl {rec.get('kl', float('nan')):6.2f}  β {rec.get('beta', float('nan')):.4f}")
+    if "time/update" in rec:
+        s += f"  ({rec['time/update']:.1f} s/update)"
+    if "eval/reward_mean" in rec:
+        s += (f"\n   held-out: reward {rec['eval/reward_mean']:+.3f} ± {rec['eval/reward_sem']:.3f} (sem)"
+              f"  KL {rec['eval/kl']:.2f} nats  distinct-2 {rec['eval/distinct2']:.2f}")
+    return s
+
+
+def run(args) -> int:
+    from ..ppo import PPOTrainer
+
+    cfg = config_from_args(args)
+    quiet = getattr(args, "quiet", False)
+    say = (lambda f, m: None) if quiet else (lambda f, m: print(m, file=sys.stderr))
+    trainer = PPOTrainer(cfg, args.out, overwrite=getattr(args, "overwrite", False), progress=say)
+    if not quiet:
+        print(f"PPO on {cfg.model}: {trainer.n_trainable:,} trainable parameters, reward {cfg.reward}, "
+              f"{cfg.steps} updates × {cfg.batch_size} episodes → {args.out}")
+    for rec in trainer.train():
+        if not quiet:
+            print(_fmt(rec, cfg.steps), flush=True)
+    if not quiet and trainer.before_after:
+        print("\nbefore → after (same fixed held-out queries, same seed):")
+        for row in trainer.before_after:
+            print(f"  {row['query']!r}\n    reference {row['reference_reward']:+.2f}: {row['reference']!r}"
+                  f"\n    policy    {row['policy_reward']:+.2f}: {row['policy']!r}")
+    print(f"{trainer.status}: {trainer.message}. Run folder: {args.out} (policy in {args.out}/policy)")
+    return 0 if trainer.status in ("finished", "stopped") else 1

@@ -1,0 +1,140 @@
+"""Plot builders for the KL and Theory tabs: DataFrames in, plotly figures out (no torch here).
+
+Tokens are labelled "index:token" so repeated strings stay separate bars.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORS = {"kl_exact": "#1f2937", "k1": "#2563eb", "k2": "#f59e0b", "k3": "#16a34a",
+          "policy": "#db2777", "reference": "#6366f1", "optimal": "#16a34a", "ml": "#9ca3af"}
+LABELS = {"kl_exact": "exact KL (whole vocabulary)", "k1": "k1 = log r", "k2": "k2 = ½ (log r)²",
+          "k3": "k3 = (r−1) − log r"}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), template="plotly_white")
+    return fig
+
+
+def token_labels(table: pd.DataFrame) -> list[str]:
+    return [f"{i}:{t!r}"[:24] for i, t in zip(table["position"], table["token"])]
+
+
+def per_token_figure(table: pd.DataFrame) -> go.Figure:
+    """Per-token bars (exact KL, k1, k2, k3) above the running totals along the response."""
+    x = token_labels(table)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
+                        subplot_titles=("per token", "running total (nats)"))
+    for k in ("kl_exact", "k1", "k2", "k3"):
+        fig.add_trace(go.Bar(x=x, y=table[k], name=LABELS[k], marker_color=COLORS[k], legendgroup=k), 1, 1)
+        fig.add_trace(go.Scatter(x=x, y=table[f"cum_{k}"], mode="lines+markers", name=LABELS[k],
+                                 line=dict(color=COLORS[k], dash="solid" if k == "kl_exact" else "dot"),
+                                 legendgroup=k, showlegend=False), 2, 1)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(tickangle=-45, row=2, col=1)
+    return _layout(fig, "KL(π‖π_ref) token by token", height=560)
+
+
+def top_candidates_figure(top: pd.DataFrame, position: int, token: str) -> go.Figure:
+    """Top candidates of π and of π_ref at the max-KL position, side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("policy π: its top tokens", "reference π_ref: its top tokens"),
+                        horizontal_spacing=0.18)
+    y_pol = [f"{i}. {t!r}" for i, t in zip(top["rank"], top["policy_token"])][::-1]
+    y_ref = [f"{i}. {t!r}" for i, t in zip(top["rank"], top["ref_token"])][::-1]
+    fig.add_trace(go.Bar(y=y_pol, x=top["policy_p"][::-1], orientation="h", name="π", marker_color=COLORS["policy"]), 1, 1)
+    fig.add_trace(go.Bar(y=y_pol, x=top["policy_p_ref"][::-1], orientation="h", name="π_ref", marker_color=COLORS["reference"]), 1, 1)
+    fig.add_trace(go.Bar(y=y_ref, x=top["ref_p"][::-1], orientation="h", name="π_ref", marker_color=COLORS["reference"],
+                         showlegend=False), 1, 2)
+    fig.add_trace(go.Bar(y=y_ref, x=top["ref_p_policy"][::-1], orientation="h", name="π", marker_color=COLORS["policy"],
+                         showlegend=False), 1, 2)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="probability")
+    return _layout(fig, f"Largest exact KL at position {position} (predicting {token!r})", height=420)
+
+
+def estimator_spread_figure(samples: pd.DataFrame, true_kl: float) -> go.Figure:
+    """Each sample's k1/k2/k3 sequence estimate and its exact value; the dashed line is the true KL."""
+    fig = go.Figure()
+    for k in ("kl_exact", "k1", "k2", "k3"):
+        fig.add_trace(go.Box(y=samples[k], name=LABELS[k], marker_color=COLORS[k], boxpoints="all", jitter=0.4,
+                             pointpos=0, boxmean=True, customdata=samples["response"],
+                             hovertemplate="%{y:.3f}<br>%{customdata}<extra></extra>"))
+    fig.add_hline(y=true_kl, line_dash="dash", line_color="#dc2626",
+                  annotation_text=f"true KL ≈ {true_kl:.3f} (mean exact)", annotation_position="top left")
+    fig.add_hline(y=0, line_color="#9ca3af", line_width=1)
+    fig.update_yaxes(title_text="sequence KL estimate (nats)")
+    return _layout(fig, f"Estimator spread over {len(samples)} samples from π", height=440)
+
+
+def optimal_policy_figure(table: pd.DataFrame, beta: float) -> go.Figure:
+    """π_ref (renormalised over the candidates) beside π* at β, one pair of bars per candidate."""
+    order = table.sort_values("reward", ascending=False)
+    x = [f"{i}: r={r:+.2f} {t[:28]!r}" for i, (r, t) in enumerate(zip(order["reward"], order["response"]))]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=order["q_ref"], name="π_ref (renormalised)", marker_color=COLORS["reference"]))
+    fig.add_trace(go.Bar(x=x, y=order["pi_star"], name=f"π* at β = {beta:g}", marker_color=COLORS["optimal"]))
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(tickangle=-35)
+    fig.update_yaxes(title_text="probability over the K candidates")
+    return _layout(fig, "π*(y) ∝ π_ref(y)·exp(r(y)/β), candidates sorted by reward", height=480)
+
+
+def beta_curves_figure(sweep: pd.DataFrame, beta: float | None = None) -> go.Figure:
+    """Expected reward of π* and KL(π*‖π_ref) against β (log axis); the current β marked."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["expected_reward"], name="E_π*[r]",
+                             line=dict(color=COLORS["optimal"])), secondary_y=False)
+    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["ref_expected_reward"], name="E_π_ref[r]",
+                             line=dict(color=COLORS["reference"], dash="dot")), secondary_y=False)
+    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["kl"], name="KL(π*‖π_ref)",
+                             line=dict(color=COLORS["kl_exact"], dash="dash")), secondary_y=True)
+    if beta is not None and beta > 0:
+        fig.add_vline(x=math.log10(beta), line_color="#dc2626", annotation_text=f"β = {beta:g}")
+    fig.update_xaxes(type="log", title_text="β (small: chase reward · large: stay at π_ref)")
+    fig.update_yaxes(title_text="expected reward", secondary_y=False)
+    fig.update_yaxes(title_text="KL (nats)", secondary_y=True)
+    return _layout(fig, "The trade-off: reward vs KL as β varies", height=400)
+
+
+def toy_update_figure(probs: pd.DataFrame) -> go.Figure:
+    """Toy policy before the step, after REINFORCE, after maximum likelihood on the same samples, π*."""
+    fig = go.Figure()
+    series = [("before", "before the step", COLORS["reference"]), ("reinforce", "after REINFORCE", COLORS["policy"]),
+              ("max_likelihood", "after max-likelihood (same samples)", COLORS["ml"]),
+              ("optimal", "analytic π*", COLORS["optimal"])]
+    for col, name, color in series:
+        if col in probs:
+            fig.add_trace(go.Bar(x=probs["word"], y=probs[col], name=name, marker_color=color))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="probability", range=[0, 1])
+    return _layout(fig, "One step: REINFORCE vs maximum likelihood", height=380)
+
+
+def toy_history_figure(history: pd.DataFrame, words: list[str], optimal: list[float] | None = None) -> go.Figure:
+    """π(word) over steps (history columns: step, and one per word); dashed lines at π* if given."""
+    fig = go.Figure()
+    palette = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
+               "#ea580c", "#4b5563", "#0d9488", "#a16207"]
+    for i, w in enumerate(words):
+        c = palette[i % len(palette)]
+        if w in history:
+            fig.add_trace(go.Scatter(x=history["step"], y=history[w], name=w, line=dict(color=c)))
+        if optimal is not None:
+            fig.add_hline(y=optimal[i], line_dash="dash", line_color=c, line_width=1)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="π(word)", range=[0, 1])
+    sub = " (dashed: analytic π*)" if optimal is not None else " (no KL penalty: heads for the best word)"
+    return _layout(fig, "Policy over steps" + sub, height=380)
+
+
+def contribution_highlights(table: pd.DataFrame, by: str = "kl_exact") -> list[tuple[str, float]]:
+    """(token, value in −1…1) for gr.HighlightedText: each token's share of ``by``, scaled by the max |value|."""
+    vals = table[by].astype(float)
+    scale = float(vals.abs().max()) or 1.0
+    return [(str(t), float(v) / scale) for t, v in zip(table["token"], vals)]

@@ -1,0 +1,184 @@
+"""PPO hyper-parameters: one dataclass with help text on every field, ``validate()``, and presets.
+
+Names follow TRL's old ``PPOConfig`` where it had one (``init_kl_coef`` is our ``beta``,
+``cliprange``, ``cliprange_value``, ``vf_coef``, ``gamma``, ``lam``, ``ppo_epochs``,
+``num_mini_batches``, ``target``/``horizon`` of the adaptive KL controller).
+
+Presets
+-------
+- ``quick-cpu`` (default): the embedded SmolLM2-135M, VADER-positive reward, attention-LoRA r8,
+  batch 16, 12-token responses, adaptive β aimed at a KL of a few nats per response. Visibly learns
+  within ~3 minutes on a 2-core CPU (see ``bench/ppo_learnability.py``).
+- ``no-kl``: the same with β = 0 and no controller: the opposite lesson (reward saturates, KL
+  explodes, the text collapses into repetitions).
+- ``course``: the Hugging Face course setup (``lvwerra/gpt2-imdb`` fine-tuned in full, reward =
+  the POSITIVE logit of ``lvwerra/distilbert-imdb``, batch 128, 4 epochs); needs the Hub and a GPU
+  to be pleasant.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+MAX_STEPS = 2000
+MAX_BATCH = 512
+MAX_SECONDS = 4 * 3600
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class PPOConfig:
+    # --- what to train, on what -------------------------------------------------------------
+    model: str = _f("default", "Policy to start from: 'default' (embedded SmolLM2-135M-Instruct), a local model folder or a Hub id.")
+    reward: str = _f("vader-positive", "Reward on query+response text: vader-positive, vader-negative, length, keyword:WORD, hf:MODEL:LABEL[:logit|prob].")
+    prompts: str = _f("builtin", "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].")
+    seed: int = _f(0, "Random seed (prompt order, query/response lengths, sampling, LoRA init).")
+    steps: int = _f(60, f"Number of PPO updates (each = one batch of episodes). At most {MAX_STEPS}.")
+    max_seconds: float = _f(0.0, "Training-time budget in seconds (evaluation excluded); 0 = no limit. The run stops after the update that crosses it.")
+
+    # --- rollouts -------------------------------------------------------------------------------
+    batch_size: int = _f(16, "Episodes (query → response) per update.")
+    query_min_tokens: int = _f(2, "Each query is a prompt cut to a length drawn uniformly from [min, max] tokens (the course's LengthSampler).")
+    query_max_tokens: int = _f(8, "Upper end of the query length range.")
+    response_min_tokens: int = _f(12, "Response length is drawn per batch from [min, max] tokens.")
+    response_max_tokens: int = _f(12, "Upper end of the response length range. Longer responses hold more sentiment words but cost time.")
+    temperature: float = _f(1.0, "Sampling temperature of rollouts (the policy's distribution is logits / temperature). Must be > 0.")
+    top_k: int = _f(0, "Top-k filter for rollouts (0 = off, as in the course).")
+    top_p: float = _f(1.0, "Nucleus filter for rollouts (1 = off, as in the course).")
+    ban_special_tokens: bool = _f(True, "Suppress EOS/special tokens so every response has the full length (course setup).")
+
+    # --- KL penalty (lm-human-preferences) --------------------------------------------------------
+    beta: float = _f(0.05, "KL coefficient β (TRL: init_kl_coef): each response token is rewarded −β·(log π − log π_ref). 0 = no penalty.")
+    kl_estimator: str = _f("k1", "Per-token KL estimate in the penalty: k1 = log π − log π_ref (classic), k3 = (r−1) − log r (never negative).")
+    adaptive_kl: bool = _f(True, "Adapt β toward a KL target (Ziegler et al. 2019): β ← β·(1 + clip(KL/target − 1, ±0.2)·batch/horizon).")
+    kl_target: float = _f(3.0, "Target KL (nats per response, k1 estimate on the training batch) of the adaptive controller.")
+    kl_horizon: float = _f(80.0, "Horizon (episodes) of the adaptive controller: smaller = β reacts faster. The paper used 10000 over a far longer run.")
+
+    # --- PPO ---------------------------------------------------------------------------------------
+    lr: float = _f(1e-3, "Adam learning rate (LoRA weights and value head). Full fine-tuning wants ~1e-5.")
+    ppo_epochs: int = _f(2, "Passes over each batch of episodes.")
+    num_mini_batches: int = _f(2, "Mini-batches per epoch (batch_size must divide evenly).")
+    cliprange: float = _f(0.2, "PPO clip ε of the probability ratio π/π_old.")
+    cliprange_value: float = _f(0.2, "Clip of the value prediction around the old value.")
+    vf_coef: float = _f(0.1, "Weight of the value loss in the total loss.")
+    gamma: float = _f(1.0, "Discount γ of GAE (1 = none, usual for text).")
+    lam: float = _f(0.95, "λ of generalised advantage estimation.")
+    whiten_rewards: bool = _f(False, "Whiten per-token rewards per batch. Measured here: faster reward but reward hacking (\"love love love\").")
+    whiten_advantages: bool = _f(True, "Whiten advantages per batch (standard PPO).")
+    max_grad_norm: float = _f(1.0, "Gradient clipping (global norm).")
+    reuse_generation_logprobs: bool = _f(True, "Take old log-probs and values from the generation forward instead of a second forward (saves ~0.6 s per update).")
+
+    # --- parameterisation ------------------------------------------------------------------------------
+    full_finetune: bool = _f(False, "Train all weights (reference = a frozen second copy) instead of a LoRA adapter (reference = adapter switched off).")
+    lora_r: int = _f(8, "LoRA rank.")
+    lora_alpha: int = _f(16, "LoRA alpha (scale = alpha / r).")
+    lora_targets: str = _f("attention", "Which layers get LoRA: 'attention' (q,k,v,o projections) or 'all-linear'.")
+
+    # --- evaluation ----------------------------------------------------------------------------------------
+    eval_every: int = _f(0, "Evaluate on held-out prompts every N updates (0 = only at the end).")
+    eval_at_seconds: tuple = _f((), "Also evaluate at these training times (seconds), just before an update would cross each.")
+    eval_at_start: bool = _f(False, "Evaluate the untrained policy first (step 0), to have the base on the reward-vs-KL plot.")
+    eval_final: bool = _f(True, "Evaluate at the end of training.")
+    eval_prompts: int = _f(32, "Held-out prompts per evaluation (× 2 samples each).")
+    before_after_queries: int = _f(6, "Fixed held-out queries answered by the reference and the policy at the end.")
+    device: str = _f("", "Device: '' = CUDA if available else CPU.")
+
+    # ------------------------------------------------------------------------------------------------------
+    @classmethod
+    def help(cls, name: str) -> str:
+        return next(f.metadata.get("help", "") for f in fields(cls) if f.name == name)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["eval_at_seconds"] = list(self.eval_at_seconds)
+        return d
+
+    def validate(self) -> "PPOConfig":
+        """Raise ValueError with a clear message for nonsense; return self."""
+
+        def need(cond: bool, msg: str):
+            if not cond:
+                raise ValueError(msg)
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        for name in ("steps", "batch_size", "query_min_tokens", "query_max_tokens", "response_min_tokens",
+                     "response_max_tokens", "ppo_epochs", "num_mini_batches", "lora_r", "lora_alpha", "seed",
+                     "eval_every", "eval_prompts", "before_after_queries", "top_k"):
+            need(is_int(getattr(self, name)), f"{name} must be an integer, got {getattr(self, name)!r}")
+        need(1 <= self.steps <= MAX_STEPS, f"steps must be between 1 and {MAX_STEPS}, got {self.steps}")
+        need(0 <= self.max_seconds <= MAX_SECONDS, f"max_seconds must be between 0 and {MAX_SECONDS}, got {self.max_seconds}")
+        need(1 <= self.batch_size <= MAX_BATCH, f"batch_size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
+        need(1 <= self.num_mini_batches <= self.batch_size and self.batch_size % self.num_mini_batches == 0,
+             f"batch_size ({self.batch_size}) must be divisible by num_mini_batches ({self.num_mini_batches})")
+        need(1 <= self.ppo_epochs <= 16, f"ppo_epochs must be between 1 and 16, got {self.ppo_epochs}")
+        need(1 <= self.query_min_tokens <= self.query_max_tokens <= 256,
+             f"query length range [{self.query_min_tokens}, {self.query_max_tokens}] must satisfy 1 ≤ min ≤ max ≤ 256")
+        need(1 <= self.response_min_tokens <= self.response_max_tokens <= 256,
+             f"response length range [{self.response_min_tokens}, {self.response_max_tokens}] must satisfy 1 ≤ min ≤ max ≤ 256")
+        need(self.temperature > 0 and self.temperature <= 10, f"temperature must be in (0, 10], got {self.temperature}")
+        need(self.top_k >= 0, f"top_k must be ≥ 0 (0 = off), got {self.top_k}")
+        need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        need(self.beta >= 0 and self.beta == self.beta, f"beta (KL coefficient) must be ≥ 0, got {self.beta}")
+        need(self.beta <= 10, f"beta {self.beta} is absurdly large (limit 10): the policy could not move at all")
+        need(self.kl_estimator in ("k1", "k3"), f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.adaptive_kl:
+            need(self.kl_target > 0, f"kl_target must be > 0 with the adaptive controller, got {self.kl_target}")
+            need(self.kl_horizon > 0, f"kl_horizon must be > 0, got {self.kl_horizon}")
+            need(self.beta > 0, "the adaptive KL controller needs an initial beta > 0 (it scales β multiplicatively)")
+        need(self.lr == self.lr and self.lr > 0, f"learning rate must be > 0, got {self.lr}")
+        need(self.lr <= 0.1, f"learning rate {self.lr} is absurd (limit 0.1): training would diverge at once")
+        need(0 < self.cliprange <= 10, f"cliprange must be in (0, 10], got {self.cliprange}")
+        need(0 < self.cliprange_value <= 100, f"cliprange_value must be > 0, got {self.cliprange_value}")
+        need(0 <= self.vf_coef <= 100, f"vf_coef must be in [0, 100], got {self.vf_coef}")
+        need(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
+        need(0 <= self.lam <= 1, f"lam must be in [0, 1], got {self.lam}")
+        need(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        need(1 <= self.lora_r <= 256, f"lora_r must be between 1 and 256, got {self.lora_r}")
+        need(self.lora_alpha >= 1, f"lora_alpha must be ≥ 1, got {self.lora_alpha}")
+        need(self.lora_targets in ("attention", "all-linear"), f"lora_targets must be 'attention' or 'all-linear', got {self.lora_targets!r}")
+        need(self.eval_every >= 0, f"eval_every must be ≥ 0, got {self.eval_every}")
+        need(1 <= self.eval_prompts <= 45, f"eval_prompts must be between 1 and 45 (the held-out split), got {self.eval_prompts}")
+        need(0 <= self.before_after_queries <= 45, "before_after_queries must be between 0 and 45")
+        need(all(isinstance(s, (int, float)) and s > 0 for s in self.eval_at_seconds), "eval_at_seconds must be positive numbers")
+        need(isinstance(self.model, str) and self.model.strip() != "", "model must be named")
+        need(self.device in ("", "cpu", "cuda") or self.device.startswith("cuda:"), f"device must be '', 'cpu' or 'cuda', got {self.device!r}")
+        return self
+
+
+PRESETS: dict[str, dict] = {
+    "quick-cpu": {},
+    "no-kl": {"beta": 0.0, "adaptive_kl": False},
+    "course": {
+        "model": "lvwerra/gpt2-imdb", "reward": "hf:lvwerra/distilbert-imdb:POSITIVE",
+        "full_finetune": True, "lr": 1.41e-5, "batch_size": 128, "num_mini_batches": 1, "ppo_epochs": 4,
+        "beta": 0.2, "adaptive_kl": True, "kl_target": 6.0, "kl_horizon": 10000.0,
+        "response_min_tokens": 4, "response_max_tokens": 16, "ban_special_tokens": False,
+        "whiten_rewards": False, "steps": 200,
+    },
+}
+PRESET_LABELS = {
+    "quick-cpu": "Quick CPU demo (SmolLM2-135M, VADER, LoRA, adaptive β)",
+    "no-kl": "No KL penalty (β = 0): watch it reward-hack",
+    "course": "Course: gpt2-imdb + distilbert-imdb (needs the Hub)",
+}
+DEFAULT_PRESET = "quick-cpu"
+
+
+def preset(name: str | None = None, **overrides) -> PPOConfig:
+    """A config from a preset name plus overrides (``None`` values are ignored)."""
+    name = name or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise ValueError(f"unknown PPO preset {name!r}: choose one of {', '.join(PRESETS)}")
+    cfg = replace(PPOConfig(), **PRESETS[name])
+    known = {f.name for f in fields(PPOConfig)}
+    bad = [k for k in overrides if k not in known]
+    if bad:
+        raise ValueError(f"unknown PPO setting(s): {', '.join(bad)}")
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if isinstance(cfg.eval_at_seconds, list):
+        cfg = replace(cfg, eval_at_seconds=tuple(cfg.eval_at_seconds))
+    return cfg

@@ -1,0 +1,152 @@
+"""The KL tab: KL(π‖π_ref) token by token on real text (panel 1) and the estimator lab (panel 2).
+
+Lays out and wires only; the numbers come from ``kl_analysis.py``, the figures from ``plots_kl.py``.
+Models come from the shared registry (loaded once, read-only), lazily, with a status line.
+"""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from .. import plots_kl
+from ..kl_analysis import (MAX_RESPONSE_TOKENS, MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig,
+                           estimator_lab, token_kl)
+from ..models import DEFAULT_MODEL
+from ..runs import policy_choices
+
+INTRO = """### KL between the policy and the reference, token by token
+The RLHF objective is *reward − β·KL(π‖π_ref)*. Pick a policy π (a run's policy, the shipped example) and
+a reference π_ref (the base). At every response token we show log π, log π_ref, their difference (the
+log-ratio, k1), Schulman's k2 and k3, and the **exact** KL over all 49,152 tokens of the vocabulary.
+No trained policy yet? Use the base model for both and set the *policy temperature* ≠ 1: then
+π = softmax(logits/T) differs from π_ref by a known amount."""
+
+COLOUR_BY = [("exact KL", "kl_exact"), ("k1 (log-ratio, signed)", "k1"), ("k3", "k3")]
+TABLE_COLS = ["position", "token", "logp_policy", "logp_ref", "log_ratio", "kl_exact", "k1", "k2", "k3",
+              "cum_kl_exact", "cum_k1"]
+
+
+def _choices():
+    return policy_choices()
+
+
+def _load(ctx, name: str, what: str):
+    name = (name or DEFAULT_MODEL).strip() or DEFAULT_MODEL
+    return ctx.registry.get(name)
+
+
+def _error(exc: Exception) -> str:
+    return f"⚠️ **{type(exc).__name__}**: {exc}"
+
+
+def _totals_md(res) -> str:
+    t = res.totals
+    src = "sampled from the policy" if res.generated else "typed in"
+    return (f"**Sequence totals** over {len(res.table)} tokens (response {src}; policy temperature "
+            f"{res.policy_temperature:g}): exact KL **{t['kl_exact']:.4f}** nats · k1 {t['k1']:.4f} · "
+            f"k2 {t['k2']:.4f} · k3 {t['k3']:.4f}")
+
+
+def build(ctx, demo: gr.Blocks) -> None:
+    gr.Markdown(INTRO)
+    with gr.Row():
+        policy = gr.Dropdown(_choices(), value=DEFAULT_MODEL, label="Policy π", allow_custom_value=True,
+                             info="a run's policy, the shipped example, or a model folder", elem_id="kl-policy", scale=3)
+        reference = gr.Dropdown(_choices(), value=DEFAULT_MODEL, label="Reference π_ref", allow_custom_value=True,
+                                info="usually the base model the policy started from", elem_id="kl-reference", scale=3)
+        refresh = gr.Button("↻ Refresh model list", scale=1, elem_id="kl-refresh")
+        temp = gr.Slider(0.3, 3.0, value=1.0, step=0.05, label="Policy temperature T", scale=2,
+                         info="π = softmax(policy logits / T)", elem_id="kl-temp")
+
+    # ---- panel 1: one text, token by token
+    with gr.Group():
+        with gr.Row():
+            prompt = gr.Textbox("The movie was", label="Prompt", scale=3, elem_id="kl-prompt")
+            mode = gr.Radio(["generate with the policy", "type it in"], value="generate with the policy",
+                            label="Response", scale=2, elem_id="kl-mode")
+            response = gr.Textbox(" great fun, and the cast was wonderful.", label="Typed response", scale=3,
+                                  elem_id="kl-response")
+        with gr.Row():
+            max_new = gr.Slider(1, MAX_RESPONSE_TOKENS, value=20, step=1, label="Generated length (tokens)")
+            seed = gr.Number(0, label="Seed", precision=0)
+            colour_by = gr.Dropdown(COLOUR_BY, value="kl_exact", label="Colour the text by")
+            go = gr.Button("Compute KL", variant="primary", elem_id="kl-go")
+    status = gr.Markdown("", elem_id="kl-status")
+    highlights = gr.HighlightedText(label="Response coloured by each token's contribution", show_legend=False,
+                                    elem_id="kl-highlight")
+    totals = gr.Markdown("", elem_id="kl-totals")
+    per_token_plot = gr.Plot(label="Per-token KL and running total", elem_id="kl-per-token-plot")
+    top_plot = gr.Plot(label="Top candidates at the largest-KL position", elem_id="kl-top-plot")
+    table = gr.Dataframe(label="Per token (nats)", max_height=360, elem_id="kl-table")
+    result_state = gr.State(None)
+
+    # ---- panel 2: the estimator lab
+    gr.Markdown("### Estimator lab: k1, k2, k3 against the exact KL\nSample N responses from π; for each, sum k1, "
+                "k2, k3 along the response and compare with the exact value (the per-position exact KL summed "
+                "along the same sample). Bias and spread, as in Schulman's table, on the real models.")
+    with gr.Row():
+        n_samples = gr.Slider(2, MAX_SAMPLES, value=16, step=1, label="N samples", elem_id="kl-lab-n")
+        lab_tokens = gr.Slider(1, 32, value=12, step=1, label="Tokens per response")
+        lab_seed = gr.Number(0, label="Seed", precision=0)
+        lab_go = gr.Button("Sample and compare", variant="primary", elem_id="kl-lab-go")
+    lab_status = gr.Markdown("", elem_id="kl-lab-status")
+    lab_plot = gr.Plot(label="Spread of the sequence estimates", elem_id="kl-lab-plot")
+    lab_summary = gr.Dataframe(label="Bias and standard deviation (relative to the true KL)", elem_id="kl-lab-summary")
+    gr.Markdown(WHY_K1_NEGATIVE)
+    lab_samples = gr.Dataframe(label="Samples", max_height=300)
+
+    # ---- wiring
+    def on_refresh():
+        ch = _choices()
+        return gr.update(choices=ch), gr.update(choices=ch)
+
+    refresh.click(on_refresh, None, [policy, reference], api_visibility="private")
+
+    def on_compute(pol, ref, t, p, m, resp, n_new, s, by):
+        outs = [highlights, totals, per_token_plot, top_plot, table, result_state]
+        yield f"⏳ Loading models ({pol} · {ref}) and computing…", *[gr.skip()] * len(outs)
+        try:
+            pb = _load(ctx, pol, "policy")
+            rb = _load(ctx, ref, "reference")
+            res = token_kl(pb, rb, p, None if m.startswith("generate") else (resp or ""),
+                           max_new_tokens=int(n_new), policy_temperature=float(t), seed=int(s or 0))
+        except (ValueError, RuntimeError, OSError) as exc:
+            yield _error(exc), *[gr.skip()] * len(outs)
+            return
+        tok = res.table["token"].iloc[res.max_position]
+        yield ("✅ Done. " + ("Response sampled from π: " if res.generated else "Typed response: ") + repr(res.response),
+               plots_kl.contribution_highlights(res.table, by or "kl_exact"), _totals_md(res),
+               plots_kl.per_token_figure(res.table), plots_kl.top_candidates_figure(res.top, res.max_position, tok),
+               res.table[TABLE_COLS].round(5), res.table)
+
+    go.click(on_compute, [policy, reference, temp, prompt, mode, response, max_new, seed, colour_by],
+             [status, highlights, totals, per_token_plot, top_plot, table, result_state], api_name="kl_tokens",
+             show_progress_on=status)
+
+    def on_colour(tab: pd.DataFrame | None, by):
+        if tab is None or len(tab) == 0:
+            return gr.skip()
+        return plots_kl.contribution_highlights(tab, by or "kl_exact")
+
+    colour_by.change(on_colour, [result_state, colour_by], highlights, api_visibility="private")
+
+    def on_lab(pol, ref, t, p, n, n_tok, s):
+        outs = [lab_plot, lab_summary, lab_samples]
+        yield f"⏳ Sampling {int(n)} responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
+        try:
+            pb = _load(ctx, pol, "policy")
+            rb = _load(ctx, ref, "reference")
+            cfg = EstimatorLabConfig(n_samples=int(n), response_tokens=int(n_tok), policy_temperature=float(t),
+                                     seed=int(s or 0))
+            res = estimator_lab(pb, rb, p, cfg)
+        except (ValueError, RuntimeError, OSError) as exc:
+            yield _error(exc), *[gr.skip()] * len(outs)
+            return
+        k1 = res.summary.set_index("estimator").loc["k1"]
+        msg = (f"✅ {len(res.samples)} samples. True KL ≈ **{res.true_kl:.4f}** nats (mean exact). "
+               f"k1 was negative in {k1['frac_negative']:.0%} of the samples; k3 never is.")
+        yield msg, plots_kl.estimator_spread_figure(res.samples, res.true_kl), res.summary.round(4), res.samples.round(4)
+
+    lab_go.click(on_lab, [policy, reference, temp, prompt, n_samples, lab_tokens, lab_seed],
+                 [lab_status, lab_plot, lab_summary, lab_samples], api_name="kl_estimator_lab",
+                 show_progress_on=lab_status)

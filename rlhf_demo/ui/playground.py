@@ -1,0 +1,194 @@
+"""The Playground tab: where do the words come from? Lays out and wires only.
+
+Generation, re-processing, branching and word-bias numbers come from ``rlhf_demo.decoding`` /
+``decoding_explore``; figures from ``rlhf_demo.plots_decoding``. The per-session ``gr.State`` holds
+the last generation (token ids, per-step numbers, raw logits as numpy) — never a model. Every event
+is also an HTTP endpoint, so each one validates its inputs in the core and answers bad input with a
+clear ``gr.Error`` while the server keeps serving.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..decoding import DecodingConfig, DecodingError, check_prompt, generate, parse_word_bias
+from ..decoding_explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
+from ..models import DEFAULT_MODEL, ModelLoadError
+from ..plots_decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
+                              processors_markdown, samples_html)
+from ..runs import policy_choices
+from .context import AppContext
+
+INTRO = """### Where do the words come from?
+At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that
+distribution before a token is picked. Generate, then click a token (or move the step slider) to see the
+candidates at that step; move temperature / top-k / top-p / min-p to re-draw the bars at once."""
+H = DecodingConfig.help()
+USER_ERRORS = (DecodingError, ModelLoadError, ValueError)
+TOP_N = 10
+
+
+def build(ctx: AppContext, demo: gr.Blocks) -> None:
+    state = gr.State(None)  # {"result": GenerationResult, "branch": GenerationResult | None}
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            prompt = gr.Textbox("The movie was", label="Prompt", lines=3, max_lines=12)
+            chat = gr.Checkbox(False, label="Wrap in the chat template", info=H["chat_template"])
+            with gr.Row():
+                model = gr.Dropdown(policy_choices(ctx.runs_dir), value=DEFAULT_MODEL, label="Model", allow_custom_value=True,
+                                    info="base model, a trained run, or a local folder / Hub id", scale=4)
+                refresh = gr.Button("↻", scale=0, min_width=40)
+            strategy = gr.Radio(["sample", "greedy", "beam"], value="sample", label="Decoding", info=H["strategy"])
+            temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature", info=H["temperature"])
+            top_k = gr.Slider(0, 200, 40, step=1, label="Top-k", info=H["top_k"])
+            top_p = gr.Slider(0.05, 1, 0.95, step=0.01, label="Top-p", info=H["top_p"])
+            min_p = gr.Slider(0, 0.5, 0.0, step=0.01, label="Min-p", info=H["min_p"])
+            with gr.Accordion("More settings", open=False):
+                rep = gr.Slider(0.5, 2, 1.0, step=0.05, label="Repetition penalty", info=H["repetition_penalty"])
+                ngram = gr.Slider(0, 6, 0, step=1, label="No-repeat n-gram size", info=H["no_repeat_ngram_size"])
+                beams = gr.Slider(2, 8, 4, step=1, label="Beams", info=H["num_beams"])
+                max_new = gr.Slider(1, 128, 20, step=1, label="Max new tokens")
+                min_new = gr.Slider(0, 64, 0, step=1, label="Min new tokens", info=H["min_new_tokens"])
+                samples = gr.Slider(1, 8, 1, step=1, label="Samples (side by side)", info=H["num_samples"])
+                seed = gr.Number(0, label="Seed", precision=0)
+            bias = gr.Textbox("", label="Word bias", placeholder="great: 5, terrible: -5",
+                              info="add this to the logit of a word when it could come next (transformers' sequence_bias)")
+            go = gr.Button("Generate", variant="primary")
+            status = gr.Markdown("Model loads on the first **Generate** (a few seconds).", elem_id="pg-status")
+        with gr.Column(scale=2):
+            tokens = gr.HighlightedText(label="Output: each token coloured by the probability it was chosen with (click one)",
+                                        color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True, elem_id="pg-tokens")
+            with gr.Row():
+                seq_pick = gr.Dropdown([1], value=1, label="Explore sequence", scale=1, min_width=120)
+                step = gr.Slider(0, 19, 0, step=1, label="Step", scale=4)
+            bars = gr.Plot(label="Next-token candidates", elem_id="pg-bars")
+            step_info = gr.Markdown()
+            with gr.Row():
+                cand = gr.Dropdown([], label="Branch: pick another candidate", scale=2)
+                word = gr.Textbox(label="…or type a word", placeholder="wonderful", scale=2)
+                branch_btn = gr.Button("Branch from this step", scale=1)
+            with gr.Row():
+                original = gr.HighlightedText(label="Original", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True)
+                branched = gr.HighlightedText(label="Branch (forced tokens in blue)", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR},
+                                              show_legend=True)
+            with gr.Row():
+                entropy = gr.Plot(label="Entropy per step")
+                bias_plot = gr.Plot(label="Word bias: before / after")
+            procs = gr.Markdown()
+            samples_view = gr.HTML(label="Samples side by side")
+            beams_table = gr.Dataframe(label="Sequences (beam search: cumulative log-probability and length-normalised score)",
+                                       interactive=False, wrap=True, column_widths=["5%", "59%", "9%", "11%", "9%", "7%"])
+
+    knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat]
+
+    def config(strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat):
+        return DecodingConfig(strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                              repetition_penalty=rep, no_repeat_ngram_size=ngram, num_beams=beams, max_new_tokens=max_new,
+                              min_new_tokens=min_new, num_samples=samples, seed=seed, word_bias=parse_word_bias(bias),
+                              chat_template=chat)
+
+    def get_bundle(name, progress=None):
+        if not isinstance(name, str) or len(name) > 500:
+            raise ModelLoadError("choose a model from the list, or type a local folder / Hub id")
+        return ctx.registry.get(name or DEFAULT_MODEL, progress=progress)
+
+    def step_outputs(st, seq_i, t, cfg):
+        """Bars, caption, branch candidates, word bias and entropy for one step (re-processed from stored logits)."""
+        res = st["result"]
+        seq_i, t = int(seq_i) - 1, int(t)
+        bundle = get_bundle(res.model)
+        raw_p, p = reprocess(bundle, res, seq_i, t, cfg)
+        seq = res.sequences[seq_i]
+        chosen = seq.steps[t]
+        df = candidate_frame(bundle.tokenizer, raw_p, p, chosen.token_id, n=TOP_N)
+        title = f"Step {t}: candidates for the next token (chosen: {chosen.token!r})"
+        note = "" if cfg.mode == "sample" else f" In **{cfg.mode}** mode no sampling warpers apply: bars show the processed distribution."
+        caption = (f"**Step {t}** — chosen {chosen.token!r}: p = {chosen.prob:.1%} when generated (raw {chosen.raw_prob:.1%}), "
+                   f"entropy {chosen.entropy:.2f} nats. Kept now: {int((p > 0).sum())} of {len(p)} tokens.{note}")
+        choices = [(f"{r.token!r}  raw {r.raw_prob:.1%}", int(r.token_id)) for r in df.itertuples() if r.token_id != chosen.token_id]
+        return (candidates_figure(df, title), caption, gr.update(choices=choices, value=choices[0][1] if choices else None),
+                bias_figure(bias_frame(bundle, res, seq_i, t, cfg)), entropy_figure(steps_frame(seq), current=t))
+
+    def on_generate(text, model_name, *knob_values, progress=gr.Progress()):
+        try:
+            cfg = config(*knob_values).validate()
+            check_prompt(text)
+            bundle = get_bundle(model_name, progress=lambda f, m: progress(f, desc=m))
+            res = generate(bundle, text, cfg, top_n=TOP_N, keep_logits=True)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        st = {"result": res, "branch": None}
+        seq = res.sequences[0]
+        frames = [(f"{'beam' if res.mode == 'beam' else 'sample'} {i + 1}", steps_frame(s)) for i, s in enumerate(res.sequences)]
+        msg = f"Generated {len(seq.steps)} tokens with **{res.model}** ({res.mode}) in {res.seconds:.1f} s." + "".join(f"\n\n⚠️ {n}" for n in res.notices)
+        picks = list(range(1, len(res.sequences) + 1))
+        return (st, highlight(frames[0][1], res.prompt_text), gr.update(choices=picks, value=1),
+                gr.update(maximum=max(len(seq.steps) - 1, 1), value=0), *step_outputs(st, 1, 0, res.config),
+                processors_markdown(res.processors, res.mode), samples_html(res.prompt_text, frames), sequences_frame(res), msg,
+                highlight(frames[0][1], res.prompt_text), None)
+
+    def on_step(st, seq_i, t, *knob_values):
+        if not st:
+            raise gr.Error("Generate first, then explore its steps.")
+        try:
+            seq_i, t = _index(seq_i, "sequence"), _index(t, "step")
+            cfg = config(*knob_values)
+            return step_outputs(st, seq_i, t, cfg.validate())
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+
+    def on_pick_sequence(st, seq_i, *knob_values):
+        if not st:
+            raise gr.Error("Generate first.")
+        seq_i = _index(seq_i, "sequence")
+        res = st["result"]
+        if not 1 <= seq_i <= len(res.sequences):
+            raise gr.Error(f"sequence {seq_i} does not exist")
+        seq = res.sequences[seq_i - 1]
+        return (highlight(steps_frame(seq), res.prompt_text), gr.update(maximum=max(len(seq.steps) - 1, 1), value=0),
+                *on_step(st, seq_i, 0, *knob_values), highlight(steps_frame(seq), res.prompt_text))
+
+    def on_token_click(st, seq_i, strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed,
+                       bias, chat, evt: gr.SelectData):  # gradio fills `evt` only for named parameters, hence no *args
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        t = max(0, int(index) - 1)  # entry 0 is the prompt
+        knob_values = (strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat)
+        return (t, *on_step(st, seq_i, t, *knob_values))
+
+    def on_branch(st, seq_i, t, token_id, typed):
+        if not st:
+            raise gr.Error("Generate first, then pick a step and a candidate to branch with.")
+        try:
+            res = st["result"]
+            bundle = get_bundle(res.model)
+            tid = None if token_id in (None, "") else token_id
+            br = branch(bundle, res, _index(seq_i, "sequence") - 1, _index(t, "step"), token_id=tid, word=typed or None, top_n=TOP_N)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        orig = res.sequences[_index(seq_i, "sequence") - 1]
+        new_state = {"result": res, "branch": br}
+        return (new_state, highlight(steps_frame(orig), res.prompt_text), highlight(steps_frame(br.sequences[0]), res.prompt_text),
+                " ".join(br.notices))
+
+    step_views = [bars, step_info, cand, bias_plot, entropy]
+    go.click(on_generate, [prompt, model, *knobs],
+                         [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched],
+                         api_name="generate", show_progress_on=[status])
+    prompt.submit(on_generate, [prompt, model, *knobs],
+                  [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched],
+                  api_visibility="private", show_progress_on=[status])
+    step.release(on_step, [state, seq_pick, step, *knobs], step_views, api_name="step", show_progress="hidden")
+    for knob in (temperature, top_k, top_p, min_p):  # re-draw the bars from stored logits, no generation
+        knob.input(on_step, [state, seq_pick, step, *knobs], step_views, api_visibility="private", show_progress="hidden",
+                   trigger_mode="always_last")
+    seq_pick.input(on_pick_sequence, [state, seq_pick, *knobs], [tokens, step, *step_views, original], api_visibility="private")
+    tokens.select(on_token_click, [state, seq_pick, *knobs], [step, *step_views], api_visibility="private", show_progress="hidden")
+    branch_btn.click(on_branch, [state, seq_pick, step, cand, word], [state, original, branched, status], api_name="branch",
+                     show_progress_on=[status])
+    refresh.click(lambda: gr.update(choices=policy_choices(ctx.runs_dir)), None, model, api_visibility="private")
+
+
+def _index(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise gr.Error(f"{what} must be a whole number (got {value!r})")
+    return int(value)

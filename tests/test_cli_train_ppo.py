@@ -1,0 +1,74 @@
+"""``python -m rlhf_demo train --algo ppo`` end to end (tiny model in-process; the real model in a subprocess)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlhf_demo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "ppo-tiny"
+    rc = main(["train", "--algo", "ppo", "--steps", "2", "--out", str(out), "--model", str(tiny_model_dir),
+               "--batch-size", "4", "--response-length", "4", "--ppo-epochs", "1", "--ppo-no-final-eval",
+               "--kl-target", "2", "--kl-estimator", "k3", "--seed", "3"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "step   2/2" in text and "finished" in text
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [1, 2]
+    assert all({"step", "reward_mean", "reward_std", "kl"} <= set(l) for l in lines)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["algo"] == "ppo" and cfg["kl_estimator"] == "k3" and cfg["adaptive_kl"] and cfg["kl_target"] == 2
+    assert cfg["seed"] == 3 and cfg["response_max_tokens"] == 4
+    assert (out / "samples.jsonl").read_text().count("\n") == 8
+    assert (out / "policy" / "adapter_model.safetensors").exists()
+    assert (out / "policy" / "base_model.txt").read_text().strip() == str(Path(tiny_model_dir).resolve())
+    # the playground's command loads the trained policy
+    rc = main(["generate", "--model", str(out / "policy"), "--prompt", "The movie was", "--max-new-tokens", "3", "--seed", "0"])
+    assert rc == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--beta", "-1"], "beta"),
+    (["--lr", "0"], "learning rate"),
+    (["--steps", "100000"], "steps must be between"),
+    (["--response-length", "abc"], "MIN:MAX"),
+    (["--preset", "fast"], "unknown PPO preset"),
+    (["--reward", "sentiment"], "unknown reward"),
+    (["--prompts", "/no/such/prompts.txt"], "does not exist"),
+])
+def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model_dir):
+    rc = main(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir)] + argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_existing_out_folder_is_refused(tmp_path, capsys, tiny_model_dir):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "metrics.jsonl").write_text("")
+    rc = main(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir)])
+    assert rc == 2 and "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_smoke_command_on_the_default_model(tmp_path):
+    """The issue's smoke command (3 updates of the quick preset, final held-out evaluation skipped for time)."""
+    out = tmp_path / "ppo-smoke"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "3", "--out", str(out),
+                        "--ppo-no-final-eval"], capture_output=True, text=True, env=env, timeout=400, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [1, 2, 3]
+    assert (out / "policy" / "base_model.txt").read_text().strip() == "default"
+    g = subprocess.run([sys.executable, "-m", "rlhf_demo", "generate", "--model", str(out / "policy"), "--prompt",
+                        "This movie was", "--max-new-tokens", "8"], capture_output=True, text=True, env=env, timeout=200, cwd=ROOT)
+    assert g.returncode == 0, g.stderr[-2000:]

@@ -1,0 +1,169 @@
+"""DPO through trl.DPOTrainer on a tiny random Llama: the logged loss against an independent
+computation, parameters moving while the reference stays put, stop, bad data, the run folder."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rlhf_demo.dpo import DPOSettings, run_to_folder, train_dpo, usable_pairs
+from rlhf_demo.evaluate import EvalConfig
+from rlhf_demo.models import load_model
+from rlhf_demo.runs import RunWriter, read_metrics
+
+PAIRS = [
+    {"prompt": "This movie was", "chosen": " wonderful and moving.", "rejected": " a dull waste of time."},
+    {"prompt": "The acting", "chosen": " is superb", "rejected": " is terrible, honestly"},
+]
+TINY_EVAL = EvalConfig(n_prompts=2, samples_per_prompt=1, response_tokens=4)
+
+
+def seq_logp(model, tok, prompt: str, response: str) -> float:
+    """Σ log π(response token | prefix) over the response tokens and the appended EOS, done by hand."""
+    p_ids = tok(prompt)["input_ids"]
+    full = tok(prompt + response + tok.eos_token)["input_ids"]
+    assert full[: len(p_ids)] == p_ids
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([full])).logits[0].float()   # [T, V]
+    logp = F.log_softmax(logits, -1)
+    return sum(float(logp[t - 1, full[t]]) for t in range(len(p_ids), len(full)))
+
+
+def settings_for(model_dir, **kw) -> DPOSettings:
+    base = dict(model=str(model_dir), max_length=64, batch_size=2, eval_every=0, eval_at_start=False, seed=0)
+    base.update(kw)
+    return DPOSettings(**base)
+
+
+def run_all(gen) -> list[dict]:
+    return list(gen)
+
+
+def test_logged_loss_matches_hand_computed_dpo_loss(tiny_model_dir):
+    beta = 1.0
+    policy = load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
+    reference = load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
+    torch.manual_seed(1)
+    with torch.no_grad():  # make the reference differ from the policy, so the log-ratios are not 0
+        for p in reference.model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    tok = policy.tokenizer
+    ref_before = {k: v.clone() for k, v in reference.model.state_dict().items()}
+    pol_before = {k: v.clone() for k, v in policy.model.state_dict().items()}
+
+    h, chosen_ratio, logp_c = [], [], []
+    for pair in PAIRS:
+        lc, lr = seq_logp(policy.model, tok, pair["prompt"], pair["chosen"]), seq_logp(policy.model, tok, pair["prompt"], pair["rejected"])
+        rc, rr = seq_logp(reference.model, tok, pair["prompt"], pair["chosen"]), seq_logp(reference.model, tok, pair["prompt"], pair["rejected"])
+        h.append((lc - rc) - (lr - rr))
+        chosen_ratio.append(lc - rc)
+        logp_c.append(lc)
+    expected = sum(-math.log(1 / (1 + math.exp(-beta * x))) for x in h) / len(h)
+    assert abs(expected - math.log(2)) > 0.01, "the hand-worked case must not be the trivial log 2"
+
+    settings = settings_for(tiny_model_dir, beta=beta, steps=1, full_finetune=True, learning_rate=1e-3)
+    recs = run_all(train_dpo(settings, PAIRS, policy=policy, reference=reference, eval_config=TINY_EVAL))
+    step = [r for r in recs if r.get("step") == 1][0]
+    assert step["loss"] == pytest.approx(expected, abs=2e-4)
+    assert step["rewards/chosen"] == pytest.approx(beta * sum(chosen_ratio) / 2, abs=2e-4)
+    assert step["rewards/margins"] == pytest.approx(beta * sum(h) / 2, abs=2e-4)
+    assert step["logps/chosen"] == pytest.approx(sum(logp_c) / 2, abs=2e-3)
+    assert recs[-1]["event"] == "end" and recs[-1]["status"] == "finished"
+    # the policy moved, the reference did not
+    changed = [k for k, v in policy.model.state_dict().items() if not torch.equal(v, pol_before[k])]
+    assert changed
+    assert all(torch.equal(v, ref_before[k]) for k, v in reference.model.state_dict().items())
+
+
+def test_lora_changes_adapter_not_reference(tiny_model_dir, tmp_path):
+    policy = load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
+    base_before = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    ids = torch.tensor([policy.tokenizer("This movie was great")["input_ids"]])
+    with torch.no_grad():
+        logits_before = policy.model(input_ids=ids).logits.clone()
+    settings = settings_for(tiny_model_dir, steps=3, learning_rate=5e-3)
+    recs = run_all(train_dpo(settings, PAIRS * 2, policy=policy, eval_config=TINY_EVAL, policy_dir=tmp_path / "policy"))
+    steps = [r for r in recs if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    assert all(k in steps[0] for k in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                                       "logps/chosen", "logps/rejected", "time_s"))
+    assert steps[-1]["rewards/margins"] > 0  # the same pairs again and again: the margin grows
+    final = [r for r in recs if "kl" in r][-1]  # evaluation at the last step
+    assert final["step"] == 3 and math.isfinite(final["eval/kl"]) and final["eval/kl"] > 0
+    # reference = adapter disabled = the untouched base weights
+    peft_model = recs[-1]["_model"]
+    with torch.no_grad(), peft_model.disable_adapter():
+        assert torch.allclose(peft_model(input_ids=ids).logits, logits_before, atol=1e-5)
+        assert not torch.allclose(peft_model(input_ids=ids).logits, peft_model(input_ids=ids).logits + 1)
+    with torch.no_grad():
+        assert not torch.allclose(peft_model(input_ids=ids).logits, logits_before, atol=1e-5)
+    for k, v in peft_model.get_base_model().state_dict().items():
+        if "lora_" not in k:
+            orig = k.replace(".base_layer", "")
+            assert torch.equal(v, base_before[orig]), k
+    # the saved adapter loads back as a policy that differs from the base model
+    assert (tmp_path / "policy" / "adapter_config.json").exists()
+    assert (tmp_path / "policy" / "base_model.txt").read_text().strip() == str(tiny_model_dir)
+    reloaded = load_model(str(tmp_path / "policy"), device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.allclose(reloaded.model(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=1e-4)
+
+
+def test_stop_ends_after_the_current_step(tiny_model_dir, tmp_path):
+    stop = threading.Event()
+    settings = settings_for(tiny_model_dir, steps=200, learning_rate=1e-3)
+    seen = []
+    for rec in train_dpo(settings, PAIRS * 4, stop_event=stop, eval_config=TINY_EVAL, policy_dir=tmp_path / "p"):
+        seen.append(rec)
+        if rec.get("step") == 2:
+            stop.set()
+    steps = [r["step"] for r in seen if "loss" in r]
+    assert steps[-1] <= 3
+    assert seen[-1]["event"] == "end" and seen[-1]["status"] == "stopped"
+    assert (tmp_path / "p" / "adapter_model.safetensors").exists()
+
+
+def test_closing_the_generator_stops_training(tiny_model_dir):
+    gen = train_dpo(settings_for(tiny_model_dir, steps=200), PAIRS, eval_config=TINY_EVAL)
+    for rec in gen:
+        if rec.get("step") == 1:
+            break
+    gen.close()  # joins the worker thread: returns only once training has stopped
+    assert not any(t.name == "dpo-train" and t.is_alive() for t in threading.enumerate())
+
+
+def test_no_usable_examples(tiny_model_dir, tiny_bundle):
+    long = [{"prompt": "word " * 40, "chosen": " good", "rejected": " bad"}]
+    kept, dropped = usable_pairs(long + PAIRS, tiny_bundle.tokenizer, 16)
+    assert len(kept) == 2 and dropped == 1
+    with pytest.raises(ValueError, match="no usable examples"):
+        list(train_dpo(settings_for(tiny_model_dir, max_length=16, steps=1), long, eval_config=TINY_EVAL))
+    with pytest.raises(ValueError, match="no usable examples"):
+        list(train_dpo(settings_for(tiny_model_dir, steps=1), [], eval_config=TINY_EVAL))
+
+
+@pytest.mark.parametrize("bad", [dict(beta=0), dict(learning_rate=1.0), dict(steps=10**6), dict(loss_type="nope"),
+                                 dict(batch_size=0), dict(max_length=2), dict(kl_target=-1)])
+def test_settings_reject_nonsense(bad):
+    with pytest.raises(ValueError):
+        DPOSettings(**bad).validate()
+
+
+def test_run_folder(tiny_model_dir, tmp_path):
+    settings = settings_for(tiny_model_dir, steps=2, eval_every=1, eval_at_start=True)
+    writer = RunWriter(tmp_path / "run", {"algo": "dpo"})
+    recs = list(run_to_folder(settings, PAIRS, writer, eval_config=TINY_EVAL, preference_source="test"))
+    assert recs[-1]["status"] == "finished"
+    df = read_metrics(tmp_path / "run")
+    assert list(df["step"]) == [0, 1, 2]
+    for col in ("loss", "rewards/margins", "rewards/accuracies", "reward_mean", "kl", "eval/reward_mean", "eval/kl",
+                "eval/kl_k1", "eval/distinct2", "eval/reward_sem", "time_s"):
+        assert col in df.columns, col
+    assert df["kl"].notna().all()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
+    assert (tmp_path / "run" / "policy" / "adapter_config.json").exists()
+    assert (tmp_path / "run" / "samples.jsonl").read_text().strip()

@@ -1,0 +1,207 @@
+"""The PPO loop on a tiny random Llama (mechanics), and one short run on the real default model."""
+import json
+
+import pytest
+import torch
+
+from rlhf_demo.data import PromptError, load_prompts, parse_prompts
+from rlhf_demo.models import load_model
+from rlhf_demo.ppo import PPOTrainer, forward_response, gather_logprobs
+from rlhf_demo.ppo_config import MAX_STEPS, preset
+from rlhf_demo.rewards import RewardError
+from rlhf_demo.runs import read_metrics
+from rlhf_demo.sampling import sample_responses
+
+PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
+
+
+def tiny_cfg(model_dir, **kw):
+    base = dict(model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=1, steps=1, lr=1e-2,
+                response_min_tokens=4, response_max_tokens=4, eval_final=False, before_after_queries=2,
+                eval_prompts=2, device="cpu")
+    base.update(kw)
+    return preset("quick-cpu", **base)
+
+
+def snapshot(named):
+    return {n: p.detach().clone() for n, p in named}
+
+
+def test_update_changes_policy_not_reference(tiny_model_dir):
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
+    lora = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" in n)
+    base = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" not in n)
+    vhead = snapshot(tr.value_head.named_parameters())
+    assert lora and base
+    batch = sample_responses(tr.policy, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
+    with torch.no_grad():
+        with tr.reference_context() as ref:
+            ref_before = gather_logprobs(forward_response(ref, batch, 1.0)[0], batch.response_ids)
+        pol_before = gather_logprobs(forward_response(tr.policy, batch, 1.0)[0], batch.response_ids)
+    assert torch.allclose(ref_before, pol_before)  # LoRA B starts at zero: policy = reference
+    records = list(tr.train())
+    assert len(records) == 1 and records[0]["step"] == 1
+    for key in ("reward_mean", "reward_std", "kl", "objective/kl", "objective/scores", "objective/rlhf_reward",
+                "objective/entropy", "policy/clipfrac_avg", "policy/approxkl_avg", "loss/policy_avg", "loss/value_avg",
+                "val/clipfrac_avg", "beta", "time_s"):
+        assert key in records[0] and records[0][key] == records[0][key], key
+    # the trainable weights moved, the base weights did not
+    assert any(not torch.equal(p, lora[n]) for n, p in tr.policy.named_parameters() if "lora_" in n)
+    assert all(torch.equal(p, base[n]) for n, p in tr.policy.named_parameters() if "lora_" not in n)
+    assert any(not torch.equal(p, vhead[n]) for n, p in tr.value_head.named_parameters())
+    with torch.no_grad():
+        with tr.reference_context() as ref:
+            ref_after = gather_logprobs(forward_response(ref, batch, 1.0)[0], batch.response_ids)
+        pol_after = gather_logprobs(forward_response(tr.policy, batch, 1.0)[0], batch.response_ids)
+    assert torch.equal(ref_after, ref_before)
+    assert not torch.allclose(pol_after, pol_before)
+
+
+def test_full_finetune_keeps_a_frozen_reference(tiny_model_dir):
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, full_finetune=True, lr=1e-3), prompts=PROMPTS)
+    assert tr.reference is not None and tr.reference is not tr.policy
+    ref0 = snapshot(tr.reference.named_parameters())
+    pol0 = snapshot(tr.policy.named_parameters())
+    list(tr.train())
+    assert all(torch.equal(p, ref0[n]) for n, p in tr.reference.named_parameters())
+    assert any(not torch.equal(p, pol0[n]) for n, p in tr.policy.named_parameters())
+
+
+def test_generation_logprobs_match_a_fresh_forward(tiny_model_dir):
+    """Old log-probs/values taken from the generation forward equal those of a separate forward."""
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
+    timings = {}
+    ro = tr.rollout(timings)
+    with torch.no_grad():
+        logits, values = forward_response(tr.policy, ro.batch, 1.0, tr.value_head)
+    assert torch.allclose(gather_logprobs(logits, ro.batch.response_ids), ro.logprobs, atol=1e-4)
+    assert torch.allclose(values, ro.values, atol=1e-5)
+    assert torch.allclose(ro.logprobs, ro.ref_logprobs, atol=1e-4)  # untrained LoRA: policy = reference
+
+
+def test_stop_leaves_a_complete_loadable_run_folder(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 2  # stop before the third update
+
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=10), out, prompts=PROMPTS, stop=stop)
+    records = list(tr.train())
+    assert [r["step"] for r in records] == [1, 2]
+    assert tr.status == "stopped" and "after step 2" in tr.message
+    for name in ("config.json", "metrics.jsonl", "samples.jsonl", "summary.json", "before_after.json",
+                 "policy/adapter_model.safetensors", "policy/adapter_config.json", "policy/base_model.txt"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["steps"] == 2
+    df = read_metrics(out)
+    assert list(df["step"]) == [1, 2] and {"reward_mean", "reward_std", "kl"} <= set(df.columns)
+    assert json.loads((out / "config.json").read_text())["algo"] == "ppo"
+    # the saved adapter loads (merged onto its base) and reproduces the trained policy
+    loaded = load_model(str(out / "policy"), device="cpu", dtype=torch.float32)
+    batch = sample_responses(loaded.model, loaded.tok if hasattr(loaded, "tok") else loaded.tokenizer, [[100, 200]], 3, seed=1)
+    with torch.no_grad():
+        a = gather_logprobs(forward_response(loaded.model, batch, 1.0)[0], batch.response_ids)
+        b = gather_logprobs(forward_response(tr.policy, batch, 1.0)[0], batch.response_ids)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_nan_loss_stops_with_diverged_at_step_k(tiny_model_dir, tmp_path):
+    out = tmp_path / "nan"
+    n = {"calls": 0}
+
+    def reward(texts):  # a reward model that breaks on its second batch
+        n["calls"] += 1
+        return [0.5 if n["calls"] == 1 else float("nan") for _ in texts]
+
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=5), out, prompts=PROMPTS, reward_fn=reward)
+    records = list(tr.train())
+    assert tr.status == "diverged"
+    assert tr.message.startswith("diverged at step 2") and "non-finite" in tr.message
+    df = read_metrics(out)
+    assert list(df["step"]) == [1, 2] and df["reward_mean"].iloc[0] == 0.5
+    assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
+    assert (out / "policy" / "adapter_model.safetensors").exists()  # last good weights are kept
+    assert records[-1].get("diverged") is True
+
+
+def test_time_budget_and_evaluation_records(tiny_model_dir):
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=50, max_seconds=0.5, eval_final=True, eval_at_start=True),
+                    prompts=PROMPTS)
+    records = list(tr.train())
+    assert records[0]["step"] == 0 and "eval/reward_mean" in records[0]
+    assert records[-1]["step"] < 50 and "time budget" in tr.message
+    last = records[-1]
+    for key in ("eval/reward_mean", "eval/kl", "eval/kl_k1", "eval/distinct2", "eval/reward_sem"):
+        assert key in last
+    assert tr.before_after and {"query", "reference", "policy", "reference_reward", "policy_reward"} <= set(tr.before_after[0])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"beta": -0.1}, "beta"),
+    ({"lr": 0.0}, "learning rate must be > 0"),
+    ({"lr": 5.0}, "absurd"),
+    ({"steps": MAX_STEPS + 1}, "steps must be between"),
+    ({"batch_size": 6, "num_mini_batches": 4}, "divisible"),
+    ({"response_min_tokens": 10, "response_max_tokens": 5}, "response length range"),
+    ({"kl_estimator": "k7"}, "kl_estimator"),
+    ({"temperature": 0.0}, "temperature"),
+])
+def test_bad_config_is_a_clear_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        preset("quick-cpu", **overrides).validate()
+
+
+def test_bad_preset_and_setting():
+    with pytest.raises(ValueError, match="unknown PPO preset"):
+        preset("nope")
+    with pytest.raises(ValueError, match="unknown PPO setting"):
+        preset("quick-cpu", betta=1)
+
+
+def test_missing_reward_model_is_clear(tiny_model_dir):
+    with pytest.raises(RewardError, match="reward model"):
+        PPOTrainer(tiny_cfg(tiny_model_dir, reward="hf:./no/such-reward-model:POSITIVE"), prompts=PROMPTS)
+
+
+def test_bad_prompts_files_are_clear(tmp_path):
+    with pytest.raises(PromptError, match="no prompts"):
+        parse_prompts(b"\n\n  \n", "p.txt")
+    with pytest.raises(PromptError, match="limit"):
+        parse_prompts(b"x" * 3_000_000, "p.txt")
+    with pytest.raises(PromptError, match="not valid JSON"):
+        parse_prompts(b'{"prompt": "a"}\n{oops', "p.jsonl")
+    with pytest.raises(PromptError, match="does not exist"):
+        load_prompts(str(tmp_path / "missing.txt"))
+
+
+def test_existing_run_folder_is_refused_before_loading(tiny_model_dir, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="not empty"):
+        PPOTrainer(tiny_cfg(tiny_model_dir), tmp_path / "x", prompts=PROMPTS)
+
+
+def test_presets_differ_as_documented():
+    q, n, c = preset("quick-cpu"), preset("no-kl"), preset("course")
+    assert q.beta > 0 and n.beta == 0 and not n.adaptive_kl
+    assert c.model == "lvwerra/gpt2-imdb" and c.reward == "hf:lvwerra/distilbert-imdb:POSITIVE" and c.full_finetune
+    for cfg in (q, n, c):
+        cfg.validate()
+
+
+@pytest.mark.integration
+def test_short_run_on_the_default_model(tmp_path):
+    """Two real updates of the quick preset (smaller batch): metrics are sane, the policy moved."""
+    cfg = preset("quick-cpu", steps=2, batch_size=8, eval_final=False, before_after_queries=2)
+    tr = PPOTrainer(cfg, tmp_path / "run")
+    records = list(tr.train())
+    assert [r["step"] for r in records] == [1, 2] and tr.status == "finished"
+    r = records[-1]
+    assert -1 <= r["reward_mean"] <= 1 and r["reward_std"] >= 0
+    assert abs(records[0]["kl"]) < 1e-3           # first batch: policy = reference (generation vs forward rounding)
+    assert 0 < r["policy/entropy_avg"] < 11 and r["response_length"] == 12
+    assert any((tr.policy.get_parameter(n) != 0).any() for n, _ in tr.policy.named_parameters() if "lora_B" in n)
+    assert (tmp_path / "run" / "policy" / "adapter_model.safetensors").exists()

@@ -1,0 +1,86 @@
+"""The PPO panel of the Training tab in headless Chromium: start a tiny run, watch the curves, Stop."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rlhf_demo.ui.training_ppo import batch_frame, before_after_frame, make_config
+
+SHOTS = Path("/tmp/shots")
+
+
+def test_make_config_turns_ui_values_into_clear_errors():
+    cfg = make_config("quick-cpu", {"steps": 5.0, "batch_size": 8.0, "beta": 0.1})
+    assert cfg.steps == 5 and isinstance(cfg.steps, int) and cfg.batch_size == 8
+    with pytest.raises(ValueError, match="whole number"):
+        make_config("quick-cpu", {"batch_size": 4.5})
+    with pytest.raises(ValueError, match="is empty"):
+        make_config("quick-cpu", {"lr": None})
+    with pytest.raises(ValueError, match="beta"):
+        make_config("quick-cpu", {"beta": -1.0})
+    assert make_config("no-kl", {}).beta == 0
+
+
+def test_tables_show_raw_reward_outputs():
+    df = batch_frame([{"query": "q", "response": "r", "reward": 0.51234, "kl": 0.1,
+                       "details": {"neg": 0.0, "neu": 0.5, "pos": 0.5, "compound": 0.51234}}])
+    assert list(df.iloc[0])[:4] == ["q", "r", 0.512, 0.1] and "compound 0.51" in df.iloc[0, 4]
+    ba = before_after_frame([{"query": "q", "reference": "a", "reference_reward": 0.0, "policy": "b", "policy_reward": 0.9}])
+    assert isinstance(ba, pd.DataFrame) and ba.shape == (1, 5)
+
+
+def _fill(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_tiny_run_shows_curves_and_before_after(page, app_url, tiny_model_dir):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Training").click()
+    page.locator("#ppo-start").wait_for()
+    for title in ("Optimisation", "Rollouts", "Model, LoRA and evaluation"):
+        page.get_by_text(title, exact=True).click()
+    _fill(page, "ppo-model", tiny_model_dir)
+    _fill(page, "ppo-steps", 6)
+    _fill(page, "ppo-batch-size", 4)
+    _fill(page, "ppo-ppo-epochs", 1)
+    _fill(page, "ppo-response-min-tokens", 6)
+    _fill(page, "ppo-response-max-tokens", 6)
+    _fill(page, "ppo-eval-every", 3)
+    _fill(page, "ppo-eval-prompts", 2)
+    page.locator("#ppo-start").click()
+    # live: the curves appear after the first update, with the status line counting updates
+    page.locator("#ppo-plot .js-plotly-plot").wait_for(timeout=120_000)
+    page.locator("#ppo-status").get_by_text("Update", exact=False).wait_for(timeout=120_000)
+    page.wait_for_function("document.querySelector('#ppo-batch').innerText.includes('compound')", timeout=60_000)
+    page.screenshot(path=str(SHOTS / "training_ppo_midrun.png"), full_page=True)
+    page.locator("#ppo-status").get_by_text("finished", exact=False).wait_for(timeout=180_000)
+    assert page.locator("#ppo-plot .js-plotly-plot .scatterlayer .trace").count() >= 9
+    assert page.locator("#ppo-before-after").get_by_text("This movie was", exact=False).count() >= 1
+    assert "Held-out at the end" in page.locator("#ppo-status").inner_text()
+    page.screenshot(path=str(SHOTS / "training_ppo.png"), full_page=True)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_stop_leaves_a_stopped_run(page, app_url, tiny_model_dir):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Training").click()
+    page.get_by_text("Model, LoRA and evaluation", exact=True).click()
+    page.get_by_text("Optimisation", exact=True).click()
+    _fill(page, "ppo-model", tiny_model_dir)
+    _fill(page, "ppo-steps", 200)
+    _fill(page, "ppo-batch-size", 4)
+    page.locator("#ppo-eval-final input").uncheck()
+    page.locator("#ppo-start").click()
+    page.locator("#ppo-status").get_by_text("Update", exact=False).wait_for(timeout=120_000)
+    page.locator("#ppo-stop").click()
+    page.locator("#ppo-status").get_by_text("stopped", exact=False).wait_for(timeout=120_000)
+    text = page.locator("#ppo-status").inner_text()
+    assert "stopped by request" in text and "Run folder" in text
