@@ -34,13 +34,13 @@ PARTS = [("generation", ["time/generate"]), ("scoring", ["time/score"]), ("refer
          ("optimizer", ["time/optimizer"])]
 
 
-def measure(workload: str, updates: int, preset_name: str) -> dict:
+def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> dict:
     import torch
 
     from rlhf_demo.ppo import PPOTrainer
     from rlhf_demo.ppo_config import preset
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(threads)
     cfg = preset(preset_name, steps=updates + 1, eval_final=False, before_after_queries=0, **WORKLOADS[workload])
     tr = PPOTrainer(cfg, None)
     recs = list(tr.train())[1:]  # the first update warms up (allocations, lazy inits)
@@ -56,23 +56,24 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=4, help="timed updates per workload (after one warm-up)")
     ap.add_argument("--workload", choices=["quick", "old", "both"], default="both")
     ap.add_argument("--preset", default="quick-cpu")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2 = this machine's cores)")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.json:
-        print("RESULT " + json.dumps(measure(args.workload, args.updates, args.preset)))
+        print("RESULT " + json.dumps(measure(args.workload, args.updates, args.preset, args.threads)))
         return
     names = ["quick", "old"] if args.workload == "both" else [args.workload]
     load0 = os.getloadavg()
     results = {}
     for w in names:
         p = subprocess.run([sys.executable, __file__, "--workload", w, "--updates", str(args.updates), "--preset", args.preset,
-                            "--json"], capture_output=True, text=True, cwd=ROOT)
+                            "--threads", str(args.threads), "--json"], capture_output=True, text=True, cwd=ROOT)
         line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
             sys.exit(f"{w} failed:\n{p.stderr[-3000:]}")
         results[w] = json.loads(line[7:])
     load1 = os.getloadavg()
-    print(f"PPO speed on {os.cpu_count()} CPU cores, load average before {load0[0]:.2f}, after {load1[0]:.2f} "
+    print(f"PPO speed on {os.cpu_count()} CPU cores ({args.threads} torch threads), load average before {load0[0]:.2f}, after {load1[0]:.2f} "
           f"({time.strftime('%H:%M')})")
     header = f"{'':18}" + "".join(f"{w:>12}" for w in results)
     print(header)

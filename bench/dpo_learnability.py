@@ -37,12 +37,18 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=float, default=None)
     ap.add_argument("--kl-stop", type=float, default=None)
     ap.add_argument("--loss-type", default=None)
+    ap.add_argument("--sft-weight", type=float, default=None)
+    ap.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (KL stop checks happen at evaluations)")
+    ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tag", default="default")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, 2 here)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from rlhf_demo.dpo import preset, run_to_folder, settings_dict
     from rlhf_demo.evaluate import EvalConfig, evaluate_policy
     from rlhf_demo.models import load_model
@@ -54,8 +60,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     marks = [60.0 * m for m in args.minutes]
     settings = preset(args.preset, beta=args.beta, learning_rate=args.lr, epochs=args.epochs, kl_target=args.kl_stop,
-                      loss_type=args.loss_type)
-    settings = replace(settings, eval_every=0, eval_at_start=False, eval_at_seconds=tuple(marks),
+                      loss_type=args.loss_type, sft_weight=args.sft_weight, batch_size=args.batch_size)
+    settings = replace(settings, eval_every=args.eval_every, eval_at_start=False, eval_at_seconds=tuple(marks),
                        max_seconds=max(marks)).validate()
     prefs = load_preferences("shipped")
     reward = make_reward(settings.eval_reward)

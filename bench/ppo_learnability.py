@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a PPOConfig field")
     ap.add_argument("--samples", type=int, default=4, help="held-out samples printed per run at the end")
     ap.add_argument("--tag", default="", help="suffix for the run folder names")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2 = this machine's cores)")
     args = ap.parse_args()
 
     import torch
@@ -72,7 +73,7 @@ def main() -> None:
     from rlhf_demo.ppo import PPOTrainer
     from rlhf_demo.ppo_config import MAX_STEPS, preset
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)
     probe = preset(args.preset, **overrides)
     base = base_eval(probe.reward, probe.eval_prompts)
@@ -99,7 +100,7 @@ def main() -> None:
         runs.append((seed, out, tr.last_eval["samples"][:args.samples] if tr.last_eval else []))
     load1 = os.getloadavg()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"\n{args.preset} {' '.join(args.set)}: load average {load0[0]:.2f} → {load1[0]:.2f}, peak RSS {peak:.2f} GB")
+    print(f"\n{args.preset} {' '.join(args.set)} ({args.threads} threads): load average {load0[0]:.2f} → {load1[0]:.2f}, peak RSS {peak:.2f} GB")
     print(f"{'seed':>4} {'at':>5} {'t(s)':>6} {'step':>5} {'gain':>7} {'±sem':>6} {'KL':>6} {'k1':>6} {'dist-2':>6} {'β':>6} {'s/upd':>6}")
     for r in rows:
         print(f"{r['seed']:>4} {r['at']:>5.0f} {r['time_s']:>6.0f} {r['step']:>5} {r['gain']:>+7.3f} {r['sem']:>6.3f} "

@@ -33,7 +33,10 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
         row = {"run": run_label(run)}
         for k in SETTING_KEYS:
             if k in cfg and cfg[k] not in (None, "", []):
-                row["lr" if k == "learning_rate" else k] = cfg[k]
+                v = cfg[k]
+                if k in ("model", "preferences") and isinstance(v, str) and "/" in v:
+                    v = Path(v).name  # a path: its last part is enough to tell runs apart
+                row["lr" if k == "learning_rate" else k] = v
         row["steps done"] = int(df["step"].max()) if "step" in df.columns and len(df) else 0
         kl_col = "eval/kl" if "eval/kl" in df.columns else None
         if kl_col and df[kl_col].notna().any():

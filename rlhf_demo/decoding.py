@@ -327,33 +327,37 @@ def _step_tensors(out, mode: str, prompt_len: int):
 
 def summarize(tokenizer, raw: torch.Tensor, proc: torch.Tensor, chosen: torch.Tensor, lengths: list[int], top_n: int) -> list[list[Step]]:
     """Per-step numbers for ``R`` sequences from raw logits ``[R, T, V]``, processed logits
-    ``[R, T, V]`` and chosen ids ``[R, T]`` (vectorised; only the top-N leave torch)."""
-    raw_logp = torch.log_softmax(raw, dim=-1)  # [R, T, V]
-    raw_p = raw_logp.exp()
-    entropy = -(raw_p * raw_logp).sum(-1)  # [R, T]
-    p = torch.softmax(proc, dim=-1)  # [R, T, V]; −inf (filtered) → 0
-    kept = torch.isfinite(proc)
-    # Kept tokens rank by processed prob; filtered ones follow, ranked by raw prob.
-    key = torch.where(kept, 1.0 + p, raw_p)
+    ``[R, T, V]`` (−inf = filtered; overwritten with its softmax) and chosen ids ``[R, T]``.
+
+    Few full-vocabulary buffers (each costs page faults on a small VM); only the reported candidates'
+    numbers leave torch. ``H = −Σ_i p_i log p_i`` (not ``logsumexp(z) − Σ p z``: that cancels badly in float32)."""
     n = min(top_n, raw.shape[-1])
-    top_ids = key.topk(n, dim=-1).indices  # [R, T, n]
-    c = chosen.unsqueeze(-1)
-    arrays = {
-        "chosen_p": p.gather(-1, c).squeeze(-1), "chosen_raw": raw_p.gather(-1, c).squeeze(-1), "entropy": entropy,
-        "top_ids": top_ids, "top_p": p.gather(-1, top_ids), "top_raw": raw_p.gather(-1, top_ids),
-    }
-    a = {k: v.cpu().numpy() for k, v in arrays.items()}
-    ch = chosen.cpu().numpy()
-    uniq = np.unique(np.concatenate([a["top_ids"].ravel(), ch.ravel()]))
-    names = dict(zip(uniq.tolist(), tokenizer.batch_decode([[int(i)] for i in uniq])))
+    raw_p = torch.softmax(raw, dim=-1)  # [R, T, V]
+    entropy = torch.special.entr(raw_p).sum(-1)  # [R, T]; entr(p) = −p·log p (0 at p = 0)
+    # softmax of the processed logits, in place (−inf, i.e. filtered, → 0): no new [R, T, V] buffer.
+    proc_p = proc.sub_(proc.max(dim=-1, keepdim=True).values).exp_()
+    proc_p.div_(proc_p.sum(dim=-1, keepdim=True))
+    # Candidates: the top-n after processing, then (to fill up when fewer survive) the raw top-2n.
+    cand = torch.cat([proc_p.topk(n, dim=-1).indices, raw.topk(min(2 * n, raw.shape[-1]), dim=-1).indices, chosen.unsqueeze(-1)], -1)
+    c_raw, c_p = raw_p.gather(-1, cand), proc_p.gather(-1, cand)  # [R, T, 3n+1]
+    cand, c_raw, c_p, ent = (x.cpu().numpy() for x in (cand, c_raw, c_p, entropy))
+    names = dict(zip(*(lambda u: (u.tolist(), tokenizer.batch_decode([[int(i)] for i in u])))(np.unique(cand))))
     seqs = []
     for r, length in enumerate(lengths):
         steps = []
         for t in range(length):
-            top = [Candidate(names[int(i)], int(i), float(rp), float(pp))
-                   for i, rp, pp in zip(a["top_ids"][r, t], a["top_raw"][r, t], a["top_p"][r, t])]
-            tid = int(ch[r, t])
-            steps.append(Step(names[tid], tid, float(a["chosen_p"][r, t]), float(a["chosen_raw"][r, t]), float(a["entropy"][r, t]), top))
+            ids, rp, pp = cand[r, t], c_raw[r, t], c_p[r, t]
+            kept = [j for j in range(n) if pp[j] > 0]  # processed top-n, most probable first
+            seen = {int(ids[j]) for j in kept}
+            for j in range(n, len(ids) - 1):  # then filtered tokens by raw probability
+                if len(kept) >= n:
+                    break
+                if int(ids[j]) not in seen and pp[j] == 0:
+                    kept.append(j)
+                    seen.add(int(ids[j]))
+            top = [Candidate(names[int(ids[j])], int(ids[j]), float(rp[j]), float(pp[j])) for j in kept]
+            tid = int(ids[-1])
+            steps.append(Step(names[tid], tid, float(pp[-1]), float(rp[-1]), float(ent[r, t]), top))
         seqs.append(steps)
     return seqs
 
@@ -391,18 +395,20 @@ def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n:
         end = next((i for i, x in enumerate(row) if x in eos), None)
         lengths.append(len(row) if end is None else end + 1)
         finished.append(end is not None)
+    # Beam search scores a beam by Σ processed log-probs (not renormalised): read them before
+    # summarize() turns ``proc`` into probabilities in place.
+    beam_logp = proc.gather(-1, gen.unsqueeze(-1))[..., 0] if cfg.mode == "beam" else None  # [R, T]
     steps = summarize(tok, raw, proc, gen, lengths, top_n)
-    logp = torch.log_softmax(proc, dim=-1).gather(-1, gen.unsqueeze(-1)).squeeze(-1)  # [R, T]
     seqs = []
     for r, (st, n) in enumerate(zip(steps, lengths)):
         ids = gen[r, :n].tolist()
-        if cfg.mode == "beam":  # beam search sums processed log-probs without renormalising
-            cum = float(proc[r, torch.arange(n), gen[r, :n]].sum())
+        if beam_logp is not None:
+            cum = float(beam_logp[r, :n].sum())
             score = float(out.sequences_scores[r]) if getattr(out, "sequences_scores", None) is not None else None
         else:
-            cum, score = float(logp[r, :n].sum()), None
+            cum, score = sum(math.log(x.prob) for x in st), None  # chosen tokens always survive processing
         seqs.append(Sequence(tok.decode(ids, skip_special_tokens=True), ids, st, cum, score, finished[r]))
-    kept = [raw[r, :n].cpu().numpy().copy() for r, n in enumerate(lengths)] if keep_logits else None
+    kept = [raw[r, :n].cpu().numpy() for r, n in enumerate(lengths)] if keep_logits else None  # views, no copy
     return GenerationResult(bundle.name, cfg.mode, cfg, prompt_text if prompt_text is not None else tok.decode(prompt_ids),
                             list(prompt_ids), seqs, processors, list(notices or []), kept, seconds)
 

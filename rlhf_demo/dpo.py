@@ -73,6 +73,9 @@ class DPOSettings:
     """β: temperature of the implicit reward; larger β keeps the policy closer to the reference"""
     loss_type: str = "sigmoid"
     """TRL loss: 'sigmoid' is the DPO paper's −log σ(β h); 'ipo', 'hinge', 'robust', ... are variants"""
+    sft_weight: float = 0.0
+    """weight of an extra NLL loss on the chosen responses (TRL's 'sft' term, as in RPO, Pang et al. 2024):
+    keeps log π(chosen) from falling; 0 = plain DPO"""
     label_smoothing: float = 0.0
     """probability that a label is flipped ('robust'; 'exo_pair' needs > 0, e.g. 1e-3)"""
     learning_rate: float = 5e-4
@@ -121,6 +124,8 @@ class DPOSettings:
             raise ValueError(f"unknown DPO loss {self.loss_type!r}; choose one of {', '.join(LOSS_TYPES)}")
         if self.loss_type == "exo_pair" and self.label_smoothing <= 0:
             raise ValueError("the exo_pair loss needs label smoothing > 0 (the EXO paper uses 1e-3)")
+        if not 0 <= self.sft_weight <= 10:
+            raise ValueError(f"SFT weight must be in [0, 10], got {self.sft_weight}")
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate <= 1e-2):
@@ -229,7 +234,7 @@ class _Clock:
         return time.perf_counter() - self.start - self.paused
 
 
-def _make_callback(trainer_ref, settings, evaluate, out_q, stop_event, clock, state):
+def _make_callback(settings, evaluate, out_q, stop_event, clock, state):
     from transformers import TrainerCallback
 
     marks = sorted(settings.eval_at_seconds)
@@ -340,7 +345,7 @@ def train_dpo(settings: DPOSettings, pairs: list[dict], *, policy=None, referenc
         try:
             trainer = _build_trainer(settings, policy, reference, tokenizer, train_rows, dev, say)
             trainer_box["trainer"] = trainer
-            trainer.add_callback(_make_callback(trainer_box, settings, evaluate, out_q, stop_event, clock, state))
+            trainer.add_callback(_make_callback(settings, evaluate, out_q, stop_event, clock, state))
             out_q.put({"event": "setup", "pairs": len(train_rows), "note": note,
                        "max_steps": _planned_steps(settings, len(train_rows)),
                        "setup_s": round(time.perf_counter() - t_setup, 2),
@@ -373,7 +378,7 @@ def train_dpo(settings: DPOSettings, pairs: list[dict], *, policy=None, referenc
         if isinstance(exc, (ValueError, RuntimeError)):
             raise exc
         raise RuntimeError(f"DPO training failed: {type(exc).__name__}: {exc}") from exc
-    yield {"event": "end", "status": state["status"], "message": state["message"] or "finished",
+    yield {"event": "end", "status": state["status"], "message": state["message"] or f"completed {state.get('steps', 0)} steps",
            **{k: state[k] for k in ("steps", "time_s", "policy_dir", "_model") if k in state}}
 
 
@@ -399,7 +404,8 @@ def _build_trainer(settings: DPOSettings, policy, reference, tokenizer, rows, de
         num_train_epochs=settings.epochs,
         max_steps=settings.steps if settings.steps is not None else -1,
         beta=settings.beta,
-        loss_type=[settings.loss_type],
+        loss_type=[settings.loss_type] + (["sft"] if settings.sft_weight > 0 else []),
+        loss_weights=[1.0, settings.sft_weight] if settings.sft_weight > 0 else None,
         label_smoothing=settings.label_smoothing,
         max_length=settings.max_length,
         precompute_ref_log_probs=settings.precompute_ref,

@@ -19,47 +19,56 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
            "#7f7f7f"]
 SYMBOLS = {"ppo": "circle", "dpo": "diamond", "base": "star"}
 
-COMPARE_PANELS: list[tuple[str, str]] = [
-    ("Held-out reward", "eval/reward_mean"),
-    ("Held-out KL(π‖π_ref), nats / response", "eval/kl"),
-    ("Held-out distinct-2", "eval/distinct2"),
-    ("Loss (DPO)", "loss"),
-    ("Reward margin (DPO)", "rewards/margins"),
-    ("Batch reward (PPO)", "reward_mean"),
+COMPARE_PANELS: list[tuple[str, str, str | None]] = [
+    ("Held-out reward", "eval/reward_mean", None),
+    ("Held-out KL(π‖π_ref), nats / response", "eval/kl", None),
+    ("Held-out distinct-2", "eval/distinct2", None),
+    ("Loss (DPO)", "loss", "dpo"),
+    ("Reward margin (DPO)", "rewards/margins", "dpo"),
+    ("Batch reward (PPO)", "reward_mean", "ppo"),
 ]
+"""(title, metric column, only runs of this algorithm or None)"""
 
 
 def run_colors(runs: list[str]) -> dict[str, str]:
     return {r: PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
 
 
-def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str]] | None = None, x: str = "step",
+def _rows(curves: pd.DataFrame, algo: str | None) -> pd.DataFrame:
+    if algo is None or "algo" not in curves.columns:
+        return curves
+    return curves[curves["algo"].astype(str).str.lower() == algo]
+
+
+def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str, str | None]] | None = None, x: str = "step",
                    cols: int = 3, height_per_row: int = 250) -> go.Figure:
-    """One subplot per (title, column); each run one line (markers where the metric is sparse)."""
+    """One subplot per (title, column, algo); each run one line (markers where the metric is sparse)."""
     panels = COMPARE_PANELS if panels is None else panels
     if curves is None or len(curves) == 0 or x not in curves.columns:
         return empty_figure("Pick runs to compare.")
-    present = [(t, c) for t, c in panels if c in curves.columns and curves[c].notna().any()]
+    present = [(t, c, a) for t, c, a in panels if c in curves.columns and _rows(curves, a)[c].notna().any()]
     if not present:
         return empty_figure("These runs have no metrics in common yet.")
     runs = list(dict.fromkeys(curves["run"]))
     colors = run_colors(runs)
     rows = math.ceil(len(present) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in present], horizontal_spacing=0.07,
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _c, _a in present], horizontal_spacing=0.07,
                         vertical_spacing=0.14 if rows > 1 else 0.1)
-    for i, (_t, col) in enumerate(present):
+    shown: set[str] = set()
+    for i, (_t, col, algo) in enumerate(present):
         r, c = i // cols + 1, i % cols + 1
+        sub = _rows(curves, algo)
         for run in runs:
-            d = curves[(curves["run"] == run)][[x, col]].dropna()
+            d = sub[(sub["run"] == run)][[x, col]].dropna()
             if d.empty:
                 continue
-            n_run = (curves["run"] == run).sum()
+            n_run = (sub["run"] == run).sum()
             sparse = len(d) < 0.5 * n_run or col.startswith("eval/")
-            fig.add_trace(go.Scatter(x=d[x], y=d[col], name=run, legendgroup=run, showlegend=i == 0 or not any(
-                              col2 in curves.columns for _t2, col2 in present[:i]),
+            fig.add_trace(go.Scatter(x=d[x], y=d[col], name=run, legendgroup=run, showlegend=run not in shown,
                                      mode="lines+markers" if sparse else "lines",
                                      line={"color": colors[run], "dash": "dot" if sparse else "solid"},
                                      marker={"size": 7}), row=r, col=c)
+            shown.add(run)
     fig.update_layout(height=rows * height_per_row + 70, template="plotly_white", margin=dict(l=40, r=20, t=40, b=30),
                       legend={"orientation": "h", "y": -0.06 / rows, "x": 0})
     return fig

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -181,22 +181,14 @@ class PPOTrainer:
         say(1.0, "Ready")
 
     # ------------------------------------------------------------------ helpers
+    @contextmanager
     def reference_context(self):
-        """The reference model as a context: adapter switched off, or the frozen copy."""
+        """The reference model: the policy with its LoRA adapter switched off, or the frozen copy."""
         if self.reference is not None:
-            return nullcontext(self.reference)
-        policy = self.policy
-
-        class _Off:
-            def __enter__(self_inner):
-                self_inner.cm = policy.disable_adapter()
-                self_inner.cm.__enter__()
-                return policy
-
-            def __exit__(self_inner, *exc):
-                return self_inner.cm.__exit__(*exc)
-
-        return _Off()
+            yield self.reference
+        else:
+            with self.policy.disable_adapter():
+                yield self.policy
 
     def _sample_queries(self) -> list[list[int]]:
         chosen = [self.prompts[self.rng.randrange(len(self.prompts))] for _ in range(self.cfg.batch_size)]
@@ -469,7 +461,7 @@ class PPOTrainer:
                 import json
 
                 (self.writer.dir / "before_after.json").write_text(json.dumps(self.before_after, indent=2))
-            final = {k: v for k, v in (self.history[-1] if self.history else {}).items() if k.startswith("eval/")}
+            final = {k: v for k, v in self.last_eval.items() if k != "samples"} if self.last_eval else {}
             self.writer.finish(self.status, self.message, steps=self.step_no, time_s=self.time_s,
                                n_trainable=self.n_trainable, final_eval=final)
         finally:

@@ -53,7 +53,7 @@ class PPOConfig:
     beta: float = _f(0.05, "KL coefficient β (TRL: init_kl_coef): each response token is rewarded −β·(log π − log π_ref). 0 = no penalty.")
     kl_estimator: str = _f("k1", "Per-token KL estimate in the penalty: k1 = log π − log π_ref (classic), k3 = (r−1) − log r (never negative).")
     adaptive_kl: bool = _f(True, "Adapt β toward a KL target (Ziegler et al. 2019): β ← β·(1 + clip(KL/target − 1, ±0.2)·batch/horizon).")
-    kl_target: float = _f(3.0, "Target KL (nats per response, k1 estimate on the training batch) of the adaptive controller.")
+    kl_target: float = _f(4.0, "Target KL (nats per response, k1 estimate on the training batch) of the adaptive controller.")
     kl_horizon: float = _f(80.0, "Horizon (episodes) of the adaptive controller: smaller = β reacts faster. The paper used 10000 over a far longer run.")
 
     # --- PPO ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ def add_arguments(g) -> None:
     g.add_argument("--max-length", type=int, default=None, help=h("max_length") + " (default 32)")
     g.add_argument("--epochs", type=float, default=None, help=h("epochs") + " (default 1)")
     g.add_argument("--dpo-label-smoothing", type=float, default=None, help=h("label_smoothing"))
+    g.add_argument("--dpo-sft-weight", type=float, default=None, help=h("sft_weight"))
     g.add_argument("--dpo-lora-r", type=int, default=None, help="LoRA rank (default 8)")
     g.add_argument("--dpo-lora-alpha", type=int, default=None, help="LoRA alpha (default 16)")
     g.add_argument("--dpo-lora-targets", default=None, help=h("lora_targets"))
@@ -60,6 +61,7 @@ def settings_from_args(args):
         max_length=args.max_length,
         epochs=args.epochs,
         label_smoothing=args.dpo_label_smoothing,
+        sft_weight=args.dpo_sft_weight,
         lora_r=args.dpo_lora_r,
         lora_alpha=args.dpo_lora_alpha,
         lora_targets=args.dpo_lora_targets,

@@ -67,7 +67,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Row():
         export = gr.Button("Export pairs (JSONL)", elem_id="fb-export")
         use = gr.Button("Use for DPO", variant="secondary", elem_id="fb-use")
-    download = gr.File(label="Preference pairs (prompt / chosen / rejected)", interactive=False, elem_id="fb-file", height=80)
+    download = gr.File(label="Preference pairs (prompt / chosen / rejected)", interactive=False, elem_id="fb-file", height=80,
+                       visible=False)
     note = gr.Markdown("", elem_id="fb-note")
     with gr.Accordion("Settings", open=False):
         resp_tokens = gr.Slider(4, 48, value=16, step=1, label="Response tokens", elem_id="fb-tokens")
@@ -112,7 +113,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error("No A/B labels yet (ties and skips carry no preference).")
         path = Path(ctx.runs_dir) / "feedback" / f"pairs-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
         store.export_jsonl(path)
-        return str(path), f"Exported {c['pairs']} pairs to `{path}`."
+        return gr.update(value=str(path), visible=True), f"Exported {c['pairs']} pairs to `{path}`."
 
     export.click(on_export, None, [download, note], api_visibility="private")
 

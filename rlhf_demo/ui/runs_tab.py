@@ -54,7 +54,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         csv_btn = gr.Button("Export metrics of the selected runs (CSV)", elem_id="runs-csv")
         one = gr.Dropdown([], label="Run whose policy to download", elem_id="runs-one", scale=2)
         zip_btn = gr.Button("Download policy (zip)", elem_id="runs-zip")
-    files = gr.File(label="Download", interactive=False, elem_id="runs-file", height=80)
+    files = gr.File(label="Download", interactive=False, elem_id="runs-file", height=80, visible=False)
 
     def on_refresh(selected):
         runs = by_label()
@@ -83,7 +83,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if not chosen:
             raise gr.Error("Select at least one run.")
         path = Path(tempfile.mkdtemp(prefix="rlhf-runs-")) / f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        return str(export_csv(chosen, path))
+        return gr.update(value=str(export_csv(chosen, path)), visible=True)
 
     csv_btn.click(on_csv, pick, files, api_visibility="private")
 
@@ -92,7 +92,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if run is None:
             raise gr.Error("Choose a run with a saved policy.")
         try:
-            return str(zip_policy(run, Path(tempfile.mkdtemp(prefix="rlhf-policy-")) / f"{run.name}-policy.zip"))
+            path = zip_policy(run, Path(tempfile.mkdtemp(prefix="rlhf-policy-")) / f"{run.name}-policy.zip")
+            return gr.update(value=str(path), visible=True)
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 

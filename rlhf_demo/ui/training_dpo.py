@@ -45,7 +45,7 @@ H = FIELD_HELP
 
 # (field, label, kind) for the hyper-parameter widgets; kind: number / int / check / loss
 FIELDS = [
-    ("beta", "β", "number"), ("loss_type", "Loss type", "loss"), ("learning_rate", "Learning rate", "number"),
+    ("beta", "β", "number"), ("loss_type", "Loss type", "loss"), ("sft_weight", "NLL weight on chosen (0 = plain DPO)", "number"), ("learning_rate", "Learning rate", "number"),
     ("epochs", "Epochs", "number"), ("batch_size", "Batch size (pairs per step)", "int"),
     ("max_length", "Max length (tokens)", "int"), ("full_finetune", "Full fine-tuning (all weights)", "check"),
     ("lora_r", "LoRA rank", "int"), ("eval_every", "Evaluate every N steps", "int"),

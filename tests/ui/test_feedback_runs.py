@@ -14,7 +14,7 @@ SHOTS = Path("/tmp/shots")
 
 
 def test_make_settings_from_ui_values():
-    values = {"beta": 0.3, "loss_type": "ipo", "learning_rate": 1e-4, "epochs": 1.0, "batch_size": 4.0,
+    values = {"beta": 0.3, "loss_type": "ipo", "sft_weight": 0, "learning_rate": 1e-4, "epochs": 1.0, "batch_size": 4.0,
               "max_length": 32.0, "full_finetune": False, "lora_r": 8.0, "eval_every": 5.0, "kl_target": 0,
               "max_seconds": 0, "seed": 1.0, "model": " default "}
     s = make_settings("Quick CPU demo", values, 3)
@@ -82,6 +82,6 @@ def test_label_two_pairs_then_train_dpo_and_compare(page, app_url, tiny_model_di
 
     page.get_by_role("tab", name="Runs").click()
     page.locator("#runs-refresh").click()
-    page.locator("#runs-table").get_by_text("dpo-", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelector('#runs-table').innerText.includes('dpo-')", timeout=30_000)
     page.locator("#runs-frontier .js-plotly-plot").wait_for(timeout=30_000)
     page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)

@@ -35,6 +35,9 @@ def test_api_generate_step_and_branch(client, tiny_model_dir):
     assert out[9].count('class="rl-sample"') == 3  # three samples side by side
     bars, caption = client.predict(1, 2, *list(DEFAULTS.values()), api_name="/step")[:2]
     assert bars is not None and "**Step 2**" in caption
+    # Moving a knob re-draws the bars from the stored logits (no generation): top-k 1 keeps one token.
+    caption = client.predict(1, 2, *_args("", "", top_k=1)[2:], api_name="/step")[1]
+    assert "Kept now: 1 of 49152 tokens" in caption
     status = client.predict(1, 2, None, "wonderful", api_name="/branch")[-1]
     assert "Branch at step 2" in status and "wonderful" in status
 
