@@ -1,7 +1,7 @@
 """Benchmark: the playground's generation (every step's raw/processed distributions, entropy, top
 candidates and stored raw logits) against a plain ``model.generate`` of the same tokens, same run.
 
-    .venv/bin/python bench/bench_generate.py [--tokens 32] [--reps 5] [--samples 1]
+    .venv/bin/python bench/bench_generate.py [--tokens 32] [--reps 5] [--samples 1] [--threads N]
 
 Prints the median wall time of each and their ratio (target ≤ 1.10). The two are interleaved so
 machine load hits both alike, and the generated tokens are checked to be identical.
@@ -29,7 +29,10 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default); 1 is steadier on a busy machine")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     bundle = REGISTRY.get(args.model)
     # min_new_tokens = max_new_tokens: both runs make exactly the same number of tokens.

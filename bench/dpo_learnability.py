@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kl-stop", type=float, default=None)
     ap.add_argument("--loss-type", default=None)
     ap.add_argument("--sft-weight", type=float, default=None)
-    ap.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (KL stop checks happen at evaluations)")
+    ap.add_argument("--eval-every", type=int, default=None,
+                    help="evaluate every N steps (default: the preset's; the KL stop is checked at evaluations)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tag", default="default")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, 2 here)")
@@ -61,7 +62,8 @@ def main(argv=None) -> int:
     marks = [60.0 * m for m in args.minutes]
     settings = preset(args.preset, beta=args.beta, learning_rate=args.lr, epochs=args.epochs, kl_target=args.kl_stop,
                       loss_type=args.loss_type, sft_weight=args.sft_weight, batch_size=args.batch_size)
-    settings = replace(settings, eval_every=args.eval_every, eval_at_start=False, eval_at_seconds=tuple(marks),
+    settings = replace(settings, eval_every=settings.eval_every if args.eval_every is None else args.eval_every,
+                       eval_at_start=False, eval_at_seconds=tuple(marks),
                        max_seconds=max(marks)).validate()
     prefs = load_preferences("shipped")
     reward = make_reward(settings.eval_reward)

@@ -65,7 +65,7 @@ MAX_PAIRS = 20_000
 
 @dataclass
 class DPOSettings:
-    """Everything a DPO run needs; the defaults are the "Quick CPU demo" preset."""
+    """Everything a DPO run needs (plain defaults; ``PRESETS`` holds the tuned settings)."""
 
     model: str = "default"
     """policy to start from (and reference): 'default', a local folder or a Hub id"""
@@ -152,7 +152,9 @@ class DPOSettings:
 
 
 PRESETS: dict[str, DPOSettings] = {
-    "Quick CPU demo": DPOSettings(),
+    # batch 4: twice the steps per minute of batch 8 for the same per-step movement (Adam); the held-out KL
+    # is checked every 5 steps and the run stops at 5.5 nats (DPO's KL keeps climbing past one epoch)
+    "Quick CPU demo": DPOSettings(batch_size=4, epochs=3, eval_every=5, kl_target=5.5, max_seconds=180),
     "Push hard (lr 2e-3): watch the KL run away": DPOSettings(learning_rate=2e-3, epochs=2, eval_every=10),
     "IPO loss": DPOSettings(loss_type="ipo", beta=0.5, learning_rate=5e-4),
     "Full fine-tuning (all weights)": DPOSettings(full_finetune=True, learning_rate=1e-5, batch_size=4),

@@ -68,8 +68,8 @@ def training_figure(df: pd.DataFrame, panels: list[tuple[str, list[str]]] | None
                                          fillcolor="rgba(31,119,180,0.15)", line={"width": 0}, hoverinfo="skip",
                                          showlegend=False), row=r, col=c)
             fig.add_trace(go.Scatter(x=d[x], y=d[col], name=LABELS.get(col, col), legendgroup=col,
-                                     mode="markers+lines" if sparse else "lines",
-                                     marker={"symbol": "diamond", "size": 9} if sparse else None,
+                                     mode="markers+lines" if sparse or len(d) < 25 else "lines",
+                                     marker={"symbol": "diamond", "size": 9} if sparse else {"size": 4},
                                      line={"color": color, "dash": "dot" if sparse else "solid"},
                                      showlegend=len(columns) > 1), row=r, col=c)
     fig.update_layout(height=rows * height_per_row + 60, margin=dict(l=40, r=20, t=60 if title else 40, b=30),

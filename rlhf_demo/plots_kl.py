@@ -4,8 +4,6 @@ Tokens are labelled "index:token" so repeated strings stay separate bars.
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -29,8 +27,7 @@ def token_labels(table: pd.DataFrame) -> list[str]:
 def per_token_figure(table: pd.DataFrame) -> go.Figure:
     """Per-token bars (exact KL, k1, k2, k3) above the running totals along the response."""
     x = token_labels(table)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
-                        subplot_titles=("per token", "running total (nats)"))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.6, 0.4])
     for k in ("kl_exact", "k1", "k2", "k3"):
         fig.add_trace(go.Bar(x=x, y=table[k], name=LABELS[k], marker_color=COLORS[k], legendgroup=k), 1, 1)
         fig.add_trace(go.Scatter(x=x, y=table[f"cum_{k}"], mode="lines+markers", name=LABELS[k],
@@ -38,6 +35,8 @@ def per_token_figure(table: pd.DataFrame) -> go.Figure:
                                  legendgroup=k, showlegend=False), 2, 1)
     fig.update_layout(barmode="group")
     fig.update_xaxes(tickangle=-45, row=2, col=1)
+    fig.update_yaxes(title_text="per token (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="running total", row=2, col=1)
     return _layout(fig, "KL(π‖π_ref) token by token", height=560)
 
 
@@ -94,8 +93,11 @@ def beta_curves_figure(sweep: pd.DataFrame, beta: float | None = None) -> go.Fig
                              line=dict(color=COLORS["reference"], dash="dot")), secondary_y=False)
     fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["kl"], name="KL(π*‖π_ref)",
                              line=dict(color=COLORS["kl_exact"], dash="dash")), secondary_y=True)
-    if beta is not None and beta > 0:
-        fig.add_vline(x=math.log10(beta), line_color="#dc2626", annotation_text=f"β = {beta:g}")
+    if beta is not None and beta > 0:  # a trace, not a shape: shapes on log axes take log10 units
+        lo, hi = float(sweep["expected_reward"].min()), float(sweep["expected_reward"].max())
+        fig.add_trace(go.Scatter(x=[beta, beta], y=[lo, hi], mode="lines+text", name=f"β = {beta:g}",
+                                 text=["", f"β = {beta:g}"], textposition="top right",
+                                 line=dict(color="#dc2626", width=2)), secondary_y=False)
     fig.update_xaxes(type="log", title_text="β (small: chase reward · large: stay at π_ref)")
     fig.update_yaxes(title_text="expected reward", secondary_y=False)
     fig.update_yaxes(title_text="KL (nats)", secondary_y=True)

@@ -36,7 +36,7 @@ def _load(ctx, name: str, what: str):
 
 
 def _error(exc: Exception) -> str:
-    return f"⚠️ **{type(exc).__name__}**: {exc}"
+    return f"**Error** ({type(exc).__name__}): {exc}"
 
 
 def _totals_md(res) -> str:
@@ -104,7 +104,7 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     def on_compute(pol, ref, t, p, m, resp, n_new, s, by):
         outs = [highlights, totals, per_token_plot, top_plot, table, result_state]
-        yield f"⏳ Loading models ({pol} · {ref}) and computing…", *[gr.skip()] * len(outs)
+        yield f"Working: loading models ({pol} · {ref}) and computing…", *[gr.skip()] * len(outs)
         try:
             pb = _load(ctx, pol, "policy")
             rb = _load(ctx, ref, "reference")
@@ -114,7 +114,7 @@ def build(ctx, demo: gr.Blocks) -> None:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         tok = res.table["token"].iloc[res.max_position]
-        yield ("✅ Done. " + ("Response sampled from π: " if res.generated else "Typed response: ") + repr(res.response),
+        yield ("**Done.** " + ("Response sampled from π: " if res.generated else "Typed response: ") + repr(res.response),
                plots_kl.contribution_highlights(res.table, by or "kl_exact"), _totals_md(res),
                plots_kl.per_token_figure(res.table), plots_kl.top_candidates_figure(res.top, res.max_position, tok),
                res.table[TABLE_COLS].round(5), res.table)
@@ -132,7 +132,7 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     def on_lab(pol, ref, t, p, n, n_tok, s):
         outs = [lab_plot, lab_summary, lab_samples]
-        yield f"⏳ Sampling {int(n)} responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
+        yield f"Working: sampling {int(n)} responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
         try:
             pb = _load(ctx, pol, "policy")
             rb = _load(ctx, ref, "reference")
@@ -143,7 +143,7 @@ def build(ctx, demo: gr.Blocks) -> None:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         k1 = res.summary.set_index("estimator").loc["k1"]
-        msg = (f"✅ {len(res.samples)} samples. True KL ≈ **{res.true_kl:.4f}** nats (mean exact). "
+        msg = (f"**Done:** {len(res.samples)} samples. True KL ≈ **{res.true_kl:.4f}** nats (mean exact). "
                f"k1 was negative in {k1['frac_negative']:.0%} of the samples; k3 never is.")
         yield msg, plots_kl.estimator_spread_figure(res.samples, res.true_kl), res.summary.round(4), res.samples.round(4)
 

@@ -13,7 +13,8 @@ from ..models import DEFAULT_MODEL
 from ..rewards import REWARD_CHOICES, make_reward
 from ..runs import policy_choices
 from ..theory import (MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, MAX_TOY_STEPS, CandidatesConfig,
-                      TheoryInputError, ToyConfig, beta_sweep, check_beta, optimal_table, policy_stats,
+                      TheoryInputError, ToyConfig, beta_sweep, check_beta, log_partition, optimal_table,
+                      policy_stats,
                       sample_candidates, toy_initial_logits, toy_metrics, toy_run)
 
 PANEL3 = """### β and the optimal policy
@@ -30,7 +31,12 @@ sampled. With a KL penalty β > 0 the policy converges to the analytic π\\* ∝
 
 
 def _error(exc: Exception) -> str:
-    return f"⚠️ **{type(exc).__name__}**: {exc}"
+    return f"**Error** ({type(exc).__name__}): {exc}"
+
+
+def _sig(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Numbers to ``digits`` significant digits (tiny updates stay visible, unlike round(4))."""
+    return df.map(lambda v: float(f"{v:.{digits}g}") if isinstance(v, float) else v)
 
 
 def _parse_list(text: str, what: str, cast=str) -> tuple:
@@ -76,7 +82,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         n_tok = gr.Slider(2, MAX_CANDIDATE_TOKENS, value=10, step=1, label="Tokens per candidate")
         seed = gr.Number(0, label="Seed", precision=0)
         sample_btn = gr.Button("Sample candidates", variant="primary", elem_id="th-sample")
-    beta = gr.Slider(0.01, 5.0, value=0.5, step=0.01, label="β (KL coefficient)", elem_id="th-beta")
+    beta = gr.Slider(0.01, 5.0, value=0.2, step=0.01, label="β (KL coefficient)", elem_id="th-beta")
     th_status = gr.Markdown("", elem_id="th-status")
     with gr.Row():
         pi_plot = gr.Plot(label="π* beside π_ref", elem_id="th-pistar-plot")
@@ -91,7 +97,7 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     def on_sample(name, rw, p, kk, nt, s, b):
         outs = [pi_plot, curves_plot, cand_table, cands_state]
-        yield f"⏳ Loading {name} and sampling {int(kk)} candidates…", *[gr.skip()] * len(outs)
+        yield f"Working: loading {name} and sampling {int(kk)} candidates…", *[gr.skip()] * len(outs)
         try:
             cfg = CandidatesConfig(k=int(kk), response_tokens=int(nt), seed=int(s or 0), reward=rw).validate()
             check_beta(b)
@@ -101,7 +107,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         except (ValueError, RuntimeError, OSError) as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
-        yield f"✅ {len(cands)} distinct candidates. " + md, fig, curves, show, cands
+        yield f"**Done:** {len(cands)} distinct candidates. " + md, fig, curves, show, cands
 
     sample_btn.click(on_sample, [ref_model, reward, prompt, k, n_tok, seed, beta],
                      [th_status, pi_plot, curves_plot, cand_table, cands_state], api_name="theory_candidates",
@@ -158,12 +164,16 @@ def build(ctx, demo: gr.Blocks) -> None:
         m = toy_metrics(cfg, torch.tensor(state["logits"]))
         md = (f"Step {state['step']}: E_π[r] = {m['expected_reward']:+.3f}, KL(π‖π_ref) = {m['kl']:.3f}"
               + (f", distance to π\\* (total variation) = {m['tv_to_optimal']:.4f}" if opt is not None else ""))
+        if opt is not None:
+            blz = cfg.kl_beta * log_partition(cfg.log_ref, cfg.reward_tensor, cfg.kl_beta)
+            md += (f". At π\\* every word's score r − β·log(π\\*/π_ref) equals β·log Z = {blz:+.3f}, "
+                   "so near π\\* the advantages (and the updates) shrink to zero.")
         if last is None:
             probs = pd.DataFrame({"word": list(cfg.words), "before": torch.softmax(torch.tensor(state["logits"]), -1).numpy()})
             if opt is not None:
                 probs["optimal"] = opt.numpy()
             return md, plots_kl.toy_update_figure(probs), hist, pd.DataFrame()
-        return (md, plots_kl.toy_update_figure(last.probs_table(opt)), hist, last.samples_table().round(4))
+        return (md, plots_kl.toy_update_figure(last.probs_table(opt)), hist, _sig(last.samples_table()))
 
     def _state_for(cfg: ToyConfig, state):
         if not state or state.get("words") != list(cfg.words) or len(state["logits"]) != len(cfg.words):

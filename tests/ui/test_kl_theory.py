@@ -24,7 +24,7 @@ def test_api_kl_tokens_tiny_model(client, tiny_model_dir):
     tiny = str(tiny_model_dir)
     out = client.predict(*_kl_args(tiny, tiny, temp=0.5), api_name="/kl_tokens")
     status, highlights, totals = out[0], out[1], out[2]
-    assert status.startswith("✅") and "exact KL" in totals
+    assert status.startswith("**Done") and "exact KL" in totals
     entries = highlights["value"] if isinstance(highlights, dict) else highlights
     assert len(entries) == 2  # " great", " fun"
     assert out[3] is not None and out[4] is not None  # per-token figure, top-candidates figure
@@ -39,9 +39,9 @@ def test_api_kl_bad_inputs_are_clear_and_server_keeps_serving(client, tiny_model
     tiny = str(tiny_model_dir)
     kw = {"policy": tiny, "ref": tiny, **change}
     out = client.predict(*_kl_args(kw.pop("policy"), kw.pop("ref"), **kw), api_name="/kl_tokens")
-    assert out[0].startswith("⚠️") and message in out[0]
+    assert out[0].startswith("**Error") and message in out[0]
     ok = client.predict(*_kl_args(tiny, tiny), api_name="/kl_tokens")
-    assert ok[0].startswith("✅")
+    assert ok[0].startswith("**Done")
 
 
 def test_api_estimator_lab_limit_and_run(client, tiny_model_dir):
@@ -49,12 +49,12 @@ def test_api_estimator_lab_limit_and_run(client, tiny_model_dir):
     with pytest.raises(Exception, match=r"greater than maximum|N must be"):
         client.predict(tiny, tiny, 1.0, "The movie was", 10_000, 4, 0, api_name="/kl_estimator_lab")
     out = client.predict(tiny, tiny, 0.7, "The movie was", 6, 3, 0, api_name="/kl_estimator_lab")
-    assert out[0].startswith("✅") and out[2] is not None
+    assert out[0].startswith("**Done") and out[2] is not None
 
 
 def test_api_theory_bad_beta_and_toy(client, tiny_model_dir):
     out = client.predict(str(tiny_model_dir), "length", "The movie was", 4, 3, 0, 0.5, api_name="/theory_candidates")
-    assert out[0].startswith("✅")
+    assert out[0].startswith("**Done")
     with pytest.raises(Exception, match=r"less than minimum|positive"):
         client.predict(-1.0, api_name="/theory_beta")  # Gradio's bound answers; check_beta stands behind it
     moved = client.predict(0.7, api_name="/theory_beta")  # the client's session keeps the candidates
@@ -110,15 +110,18 @@ def test_kl_and_theory_panels_render_on_the_real_model(page, app_url, default_bu
     page.locator("#th-curves-plot .js-plotly-plot").wait_for(timeout=30_000)
     _shot_region(page, "#th-beta", "#th-pistar-plot", SHOTS / "theory_panel3_optimal_policy.png")
 
-    # panel 4: toy policy gradient, run 200 steps with the KL penalty
+    # panel 4: toy policy gradient, run 200 steps with the KL penalty, then one step from the start
     page.locator("#toy-run").click()
     page.locator("#toy-status").get_by_text("Step 200").wait_for(timeout=60_000)
     page.locator("#toy-history-plot .js-plotly-plot").wait_for(timeout=30_000)
     assert "distance to π" in page.locator("#toy-status").inner_text()
+    _shot_region(page, "#toy-words", "#toy-samples", SHOTS / "theory_panel4_toy_run.png")
+    page.locator("#toy-reset").click()
+    page.locator("#toy-status").get_by_text("Step 0").wait_for(timeout=30_000)
     page.locator("#toy-step").click()
-    page.locator("#toy-status").get_by_text("Step 201").wait_for(timeout=30_000)
+    page.locator("#toy-status").get_by_text("Step 1:").wait_for(timeout=30_000)
     page.locator("#toy-samples").get_by_text("up").first.wait_for(timeout=10_000)
-    _shot_region(page, "#toy-words", "#toy-samples", SHOTS / "theory_panel4_toy_pg.png")
+    _shot_region(page, "#toy-words", "#toy-samples", SHOTS / "theory_panel4_toy_step.png")
 
 
 def _shot_region(page, top_sel: str, bottom_sel: str, path: Path) -> None:

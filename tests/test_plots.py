@@ -1,0 +1,33 @@
+"""Training-curve figures from metric DataFrames (no torch)."""
+
+import pandas as pd
+
+from rlhf_demo.plots import PPO_PANELS, empty_figure, training_figure
+
+
+def test_ppo_figure_has_a_panel_per_metric_and_eval_markers():
+    df = pd.DataFrame({"step": [1, 2, 3], "reward_mean": [0.1, 0.2, 0.3], "reward_std": [0.3, 0.3, 0.2],
+                       "kl": [0.0, 0.5, 1.0], "eval/reward_mean": [None, None, 0.4], "beta": [0.05, 0.06, 0.07]})
+    fig = training_figure(df, PPO_PANELS)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("Reward") and any(t.startswith("KL") for t in titles) and any(t.startswith("β") for t in titles)
+    assert len(titles) == 3  # panels with no data are skipped
+    names = [t.name for t in fig.data]
+    assert "held-out reward" in names and "batch reward" in names
+    held = next(t for t in fig.data if t.name == "held-out reward")
+    assert list(held.x) == [3] and "markers" in held.mode
+    band = [t for t in fig.data if t.fill == "toself"]
+    assert len(band) == 1 and max(band[0].y) == 0.5  # 0.3 + 0.2 at step 3
+
+
+def test_generic_panels_for_other_trainers():
+    df = pd.DataFrame({"step": [1, 2], "loss": [0.69, 0.6], "rewards/margins": [0.0, 0.1]})
+    fig = training_figure(df, [("Loss", ["loss"]), ("Margin", ["rewards/margins"]), ("Absent", ["nope"])], bands={})
+    assert [a.text for a in fig.layout.annotations] == ["Loss", "Margin"]
+
+
+def test_empty_inputs_give_a_placeholder():
+    assert training_figure(pd.DataFrame()).layout.annotations[0].text.startswith("Start a run")
+    assert empty_figure("x").layout.annotations[0].text == "x"
+    import rlhf_demo.plots as p
+    assert "import torch" not in open(p.__file__).read()
