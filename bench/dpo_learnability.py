@@ -42,6 +42,7 @@ def main(argv=None) -> int:
                     help="evaluate every N steps (default: the preset's; the KL stop is checked at evaluations)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--tag", default="default")
+    ap.add_argument("--model", default=None, help="policy to start from (default: the preset's, the embedded model)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, 2 here)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     marks = [60.0 * m for m in args.minutes]
     settings = preset(args.preset, beta=args.beta, learning_rate=args.lr, epochs=args.epochs, kl_target=args.kl_stop,
-                      loss_type=args.loss_type, sft_weight=args.sft_weight, batch_size=args.batch_size)
+                      loss_type=args.loss_type, model=args.model, sft_weight=args.sft_weight, batch_size=args.batch_size)
     settings = replace(settings, eval_every=settings.eval_every if args.eval_every is None else args.eval_every,
                        eval_at_start=False, eval_at_seconds=tuple(marks),
                        max_seconds=max(marks)).validate()
@@ -108,15 +109,26 @@ def main(argv=None) -> int:
                           f"(gain {rec['reward_mean'] - base['reward_mean']:+.3f}) KL {rec['kl']:.2f} "
                           f"distinct2 {rec['eval/distinct2']:.2f}", flush=True)
         at = {}
+        stop_t = steps[-1]["time_s"] if steps else 0.0
+        restored = end.get("restored")  # the KL stop put back the last policy under the target
+        if restored is not None:
+            restored = {**restored, "time_s": stop_t}
         for m in marks:
-            # the last evaluation at or after the mark; if the run stopped earlier, its final policy holds
+            # the first evaluation at or after the mark; once the run has stopped, its final policy holds
             cand = [e for e in evals if e["time_s"] >= m - 1e-6]
-            e = cand[0] if cand else (evals[-1] if evals else None)
+            if cand and not (restored is not None and cand[0]["time_s"] >= stop_t and m > stop_t):
+                e = cand[0]
+            else:
+                e = restored if restored is not None else (evals[-1] if evals else None)
             if e is not None:
                 at[f"{m / 60:g}min"] = {"gain": round(e["reward_mean"] - base["reward_mean"], 3), "kl": round(e["kl"], 2),
                                        "distinct2": round(e["eval/distinct2"], 3), "step": e["step"], "time_s": e["time_s"]}
         sec_per_step = (steps[-1]["time_s"] / steps[-1]["step"]) if steps else None
+        final = restored or (evals[-1] if evals else {})
         results.append({"seed": seed, "at": at, "status": end.get("status"), "message": end.get("message"),
+                        "final": {"gain": round(final.get("reward_mean", float("nan")) - base["reward_mean"], 3),
+                                  "kl": round(final.get("kl", float("nan")), 2), "step": final.get("step"),
+                                  "distinct2": round(final.get("eval/distinct2", float("nan")), 3)},
                         "steps": len(steps), "sec_per_step": sec_per_step and round(sec_per_step, 2),
                         "setup_s": setup.get("setup_s"), "wall_s": round(time.perf_counter() - t0, 1),
                         "load_start": load_start, "load_end": loadavg(), "run_dir": str(run_dir)})
@@ -124,18 +136,22 @@ def main(argv=None) -> int:
 
     ok = 0
     for r in results:
-        hit = any(v["gain"] >= 0.3 and v["kl"] <= 6 for v in r["at"].values())
+        hit = any(v["gain"] >= 0.3 and v["kl"] <= 6 for v in r["at"].values()) or (
+            r["final"]["gain"] >= 0.3 and r["final"]["kl"] <= 6)
         r["target_met"] = hit
         ok += hit
     summary = {"base": base, "settings": settings_dict(settings), "results": results, "seeds_meeting_target": ok,
                "load_end": loadavg()}
     (out / f"dpo_learnability_{args.tag}.json").write_text(json.dumps(summary, indent=2))
-    lines = [f"| seed | " + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks) + " | steps | s/step | status |",
-             "|---|" + "---|" * (len(marks) + 3)]
+    lines = [f"| seed | " + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks)
+             + " | final policy: gain / KL (step) | steps | s/step | status |",
+             "|---|" + "---|" * (len(marks) + 4)]
     for r in results:
         cells = [f"{r['at'][k]['gain']:+.2f} / {r['at'][k]['kl']:.1f}" if k in r["at"] else "–"
                  for k in (f"{m / 60:g}min" for m in marks)]
-        lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['steps']} | {r['sec_per_step']} | {r['message']} |")
+        fin = r["final"]
+        lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {fin['gain']:+.2f} / {fin['kl']:.1f} ({fin['step']}) | "
+                     f"{r['steps']} | {r['sec_per_step']} | {r['message']} |")
     table = "\n".join(lines)
     (out / f"dpo_learnability_{args.tag}.md").write_text(table + "\n")
     print(table)

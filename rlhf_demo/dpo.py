@@ -26,8 +26,9 @@ What is simplified here:
   Full fine-tuning keeps a frozen copy as the reference.
 - The reference log-probabilities are computed once before training (``precompute_ref``), so each
   step is one forward+backward of the policy.
-- The run stops at the end of the epochs/steps, at a time budget, when the held-out KL reaches
-  ``kl_target`` (checked at each evaluation), or when asked to stop (after the current step).
+- The run stops at the end of the epochs/steps, at a time budget, when asked to (after the current
+  step), or when the held-out KL passes ``kl_target`` (checked at each evaluation): then the last
+  evaluated policy under the target is put back (early stopping), since DPO's KL keeps climbing.
 """
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ class DPOSettings:
     eval_reward: str = "vader-positive"
     """reward function for held-out evaluation (the same one PPO trains on)"""
     kl_target: float | None = None
-    """stop when the held-out KL(π‖π_ref) reaches this many nats per response (None = never)"""
+    """stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last evaluated
+    policy that was under it (None = never)"""
     max_seconds: float | None = None
     """training-time budget in seconds (evaluation excluded); None = no budget"""
 
@@ -280,12 +282,29 @@ def _make_callback(settings, evaluate, out_q, stop_event, clock, state):
             if (due or last) and not user_stop:
                 ev = evaluate()
                 rec.update(ev)
-                if settings.kl_target is not None and ev["kl"] >= settings.kl_target and not last:
-                    state["status"] = "finished"
-                    state["message"] = f"held-out KL {ev['kl']:.2f} reached the target {settings.kl_target} at step {st.global_step}"
-                    control.should_training_stop = True
+                if settings.kl_target is not None:
+                    self._kl_stop(st.global_step, ev, kw["model"], control)
             out_q.put(rec)
             return control
+
+        def _kl_stop(self, step, ev, model, control):
+            """Early stopping on the held-out KL: remember the last policy under the target; once the
+            target is passed, stop and put that policy back (LoRA: ~1M numbers to copy)."""
+            params = [p for p in model.parameters() if p.requires_grad]
+            if ev["kl"] < settings.kl_target:
+                state["snapshot"] = (step, [p.detach().clone() for p in params],
+                                     {k: v for k, v in ev.items() if not k.startswith("_")})
+                return
+            msg = f"held-out KL {ev['kl']:.2f} passed the target {settings.kl_target} at step {step}"
+            if "snapshot" in state:
+                k, saved, ev_k = state.pop("snapshot")
+                with torch.no_grad():
+                    for p, v in zip(params, saved):
+                        p.copy_(v)
+                msg += f"; restored the policy of step {k} (held-out reward {ev_k['reward_mean']:+.3f}, KL {ev_k['kl']:.2f})"
+                state["restored"] = {"step": k, **ev_k}
+            state["status"], state["message"] = "finished", msg
+            control.should_training_stop = True
 
     return DPOStream()
 
@@ -381,7 +400,7 @@ def train_dpo(settings: DPOSettings, pairs: list[dict], *, policy=None, referenc
             raise exc
         raise RuntimeError(f"DPO training failed: {type(exc).__name__}: {exc}") from exc
     yield {"event": "end", "status": state["status"], "message": state["message"] or f"completed {state.get('steps', 0)} steps",
-           **{k: state[k] for k in ("steps", "time_s", "policy_dir", "_model") if k in state}}
+           **{k: state[k] for k in ("steps", "time_s", "policy_dir", "restored", "_model") if k in state}}
 
 
 def _planned_steps(settings: DPOSettings, n_pairs: int) -> int:

@@ -420,7 +420,9 @@ class PPOTrainer:
                 per_update = dt if per_update is None else 0.7 * per_update + 0.3 * dt
                 record["time_s"] = self.time_s
                 record["time/update"] = dt
-                last = self.step_no >= cfg.steps or (cfg.max_seconds and self.time_s >= cfg.max_seconds)
+                # stop before an update that would cross the time budget (so evaluations stay within it)
+                budget_hit = bool(cfg.max_seconds) and self.time_s + per_update > cfg.max_seconds
+                last = self.step_no >= cfg.steps or budget_hit
                 due = cfg.eval_every and self.step_no % cfg.eval_every == 0
                 while checkpoints and self.time_s + per_update > checkpoints[0]:
                     checkpoints.pop(0)
@@ -434,7 +436,7 @@ class PPOTrainer:
                 if self.writer is not None:
                     self.writer.log_samples(record["step"], [{k: v for k, v in r.items() if k != "details"} for r in self.last_batch])
                 yield record
-                if cfg.max_seconds and self.time_s >= cfg.max_seconds:
+                if budget_hit and self.step_no < cfg.steps:
                     self.message = f"time budget of {cfg.max_seconds:g} s reached after step {self.step_no}"
                     break
             if self.status == "running":

@@ -36,7 +36,7 @@ class PPOConfig:
     prompts: str = _f("builtin", "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].")
     seed: int = _f(0, "Random seed (prompt order, query/response lengths, sampling, LoRA init).")
     steps: int = _f(60, f"Number of PPO updates (each = one batch of episodes). At most {MAX_STEPS}.")
-    max_seconds: float = _f(0.0, "Training-time budget in seconds (evaluation excluded); 0 = no limit. The run stops after the update that crosses it.")
+    max_seconds: float = _f(0.0, "Training-time budget in seconds (evaluation excluded); 0 = no limit. The run stops before an update that would cross it.")
 
     # --- rollouts -------------------------------------------------------------------------------
     batch_size: int = _f(16, "Episodes (query → response) per update.")
@@ -57,7 +57,7 @@ class PPOConfig:
     kl_horizon: float = _f(80.0, "Horizon (episodes) of the adaptive controller: smaller = β reacts faster. The paper used 10000 over a far longer run.")
 
     # --- PPO ---------------------------------------------------------------------------------------
-    lr: float = _f(1e-3, "Adam learning rate (LoRA weights and value head). Full fine-tuning wants ~1e-5.")
+    lr: float = _f(2e-3, "Adam learning rate (LoRA weights and value head). Full fine-tuning wants ~1e-5.")
     ppo_epochs: int = _f(2, "Passes over each batch of episodes.")
     num_mini_batches: int = _f(2, "Mini-batches per epoch (batch_size must divide evenly).")
     cliprange: float = _f(0.2, "PPO clip ε of the probability ratio π/π_old.")

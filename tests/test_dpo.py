@@ -167,3 +167,21 @@ def test_run_folder(tiny_model_dir, tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
     assert (tmp_path / "run" / "policy" / "adapter_config.json").exists()
     assert (tmp_path / "run" / "samples.jsonl").read_text().strip()
+
+
+def test_kl_stop_restores_the_last_policy_under_the_target(tiny_model_dir):
+    from rlhf_demo.evaluate import evaluate_policy
+    from rlhf_demo.rewards import make_reward
+
+    base = dict(steps=3, eval_every=1, learning_rate=5e-3)
+    free = run_all(train_dpo(settings_for(tiny_model_dir, **base), PAIRS * 2, eval_config=TINY_EVAL))
+    kls = [r["kl"] for r in free if "kl" in r]
+    assert kls[0] < kls[1] < kls[2]
+    target = (kls[1] + kls[2]) / 2
+    recs = run_all(train_dpo(settings_for(tiny_model_dir, kl_target=target, **base), PAIRS * 2, eval_config=TINY_EVAL))
+    end = recs[-1]
+    assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3]
+    assert end["status"] == "finished" and "restored the policy of step 2" in end["message"]
+    assert end["restored"]["step"] == 2 and end["restored"]["kl"] == pytest.approx(kls[1])
+    again = evaluate_policy(end["_model"], load_model(str(tiny_model_dir)).tokenizer, make_reward("vader-positive"), TINY_EVAL)
+    assert again["kl"] == pytest.approx(kls[1], rel=1e-4)

@@ -30,6 +30,10 @@ negative one pushes it down**. The maximum-likelihood step on the same samples p
 sampled. With a KL penalty β > 0 the policy converges to the analytic π\\* ∝ π_ref·exp(r/β) of the panel above."""
 
 
+MAX_HISTORY = 5000
+"""Steps of the toy's history kept per session (older ones are dropped from the plot)."""
+
+
 def _error(exc: Exception) -> str:
     return f"**Error** ({type(exc).__name__}): {exc}"
 
@@ -193,6 +197,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         for rec in toy_run(cfg, steps, torch.tensor(state["logits"]), state["step"]):
             last = rec
             state["history"].append({"step": rec.step, **dict(zip(cfg.words, rec.probs_after.tolist()))})
+        state["history"] = state["history"][-MAX_HISTORY:]
         state["logits"], state["step"] = last.logits_after.tolist(), last.step
         return last
 

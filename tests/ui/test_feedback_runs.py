@@ -84,4 +84,6 @@ def test_label_two_pairs_then_train_dpo_and_compare(page, app_url, tiny_model_di
     page.locator("#runs-refresh").click()
     page.wait_for_function("document.querySelector('#runs-table').innerText.includes('dpo-')", timeout=30_000)
     page.locator("#runs-frontier .js-plotly-plot").wait_for(timeout=30_000)
+    page.wait_for_function("!document.body.innerText.includes('processing')", timeout=60_000)
+    assert page.locator("#runs-frontier .js-plotly-plot .scatterlayer .trace").count() >= 1
     page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
