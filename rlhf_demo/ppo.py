@@ -403,7 +403,7 @@ class PPOTrainer:
                 if self.stop():
                     self.status, self.message = "stopped", f"stopped by request after step {self.step_no}"
                     break
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 try:
                     record = self.step()
                 except FloatingPointError as exc:
@@ -420,6 +420,7 @@ class PPOTrainer:
                 per_update = dt if per_update is None else 0.7 * per_update + 0.3 * dt
                 record["time_s"] = self.time_s
                 record["time/update"] = dt
+                record["cpu_per_wall"] = (time.process_time() - c0) / dt  # ≈ threads when the CPU is ours alone
                 # stop before an update that would cross the time budget (so evaluations stay within it)
                 budget_hit = bool(cfg.max_seconds) and self.time_s + per_update > cfg.max_seconds
                 last = self.step_no >= cfg.steps or budget_hit
