@@ -83,7 +83,9 @@ def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: t
         return empty_figure("No held-out evaluations yet: runs evaluate every k steps and at the end.")
     fig = go.Figure()
     runs = list(dict.fromkeys(points["run"]))
-    colors = run_colors(runs)
+    algos = dict(zip(points["run"], points["algo"].astype(str).str.lower()))
+    colors = run_colors([r for r in runs if algos[r] != "base"])  # the same colours as overlay_figure
+    colors.update({r: "#333333" for r in runs if algos[r] == "base"})
     if target is not None:
         lo, kmax = target
         top = max(float(points["reward"].max()), lo) + 0.05
