@@ -185,3 +185,20 @@ def test_kl_stop_restores_the_last_policy_under_the_target(tiny_model_dir):
     assert end["restored"]["step"] == 2 and end["restored"]["kl"] == pytest.approx(kls[1])
     again = evaluate_policy(end["_model"], load_model(str(tiny_model_dir)).tokenizer, make_reward("vader-positive"), TINY_EVAL)
     assert again["kl"] == pytest.approx(kls[1], rel=1e-4)
+
+
+def test_evaluation_turns_every_step_near_the_kl_target(tiny_model_dir):
+    """eval_every=2 alone evaluates at steps 2 and 4 (the last); once the held-out KL passes
+    fine_eval_from × target, every step is evaluated (so the kept policy is the last one under it)."""
+    base = dict(steps=4, eval_every=2, learning_rate=5e-3)
+    free = run_all(train_dpo(settings_for(tiny_model_dir, **base), PAIRS * 2, eval_config=TINY_EVAL))
+    kl2 = [r["kl"] for r in free if "kl" in r and r["step"] == 2][0]
+    assert kl2 > 0
+    # target far above: KL at step 2 passes half of it only when fine_eval_from is small enough
+    near = run_all(train_dpo(settings_for(tiny_model_dir, kl_target=kl2 * 100, fine_eval_from=kl2 / (kl2 * 100) * 0.5,
+                                          **base), PAIRS * 2, eval_config=TINY_EVAL))
+    far = run_all(train_dpo(settings_for(tiny_model_dir, kl_target=kl2 * 100, fine_eval_from=1.0, **base),
+                            PAIRS * 2, eval_config=TINY_EVAL))
+    evals = lambda recs: [r["step"] for r in recs if "kl" in r and "loss" in r]  # noqa: E731
+    assert evals(far) == [2, 4]
+    assert evals(near) == [2, 3, 4]
