@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 PPO_PANELS: list[tuple[str, list[str]]] = [
     ("Reward (batch mean ± std; ◆ held-out)", ["reward_mean", "eval/reward_mean"]),
-    ("KL to reference (nats / response)", ["kl", "eval/kl"]),
+    ("KL to reference (nats / response)", ["kl", "objective/kl_exact", "eval/kl"]),
     ("Score − β·KL", ["objective/rlhf_reward"]),
     ("Entropy (nats / token)", ["policy/entropy_avg"]),
     ("Clip fraction", ["policy/clipfrac_avg", "val/clipfrac_avg"]),
@@ -27,7 +27,7 @@ PPO_PANELS: list[tuple[str, list[str]]] = [
 BANDS = {"reward_mean": "reward_std"}
 LABELS = {
     "reward_mean": "batch reward", "eval/reward_mean": "held-out reward", "kl": "batch KL (k1)",
-    "eval/kl": "held-out KL (exact)", "objective/rlhf_reward": "score − β·KL", "policy/entropy_avg": "entropy",
+    "objective/kl_exact": "batch KL (exact)", "eval/kl": "held-out KL (exact)", "objective/rlhf_reward": "score − β·KL", "policy/entropy_avg": "entropy",
     "policy/clipfrac_avg": "policy clipfrac", "val/clipfrac_avg": "value clipfrac",
     "policy/approxkl_avg": "approx-KL", "loss/value_avg": "value loss", "response_length": "tokens", "beta": "β",
 }

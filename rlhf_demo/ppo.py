@@ -7,11 +7,17 @@ One update (``PPOTrainer.step``):
     2. roll out: the policy samples a response per query (old log-probs and values come from the
        generation forward itself)
     3. score query+response with the reward function (its raw outputs are kept for display)
-    4. reference log-probs: the same model with its LoRA adapter switched off (or a frozen copy)
+    4. reference log-probs: the same model with its LoRA adapter switched off (or a frozen copy),
+       and the exact KL(π_old‖π_ref) at every response position from the two full distributions
     5. token rewards: −β·KL on every token, the score added at the last token
     6. advantages by GAE over the value head's predictions, then whitened
     7. PPO epochs × mini-batches: clipped surrogate + clipped value loss, gradient clipping
     8. adapt β toward the KL target, log one metrics record
+
+Speed on a CPU: with LoRA on the top N layers only (``lora_layers``, 8 of 30 in the quick preset),
+the layers below are identical for the policy, the reference and every PPO epoch, so steps 4 and 7
+run only the top N layers on hidden states kept from the generation of step 2 (``trunk.py``; checked
+against a full forward when the trainer starts).
 
 What is simplified here
 -----------------------
@@ -21,13 +27,15 @@ What is simplified here
   tokens change what is sampled but not the π in the ratio (as in TRL's old trainer).
 - No reward normalisation/scaling statistics across batches; optional per-batch whitening only.
 - No early stopping of PPO epochs on approx-KL, no entropy bonus, no learning-rate schedule.
-- The adaptive KL controller sees the k1 estimate of the batch's KL per response.
+- The adaptive KL controller reads the batch's exact KL per response by default
+  (``kl_control_estimate``; the classic choice, the k1 estimate, is an option).
 
 The loop is a generator (``PPOTrainer.train``) yielding one metrics record per update, so the UI, the
 command line, the tests and the benchmarks all watch the same loop.
 """
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -42,14 +50,15 @@ import torch.nn.functional as F
 
 from .data import LengthSampler, builtin_prompts, load_prompts, truncate_prompt
 from .evaluate import EvalConfig, evaluate_policy
-from .kl import masked_mean, masked_sum
+from .kl import exact_kl, masked_mean, masked_sum
 from .models import DEFAULT_MODEL, load_model
 from .ppo_config import PPOConfig
-from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logits, gae,
+from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
                        policy_loss, value_loss, whiten)
 from .rewards import make_reward
 from .runs import RunWriter
-from .sampling import Batch, decode_queries, decode_responses, position_ids, sample_responses
+from .sampling import Batch, decode_queries, decode_responses, left_pad, position_ids, sample_responses
+from .trunk import check_trunk, num_layers, top_forward
 
 
 class ValueHead(nn.Module):
@@ -65,19 +74,29 @@ class ValueHead(nn.Module):
         return self.summary(hidden.float()).squeeze(-1)
 
 
-def forward_response(model, batch: Batch, temperature: float, value_head: ValueHead | None = None):
+def forward_response(model, batch: Batch, temperature: float, value_head: ValueHead | None = None,
+                     trunk_layer: int | None = None):
     """One forward over query+response. Returns (logits [B, R, V] / temperature, values [B, R] or None).
 
-    Only the last R+1 positions go through the LM head (``logits_to_keep``); position t predicts t+1."""
+    Position t predicts token t+1, so only the R positions before each response token go through the
+    LM head. With ``trunk_layer`` (and ``batch.trunk``), only the layers from ``trunk_layer`` up run,
+    on the stored hidden states entering it (``trunk.py``); otherwise the whole model runs."""
     R = batch.response_ids.shape[1]
     q = batch.query_len
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                position_ids=position_ids(batch.attention_mask), use_cache=False,
-                output_hidden_states=value_head is not None, logits_to_keep=R + 1)
-    logits = out.logits[:, :-1, :].float() / temperature                         # [B, R, V]
-    values = None
-    if value_head is not None:
-        values = value_head(out.hidden_states[-1][:, q - 1:-1, :])                # [B, R]
+    want_hidden = value_head is not None
+    if trunk_layer is not None and batch.trunk is not None:
+        T = batch.trunk.shape[1]                                                  # Q + R − 1
+        out = top_forward(model, batch.trunk, batch.attention_mask[:, :T], position_ids(batch.attention_mask)[:, :T],
+                          trunk_layer, logits_to_keep=R, output_hidden_states=want_hidden)
+        logits = out.logits.float() / temperature                                # [B, R, V]
+        hidden = out.hidden_states[-1][:, q - 1:, :] if want_hidden else None    # [B, R, H]
+    else:
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=position_ids(batch.attention_mask), use_cache=False,
+                    output_hidden_states=want_hidden, logits_to_keep=R + 1)
+        logits = out.logits[:, :-1, :].float() / temperature                     # [B, R, V]
+        hidden = out.hidden_states[-1][:, q - 1:-1, :] if want_hidden else None  # [B, R, H]
+    values = value_head(hidden) if want_hidden else None                          # [B, R]
     return logits, values
 
 
@@ -88,7 +107,8 @@ def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 def subset(batch: Batch, idx: torch.Tensor) -> Batch:
     """Rows ``idx`` of a batch (query padding kept, so ``query_len`` stays valid)."""
-    return Batch(batch.input_ids[idx], batch.attention_mask[idx], batch.query_len, batch.response_mask[idx])
+    return Batch(batch.input_ids[idx], batch.attention_mask[idx], batch.query_len, batch.response_mask[idx],
+                 trunk=batch.trunk[idx] if batch.trunk is not None else None)
 
 
 @dataclass
@@ -101,6 +121,8 @@ class Rollout:
     logprobs: torch.Tensor        # [B, R] old log π
     ref_logprobs: torch.Tensor    # [B, R]
     values: torch.Tensor          # [B, R] old V
+    exact_kl: torch.Tensor        # [B, R] Σ_v π_old(v)·(log π_old(v) − log π_ref(v)) per response position
+    ref_logp_all: torch.Tensor | None = None  # [B, R, V] log π_ref (only with kl_penalty="loss")
 
 
 class PPOTrainer:
@@ -137,6 +159,7 @@ class PPOTrainer:
         self.tok, self.device, self.dtype = bundle.tokenizer, bundle.device, bundle.dtype
         base = bundle.model
         self.reference = None
+        self.trunk_layer: int | None = None   # set when only the layers from here up carry LoRA (trunk.py)
         if cfg.full_finetune:
             say(0.4, "Loading a frozen reference copy…")
             self.reference = load_model(cfg.model, device=self.device).model.eval()
@@ -149,21 +172,32 @@ class PPOTrainer:
             from peft import LoraConfig, get_peft_model
 
             names = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}
-            if cfg.lora_targets == "all-linear":
+            L = num_layers(base)
+            top = cfg.lora_layers if 0 < cfg.lora_layers < L else 0
+            linear = ("q_proj", "k_proj", "v_proj", "o_proj") + (("gate_proj", "up_proj", "down_proj") if cfg.lora_targets == "all-linear" else ())
+            if {"q_proj", "v_proj"} <= names:
+                targets = [t for t in linear if t in names]
+            elif cfg.lora_targets == "all-linear" and not top:
                 targets = "all-linear"
-            elif {"q_proj", "v_proj"} <= names:
-                targets = [t for t in ("q_proj", "k_proj", "v_proj", "o_proj") if t in names]
             else:
                 targets = None  # peft's default for this architecture (e.g. GPT-2's c_attn)
-            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                              target_modules=targets, task_type="CAUSAL_LM")
+            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=targets,
+                              task_type="CAUSAL_LM", layers_to_transform=list(range(L - top, L)) if top else None,
+                              layers_pattern="layers" if top else None)
             self.policy = get_peft_model(base, lcfg)
+            # LoRA on the top layers only: the trunk below is shared with the reference (trunk.py)
+            if top and cfg.reuse_generation_logprobs:
+                ids, am = left_pad([self.tok.encode(p)[:10] for p in self.prompts[:2]] + [[self.tok.eos_token_id or 0]],
+                                   self.tok.pad_token_id if self.tok.pad_token_id is not None else 0, self.device)
+                if check_trunk(self.policy, ids, am, position_ids(am), L - top):
+                    self.trunk_layer = L - top
+                    say(0.8, f"LoRA on the top {top} of {L} layers: the reference and PPO passes run only those")
         self.value_head = ValueHead(base.config.hidden_size).to(self.device)
         params = [p for p in self.policy.parameters() if p.requires_grad] + list(self.value_head.parameters())
         self.n_trainable = sum(p.numel() for p in params)
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
         if cfg.adaptive_kl:
-            self.kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon)
+            self.kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon, cfg.beta_min)
         else:
             self.kl_ctl = FixedKLController(cfg.beta)
         self.query_len = LengthSampler(cfg.query_min_tokens, cfg.query_max_tokens)
@@ -176,6 +210,9 @@ class PPOTrainer:
         self.last_eval: dict | None = None
         self.time_s = 0.0
         self.step_no = 0
+        self.rollbacks = 0
+        self._snapshot = None
+        self._just_restored = False
         if out is not None:
             self.writer = RunWriter(out, {"algo": "ppo", **cfg.to_dict()}, overwrite=overwrite)
         say(1.0, "Ready")
@@ -205,17 +242,19 @@ class PPOTrainer:
         batch = sample_responses(self.policy, self.tok, queries, R, temperature=cfg.temperature,   # 2. rollout
                                  top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed * 100_003 + self.step_no,
                                  ban_special_tokens=cfg.ban_special_tokens,
-                                 keep_outputs=cfg.reuse_generation_logprobs)
+                                 keep_outputs=cfg.reuse_generation_logprobs, trunk_layer=self.trunk_layer)
         resp_ids = batch.response_ids                                               # [B, R]
         if cfg.reuse_generation_logprobs:
-            logprobs = gather_logprobs(batch.logits.float() / cfg.temperature, resp_ids)
+            logp_all = F.log_softmax(batch.logits.float() / cfg.temperature, dim=-1)  # [B, R, V]
+            logprobs = torch.gather(logp_all, 2, resp_ids.unsqueeze(-1)).squeeze(-1)
             values = self.value_head(batch.last_hidden)
             batch.logits = batch.last_hidden = None                                 # free memory
         t1 = time.perf_counter()
         timings["time/generate"] = t1 - t0
         if not cfg.reuse_generation_logprobs:
             logits, values = forward_response(self.policy, batch, cfg.temperature, self.value_head)
-            logprobs = gather_logprobs(logits, resp_ids)
+            logp_all = F.log_softmax(logits, dim=-1)
+            logprobs = torch.gather(logp_all, 2, resp_ids.unsqueeze(-1)).squeeze(-1)
             del logits
         t2 = time.perf_counter()
         q_txt, r_txt = decode_queries(self.tok, batch), decode_responses(self.tok, batch)
@@ -223,15 +262,20 @@ class PPOTrainer:
         details = list(getattr(self.reward_fn, "last_details", []) or [])
         t3 = time.perf_counter()
         with self.reference_context() as ref:                                      # 4. reference
-            ref_logits, _ = forward_response(ref, batch, cfg.temperature)
-            ref_logprobs = gather_logprobs(ref_logits, resp_ids)
-            del ref_logits
+            ref_logits, _ = forward_response(ref, batch, cfg.temperature, trunk_layer=self.trunk_layer)
+            ref_all = F.log_softmax(ref_logits, dim=-1)                             # [B, R, V]
+            ref_logprobs = torch.gather(ref_all, 2, resp_ids.unsqueeze(-1)).squeeze(-1)
+            # exact KL(π_old‖π_ref) at every response position, from the full distributions we already hold
+            exact = exact_kl(logp_all, ref_all)                                     # [B, R]
+            keep_ref = ref_all if cfg.kl_penalty == "loss" else None                # the KL-in-loss term needs it
+            del ref_logits, ref_all, logp_all
         t4 = time.perf_counter()
         timings["time/old_forward"] = t2 - t1
         timings["time/score"] = t3 - t2
         timings["time/reference"] = t4 - t3
         scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=self.device)
-        return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float())
+        return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float(),
+                       exact.float(), keep_ref)
 
     # ------------------------------------------------------------------ one update
     def step(self) -> dict:
@@ -241,9 +285,17 @@ class PPOTrainer:
         ro = self.rollout(timings)
         mask = ro.batch.response_mask.float()                                       # [B, R]
         beta = self.kl_ctl.value
+        batch_kl = float(masked_sum(ro.exact_kl, mask, dim=1).mean())              # exact KL(π‖π_ref) per response
+        # KL budget: undo the last update if this batch shows it took the policy past the budget. A policy
+        # just restored was accepted before, so it is not judged again on a new (noisy) batch: it trains.
+        if cfg.kl_budget and batch_kl > cfg.kl_budget and self._snapshot is not None and not self._just_restored:
+            return self._roll_back(ro, mask, beta, batch_kl, timings)
+        self._just_restored = False
+        self._take_snapshot()
         # 5. token rewards: −β·KL per token, score on the last token
+        beta_r = beta if cfg.kl_penalty == "reward" else 0.0
         rewards, non_score_reward, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask,
-                                                        beta, cfg.kl_estimator)
+                                                        beta_r, cfg.kl_estimator)
         if cfg.whiten_rewards:
             rewards = whiten(rewards, mask, shift_mean=False)
         # 6. advantages
@@ -264,13 +316,18 @@ class PPOTrainer:
                 idx = order[start:start + mb]
                 m = mask[idx]
                 t0 = time.perf_counter()
-                logits, vpred = forward_response(self.policy, subset(ro.batch, idx), cfg.temperature, self.value_head)
-                new_logprobs = gather_logprobs(logits, ro.batch.response_ids[idx])
+                logits, vpred = forward_response(self.policy, subset(ro.batch, idx), cfg.temperature, self.value_head,
+                                                 trunk_layer=self.trunk_layer)
+                logp_all = F.log_softmax(logits, dim=-1)                            # [mb, R, V]
+                new_logprobs = torch.gather(logp_all, 2, ro.batch.response_ids[idx].unsqueeze(-1)).squeeze(-1)
                 pg = policy_loss(new_logprobs, ro.logprobs[idx], advantages[idx], m, cfg.cliprange)
                 vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange_value)
                 loss = pg["loss"] + cfg.vf_coef * vf["loss"]
+                if cfg.kl_penalty == "loss":   # β·(exact KL(π_θ‖π_ref) per token), differentiated directly
+                    kl_loss = masked_mean(exact_kl(logp_all, ro.ref_logp_all[idx]), m)
+                    loss = loss + beta * kl_loss
                 with torch.no_grad():
-                    entropy = masked_mean(entropy_from_logits(logits), m)
+                    entropy = masked_mean(entropy_from_logprobs(logp_all), m)
                 t1 = time.perf_counter()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()}" + (
@@ -295,8 +352,9 @@ class PPOTrainer:
         # 8. adapt β, log
         kl_per_seq = masked_sum(kl, mask, dim=1)                                    # [B] (estimator chosen)
         k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)         # [B]
+        exact_per_seq = masked_sum(ro.exact_kl, mask, dim=1)                        # [B]
         non_score = masked_sum(non_score_reward, mask, dim=1)                       # [B]
-        self.kl_ctl.update(float(k1_per_seq.mean()), B)
+        self.kl_ctl.update(float((exact_per_seq if cfg.kl_control_estimate == "exact" else k1_per_seq).mean()), B)
         mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
         scores = ro.scores
         record = {
@@ -307,6 +365,7 @@ class PPOTrainer:
             "kl": float(k1_per_seq.mean()),
             "objective/kl": float(k1_per_seq.mean()),
             "objective/kl_penalised": float(kl_per_seq.mean()),
+            "objective/kl_exact": float(exact_per_seq.mean()),
             "objective/scores": float(scores.mean()),
             "objective/non_score_reward": float(non_score.mean()),
             "objective/rlhf_reward": float((scores + non_score).mean()),
@@ -326,6 +385,8 @@ class PPOTrainer:
             "lr": cfg.lr,
             "response_length": float(mask.sum(1).mean()),
             "query_length": float(ro.batch.attention_mask[:, :ro.batch.query_len].sum(1).float().mean()),
+            "kl_budget/rollback": 0,
+            "kl_budget/rollbacks": self.rollbacks,
             **timings,
         }
         details = ro.details if len(ro.details) == B else [None] * B
@@ -334,6 +395,37 @@ class PPOTrainer:
             for q, r, s, k, d in zip(ro.queries, ro.responses, scores.tolist(), k1_per_seq.tolist(), details)
         ]
         return record
+
+    # ------------------------------------------------------------------ KL budget
+    def _trainable(self) -> list[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    def _take_snapshot(self) -> None:
+        """Keep the policy (trainable weights + optimiser state) as it is before this update."""
+        if self.cfg.kl_budget:
+            self._snapshot = ([p.detach().clone() for p in self._trainable()], copy.deepcopy(self.optimizer.state_dict()))
+
+    def _roll_back(self, ro: Rollout, mask: torch.Tensor, beta: float, batch_kl: float, timings: dict) -> dict:
+        """The batch shows the policy past the KL budget: return to the policy before the last update
+        (whose own batch was within the budget), tighten β, and skip this update."""
+        weights, opt_state = self._snapshot
+        with torch.no_grad():
+            for p, w in zip(self._trainable(), weights):
+                p.copy_(w)
+        self.optimizer.load_state_dict(opt_state)
+        self.kl_ctl.value *= self.cfg.kl_budget_beta_factor
+        self.rollbacks += 1
+        self._just_restored = True
+        k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)
+        B = self.cfg.batch_size
+        self.last_batch = [{"query": q, "response": r, "reward": float(sc), "kl": float(k), "details": None}
+                           for q, r, sc, k in zip(ro.queries, ro.responses, ro.scores.tolist(), k1_per_seq.tolist())]
+        return {"step": self.step_no + 1, "episodes": (self.step_no + 1) * B,
+                "reward_mean": float(ro.scores.mean()), "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
+                "kl": float(k1_per_seq.mean()), "objective/kl": float(k1_per_seq.mean()), "objective/kl_exact": batch_kl,
+                "objective/scores": float(ro.scores.mean()), "beta": beta, "beta_next": self.kl_ctl.value,
+                "kl_budget/rollback": 1, "kl_budget/rollbacks": self.rollbacks, "lr": self.cfg.lr,
+                "response_length": float(mask.sum(1).mean()), **timings}
 
     # ------------------------------------------------------------------ evaluation / end
     def evaluate(self) -> dict:
@@ -466,7 +558,7 @@ class PPOTrainer:
                 (self.writer.dir / "before_after.json").write_text(json.dumps(self.before_after, indent=2))
             final = {k: v for k, v in self.last_eval.items() if k != "samples"} if self.last_eval else {}
             self.writer.finish(self.status, self.message, steps=self.step_no, time_s=self.time_s,
-                               n_trainable=self.n_trainable, final_eval=final)
+                               n_trainable=self.n_trainable, final_eval=final, trunk_layer=self.trunk_layer)
         finally:
             self.writer.close()
 

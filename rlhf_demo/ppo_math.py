@@ -146,6 +146,11 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
 
 
+def entropy_from_logprobs(logp: torch.Tensor) -> torch.Tensor:
+    """Entropy −Σ_v p_v·log p_v from log-probabilities (a log_softmax already computed). [..., V] → [...]."""
+    return -(logp.exp() * logp).sum(-1)
+
+
 class FixedKLController:
     """β stays put."""
 
@@ -160,15 +165,18 @@ class AdaptiveKLController:
     """Ziegler et al. (2019), lm-human-preferences ``AdaptiveKLController``:
 
         error = clip(KL / target − 1, −0.2, 0.2)
-        β    ← β · (1 + error · n_steps / horizon)
+        β    ← max(β_min, β · (1 + error · n_steps / horizon))
 
-    ``current_kl`` is the batch's mean KL per response; ``n_steps`` the episodes in the batch."""
+    ``current_kl`` is the batch's mean KL per response; ``n_steps`` the episodes in the batch.
+    ``beta_min`` (0 in the paper) keeps β from melting away while the KL is still far below target
+    early in a short run, so the controller has less to catch up once the KL takes off."""
 
-    def __init__(self, beta: float, target: float, horizon: float):
+    def __init__(self, beta: float, target: float, horizon: float, beta_min: float = 0.0):
         self.value = float(beta)
         self.target = float(target)
         self.horizon = float(horizon)
+        self.beta_min = float(beta_min)
 
     def update(self, current_kl: float, n_steps: int) -> None:
         error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
-        self.value *= 1.0 + error * n_steps / self.horizon
+        self.value = max(self.beta_min, self.value * (1.0 + error * n_steps / self.horizon))

@@ -33,6 +33,9 @@ class Batch:
     """[B, R, V] raw logits of the generation forward (only with ``keep_outputs=True``)"""
     last_hidden: torch.Tensor | None = None
     """[B, R, H] last-layer hidden states that predicted each response token (``keep_outputs=True``)"""
+    trunk: torch.Tensor | None = None
+    """[B, Q + R − 1, H] hidden states entering decoder layer ``trunk_layer`` at every position but the
+    last (``keep_outputs=True`` with ``trunk_layer``; see ``trunk.py``)"""
 
     @property
     def response_ids(self) -> torch.Tensor:  # [B, R]
@@ -68,6 +71,7 @@ def sample_responses(
     seed: int | None = None,
     ban_special_tokens: bool = True,
     keep_outputs: bool = False,
+    trunk_layer: int | None = None,
 ) -> Batch:
     """Sample one response per query with ``model.generate``.
 
@@ -75,7 +79,8 @@ def sample_responses(
     are suppressed, so every response has exactly ``max_new_tokens`` tokens.
 
     With ``keep_outputs`` the batch also carries the generation forward's raw logits and last hidden
-    states per response token (PPO takes its old log-probs and values from them: no second forward).
+    states per response token (PPO takes its old log-probs and values from them: no second forward),
+    and with ``trunk_layer`` also the hidden states entering that decoder layer (``Batch.trunk``).
     """
     device = next(model.parameters()).device
     ids, mask = left_pad(queries, tokenizer.pad_token_id, device)
@@ -106,7 +111,10 @@ def sample_responses(
         logits = torch.stack(gen.logits, dim=1)                              # [B, R, V]
         # step 0 sees the whole query (keep its last position), later steps one new token each
         hidden = torch.cat([gen.hidden_states[0][-1][:, -1:]] + [h[-1] for h in gen.hidden_states[1:]], dim=1)
-        return Batch(out, full_mask, ids.shape[1], resp_mask, logits, hidden)  # hidden [B, R, H]
+        trunk = None
+        if trunk_layer is not None:  # every position fed to the model: the query, then R − 1 sampled tokens
+            trunk = torch.cat([gen.hidden_states[0][trunk_layer]] + [h[trunk_layer] for h in gen.hidden_states[1:]], dim=1)
+        return Batch(out, full_mask, ids.shape[1], resp_mask, logits, hidden, trunk)  # hidden [B, R, H]
     return Batch(out, full_mask, ids.shape[1], resp_mask)
 
 

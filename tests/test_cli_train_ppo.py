@@ -42,12 +42,27 @@ def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tm
     (["--preset", "fast"], "unknown PPO preset"),
     (["--reward", "sentiment"], "unknown reward"),
     (["--prompts", "/no/such/prompts.txt"], "does not exist"),
+    (["--kl-budget", "-1"], "kl_budget"),
+    (["--ppo-lora-layers", "-2"], "lora_layers"),
+    (["--beta-min", "0.5"], "beta_min"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model_dir):
     rc = main(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir)] + argv)
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_new_kl_flags_reach_the_config(tmp_path, tiny_model_dir):
+    from rlhf_demo.cli import build_parser
+    from rlhf_demo.commands.train_ppo import config_from_args
+
+    args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir), "--kl-budget", "4.5",
+                                      "--ppo-lora-layers", "4", "--kl-control", "k1", "--beta-min", "0.01", "--beta", "0.02"])
+    cfg = config_from_args(args)
+    assert (cfg.kl_budget, cfg.lora_layers, cfg.kl_control_estimate, cfg.beta_min, cfg.beta) == (4.5, 4, "k1", 0.01, 0.02)
+    low = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "y"), "--beta", "0.001"]))
+    assert low.beta == 0.001 and low.beta_min == 0.0
 
 
 def test_existing_out_folder_is_refused(tmp_path, capsys, tiny_model_dir):
@@ -69,6 +84,9 @@ def test_smoke_command_on_the_default_model(tmp_path):
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2, 3]
     assert (out / "policy" / "base_model.txt").read_text().strip() == "default"
+    # the quick preset's shared trunk passed its check on the real model: only layers 22–29 run again
+    assert json.loads((out / "summary.json").read_text())["trunk_layer"] == 22
+    assert all(l["objective/kl_exact"] >= 0 for l in lines)
     g = subprocess.run([sys.executable, "-m", "rlhf_demo", "generate", "--model", str(out / "policy"), "--prompt",
                         "This movie was", "--max-new-tokens", "8"], capture_output=True, text=True, env=env, timeout=200, cwd=ROOT)
     assert g.returncode == 0, g.stderr[-2000:]

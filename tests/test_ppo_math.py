@@ -137,3 +137,17 @@ def test_adaptive_kl_controller():
     f = FixedKLController(0.3)
     f.update(100.0, 16)
     assert f.value == 0.3
+
+
+def test_adaptive_kl_controller_floor():
+    c = AdaptiveKLController(0.05, target=3.0, horizon=16, beta_min=0.05)
+    c.update(0.1, n_steps=16)             # far below target: would be ×0.8, the floor holds it
+    assert c.value == pytest.approx(0.05)
+    c.update(6.0, n_steps=16)             # above target: ×1.2 (error clipped), then ×1.2 again
+    c.update(6.0, n_steps=16)
+    assert c.value == pytest.approx(0.05 * 1.2 * 1.2)
+    c.update(0.1, n_steps=16)             # back down by 20 %, still above the floor
+    assert c.value == pytest.approx(0.05 * 1.2 * 1.2 * 0.8)
+    free = AdaptiveKLController(0.05, target=3.0, horizon=16)
+    free.update(0.1, n_steps=16)
+    assert free.value == pytest.approx(0.04)

@@ -30,8 +30,11 @@ def add_arguments(g) -> None:
     g.add_argument("--ppo-query-length", default=None, metavar="N|MIN:MAX", help="query tokens per prompt (default 2:8)")
     g.add_argument("--kl-target", type=float, default=None, help=h("kl_target") + " Turns the adaptive controller on.")
     g.add_argument("--kl-horizon", type=float, default=None, help=h("kl_horizon"))
+    g.add_argument("--beta-min", type=float, default=None, help=h("beta_min"))
+    g.add_argument("--kl-budget", type=float, default=None, help=h("kl_budget"))
     g.add_argument("--fixed-kl", action="store_true", help="keep β fixed (no adaptive controller)")
     g.add_argument("--kl-estimator", choices=["k1", "k3"], default=None, help=h("kl_estimator"))
+    g.add_argument("--kl-control", choices=["exact", "k1"], default=None, help=h("kl_control_estimate"))
     g.add_argument("--ppo-clip", type=float, default=None, help=h("cliprange"))
     g.add_argument("--ppo-value-clip", type=float, default=None, help=h("cliprange_value"))
     g.add_argument("--ppo-vf-coef", type=float, default=None, help=h("vf_coef"))
@@ -44,6 +47,7 @@ def add_arguments(g) -> None:
     g.add_argument("--ppo-lora-r", type=int, default=None, help=h("lora_r"))
     g.add_argument("--ppo-lora-alpha", type=int, default=None, help=h("lora_alpha"))
     g.add_argument("--ppo-lora-targets", choices=["attention", "all-linear"], default=None, help=h("lora_targets"))
+    g.add_argument("--ppo-lora-layers", type=int, default=None, metavar="N", help=h("lora_layers"))
     g.add_argument("--ppo-max-seconds", type=float, default=None, help=h("max_seconds"))
     g.add_argument("--ppo-eval-at", default=None, metavar="S1,S2,...", help="evaluate on held-out prompts at these training times (seconds)")
     g.add_argument("--ppo-eval-at-start", action="store_true", default=None, help=h("eval_at_start"))
@@ -63,11 +67,12 @@ def config_from_args(args) -> PPOConfig:
         reward=args.reward, prompts=args.prompts, eval_every=args.eval_every,
         full_finetune=True if getattr(args, "full_finetune", False) else None,
         ppo_epochs=args.ppo_epochs, num_mini_batches=args.ppo_mini_batches, kl_target=args.kl_target,
-        kl_horizon=args.kl_horizon, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
+        kl_horizon=args.kl_horizon, beta_min=args.beta_min, kl_budget=args.kl_budget, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
         cliprange_value=args.ppo_value_clip, vf_coef=args.ppo_vf_coef, gamma=args.ppo_gamma, lam=args.ppo_lam,
         whiten_rewards=args.ppo_whiten_rewards, temperature=args.ppo_temperature, top_k=args.ppo_top_k,
         top_p=args.ppo_top_p, lora_r=args.ppo_lora_r, lora_alpha=args.ppo_lora_alpha,
-        lora_targets=args.ppo_lora_targets, max_seconds=args.ppo_max_seconds,
+        lora_targets=args.ppo_lora_targets, lora_layers=args.ppo_lora_layers, kl_control_estimate=args.kl_control,
+        max_seconds=args.ppo_max_seconds,
         eval_at_start=args.ppo_eval_at_start, device=args.ppo_device,
     )
     if args.response_length is not None:
@@ -87,6 +92,8 @@ def config_from_args(args) -> PPOConfig:
         o["adaptive_kl"] = False
     if args.beta == 0 and args.kl_target is None:
         o["adaptive_kl"] = False  # β = 0 means "no penalty": nothing for a controller to scale
+    if args.beta is not None and args.beta_min is None:
+        o["beta_min"] = min(args.beta, preset(preset_name).beta_min)  # a lower --beta lowers the floor with it
     return preset(preset_name, **o).validate()
 
 
@@ -95,6 +102,8 @@ def _fmt(rec: dict, total: int) -> str:
          f" ± {rec.get('reward_std', float('nan')):.3f}  kl {rec.get('kl', float('nan')):6.2f}  β {rec.get('beta', float('nan')):.4f}")
     if "time/update" in rec:
         s += f"  ({rec['time/update']:.1f} s/update)"
+    if rec.get("kl_budget/rollback"):
+        s += f"\n   KL budget crossed (exact KL {rec['objective/kl_exact']:.2f}): last update undone, β → {rec['beta_next']:.4f}"
     if "eval/reward_mean" in rec:
         s += (f"\n   held-out: reward {rec['eval/reward_mean']:+.3f} ± {rec['eval/reward_sem']:.3f} (sem)"
               f"  KL {rec['eval/kl']:.2f} nats  distinct-2 {rec['eval/distinct2']:.2f}")

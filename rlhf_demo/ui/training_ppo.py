@@ -40,7 +40,10 @@ GROUPS: list[tuple[str, list[tuple]]] = [
         ("adaptive_kl", "check", {"label": "Adaptive β (KL controller)"}),
         ("kl_target", "number", {"label": "KL target (nats / response)"}),
         ("kl_horizon", "number", {"label": "Controller horizon (episodes)"}),
+        ("beta_min", "number", {"label": "β floor (0 = none)"}),
+        ("kl_budget", "number", {"label": "KL budget (0 = none)"}),
         ("kl_estimator", "radio", {"label": "KL estimator in the penalty", "choices": ["k1", "k3"]}),
+        ("kl_control_estimate", "radio", {"label": "KL the controller reads", "choices": ["exact", "k1"]}),
     ]),
     ("Optimisation", [
         ("lr", "number", {"label": "Learning rate"}),
@@ -70,6 +73,7 @@ GROUPS: list[tuple[str, list[tuple]]] = [
         ("lora_r", "int", {"label": "LoRA rank"}),
         ("lora_alpha", "int", {"label": "LoRA alpha"}),
         ("lora_targets", "radio", {"label": "LoRA on", "choices": ["attention", "all-linear"]}),
+        ("lora_layers", "int", {"label": "LoRA on the top N layers (0 = all)"}),
         ("eval_every", "int", {"label": "Held-out evaluation every N updates (0 = end only)"}),
         ("eval_prompts", "int", {"label": "Held-out prompts per evaluation (×2 samples)"}),
         ("eval_final", "check", {"label": "Evaluate at the end (~15 s)"}),
@@ -149,7 +153,10 @@ def _status(rec: dict, cfg: PPOConfig, t_start: float) -> str:
         left = min(left, max(0.0, cfg.max_seconds - rec.get("time_s", 0)))
     txt = (f"**Update {step}/{total}** · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/update) · "
            f"ETA ≈ {left:.0f} s · batch reward {rec.get('reward_mean', float('nan')):+.3f} · "
-           f"KL {rec.get('kl', float('nan')):.2f} nats · β {rec.get('beta', float('nan')):.3f}")
+           f"KL {rec.get('objective/kl_exact', rec.get('kl', float('nan'))):.2f} nats · β {rec.get('beta', float('nan')):.3f}")
+    if rec.get("kl_budget/rollback"):
+        txt += (f"  \n⟲ The batch showed the policy past the KL budget ({cfg.kl_budget:g} nats): the last update was undone "
+                f"and β raised to {rec.get('beta_next', float('nan')):.3f}.")
     if "eval/reward_mean" in rec:
         txt += (f"  \nHeld-out: reward **{rec['eval/reward_mean']:+.3f}** ± {rec['eval/reward_sem']:.3f}, "
                 f"KL **{rec['eval/kl']:.2f}** nats, distinct-2 {rec['eval/distinct2']:.2f}")
