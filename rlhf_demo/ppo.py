@@ -35,7 +35,6 @@ command line, the tests and the benchmarks all watch the same loop.
 """
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -51,6 +50,7 @@ import torch.nn.functional as F
 from .data import LengthSampler, builtin_prompts, load_prompts, truncate_prompt
 from .evaluate import EvalConfig, evaluate_policy
 from .kl import exact_kl, masked_mean, masked_sum
+from .kl_budget import KLBudget
 from .models import DEFAULT_MODEL, load_model
 from .ppo_config import PPOConfig
 from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
@@ -210,9 +210,7 @@ class PPOTrainer:
         self.last_eval: dict | None = None
         self.time_s = 0.0
         self.step_no = 0
-        self.rollbacks = 0
-        self._snapshot = None
-        self._just_restored = False
+        self.kl_budget = KLBudget(cfg.kl_budget, cfg.kl_budget_beta_factor)
         if out is not None:
             self.writer = RunWriter(out, {"algo": "ppo", **cfg.to_dict()}, overwrite=overwrite)
         say(1.0, "Ready")
@@ -286,12 +284,9 @@ class PPOTrainer:
         mask = ro.batch.response_mask.float()                                       # [B, R]
         beta = self.kl_ctl.value
         batch_kl = float(masked_sum(ro.exact_kl, mask, dim=1).mean())              # exact KL(π‖π_ref) per response
-        # KL budget: undo the last update if this batch shows it took the policy past the budget. A policy
-        # just restored was accepted before, so it is not judged again on a new (noisy) batch: it trains.
-        if cfg.kl_budget and batch_kl > cfg.kl_budget and self._snapshot is not None and not self._just_restored:
+        if self.kl_budget.crossed(batch_kl):                                        # undo the last update
             return self._roll_back(ro, mask, beta, batch_kl, timings)
-        self._just_restored = False
-        self._take_snapshot()
+        self.kl_budget.keep(self._trainable(), self.optimizer)
         # 5. token rewards: −β·KL per token, score on the last token
         beta_r = beta if cfg.kl_penalty == "reward" else 0.0
         rewards, non_score_reward, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask,
@@ -386,7 +381,7 @@ class PPOTrainer:
             "response_length": float(mask.sum(1).mean()),
             "query_length": float(ro.batch.attention_mask[:, :ro.batch.query_len].sum(1).float().mean()),
             "kl_budget/rollback": 0,
-            "kl_budget/rollbacks": self.rollbacks,
+            "kl_budget/rollbacks": self.kl_budget.rollbacks,
             **timings,
         }
         details = ro.details if len(ro.details) == B else [None] * B
@@ -400,22 +395,11 @@ class PPOTrainer:
     def _trainable(self) -> list[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
-    def _take_snapshot(self) -> None:
-        """Keep the policy (trainable weights + optimiser state) as it is before this update."""
-        if self.cfg.kl_budget:
-            self._snapshot = ([p.detach().clone() for p in self._trainable()], copy.deepcopy(self.optimizer.state_dict()))
-
     def _roll_back(self, ro: Rollout, mask: torch.Tensor, beta: float, batch_kl: float, timings: dict) -> dict:
         """The batch shows the policy past the KL budget: return to the policy before the last update
         (whose own batch was within the budget), tighten β, and skip this update."""
-        weights, opt_state = self._snapshot
-        with torch.no_grad():
-            for p, w in zip(self._trainable(), weights):
-                p.copy_(w)
-        self.optimizer.load_state_dict(opt_state)
-        self.kl_ctl.value *= self.cfg.kl_budget_beta_factor
-        self.rollbacks += 1
-        self._just_restored = True
+        self.kl_budget.restore(self._trainable(), self.optimizer)
+        self.kl_ctl.value *= self.kl_budget.beta_factor
         k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)
         B = self.cfg.batch_size
         self.last_batch = [{"query": q, "response": r, "reward": float(sc), "kl": float(k), "details": None}
@@ -424,7 +408,7 @@ class PPOTrainer:
                 "reward_mean": float(ro.scores.mean()), "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
                 "kl": float(k1_per_seq.mean()), "objective/kl": float(k1_per_seq.mean()), "objective/kl_exact": batch_kl,
                 "objective/scores": float(ro.scores.mean()), "beta": beta, "beta_next": self.kl_ctl.value,
-                "kl_budget/rollback": 1, "kl_budget/rollbacks": self.rollbacks, "lr": self.cfg.lr,
+                "kl_budget/rollback": 1, "kl_budget/rollbacks": self.kl_budget.rollbacks, "lr": self.cfg.lr,
                 "response_length": float(mask.sum(1).mean()), **timings}
 
     # ------------------------------------------------------------------ evaluation / end

@@ -147,7 +147,7 @@ def test_kl_budget_undoes_the_update_that_crossed_it(tiny_model_dir):
     r4 = next(it)
     assert r4["kl_budget/rollback"] == 1 and r4["beta_next"] == pytest.approx(0.075 * 1.5)
     list(it)
-    assert tr.rollbacks == 2 and tr.status == "finished"
+    assert tr.kl_budget.rollbacks == 2 and tr.status == "finished"
 
 
 def test_kl_in_loss_mode(tiny_model_dir):

@@ -1,0 +1,46 @@
+"""The KL budget: undo an update that took the policy past a KL limit (a trust region around the
+reference that a student can watch).
+
+Before each update the trainer keeps a snapshot of what the update may change (the trainable
+weights and the optimiser state). The next batch measures the exact KL(π‖π_ref) per response of the
+updated policy; if it is past the budget, the snapshot comes back and the update counts as undone:
+
+    KL_batch(π_t) > budget  ⇒  π_t ← π_{t−1} (weights and optimiser state), β ← β·factor
+
+A restored policy was accepted once already, so it is not judged again on the next (noisy) batch:
+it trains. Without that rule, batch noise of ±1 nat can reject the same policy over and over.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+
+class KLBudget:
+    def __init__(self, budget: float, beta_factor: float):
+        self.budget = float(budget)
+        self.beta_factor = float(beta_factor)
+        self.rollbacks = 0
+        self._snapshot: tuple[list[torch.Tensor], dict] | None = None
+        self._just_restored = False
+
+    def crossed(self, batch_kl: float) -> bool:
+        """True when this batch shows the (unjudged) policy past the budget and there is a policy to return to."""
+        return bool(self.budget) and batch_kl > self.budget and self._snapshot is not None and not self._just_restored
+
+    def keep(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        """Snapshot the policy before an update (a no-op without a budget)."""
+        self._just_restored = False
+        if self.budget:
+            self._snapshot = ([p.detach().clone() for p in params], copy.deepcopy(optimizer.state_dict()))
+
+    @torch.no_grad()
+    def restore(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        """Put the snapshot back (weights in place, optimiser state loaded)."""
+        weights, opt_state = self._snapshot
+        for p, w in zip(params, weights):
+            p.copy_(w)
+        optimizer.load_state_dict(opt_state)
+        self.rollbacks += 1
+        self._just_restored = True
