@@ -100,9 +100,14 @@ def forward_response(model, batch: Batch, temperature: float, value_head: ValueH
     return logits, values
 
 
+def pick(logp_all: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The sampled tokens' entries of full log-probabilities: [B, R, V], [B, R] → [B, R]."""
+    return torch.gather(logp_all, 2, tokens.unsqueeze(-1)).squeeze(-1)
+
+
 def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[token]: [B, R, V], [B, R] → [B, R]."""
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
+    return pick(F.log_softmax(logits, dim=-1), tokens)
 
 
 def subset(batch: Batch, idx: torch.Tensor) -> Batch:
@@ -244,7 +249,7 @@ class PPOTrainer:
         resp_ids = batch.response_ids                                               # [B, R]
         if cfg.reuse_generation_logprobs:
             logp_all = F.log_softmax(batch.logits.float() / cfg.temperature, dim=-1)  # [B, R, V]
-            logprobs = torch.gather(logp_all, 2, resp_ids.unsqueeze(-1)).squeeze(-1)
+            logprobs = pick(logp_all, resp_ids)
             values = self.value_head(batch.last_hidden)
             batch.logits = batch.last_hidden = None                                 # free memory
         t1 = time.perf_counter()
@@ -252,7 +257,7 @@ class PPOTrainer:
         if not cfg.reuse_generation_logprobs:
             logits, values = forward_response(self.policy, batch, cfg.temperature, self.value_head)
             logp_all = F.log_softmax(logits, dim=-1)
-            logprobs = torch.gather(logp_all, 2, resp_ids.unsqueeze(-1)).squeeze(-1)
+            logprobs = pick(logp_all, resp_ids)
             del logits
         t2 = time.perf_counter()
         q_txt, r_txt = decode_queries(self.tok, batch), decode_responses(self.tok, batch)
@@ -262,7 +267,7 @@ class PPOTrainer:
         with self.reference_context() as ref:                                      # 4. reference
             ref_logits, _ = forward_response(ref, batch, cfg.temperature, trunk_layer=self.trunk_layer)
             ref_all = F.log_softmax(ref_logits, dim=-1)                             # [B, R, V]
-            ref_logprobs = torch.gather(ref_all, 2, resp_ids.unsqueeze(-1)).squeeze(-1)
+            ref_logprobs = pick(ref_all, resp_ids)
             # exact KL(π_old‖π_ref) at every response position, from the full distributions we already hold
             exact = exact_kl(logp_all, ref_all)                                     # [B, R]
             keep_ref = ref_all if cfg.kl_penalty == "loss" else None                # the KL-in-loss term needs it
@@ -314,7 +319,7 @@ class PPOTrainer:
                 logits, vpred = forward_response(self.policy, subset(ro.batch, idx), cfg.temperature, self.value_head,
                                                  trunk_layer=self.trunk_layer)
                 logp_all = F.log_softmax(logits, dim=-1)                            # [mb, R, V]
-                new_logprobs = torch.gather(logp_all, 2, ro.batch.response_ids[idx].unsqueeze(-1)).squeeze(-1)
+                new_logprobs = pick(logp_all, ro.batch.response_ids[idx])
                 pg = policy_loss(new_logprobs, ro.logprobs[idx], advantages[idx], m, cfg.cliprange)
                 vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange_value)
                 loss = pg["loss"] + cfg.vf_coef * vf["loss"]
