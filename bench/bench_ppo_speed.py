@@ -5,6 +5,8 @@ Workloads (each runs in its own subprocess so peak RSS is its own):
          the top 8 layers (the trunk below runs once, during generation: rlhf_demo/trunk.py)
   all    baseline in the same run: the same with LoRA on all 30 layers (every pass runs the whole
          model) and 2 mini-batches, i.e. the previous preset
+  plain  baseline in the same run: the quick preset with the LM head through F.linear and the draw through
+         torch.multinomial (before rlhf_demo/cpu_linear.py and sampling.InverseCDFSampler)
   old    the workload of TRL's old experimental PPO trainer: batch 8, 24-token responses, 4 PPO epochs,
          one mini-batch, LoRA (ours: top 8 layers). Measured with TRL's design: 15.3 s per update, 4.1 GB RSS.
 
@@ -30,12 +32,33 @@ TARGET_QUICK_S, TARGET_QUICK_GB = 5.0, 2.0
 OLD_S, OLD_GB = 15.3, 4.1
 WORKLOADS = {
     "quick": {},
+    "plain": {},
     "all": {"lora_layers": 0, "num_mini_batches": 2},
     "old": {"batch_size": 8, "response_min_tokens": 24, "response_max_tokens": 24, "ppo_epochs": 4, "num_mini_batches": 1},
 }
 PARTS = [("generation", ["time/generate"]), ("scoring", ["time/score"]), ("reference fwd", ["time/reference"]),
          ("old-logprob fwd", ["time/old_forward"]), ("PPO forwards", ["time/forward"]), ("PPO backward", ["time/backward"]),
          ("optimizer", ["time/optimizer"])]
+
+
+def _plain_linear_and_multinomial() -> None:
+    """Undo the two CPU speed-ups for the baseline: F.linear for the LM head (given a contiguous input,
+    as before), torch.multinomial's draw."""
+    import torch
+
+    from rlhf_demo import models, sampling
+
+    def contiguous_head_only(model):
+        model.get_output_embeddings().register_forward_pre_hook(lambda module, args: (args[0].contiguous(),))
+        return 0
+
+    models.speed_up_lm_head = contiguous_head_only
+
+    def multinomial_draw(self, input_ids, scores):
+        token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1)  # what generate(do_sample=True) calls
+        return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
+
+    sampling.InverseCDFSampler.__call__ = multinomial_draw
 
 
 def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> dict:
@@ -45,6 +68,8 @@ def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> 
     from rlhf_demo.ppo_config import preset
 
     torch.set_num_threads(threads)
+    if workload == "plain":
+        _plain_linear_and_multinomial()
     cfg = preset(preset_name, steps=updates + 1, eval_final=False, before_after_queries=0, **WORKLOADS[workload])
     tr = PPOTrainer(cfg, None)
     recs = list(tr.train())[1:]  # the first update warms up (allocations, lazy inits)
@@ -58,7 +83,7 @@ def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--updates", type=int, default=4, help="timed updates per workload (after one warm-up)")
-    ap.add_argument("--workload", choices=["quick", "all", "old", "every"], default="every")
+    ap.add_argument("--workload", choices=[*WORKLOADS, "every"], default="every")
     ap.add_argument("--preset", default="quick-cpu")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2 = this machine's cores)")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -89,6 +114,10 @@ def main() -> None:
         q = results["quick"]
         print(f"\nquick preset: {q['s_per_update']:.2f} s/update (target ≤ {TARGET_QUICK_S}: ratio {q['s_per_update'] / TARGET_QUICK_S:.2f}), "
               f"peak RSS {q['peak_rss_gb']:.2f} GB (target ≤ {TARGET_QUICK_GB}: ratio {q['peak_rss_gb'] / TARGET_QUICK_GB:.2f})")
+    if "quick" in results and "plain" in results:
+        q, p = results["quick"], results["plain"]
+        print(f"(W hᵀ)ᵀ LM head + inverse-CDF draw vs F.linear + torch.multinomial: {q['s_per_update'] / p['s_per_update']:.2f}× the time "
+              f"(generation {q['generation'] / p['generation']:.2f}×)")
     if "quick" in results and "all" in results:
         q, a = results["quick"], results["all"]
         print(f"top-8-layer LoRA with the shared trunk vs LoRA on every layer: {q['s_per_update'] / a['s_per_update']:.2f}× the time "

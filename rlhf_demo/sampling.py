@@ -6,6 +6,13 @@ them sample and score in exactly the same way.
 Queries of different lengths are **left-padded**; the forward passes use position ids computed from
 the attention mask (``cumsum − 1``), exactly as ``generate`` does, so the log-probabilities scored
 afterwards match those the sampler used.
+
+The draw itself is ``InverseCDFSampler``: transformers' ``generate`` runs every processor and
+warper (temperature, top-k, top-p, suppressed tokens) and then, instead of ``torch.multinomial``,
+one uniform number per row picks the token where the cumulative distribution crosses it. For one draw
+``torch.multinomial`` makes an exponential random number for **every** vocabulary entry (16 × 49 152
+per step here), which took 19 ms of a ~180 ms sampling step on 2 CPU cores; the inverse CDF takes
+about 2 ms and is an exact draw from the same distribution.
 """
 from __future__ import annotations
 
@@ -40,6 +47,36 @@ class Batch:
     @property
     def response_ids(self) -> torch.Tensor:  # [B, R]
         return self.input_ids[:, self.query_len:]
+
+
+class InverseCDFSampler:
+    """A last logits processor that draws the next token: P(token = v) = softmax(scores)[v].
+
+    u ~ U[0, 1) per row; the token is the first v with CDF(v) = Σ_{w≤v} p(w) > u · CDF(V − 1)
+    (float64 sums; scaling by the total absorbs rounding). Tokens of probability 0 (masked to −inf by
+    an earlier processor) are never drawn. It returns scores that are −inf everywhere but the drawn
+    token, so ``generate`` in greedy mode (``do_sample=False``) takes exactly that token.
+    """
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # scores [B, V]
+        cdf = torch.softmax(scores.double(), dim=-1).cumsum(dim=-1)                     # [B, V]
+        u = torch.rand(scores.shape[0], 1, dtype=torch.float64, device=scores.device) * cdf[:, -1:]
+        token = torch.searchsorted(cdf, u, right=True).clamp_max(scores.shape[-1] - 1)  # [B, 1]
+        return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
+
+
+def sampling_processors(temperature: float, top_k: int = 0, top_p: float = 1.0) -> list:
+    """transformers' own warpers in ``generate``'s order, then the inverse-CDF draw."""
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    procs = []
+    if temperature != 1.0:
+        procs.append(TemperatureLogitsWarper(temperature))
+    if top_k > 0:
+        procs.append(TopKLogitsWarper(top_k))
+    if top_p < 1.0:
+        procs.append(TopPLogitsWarper(top_p))
+    return procs + [InverseCDFSampler()]
 
 
 def left_pad(queries: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,13 +123,11 @@ def sample_responses(
     ids, mask = left_pad(queries, tokenizer.pad_token_id, device)
     if seed is not None:
         torch.manual_seed(seed)
-    kwargs = dict(
-        max_new_tokens=max_new_tokens,
-        do_sample=temperature > 0,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    if temperature > 0:
-        kwargs.update(temperature=temperature, top_k=top_k if top_k > 0 else None, top_p=top_p)
+    kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    if temperature > 0:  # greedy search over the scores of a sampler = sampling (see InverseCDFSampler)
+        from transformers import LogitsProcessorList
+
+        kwargs.update(logits_processor=LogitsProcessorList(sampling_processors(temperature, top_k, top_p)))
     if ban_special_tokens:
         kwargs.update(min_new_tokens=max_new_tokens, suppress_tokens=list(tokenizer.all_special_ids))
     if keep_outputs:

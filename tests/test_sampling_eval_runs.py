@@ -15,23 +15,46 @@ def test_left_padded_scoring_matches_generation(tiny_bundle):
     for queries of different lengths (left padding + position ids)."""
     model, tok = tiny_bundle.model, tiny_bundle.tokenizer
     queries = [[504, 7704, 436], [1, 2, 3, 4, 5, 6, 7], [42]]
-    batch = sample_responses(model, tok, queries, 5, seed=0)
+    batch = sample_responses(model, tok, queries, 5, seed=0, keep_outputs=True)
     assert batch.response_ids.shape == (3, 5) and batch.response_mask.all()
     assert not set(batch.response_ids.flatten().tolist()) & set(tok.all_special_ids)
-    # generate again with the same seed, asking for the raw logits of every step
-    torch.manual_seed(0)
-    from rlhf_demo.sampling import left_pad
-
-    ids, mask = left_pad(queries, tok.pad_token_id, "cpu")
-    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, min_new_tokens=5, do_sample=True,
-                         top_k=None, suppress_tokens=list(tok.all_special_ids), pad_token_id=tok.pad_token_id,
-                         output_logits=True, return_dict_in_generate=True)
-    assert torch.equal(out.sequences, batch.input_ids)
-    gen_logits = torch.stack(out.logits, 1)  # [B, R, V]
     with torch.no_grad():
         fwd = response_logits(model, batch)
-    torch.testing.assert_close(token_logprobs(fwd, batch.response_ids), token_logprobs(gen_logits, batch.response_ids),
+    # batch.logits: the raw logits generate() computed at each step, before any processor
+    torch.testing.assert_close(token_logprobs(fwd, batch.response_ids), token_logprobs(batch.logits, batch.response_ids),
                                atol=1e-4, rtol=1e-4)
+
+
+def test_inverse_cdf_sampler_draws_from_the_softmax():
+    """A hand-made distribution, 40 000 rows drawn at once: each token's frequency is within 5σ of
+    its probability, and a token masked to −inf (probability 0) is never drawn."""
+    from rlhf_demo.sampling import InverseCDFSampler
+
+    p = torch.tensor([0.1, 0.0, 0.45, 0.3, 0.15])
+    scores = torch.log(p).expand(40_000, -1).clone()  # log 0 = −inf
+    torch.manual_seed(0)
+    out = InverseCDFSampler()(None, scores)
+    assert torch.equal(torch.isfinite(out).sum(-1), torch.ones(40_000, dtype=torch.long))
+    freq = torch.bincount(out.argmax(-1), minlength=5).double() / 40_000
+    sigma = (p.double() * (1 - p.double()) / 40_000).sqrt()
+    assert freq[1] == 0
+    assert ((freq - p.double()).abs() <= 5 * sigma + 1e-12).all(), freq
+
+
+def test_sampling_with_top_k_1_is_greedy_and_warpers_apply(tiny_bundle):
+    """The sampler runs after transformers' warpers: with top-k = 1 only the argmax survives, so
+    sampled responses equal greedy ones; with top-k = 3 every drawn token is among the 3 most likely."""
+    model, tok = tiny_bundle.model, tiny_bundle.tokenizer
+    queries = [[504, 7704, 436], [1, 2, 3, 4, 5, 6, 7]]
+    greedy = sample_responses(model, tok, queries, 6, temperature=0)
+    k1 = sample_responses(model, tok, queries, 6, top_k=1, seed=3)
+    assert torch.equal(greedy.input_ids, k1.input_ids)
+    k3 = sample_responses(model, tok, queries, 6, top_k=3, temperature=2.0, seed=3, keep_outputs=True)
+    special = torch.tensor(tok.all_special_ids)
+    raw = k3.logits.clone()
+    raw[..., special] = float("-inf")  # the suppressed tokens come before the warpers
+    top3 = raw.topk(3, dim=-1).indices  # [B, R, 3]
+    assert (top3 == k3.response_ids.unsqueeze(-1)).any(-1).all()
 
 
 def test_distinct_n_hand_case():

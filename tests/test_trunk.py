@@ -113,17 +113,6 @@ def test_controller_reads_the_chosen_kl(tiny_model_dir):
         assert last["beta_next"] == pytest.approx(last["beta"] * (1 + err * 4 / 4.0), rel=1e-6)
 
 
-def test_contiguous_lm_head_gives_the_same_logits(tiny_model_dir):
-    m = load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32).model
-    head = m.get_output_embeddings()
-    assert getattr(head, "_rlhf_contiguous", False)
-    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
-    with torch.no_grad():
-        out = m(input_ids=ids, output_hidden_states=True, logits_to_keep=3)
-        want = F.linear(out.hidden_states[-1][:, -3:, :].contiguous(), head.weight)
-    assert torch.allclose(out.logits, want, atol=1e-6)
-
-
 def test_kl_budget_undoes_the_update_that_crossed_it(tiny_model_dir):
     """Update 1 moves the policy; the batch of update 2 shows it past a tiny budget, so update 1 is
     undone (weights and optimiser state as before it), β grows ×1.5 and update 2 is skipped. The
