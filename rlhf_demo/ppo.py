@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import LengthSampler, builtin_prompts, load_prompts, truncate_prompt
@@ -52,68 +51,14 @@ from .evaluate import EvalConfig, evaluate_policy
 from .kl import exact_kl, masked_mean, masked_sum
 from .kl_budget import KLBudget
 from .models import DEFAULT_MODEL, load_model
+from .ppo_forward import ValueHead, forward_response, pick, subset
 from .ppo_config import PPOConfig
 from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
                        policy_loss, value_loss, whiten)
 from .rewards import make_reward
 from .runs import RunWriter
 from .sampling import Batch, decode_queries, decode_responses, left_pad, position_ids, sample_responses
-from .trunk import check_trunk, num_layers, top_forward
-
-
-class ValueHead(nn.Module):
-    """V(s_t) = w·h_t + b on the backbone's last hidden state h_t (zero-initialised: V starts at 0)."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.summary = nn.Linear(hidden_size, 1)
-        nn.init.zeros_(self.summary.weight)
-        nn.init.zeros_(self.summary.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [B, R, H] -> [B, R]
-        return self.summary(hidden.float()).squeeze(-1)
-
-
-def forward_response(model, batch: Batch, temperature: float, value_head: ValueHead | None = None,
-                     trunk_layer: int | None = None):
-    """One forward over query+response. Returns (logits [B, R, V] / temperature, values [B, R] or None).
-
-    Position t predicts token t+1, so only the R positions before each response token go through the
-    LM head. With ``trunk_layer`` (and ``batch.trunk``), only the layers from ``trunk_layer`` up run,
-    on the stored hidden states entering it (``trunk.py``); otherwise the whole model runs."""
-    R = batch.response_ids.shape[1]
-    q = batch.query_len
-    want_hidden = value_head is not None
-    if trunk_layer is not None and batch.trunk is not None:
-        T = batch.trunk.shape[1]                                                  # Q + R − 1
-        out = top_forward(model, batch.trunk, batch.attention_mask[:, :T], position_ids(batch.attention_mask)[:, :T],
-                          trunk_layer, logits_to_keep=R, output_hidden_states=want_hidden)
-        logits = out.logits.float() / temperature                                # [B, R, V]
-        hidden = out.hidden_states[-1][:, q - 1:, :] if want_hidden else None    # [B, R, H]
-    else:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=position_ids(batch.attention_mask), use_cache=False,
-                    output_hidden_states=want_hidden, logits_to_keep=R + 1)
-        logits = out.logits[:, :-1, :].float() / temperature                     # [B, R, V]
-        hidden = out.hidden_states[-1][:, q - 1:-1, :] if want_hidden else None  # [B, R, H]
-    values = value_head(hidden) if want_hidden else None                          # [B, R]
-    return logits, values
-
-
-def pick(logp_all: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """The sampled tokens' entries of full log-probabilities: [B, R, V], [B, R] → [B, R]."""
-    return torch.gather(logp_all, 2, tokens.unsqueeze(-1)).squeeze(-1)
-
-
-def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token]: [B, R, V], [B, R] → [B, R]."""
-    return pick(F.log_softmax(logits, dim=-1), tokens)
-
-
-def subset(batch: Batch, idx: torch.Tensor) -> Batch:
-    """Rows ``idx`` of a batch (query padding kept, so ``query_len`` stays valid)."""
-    return Batch(batch.input_ids[idx], batch.attention_mask[idx], batch.query_len, batch.response_mask[idx],
-                 trunk=batch.trunk[idx] if batch.trunk is not None else None)
+from .trunk import check_trunk, num_layers
 
 
 @dataclass

@@ -44,7 +44,7 @@ def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tm
     (["--prompts", "/no/such/prompts.txt"], "does not exist"),
     (["--kl-budget", "-1"], "kl_budget"),
     (["--ppo-lora-layers", "-2"], "lora_layers"),
-    (["--beta-min", "0.5"], "beta_min"),
+    (["--kl-target", "3", "--beta-min", "0.5"], "beta_min"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model_dir):
     rc = main(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir)] + argv)
@@ -90,3 +90,14 @@ def test_smoke_command_on_the_default_model(tmp_path):
     g = subprocess.run([sys.executable, "-m", "rlhf_demo", "generate", "--model", str(out / "policy"), "--prompt",
                         "This movie was", "--max-new-tokens", "8"], capture_output=True, text=True, env=env, timeout=200, cwd=ROOT)
     assert g.returncode == 0, g.stderr[-2000:]
+
+
+def test_quick_preset_is_fixed_beta_with_a_budget_and_beta_zero_keeps_the_budget(tmp_path):
+    from rlhf_demo.cli import build_parser
+    from rlhf_demo.commands.train_ppo import config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "q")]))
+    assert (cfg.batch_size, cfg.num_mini_batches, cfg.beta, cfg.adaptive_kl, cfg.kl_budget, cfg.kl_budget_beta_factor) == \
+        (32, 2, 0.03, False, 5.0, 1.0)
+    zero = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "z"), "--beta", "0"]))
+    assert zero.beta == 0 and zero.kl_budget == 5.0 and not zero.adaptive_kl  # a pure trust region is allowed

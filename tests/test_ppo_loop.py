@@ -6,7 +6,8 @@ import torch
 
 from rlhf_demo.data import PromptError, load_prompts, parse_prompts
 from rlhf_demo.models import load_model
-from rlhf_demo.ppo import PPOTrainer, forward_response, gather_logprobs
+from rlhf_demo.ppo import PPOTrainer
+from rlhf_demo.ppo_forward import forward_response, gather_logprobs
 from rlhf_demo.ppo_config import MAX_STEPS, preset
 from rlhf_demo.rewards import RewardError
 from rlhf_demo.runs import read_metrics

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_demo.models import load_model
-from rlhf_demo.ppo import PPOTrainer, forward_response
+from rlhf_demo.ppo import PPOTrainer
+from rlhf_demo.ppo_forward import forward_response
 from rlhf_demo.ppo_config import preset
 from rlhf_demo.sampling import left_pad, position_ids, sample_responses
 from rlhf_demo.trunk import check_trunk, num_layers, top_forward
@@ -104,7 +105,7 @@ def test_rollout_exact_kl_is_an_explicit_vocabulary_sum(tiny_model_dir):
 def test_controller_reads_the_chosen_kl(tiny_model_dir):
     """With a tiny target, β must grow after an update; the record says which KL the controller read."""
     for est in ("exact", "k1"):
-        tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3, kl_control_estimate=est, kl_target=1e-6, kl_horizon=4.0),
+        tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3, adaptive_kl=True, kl_control_estimate=est, kl_target=1e-6, kl_horizon=4.0),
                         prompts=PROMPTS)
         recs = list(tr.train())
         last = recs[-1]

@@ -103,7 +103,9 @@ def _fmt(rec: dict, total: int) -> str:
     if "time/update" in rec:
         s += f"  ({rec['time/update']:.1f} s/update)"
     if rec.get("kl_budget/rollback"):
-        s += f"\n   KL budget crossed (exact KL {rec['objective/kl_exact']:.2f}): last update undone, β → {rec['beta_next']:.4f}"
+        s += f"\n   KL budget crossed (exact KL {rec['objective/kl_exact']:.2f}): last update undone"
+        if rec.get("beta_next", 0) > rec.get("beta", 0):
+            s += f", β → {rec['beta_next']:.4f}"
     if "eval/reward_mean" in rec:
         s += (f"\n   held-out: reward {rec['eval/reward_mean']:+.3f} ± {rec['eval/reward_sem']:.3f} (sem)"
               f"  KL {rec['eval/kl']:.2f} nats  distinct-2 {rec['eval/distinct2']:.2f}")

@@ -155,8 +155,9 @@ def _status(rec: dict, cfg: PPOConfig, t_start: float) -> str:
            f"ETA ≈ {left:.0f} s · batch reward {rec.get('reward_mean', float('nan')):+.3f} · "
            f"KL {rec.get('objective/kl_exact', rec.get('kl', float('nan'))):.2f} nats · β {rec.get('beta', float('nan')):.3f}")
     if rec.get("kl_budget/rollback"):
-        txt += (f"  \n⟲ The batch showed the policy past the KL budget ({cfg.kl_budget:g} nats): the last update was undone "
-                f"and β raised to {rec.get('beta_next', float('nan')):.3f}.")
+        txt += (f"  \n⟲ The batch showed the policy past the KL budget ({cfg.kl_budget:g} nats): the last update was undone"
+                + (f" and β raised to {rec.get('beta_next', float('nan')):.3f}." if rec.get("beta_next", 0) > rec.get("beta", 0)
+                   else " (back to the policy before it)."))
     if "eval/reward_mean" in rec:
         txt += (f"  \nHeld-out: reward **{rec['eval/reward_mean']:+.3f}** ± {rec['eval/reward_sem']:.3f}, "
                 f"KL **{rec['eval/kl']:.2f}** nats, distinct-2 {rec['eval/distinct2']:.2f}")
