@@ -31,6 +31,9 @@ LABELS = {
     "policy/clipfrac_avg": "policy clipfrac", "val/clipfrac_avg": "value clipfrac",
     "policy/approxkl_avg": "approx-KL", "loss/value_avg": "value loss", "response_length": "tokens", "beta": "β",
 }
+ZERO_BASED = {"beta", "kl", "objective/kl_exact", "eval/kl"}
+"""Columns whose panel's y axis starts at 0 (a constant β = 0.03 must not look like β = 0)."""
+KL_PANEL = PPO_PANELS[1][0]
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
@@ -43,8 +46,10 @@ def empty_figure(message: str = "Start a run to see its curves here.") -> go.Fig
 
 def training_figure(df: pd.DataFrame, panels: list[tuple[str, list[str]]] | None = None, x: str = "step",
                     bands: dict[str, str] | None = None, cols: int = 3, height_per_row: int = 230,
-                    title: str | None = None) -> go.Figure:
-    """Subplots of metric curves. Panels whose columns are all absent are skipped."""
+                    title: str | None = None, hlines: dict[str, tuple[float, str]] | None = None) -> go.Figure:
+    """Subplots of metric curves. Panels whose columns are all absent are skipped.
+
+    ``hlines`` maps a panel title to (y, label): a dashed reference line, e.g. the KL budget."""
     panels = PPO_PANELS if panels is None else panels
     bands = BANDS if bands is None else bands
     if df is None or len(df) == 0 or x not in df.columns:
@@ -72,6 +77,12 @@ def training_figure(df: pd.DataFrame, panels: list[tuple[str, list[str]]] | None
                                      marker={"symbol": "diamond", "size": 9} if sparse else {"size": 4},
                                      line={"color": color, "dash": "dot" if sparse else "solid"},
                                      showlegend=len(columns) > 1), row=r, col=c)
+        if any(col in ZERO_BASED for col in columns):
+            fig.update_yaxes(rangemode="tozero", row=r, col=c)
+        if hlines and _title in hlines:
+            y, label = hlines[_title]
+            fig.add_hline(y=y, line_dash="dash", line_color="#555", annotation_text=label,
+                          annotation_position="top left", row=r, col=c)
     fig.update_layout(height=rows * height_per_row + 60, margin=dict(l=40, r=20, t=60 if title else 40, b=30),
                       legend={"orientation": "h", "y": -0.04 / rows, "x": 0}, title=title, template="plotly_white")
     fig.update_xaxes(title_text=None)

@@ -31,3 +31,15 @@ def test_empty_inputs_give_a_placeholder():
     assert empty_figure("x").layout.annotations[0].text == "x"
     import rlhf_demo.plots as p
     assert "import torch" not in open(p.__file__).read()
+
+
+def test_kl_budget_line_and_zero_based_beta_axis():
+    from rlhf_demo.plots import KL_PANEL
+
+    df = pd.DataFrame({"step": [1, 2, 3], "reward_mean": [0.1, 0.2, 0.3], "kl": [0.0, 2.5, 5.5], "beta": [0.03, 0.03, 0.03]})
+    fig = training_figure(df, PPO_PANELS, hlines={KL_PANEL: (5.0, "KL budget 5")})
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and lines[0].y0 == lines[0].y1 == 5.0 and lines[0].yref == "y2"  # the KL panel's axis
+    assert "KL budget 5" in [a.text for a in fig.layout.annotations]
+    assert fig.layout.yaxis3.rangemode == "tozero" and fig.layout.yaxis2.rangemode == "tozero"  # β and KL panels
+    assert fig.layout.yaxis.rangemode != "tozero"  # the reward panel is not

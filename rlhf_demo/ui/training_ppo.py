@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..data import PromptError, parse_prompts
 from ..models import ModelLoadError
-from ..plots import PPO_PANELS, empty_figure, training_figure
+from ..plots import KL_PANEL, PPO_PANELS, empty_figure, training_figure
 from ..ppo_config import DEFAULT_PRESET, MAX_STEPS, PRESET_LABELS, PPOConfig, preset
 from ..rewards import REWARD_CHOICES, RewardError
 from .context import TRAINING_CONCURRENCY_ID, AppContext
@@ -227,10 +227,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         t0 = time.time()
+        lines = {KL_PANEL: (cfg.kl_budget, f"KL budget {cfg.kl_budget:g}")} if cfg.kl_budget else None
         for rec in trainer.train():
             progress((rec["step"], cfg.steps), desc="PPO updates")
             df = pd.DataFrame(trainer.history)
-            yield (_status(rec, cfg, t0), training_figure(df, PPO_PANELS), batch_frame(trainer.last_batch),
+            yield (_status(rec, cfg, t0), training_figure(df, PPO_PANELS, hlines=lines), batch_frame(trainer.last_batch),
                    gr.skip(), str(out))
         df = pd.DataFrame(trainer.history)
         final = f"**{trainer.status}**: {trainer.message}. Run folder: `{out}` (choose it in the Playground / KL tab)."
@@ -238,7 +239,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             ev = trainer.last_eval
             final += (f"  \nHeld-out at the end: reward **{ev['reward_mean']:+.3f}** ± {ev['reward_sem']:.3f}, "
                       f"KL **{ev['kl']:.2f}** nats, distinct-2 {ev['distinct2']:.2f}")
-        yield (final, training_figure(df, PPO_PANELS), batch_frame(trainer.last_batch),
+        yield (final, training_figure(df, PPO_PANELS, hlines=lines), batch_frame(trainer.last_batch),
                before_after_frame(trainer.before_after), str(out))
 
     inputs = {preset_dd, reward, steps, max_seconds, prompts_file, *comps.values()}
