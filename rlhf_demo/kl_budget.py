@@ -9,6 +9,15 @@ updated policy; if it is past the budget, the snapshot comes back and the update
 
 A restored policy was accepted once already, so it is not judged again on the next (noisy) batch:
 it trains. Without that rule, batch noise of ±1 nat can reject the same policy over and over.
+
+Backtracking: after an undone update the next ones take smaller steps, as a trust-region line search
+does. ``step_scale`` (the factor on the learning rate) is multiplied by ``lr_factor`` at each undo and
+divided by it again (up to 1) each time the budget accepts an update:
+
+    undo:    scale ← scale · lr_factor            accept:  scale ← min(1, scale / lr_factor)
+
+Without it (``lr_factor`` 1) a policy just under the budget can stall there for good: measured, every
+full step from it crossed the budget and was undone, 7 times in a row, and the policy never changed again.
 """
 from __future__ import annotations
 
@@ -18,9 +27,11 @@ import torch
 
 
 class KLBudget:
-    def __init__(self, budget: float, beta_factor: float):
+    def __init__(self, budget: float, beta_factor: float, lr_factor: float = 1.0):
         self.budget = float(budget)
         self.beta_factor = float(beta_factor)
+        self.lr_factor = float(lr_factor)
+        self.step_scale = 1.0
         self.rollbacks = 0
         self._snapshot: tuple[list[torch.Tensor], dict] | None = None
         self._just_restored = False
@@ -30,7 +41,10 @@ class KLBudget:
         return bool(self.budget) and batch_kl > self.budget and self._snapshot is not None and not self._just_restored
 
     def keep(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
-        """Snapshot the policy before an update (a no-op without a budget)."""
+        """Snapshot the policy before an update (a no-op without a budget). Called after a batch that
+        did not cross the budget: unless the policy was just restored, that batch accepted it."""
+        if self._snapshot is not None and not self._just_restored:
+            self.step_scale = min(1.0, self.step_scale / self.lr_factor)
         self._just_restored = False
         if self.budget:
             self._snapshot = ([p.detach().clone() for p in params], copy.deepcopy(optimizer.state_dict()))
@@ -44,3 +58,4 @@ class KLBudget:
         optimizer.load_state_dict(opt_state)
         self.rollbacks += 1
         self._just_restored = True
+        self.step_scale *= self.lr_factor

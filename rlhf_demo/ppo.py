@@ -160,7 +160,7 @@ class PPOTrainer:
         self.last_eval: dict | None = None
         self.time_s = 0.0
         self.step_no = 0
-        self.kl_budget = KLBudget(cfg.kl_budget, cfg.kl_budget_beta_factor)
+        self.kl_budget = KLBudget(cfg.kl_budget, cfg.kl_budget_beta_factor, cfg.kl_budget_lr_factor)
         if out is not None:
             self.writer = RunWriter(out, {"algo": "ppo", **cfg.to_dict()}, overwrite=overwrite)
         say(1.0, "Ready")
@@ -237,6 +237,9 @@ class PPOTrainer:
         if self.kl_budget.crossed(batch_kl):                                        # undo the last update
             return self._roll_back(ro, mask, beta, batch_kl, timings)
         self.kl_budget.keep(self._trainable(), self.optimizer)
+        lr = cfg.lr * self.kl_budget.step_scale                                     # smaller steps after an undo
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         # 5. token rewards: −β·KL per token, score on the last token
         beta_r = beta if cfg.kl_penalty == "reward" else 0.0
         rewards, non_score_reward, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask,
@@ -327,7 +330,7 @@ class PPOTrainer:
             "grad_norm": mean(stats["grad_norm"]),
             "beta": beta,
             "beta_next": self.kl_ctl.value,
-            "lr": cfg.lr,
+            "lr": lr,
             "response_length": float(mask.sum(1).mean()),
             "query_length": float(ro.batch.attention_mask[:, :ro.batch.query_len].sum(1).float().mean()),
             "kl_budget/rollback": 0,
@@ -358,7 +361,8 @@ class PPOTrainer:
                 "reward_mean": float(ro.scores.mean()), "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
                 "kl": float(k1_per_seq.mean()), "objective/kl": float(k1_per_seq.mean()), "objective/kl_exact": batch_kl,
                 "objective/scores": float(ro.scores.mean()), "beta": beta, "beta_next": self.kl_ctl.value,
-                "kl_budget/rollback": 1, "kl_budget/rollbacks": self.kl_budget.rollbacks, "lr": self.cfg.lr,
+                "kl_budget/rollback": 1, "kl_budget/rollbacks": self.kl_budget.rollbacks,
+                "lr": self.cfg.lr * self.kl_budget.step_scale,
                 "response_length": float(mask.sum(1).mean()), **timings}
 
     # ------------------------------------------------------------------ evaluation / end

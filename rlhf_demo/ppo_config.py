@@ -66,6 +66,9 @@ class PPOConfig:
                                "One batch's KL is noisy and the policies it lets through are those whose batch came out low, so the KL on fresh prompts "
                                "lands up to ~1.5 nats above the budget (measured).")
     kl_budget_beta_factor: float = _f(1.0, "How much β grows when the KL budget undoes an update (1 = not at all).")
+    kl_budget_lr_factor: float = _f(1.0, "Backtracking after an undone update: the learning rate is multiplied by this, and divided by it "
+                                          "again (up to lr) each time the budget accepts an update, so the policy creeps up to the budget "
+                                          "instead of stalling under it. 1 = off.")
     kl_control_estimate: str = _f("exact", "What the adaptive controller reads: 'exact' = Σ over response positions of the exact KL between the two "
                                            "next-token distributions (both are computed anyway; far less noisy), or 'k1' = Σ(log π − log π_ref) of the sampled tokens (classic).")
     kl_horizon: float = _f(80.0, "Horizon (episodes) of the adaptive controller: smaller = β reacts faster. The paper used 10000 over a far longer run.")
@@ -143,6 +146,7 @@ class PPOConfig:
         need(self.kl_estimator in ("k1", "k3"), f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         need(self.kl_budget >= 0 and self.kl_budget == self.kl_budget, f"kl_budget must be ≥ 0 (0 = none), got {self.kl_budget}")
         need(1 <= self.kl_budget_beta_factor <= 10, f"kl_budget_beta_factor must be in [1, 10], got {self.kl_budget_beta_factor}")
+        need(0 < self.kl_budget_lr_factor <= 1, f"kl_budget_lr_factor must be in (0, 1], got {self.kl_budget_lr_factor}")
         need(self.kl_penalty in ("reward", "loss"), f"kl_penalty must be 'reward' or 'loss', got {self.kl_penalty!r}")
         need(self.kl_control_estimate in ("exact", "k1"), f"kl_control_estimate must be 'exact' or 'k1', got {self.kl_control_estimate!r}")
         if self.adaptive_kl:

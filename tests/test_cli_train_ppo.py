@@ -43,6 +43,7 @@ def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tm
     (["--reward", "sentiment"], "unknown reward"),
     (["--prompts", "/no/such/prompts.txt"], "does not exist"),
     (["--kl-budget", "-1"], "kl_budget"),
+    (["--kl-budget-step", "0"], "kl_budget_lr_factor"),
     (["--ppo-lora-layers", "-2"], "lora_layers"),
     (["--kl-target", "3", "--beta-min", "0.5"], "beta_min"),
 ])
@@ -58,9 +59,10 @@ def test_new_kl_flags_reach_the_config(tmp_path, tiny_model_dir):
     from rlhf_demo.commands.train_ppo import config_from_args
 
     args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir), "--kl-budget", "4.5",
-                                      "--ppo-lora-layers", "4", "--kl-control", "k1", "--beta-min", "0.01", "--beta", "0.02"])
+                                      "--ppo-lora-layers", "4", "--kl-control", "k1", "--beta-min", "0.01", "--beta", "0.02", "--kl-budget-step", "0.5"])
     cfg = config_from_args(args)
     assert (cfg.kl_budget, cfg.lora_layers, cfg.kl_control_estimate, cfg.beta_min, cfg.beta) == (4.5, 4, "k1", 0.01, 0.02)
+    assert cfg.kl_budget_lr_factor == 0.5
     low = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "y"), "--beta", "0.001"]))
     assert low.beta == 0.001 and low.beta_min == 0.0
 

@@ -156,3 +156,18 @@ def test_kl_in_loss_mode(tiny_model_dir):
     assert torch.allclose(exact_kl(F.log_softmax(pol, -1), ro.ref_logp_all), ro.exact_kl, atol=1e-5)
     classic = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, kl_budget=0.0), prompts=PROMPTS)
     assert classic.rollout({}).ref_logp_all is None
+
+
+def test_kl_budget_backtracks_the_step_after_an_undo_and_recovers(tiny_model_dir):
+    """After an undone update the next one uses lr × factor; once the budget accepts an update the
+    learning rate goes back up (up to lr)."""
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_lr_factor=0.5, adaptive_kl=False,
+                             beta=0.05, lr=3e-2), prompts=PROMPTS)
+    it = tr.train()
+    r1, r2, r3 = next(it), next(it), next(it)
+    assert r1["lr"] == pytest.approx(3e-2) and r2["kl_budget/rollback"] == 1
+    assert r3["kl_budget/rollback"] == 0 and r3["lr"] == pytest.approx(1.5e-2)  # the restored policy trains, half a step
+    assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(1.5e-2)
+    tr.kl_budget.budget = 1e9  # the next batch accepts the half step
+    r4 = next(it)
+    assert r4["kl_budget/rollback"] == 0 and r4["lr"] == pytest.approx(3e-2)

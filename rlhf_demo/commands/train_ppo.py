@@ -32,6 +32,7 @@ def add_arguments(g) -> None:
     g.add_argument("--kl-horizon", type=float, default=None, help=h("kl_horizon"))
     g.add_argument("--beta-min", type=float, default=None, help=h("beta_min"))
     g.add_argument("--kl-budget", type=float, default=None, help=h("kl_budget"))
+    g.add_argument("--kl-budget-step", type=float, default=None, help=h("kl_budget_lr_factor"))
     g.add_argument("--fixed-kl", action="store_true", help="keep β fixed (no adaptive controller)")
     g.add_argument("--kl-estimator", choices=["k1", "k3"], default=None, help=h("kl_estimator"))
     g.add_argument("--kl-control", choices=["exact", "k1"], default=None, help=h("kl_control_estimate"))
@@ -67,7 +68,7 @@ def config_from_args(args) -> PPOConfig:
         reward=args.reward, prompts=args.prompts, eval_every=args.eval_every,
         full_finetune=True if getattr(args, "full_finetune", False) else None,
         ppo_epochs=args.ppo_epochs, num_mini_batches=args.ppo_mini_batches, kl_target=args.kl_target,
-        kl_horizon=args.kl_horizon, beta_min=args.beta_min, kl_budget=args.kl_budget, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
+        kl_horizon=args.kl_horizon, beta_min=args.beta_min, kl_budget=args.kl_budget, kl_budget_lr_factor=args.kl_budget_step, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
         cliprange_value=args.ppo_value_clip, vf_coef=args.ppo_vf_coef, gamma=args.ppo_gamma, lam=args.ppo_lam,
         whiten_rewards=args.ppo_whiten_rewards, temperature=args.ppo_temperature, top_k=args.ppo_top_k,
         top_p=args.ppo_top_p, lora_r=args.ppo_lora_r, lora_alpha=args.ppo_lora_alpha,

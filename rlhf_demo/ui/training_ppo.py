@@ -42,6 +42,7 @@ GROUPS: list[tuple[str, list[tuple]]] = [
         ("kl_horizon", "number", {"label": "Controller horizon (episodes)"}),
         ("beta_min", "number", {"label": "β floor (0 = none)"}),
         ("kl_budget", "number", {"label": "KL budget (0 = none)"}),
+        ("kl_budget_lr_factor", "number", {"label": "Step after an undo (× learning rate)"}),
         ("kl_estimator", "radio", {"label": "KL estimator in the penalty", "choices": ["k1", "k3"]}),
         ("kl_control_estimate", "radio", {"label": "KL the controller reads", "choices": ["exact", "k1"]}),
     ]),
