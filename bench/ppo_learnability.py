@@ -100,7 +100,8 @@ def main() -> None:
         runs.append((seed, out, tr.last_eval["samples"][:args.samples] if tr.last_eval else []))
     load1 = os.getloadavg()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"\n{args.preset} {' '.join(args.set)} ({args.threads} threads): load average {load0[0]:.2f} → {load1[0]:.2f}, peak RSS {peak:.2f} GB")
+    print(f"\n{args.preset} {' '.join(args.set)} ({args.threads} threads): load average {load0[0]:.2f} → {load1[0]:.2f}, "
+          f"peak RSS {peak:.2f} GB (this process, all seeds together; one run alone: bench_ppo_speed.py)")
     print(f"{'seed':>4} {'at':>5} {'t(s)':>6} {'step':>5} {'gain':>7} {'±sem':>6} {'KL':>6} {'k1':>6} {'dist-2':>6} {'β':>6} {'s/upd':>6}")
     for r in rows:
         print(f"{r['seed']:>4} {r['at']:>5.0f} {r['time_s']:>6.0f} {r['step']:>5} {r['gain']:>+7.3f} {r['sem']:>6.3f} "

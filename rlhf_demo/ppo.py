@@ -9,10 +9,16 @@ One update (``PPOTrainer.step``):
     3. score query+response with the reward function (its raw outputs are kept for display)
     4. reference log-probs: the same model with its LoRA adapter switched off (or a frozen copy),
        and the exact KL(π_old‖π_ref) at every response position from the two full distributions
-    5. token rewards: −β·KL on every token, the score added at the last token
+    5. token rewards: −β·KL on every token, the score added at the last token (minus the mean score
+       of the other answers to the same query when each query is answered k > 1 times)
     6. advantages by GAE over the value head's predictions, then whitened
     7. PPO epochs × mini-batches: clipped surrogate + clipped value loss, gradient clipping
     8. adapt β toward the KL target, log one metrics record
+
+With a KL budget, the batch of step 1 also judges the policy the previous update produced: past the
+budget, that update is undone instead (``kl_budget.py``). Before an evaluation, and at the end, the
+last update is judged at once (``check_budget``), so what is evaluated and saved is always a policy
+the budget accepted.
 
 Speed on a CPU: with LoRA on the top N layers only (``lora_layers``, 8 of 30 in the quick preset),
 the layers below are identical for the policy, the reference and every PPO epoch, so steps 4 and 7
@@ -54,7 +60,7 @@ from .models import DEFAULT_MODEL, load_model
 from .ppo_forward import ValueHead, forward_response, pick, subset
 from .ppo_config import PPOConfig
 from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
-                       policy_loss, value_loss, whiten)
+                       leave_one_out_baseline, policy_loss, value_loss, whiten)
 from .rewards import make_reward
 from .runs import RunWriter
 from .sampling import Batch, decode_queries, decode_responses, left_pad, position_ids, sample_responses
@@ -161,6 +167,7 @@ class PPOTrainer:
         self.time_s = 0.0
         self.step_no = 0
         self.kl_budget = KLBudget(cfg.kl_budget, cfg.kl_budget_beta_factor, cfg.kl_budget_lr_factor)
+        self._checked: tuple[Rollout, dict] | None = None   # a batch sampled by check_budget(), for the next update
         if out is not None:
             self.writer = RunWriter(out, {"algo": "ppo", **cfg.to_dict()}, overwrite=overwrite)
         say(1.0, "Ready")
@@ -176,8 +183,10 @@ class PPOTrainer:
                 yield self.policy
 
     def _sample_queries(self) -> list[list[int]]:
-        chosen = [self.prompts[self.rng.randrange(len(self.prompts))] for _ in range(self.cfg.batch_size)]
-        return [truncate_prompt(self.tok, p, self.query_len(self.rng)) for p in chosen]
+        """batch_size / k queries, each repeated k times in a row (k = responses_per_query)."""
+        k = self.cfg.responses_per_query
+        chosen = [self.prompts[self.rng.randrange(len(self.prompts))] for _ in range(self.cfg.batch_size // k)]
+        return [q for p in chosen for q in [truncate_prompt(self.tok, p, self.query_len(self.rng))] * k]
 
     # ------------------------------------------------------------------ 1-4: rollout
     @torch.no_grad()
@@ -230,7 +239,10 @@ class PPOTrainer:
         """One PPO update; returns its metrics record (without time_s / eval keys)."""
         cfg = self.cfg
         timings: dict[str, float] = {}
-        ro = self.rollout(timings)
+        if self._checked is not None:   # sampled (and timed) already by check_budget()
+            (ro, timings), self._checked = self._checked, None
+        else:
+            ro = self.rollout(timings)
         mask = ro.batch.response_mask.float()                                       # [B, R]
         beta = self.kl_ctl.value
         batch_kl = float(masked_sum(ro.exact_kl, mask, dim=1).mean())              # exact KL(π‖π_ref) per response
@@ -242,7 +254,9 @@ class PPOTrainer:
             group["lr"] = lr
         # 5. token rewards: −β·KL per token, score on the last token
         beta_r = beta if cfg.kl_penalty == "reward" else 0.0
-        rewards, non_score_reward, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask,
+        # the score each answer is credited with: minus the other answers' mean for its query (k > 1)
+        baseline = leave_one_out_baseline(ro.scores, cfg.responses_per_query)     # [B]
+        rewards, non_score_reward, kl = compute_rewards(ro.scores - baseline, ro.logprobs, ro.ref_logprobs, mask,
                                                         beta_r, cfg.kl_estimator)
         if cfg.whiten_rewards:
             rewards = whiten(rewards, mask, shift_mean=False)
@@ -265,7 +279,7 @@ class PPOTrainer:
                 m = mask[idx]
                 t0 = time.perf_counter()
                 logits, vpred = forward_response(self.policy, subset(ro.batch, idx), cfg.temperature, self.value_head,
-                                                 trunk_layer=self.trunk_layer)
+                                                 trunk_layer=self.trunk_layer, value_grad_to_policy=cfg.value_grad_to_policy)
                 logp_all = F.log_softmax(logits, dim=-1)                            # [mb, R, V]
                 new_logprobs = pick(logp_all, ro.batch.response_ids[idx])
                 pg = policy_loss(new_logprobs, ro.logprobs[idx], advantages[idx], m, cfg.cliprange)
@@ -365,6 +379,27 @@ class PPOTrainer:
                 "lr": self.cfg.lr * self.kl_budget.step_scale,
                 "response_length": float(mask.sum(1).mean()), **timings}
 
+    def check_budget(self) -> dict:
+        """Judge the policy that the last update produced, *before* it is evaluated or saved.
+
+        Each update is judged by the next batch, so without this the policy evaluated (or kept at
+        the end) would be the one update nobody checked; measured, one update can add 0.5–2 nats.
+        This samples the next update's batch now (it is kept, and trains that update) and undoes the
+        last update if the batch shows it past the budget, as ``step`` would. Its time counts as
+        training time. Returns the metrics of the check."""
+        timings: dict[str, float] = {}
+        ro = self.rollout(timings)
+        mask = ro.batch.response_mask.float()
+        batch_kl = float(masked_sum(ro.exact_kl, mask, dim=1).mean())
+        if self.kl_budget.crossed(batch_kl):
+            self.kl_budget.restore(self._trainable(), self.optimizer)
+            self.kl_ctl.value *= self.kl_budget.beta_factor
+            undone = 1   # the batch came from the undone policy: not for training
+        else:
+            self._checked, undone = (ro, timings), 0
+        return {"kl_budget/check_kl": batch_kl, "kl_budget/undone_at_check": undone,
+                "kl_budget/rollbacks": self.kl_budget.rollbacks, "beta_next": self.kl_ctl.value}
+
     # ------------------------------------------------------------------ evaluation / end
     def evaluate(self) -> dict:
         ev = evaluate_policy(self.policy, self.tok, self.reward_fn, self.eval_cfg, reference=self.reference)
@@ -452,14 +487,21 @@ class PPOTrainer:
                 record["time/update"] = dt
                 record["cpu_per_wall"] = (time.process_time() - c0) / dt  # ≈ threads when the CPU is ours alone
                 # stop before an update that would cross the time budget (so evaluations stay within it)
-                budget_hit = bool(cfg.max_seconds) and self.time_s + per_update > cfg.max_seconds
+                # (with a KL budget, the check before an evaluation costs about half an update more)
+                ahead = per_update * (1.5 if self.kl_budget.budget else 1.0)
+                budget_hit = bool(cfg.max_seconds) and self.time_s + ahead > cfg.max_seconds
                 last = self.step_no >= cfg.steps or budget_hit
                 due = cfg.eval_every and self.step_no % cfg.eval_every == 0
-                while checkpoints and self.time_s + per_update > checkpoints[0]:
+                while checkpoints and self.time_s + ahead > checkpoints[0]:
                     checkpoints.pop(0)
                     due = True
                 if last and cfg.eval_final:
                     due = True
+                if (due or last) and self.kl_budget.budget and not record.get("kl_budget/rollback"):
+                    t1 = time.perf_counter()                                    # judge this update first
+                    record.update(self.check_budget())
+                    self.time_s += time.perf_counter() - t1
+                    record["time_s"] = self.time_s
                 if due:
                     record.update(self.evaluate())
                 record["wall_s"] = time.perf_counter() - wall0

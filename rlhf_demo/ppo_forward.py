@@ -28,12 +28,14 @@ class ValueHead(nn.Module):
 
 
 def forward_response(model, batch: Batch, temperature: float, value_head: ValueHead | None = None,
-                     trunk_layer: int | None = None):
+                     trunk_layer: int | None = None, value_grad_to_policy: bool = True):
     """One forward over query+response. Returns (logits [B, R, V] / temperature, values [B, R] or None).
 
     Position t predicts token t+1, so only the R positions before each response token go through the
     LM head. With ``trunk_layer`` (and ``batch.trunk``), only the layers from ``trunk_layer`` up run,
-    on the stored hidden states entering it (``trunk.py``); otherwise the whole model runs."""
+    on the stored hidden states entering it (``trunk.py``); otherwise the whole model runs.
+    With ``value_grad_to_policy`` False the value head reads the hidden states detached, so the value
+    loss trains the head alone and cannot move the policy's weights."""
     R = batch.response_ids.shape[1]
     q = batch.query_len
     want_hidden = value_head is not None
@@ -49,6 +51,8 @@ def forward_response(model, batch: Batch, temperature: float, value_head: ValueH
                     output_hidden_states=want_hidden, logits_to_keep=R + 1)
         logits = out.logits[:, :-1, :].float() / temperature                     # [B, R, V]
         hidden = out.hidden_states[-1][:, q - 1:-1, :] if want_hidden else None  # [B, R, H]
+    if want_hidden and not value_grad_to_policy:
+        hidden = hidden.detach()
     values = value_head(hidden) if want_hidden else None                          # [B, R]
     return logits, values
 

@@ -57,6 +57,25 @@ def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: 
     return rewards * mask, non_score_reward, kl
 
 
+def leave_one_out_baseline(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Each score's baseline = the mean score of the *other* responses to the same query (RLOO,
+    Ahmadian et al. 2024; Kool et al. 2019):
+
+        b_i = (Σ_{j ∈ group(i)} s_j − s_i) / (k − 1)
+
+    scores [B] hold consecutive groups of k = ``group_size`` answers to one query each (B = n·k).
+    Returns b [B]. It never uses s_i itself, so subtracting it leaves the policy gradient unbiased,
+    while removing what the query alone decides about the score (e.g. a query that is already
+    negative). k = 1: zeros (no baseline)."""
+    k = group_size
+    if k <= 1:
+        return torch.zeros_like(scores)
+    if scores.numel() % k:
+        raise ValueError(f"{scores.numel()} scores do not split into groups of {k}")
+    groups = scores.reshape(-1, k)                                      # [n, k]
+    return ((groups.sum(1, keepdim=True) - groups) / (k - 1)).reshape(-1)  # [B]
+
+
 def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
     """(x − mean) / std over the masked entries (mean kept when ``shift_mean`` is False).
 

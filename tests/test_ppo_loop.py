@@ -58,6 +58,39 @@ def test_update_changes_policy_not_reference(tiny_model_dir):
     assert not torch.allclose(pol_after, pol_before)
 
 
+@pytest.mark.parametrize("k, learns", [(1, True), (2, False)])
+def test_group_baseline_cancels_what_the_query_alone_decides(tiny_model_dir, k, learns):
+    """A reward that depends only on the query (its first letter) carries nothing to learn about
+    responses. With k = 2 answers per query, each score minus the other answer's score is exactly 0,
+    so the update leaves the policy as it was; with one answer per query the same reward moves it."""
+    def by_query(texts):
+        return [float(ord(t[0]) % 11) for t in texts]
+
+    prompts = ["Alpha beta gamma", "Bravo charlie delta", "Delta echo foxtrot", "Golf hotel india", "Kilo lima mike"]
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, responses_per_query=k, beta=0.0, kl_budget=0.0, seed=1), prompts=prompts,
+                    reward_fn=by_query)
+    lora = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" in n)
+    list(tr.train())
+    queries = [r["query"] for r in tr.last_batch]
+    if k == 2:
+        assert queries[0::2] == queries[1::2]   # each query answered twice, side by side
+    assert len(set(by_query(queries))) > 1     # the reward did differ between queries
+    moved = any(not torch.equal(p, lora[n]) for n, p in tr.policy.named_parameters() if "lora_" in n)
+    assert moved == learns
+
+
+@pytest.mark.parametrize("through", [True, False])
+def test_value_loss_reaches_the_policy_only_when_asked(tiny_model_dir, through):
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
+    torch.nn.init.normal_(tr.value_head.summary.weight)   # zero-initialised heads pass no gradient back at all
+    batch = sample_responses(tr.policy, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
+    _, values = forward_response(tr.policy, batch, 1.0, tr.value_head, value_grad_to_policy=through)
+    values.square().sum().backward()
+    lora_grads = [p.grad for n, p in tr.policy.named_parameters() if "lora_B" in n]   # (A gets none while B = 0)
+    assert tr.value_head.summary.weight.grad.abs().sum() > 0
+    assert any(g is not None and g.abs().sum() > 0 for g in lora_grads) == through
+
+
 def test_full_finetune_keeps_a_frozen_reference(tiny_model_dir):
     tr = PPOTrainer(tiny_cfg(tiny_model_dir, full_finetune=True, lr=1e-3), prompts=PROMPTS)
     assert tr.reference is not None and tr.reference is not tr.policy
@@ -149,6 +182,7 @@ def test_time_budget_and_evaluation_records(tiny_model_dir):
     ({"response_min_tokens": 10, "response_max_tokens": 5}, "response length range"),
     ({"kl_estimator": "k7"}, "kl_estimator"),
     ({"temperature": 0.0}, "temperature"),
+    ({"batch_size": 6, "num_mini_batches": 1, "responses_per_query": 4}, "responses_per_query"),
 ])
 def test_bad_config_is_a_clear_error(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -189,6 +223,7 @@ def test_presets_differ_as_documented():
     q, n, c = preset("quick-cpu"), preset("no-kl"), preset("course")
     assert q.beta > 0 and n.beta == 0 and not n.adaptive_kl
     assert c.model == "lvwerra/gpt2-imdb" and c.reward == "hf:lvwerra/distilbert-imdb:POSITIVE" and c.full_finetune
+    assert c.value_grad_to_policy and not q.value_grad_to_policy   # the course keeps TRL's shared value gradient
     for cfg in (q, n, c):
         cfg.validate()
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlhf_demo.ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logits, gae,
-                                kl_per_token, last_token_index, policy_loss, value_loss, whiten)
+                                kl_per_token, last_token_index, leave_one_out_baseline, policy_loss, value_loss, whiten)
 
 
 def t(x):
@@ -151,3 +151,18 @@ def test_adaptive_kl_controller_floor():
     free = AdaptiveKLController(0.05, target=3.0, horizon=16)
     free.update(0.1, n_steps=16)
     assert free.value == pytest.approx(0.04)
+
+
+def test_leave_one_out_baseline_hand_worked():
+    # two queries answered three times each: [1, 2, 6] and [0, 0, 3]
+    # b = [(2+6)/2, (1+6)/2, (1+2)/2, (0+3)/2, (0+3)/2, (0+0)/2]
+    b = leave_one_out_baseline(t([1, 2, 6, 0, 0, 3]), 3)
+    assert b.tolist() == pytest.approx([4.0, 3.5, 1.5, 1.5, 1.5, 0.0])
+    # independent check: an explicit loop over the other members of each group
+    s = torch.randn(12, dtype=torch.float64)
+    for k in (2, 4, 6):
+        want = [sum(s[g * k + j] for j in range(k) if j != i) / (k - 1) for g in range(12 // k) for i in range(k)]
+        assert leave_one_out_baseline(s, k).tolist() == pytest.approx([float(w) for w in want])
+    assert leave_one_out_baseline(s, 1).abs().sum() == 0   # k = 1: no baseline
+    with pytest.raises(ValueError, match="groups of 5"):
+        leave_one_out_baseline(s, 5)

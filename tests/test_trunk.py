@@ -171,3 +171,21 @@ def test_kl_budget_backtracks_the_step_after_an_undo_and_recovers(tiny_model_dir
     tr.kl_budget.budget = 1e9  # the next batch accepts the half step
     r4 = next(it)
     assert r4["kl_budget/rollback"] == 0 and r4["lr"] == pytest.approx(3e-2)
+
+
+def test_the_last_update_is_judged_before_it_is_evaluated_or_saved(tiny_model_dir):
+    """Each update is judged by the next batch; the last one has no next batch, so the trainer samples
+    it before evaluating: past the budget, the policy kept is the one before that update."""
+    strict = PPOTrainer(tiny_cfg(tiny_model_dir, steps=1, kl_budget=1e-4, adaptive_kl=False, beta=0.05, lr=3e-2),
+                        prompts=PROMPTS)
+    (rec,) = list(strict.train())
+    assert rec["kl_budget/rollback"] == 0 and rec["kl_budget/undone_at_check"] == 1
+    assert rec["kl_budget/check_kl"] > 1e-4 and strict.kl_budget.rollbacks == 1
+    assert all((p == 0).all() for n, p in strict.policy.named_parameters() if "lora_B" in n)  # back to the reference
+    loose = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, eval_every=1, kl_budget=1e9, adaptive_kl=False, beta=0.05,
+                                lr=3e-2), prompts=PROMPTS)
+    r1, r2 = list(loose.train())
+    assert r1["kl_budget/undone_at_check"] == 0 and "eval/kl" in r1
+    # the batch the check sampled is the one the next update trains on (not sampled twice)
+    assert r2["objective/kl_exact"] == r1["kl_budget/check_kl"]
+    assert any((p != 0).any() for n, p in loose.policy.named_parameters() if "lora_B" in n)

@@ -26,6 +26,7 @@ def add_arguments(g) -> None:
     h = PPOConfig.help
     g.add_argument("--ppo-epochs", type=int, default=None, help=h("ppo_epochs"))
     g.add_argument("--ppo-mini-batches", type=int, default=None, help=h("num_mini_batches"))
+    g.add_argument("--responses-per-query", type=int, default=None, metavar="K", help=h("responses_per_query"))
     g.add_argument("--response-length", default=None, metavar="N|MIN:MAX", help="response tokens per episode (default 12)")
     g.add_argument("--ppo-query-length", default=None, metavar="N|MIN:MAX", help="query tokens per prompt (default 2:8)")
     g.add_argument("--kl-target", type=float, default=None, help=h("kl_target") + " Turns the adaptive controller on.")
@@ -39,6 +40,9 @@ def add_arguments(g) -> None:
     g.add_argument("--ppo-clip", type=float, default=None, help=h("cliprange"))
     g.add_argument("--ppo-value-clip", type=float, default=None, help=h("cliprange_value"))
     g.add_argument("--ppo-vf-coef", type=float, default=None, help=h("vf_coef"))
+    g.add_argument("--ppo-value-grad", choices=["head", "policy"], default=None,
+                   help="what the value loss trains: 'head' = the value head alone, on detached hidden states (quick "
+                        "preset; the critic costs no KL), 'policy' = the head and the shared backbone/LoRA (TRL's design)")
     g.add_argument("--ppo-gamma", type=float, default=None, help=h("gamma"))
     g.add_argument("--ppo-lam", type=float, default=None, help=h("lam"))
     g.add_argument("--ppo-whiten-rewards", action="store_true", default=None, help=h("whiten_rewards"))
@@ -67,9 +71,11 @@ def config_from_args(args) -> PPOConfig:
         steps=args.steps, model=args.model, beta=args.beta, lr=args.lr, seed=args.seed, batch_size=args.batch_size,
         reward=args.reward, prompts=args.prompts, eval_every=args.eval_every,
         full_finetune=True if getattr(args, "full_finetune", False) else None,
-        ppo_epochs=args.ppo_epochs, num_mini_batches=args.ppo_mini_batches, kl_target=args.kl_target,
+        ppo_epochs=args.ppo_epochs, num_mini_batches=args.ppo_mini_batches,
+        responses_per_query=args.responses_per_query, kl_target=args.kl_target,
         kl_horizon=args.kl_horizon, beta_min=args.beta_min, kl_budget=args.kl_budget, kl_budget_lr_factor=args.kl_budget_step, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
-        cliprange_value=args.ppo_value_clip, vf_coef=args.ppo_vf_coef, gamma=args.ppo_gamma, lam=args.ppo_lam,
+        cliprange_value=args.ppo_value_clip,
+        value_grad_to_policy=None if args.ppo_value_grad is None else args.ppo_value_grad == "policy", vf_coef=args.ppo_vf_coef, gamma=args.ppo_gamma, lam=args.ppo_lam,
         whiten_rewards=args.ppo_whiten_rewards, temperature=args.ppo_temperature, top_k=args.ppo_top_k,
         top_p=args.ppo_top_p, lora_r=args.ppo_lora_r, lora_alpha=args.ppo_lora_alpha,
         lora_targets=args.ppo_lora_targets, lora_layers=args.ppo_lora_layers, kl_control_estimate=args.kl_control,
@@ -107,6 +113,8 @@ def _fmt(rec: dict, total: int) -> str:
         s += f"\n   KL budget crossed (exact KL {rec['objective/kl_exact']:.2f}): last update undone"
         if rec.get("beta_next", 0) > rec.get("beta", 0):
             s += f", β → {rec['beta_next']:.4f}"
+    if rec.get("kl_budget/undone_at_check"):
+        s += f"\n   checked before evaluating: KL {rec['kl_budget/check_kl']:.2f} past the budget, last update undone"
     if "eval/reward_mean" in rec:
         s += (f"\n   held-out: reward {rec['eval/reward_mean']:+.3f} ± {rec['eval/reward_sem']:.3f} (sem)"
               f"  KL {rec['eval/kl']:.2f} nats  distinct-2 {rec['eval/distinct2']:.2f}")

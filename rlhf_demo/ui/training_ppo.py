@@ -49,11 +49,13 @@ GROUPS: list[tuple[str, list[tuple]]] = [
     ("Optimisation", [
         ("lr", "number", {"label": "Learning rate"}),
         ("batch_size", "int", {"label": "Batch size (episodes per update)"}),
+        ("responses_per_query", "int", {"label": "Answers per query (k; leave-one-out baseline when > 1)"}),
         ("num_mini_batches", "int", {"label": "Mini-batches"}),
         ("ppo_epochs", "int", {"label": "PPO epochs"}),
         ("cliprange", "number", {"label": "Clip ε (policy)"}),
         ("cliprange_value", "number", {"label": "Clip (value)"}),
         ("vf_coef", "number", {"label": "Value loss weight"}),
+        ("value_grad_to_policy", "check", {"label": "Value loss trains the shared backbone too"}),
         ("gamma", "number", {"label": "γ"}),
         ("lam", "number", {"label": "λ (GAE)"}),
         ("whiten_rewards", "check", {"label": "Whiten rewards"}),
@@ -159,6 +161,9 @@ def _status(rec: dict, cfg: PPOConfig, t_start: float) -> str:
         txt += (f"  \n⟲ The batch showed the policy past the KL budget ({cfg.kl_budget:g} nats): the last update was undone"
                 + (f" and β raised to {rec.get('beta_next', float('nan')):.3f}." if rec.get("beta_next", 0) > rec.get("beta", 0)
                    else " (back to the policy before it)."))
+    if rec.get("kl_budget/undone_at_check"):
+        txt += (f"  \n⟲ Checked before evaluating: a fresh batch showed the last update past the KL budget "
+                f"({rec['kl_budget/check_kl']:.2f} > {cfg.kl_budget:g} nats), so it was undone.")
     if "eval/reward_mean" in rec:
         txt += (f"  \nHeld-out: reward **{rec['eval/reward_mean']:+.3f}** ± {rec['eval/reward_sem']:.3f}, "
                 f"KL **{rec['eval/kl']:.2f}** nats, distinct-2 {rec['eval/distinct2']:.2f}")
