@@ -362,11 +362,15 @@ class PPOTrainer:
     def _trainable(self) -> list[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
+    def _undo_last_update(self) -> None:
+        """Back to the policy before the last update (weights and optimiser state); β × beta_factor."""
+        self.kl_budget.restore(self._trainable(), self.optimizer)
+        self.kl_ctl.value *= self.kl_budget.beta_factor
+
     def _roll_back(self, ro: Rollout, mask: torch.Tensor, beta: float, batch_kl: float, timings: dict) -> dict:
         """The batch shows the policy past the KL budget: return to the policy before the last update
         (whose own batch was within the budget), tighten β, and skip this update."""
-        self.kl_budget.restore(self._trainable(), self.optimizer)
-        self.kl_ctl.value *= self.kl_budget.beta_factor
+        self._undo_last_update()
         k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)
         B = self.cfg.batch_size
         self.last_batch = [{"query": q, "response": r, "reward": float(sc), "kl": float(k), "details": None}
@@ -392,8 +396,7 @@ class PPOTrainer:
         mask = ro.batch.response_mask.float()
         batch_kl = float(masked_sum(ro.exact_kl, mask, dim=1).mean())
         if self.kl_budget.crossed(batch_kl):
-            self.kl_budget.restore(self._trainable(), self.optimizer)
-            self.kl_ctl.value *= self.kl_budget.beta_factor
+            self._undo_last_update()
             undone = 1   # the batch came from the undone policy: not for training
         else:
             self._checked, undone = (ro, timings), 0
