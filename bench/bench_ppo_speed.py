@@ -7,7 +7,7 @@ Workloads (each runs in its own subprocess so peak RSS is its own):
          torch.multinomial (before rlhf_demo/cpu_linear.py and sampling.InverseCDFSampler)
   all    baseline in the same run: b16 with LoRA on all 30 layers (every pass runs the whole model)
          and 2 mini-batches, i.e. the first preset
-  quick  the "quick-cpu" preset as shipped: batch 32, 2 epochs × 2 mini-batches
+  quick  the "quick-cpu" preset as shipped: batch 32, 2 epochs × 4 mini-batches
   old    the workload of TRL's old experimental PPO trainer: batch 8, 24-token responses, 4 PPO epochs,
          one mini-batch, LoRA (ours: top 8 layers). Measured with TRL's design: 15.3 s per update, 4.1 GB RSS.
 

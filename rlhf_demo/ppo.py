@@ -10,7 +10,8 @@ One update (``PPOTrainer.step``):
     4. reference log-probs: the same model with its LoRA adapter switched off (or a frozen copy),
        and the exact KL(π_old‖π_ref) at every response position from the two full distributions
     5. token rewards: −β·KL on every token, the score added at the last token (minus the mean score
-       of the other answers to the same query when each query is answered k > 1 times)
+       of the other answers to the same query when each query is answered k > 1 times); or, with
+       ``prefix_rewards``, each token's change of the score (the prefixes are scored too)
     6. advantages by GAE over the value head's predictions, then whitened
     7. PPO epochs × mini-batches: clipped surrogate + clipped value loss, gradient clipping
     8. adapt β toward the KL target, log one metrics record
@@ -60,7 +61,7 @@ from .models import DEFAULT_MODEL, load_model
 from .ppo_forward import ValueHead, forward_response, pick, subset
 from .ppo_config import PPOConfig
 from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
-                       leave_one_out_baseline, policy_loss, value_loss, whiten)
+                       last_token_index, leave_one_out_baseline, policy_loss, prefix_shaped_scores, value_loss, whiten)
 from .rewards import make_reward
 from .runs import RunWriter
 from .sampling import Batch, decode_queries, decode_responses, left_pad, position_ids, sample_responses
@@ -79,6 +80,7 @@ class Rollout:
     values: torch.Tensor          # [B, R] old V
     exact_kl: torch.Tensor        # [B, R] Σ_v π_old(v)·(log π_old(v) − log π_ref(v)) per response position
     ref_logp_all: torch.Tensor | None = None  # [B, R, V] log π_ref (only with kl_penalty="loss")
+    token_scores: torch.Tensor | None = None  # [B, R] Φ_t − Φ_{t−1} of the prefix scores (only with prefix_rewards)
 
 
 class PPOTrainer:
@@ -217,6 +219,7 @@ class PPOTrainer:
         q_txt, r_txt = decode_queries(self.tok, batch), decode_responses(self.tok, batch)
         scores = self.reward_fn([q + r for q, r in zip(q_txt, r_txt)])              # 3. score
         details = list(getattr(self.reward_fn, "last_details", []) or [])
+        token_scores = self._prefix_token_scores(batch, q_txt, scores) if cfg.prefix_rewards else None
         t3 = time.perf_counter()
         with self.reference_context() as ref:                                      # 4. reference
             ref_logits, _ = forward_response(ref, batch, cfg.temperature, trunk_layer=self.trunk_layer)
@@ -232,7 +235,20 @@ class PPOTrainer:
         timings["time/reference"] = t4 - t3
         scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=self.device)
         return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float(),
-                       exact.float(), keep_ref)
+                       exact.float(), keep_ref, token_scores)
+
+    def _prefix_token_scores(self, batch: Batch, q_txt: list[str], scores) -> torch.Tensor:
+        """Token scores [B, R] by prefix shaping (``ppo_math.prefix_shaped_scores``): Φ_0 = score(query),
+        Φ_t = score(query + first t response tokens), Φ_R = the episode's score."""
+        R = batch.response_ids.shape[1]
+        texts = []
+        for q, ids, m in zip(q_txt, batch.response_ids, batch.response_mask):
+            real = ids[m.bool()].tolist()
+            texts.append(q)
+            texts += [q + self.tok.decode(real[:t], skip_special_tokens=True) for t in range(1, R)]
+        phi = torch.tensor([float(x) for x in self.reward_fn(texts)], dtype=torch.float32).reshape(-1, R)  # [B, R]: Φ_0 … Φ_{R−1}
+        full = torch.tensor([float(x) for x in scores], dtype=torch.float32).unsqueeze(1)                # [B, 1]: Φ_R
+        return prefix_shaped_scores(torch.cat([phi, full], 1), batch.response_mask.float().cpu()).to(self.device)
 
     # ------------------------------------------------------------------ one update
     def step(self) -> dict:
@@ -253,10 +269,16 @@ class PPOTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         # 5. token rewards: −β·KL per token, score on the last token
+        B = cfg.batch_size
         beta_r = beta if cfg.kl_penalty == "reward" else 0.0
         # the score each answer is credited with: minus the other answers' mean for its query (k > 1)
         baseline = leave_one_out_baseline(ro.scores, cfg.responses_per_query)     # [B]
-        rewards, non_score_reward, kl = compute_rewards(ro.scores - baseline, ro.logprobs, ro.ref_logprobs, mask,
+        if ro.token_scores is not None:   # prefix shaping: each token's change of the score; the baseline at the end
+            credited = ro.token_scores.clone()                                      # [B, R]
+            credited[torch.arange(B), last_token_index(mask)] -= baseline
+        else:
+            credited = ro.scores - baseline                                         # [B], on the last token
+        rewards, non_score_reward, kl = compute_rewards(credited, ro.logprobs, ro.ref_logprobs, mask,
                                                         beta_r, cfg.kl_estimator)
         if cfg.whiten_rewards:
             rewards = whiten(rewards, mask, shift_mean=False)
@@ -267,7 +289,6 @@ class PPOTrainer:
 
         # 7. PPO epochs × mini-batches
         self.policy.train()
-        B = cfg.batch_size
         mb = B // cfg.num_mini_batches
         stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "entropy", "grad_norm")}
         t_fwd = t_bwd = t_opt = 0.0

@@ -8,7 +8,8 @@ Presets
 -------
 - ``quick-cpu`` (default): the embedded SmolLM2-135M, VADER-positive reward, attention-LoRA r8 on the
   top 8 of 30 layers (the 22 below are shared with the reference and not run again: ``trunk.py``),
-  batch 32, 12-token responses, 2 PPO epochs of two mini-batches, a fixed β = 0.03, and a KL budget
+  batch 32, 12-token responses, 2 PPO epochs of four mini-batches at lr 1e-3 (eight short Adam steps
+  per batch waste less KL on gradient noise than four steps twice as long), a fixed β = 0.03, and a KL budget
   of 5.5 nats on the batch's exact KL that undoes an update which crossed it (then half steps until
   one is accepted), with the last update judged before every evaluation; the value head learns on
   detached hidden states, so the critic costs no KL. The reward climbs steadily while the budget
@@ -57,6 +58,10 @@ class PPOConfig:
     temperature: float = _f(1.0, "Sampling temperature of rollouts (the policy's distribution is logits / temperature). Must be > 0.")
     top_k: int = _f(0, "Top-k filter for rollouts (0 = off, as in the course).")
     top_p: float = _f(1.0, "Nucleus filter for rollouts (1 = off, as in the course).")
+    prefix_rewards: bool = _f(False, "Credit each token with what it changed in the score: the reward function also scores the query "
+                                     "alone and every prefix query + y_1..y_t, and token t is rewarded Φ_t − Φ_{t−1} (potential-based "
+                                     "shaping, Ng et al. 1999: the token rewards add up to score(query+response) − score(query), so the best "
+                                     "policy is unchanged). Off = the whole score on the last token (classic). Costs R more reward calls per episode.")
     ban_special_tokens: bool = _f(True, "Suppress EOS/special tokens so every response has the full length (course setup).")
 
     # --- KL penalty (lm-human-preferences) --------------------------------------------------------
@@ -80,9 +85,11 @@ class PPOConfig:
     kl_horizon: float = _f(80.0, "Horizon (episodes) of the adaptive controller: smaller = β reacts faster. The paper used 10000 over a far longer run.")
 
     # --- PPO ---------------------------------------------------------------------------------------
-    lr: float = _f(2e-3, "Adam learning rate (LoRA weights and value head). Full fine-tuning wants ~1e-5.")
+    lr: float = _f(1e-3, "Adam learning rate (LoRA weights and value head). Full fine-tuning wants ~1e-5.")
     ppo_epochs: int = _f(2, "Passes over each batch of episodes.")
-    num_mini_batches: int = _f(2, "Mini-batches per epoch (batch_size must divide evenly).")
+    num_mini_batches: int = _f(4, "Mini-batches per epoch (batch_size must divide evenly). More, shorter Adam steps per batch: "
+                                  "the gradient noise of the steps partly cancels, so less KL is spent on it (measured: "
+                                  "4 × lr 1e-3 bought ~15 % more reward per nat than 2 × lr 2e-3).")
     cliprange: float = _f(0.2, "PPO clip ε of the probability ratio π/π_old.")
     cliprange_value: float = _f(0.2, "Clip of the value prediction around the old value.")
     vf_coef: float = _f(0.1, "Weight of the value loss in the total loss.")

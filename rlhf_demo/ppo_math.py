@@ -45,16 +45,35 @@ def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: 
         non_score_t = −β · kl_t                  on every response token
         reward_t    = non_score_t  (+ score on the last real token)
 
-    scores [B]; logprobs, ref_logprobs, mask [B, R]. Returns (rewards, non_score_reward, kl), each [B, R],
-    zero where mask is 0.
+    scores [B] (on the last real token), or [B, R] token scores added where they stand (e.g. from
+    ``prefix_shaped_scores``); logprobs, ref_logprobs, mask [B, R]. Returns (rewards, non_score_reward,
+    kl), each [B, R], zero where mask is 0.
     """
     mask = mask.to(logprobs.dtype)
     kl = kl_per_token(logprobs, ref_logprobs, estimator) * mask      # [B, R]
     non_score_reward = -beta * kl                                      # [B, R]
     rewards = non_score_reward.clone()
-    last = last_token_index(mask)                                      # [B]
-    rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
+    if scores.dim() == 2:                                              # token scores [B, R]
+        rewards += scores.to(rewards.dtype)
+    else:
+        last = last_token_index(mask)                                  # [B]
+        rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
     return rewards * mask, non_score_reward, kl
+
+
+def prefix_shaped_scores(potentials: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Potential-based reward shaping (Ng, Harada & Russell 1999) with Φ = the score of the text so far:
+
+        Φ_0 = score(query),  Φ_t = score(query + y_1..y_t),  Φ_R = score(query + response)
+        s_t = Φ_t − Φ_{t−1}                     (what token t changed; t = 1 … R)
+
+    so Σ_t s_t = score(query + response) − score(query): with γ = 1 the best policy is the same as
+    with the score on the last token alone, but each token is credited with what it did to the score.
+    potentials [B, R + 1] (Φ_0 … Φ_R), mask [B, R] → token scores [B, R], zero where mask is 0
+    (a prefix past the end of a response equals the whole response, so its increments are 0 anyway)."""
+    if potentials.dim() != 2 or potentials.shape[1] != mask.shape[1] + 1:
+        raise ValueError(f"potentials must be [B, R + 1] for a mask [B, R], got {tuple(potentials.shape)} and {tuple(mask.shape)}")
+    return (potentials[:, 1:] - potentials[:, :-1]) * mask.to(potentials.dtype)
 
 
 def leave_one_out_baseline(scores: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -61,10 +61,11 @@ def test_new_kl_flags_reach_the_config(tmp_path, tiny_model_dir):
 
     args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir), "--kl-budget", "4.5",
                                       "--ppo-lora-layers", "4", "--kl-control", "k1", "--beta-min", "0.01", "--beta", "0.02", "--kl-budget-step", "0.5",
-                                      "--responses-per-query", "4", "--ppo-value-grad", "policy"])
+                                      "--responses-per-query", "4", "--ppo-value-grad", "policy", "--ppo-prefix-rewards"])
     cfg = config_from_args(args)
     assert (cfg.kl_budget, cfg.lora_layers, cfg.kl_control_estimate, cfg.beta_min, cfg.beta) == (4.5, 4, "k1", 0.01, 0.02)
     assert cfg.kl_budget_lr_factor == 0.5 and cfg.responses_per_query == 4 and cfg.value_grad_to_policy
+    assert cfg.prefix_rewards
     low = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "y"), "--beta", "0.001"]))
     assert low.beta == 0.001 and low.beta_min == 0.0
 
@@ -102,7 +103,7 @@ def test_quick_preset_is_fixed_beta_with_a_budget_and_beta_zero_keeps_the_budget
 
     cfg = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "q")]))
     assert (cfg.batch_size, cfg.num_mini_batches, cfg.beta, cfg.adaptive_kl, cfg.kl_budget, cfg.kl_budget_beta_factor) == \
-        (32, 2, 0.03, False, 5.5, 1.0)
-    assert cfg.kl_budget_lr_factor == 0.5 and not cfg.value_grad_to_policy
+        (32, 4, 0.03, False, 5.5, 1.0)
+    assert cfg.kl_budget_lr_factor == 0.5 and not cfg.value_grad_to_policy and cfg.lr == 1e-3
     zero = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "z"), "--beta", "0"]))
     assert zero.beta == 0 and zero.kl_budget == 5.5 and not zero.adaptive_kl  # a pure trust region is allowed

@@ -79,6 +79,23 @@ def test_group_baseline_cancels_what_the_query_alone_decides(tiny_model_dir, k, 
     assert moved == learns
 
 
+def test_prefix_rewards_credit_each_token_with_its_change_of_the_score(tiny_model_dir):
+    """prefix_rewards: token t's score is reward(query + y_1..y_t) − reward(query + y_1..y_{t−1}),
+    recomputed here from the texts; the row sums to reward(query + response) − reward(query)."""
+    def count_e(texts):
+        return [float(t.count("e")) for t in texts]
+
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, prefix_rewards=True, seed=3), prompts=PROMPTS, reward_fn=count_e)
+    ro = tr.rollout({})
+    assert ro.token_scores.shape == ro.batch.response_ids.shape
+    for b, (q, ids) in enumerate(zip(ro.queries, ro.batch.response_ids.tolist())):
+        texts = [q] + [q + tr.tok.decode(ids[:n], skip_special_tokens=True) for n in range(1, len(ids) + 1)]
+        phi = count_e(texts)
+        assert ro.token_scores[b].tolist() == pytest.approx([phi[n] - phi[n - 1] for n in range(1, len(phi))])
+        assert float(ro.token_scores[b].sum()) == pytest.approx(float(ro.scores[b]) - count_e([q])[0])
+    assert list(tr.train())[0]["step"] == 1
+
+
 @pytest.mark.parametrize("through", [True, False])
 def test_value_loss_reaches_the_policy_only_when_asked(tiny_model_dir, through):
     tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rlhf_demo.ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logits, gae,
-                                kl_per_token, last_token_index, leave_one_out_baseline, policy_loss, value_loss, whiten)
+                                kl_per_token, last_token_index, leave_one_out_baseline, policy_loss, prefix_shaped_scores,
+                                value_loss, whiten)
 
 
 def t(x):
@@ -52,6 +53,30 @@ def test_compute_rewards_kl_on_every_token_score_on_last():
     # the score lands on the last *real* token of each row
     assert torch.allclose(rewards, t([[-0.05, 0.1, 0.8], [0.0, -0.1 - 0.3, 0.0]]))
     assert last_token_index(mask).tolist() == [2, 1]
+
+
+def test_prefix_shaping_hand_worked():
+    """Φ = score of query, then of each prefix; token t gets Φ_t − Φ_{t−1}; the sum telescopes."""
+    phi = t([[0.3, 0.3, 0.9, 0.9, 0.5],      # query alone 0.3, token 2 adds 0.6, token 4 takes 0.4
+             [0.0, -0.2, -0.2, -0.2, -0.2]])  # second response: 3 real tokens, padding after
+    mask = t([[1, 1, 1, 1], [1, 1, 1, 0]])
+    s = prefix_shaped_scores(phi, mask)
+    assert torch.allclose(s, t([[0.0, 0.6, 0.0, -0.4], [-0.2, 0.0, 0.0, 0.0]]))
+    assert s.sum(1).tolist() == pytest.approx((phi[:, -1] - phi[:, 0]).tolist())
+    with pytest.raises(ValueError, match="R \\+ 1"):
+        prefix_shaped_scores(phi[:, :4], mask)
+
+
+def test_compute_rewards_token_scores_stand_where_they_are():
+    lp = t([[-1.0, -2.0, -0.5], [-1.0, -1.0, -1.0]])
+    ref = t([[-1.5, -1.0, -0.5], [-1.0, -2.0, -3.0]])
+    mask = t([[1, 1, 1], [1, 1, 0]])
+    token_scores = t([[0.0, 0.6, 0.2], [0.1, -0.3, 0.0]])
+    rewards, non_score, _ = compute_rewards(token_scores, lp, ref, mask, beta=0.1)
+    assert torch.allclose(rewards, non_score + token_scores)
+    # all of a row's score on its last token is the same as a score [B] there
+    last_only = t([[0.0, 0.0, 0.8], [0.0, -0.3, 0.0]])
+    assert torch.allclose(compute_rewards(last_only, lp, ref, mask, 0.1)[0], compute_rewards(t([0.8, -0.3]), lp, ref, mask, 0.1)[0])
 
 
 def test_compute_rewards_beta_zero_is_score_only():

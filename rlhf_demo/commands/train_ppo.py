@@ -46,6 +46,7 @@ def add_arguments(g) -> None:
     g.add_argument("--ppo-gamma", type=float, default=None, help=h("gamma"))
     g.add_argument("--ppo-lam", type=float, default=None, help=h("lam"))
     g.add_argument("--ppo-whiten-rewards", action="store_true", default=None, help=h("whiten_rewards"))
+    g.add_argument("--ppo-prefix-rewards", action="store_true", default=None, help=h("prefix_rewards"))
     g.add_argument("--ppo-temperature", type=float, default=None, help=h("temperature"))
     g.add_argument("--ppo-top-k", type=int, default=None, help=h("top_k"))
     g.add_argument("--ppo-top-p", type=float, default=None, help=h("top_p"))
@@ -76,7 +77,7 @@ def config_from_args(args) -> PPOConfig:
         kl_horizon=args.kl_horizon, beta_min=args.beta_min, kl_budget=args.kl_budget, kl_budget_lr_factor=args.kl_budget_step, kl_estimator=args.kl_estimator, cliprange=args.ppo_clip,
         cliprange_value=args.ppo_value_clip,
         value_grad_to_policy=None if args.ppo_value_grad is None else args.ppo_value_grad == "policy", vf_coef=args.ppo_vf_coef, gamma=args.ppo_gamma, lam=args.ppo_lam,
-        whiten_rewards=args.ppo_whiten_rewards, temperature=args.ppo_temperature, top_k=args.ppo_top_k,
+        whiten_rewards=args.ppo_whiten_rewards, prefix_rewards=args.ppo_prefix_rewards, temperature=args.ppo_temperature, top_k=args.ppo_top_k,
         top_p=args.ppo_top_p, lora_r=args.ppo_lora_r, lora_alpha=args.ppo_lora_alpha,
         lora_targets=args.ppo_lora_targets, lora_layers=args.ppo_lora_layers, kl_control_estimate=args.kl_control,
         max_seconds=args.ppo_max_seconds,

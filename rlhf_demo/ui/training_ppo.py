@@ -59,6 +59,7 @@ GROUPS: list[tuple[str, list[tuple]]] = [
         ("gamma", "number", {"label": "γ"}),
         ("lam", "number", {"label": "λ (GAE)"}),
         ("whiten_rewards", "check", {"label": "Whiten rewards"}),
+        ("prefix_rewards", "check", {"label": "Credit each token with its change of the score (prefix shaping)"}),
         ("max_grad_norm", "number", {"label": "Gradient clip"}),
     ]),
     ("Rollouts", [
