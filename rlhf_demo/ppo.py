@@ -62,7 +62,7 @@ from .ppo_forward import ValueHead, forward_response, pick, subset
 from .ppo_config import PPOConfig
 from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
                        last_token_index, leave_one_out_baseline, policy_loss, prefix_shaped_scores, value_loss, whiten)
-from .rewards import make_reward
+from .rewards import make_reward, prefix_potentials
 from .runs import RunWriter
 from .sampling import Batch, decode_queries, decode_responses, left_pad, position_ids, sample_responses
 from .trunk import check_trunk, num_layers
@@ -219,7 +219,10 @@ class PPOTrainer:
         q_txt, r_txt = decode_queries(self.tok, batch), decode_responses(self.tok, batch)
         scores = self.reward_fn([q + r for q, r in zip(q_txt, r_txt)])              # 3. score
         details = list(getattr(self.reward_fn, "last_details", []) or [])
-        token_scores = self._prefix_token_scores(batch, q_txt, scores) if cfg.prefix_rewards else None
+        token_scores = None
+        if cfg.prefix_rewards:   # each token credited with its change of the score
+            phi = prefix_potentials(self.reward_fn, self.tok, q_txt, batch.response_ids, batch.response_mask, scores)
+            token_scores = prefix_shaped_scores(torch.tensor(phi, device=self.device), batch.response_mask.float())  # [B, R]
         t3 = time.perf_counter()
         with self.reference_context() as ref:                                      # 4. reference
             ref_logits, _ = forward_response(ref, batch, cfg.temperature, trunk_layer=self.trunk_layer)
@@ -236,19 +239,6 @@ class PPOTrainer:
         scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=self.device)
         return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float(),
                        exact.float(), keep_ref, token_scores)
-
-    def _prefix_token_scores(self, batch: Batch, q_txt: list[str], scores) -> torch.Tensor:
-        """Token scores [B, R] by prefix shaping (``ppo_math.prefix_shaped_scores``): Φ_0 = score(query),
-        Φ_t = score(query + first t response tokens), Φ_R = the episode's score."""
-        R = batch.response_ids.shape[1]
-        texts = []
-        for q, ids, m in zip(q_txt, batch.response_ids, batch.response_mask):
-            real = ids[m.bool()].tolist()
-            texts.append(q)
-            texts += [q + self.tok.decode(real[:t], skip_special_tokens=True) for t in range(1, R)]
-        phi = torch.tensor([float(x) for x in self.reward_fn(texts)], dtype=torch.float32).reshape(-1, R)  # [B, R]: Φ_0 … Φ_{R−1}
-        full = torch.tensor([float(x) for x in scores], dtype=torch.float32).unsqueeze(1)                # [B, 1]: Φ_R
-        return prefix_shaped_scores(torch.cat([phi, full], 1), batch.response_mask.float().cpu()).to(self.device)
 
     # ------------------------------------------------------------------ one update
     def step(self) -> dict:
