@@ -58,7 +58,7 @@ from .evaluate import EvalConfig, evaluate_policy
 from .kl import exact_kl, masked_mean, masked_sum
 from .kl_budget import KLBudget
 from .models import DEFAULT_MODEL, load_model
-from .ppo_forward import ValueHead, forward_response, pick, subset
+from .ppo_forward import ValueHead, at_temperature, forward_response, pick, subset
 from .ppo_config import PPOConfig
 from .ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logprobs, gae,
                        last_token_index, leave_one_out_baseline, policy_loss, prefix_shaped_scores, value_loss, whiten)
@@ -79,6 +79,7 @@ class Rollout:
     ref_logprobs: torch.Tensor    # [B, R]
     values: torch.Tensor          # [B, R] old V
     exact_kl: torch.Tensor        # [B, R] Σ_v π_old(v)·(log π_old(v) − log π_ref(v)) per response position
+    entropy: float                # mean over response tokens of −Σ_v π_old(v)·log π_old(v)
     ref_logp_all: torch.Tensor | None = None  # [B, R, V] log π_ref (only with kl_penalty="loss")
     token_scores: torch.Tensor | None = None  # [B, R] Φ_t − Φ_{t−1} of the prefix scores (only with prefix_rewards)
 
@@ -204,7 +205,7 @@ class PPOTrainer:
                                  keep_outputs=cfg.reuse_generation_logprobs, trunk_layer=self.trunk_layer)
         resp_ids = batch.response_ids                                               # [B, R]
         if cfg.reuse_generation_logprobs:
-            logp_all = F.log_softmax(batch.logits.float() / cfg.temperature, dim=-1)  # [B, R, V]
+            logp_all = F.log_softmax(at_temperature(batch.logits.float(), cfg.temperature), dim=-1)  # [B, R, V]
             logprobs = pick(logp_all, resp_ids)
             values = self.value_head(batch.last_hidden)
             batch.logits = batch.last_hidden = None                                 # free memory
@@ -215,6 +216,8 @@ class PPOTrainer:
             logp_all = F.log_softmax(logits, dim=-1)
             logprobs = pick(logp_all, resp_ids)
             del logits
+        # the entropy of the policy that sampled the batch, from the distributions already at hand
+        entropy = float(masked_mean(entropy_from_logprobs(logp_all), batch.response_mask.float()))
         t2 = time.perf_counter()
         q_txt, r_txt = decode_queries(self.tok, batch), decode_responses(self.tok, batch)
         scores = self.reward_fn([q + r for q, r in zip(q_txt, r_txt)])              # 3. score
@@ -238,7 +241,7 @@ class PPOTrainer:
         timings["time/reference"] = t4 - t3
         scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=self.device)
         return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float(),
-                       exact.float(), keep_ref, token_scores)
+                       exact.float(), entropy, keep_ref, token_scores)
 
     # ------------------------------------------------------------------ one update
     def step(self) -> dict:
@@ -280,7 +283,7 @@ class PPOTrainer:
         # 7. PPO epochs × mini-batches
         self.policy.train()
         mb = B // cfg.num_mini_batches
-        stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "entropy", "grad_norm")}
+        stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "grad_norm")}
         t_fwd = t_bwd = t_opt = 0.0
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.step_no)
         for _epoch in range(cfg.ppo_epochs):
@@ -299,8 +302,6 @@ class PPOTrainer:
                 if cfg.kl_penalty == "loss":   # β·(exact KL(π_θ‖π_ref) per token), differentiated directly
                     kl_loss = masked_mean(exact_kl(logp_all, ro.ref_logp_all[idx]), m)
                     loss = loss + beta * kl_loss
-                with torch.no_grad():
-                    entropy = masked_mean(entropy_from_logprobs(logp_all), m)
                 t1 = time.perf_counter()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()}" + (
@@ -318,7 +319,7 @@ class PPOTrainer:
                 t_fwd, t_bwd, t_opt = t_fwd + (t1 - t0), t_bwd + (t2 - t1), t_opt + (t3 - t2)
                 for k, v in (("pg_loss", pg["loss"]), ("vf_loss", vf["loss"]), ("pg_clipfrac", pg["clipfrac"]),
                              ("vf_clipfrac", vf["clipfrac"]), ("approxkl", pg["approx_kl"]), ("ratio", pg["ratio"]),
-                             ("entropy", entropy), ("grad_norm", grad_norm)):
+                             ("grad_norm", grad_norm)):
                     stats[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
         timings.update({"time/forward": t_fwd, "time/backward": t_bwd, "time/optimizer": t_opt})
 
@@ -343,7 +344,7 @@ class PPOTrainer:
             "objective/non_score_reward": float(non_score.mean()),
             "objective/rlhf_reward": float((scores + non_score).mean()),
             "objective/entropy": float(masked_sum(-ro.logprobs, mask, dim=1).mean()),
-            "policy/entropy_avg": mean(stats["entropy"]),
+            "policy/entropy_avg": ro.entropy,   # of π_old, over the batch's response tokens
             "policy/approxkl_avg": mean(stats["approxkl"]),
             "policy/clipfrac_avg": mean(stats["pg_clipfrac"]),
             "loss/policy_avg": mean(stats["pg_loss"]),

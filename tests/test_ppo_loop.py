@@ -130,6 +130,24 @@ def test_generation_logprobs_match_a_fresh_forward(tiny_model_dir):
     assert torch.allclose(ro.logprobs, ro.ref_logprobs, atol=1e-4)  # untrained LoRA: policy = reference
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_rollout_entropy_is_the_sampling_policys(tiny_model_dir, temperature):
+    """policy/entropy_avg = mean over response tokens of −Σ_v p_v log p_v, p = softmax(logits / T) of the
+    policy that sampled the batch: recomputed here from a plain forward of the whole model, in float64."""
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, temperature=temperature), prompts=PROMPTS)
+    ro = tr.rollout({})
+    b = ro.batch
+    with torch.no_grad():
+        out = tr.policy(input_ids=b.input_ids, attention_mask=b.attention_mask,
+                        position_ids=(b.attention_mask.cumsum(-1) - 1).clamp_min(0))
+    logits = out.logits[:, b.query_len - 1:-1].double() / temperature       # [B, R, V]
+    p = torch.softmax(logits, -1)
+    per_token = -(p * p.log()).sum(-1)                                      # [B, R]
+    assert ro.entropy == pytest.approx(float(per_token.mean()), abs=1e-4)
+    tr._checked = (ro, {})                                                  # the next update uses this batch
+    assert tr.step()["policy/entropy_avg"] == ro.entropy
+
+
 def test_stop_leaves_a_complete_loadable_run_folder(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     calls = {"n": 0}
