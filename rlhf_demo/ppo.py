@@ -216,8 +216,6 @@ class PPOTrainer:
             logp_all = F.log_softmax(logits, dim=-1)
             logprobs = pick(logp_all, resp_ids)
             del logits
-        # the entropy of the policy that sampled the batch, from the distributions already at hand
-        entropy = float(masked_mean(entropy_from_logprobs(logp_all), batch.response_mask.float()))
         t2 = time.perf_counter()
         q_txt, r_txt = decode_queries(self.tok, batch), decode_responses(self.tok, batch)
         scores = self.reward_fn([q + r for q, r in zip(q_txt, r_txt)])              # 3. score
@@ -233,6 +231,8 @@ class PPOTrainer:
             ref_logprobs = pick(ref_all, resp_ids)
             # exact KL(π_old‖π_ref) at every response position, from the full distributions we already hold
             exact = exact_kl(logp_all, ref_all)                                     # [B, R]
+            # and the entropy of the policy that sampled the batch, from the distributions at hand
+            entropy = float(masked_mean(entropy_from_logprobs(logp_all), batch.response_mask.float()))
             keep_ref = ref_all if cfg.kl_penalty == "loss" else None                # the KL-in-loss term needs it
             del ref_logits, ref_all, logp_all
         t4 = time.perf_counter()
