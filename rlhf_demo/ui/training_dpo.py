@@ -143,7 +143,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                               info="Shipped: best vs worst of 4 samples from the base model, scored by VADER. "
                                    "Feedback: your A/B labels from the Feedback tab.")
             upload = gr.File(label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)", file_types=[".jsonl", ".csv", ".json", ".tsv"],
-                             type="filepath", height=100, visible=False, elem_id="dpo-upload")
+                             type="filepath", height=150, visible=False, elem_id="dpo-upload")
             hub_id = gr.Textbox(label="Hub dataset id (online only)", visible=False, elem_id="dpo-hub",
                                 placeholder="trl-lib/ultrafeedback_binarized")
             check = gr.Button("Check the pairs", size="sm", elem_id="dpo-check")

@@ -185,7 +185,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             steps = gr.Number(defaults.steps, precision=0, label=f"Updates (1–{MAX_STEPS})", info=H("steps"), elem_id="ppo-steps")
             max_seconds = gr.Number(180, label="Time budget (s of training, 0 = none)", info=H("max_seconds"), elem_id="ppo-seconds")
             prompts_file = gr.File(label="Prompts file (optional: .txt one per line, .csv/.tsv/.jsonl)",
-                                   file_types=[".txt", ".csv", ".tsv", ".jsonl"], type="filepath", height=110)
+                                   file_types=[".txt", ".csv", ".tsv", ".jsonl"], type="filepath", height=150,
+                                   elem_id="ppo-prompts-file")
             comps: dict[str, gr.components.Component] = {}
             for title, items in GROUPS:
                 with gr.Accordion(title, open=False):
