@@ -119,7 +119,7 @@ def main() -> None:
               f"peak RSS {q['peak_rss_gb']:.2f} GB (target ≤ {TARGET_QUICK_GB}: ratio {q['peak_rss_gb'] / TARGET_QUICK_GB:.2f})")
     if "b16" in results and "plain" in results:
         q, p = results["b16"], results["plain"]
-        print(f"(W hᵀ)ᵀ LM head + inverse-CDF draw vs F.linear + torch.multinomial: {q['s_per_update'] / p['s_per_update']:.2f}× the time "
+        print(f"oneDNN LM head + inverse-CDF draw vs F.linear + torch.multinomial: {q['s_per_update'] / p['s_per_update']:.2f}× the time "
               f"(generation {q['generation'] / p['generation']:.2f}×)")
     if "b16" in results and "all" in results:
         q, a = results["b16"], results["all"]

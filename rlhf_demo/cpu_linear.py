@@ -1,45 +1,61 @@
-"""A faster LM head on CPU for the few rows a sampling step feeds it.
+"""A faster LM head on CPU: oneDNN's matrix product instead of MKL's.
 
 The LM head computes logits = h Wᵀ with h [M, 576] and W [49 152, 576]: a fifth of SmolLM2's weights,
-run at every sampled token. PyTorch hands it to MKL as ``h @ W.t()``; for small M that call runs well
-below MKL's speed. The transpose of the same product, logits = (W hᵀ)ᵀ, is a different call with the
-same dot products (identical bits in our measurements); made contiguous again it took (ms, 2 cores,
-2 threads; ``bench/`` has the end-to-end figures):
+run at every sampled token (M = batch size) and in every PPO forward (M = batch × response length).
+PyTorch hands ``F.linear`` to MKL, which on this project's AMD EPYC runs that shape far below the
+machine's speed. oneDNN, the CPU library PyTorch also ships (the one its compiler fuses linear layers
+with), takes the same weight as it is, with no copy and no repacking; its forward took (ms, 2 cores,
+2 threads, float32; mean of 2 interleaved runs; ``bench/`` has the end-to-end figures):
 
-    M rows          8      16      32      64     128     192
-    h @ W.t()      34.4    30.3    43.8    57.9   111.0   168.0
-    (W hᵀ)ᵀ        16.2    19.2    31.4    49.9    94.8   164.6
+    M rows            8      16      32      96     192     384
+    F.linear (MKL)   37      43      55     104     188     326
+    (W hᵀ)ᵀ (MKL)    18      29      38      79     204     373
+    oneDNN           17      19      25      54     117     236
 
-A sampling step has M = batch size (8–16); a PPO forward has M = batch × response length (192), where
-the two are even, so only inputs of at most ``MAX_ROWS`` rows take the transposed form. The other
-linear layers (576 → 1536 and such) gained little or lost, and their transposed outputs slowed the
-operations after them, so they keep ``F.linear``.
+Its logits differ from MKL's by rounding only (≤ 3e-6 on SmolLM2's head). The backward keeps
+PyTorch's own formulas (dL/dh = g W, dL/dW = gᵀ h: MKL runs those at full speed). The other linear
+layers (576 → 1536 and such) gained nothing measurable from oneDNN, so they keep ``F.linear``.
 
 The input is made contiguous first: transformers slices the last hidden states (``logits_to_keep``)
-before the head, and ``F.linear`` on that [B, R, H] view takes a batched-matmul path 2.4× slower
-(0.41 s vs 0.17 s for [16, 12, 576] × 49 152, forward and again in backward).
+before the head, and ``F.linear`` on that [B, R, H] view takes a batched-matmul path 2.4× slower.
 
-Backward keeps PyTorch's own formulas (dL/dh = g W, dL/dW = gᵀ h). Inputs that are not float32 on a
-CPU (CUDA, bfloat16) take ``F.linear`` unchanged, so moving the model to a GPU needs no undoing.
+Inputs that are not float32 on a CPU (CUDA, bfloat16), and PyTorch builds without oneDNN, take
+``F.linear`` unchanged, so moving the model to a GPU needs no undoing.
 """
 from __future__ import annotations
 
+import functools
 from types import MethodType
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_ROWS = 128
+
+def _onednn_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x [M, K] · weight [N, K]ᵀ → [M, N] through oneDNN (PyTorch's ``mkldnn._linear_pointwise``)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
 
 
-class _TransposedProduct(torch.autograd.Function):
-    """y = (W xᵀ)ᵀ for x [M, K], W [N, K] → y [M, N] (contiguous); gradients as ``F.linear``'s."""
+@functools.cache
+def onednn_available() -> bool:
+    """True when this PyTorch build has oneDNN's linear op and it gives F.linear's numbers."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        x, w = torch.randn(3, 5), torch.randn(4, 5)
+        return bool(torch.allclose(_onednn_product(x, w), F.linear(x, w), atol=1e-5))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """y = x Wᵀ by oneDNN for x [M, K], W [N, K] → y [M, N]; gradients by PyTorch's formulas."""
 
     @staticmethod
     def forward(ctx, x, weight):
         ctx.save_for_backward(x, weight)
-        return (weight @ x.t()).t().contiguous()        # [N, M] → [M, N]
+        return _onednn_product(x, weight)               # [M, N]
 
     @staticmethod
     def backward(ctx, grad):                            # grad [M, N]
@@ -50,12 +66,13 @@ class _TransposedProduct(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)`` on a contiguous copy of x; (W xᵀ)ᵀ for ≤ MAX_ROWS float32 CPU rows.
+    """``F.linear(x, weight, bias)`` on a contiguous copy of x, by oneDNN for float32 on a CPU.
     x [..., K], weight [N, K] → [..., N]."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 or x.dim() < 2:
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 or x.dim() < 2
+            or not weight.is_contiguous()):
         return F.linear(x, weight, bias)
-    x2 = x.reshape(-1, x.shape[-1])                     # [M, K]; copies a sliced (non-contiguous) input
-    y = _TransposedProduct.apply(x2, weight) if x2.shape[0] <= MAX_ROWS else F.linear(x2, weight)  # [M, N]
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()        # [M, K]; copies a sliced (non-contiguous) input
+    y = _OneDNNLinear.apply(x2, weight) if onednn_available() else F.linear(x2, weight)  # [M, N]
     if bias is not None:
         y = y + bias
     return y.reshape(*x.shape[:-1], weight.shape[0])

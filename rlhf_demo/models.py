@@ -252,7 +252,7 @@ def load_model(
     except Exception as exc:  # noqa: BLE001 - turned into a clear message
         raise _friendly(exc, name) from exc
     model.to(dev).eval()
-    speed_up_lm_head(model)  # float32 on CPU: contiguous input, (W hᵀ)ᵀ for a few rows; same numbers (cpu_linear.py)
+    speed_up_lm_head(model)  # float32 on CPU: the LM head through oneDNN, same numbers to rounding (cpu_linear.py)
     tok = load_tokenizer(src)
     say(1.0, f"Loaded {name}")
     return ModelBundle(model, tok, name, dev, dt)

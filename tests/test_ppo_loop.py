@@ -24,12 +24,18 @@ def tiny_cfg(model_dir, **kw):
     return preset("quick-cpu", **base)
 
 
+def chars(texts):
+    """A reward that differs between any two texts of different lengths (the tiny random model's samples
+    seldom hold a VADER word: whether the policy moves would depend on the tokens a seed draws)."""
+    return [len(t) / 20 for t in texts]
+
+
 def snapshot(named):
     return {n: p.detach().clone() for n, p in named}
 
 
 def test_update_changes_policy_not_reference(tiny_model_dir):
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS, reward_fn=chars)
     lora = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" in n)
     base = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" not in n)
     vhead = snapshot(tr.value_head.named_parameters())
@@ -109,7 +115,7 @@ def test_value_loss_reaches_the_policy_only_when_asked(tiny_model_dir, through):
 
 
 def test_full_finetune_keeps_a_frozen_reference(tiny_model_dir):
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, full_finetune=True, lr=1e-3), prompts=PROMPTS)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, full_finetune=True, lr=1e-3), prompts=PROMPTS, reward_fn=chars)
     assert tr.reference is not None and tr.reference is not tr.policy
     ref0 = snapshot(tr.reference.named_parameters())
     pol0 = snapshot(tr.policy.named_parameters())

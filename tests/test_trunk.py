@@ -18,6 +18,13 @@ from rlhf_demo.trunk import check_trunk, num_layers, top_forward
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
 
 
+def chars(texts):
+    """A reward that differs between any two texts of different lengths. The tiny random model's samples
+    seldom hold a VADER word, so with VADER whether the policy moves would depend on which tokens a
+    seed happens to draw."""
+    return [len(t) / 20 for t in texts]
+
+
 def tiny_cfg(model_dir, **kw):
     base = dict(model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=2, steps=2, lr=3e-2,
                 response_min_tokens=5, response_max_tokens=5, query_min_tokens=1, query_max_tokens=5,
@@ -54,7 +61,7 @@ def test_check_trunk_rejects_a_wrong_split(tiny_bundle):
 
 
 def test_lora_only_on_top_layers_and_fast_path_equals_full_forward(tiny_model_dir):
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS, reward_fn=chars)
     assert tr.trunk_layer == 1
     lora_names = [n for n, p in tr.policy.named_parameters() if "lora_" in n]
     assert lora_names and all(".layers.1." in n for n in lora_names)
@@ -78,13 +85,13 @@ def test_lora_only_on_top_layers_and_fast_path_equals_full_forward(tiny_model_di
 
 
 def test_full_lora_has_no_trunk(tiny_model_dir):
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, lora_layers=0, steps=1), prompts=PROMPTS)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, lora_layers=0, steps=1), prompts=PROMPTS, reward_fn=chars)
     assert tr.trunk_layer is None
     assert any(".layers.0." in n for n, p in tr.policy.named_parameters() if "lora_" in n)
 
 
 def test_rollout_exact_kl_is_an_explicit_vocabulary_sum(tiny_model_dir):
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3), prompts=PROMPTS)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3), prompts=PROMPTS, reward_fn=chars)
     records = list(tr.train())
     assert records[0]["objective/kl_exact"] == pytest.approx(0.0, abs=1e-6)  # policy = reference at the start
     assert records[-1]["objective/kl_exact"] > 1e-4
@@ -106,7 +113,7 @@ def test_controller_reads_the_chosen_kl(tiny_model_dir):
     """With a tiny target, β must grow after an update; the record says which KL the controller read."""
     for est in ("exact", "k1"):
         tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3, adaptive_kl=True, kl_control_estimate=est, kl_target=1e-6, kl_horizon=4.0),
-                        prompts=PROMPTS)
+                        prompts=PROMPTS, reward_fn=chars)
         recs = list(tr.train())
         last = recs[-1]
         read = last["objective/kl_exact"] if est == "exact" else last["objective/kl"]
@@ -119,7 +126,7 @@ def test_kl_budget_undoes_the_update_that_crossed_it(tiny_model_dir):
     undone (weights and optimiser state as before it), β grows ×1.5 and update 2 is skipped. The
     restored policy is not judged again on the next batch: update 3 trains, update 4 is undone again."""
     tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_beta_factor=1.5, adaptive_kl=False,
-                             beta=0.05), prompts=PROMPTS)
+                             beta=0.05), prompts=PROMPTS, reward_fn=chars)
     start = {n: p.detach().clone() for n, p in tr.policy.named_parameters() if p.requires_grad}
     it = tr.train()
     r1 = next(it)
@@ -144,7 +151,7 @@ def test_kl_in_loss_mode(tiny_model_dir):
     """kl_penalty='loss': no KL term in the rewards; the rollout keeps log π_ref over the vocabulary, and
     the KL term is the exact KL of the current policy (0 at the first update, where π = π_ref)."""
     tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, kl_penalty="loss", beta=0.5, adaptive_kl=False, kl_budget=0.0),
-                    prompts=PROMPTS)
+                    prompts=PROMPTS, reward_fn=chars)
     recs = list(tr.train())
     assert all(r["objective/non_score_reward"] == 0.0 for r in recs)
     ro = tr.rollout({})
@@ -154,7 +161,7 @@ def test_kl_in_loss_mode(tiny_model_dir):
         pol, _ = forward_response(tr.policy, ro.batch, tr.cfg.temperature)
     from rlhf_demo.kl import exact_kl
     assert torch.allclose(exact_kl(F.log_softmax(pol, -1), ro.ref_logp_all), ro.exact_kl, atol=1e-5)
-    classic = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, kl_budget=0.0), prompts=PROMPTS)
+    classic = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, kl_budget=0.0), prompts=PROMPTS, reward_fn=chars)
     assert classic.rollout({}).ref_logp_all is None
 
 
@@ -162,7 +169,7 @@ def test_kl_budget_backtracks_the_step_after_an_undo_and_recovers(tiny_model_dir
     """After an undone update the next one uses lr × factor; once the budget accepts an update the
     learning rate goes back up (up to lr)."""
     tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_lr_factor=0.5, adaptive_kl=False,
-                             beta=0.05, lr=3e-2), prompts=PROMPTS)
+                             beta=0.05, lr=3e-2), prompts=PROMPTS, reward_fn=chars)
     it = tr.train()
     r1, r2, r3 = next(it), next(it), next(it)
     assert r1["lr"] == pytest.approx(3e-2) and r2["kl_budget/rollback"] == 1
@@ -177,13 +184,13 @@ def test_the_last_update_is_judged_before_it_is_evaluated_or_saved(tiny_model_di
     """Each update is judged by the next batch; the last one has no next batch, so the trainer samples
     it before evaluating: past the budget, the policy kept is the one before that update."""
     strict = PPOTrainer(tiny_cfg(tiny_model_dir, steps=1, kl_budget=1e-4, adaptive_kl=False, beta=0.05, lr=3e-2),
-                        prompts=PROMPTS)
+                        prompts=PROMPTS, reward_fn=chars)
     (rec,) = list(strict.train())
     assert rec["kl_budget/rollback"] == 0 and rec["kl_budget/undone_at_check"] == 1
     assert rec["kl_budget/check_kl"] > 1e-4 and strict.kl_budget.rollbacks == 1
     assert all((p == 0).all() for n, p in strict.policy.named_parameters() if "lora_B" in n)  # back to the reference
     loose = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, eval_every=1, kl_budget=1e9, adaptive_kl=False, beta=0.05,
-                                lr=3e-2), prompts=PROMPTS)
+                                lr=3e-2), prompts=PROMPTS, reward_fn=chars)
     r1, r2 = list(loose.train())
     assert r1["kl_budget/undone_at_check"] == 0 and "eval/kl" in r1
     # the batch the check sampled is the one the next update trains on (not sampled twice)
