@@ -15,6 +15,17 @@ def test_this_build_takes_the_onednn_path():
     assert cpu_linear.onednn_available()  # x86 PyTorch ships oneDNN: the tests below exercise it
 
 
+def test_the_onednn_check_draws_nothing_from_the_global_rng():
+    """The check runs at the first LM-head call, often right after a sampler seeded the global RNG:
+    a draw there would make the first seeded generation of a process differ from the next ones."""
+    cpu_linear.onednn_available.cache_clear()
+    torch.manual_seed(0)
+    assert cpu_linear.onednn_available()
+    after_check = torch.rand(4)
+    torch.manual_seed(0)
+    assert torch.equal(after_check, torch.rand(4))
+
+
 @pytest.mark.parametrize("rows", [4, 201])
 def test_linear_matches_f_linear_values_and_gradients(rows):
     torch.manual_seed(0)
