@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from rlhf_demo.decoding import DecodingConfig, encode_prompt, generate, generation_config  # noqa: E402
-from rlhf_demo.models import REGISTRY  # noqa: E402
+from rlhf_demo.decoding.generate import DecodingConfig, encode_prompt, generate, generation_config  # noqa: E402
+from rlhf_demo.models.loading import REGISTRY  # noqa: E402
 
 
 def main() -> int:

@@ -49,7 +49,8 @@ def _plain_linear_and_multinomial() -> None:
     as before), torch.multinomial's draw."""
     import torch
 
-    from rlhf_demo import models, sampling
+    from rlhf_demo.models import loading as models
+    from rlhf_demo.decoding import sampling
 
     def contiguous_head_only(model):
         model.get_output_embeddings().register_forward_pre_hook(lambda module, args: (args[0].contiguous(),))
@@ -67,8 +68,8 @@ def _plain_linear_and_multinomial() -> None:
 def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> dict:
     import torch
 
-    from rlhf_demo.ppo import PPOTrainer
-    from rlhf_demo.ppo_config import preset
+    from rlhf_demo.ppo.trainer import PPOTrainer
+    from rlhf_demo.ppo.config import preset
 
     torch.set_num_threads(threads)
     if workload == "plain":

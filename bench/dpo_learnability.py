@@ -51,12 +51,12 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rlhf_demo.dpo import preset, run_to_folder, settings_dict
+    from rlhf_demo.dpo.trainer import preset, run_to_folder, settings_dict
     from rlhf_demo.evaluate import EvalConfig, evaluate_policy
-    from rlhf_demo.models import load_model
-    from rlhf_demo.preferences import load_preferences
-    from rlhf_demo.rewards import make_reward
-    from rlhf_demo.runs import RunWriter
+    from rlhf_demo.models.loading import load_model
+    from rlhf_demo.data.preferences import load_preferences
+    from rlhf_demo.rewards.functions import make_reward
+    from rlhf_demo.runs.folder import RunWriter
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

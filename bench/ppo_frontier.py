@@ -51,10 +51,10 @@ def main() -> None:
     import torch
 
     from rlhf_demo.evaluate import EvalConfig, heldout_queries
-    from rlhf_demo.models import load_model
-    from rlhf_demo.rewards import make_reward
-    from rlhf_demo.sampling import decode_queries, decode_responses, sample_responses
-    from rlhf_demo.theory import beta_sweep
+    from rlhf_demo.models.loading import load_model
+    from rlhf_demo.rewards.functions import make_reward
+    from rlhf_demo.decoding.sampling import decode_queries, decode_responses, sample_responses
+    from rlhf_demo.theory.optimal import beta_sweep
 
     torch.set_num_threads(args.threads)
     b = load_model("default", device="cpu")

@@ -25,7 +25,7 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def parse_set(items: list[str]) -> dict:
-    from rlhf_demo.ppo_config import PPOConfig
+    from rlhf_demo.ppo.config import PPOConfig
 
     types = {f.name: f.type for f in fields(PPOConfig)}
     out = {}
@@ -47,8 +47,8 @@ def base_eval(reward: str, eval_prompts: int) -> dict:
     cache = json.loads(path.read_text()) if path.exists() else {}
     if key not in cache:
         from rlhf_demo.evaluate import EvalConfig, evaluate_policy
-        from rlhf_demo.models import load_model
-        from rlhf_demo.rewards import make_reward
+        from rlhf_demo.models.loading import load_model
+        from rlhf_demo.rewards.functions import make_reward
 
         b = load_model("default", device="cpu")
         ev = evaluate_policy(b.model, b.tokenizer, make_reward(reward), EvalConfig(n_prompts=eval_prompts), reference=b.model)
@@ -70,8 +70,8 @@ def main() -> None:
 
     import torch
 
-    from rlhf_demo.ppo import PPOTrainer
-    from rlhf_demo.ppo_config import MAX_STEPS, preset
+    from rlhf_demo.ppo.trainer import PPOTrainer
+    from rlhf_demo.ppo.config import MAX_STEPS, preset
 
     torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)

@@ -1,3 +1,3 @@
-from .cli import main
+from rlhf_demo.cli.main import main
 
 raise SystemExit(main())

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from .data import builtin_prompts, truncate_prompt
-from .kl import exact_kl, masked_sum
-from .sampling import Batch, decode_queries, decode_responses, response_logits, sample_responses
+from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
+from rlhf_demo.kl.estimators import exact_kl, masked_sum
+from rlhf_demo.decoding.sampling import Batch, decode_queries, decode_responses, response_logits, sample_responses
 
 
 @dataclass

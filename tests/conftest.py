@@ -24,7 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture(scope="session")
 def default_bundle():
     """The real embedded default model, loaded once (converted into the cache the first time)."""
-    from rlhf_demo.models import REGISTRY
+    from rlhf_demo.models.loading import REGISTRY
 
     return REGISTRY.get("default")
 
@@ -35,7 +35,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     Fast enough for unit tests of decoding, KL and training mechanics; numbers are meaningless."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rlhf_demo.models import load_tokenizer
+    from rlhf_demo.models.loading import load_tokenizer
 
     tok = load_tokenizer("default")
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_model_dir):
-    from rlhf_demo.models import load_model
+    from rlhf_demo.models.loading import load_model
 
     return load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
 

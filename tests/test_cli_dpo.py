@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rlhf_demo.cli import main
-from rlhf_demo.runs import read_metrics
+from rlhf_demo.cli.main import main
+from rlhf_demo.runs.folder import read_metrics
 
 
 def test_preferences_then_train_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
@@ -71,11 +71,11 @@ def test_short_real_model_run(default_bundle, tmp_path):
     """Synthesis from the shared (read-only) default model, then 2 DPO steps on a fresh copy."""
     import torch
 
-    from rlhf_demo.dpo import DPOSettings, run_to_folder
+    from rlhf_demo.dpo.trainer import DPOSettings, run_to_folder
     from rlhf_demo.evaluate import EvalConfig
-    from rlhf_demo.preferences import SynthConfig, synthesize_pairs
-    from rlhf_demo.rewards import make_reward
-    from rlhf_demo.runs import RunWriter
+    from rlhf_demo.data.preferences import SynthConfig, synthesize_pairs
+    from rlhf_demo.rewards.functions import make_reward
+    from rlhf_demo.runs.folder import RunWriter
 
     before = {k: v.clone() for k, v in list(default_bundle.model.state_dict().items())[:4]}
     rows = synthesize_pairs(default_bundle.model, default_bundle.tokenizer, make_reward("vader-positive"),

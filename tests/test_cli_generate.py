@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import LogitsProcessorList, TopKLogitsWarper
 
-from rlhf_demo.cli import main
+from rlhf_demo.cli.main import main
 
 STEP_KEYS = {"token", "token_id", "prob", "raw_prob", "entropy", "top"}
 TOP_KEYS = {"token", "token_id", "raw_prob", "prob"}

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.cli import main
+from rlhf_demo.cli.main import main
 
 PROMPT, RESPONSE = "The movie was", " great fun"
 
@@ -26,7 +26,7 @@ def lora_policy_dir(tmp_path_factory, default_bundle):
     a run's policy folder would be. Built on a separate copy, so the shared registry model is untouched."""
     from peft import LoraConfig, get_peft_model
 
-    from rlhf_demo.models import load_model
+    from rlhf_demo.models.loading import load_model
 
     base = load_model("default", device="cpu", dtype=torch.float32)
     torch.manual_seed(0)
@@ -57,7 +57,7 @@ def test_tuned_policy_exact_kl_matches_explicit_vocabulary_sum(capsys, default_b
     tok = default_bundle.tokenizer
     q = tok(PROMPT, add_special_tokens=False).input_ids
     r = tok(RESPONSE, add_special_tokens=False).input_ids
-    from rlhf_demo.models import REGISTRY
+    from rlhf_demo.models.loading import REGISTRY
 
     policy = REGISTRY.get(str(lora_policy_dir)).model  # the merged adapter the command used
     ids = torch.tensor([q + r])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo.cli import main
+from rlhf_demo.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,8 @@ def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model
 
 
 def test_new_kl_flags_reach_the_config(tmp_path, tiny_model_dir):
-    from rlhf_demo.cli import build_parser
-    from rlhf_demo.commands.train_ppo import config_from_args
+    from rlhf_demo.cli.main import build_parser
+    from rlhf_demo.cli.train_ppo import config_from_args
 
     args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir), "--kl-budget", "4.5",
                                       "--ppo-lora-layers", "4", "--kl-control", "k1", "--beta-min", "0.01", "--beta", "0.02", "--kl-budget-step", "0.5",
@@ -98,8 +98,8 @@ def test_smoke_command_on_the_default_model(tmp_path):
 
 
 def test_quick_preset_is_fixed_beta_with_a_budget_and_beta_zero_keeps_the_budget(tmp_path):
-    from rlhf_demo.cli import build_parser
-    from rlhf_demo.commands.train_ppo import config_from_args
+    from rlhf_demo.cli.main import build_parser
+    from rlhf_demo.cli.train_ppo import config_from_args
 
     cfg = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "q")]))
     assert (cfg.batch_size, cfg.num_mini_batches, cfg.beta, cfg.adaptive_kl, cfg.kl_budget, cfg.kl_budget_beta_factor) == \

@@ -5,9 +5,9 @@ import zipfile
 
 import pandas as pd
 
-from rlhf_demo.compare import eval_points, export_csv, load_curves, runs_table, zip_policy
-from rlhf_demo.plots_runs import frontier_figure, overlay_figure
-from rlhf_demo.runs import RunWriter
+from rlhf_demo.runs.compare import eval_points, export_csv, load_curves, runs_table, zip_policy
+from rlhf_demo.plots.runs import frontier_figure, overlay_figure
+from rlhf_demo.runs.folder import RunWriter
 
 
 def make_run(root, name, algo, evals):

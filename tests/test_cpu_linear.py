@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo import cpu_linear
-from rlhf_demo.cpu_linear import linear, speed_up_lm_head
+from rlhf_demo.models import cpu_linear
+from rlhf_demo.models.cpu_linear import linear, speed_up_lm_head
 
 
 def test_this_build_takes_the_onednn_path():

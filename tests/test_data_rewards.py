@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from rlhf_demo.data import LengthSampler, PromptError, builtin_prompts, load_prompts, parse_prompts
-from rlhf_demo.rewards import RewardError, make_reward
+from rlhf_demo.data.prompts import LengthSampler, PromptError, builtin_prompts, load_prompts, parse_prompts
+from rlhf_demo.rewards.functions import RewardError, make_reward
 
 
 def test_builtin_split_is_disjoint_and_large():

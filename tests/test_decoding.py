@@ -13,8 +13,8 @@ from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor
                           RepetitionPenaltyLogitsProcessor, SequenceBiasLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
                           TopPLogitsWarper)
 
-from rlhf_demo.decoding import DecodingConfig, DecodingError, generate, parse_word_bias
-from rlhf_demo.decoding_explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
+from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, generate, parse_word_bias
+from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
 
 GREAT, GREAT_NOSPACE, EOS = 1109, 18680, 2  # " great", "great", "<|im_end|>" in the SmolLM2 tokenizer
 

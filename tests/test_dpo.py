@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.dpo import DPOSettings, run_to_folder, train_dpo, usable_pairs
+from rlhf_demo.dpo.trainer import DPOSettings, run_to_folder, train_dpo, usable_pairs
 from rlhf_demo.evaluate import EvalConfig
-from rlhf_demo.models import load_model
-from rlhf_demo.runs import RunWriter, read_metrics
+from rlhf_demo.models.loading import load_model
+from rlhf_demo.runs.folder import RunWriter, read_metrics
 
 PAIRS = [
     {"prompt": "This movie was", "chosen": " wonderful and moving.", "rejected": " a dull waste of time."},
@@ -171,7 +171,7 @@ def test_run_folder(tiny_model_dir, tmp_path):
 
 def test_kl_stop_restores_the_last_policy_under_the_target(tiny_model_dir):
     from rlhf_demo.evaluate import evaluate_policy
-    from rlhf_demo.rewards import make_reward
+    from rlhf_demo.rewards.functions import make_reward
 
     base = dict(steps=3, eval_every=1, learning_rate=5e-3)
     free = run_all(train_dpo(settings_for(tiny_model_dir, **base), PAIRS * 2, eval_config=TINY_EVAL))

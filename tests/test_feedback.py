@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from rlhf_demo.feedback import FeedbackStore, make_pair
-from rlhf_demo.preferences import parse_preferences
+from rlhf_demo.data.feedback import FeedbackStore, make_pair
+from rlhf_demo.data.preferences import parse_preferences
 
 
 def test_labels_survive_a_restart_and_export(tmp_path):
@@ -45,7 +45,7 @@ def test_a_killed_process_loses_no_label(tmp_path):
     path = tmp_path / "labels.jsonl"
     code = (
         "import os, signal\n"
-        "from rlhf_demo.feedback import FeedbackStore\n"
+        "from rlhf_demo.data.feedback import FeedbackStore\n"
         f"s = FeedbackStore({str(path)!r})\n"
         "for i in range(3):\n"
         "    s.add('prompt %d' % i, ' a', ' b', 'A')\n"

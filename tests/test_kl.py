@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.kl import exact_kl, k1, k2, k3
-from rlhf_demo.kl_analysis import (MAX_SAMPLES, EstimatorLabConfig, KLInputError, check_same_tokenizer,
+from rlhf_demo.kl.estimators import exact_kl, k1, k2, k3
+from rlhf_demo.kl.analysis import (MAX_SAMPLES, EstimatorLabConfig, KLInputError, check_same_tokenizer,
                                    estimator_lab, token_kl)
-from rlhf_demo.models import ModelBundle
+from rlhf_demo.models.loading import ModelBundle
 
 PROMPT = "The movie was"
 

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from rlhf_demo import models
-from rlhf_demo.models import ModelLoadError, load_model
+from rlhf_demo.models import loading as models
+from rlhf_demo.models.loading import ModelLoadError, load_model
 
 
 def test_unknown_local_folder_is_clear():

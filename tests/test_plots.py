@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from rlhf_demo.plots import PPO_PANELS, empty_figure, training_figure
+from rlhf_demo.plots.training import PPO_PANELS, empty_figure, training_figure
 
 
 def test_ppo_figure_has_a_panel_per_metric_and_eval_markers():
@@ -29,12 +29,12 @@ def test_generic_panels_for_other_trainers():
 def test_empty_inputs_give_a_placeholder():
     assert training_figure(pd.DataFrame()).layout.annotations[0].text.startswith("Start a run")
     assert empty_figure("x").layout.annotations[0].text == "x"
-    import rlhf_demo.plots as p
+    import rlhf_demo.plots.training as p
     assert "import torch" not in open(p.__file__).read()
 
 
 def test_kl_budget_line_and_zero_based_beta_axis():
-    from rlhf_demo.plots import KL_PANEL
+    from rlhf_demo.plots.training import KL_PANEL
 
     df = pd.DataFrame({"step": [1, 2, 3], "reward_mean": [0.1, 0.2, 0.3], "kl": [0.0, 2.5, 5.5], "beta": [0.03, 0.03, 0.03]})
     fig = training_figure(df, PPO_PANELS, hlines={KL_PANEL: (5.0, "KL budget 5")})

@@ -4,14 +4,14 @@ import json
 import pytest
 import torch
 
-from rlhf_demo.data import PromptError, load_prompts, parse_prompts
-from rlhf_demo.models import load_model
-from rlhf_demo.ppo import PPOTrainer
-from rlhf_demo.ppo_forward import forward_response, gather_logprobs
-from rlhf_demo.ppo_config import MAX_STEPS, preset
-from rlhf_demo.rewards import RewardError
-from rlhf_demo.runs import read_metrics
-from rlhf_demo.sampling import sample_responses
+from rlhf_demo.data.prompts import PromptError, load_prompts, parse_prompts
+from rlhf_demo.models.loading import load_model
+from rlhf_demo.ppo.trainer import PPOTrainer
+from rlhf_demo.ppo.forward import forward_response, gather_logprobs
+from rlhf_demo.ppo.config import MAX_STEPS, preset
+from rlhf_demo.rewards.functions import RewardError
+from rlhf_demo.runs.folder import read_metrics
+from rlhf_demo.decoding.sampling import sample_responses
 
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rlhf_demo.ppo_math import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logits, gae,
+from rlhf_demo.ppo.loss import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logits, gae,
                                 kl_per_token, last_token_index, leave_one_out_baseline, policy_loss, prefix_shaped_scores,
                                 value_loss, whiten)
 

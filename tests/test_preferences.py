@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from rlhf_demo.data import builtin_prompts
-from rlhf_demo.preferences import (MAX_FILE_BYTES, PreferenceError, SynthConfig, load_preferences, parse_preferences,
+from rlhf_demo.data.prompts import builtin_prompts
+from rlhf_demo.data.preferences import (MAX_FILE_BYTES, PreferenceError, SynthConfig, load_preferences, parse_preferences,
                                    synthesize_pairs, to_csv)
-from rlhf_demo.rewards import make_reward
+from rlhf_demo.rewards.functions import make_reward
 
 GOOD = {"prompt": "This movie was", "chosen": " great", "rejected": " awful"}
 

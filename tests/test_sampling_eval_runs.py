@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_demo.evaluate import EvalConfig, distinct_n, evaluate_policy
-from rlhf_demo.rewards import make_reward
-from rlhf_demo.runs import RunWriter, list_runs, policy_choices, read_metrics
-from rlhf_demo.sampling import response_logits, sample_responses, token_logprobs
+from rlhf_demo.rewards.functions import make_reward
+from rlhf_demo.runs.folder import RunWriter, list_runs, policy_choices, read_metrics
+from rlhf_demo.decoding.sampling import response_logits, sample_responses, token_logprobs
 
 
 def test_left_padded_scoring_matches_generation(tiny_bundle):
@@ -28,7 +28,7 @@ def test_left_padded_scoring_matches_generation(tiny_bundle):
 def test_inverse_cdf_sampler_draws_from_the_softmax():
     """A hand-made distribution, 40 000 rows drawn at once: each token's frequency is within 5σ of
     its probability, and a token masked to −inf (probability 0) is never drawn."""
-    from rlhf_demo.sampling import InverseCDFSampler
+    from rlhf_demo.decoding.sampling import InverseCDFSampler
 
     p = torch.tensor([0.1, 0.0, 0.45, 0.3, 0.15])
     scores = torch.log(p).expand(40_000, -1).clone()  # log 0 = −inf
@@ -66,7 +66,7 @@ def test_distinct_n_hand_case():
 def test_eval_of_fresh_lora_has_zero_kl_and_fixed_samples(tiny_model_dir):
     from peft import LoraConfig, get_peft_model
 
-    from rlhf_demo.models import load_model
+    from rlhf_demo.models.loading import load_model
 
     b = load_model(str(tiny_model_dir), device="cpu")
     pol = get_peft_model(b.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))

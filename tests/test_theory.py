@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from rlhf_demo.rewards import make_reward
-from rlhf_demo.theory import (MAX_CANDIDATES, CandidatesConfig, TheoryInputError, ToyConfig, beta_sweep,
+from rlhf_demo.rewards.functions import make_reward
+from rlhf_demo.theory.optimal import (MAX_CANDIDATES, CandidatesConfig, TheoryInputError, ToyConfig, beta_sweep,
                               log_partition, optimal_log_policy, optimal_table, policy_stats,
                               renormalised_log_ref, sample_candidates, toy_run, toy_step)
 

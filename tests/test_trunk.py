@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.models import load_model
-from rlhf_demo.ppo import PPOTrainer
-from rlhf_demo.ppo_forward import forward_response
-from rlhf_demo.ppo_config import preset
-from rlhf_demo.sampling import left_pad, position_ids, sample_responses
-from rlhf_demo.trunk import check_trunk, num_layers, top_forward
+from rlhf_demo.models.loading import load_model
+from rlhf_demo.ppo.trainer import PPOTrainer
+from rlhf_demo.ppo.forward import forward_response
+from rlhf_demo.ppo.config import preset
+from rlhf_demo.decoding.sampling import left_pad, position_ids, sample_responses
+from rlhf_demo.ppo.trunk import check_trunk, num_layers, top_forward
 
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
 
@@ -159,7 +159,7 @@ def test_kl_in_loss_mode(tiny_model_dir):
     assert ro.ref_logp_all.shape[:2] == (B, R)
     with torch.no_grad():
         pol, _ = forward_response(tr.policy, ro.batch, tr.cfg.temperature)
-    from rlhf_demo.kl import exact_kl
+    from rlhf_demo.kl.estimators import exact_kl
     assert torch.allclose(exact_kl(F.log_softmax(pol, -1), ro.ref_logp_all), ro.exact_kl, atol=1e-5)
     classic = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, kl_budget=0.0), prompts=PROMPTS, reward_fn=chars)
     assert classic.rollout({}).ref_logp_all is None

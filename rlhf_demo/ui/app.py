@@ -6,7 +6,7 @@ import os
 
 import gradio as gr
 
-from .context import AppContext
+from rlhf_demo.ui.context import AppContext
 
 TABS = [
     ("Playground", "rlhf_demo.ui.playground"),

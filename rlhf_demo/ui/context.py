@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models import REGISTRY, ModelRegistry
-from ..runs import runs_root
+from rlhf_demo.models.loading import REGISTRY, ModelRegistry
+from rlhf_demo.runs.folder import runs_root
 
 TRAINING_CONCURRENCY_ID = "training"
 """Every event that trains a model uses this concurrency_id with concurrency_limit=1: one training

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..data import builtin_prompts
-from ..feedback import make_pair
-from ..models import DEFAULT_MODEL, ModelLoadError
-from .context import AppContext
-from .training_dpo import SOURCES, feedback_store
+from rlhf_demo.data.prompts import builtin_prompts
+from rlhf_demo.data.feedback import make_pair
+from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
+from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui.training_dpo import SOURCES, feedback_store
 
 INTRO = """### Human feedback: which continuation is better?
 Two responses are sampled from the base model for the same opening. Pick the one you prefer — **A**, **B**,

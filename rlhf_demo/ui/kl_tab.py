@@ -8,11 +8,11 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from .. import plots_kl
-from ..kl_analysis import (MAX_RESPONSE_TOKENS, MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig,
+from rlhf_demo.plots import kl as plots_kl
+from rlhf_demo.kl.analysis import (MAX_RESPONSE_TOKENS, MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig,
                            estimator_lab, token_kl)
-from ..models import DEFAULT_MODEL
-from ..runs import policy_choices
+from rlhf_demo.models.loading import DEFAULT_MODEL
+from rlhf_demo.runs.folder import policy_choices
 
 INTRO = """### KL between the policy and the reference, token by token
 The RLHF objective is *reward − β·KL(π‖π_ref)*. Pick a policy π (a run's policy, the shipped example) and

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..decoding import DecodingConfig, DecodingError, check_prompt, generate, parse_word_bias
-from ..decoding_explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
-from ..models import DEFAULT_MODEL, ModelLoadError
-from ..plots_decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
+from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, generate, parse_word_bias
+from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
+from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
+from rlhf_demo.plots.decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
                               processors_markdown, samples_html)
-from ..runs import policy_choices
-from .context import AppContext
+from rlhf_demo.runs.folder import policy_choices
+from rlhf_demo.ui.context import AppContext
 
 INTRO = """### Where do the words come from?
 At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that

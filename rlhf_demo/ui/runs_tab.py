@@ -11,9 +11,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..compare import eval_points, export_csv, find_runs, load_curves, run_label, runs_table, zip_policy
-from ..plots_runs import frontier_figure, overlay_figure
-from .context import AppContext
+from rlhf_demo.runs.compare import eval_points, export_csv, find_runs, load_curves, run_label, runs_table, zip_policy
+from rlhf_demo.plots.runs import frontier_figure, overlay_figure
+from rlhf_demo.ui.context import AppContext
 
 INTRO = """### Runs: compare PPO and DPO on the same axes
 Every training run is a folder (`config.json`, `metrics.jsonl`, `policy/`). Pick runs to overlay their curves.

@@ -8,11 +8,11 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from .. import plots_kl
-from ..models import DEFAULT_MODEL
-from ..rewards import REWARD_CHOICES, make_reward
-from ..runs import policy_choices
-from ..theory import (MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, MAX_TOY_STEPS, CandidatesConfig,
+from rlhf_demo.plots import kl as plots_kl
+from rlhf_demo.models.loading import DEFAULT_MODEL
+from rlhf_demo.rewards.functions import REWARD_CHOICES, make_reward
+from rlhf_demo.runs.folder import policy_choices
+from rlhf_demo.theory.optimal import (MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, MAX_TOY_STEPS, CandidatesConfig,
                       TheoryInputError, ToyConfig, beta_sweep, check_beta, log_partition, optimal_table,
                       policy_stats,
                       sample_candidates, toy_initial_logits, toy_metrics, toy_run)

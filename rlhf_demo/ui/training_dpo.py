@@ -15,13 +15,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..dpo import CHOSEN_GOES_DOWN, DEFAULT_PRESET, FIELD_HELP, LOSS_TYPES, MAX_STEPS, PRESETS, preset, run_to_folder, settings_dict
-from ..feedback import FEEDBACK_ENV, FeedbackStore
-from ..models import ModelLoadError
-from ..plots import empty_figure, training_figure
-from ..preferences import PreferenceError, PreferenceSet, load_preferences, parse_preferences
-from ..rewards import REWARD_CHOICES, RewardError
-from .context import TRAINING_CONCURRENCY_ID, AppContext
+from rlhf_demo.dpo.trainer import CHOSEN_GOES_DOWN, DEFAULT_PRESET, FIELD_HELP, LOSS_TYPES, MAX_STEPS, PRESETS, preset, run_to_folder, settings_dict
+from rlhf_demo.data.feedback import FEEDBACK_ENV, FeedbackStore
+from rlhf_demo.models.loading import ModelLoadError
+from rlhf_demo.plots.training import empty_figure, training_figure
+from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences, parse_preferences
+from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
+from rlhf_demo.ui.context import TRAINING_CONCURRENCY_ID, AppContext
 
 INTRO = """### DPO: learn straight from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and raises how much more likely the policy
@@ -214,7 +214,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             prefs = load_source(ctx, data[source], data[upload], data[hub_id])
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        from ..runs import RunWriter
+        from rlhf_demo.runs.folder import RunWriter
 
         out = Path(ctx.runs_dir) / f"dpo-{time.strftime('%Y%m%d-%H%M%S')}-{(getattr(request, 'session_hash', '') or 'x')[:6]}"
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""

@@ -18,12 +18,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..data import PromptError, parse_prompts
-from ..models import ModelLoadError
-from ..plots import KL_PANEL, PPO_PANELS, empty_figure, training_figure
-from ..ppo_config import DEFAULT_PRESET, MAX_STEPS, PRESET_LABELS, PPOConfig, preset
-from ..rewards import REWARD_CHOICES, RewardError
-from .context import TRAINING_CONCURRENCY_ID, AppContext
+from rlhf_demo.data.prompts import PromptError, parse_prompts
+from rlhf_demo.models.loading import ModelLoadError
+from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure, training_figure
+from rlhf_demo.ppo.config import DEFAULT_PRESET, MAX_STEPS, PRESET_LABELS, PPOConfig, preset
+from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
+from rlhf_demo.ui.context import TRAINING_CONCURRENCY_ID, AppContext
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text
@@ -225,7 +225,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 cfg = preset(preset_name, **{**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "prompts": p.name})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        from ..ppo import PPOTrainer
+        from rlhf_demo.ppo.trainer import PPOTrainer
 
         out = Path(ctx.runs_dir) / f"ppo-{time.strftime('%Y%m%d-%H%M%S')}-{(getattr(request, 'session_hash', '') or 'x')[:6]}"
         progress(0, desc="Loading a training copy of the model…")

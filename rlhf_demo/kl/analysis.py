@@ -1,0 +1,336 @@
+"""KL between a policy π and a reference π_ref on real text, token by token, and the estimator lab.
+
+Both are what the KL tab and ``python -m rlhf_demo kl`` show; the maths lives in ``kl.py``.
+
+**Per-token analysis** (``token_kl``): for a prompt x and a response y = y_1 … y_R, at each position t
+
+    logp_policy = log π(y_t | x, y<t)          logp_ref = log π_ref(y_t | x, y<t)
+    log_ratio   = logp_policy − logp_ref       (= k1)
+    k2 = ½·log_ratio²,  k3 = expm1(−log_ratio) + log_ratio
+    kl_exact    = Σ_v π(v | x, y<t) · (log π(v | ·) − log π_ref(v | ·))   over the whole vocabulary
+
+and the sequence totals are sums over t. k1, k2, k3 are Schulman's estimators of kl_exact from the
+one sampled token y_t ("Approximating KL Divergence", http://joschu.net/blog/kl-approx.html); only
+when y was *sampled from π* are k1 and k3 unbiased for it. A typed-in response is just a text: the
+estimators are still defined, but only kl_exact means "KL at this position".
+
+**Estimator lab** (``estimator_lab``): N responses sampled from π (full vocabulary, temperature T,
+EOS allowed: positions after an EOS are masked). For each sample i the sequence estimates
+K_j(i) = Σ_t k_j(t) are compared with its exact value E(i) = Σ_t kl_exact(t). Because the mask at t
+depends only on y<t, E[K1] = E[K3] = E[E] = KL(π‖π_ref) over whole responses; K2 is biased. As in
+Schulman's table we report bias/true and stdev/true, with "true" = mean of E(i) (the exact KL
+averaged over the sampled prefixes, a far lower-variance estimate of the same quantity).
+
+A "policy temperature" T ≠ 1 makes π = softmax(logits/T): with the base model as both policy and
+reference this gives a non-zero, exactly known KL without any trained model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from rlhf_demo.kl.estimators import ESTIMATORS, exact_kl, masked_sum
+from rlhf_demo.decoding.sampling import Batch, left_pad, response_logits, sample_responses
+
+MAX_RESPONSE_TOKENS = 64
+"""Longest response analysed or generated (2 forwards of the real model over it per request)."""
+MAX_SAMPLES = 64
+"""Estimator lab: most responses sampled at once."""
+MAX_PROMPT_CHARS = 2000
+ESTIMATOR_NAMES = ("k1", "k2", "k3")
+
+
+class KLInputError(ValueError):
+    """Bad input to a KL analysis (empty response, different tokenizers, limits): a clear message."""
+
+
+# --------------------------------------------------------------------------------------------------
+# checks
+
+
+def check_same_tokenizer(policy_tok, reference_tok) -> None:
+    """Raise KLInputError unless both tokenizers map the same strings to the same ids.
+
+    Per-token KL compares π(v) with π_ref(v) for the same token v: that only means something when
+    token id v is the same string in both vocabularies.
+    """
+    if policy_tok is reference_tok:
+        return
+    if len(policy_tok) != len(reference_tok):
+        raise KLInputError(
+            f"policy and reference use different tokenizers ({len(policy_tok)} vs {len(reference_tok)} tokens): "
+            "per-token KL needs the same vocabulary; pick a reference the policy was trained from")
+    if policy_tok.get_vocab() != reference_tok.get_vocab():
+        raise KLInputError(
+            "policy and reference use different tokenizers (same size, but the token ids differ): "
+            "per-token KL needs the same vocabulary; pick a reference the policy was trained from")
+
+
+def check_vocab_size(logits_policy: torch.Tensor, logits_ref: torch.Tensor) -> None:
+    if logits_policy.shape[-1] != logits_ref.shape[-1]:
+        raise KLInputError(
+            f"policy and reference output different vocabulary sizes ({logits_policy.shape[-1]} vs "
+            f"{logits_ref.shape[-1]}): they are not the same model family")
+
+
+def _check_temperature(t: float) -> float:
+    if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        raise KLInputError(f"policy temperature must be a positive number, got {t!r}")
+    return float(t)
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise KLInputError("the prompt is empty: type the text the response continues")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise KLInputError(f"the prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}")
+    return tokenizer(prompt, add_special_tokens=False).input_ids
+
+
+def encode_response(tokenizer, response: str) -> list[int]:
+    """Response token ids, tokenized on their own (as a sampler would have produced them)."""
+    if not isinstance(response, str) or response == "":
+        raise KLInputError("the response is empty: type one, or leave it out to let the policy write one")
+    ids = tokenizer(response, add_special_tokens=False).input_ids
+    if not ids:
+        raise KLInputError("the response has no tokens")
+    if len(ids) > MAX_RESPONSE_TOKENS:
+        raise KLInputError(f"the response has {len(ids)} tokens; the limit is {MAX_RESPONSE_TOKENS}")
+    return ids
+
+
+# --------------------------------------------------------------------------------------------------
+# shared scoring
+
+
+@torch.no_grad()
+def _logprobs_pair(policy, reference, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π and log π_ref over the vocabulary at every response position: two [B, R, V] tensors."""
+    logits = response_logits(policy.model, batch).float()                       # [B, R, V]
+    ref_batch = batch if reference.device == policy.device else _to(batch, reference.device)
+    logits_ref = response_logits(reference.model, ref_batch).float().to(logits.device)  # [B, R, V]
+    check_vocab_size(logits, logits_ref)
+    return F.log_softmax(logits / temperature, -1), F.log_softmax(logits_ref, -1)
+
+
+def _to(batch: Batch, device) -> Batch:
+    return Batch(batch.input_ids.to(device), batch.attention_mask.to(device), batch.query_len,
+                 batch.response_mask.to(device))
+
+
+def per_position(logp: torch.Tensor, logp_ref: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-position quantities for tokens [B, R] under logp, logp_ref [B, R, V]: each [B, R]."""
+    lp = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)          # [B, R]
+    lp_ref = logp_ref.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, R]
+    logr = lp - lp_ref                                               # [B, R]
+    out = {"logp_policy": lp, "logp_ref": lp_ref, "log_ratio": logr, "kl_exact": exact_kl(logp, logp_ref)}
+    out.update({name: fn(logr) for name, fn in ESTIMATORS.items()})
+    return out
+
+
+def _decode_token(tokenizer, tid: int) -> str:
+    return tokenizer.decode([tid], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# panel 1: one text, token by token
+
+
+@dataclass
+class TokenKLResult:
+    """Per-token KL of one response.
+
+    table:  one row per response token: position, token, token_id, logp_policy, logp_ref, log_ratio,
+            kl_exact, k1, k2, k3, and running totals cum_kl_exact, cum_k1, cum_k2, cum_k3
+    totals: sequence sums {"k1", "k2", "k3", "kl_exact"}
+    max_position: the row with the largest kl_exact
+    top:    top candidates of both models at max_position (see ``top_candidates``)
+    """
+
+    prompt: str
+    response: str
+    generated: bool
+    table: pd.DataFrame
+    totals: dict[str, float]
+    max_position: int
+    top: pd.DataFrame
+    policy_temperature: float = 1.0
+
+    def to_json(self) -> dict:
+        """The CLI's schema: {"tokens": [{token, logp_policy, logp_ref, k1, k2, k3, kl_exact}], "total": {...}}."""
+        keys = ("token", "logp_policy", "logp_ref", "k1", "k2", "k3", "kl_exact")
+        tokens = [{k: (str(r[k]) if k == "token" else float(r[k])) for k in keys} for r in self.table.to_dict("records")]
+        return {"tokens": tokens, "total": {k: float(self.totals[k]) for k in ("k1", "k2", "k3", "kl_exact")}}
+
+
+def top_candidates(tokenizer, logp: torch.Tensor, logp_ref: torch.Tensor, n: int = 10) -> pd.DataFrame:
+    """Top-n tokens of π and of π_ref at one position, side by side (logp, logp_ref: [V]).
+
+    Columns: rank, policy_token, policy_p, policy_p_ref (π_ref of the policy's token), contribution
+    (π(v)·(log π(v) − log π_ref(v)), its term of the exact KL), ref_token, ref_p, ref_p_policy.
+    """
+    n = max(1, min(int(n), logp.shape[-1]))
+    p, p_ref = logp.exp(), logp_ref.exp()
+    top_p = torch.topk(logp, n).indices
+    top_r = torch.topk(logp_ref, n).indices
+    rows = []
+    for i in range(n):
+        a, b = int(top_p[i]), int(top_r[i])
+        rows.append({
+            "rank": i + 1,
+            "policy_token": _decode_token(tokenizer, a),
+            "policy_p": float(p[a]),
+            "policy_p_ref": float(p_ref[a]),
+            "contribution": float(p[a] * (logp[a] - logp_ref[a])),
+            "ref_token": _decode_token(tokenizer, b),
+            "ref_p": float(p_ref[b]),
+            "ref_p_policy": float(p[b]),
+        })
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def token_kl(policy, reference, prompt: str, response: str | None = None, *, max_new_tokens: int = 24,
+             policy_temperature: float = 1.0, seed: int = 0, top_n: int = 10) -> TokenKLResult:
+    """Per-token KL(π‖π_ref) of ``response`` after ``prompt`` (ModelBundles in; see the module docstring).
+
+    ``response=None`` lets the policy write one: up to ``max_new_tokens`` tokens sampled from π
+    (temperature ``policy_temperature``, full vocabulary, seed ``seed``), stopping at EOS. An empty
+    string is an error (nothing to measure).
+    """
+    t = _check_temperature(policy_temperature)
+    check_same_tokenizer(policy.tokenizer, reference.tokenizer)
+    tok = policy.tokenizer
+    q = encode_prompt(tok, prompt)
+    generated = response is None
+    if generated:
+        if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_RESPONSE_TOKENS:
+            raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {max_new_tokens!r}")
+        batch = sample_responses(policy.model, tok, [q], max_new_tokens, temperature=t, seed=seed,
+                                 ban_special_tokens=False)
+        n_real = int(batch.response_mask[0].sum())
+        r_ids = batch.response_ids[0, :n_real].tolist()
+        response = tok.decode(r_ids, skip_special_tokens=True)
+    else:
+        r_ids = encode_response(tok, response)
+    ids, mask = left_pad([q + r_ids], tok.pad_token_id, policy.device)
+    batch = Batch(ids, mask, len(q), torch.ones((1, len(r_ids)), dtype=torch.long, device=policy.device))
+
+    logp, logp_ref = _logprobs_pair(policy, reference, batch, t)              # [1, R, V] each
+    tokens = batch.response_ids                                              # [1, R]
+    vals = {k: v[0].double().cpu() for k, v in per_position(logp, logp_ref, tokens).items()}  # each [R]
+
+    table = pd.DataFrame({
+        "position": range(len(r_ids)),
+        "token": [_decode_token(tok, i) for i in r_ids],
+        "token_id": r_ids,
+        **{k: vals[k].numpy() for k in ("logp_policy", "logp_ref", "log_ratio", "kl_exact", "k1", "k2", "k3")},
+    })
+    for k in ("kl_exact", "k1", "k2", "k3"):
+        table[f"cum_{k}"] = table[k].cumsum()
+    totals = {k: float(vals[k].sum()) for k in ("k1", "k2", "k3", "kl_exact")}
+    max_pos = int(vals["kl_exact"].argmax())
+    top = top_candidates(tok, logp[0, max_pos], logp_ref[0, max_pos], top_n)
+    return TokenKLResult(prompt, response, generated, table, totals, max_pos, top, t)
+
+
+# --------------------------------------------------------------------------------------------------
+# panel 2: the estimator lab
+
+
+@dataclass
+class EstimatorLabConfig:
+    """Settings of the estimator lab (defaults take a few seconds on 2 CPU cores)."""
+
+    n_samples: int = 16
+    """responses sampled from the policy (1…MAX_SAMPLES)"""
+    response_tokens: int = 16
+    """tokens per response at most (EOS may end one earlier)"""
+    policy_temperature: float = 1.0
+    """π = softmax(logits / T); with the base model as both models, T ≠ 1 gives a known non-zero KL"""
+    seed: int = 0
+    """seed of the sampler (same seed, same responses)"""
+    batch_size: int = 16
+    """responses scored per forward pass (memory: 2 × batch × tokens × 49k floats)"""
+
+    def validate(self) -> "EstimatorLabConfig":
+        if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
+            raise KLInputError(f"number of samples N must be 1…{MAX_SAMPLES}, got {self.n_samples!r}")
+        if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_RESPONSE_TOKENS:
+            raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {self.response_tokens!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise KLInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        _check_temperature(self.policy_temperature)
+        return self
+
+
+@dataclass
+class EstimatorLabResult:
+    """samples: one row per response: sample, response, n_tokens, kl_exact, k1, k2, k3 (sequence sums).
+    summary: one row per estimator: estimator, mean, true, bias, std, bias_rel, std_rel, frac_negative,
+    min. ``true`` = mean of the exact per-sample values."""
+
+    samples: pd.DataFrame
+    summary: pd.DataFrame
+    true_kl: float
+    config: EstimatorLabConfig = field(default_factory=EstimatorLabConfig)
+
+
+def summarize_estimates(samples: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Schulman-style table from per-sample sequence values (columns kl_exact, k1, k2, k3)."""
+    true = float(samples["kl_exact"].mean())
+    rows = []
+    for name in ("kl_exact",) + ESTIMATOR_NAMES:
+        x = samples[name].astype(float)
+        mean = float(x.mean())
+        std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+        rows.append({
+            "estimator": name,
+            "mean": mean,
+            "true": true,
+            "bias": mean - true,
+            "std": std,
+            "bias_rel": (mean - true) / true if true > 0 else float("nan"),
+            "std_rel": std / true if true > 0 else float("nan"),
+            "frac_negative": float((x < 0).mean()),
+            "min": float(x.min()),
+        })
+    return pd.DataFrame(rows), true
+
+
+@torch.no_grad()
+def estimator_lab(policy, reference, prompt: str, cfg: EstimatorLabConfig | None = None) -> EstimatorLabResult:
+    """Sample N responses from π and compare k1/k2/k3 sequence estimates with the exact values."""
+    cfg = (cfg or EstimatorLabConfig()).validate()
+    check_same_tokenizer(policy.tokenizer, reference.tokenizer)
+    tok = policy.tokenizer
+    q = encode_prompt(tok, prompt)
+    t = float(cfg.policy_temperature)
+    rows = []
+    for start in range(0, cfg.n_samples, cfg.batch_size):
+        n = min(cfg.batch_size, cfg.n_samples - start)
+        batch = sample_responses(policy.model, tok, [q] * n, cfg.response_tokens, temperature=t,
+                                 seed=cfg.seed + start, ban_special_tokens=False)  # [n, Q + R]
+        logp, logp_ref = _logprobs_pair(policy, reference, batch, t)             # [n, R, V]
+        vals = per_position(logp, logp_ref, batch.response_ids)                   # each [n, R]
+        mask = batch.response_mask.to(logp.dtype)                                 # [n, R]
+        sums = {k: masked_sum(vals[k].double(), mask.double()).cpu() for k in ("kl_exact",) + ESTIMATOR_NAMES}
+        for i in range(n):
+            r_ids = batch.response_ids[i][batch.response_mask[i].bool()].tolist()
+            rows.append({"sample": start + i, "response": tok.decode(r_ids, skip_special_tokens=True),
+                         "n_tokens": len(r_ids), **{k: float(v[i]) for k, v in sums.items()}})
+    samples = pd.DataFrame(rows)
+    summary, true = summarize_estimates(samples)
+    return EstimatorLabResult(samples, summary, true, cfg)
+
+
+WHY_K1_NEGATIVE = """**Why k1 can be negative and k3 cannot.** k1 = log π(y) − log π_ref(y) is the log-ratio of the
+one token that was drawn: whenever π_ref happens to like that token more than π does, it is negative.
+Only its *average* over y ~ π is the KL (≥ 0). k3 = (r − 1) − log r with r = π_ref(y)/π(y) adds r − 1,
+whose average under π is Σ π_ref − 1 = 0 (so no bias is added), and since log r ≤ r − 1 for every r > 0
+each single k3 is ≥ 0: lower variance, never negative. k2 = ½(log r)² is ≥ 0 too, but biased.
+(Schulman, "Approximating KL Divergence".)"""

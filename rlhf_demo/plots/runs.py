@@ -1,0 +1,112 @@
+"""Comparison plots across runs (DataFrames in, plotly figures out; no torch):
+
+- ``overlay_figure``: the same metric of several runs on shared axes, one colour per run.
+- ``frontier_figure``: every held-out evaluation of every run as held-out reward against
+  KL(π‖π_ref) — the reward–KL trade-off of the DPO paper's Figure 2. Points of one run are joined in
+  step order, so a run's path across the plane is visible; the base model sits at KL = 0.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from rlhf_demo.plots.training import empty_figure
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f"]
+SYMBOLS = {"ppo": "circle", "dpo": "diamond", "base": "star"}
+
+COMPARE_PANELS: list[tuple[str, str, str | None]] = [
+    ("Held-out reward", "eval/reward_mean", None),
+    ("Held-out KL(π‖π_ref), nats / response", "eval/kl", None),
+    ("Held-out distinct-2", "eval/distinct2", None),
+    ("Loss (DPO)", "loss", "dpo"),
+    ("Reward margin (DPO)", "rewards/margins", "dpo"),
+    ("Batch reward (PPO)", "reward_mean", "ppo"),
+]
+"""(title, metric column, only runs of this algorithm or None)"""
+
+
+def run_colors(runs: list[str]) -> dict[str, str]:
+    return {r: PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
+
+
+def _rows(curves: pd.DataFrame, algo: str | None) -> pd.DataFrame:
+    if algo is None or "algo" not in curves.columns:
+        return curves
+    return curves[curves["algo"].astype(str).str.lower() == algo]
+
+
+def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str, str | None]] | None = None, x: str = "step",
+                   cols: int = 3, height_per_row: int = 250) -> go.Figure:
+    """One subplot per (title, column, algo); each run one line (markers where the metric is sparse)."""
+    panels = COMPARE_PANELS if panels is None else panels
+    if curves is None or len(curves) == 0 or x not in curves.columns:
+        return empty_figure("Pick runs to compare.")
+    present = [(t, c, a) for t, c, a in panels if c in curves.columns and _rows(curves, a)[c].notna().any()]
+    if not present:
+        return empty_figure("These runs have no metrics in common yet.")
+    runs = list(dict.fromkeys(curves["run"]))
+    colors = run_colors(runs)
+    rows = math.ceil(len(present) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _c, _a in present], horizontal_spacing=0.07,
+                        vertical_spacing=0.14 if rows > 1 else 0.1)
+    shown: set[str] = set()
+    for i, (_t, col, algo) in enumerate(present):
+        r, c = i // cols + 1, i % cols + 1
+        sub = _rows(curves, algo)
+        for run in runs:
+            d = sub[(sub["run"] == run)][[x, col]].dropna()
+            if d.empty:
+                continue
+            n_run = (sub["run"] == run).sum()
+            sparse = len(d) < 0.5 * n_run or col.startswith("eval/")
+            fig.add_trace(go.Scatter(x=d[x], y=d[col], name=run, legendgroup=run, showlegend=run not in shown,
+                                     mode="lines+markers" if sparse else "lines",
+                                     line={"color": colors[run], "dash": "dot" if sparse else "solid"},
+                                     marker={"size": 7}), row=r, col=c)
+            shown.add(run)
+    fig.update_layout(height=rows * height_per_row + 70, template="plotly_white", margin=dict(l=40, r=20, t=40, b=30),
+                      legend={"orientation": "h", "y": -0.06 / rows, "x": 0})
+    return fig
+
+
+def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: tuple[float, float] | None = None
+                    ) -> go.Figure:
+    """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl).
+
+    ``target`` = (minimum reward, maximum KL) draws the course's target box (e.g. base + 0.3, 6 nats)."""
+    if points is None or len(points) == 0:
+        return empty_figure("No held-out evaluations yet: runs evaluate every k steps and at the end.")
+    fig = go.Figure()
+    runs = list(dict.fromkeys(points["run"]))
+    algos = dict(zip(points["run"], points["algo"].astype(str).str.lower()))
+    colors = run_colors([r for r in runs if algos[r] != "base"])  # the same colours as overlay_figure
+    colors.update({r: "#333333" for r in runs if algos[r] == "base"})
+    if target is not None:
+        lo, kmax = target
+        top = max(float(points["reward"].max()), lo) + 0.05
+        fig.add_shape(type="rect", x0=0, x1=kmax, y0=lo, y1=top, fillcolor="rgba(44,160,44,0.08)",
+                      line={"color": "rgba(44,160,44,0.6)", "dash": "dash"})
+        fig.add_annotation(x=kmax, y=top, text="target: gain ≥ 0.3 at KL ≤ 6", showarrow=False, xanchor="right",
+                           yanchor="top", font={"size": 11, "color": "#2ca02c"})
+    for run in runs:
+        d = points[points["run"] == run].sort_values("step")
+        algo = str(d["algo"].iloc[0]).lower()
+        err = d["reward_sem"] if "reward_sem" in d.columns and d["reward_sem"].notna().any() else None
+        fig.add_trace(go.Scatter(
+            x=d["kl"], y=d["reward"], name=f"{run} ({algo})", mode="lines+markers",
+            line={"color": colors[run], "width": 1.5}, marker={"symbol": SYMBOLS.get(algo, "circle"), "size": 10 if algo != "base" else 16},
+            error_y={"type": "data", "array": list(err.fillna(0)), "thickness": 1, "width": 3} if err is not None else None,
+            text=[f"step {s}" for s in d["step"]],
+            hovertemplate="%{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>" + run + "</extra>"))
+    fig.update_layout(height=460, template="plotly_white", margin=dict(l=50, r=20, t=40, b=40),
+                      title="Held-out reward vs KL(π‖π_ref) — every evaluation of every run",
+                      xaxis_title="KL(π‖π_ref), nats per response", yaxis_title="held-out mean reward",
+                      legend={"orientation": "v", "x": 1.01, "y": 1})
+    if kl_max is not None:
+        fig.update_xaxes(range=[0, kl_max])
+    return fig
