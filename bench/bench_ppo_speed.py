@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
 
 TARGET_QUICK_S, TARGET_QUICK_GB = 5.0, 2.0
 OLD_S, OLD_GB = 15.3, 4.1
@@ -37,7 +38,7 @@ WORKLOADS = {
     "plain": B16,
     "all": {**B16, "lora_layers": 0, "num_mini_batches": 2},
     "quick": {},
-    "old": {"batch_size": 8, "response_min_tokens": 24, "response_max_tokens": 24, "ppo_epochs": 4, "num_mini_batches": 1},
+    "old": {"batch_size": 8, "response_tokens": (24, 24), "ppo_epochs": 4, "num_mini_batches": 1},
 }
 PARTS = [("generation", ["time/generate"]), ("scoring", ["time/score"]), ("reference fwd", ["time/reference"]),
          ("old-logprob fwd", ["time/old_forward"]), ("PPO forwards", ["time/forward"]), ("PPO backward", ["time/backward"]),
@@ -74,9 +75,14 @@ def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> 
     torch.set_num_threads(threads)
     if workload == "plain":
         _plain_linear_and_multinomial()
-    cfg = preset(preset_name, steps=updates + 1, eval_final=False, before_after_queries=0, **WORKLOADS[workload])
-    tr = PPOTrainer(cfg, None)
-    recs = list(tr.train())[1:]  # the first update warms up (allocations, lazy inits)
+    cfg = preset(preset_name, steps=updates + 1, eval_final=False, **WORKLOADS[workload])
+    tr = PPOTrainer(cfg)
+    recs = []
+    for rec in tr.train():     # the loop alone: no run folder, no before/after at the end
+        recs.append(rec)
+        if len(recs) == cfg.steps:
+            break
+    recs = recs[1:]  # the first update warms up (allocations, lazy inits)
     out = {"workload": workload, "updates": len(recs), "s_per_update": statistics.mean(r["time/update"] for r in recs),
            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
     for name, keys in PARTS:
@@ -106,6 +112,7 @@ def main() -> None:
             sys.exit(f"{w} failed:\n{p.stderr[-3000:]}")
         results[w] = json.loads(line[7:])
     load1 = os.getloadavg()
+    print(f"machine: {describe()}")
     print(f"PPO speed on {os.cpu_count()} CPU cores ({args.threads} torch threads), load average before {load0[0]:.2f}, after {load1[0]:.2f} "
           f"({time.strftime('%H:%M')})")
     header = f"{'':18}" + "".join(f"{w:>12}" for w in results)

@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
 sys.path.insert(0, str(ROOT))
 
 
@@ -51,26 +53,27 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rlhf_demo.dpo.trainer import preset, run_to_folder, settings_dict
+    from rlhf_demo.dpo.config import DPOConfig
+    from rlhf_demo.dpo.trainer import DPOTrainer
     from rlhf_demo.evaluate import EvalConfig, evaluate_policy
     from rlhf_demo.models.loading import load_model
     from rlhf_demo.data.preferences import load_preferences
     from rlhf_demo.rewards.functions import make_reward
-    from rlhf_demo.runs.folder import RunWriter
+    from rlhf_demo.runs.folder import write_run
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     marks = [60.0 * m for m in args.minutes]
-    settings = preset(args.preset, beta=args.beta, learning_rate=args.lr, epochs=args.epochs, kl_target=args.kl_stop,
-                      loss_type=args.loss_type, model=args.model, sft_weight=args.sft_weight, batch_size=args.batch_size)
-    settings = replace(settings, eval_every=settings.eval_every if args.eval_every is None else args.eval_every,
-                       eval_at_start=False, eval_at_seconds=tuple(marks),
-                       max_seconds=max(marks)).validate()
+    settings = DPOConfig.preset(args.preset, beta=args.beta, lr=args.lr, epochs=args.epochs, kl_stop=args.kl_stop,
+                                loss_type=args.loss_type, model=args.model, sft_weight=args.sft_weight,
+                                batch_size=args.batch_size, eval_every=args.eval_every)
+    settings = replace(settings, eval_at_start=False, eval_at_seconds=tuple(marks), max_seconds=max(marks)).validate()
     prefs = load_preferences("shipped")
-    reward = make_reward(settings.eval_reward)
+    reward = make_reward(settings.reward)
     ecfg = EvalConfig()
+    print(f"machine: {describe()}")
     print(f"threads {torch.get_num_threads()}, load average at start {loadavg()}; {len(prefs)} shipped pairs; "
-          f"settings {settings_dict(settings)}", flush=True)
+          f"settings {settings.to_dict()}", flush=True)
 
     base_file = out / "dpo_base_eval.json"
     if base_file.exists():
@@ -90,24 +93,24 @@ def main(argv=None) -> int:
         s = replace(settings, seed=seed)
         run_dir = out / f"dpo-{args.tag}-seed{seed}"
         shutil.rmtree(run_dir, ignore_errors=True)
-        writer = RunWriter(run_dir, {"algo": "dpo", "preset": args.preset, "bench": "dpo_learnability",
-                                     **settings_dict(s), "preferences": "shipped", "n_pairs": len(prefs)},
-                           )
         load_start = loadavg()
         t0 = time.perf_counter()
-        evals, steps, setup, end = [], [], {}, {}
-        for rec in run_to_folder(s, prefs.rows, writer, preference_source="shipped"):
-            if rec.get("event") == "setup":
-                setup = rec
-            elif rec.get("event") == "end":
-                end = rec
-            elif "loss" in rec:
+        evals, steps = [], []
+        trainer = DPOTrainer(s, prefs.rows)
+        setup = {"setup_s": round(time.perf_counter() - t0, 1)}
+        for rec in write_run(trainer, run_dir, preset=args.preset, info={"bench": "dpo_learnability"}):
+            if "loss" in rec:
                 steps.append(rec)
-                if "kl" in rec:
+                if "eval/kl" in rec:
+                    rec = {**rec, "reward_mean": rec["eval/reward_mean"], "kl": rec["eval/kl"]}
                     evals.append(rec)
                     print(f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: reward {rec['reward_mean']:+.3f} "
                           f"(gain {rec['reward_mean'] - base['reward_mean']:+.3f}) KL {rec['kl']:.2f} "
                           f"distinct2 {rec['eval/distinct2']:.2f}", flush=True)
+        end = {"status": trainer.status, "message": trainer.message, "restored": trainer.restored}
+        if end["restored"]:
+            end["restored"] = {**end["restored"], "reward_mean": end["restored"]["eval/reward_mean"],
+                               "kl": end["restored"]["eval/kl"]}
         at = {}
         stop_t = steps[-1]["time_s"] if steps else 0.0
         restored = end.get("restored")  # the KL stop put back the last policy under the target
@@ -140,10 +143,10 @@ def main(argv=None) -> int:
             r["final"]["gain"] >= 0.3 and r["final"]["kl"] <= 6)
         r["target_met"] = hit
         ok += hit
-    summary = {"base": base, "settings": settings_dict(settings), "results": results, "seeds_meeting_target": ok,
+    summary = {"base": base, "settings": settings.to_dict(), "results": results, "seeds_meeting_target": ok,
                "load_end": loadavg()}
     (out / f"dpo_learnability_{args.tag}.json").write_text(json.dumps(summary, indent=2))
-    lines = [f"| seed | " + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks)
+    lines = ["| seed | " + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks)
              + " | final policy: gain / KL (step) | steps | s/step | status |",
              "|---|" + "---|" * (len(marks) + 4)]
     for r in results:

@@ -16,26 +16,26 @@ import os
 import resource
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
 RESULTS = ROOT / "bench" / "results"
 
 
 def parse_set(items: list[str]) -> dict:
+    """KEY=VALUE overrides, each coerced by its PPOConfig knob's kind (as the CLI and UI do)."""
+    from rlhf_demo.config import coerce
     from rlhf_demo.ppo.config import PPOConfig
 
-    types = {f.name: f.type for f in fields(PPOConfig)}
     out = {}
     for item in items:
         k, _, v = item.partition("=")
-        if k not in types:
-            raise SystemExit(f"unknown setting {k!r}")
-        t = types[k]
-        out[k] = (v.lower() in ("1", "true", "yes")) if t in ("bool", bool) else int(v) if t in ("int", int) else \
-            float(v) if t in ("float", float) else v
+        try:
+            out[k] = coerce(PPOConfig.knob(k), v)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     return out
 
 
@@ -71,12 +71,14 @@ def main() -> None:
     import torch
 
     from rlhf_demo.ppo.trainer import PPOTrainer
+    from rlhf_demo.runs.folder import write_run
     from rlhf_demo.ppo.config import MAX_STEPS, preset
 
     torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)
     probe = preset(args.preset, **overrides)
-    base = base_eval(probe.reward, probe.eval_prompts)
+    base = base_eval(probe.reward, 32)
+    print(f"machine: {describe()}")
     print(f"base policy on held-out: reward {base['reward_mean']:+.3f} ± {base['reward_sem']:.3f}, distinct-2 {base['distinct2']:.2f}")
     load0 = os.getloadavg()
     rows, runs = [], []
@@ -85,8 +87,8 @@ def main() -> None:
                                      "eval_at_seconds": tuple(args.at), "eval_final": False})
         out = RESULTS / f"{args.preset}{args.tag}-seed{seed}-{time.strftime('%H%M%S')}"
         n_evals = {"n": 0}
-        tr = PPOTrainer(cfg, out, stop=lambda: n_evals["n"] >= len(args.at))
-        for rec in tr.train():
+        tr = PPOTrainer(cfg, stop=lambda: n_evals["n"] >= len(args.at))
+        for rec in write_run(tr, out, preset=args.preset):
             if "eval/reward_mean" in rec:
                 n_evals["n"] += 1
                 rows.append({"seed": seed, "at": args.at[n_evals["n"] - 1], "time_s": rec["time_s"], "step": rec["step"],

@@ -29,18 +29,18 @@ def test_preferences_then_train_on_the_tiny_model(tiny_model_dir, tmp_path, caps
     df = read_metrics(run)
     steps = df[df["step"] > 0]
     assert list(steps["step"]) == [1, 2]
-    for col in ("loss", "rewards/margins", "rewards/accuracies", "reward_mean", "kl"):
+    for col in ("loss", "rewards/margins", "rewards/accuracies", "eval/reward_mean", "eval/kl"):
         assert steps[col].notna().all(), col
     assert (run / "policy" / "adapter_config.json").exists()
 
 
 @pytest.mark.parametrize("extra,match", [
     (["--preferences", "/nonexistent.jsonl"], "does not exist"),
-    (["--beta", "-1"], "β must be"),
-    (["--lr", "5"], "learning rate"),
+    (["--beta", "-1"], "beta must be between"),
+    (["--lr", "5"], "lr must be between"),
     (["--steps", "99999999"], "steps must be"),
     (["--preset", "nonsense"], "unknown DPO preset"),
-    (["--prompts", "x.txt"], "preference pairs, not prompts"),
+    (["--prompts", "x.txt"], "--prompts: not a DPO setting"),
 ])
 def test_bad_input_is_one_clear_line(extra, match, tmp_path, capsys):
     code = main(["train", "--algo", "dpo", "--out", str(tmp_path / "r"), "--steps", "1", *extra])
@@ -71,20 +71,20 @@ def test_short_real_model_run(default_bundle, tmp_path):
     """Synthesis from the shared (read-only) default model, then 2 DPO steps on a fresh copy."""
     import torch
 
-    from rlhf_demo.dpo.trainer import DPOSettings, run_to_folder
-    from rlhf_demo.evaluate import EvalConfig
     from rlhf_demo.data.preferences import SynthConfig, synthesize_pairs
+    from rlhf_demo.dpo.config import DPOConfig
+    from rlhf_demo.dpo.trainer import DPOTrainer
     from rlhf_demo.rewards.functions import make_reward
-    from rlhf_demo.runs.folder import RunWriter
+    from rlhf_demo.runs.folder import write_run
 
     before = {k: v.clone() for k, v in list(default_bundle.model.state_dict().items())[:4]}
     rows = synthesize_pairs(default_bundle.model, default_bundle.tokenizer, make_reward("vader-positive"),
                             SynthConfig(n_prompts=4, cuts_per_prompt=1, samples=4, response_tokens=8))
     assert rows
-    settings = DPOSettings(steps=2, batch_size=4, eval_every=0, eval_at_start=False)
-    writer = RunWriter(tmp_path / "run", {"algo": "dpo"})
-    recs = list(run_to_folder(settings, rows, writer, eval_config=EvalConfig(n_prompts=4, samples_per_prompt=1)))
-    assert recs[-1]["status"] == "finished"
+    settings = DPOConfig.preset("quick-cpu", steps=2, batch_size=4, eval_every=0, eval_at_start=False)
+    tr = DPOTrainer(settings, rows)
+    list(write_run(tr, tmp_path / "run"))
+    assert tr.status == "finished"
     df = read_metrics(tmp_path / "run")
-    assert list(df["step"]) == [1, 2] and df["kl"].notna().iloc[-1]
+    assert list(df["step"]) == [1, 2] and df["eval/kl"].notna().iloc[-1]
     assert all(torch.equal(v, default_bundle.model.state_dict()[k]) for k, v in before.items())  # shared model untouched

@@ -15,18 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "ppo-tiny"
     rc = main(["train", "--algo", "ppo", "--steps", "2", "--out", str(out), "--model", str(tiny_model_dir),
-               "--batch-size", "4", "--response-length", "4", "--ppo-epochs", "1", "--ppo-no-final-eval",
+               "--batch-size", "4", "--response-tokens", "4", "--ppo-epochs", "1", "--no-eval-final",
                "--kl-target", "2", "--kl-estimator", "k3", "--seed", "3"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "step   2/2" in text and "finished" in text
+    assert "Update 2/2" in text and "finished" in text
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2]
-    assert all({"step", "reward_mean", "reward_std", "kl"} <= set(l) for l in lines)
+    assert all({"step", "reward_mean", "reward_std", "objective/kl", "objective/kl_exact"} <= set(l) for l in lines)
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["algo"] == "ppo" and cfg["kl_estimator"] == "k3" and cfg["adaptive_kl"] and cfg["kl_target"] == 2
-    assert cfg["seed"] == 3 and cfg["response_max_tokens"] == 4
-    assert (out / "samples.jsonl").read_text().count("\n") == 8
+    assert cfg["algo"] == "ppo" and cfg["kl_estimator"] == "k3" and cfg["kl_target"] == 2
+    assert cfg["seed"] == 3 and cfg["response_tokens"] == [4, 4]
+    assert (out / "samples.jsonl").read_text().count('"kind": "batch"') == 8
     assert (out / "policy" / "adapter_model.safetensors").exists()
     assert (out / "policy" / "base_model.txt").read_text().strip() == str(Path(tiny_model_dir).resolve())
     # the playground's command loads the trained policy
@@ -35,18 +35,17 @@ def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tm
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--beta", "-1"], "beta"),
-    (["--lr", "0"], "learning rate"),
+    (["--beta", "-1"], "beta must be between"),
+    (["--lr", "0"], "lr must be between"),
     (["--steps", "100000"], "steps must be between"),
-    (["--response-length", "abc"], "MIN:MAX"),
+    (["--response-tokens", "abc"], "MIN:MAX"),
     (["--preset", "fast"], "unknown PPO preset"),
     (["--reward", "sentiment"], "unknown reward"),
     (["--prompts", "/no/such/prompts.txt"], "does not exist"),
     (["--kl-budget", "-1"], "kl_budget"),
-    (["--kl-budget-step", "0"], "kl_budget_lr_factor"),
-    (["--responses-per-query", "5"], "responses_per_query"),
-    (["--ppo-lora-layers", "-2"], "lora_layers"),
-    (["--kl-target", "3", "--beta-min", "0.5"], "beta_min"),
+    (["--kl-budget-lr-factor", "0"], "kl_budget_lr_factor"),
+    (["--lora-layers", "-2"], "lora_layers"),
+    (["--loss-type", "ipo"], "--loss-type: not a PPO setting"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model_dir):
     rc = main(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir)] + argv)
@@ -55,19 +54,17 @@ def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model
     assert "Traceback" not in err
 
 
-def test_new_kl_flags_reach_the_config(tmp_path, tiny_model_dir):
+def test_flags_reach_the_config(tmp_path, tiny_model_dir):
+    from rlhf_demo.cli.flags import config_from_args
     from rlhf_demo.cli.main import build_parser
-    from rlhf_demo.cli.train_ppo import config_from_args
+    from rlhf_demo.ppo.config import PPOConfig
 
-    args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir), "--kl-budget", "4.5",
-                                      "--ppo-lora-layers", "4", "--kl-control", "k1", "--beta-min", "0.01", "--beta", "0.02", "--kl-budget-step", "0.5",
-                                      "--responses-per-query", "4", "--ppo-value-grad", "policy", "--ppo-prefix-rewards"])
-    cfg = config_from_args(args)
-    assert (cfg.kl_budget, cfg.lora_layers, cfg.kl_control_estimate, cfg.beta_min, cfg.beta) == (4.5, 4, "k1", 0.01, 0.02)
-    assert cfg.kl_budget_lr_factor == 0.5 and cfg.responses_per_query == 4 and cfg.value_grad_to_policy
-    assert cfg.prefix_rewards
-    low = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "y"), "--beta", "0.001"]))
-    assert low.beta == 0.001 and low.beta_min == 0.0
+    args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir),
+                                      "--kl-budget", "4.5", "--lora-layers", "4", "--beta", "0.02", "--kl-budget-lr-factor",
+                                      "0.5", "--value-grad-to-policy", "--query-tokens", "3:5", "--eval-at-seconds", "60,120"])
+    cfg = config_from_args(PPOConfig, args)
+    assert (cfg.kl_budget, cfg.lora_layers, cfg.beta, cfg.kl_budget_lr_factor) == (4.5, 4, 0.02, 0.5)
+    assert cfg.value_grad_to_policy and cfg.query_tokens == (3, 5) and cfg.eval_at_seconds == (60.0, 120.0)
 
 
 def test_existing_out_folder_is_refused(tmp_path, capsys, tiny_model_dir):
@@ -84,7 +81,7 @@ def test_smoke_command_on_the_default_model(tmp_path):
     out = tmp_path / "ppo-smoke"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "3", "--out", str(out),
-                        "--ppo-no-final-eval"], capture_output=True, text=True, env=env, timeout=400, cwd=ROOT)
+                        "--no-eval-final"], capture_output=True, text=True, env=env, timeout=400, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-2000:]
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2, 3]
@@ -98,12 +95,13 @@ def test_smoke_command_on_the_default_model(tmp_path):
 
 
 def test_quick_preset_is_fixed_beta_with_a_budget_and_beta_zero_keeps_the_budget(tmp_path):
+    from rlhf_demo.cli.flags import config_from_args
     from rlhf_demo.cli.main import build_parser
-    from rlhf_demo.cli.train_ppo import config_from_args
+    from rlhf_demo.ppo.config import PPOConfig
 
-    cfg = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "q")]))
-    assert (cfg.batch_size, cfg.num_mini_batches, cfg.beta, cfg.adaptive_kl, cfg.kl_budget, cfg.kl_budget_beta_factor) == \
-        (32, 4, 0.03, False, 5.5, 1.0)
+    cfg = config_from_args(PPOConfig, build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "q")]))
+    assert (cfg.batch_size, cfg.num_mini_batches, cfg.beta, cfg.adaptive_kl, cfg.kl_budget) == (32, 4, 0.03, False, 5.5)
     assert cfg.kl_budget_lr_factor == 0.5 and not cfg.value_grad_to_policy and cfg.lr == 1e-3
-    zero = config_from_args(build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "z"), "--beta", "0"]))
+    zero = config_from_args(PPOConfig, build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "z"),
+                                                                  "--beta", "0"]))
     assert zero.beta == 0 and zero.kl_budget == 5.5 and not zero.adaptive_kl  # a pure trust region is allowed

@@ -1,21 +1,29 @@
-"""Run comparison: runs table, stacked curves, reward–KL points, CSV and zip exports, figures."""
+"""Run comparison: runs table, stacked curves, reward–KL points, CSV and zip exports, figures; the
+shipped base-model point; held-out keys of DPO runs written before the ``eval/`` rename."""
 from __future__ import annotations
 
+import json
+import math
 import zipfile
 
 import pandas as pd
+import pytest
 
-from rlhf_demo.runs.compare import eval_points, export_csv, load_curves, runs_table, zip_policy
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
+from rlhf_demo.runs.compare import (BASE_EVAL, TARGET_GAIN, TARGET_KL, base_point, eval_points, export_csv,
+                                    frontier_target, load_curves, runs_table, with_held_out_keys, zip_policy)
 from rlhf_demo.runs.folder import RunWriter
 
 
-def make_run(root, name, algo, evals):
+def make_run(root, name, algo, evals, legacy=False):
+    """A finished run whose step s has held-out (reward, kl) = evals[s-1] (or none); ``legacy`` writes
+    them under DPO's old top-level keys reward_mean / kl instead of eval/…."""
     w = RunWriter(root / name, {"algo": algo, "beta": 0.1, "seed": 0})
     for step, (r, kl) in enumerate(evals, 1):
         rec = {"step": step, "time_s": step * 2.0, "loss": 0.7 - 0.01 * step}
         if r is not None:
-            rec.update({"eval/reward_mean": r, "eval/kl": kl, "eval/reward_sem": 0.04, "reward_mean": r, "kl": kl})
+            rec.update({"reward_mean": r, "kl": kl} if legacy else
+                       {"eval/reward_mean": r, "eval/kl": kl, "eval/reward_sem": 0.04})
         w.log_metrics(rec)
     w.finish("finished", "ok")
     w.close()
@@ -34,6 +42,7 @@ def test_table_points_exports_and_figures(tmp_path):
     pts = eval_points([a, b], base_reward=0.12)
     assert list(pts["run"]) == ["base model", "dpo-a", "dpo-a", "ppo-b"]
     assert pts["kl"].tolist() == [0.0, 2.0, 5.0, 1.0]
+    assert pts["reward"].tolist() == [0.12, 0.3, 0.45, 0.2]
     csv = export_csv([a, b], tmp_path / "m.csv")
     df = pd.read_csv(csv)
     assert list(df.columns[:3]) == ["run", "algo", "step"] and len(df) == 4
@@ -41,6 +50,48 @@ def test_table_points_exports_and_figures(tmp_path):
     assert "dpo-a/policy/adapter_config.json" in zipfile.ZipFile(z).namelist()
     fig = frontier_figure(pts, target=(0.42, 6.0))
     assert len(fig.data) == 3 and fig.layout.xaxis.title.text.startswith("KL")
+    assert "target: reward ≥ +0.42 at KL ≤ 6" in [a.text for a in fig.layout.annotations]
     ov = overlay_figure(load_curves([a, b]))
     assert {t.name for t in ov.data} == {"dpo-a", "ppo-b"}
     assert "No held-out" in frontier_figure(pd.DataFrame()).layout.annotations[0].text
+
+
+def test_dpo_runs_written_before_the_rename_read_as_eval_keys(tmp_path):
+    old = make_run(tmp_path, "dpo-old", "dpo", [(None, None), (0.25, 1.5)], legacy=True)
+    new = make_run(tmp_path, "dpo-new", "dpo", [(0.35, 3.0)])
+    pts = eval_points([old, new])
+    assert list(pts["run"]) == ["dpo-old", "dpo-new"]
+    assert pts["reward"].tolist() == [0.25, 0.35] and pts["kl"].tolist() == [1.5, 3.0]
+    table = runs_table([old, new])
+    assert table.loc[0, "held-out reward"] == 0.25 and table.loc[0, "held-out KL"] == 1.5
+    curves = load_curves([old, new])
+    assert curves.loc[curves["run"] == "dpo-old", "eval/kl"].dropna().tolist() == [1.5]
+    titles = [a.text for a in overlay_figure(curves).layout.annotations]
+    assert "Held-out reward" in titles and "Batch reward (PPO)" not in titles
+
+
+def test_held_out_fallback_only_for_old_dpo_runs():
+    legacy = pd.DataFrame({"step": [1, 2], "reward_mean": [None, 0.2], "kl": [None, 1.0]})
+    assert with_held_out_keys(legacy, "dpo")["eval/reward_mean"].tolist()[1] == 0.2
+    # PPO's top-level reward_mean / kl are batch statistics, never held-out ones
+    assert "eval/reward_mean" not in with_held_out_keys(legacy, "ppo").columns
+    # a DPO run with eval/ keys keeps them, whatever else it logs at the top level
+    current = pd.DataFrame({"step": [1, 2], "kl": [0.5, 0.7], "eval/reward_mean": [None, 0.3],
+                            "eval/kl": [None, 2.0]})
+    out = with_held_out_keys(current, "dpo")
+    assert out["eval/kl"].tolist()[1] == 2.0 and math.isnan(out["eval/kl"].tolist()[0])
+
+
+def test_base_point_is_shipped_and_independent_of_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing under the working directory is read
+    base = base_point()
+    shipped = json.loads(BASE_EVAL.read_text())
+    assert base["reward_mean"] == pytest.approx(0.131) == shipped["reward_mean"]
+    assert base["kl"] == 0.0 and base["n"] == 64 and "README" in base["source"]
+    assert base["eval_config"]["n_prompts"] * base["eval_config"]["samples_per_prompt"] == base["n"]
+    assert base_point(tmp_path / "missing.json") is None
+    pts = eval_points([], base_reward=base["reward_mean"], base_sem=base["reward_sem"])
+    assert pts.to_dict("records")[0] | {"time_s": 0.0} == {"run": "base model", "algo": "base", "step": 0,
+                                                           "time_s": 0.0, "reward": 0.131, "kl": 0.0,
+                                                           "reward_sem": 0.04}
+    assert frontier_target(0.131) == pytest.approx((0.131 + TARGET_GAIN, TARGET_KL)) and frontier_target(None) is None

@@ -10,16 +10,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.dpo.trainer import DPOSettings, run_to_folder, train_dpo, usable_pairs
-from rlhf_demo.evaluate import EvalConfig
+from rlhf_demo.dpo.config import DPOConfig
+from rlhf_demo.dpo.pairs import usable_pairs
+from rlhf_demo.dpo.trainer import DPOTrainer
 from rlhf_demo.models.loading import load_model
-from rlhf_demo.runs.folder import RunWriter, read_metrics
+from rlhf_demo.runs.folder import read_metrics, write_run
 
 PAIRS = [
     {"prompt": "This movie was", "chosen": " wonderful and moving.", "rejected": " a dull waste of time."},
     {"prompt": "The acting", "chosen": " is superb", "rejected": " is terrible, honestly"},
 ]
-TINY_EVAL = EvalConfig(n_prompts=2, samples_per_prompt=1, response_tokens=4)
 
 
 def seq_logp(model, tok, prompt: str, response: str) -> float:
@@ -33,14 +33,16 @@ def seq_logp(model, tok, prompt: str, response: str) -> float:
     return sum(float(logp[t - 1, full[t]]) for t in range(len(p_ids), len(full)))
 
 
-def settings_for(model_dir, **kw) -> DPOSettings:
-    base = dict(model=str(model_dir), max_length=64, batch_size=2, eval_every=0, eval_at_start=False, seed=0)
+def settings_for(model_dir, **kw) -> DPOConfig:
+    base = dict(model=str(model_dir), max_length=64, batch_size=2, eval_every=0, eval_at_start=False, seed=0,
+                epochs=1.0, kl_stop=0.0, max_seconds=0.0, lr=5e-4)
     base.update(kw)
-    return DPOSettings(**base)
+    return DPOConfig.preset("quick-cpu", **base)
 
 
-def run_all(gen) -> list[dict]:
-    return list(gen)
+def run_all(cfg, pairs, **kw) -> tuple[DPOTrainer, list[dict]]:
+    tr = DPOTrainer(cfg, pairs, **kw)
+    return tr, list(tr.train())
 
 
 def test_logged_loss_matches_hand_computed_dpo_loss(tiny_model_dir):
@@ -65,14 +67,14 @@ def test_logged_loss_matches_hand_computed_dpo_loss(tiny_model_dir):
     expected = sum(-math.log(1 / (1 + math.exp(-beta * x))) for x in h) / len(h)
     assert abs(expected - math.log(2)) > 0.01, "the hand-worked case must not be the trivial log 2"
 
-    settings = settings_for(tiny_model_dir, beta=beta, steps=1, full_finetune=True, learning_rate=1e-3)
-    recs = run_all(train_dpo(settings, PAIRS, policy=policy, reference=reference, eval_config=TINY_EVAL))
+    settings = settings_for(tiny_model_dir, beta=beta, steps=1, full_finetune=True, lr=1e-3)
+    tr, recs = run_all(settings, PAIRS, bundle=policy, reference=reference.model)
     step = [r for r in recs if r.get("step") == 1][0]
     assert step["loss"] == pytest.approx(expected, abs=2e-4)
     assert step["rewards/chosen"] == pytest.approx(beta * sum(chosen_ratio) / 2, abs=2e-4)
     assert step["rewards/margins"] == pytest.approx(beta * sum(h) / 2, abs=2e-4)
     assert step["logps/chosen"] == pytest.approx(sum(logp_c) / 2, abs=2e-3)
-    assert recs[-1]["event"] == "end" and recs[-1]["status"] == "finished"
+    assert tr.status == "finished"
     # the policy moved, the reference did not
     changed = [k for k, v in policy.model.state_dict().items() if not torch.equal(v, pol_before[k])]
     assert changed
@@ -85,17 +87,18 @@ def test_lora_changes_adapter_not_reference(tiny_model_dir, tmp_path):
     ids = torch.tensor([policy.tokenizer("This movie was great")["input_ids"]])
     with torch.no_grad():
         logits_before = policy.model(input_ids=ids).logits.clone()
-    settings = settings_for(tiny_model_dir, steps=3, learning_rate=5e-3)
-    recs = run_all(train_dpo(settings, PAIRS * 2, policy=policy, eval_config=TINY_EVAL, policy_dir=tmp_path / "policy"))
+    settings = settings_for(tiny_model_dir, steps=3, lr=5e-3)
+    tr = DPOTrainer(settings, PAIRS * 2, bundle=policy)
+    recs = list(write_run(tr, tmp_path / "run"))
     steps = [r for r in recs if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
     assert all(k in steps[0] for k in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
                                        "logps/chosen", "logps/rejected", "time_s"))
     assert steps[-1]["rewards/margins"] > 0  # the same pairs again and again: the margin grows
-    final = [r for r in recs if "kl" in r][-1]  # evaluation at the last step
+    final = [r for r in recs if "eval/kl" in r][-1]  # evaluation at the last step
     assert final["step"] == 3 and math.isfinite(final["eval/kl"]) and final["eval/kl"] > 0
     # reference = adapter disabled = the untouched base weights
-    peft_model = recs[-1]["_model"]
+    peft_model = tr.policy.model
     with torch.no_grad(), peft_model.disable_adapter():
         assert torch.allclose(peft_model(input_ids=ids).logits, logits_before, atol=1e-5)
         assert not torch.allclose(peft_model(input_ids=ids).logits, peft_model(input_ids=ids).logits + 1)
@@ -106,29 +109,31 @@ def test_lora_changes_adapter_not_reference(tiny_model_dir, tmp_path):
             orig = k.replace(".base_layer", "")
             assert torch.equal(v, base_before[orig]), k
     # the saved adapter loads back as a policy that differs from the base model
-    assert (tmp_path / "policy" / "adapter_config.json").exists()
-    assert (tmp_path / "policy" / "base_model.txt").read_text().strip() == str(tiny_model_dir)
-    reloaded = load_model(str(tmp_path / "policy"), device="cpu", dtype=torch.float32)
+    assert (tmp_path / "run" / "policy" / "adapter_config.json").exists()
+    assert (tmp_path / "run" / "policy" / "base_model.txt").read_text().strip() == str(tiny_model_dir.resolve())
+    reloaded = load_model(str(tmp_path / "run" / "policy"), device="cpu", dtype=torch.float32)
     with torch.no_grad():
         assert torch.allclose(reloaded.model(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=1e-4)
 
 
 def test_stop_ends_after_the_current_step(tiny_model_dir, tmp_path):
     stop = threading.Event()
-    settings = settings_for(tiny_model_dir, steps=200, learning_rate=1e-3)
+    settings = settings_for(tiny_model_dir, steps=200, lr=1e-3)
     seen = []
-    for rec in train_dpo(settings, PAIRS * 4, stop_event=stop, eval_config=TINY_EVAL, policy_dir=tmp_path / "p"):
+    tr = DPOTrainer(settings, PAIRS * 4, stop=stop.is_set)
+    for rec in write_run(tr, tmp_path / "run"):
         seen.append(rec)
         if rec.get("step") == 2:
             stop.set()
     steps = [r["step"] for r in seen if "loss" in r]
     assert steps[-1] <= 3
-    assert seen[-1]["event"] == "end" and seen[-1]["status"] == "stopped"
-    assert (tmp_path / "p" / "adapter_model.safetensors").exists()
+    assert tr.status == "stopped"
+    assert (tmp_path / "run" / "policy" / "adapter_model.safetensors").exists()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "stopped"
 
 
 def test_closing_the_generator_stops_training(tiny_model_dir):
-    gen = train_dpo(settings_for(tiny_model_dir, steps=200), PAIRS, eval_config=TINY_EVAL)
+    gen = DPOTrainer(settings_for(tiny_model_dir, steps=200), PAIRS).train()
     for rec in gen:
         if rec.get("step") == 1:
             break
@@ -141,29 +146,33 @@ def test_no_usable_examples(tiny_model_dir, tiny_bundle):
     kept, dropped = usable_pairs(long + PAIRS, tiny_bundle.tokenizer, 16)
     assert len(kept) == 2 and dropped == 1
     with pytest.raises(ValueError, match="no usable examples"):
-        list(train_dpo(settings_for(tiny_model_dir, max_length=16, steps=1), long, eval_config=TINY_EVAL))
+        DPOTrainer(settings_for(tiny_model_dir, max_length=16, steps=1), long)
     with pytest.raises(ValueError, match="no usable examples"):
-        list(train_dpo(settings_for(tiny_model_dir, steps=1), [], eval_config=TINY_EVAL))
+        DPOTrainer(settings_for(tiny_model_dir, steps=1), [])
 
 
-@pytest.mark.parametrize("bad", [dict(beta=0), dict(learning_rate=1.0), dict(steps=10**6), dict(loss_type="nope"),
-                                 dict(batch_size=0), dict(max_length=2), dict(kl_target=-1)])
-def test_settings_reject_nonsense(bad):
-    with pytest.raises(ValueError):
-        DPOSettings(**bad).validate()
+@pytest.mark.parametrize("bad, message", [(dict(beta=0), "beta"), (dict(lr=1.0), "lr"), (dict(steps=10**6), "steps"),
+                                          (dict(loss_type="nope"), "loss_type must be one of"), (dict(batch_size=0), "batch_size"),
+                                          (dict(max_length=2), "max_length"), (dict(kl_stop=-1), "kl_stop"),
+                                          (dict(loss_type="exo_pair"), "label_smoothing > 0")])
+def test_settings_reject_nonsense(bad, message):
+    with pytest.raises(ValueError, match=message):
+        DPOConfig.preset("quick-cpu", **bad).validate()
 
 
 def test_run_folder(tiny_model_dir, tmp_path):
     settings = settings_for(tiny_model_dir, steps=2, eval_every=1, eval_at_start=True)
-    writer = RunWriter(tmp_path / "run", {"algo": "dpo"})
-    recs = list(run_to_folder(settings, PAIRS, writer, eval_config=TINY_EVAL, preference_source="test"))
-    assert recs[-1]["status"] == "finished"
+    tr = DPOTrainer(settings, PAIRS)
+    list(write_run(tr, tmp_path / "run", preset="quick-cpu"))
+    assert tr.status == "finished"
     df = read_metrics(tmp_path / "run")
     assert list(df["step"]) == [0, 1, 2]
-    for col in ("loss", "rewards/margins", "rewards/accuracies", "reward_mean", "kl", "eval/reward_mean", "eval/kl",
-                "eval/kl_k1", "eval/distinct2", "eval/reward_sem", "time_s"):
+    for col in ("loss", "rewards/margins", "rewards/accuracies", "eval/reward_mean", "eval/kl",
+                "eval/kl_k1", "eval/distinct2", "eval/reward_sem", "time_s", "beta"):
         assert col in df.columns, col
-    assert df["kl"].notna().all()
+    assert df["eval/kl"].notna().all()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["algo"] == "dpo"
+    assert json.loads((tmp_path / "run" / "before_after.json").read_text())
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
     assert (tmp_path / "run" / "policy" / "adapter_config.json").exists()
     assert (tmp_path / "run" / "samples.jsonl").read_text().strip()
@@ -173,32 +182,29 @@ def test_kl_stop_restores_the_last_policy_under_the_target(tiny_model_dir):
     from rlhf_demo.evaluate import evaluate_policy
     from rlhf_demo.rewards.functions import make_reward
 
-    base = dict(steps=3, eval_every=1, learning_rate=5e-3)
-    free = run_all(train_dpo(settings_for(tiny_model_dir, **base), PAIRS * 2, eval_config=TINY_EVAL))
-    kls = [r["kl"] for r in free if "kl" in r]
+    base = dict(steps=3, eval_every=1, lr=5e-3)
+    _, free = run_all(settings_for(tiny_model_dir, **base), PAIRS * 2)
+    kls = [r["eval/kl"] for r in free if "eval/kl" in r]
     assert kls[0] < kls[1] < kls[2]
     target = (kls[1] + kls[2]) / 2
-    recs = run_all(train_dpo(settings_for(tiny_model_dir, kl_target=target, **base), PAIRS * 2, eval_config=TINY_EVAL))
-    end = recs[-1]
+    tr, recs = run_all(settings_for(tiny_model_dir, kl_stop=target, **base), PAIRS * 2)
     assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3]
-    assert end["status"] == "finished" and "restored the policy of step 2" in end["message"]
-    assert end["restored"]["step"] == 2 and end["restored"]["kl"] == pytest.approx(kls[1])
-    again = evaluate_policy(end["_model"], load_model(str(tiny_model_dir)).tokenizer, make_reward("vader-positive"), TINY_EVAL)
+    assert tr.status == "finished" and "restored the policy of step 2" in tr.message
+    assert tr.restored["step"] == 2 and tr.restored["eval/kl"] == pytest.approx(kls[1])
+    again = evaluate_policy(tr.policy.model, load_model(str(tiny_model_dir)).tokenizer, make_reward("vader-positive"))
     assert again["kl"] == pytest.approx(kls[1], rel=1e-4)
 
 
 def test_evaluation_turns_every_step_near_the_kl_target(tiny_model_dir):
     """eval_every=2 alone evaluates at steps 2 and 4 (the last); once the held-out KL passes
     fine_eval_from × target, every step is evaluated (so the kept policy is the last one under it)."""
-    base = dict(steps=4, eval_every=2, learning_rate=5e-3)
-    free = run_all(train_dpo(settings_for(tiny_model_dir, **base), PAIRS * 2, eval_config=TINY_EVAL))
-    kl2 = [r["kl"] for r in free if "kl" in r and r["step"] == 2][0]
+    base = dict(steps=4, eval_every=2, lr=5e-3)
+    _, free = run_all(settings_for(tiny_model_dir, **base), PAIRS * 2)
+    kl2 = [r["eval/kl"] for r in free if "eval/kl" in r and r["step"] == 2][0]
     assert kl2 > 0
     # target far above: KL at step 2 passes half of it only when fine_eval_from is small enough
-    near = run_all(train_dpo(settings_for(tiny_model_dir, kl_target=kl2 * 100, fine_eval_from=kl2 / (kl2 * 100) * 0.5,
-                                          **base), PAIRS * 2, eval_config=TINY_EVAL))
-    far = run_all(train_dpo(settings_for(tiny_model_dir, kl_target=kl2 * 100, fine_eval_from=1.0, **base),
-                            PAIRS * 2, eval_config=TINY_EVAL))
-    evals = lambda recs: [r["step"] for r in recs if "kl" in r and "loss" in r]  # noqa: E731
+    _, near = run_all(settings_for(tiny_model_dir, kl_stop=kl2 * 100, fine_eval_from=0.5 / 100, **base), PAIRS * 2)
+    _, far = run_all(settings_for(tiny_model_dir, kl_stop=kl2 * 100, fine_eval_from=1.0, **base), PAIRS * 2)
+    evals = lambda recs: [r["step"] for r in recs if "eval/kl" in r and "loss" in r]  # noqa: E731
     assert evals(far) == [2, 4]
     assert evals(near) == [2, 3, 4]

@@ -1,4 +1,4 @@
-"""KL maths (kl.py) and the per-token / estimator-lab analysis (kl_analysis.py).
+"""KL maths (kl/estimators.py), the per-token analysis (kl/analysis.py) and the estimator lab (kl/lab.py).
 
 Numbers are checked against independent computations: explicit float64 sums over the vocabulary,
 closed forms, and sample means with their own standard errors.
@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_demo.kl.estimators import exact_kl, k1, k2, k3
-from rlhf_demo.kl.analysis import (MAX_SAMPLES, EstimatorLabConfig, KLInputError, check_same_tokenizer,
-                                   estimator_lab, token_kl)
+from rlhf_demo.kl.analysis import KLInputError, check_same_tokenizer, token_kl
+from rlhf_demo.kl.lab import MAX_SAMPLES, EstimatorLabConfig, estimator_lab
 from rlhf_demo.models.loading import ModelBundle
 
 PROMPT = "The movie was"

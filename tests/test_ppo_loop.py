@@ -10,7 +10,7 @@ from rlhf_demo.ppo.trainer import PPOTrainer
 from rlhf_demo.ppo.forward import forward_response, gather_logprobs
 from rlhf_demo.ppo.config import MAX_STEPS, preset
 from rlhf_demo.rewards.functions import RewardError
-from rlhf_demo.runs.folder import read_metrics
+from rlhf_demo.runs.folder import RunWriter, read_metrics, write_run
 from rlhf_demo.decoding.sampling import sample_responses
 
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
@@ -18,8 +18,7 @@ PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a
 
 def tiny_cfg(model_dir, **kw):
     base = dict(model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=1, steps=1, lr=1e-2,
-                response_min_tokens=4, response_max_tokens=4, eval_final=False, before_after_queries=2,
-                eval_prompts=2, device="cpu")
+                response_tokens=(4, 4), eval_final=False, device="cpu")
     base.update(kw)
     return preset("quick-cpu", **base)
 
@@ -36,121 +35,82 @@ def snapshot(named):
 
 def test_update_changes_policy_not_reference(tiny_model_dir):
     tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS, reward_fn=chars)
-    lora = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" in n)
-    base = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" not in n)
+    lora = snapshot((n, p) for n, p in tr.policy.model.named_parameters() if "lora_" in n)
+    base = snapshot((n, p) for n, p in tr.policy.model.named_parameters() if "lora_" not in n)
     vhead = snapshot(tr.value_head.named_parameters())
     assert lora and base
-    batch = sample_responses(tr.policy, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
+    batch = sample_responses(tr.policy.model, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
     with torch.no_grad():
-        with tr.reference_context() as ref:
-            ref_before = gather_logprobs(forward_response(ref, batch, 1.0)[0], batch.response_ids)
-        pol_before = gather_logprobs(forward_response(tr.policy, batch, 1.0)[0], batch.response_ids)
+        with tr.policy.reference() as ref:
+            ref_before = gather_logprobs(forward_response(ref, batch)[0], batch.response_ids)
+        pol_before = gather_logprobs(forward_response(tr.policy.model, batch)[0], batch.response_ids)
     assert torch.allclose(ref_before, pol_before)  # LoRA B starts at zero: policy = reference
     records = list(tr.train())
     assert len(records) == 1 and records[0]["step"] == 1
-    for key in ("reward_mean", "reward_std", "kl", "objective/kl", "objective/scores", "objective/rlhf_reward",
+    for key in ("reward_mean", "reward_std", "objective/kl", "objective/kl_exact", "objective/scores", "objective/rlhf_reward",
                 "objective/entropy", "policy/clipfrac_avg", "policy/approxkl_avg", "loss/policy_avg", "loss/value_avg",
                 "val/clipfrac_avg", "beta", "time_s"):
         assert key in records[0] and records[0][key] == records[0][key], key
     # the trainable weights moved, the base weights did not
-    assert any(not torch.equal(p, lora[n]) for n, p in tr.policy.named_parameters() if "lora_" in n)
-    assert all(torch.equal(p, base[n]) for n, p in tr.policy.named_parameters() if "lora_" not in n)
+    assert any(not torch.equal(p, lora[n]) for n, p in tr.policy.model.named_parameters() if "lora_" in n)
+    assert all(torch.equal(p, base[n]) for n, p in tr.policy.model.named_parameters() if "lora_" not in n)
     assert any(not torch.equal(p, vhead[n]) for n, p in tr.value_head.named_parameters())
     with torch.no_grad():
-        with tr.reference_context() as ref:
-            ref_after = gather_logprobs(forward_response(ref, batch, 1.0)[0], batch.response_ids)
-        pol_after = gather_logprobs(forward_response(tr.policy, batch, 1.0)[0], batch.response_ids)
+        with tr.policy.reference() as ref:
+            ref_after = gather_logprobs(forward_response(ref, batch)[0], batch.response_ids)
+        pol_after = gather_logprobs(forward_response(tr.policy.model, batch)[0], batch.response_ids)
     assert torch.equal(ref_after, ref_before)
     assert not torch.allclose(pol_after, pol_before)
-
-
-@pytest.mark.parametrize("k, learns", [(1, True), (2, False)])
-def test_group_baseline_cancels_what_the_query_alone_decides(tiny_model_dir, k, learns):
-    """A reward that depends only on the query (its first letter) carries nothing to learn about
-    responses. With k = 2 answers per query, each score minus the other answer's score is exactly 0,
-    so the update leaves the policy as it was; with one answer per query the same reward moves it."""
-    def by_query(texts):
-        return [float(ord(t[0]) % 11) for t in texts]
-
-    prompts = ["Alpha beta gamma", "Bravo charlie delta", "Delta echo foxtrot", "Golf hotel india", "Kilo lima mike"]
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, responses_per_query=k, beta=0.0, kl_budget=0.0, seed=1), prompts=prompts,
-                    reward_fn=by_query)
-    lora = snapshot((n, p) for n, p in tr.policy.named_parameters() if "lora_" in n)
-    list(tr.train())
-    queries = [r["query"] for r in tr.last_batch]
-    if k == 2:
-        assert queries[0::2] == queries[1::2]   # each query answered twice, side by side
-    assert len(set(by_query(queries))) > 1     # the reward did differ between queries
-    moved = any(not torch.equal(p, lora[n]) for n, p in tr.policy.named_parameters() if "lora_" in n)
-    assert moved == learns
-
-
-def test_prefix_rewards_credit_each_token_with_its_change_of_the_score(tiny_model_dir):
-    """prefix_rewards: token t's score is reward(query + y_1..y_t) − reward(query + y_1..y_{t−1}),
-    recomputed here from the texts; the row sums to reward(query + response) − reward(query)."""
-    def count_e(texts):
-        return [float(t.count("e")) for t in texts]
-
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, prefix_rewards=True, seed=3), prompts=PROMPTS, reward_fn=count_e)
-    ro = tr.rollout({})
-    assert ro.token_scores.shape == ro.batch.response_ids.shape
-    for b, (q, ids) in enumerate(zip(ro.queries, ro.batch.response_ids.tolist())):
-        texts = [q] + [q + tr.tok.decode(ids[:n], skip_special_tokens=True) for n in range(1, len(ids) + 1)]
-        phi = count_e(texts)
-        assert ro.token_scores[b].tolist() == pytest.approx([phi[n] - phi[n - 1] for n in range(1, len(phi))])
-        assert float(ro.token_scores[b].sum()) == pytest.approx(float(ro.scores[b]) - count_e([q])[0])
-    assert list(tr.train())[0]["step"] == 1
 
 
 @pytest.mark.parametrize("through", [True, False])
 def test_value_loss_reaches_the_policy_only_when_asked(tiny_model_dir, through):
     tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
     torch.nn.init.normal_(tr.value_head.summary.weight)   # zero-initialised heads pass no gradient back at all
-    batch = sample_responses(tr.policy, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
-    _, values = forward_response(tr.policy, batch, 1.0, tr.value_head, value_grad_to_policy=through)
+    batch = sample_responses(tr.policy.model, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
+    _, values = forward_response(tr.policy.model, batch, tr.value_head, value_grad_to_policy=through)
     values.square().sum().backward()
-    lora_grads = [p.grad for n, p in tr.policy.named_parameters() if "lora_B" in n]   # (A gets none while B = 0)
+    lora_grads = [p.grad for n, p in tr.policy.model.named_parameters() if "lora_B" in n]   # (A gets none while B = 0)
     assert tr.value_head.summary.weight.grad.abs().sum() > 0
     assert any(g is not None and g.abs().sum() > 0 for g in lora_grads) == through
 
 
 def test_full_finetune_keeps_a_frozen_reference(tiny_model_dir):
     tr = PPOTrainer(tiny_cfg(tiny_model_dir, full_finetune=True, lr=1e-3), prompts=PROMPTS, reward_fn=chars)
-    assert tr.reference is not None and tr.reference is not tr.policy
-    ref0 = snapshot(tr.reference.named_parameters())
-    pol0 = snapshot(tr.policy.named_parameters())
+    ref = tr.policy.frozen_reference
+    assert ref is not None and ref is not tr.policy.model
+    ref0 = snapshot(ref.named_parameters())
+    pol0 = snapshot(tr.policy.model.named_parameters())
     list(tr.train())
-    assert all(torch.equal(p, ref0[n]) for n, p in tr.reference.named_parameters())
-    assert any(not torch.equal(p, pol0[n]) for n, p in tr.policy.named_parameters())
+    assert all(torch.equal(p, ref0[n]) for n, p in ref.named_parameters())
+    assert any(not torch.equal(p, pol0[n]) for n, p in tr.policy.model.named_parameters())
 
 
 def test_generation_logprobs_match_a_fresh_forward(tiny_model_dir):
     """Old log-probs/values taken from the generation forward equal those of a separate forward."""
     tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
-    timings = {}
-    ro = tr.rollout(timings)
+    ro = tr.rollout()
     with torch.no_grad():
-        logits, values = forward_response(tr.policy, ro.batch, 1.0, tr.value_head)
+        logits, values = forward_response(tr.policy.model, ro.batch, tr.value_head)
     assert torch.allclose(gather_logprobs(logits, ro.batch.response_ids), ro.logprobs, atol=1e-4)
     assert torch.allclose(values, ro.values, atol=1e-5)
     assert torch.allclose(ro.logprobs, ro.ref_logprobs, atol=1e-4)  # untrained LoRA: policy = reference
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_rollout_entropy_is_the_sampling_policys(tiny_model_dir, temperature):
-    """policy/entropy_avg = mean over response tokens of −Σ_v p_v log p_v, p = softmax(logits / T) of the
+def test_rollout_entropy_is_the_sampling_policys(tiny_model_dir):
+    """policy/entropy_avg = mean over response tokens of −Σ_v p_v log p_v, p = softmax(logits) of the
     policy that sampled the batch: recomputed here from a plain forward of the whole model, in float64."""
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, temperature=temperature), prompts=PROMPTS)
-    ro = tr.rollout({})
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
+    ro = tr.rollout()
     b = ro.batch
     with torch.no_grad():
-        out = tr.policy(input_ids=b.input_ids, attention_mask=b.attention_mask,
+        out = tr.policy.model(input_ids=b.input_ids, attention_mask=b.attention_mask,
                         position_ids=(b.attention_mask.cumsum(-1) - 1).clamp_min(0))
-    logits = out.logits[:, b.query_len - 1:-1].double() / temperature       # [B, R, V]
+    logits = out.logits[:, b.query_len - 1:-1].double()                     # [B, R, V]
     p = torch.softmax(logits, -1)
     per_token = -(p * p.log()).sum(-1)                                      # [B, R]
     assert ro.entropy == pytest.approx(float(per_token.mean()), abs=1e-4)
-    tr._checked = (ro, {})                                                  # the next update uses this batch
+    tr._checked = ro                                                        # the next update uses this batch
     assert tr.step()["policy/entropy_avg"] == ro.entropy
 
 
@@ -162,8 +122,8 @@ def test_stop_leaves_a_complete_loadable_run_folder(tiny_model_dir, tmp_path):
         calls["n"] += 1
         return calls["n"] > 2  # stop before the third update
 
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=10), out, prompts=PROMPTS, stop=stop)
-    records = list(tr.train())
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=10), prompts=PROMPTS, stop=stop)
+    records = list(write_run(tr, out))
     assert [r["step"] for r in records] == [1, 2]
     assert tr.status == "stopped" and "after step 2" in tr.message
     for name in ("config.json", "metrics.jsonl", "samples.jsonl", "summary.json", "before_after.json",
@@ -172,14 +132,14 @@ def test_stop_leaves_a_complete_loadable_run_folder(tiny_model_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "stopped" and summary["steps"] == 2
     df = read_metrics(out)
-    assert list(df["step"]) == [1, 2] and {"reward_mean", "reward_std", "kl"} <= set(df.columns)
+    assert list(df["step"]) == [1, 2] and {"reward_mean", "reward_std", "objective/kl", "objective/kl_exact"} <= set(df.columns)
     assert json.loads((out / "config.json").read_text())["algo"] == "ppo"
     # the saved adapter loads (merged onto its base) and reproduces the trained policy
     loaded = load_model(str(out / "policy"), device="cpu", dtype=torch.float32)
     batch = sample_responses(loaded.model, loaded.tok if hasattr(loaded, "tok") else loaded.tokenizer, [[100, 200]], 3, seed=1)
     with torch.no_grad():
-        a = gather_logprobs(forward_response(loaded.model, batch, 1.0)[0], batch.response_ids)
-        b = gather_logprobs(forward_response(tr.policy, batch, 1.0)[0], batch.response_ids)
+        a = gather_logprobs(forward_response(loaded.model, batch)[0], batch.response_ids)
+        b = gather_logprobs(forward_response(tr.policy.model, batch)[0], batch.response_ids)
     assert torch.allclose(a, b, atol=1e-4)
 
 
@@ -191,8 +151,8 @@ def test_nan_loss_stops_with_diverged_at_step_k(tiny_model_dir, tmp_path):
         n["calls"] += 1
         return [0.5 if n["calls"] == 1 else float("nan") for _ in texts]
 
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=5), out, prompts=PROMPTS, reward_fn=reward)
-    records = list(tr.train())
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=5), prompts=PROMPTS, reward_fn=reward)
+    records = list(write_run(tr, out))
     assert tr.status == "diverged"
     assert tr.message.startswith("diverged at step 2") and "non-finite" in tr.message
     df = read_metrics(out)
@@ -215,15 +175,17 @@ def test_time_budget_and_evaluation_records(tiny_model_dir):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"beta": -0.1}, "beta"),
-    ({"lr": 0.0}, "learning rate must be > 0"),
-    ({"lr": 5.0}, "absurd"),
+    ({"beta": -0.1}, "beta must be between"),
+    ({"lr": 0.0}, "lr must be between"),
+    ({"lr": 5.0}, "lr must be between"),
     ({"steps": MAX_STEPS + 1}, "steps must be between"),
+    ({"steps": 2.5}, "steps must be a whole number"),
     ({"batch_size": 6, "num_mini_batches": 4}, "divisible"),
-    ({"response_min_tokens": 10, "response_max_tokens": 5}, "response length range"),
-    ({"kl_estimator": "k7"}, "kl_estimator"),
-    ({"temperature": 0.0}, "temperature"),
-    ({"batch_size": 6, "num_mini_batches": 1, "responses_per_query": 4}, "responses_per_query"),
+    ({"response_tokens": "10:5"}, "minimum is above its maximum"),
+    ({"response_tokens": "4:x"}, "must be N or MIN:MAX"),
+    ({"kl_estimator": "k7"}, "kl_estimator must be one of"),
+    ({"beta": float("nan")}, "finite"),
+    ({"eval_at_seconds": "60,-1"}, "eval_at_seconds must be between"),
 ])
 def test_bad_config_is_a_clear_error(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -257,7 +219,7 @@ def test_existing_run_folder_is_refused_before_loading(tiny_model_dir, tmp_path)
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "config.json").write_text("{}")
     with pytest.raises(FileExistsError, match="not empty"):
-        PPOTrainer(tiny_cfg(tiny_model_dir), tmp_path / "x", prompts=PROMPTS)
+        RunWriter.check(tmp_path / "x")
 
 
 def test_presets_differ_as_documented():
@@ -272,13 +234,13 @@ def test_presets_differ_as_documented():
 @pytest.mark.integration
 def test_short_run_on_the_default_model(tmp_path):
     """Two real updates of the quick preset (smaller batch): metrics are sane, the policy moved."""
-    cfg = preset("quick-cpu", steps=2, batch_size=8, eval_final=False, before_after_queries=2)
-    tr = PPOTrainer(cfg, tmp_path / "run")
-    records = list(tr.train())
+    cfg = preset("quick-cpu", steps=2, batch_size=8, eval_final=False)
+    tr = PPOTrainer(cfg)
+    records = list(write_run(tr, tmp_path / "run"))
     assert [r["step"] for r in records] == [1, 2] and tr.status == "finished"
     r = records[-1]
     assert -1 <= r["reward_mean"] <= 1 and r["reward_std"] >= 0
-    assert abs(records[0]["kl"]) < 1e-3           # first batch: policy = reference (generation vs forward rounding)
+    assert abs(records[0]["objective/kl"]) < 1e-3           # first batch: policy = reference (generation vs forward rounding)
     assert 0 < r["policy/entropy_avg"] < 11 and r["response_length"] == 12
-    assert any((tr.policy.get_parameter(n) != 0).any() for n, _ in tr.policy.named_parameters() if "lora_B" in n)
+    assert any((tr.policy.model.get_parameter(n) != 0).any() for n, _ in tr.policy.model.named_parameters() if "lora_B" in n)
     assert (tmp_path / "run" / "policy" / "adapter_model.safetensors").exists()

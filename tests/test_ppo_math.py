@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from rlhf_demo.ppo.loss import (AdaptiveKLController, FixedKLController, compute_rewards, entropy_from_logits, gae,
-                                kl_per_token, last_token_index, leave_one_out_baseline, policy_loss, prefix_shaped_scores,
+from rlhf_demo.ppo.kl_control import AdaptiveKLController, FixedKLController
+from rlhf_demo.ppo.loss import (compute_rewards, entropy_from_logits, gae,
+                                kl_per_token, last_token_index, policy_loss,
                                 value_loss, whiten)
 
 
@@ -53,30 +54,6 @@ def test_compute_rewards_kl_on_every_token_score_on_last():
     # the score lands on the last *real* token of each row
     assert torch.allclose(rewards, t([[-0.05, 0.1, 0.8], [0.0, -0.1 - 0.3, 0.0]]))
     assert last_token_index(mask).tolist() == [2, 1]
-
-
-def test_prefix_shaping_hand_worked():
-    """Φ = score of query, then of each prefix; token t gets Φ_t − Φ_{t−1}; the sum telescopes."""
-    phi = t([[0.3, 0.3, 0.9, 0.9, 0.5],      # query alone 0.3, token 2 adds 0.6, token 4 takes 0.4
-             [0.0, -0.2, -0.2, -0.2, -0.2]])  # second response: 3 real tokens, padding after
-    mask = t([[1, 1, 1, 1], [1, 1, 1, 0]])
-    s = prefix_shaped_scores(phi, mask)
-    assert torch.allclose(s, t([[0.0, 0.6, 0.0, -0.4], [-0.2, 0.0, 0.0, 0.0]]))
-    assert s.sum(1).tolist() == pytest.approx((phi[:, -1] - phi[:, 0]).tolist())
-    with pytest.raises(ValueError, match="R \\+ 1"):
-        prefix_shaped_scores(phi[:, :4], mask)
-
-
-def test_compute_rewards_token_scores_stand_where_they_are():
-    lp = t([[-1.0, -2.0, -0.5], [-1.0, -1.0, -1.0]])
-    ref = t([[-1.5, -1.0, -0.5], [-1.0, -2.0, -3.0]])
-    mask = t([[1, 1, 1], [1, 1, 0]])
-    token_scores = t([[0.0, 0.6, 0.2], [0.1, -0.3, 0.0]])
-    rewards, non_score, _ = compute_rewards(token_scores, lp, ref, mask, beta=0.1)
-    assert torch.allclose(rewards, non_score + token_scores)
-    # all of a row's score on its last token is the same as a score [B] there
-    last_only = t([[0.0, 0.0, 0.8], [0.0, -0.3, 0.0]])
-    assert torch.allclose(compute_rewards(last_only, lp, ref, mask, 0.1)[0], compute_rewards(t([0.8, -0.3]), lp, ref, mask, 0.1)[0])
 
 
 def test_compute_rewards_beta_zero_is_score_only():
@@ -162,32 +139,3 @@ def test_adaptive_kl_controller():
     f = FixedKLController(0.3)
     f.update(100.0, 16)
     assert f.value == 0.3
-
-
-def test_adaptive_kl_controller_floor():
-    c = AdaptiveKLController(0.05, target=3.0, horizon=16, beta_min=0.05)
-    c.update(0.1, n_steps=16)             # far below target: would be ×0.8, the floor holds it
-    assert c.value == pytest.approx(0.05)
-    c.update(6.0, n_steps=16)             # above target: ×1.2 (error clipped), then ×1.2 again
-    c.update(6.0, n_steps=16)
-    assert c.value == pytest.approx(0.05 * 1.2 * 1.2)
-    c.update(0.1, n_steps=16)             # back down by 20 %, still above the floor
-    assert c.value == pytest.approx(0.05 * 1.2 * 1.2 * 0.8)
-    free = AdaptiveKLController(0.05, target=3.0, horizon=16)
-    free.update(0.1, n_steps=16)
-    assert free.value == pytest.approx(0.04)
-
-
-def test_leave_one_out_baseline_hand_worked():
-    # two queries answered three times each: [1, 2, 6] and [0, 0, 3]
-    # b = [(2+6)/2, (1+6)/2, (1+2)/2, (0+3)/2, (0+3)/2, (0+0)/2]
-    b = leave_one_out_baseline(t([1, 2, 6, 0, 0, 3]), 3)
-    assert b.tolist() == pytest.approx([4.0, 3.5, 1.5, 1.5, 1.5, 0.0])
-    # independent check: an explicit loop over the other members of each group
-    s = torch.randn(12, dtype=torch.float64)
-    for k in (2, 4, 6):
-        want = [sum(s[g * k + j] for j in range(k) if j != i) / (k - 1) for g in range(12 // k) for i in range(k)]
-        assert leave_one_out_baseline(s, k).tolist() == pytest.approx([float(w) for w in want])
-    assert leave_one_out_baseline(s, 1).abs().sum() == 0   # k = 1: no baseline
-    with pytest.raises(ValueError, match="groups of 5"):
-        leave_one_out_baseline(s, 5)

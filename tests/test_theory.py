@@ -1,16 +1,20 @@
-"""The optimal KL-regularised policy and the toy REINFORCE (theory.py)."""
+"""The optimal KL-regularised policy (theory/optimal.py), candidates (theory/candidates.py), the toy
+REINFORCE (theory/toy.py) and its session (theory/toy_session.py)."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from rlhf_demo.rewards.functions import make_reward
-from rlhf_demo.theory.optimal import (MAX_CANDIDATES, CandidatesConfig, TheoryInputError, ToyConfig, beta_sweep,
-                              log_partition, optimal_log_policy, optimal_table, policy_stats,
-                              renormalised_log_ref, sample_candidates, toy_run, toy_step)
+from rlhf_demo.theory.candidates import MAX_CANDIDATES, CandidatesConfig, distinct_rows, sample_candidates
+from rlhf_demo.theory.optimal import (TheoryInputError, beta_sweep, beta_view, default_betas, log_partition,
+                                      optimal_log_policy, optimal_table, policy_stats, renormalised_log_ref)
+from rlhf_demo.theory.toy import MAX_TOY_STEPS, ToyConfig, toy_run, toy_step
+from rlhf_demo.theory.toy_session import MAX_HISTORY, ToySession, parse_list, toy_config_from_text
 
 
 def test_optimal_policy_hand_worked_case():
@@ -90,6 +94,37 @@ def test_sample_candidates_on_tiny_model(tiny_bundle):
     assert tab["q_ref"].sum() == pytest.approx(1.0) and tab["pi_star"].sum() == pytest.approx(1.0)
 
 
+def test_distinct_rows_keeps_first_occurrences_in_order():
+    assert distinct_rows([[1, 2], [3], [1, 2], [3], [4]]) == [0, 1, 4]
+
+
+def test_beta_view_against_numpy():
+    """π*, its statistics and the sweep recomputed independently in numpy (float64, no log-space)."""
+    cands = pd.DataFrame({"response": ["a", "b", "c", "d"], "logp_ref": [-5.0, -6.0, -7.0, -5.5],
+                          "reward": [-1.0, 0.2, 0.9, 0.4], "n_tokens": 3})
+    beta = 0.4
+    view = beta_view(cands, beta)
+    p_ref = np.exp(cands["logp_ref"].to_numpy())
+    q = p_ref / p_ref.sum()
+    r = cands["reward"].to_numpy()
+    w = q * np.exp(r / beta)
+    pi = w / w.sum()
+    assert view.beta == beta and list(view.table["response"]) == ["c", "d", "b", "a"]  # best reward first
+    by_resp = view.table.set_index("response")
+    assert np.allclose(by_resp.loc[list(cands["response"]), "pi_star"], pi)
+    assert np.allclose(by_resp.loc[list(cands["response"]), "q_ref"], q)
+    assert view.expected_reward == pytest.approx((pi * r).sum())
+    assert view.ref_expected_reward == pytest.approx((q * r).sum())
+    assert view.kl == pytest.approx((pi * np.log(pi / q)).sum())
+    assert view.objective == pytest.approx(beta * np.log(w.sum()))  # J(π*) = β·log Z
+    assert len(view.sweep) == len(default_betas()) and view.sweep["beta"].is_monotonic_increasing
+    assert (view.sweep["ref_expected_reward"] == view.ref_expected_reward).all()
+    with pytest.raises(TheoryInputError, match="positive"):
+        beta_view(cands, 0.0)
+    with pytest.raises(TheoryInputError, match="sample"):
+        beta_view(cands.iloc[:0], 1.0)
+
+
 # ------------------------------------------------------------------------------- toy REINFORCE
 
 
@@ -165,3 +200,53 @@ def test_toy_run_is_reproducible_and_resumable():
 def test_toy_config_validation(kwargs, match):
     with pytest.raises(TheoryInputError, match=match):
         ToyConfig(**kwargs).validate()
+
+
+# ------------------------------------------------------------------------------- the toy's session
+
+
+def test_toy_config_from_text():
+    cfg = toy_config_from_text(" up, down ,", "1, -1", "", 0.3, 4.0, True, 0.2, None)
+    assert cfg.words == ("up", "down") and cfg.rewards == (1.0, -1.0) and cfg.ref_probs is None
+    assert (cfg.lr, cfg.batch_size, cfg.kl_beta, cfg.seed) == (0.3, 4, 0.2, 0)
+    assert toy_config_from_text("a, b", "1, 0", "1, 3", 0.3, 4, True, 0.0, 1).ref_probs == (1.0, 3.0)
+    assert parse_list("1,, 2 ", "x", float) == (1.0, 2.0)
+    with pytest.raises(TheoryInputError, match="comma-separated numbers"):
+        toy_config_from_text("a, b", "1, x", "", 0.3, 4, True, 0.0, 0)
+    with pytest.raises(TheoryInputError, match="one reward per word"):
+        toy_config_from_text("a, b", "1", "", 0.3, 4, True, 0.0, 0)
+
+
+def test_toy_session_steps_equal_toy_run_and_resume_keeps_the_policy():
+    cfg = ToyConfig(ref_probs=(0.1, 0.2, 0.4, 0.2, 0.1), kl_beta=0.5, seed=4).validate()
+    s = ToySession.start(cfg)
+    assert s.step == 0 and s.samples_frame().empty and list(s.probs_frame().columns) == ["word", "before", "optimal"]
+    assert np.allclose(s.probs_frame()["before"], np.array(cfg.ref_probs) / sum(cfg.ref_probs))
+    s.advance(3)
+    s = ToySession.resume(s, cfg)          # same words: the policy goes on
+    chunks = [x.step for x in s.run(7, chunk=3)]
+    assert chunks == [6, 9, 10]
+    direct = list(toy_run(cfg, 10))
+    assert torch.equal(s.logits, direct[-1].logits_after)
+    hist = s.history_frame()
+    assert hist["step"].tolist() == list(range(11)) and list(hist.columns) == ["step", *cfg.words]
+    assert np.allclose(hist.iloc[-1][list(cfg.words)].to_numpy(dtype=float), direct[-1].probs_after.numpy())
+    assert len(s.samples_frame()) == cfg.batch_size and "reinforce" in s.probs_frame()
+    # summary: the metrics of the current policy, and β·log Z with a KL penalty
+    m = s.summary()
+    assert m["step"] == 10 and m["tv_to_optimal"] == pytest.approx(direct[-1].metrics["tv_to_optimal"])
+    assert m["beta_log_z"] == pytest.approx(0.5 * log_partition(cfg.log_ref, cfg.reward_tensor, 0.5))
+    assert np.allclose(s.optimal(), cfg.optimal_probs().numpy())
+    # other words: a fresh policy; no KL penalty: no π*, no β·log Z
+    other = ToySession.resume(s, ToyConfig(words=("a", "b"), rewards=(1.0, 0.0)))
+    assert other.step == 0 and other.optimal() is None and other.summary()["beta_log_z"] is None
+    with pytest.raises(TheoryInputError, match="steps must be"):
+        s.run(MAX_TOY_STEPS + 1)
+    assert ToySession.resume(None, cfg).step == 0
+
+
+def test_toy_session_history_is_capped():
+    s = ToySession.start(ToyConfig(batch_size=1).validate())
+    for _ in range(2):
+        s.advance(MAX_TOY_STEPS)
+    assert len(s.history) == MAX_HISTORY and s.history[-1]["step"] == 2 * MAX_TOY_STEPS

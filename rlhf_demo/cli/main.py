@@ -1,6 +1,6 @@
 """The command line: ``python -m rlhf_demo COMMAND ...`` over the same core the UI uses.
 
-Each command lives in ``rlhf_demo/commands/NAME.py`` and provides ``HELP``, ``add_arguments(parser)``
+Each command lives in ``rlhf_demo/cli/NAME.py`` and provides ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``. Errors a user can fix are printed as one line ``error: ...`` (exit 2).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["generate", "train", "preferences", "kl"]
+COMMANDS = ["generate", "train", "preferences", "kl", "runs"]
 
 
 class UsageError(ValueError):
@@ -21,12 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"rlhf_demo.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"rlhf_demo.cli.{name}":
-                continue  # command not built yet
-            raise
+        mod = importlib.import_module(f"rlhf_demo.cli.{name}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

@@ -1,44 +1,66 @@
-"""``python -m rlhf_demo train --algo ppo|dpo``: the common flags; each algorithm adds its own
-(``commands/train_ppo.py``, ``commands/train_dpo.py``) and runs the loop, writing a run folder."""
+"""``python -m rlhf_demo train --algo ppo|dpo --out RUN [--preset NAME] [--KNOB VALUE ...]``: train a
+policy and write its run folder. Every knob flag is built from the trainers' configs
+(``cli/flags.py``), so the flags, their help and their ranges are the configs' own.
+
+Example (the shipped example policy is made this way, see the README)::
+
+    python -m rlhf_demo train --algo ppo --steps 40 --out runs/ppo-demo --seed 0
+"""
 from __future__ import annotations
 
-import importlib
+import sys
+
+from rlhf_demo.cli.flags import add_config_flags, config_from_args, register
+from rlhf_demo.dpo.config import DPOConfig
+from rlhf_demo.ppo.config import PPOConfig
 
 HELP = "Train a policy with PPO (from a reward function) or DPO (from preference pairs); writes a run folder."
-ALGOS = {"ppo": "rlhf_demo.cli.train_ppo", "dpo": "rlhf_demo.cli.train_dpo"}
-
-
-def _algo_modules():
-    for algo, modname in ALGOS.items():
-        try:
-            yield algo, importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
+CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig}
 
 
 def add_arguments(p):
-    p.add_argument("--algo", choices=list(ALGOS), default="ppo", help="training algorithm (default ppo)")
-    p.add_argument("--steps", type=int, default=None, help="number of updates (PPO) or optimizer steps (DPO)")
+    p.add_argument("--algo", choices=list(CONFIGS), default="ppo", help="training algorithm (default ppo)")
     p.add_argument("--out", required=True, help="run folder to write (must not exist or be empty)")
-    p.add_argument("--model", default="default", help="policy to start from: 'default', a local folder or a Hub id")
-    p.add_argument("--preset", default=None, help="named preset of hyper-parameters (see --help of each algorithm)")
-    p.add_argument("--beta", type=float, default=None, help="KL coefficient β (PPO penalty / DPO temperature)")
-    p.add_argument("--lr", "--learning-rate", dest="lr", type=float, default=None, help="learning rate")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--batch-size", type=int, default=None, help="episodes per update (PPO) / pairs per step (DPO)")
-    p.add_argument("--reward", default=None, help="reward for PPO training and for held-out evaluation: vader-positive (default), vader-negative, length, keyword:WORD, hf:MODEL:LABEL[:logit|prob]")
-    p.add_argument("--prompts", default=None, help="prompts: 'builtin' (default), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN]")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate on held-out prompts every N steps (0 = only at the end)")
-    p.add_argument("--full-finetune", action="store_true", help="train all weights instead of a LoRA adapter")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run folder")
-    p.add_argument("--quiet", action="store_true", help="print only the final summary")
-    for algo, mod in _algo_modules():
-        mod.add_arguments(p.add_argument_group(f"{algo.upper()} options"))
+    presets = "; ".join(f"{a}: {', '.join(c.PRESETS)} (default {c.DEFAULT_PRESET})" for a, c in CONFIGS.items())
+    p.add_argument("--preset", default=None, help=f"named preset of the algorithm's settings ({presets})")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty run folder")
+    p.add_argument("--quiet", action="store_true", help="print only the final line")
+    add_config_flags(p, list(CONFIGS.values()))
+    register(list(CONFIGS.values()))
+
+
+def _trainer(cfg, say):
+    if cfg.algo == "ppo":
+        from rlhf_demo.ppo.trainer import PPOTrainer
+
+        return PPOTrainer(cfg, progress=say)
+    from rlhf_demo.dpo.trainer import DPOTrainer
+
+    return DPOTrainer(cfg, progress=say)
 
 
 def run(args) -> int:
-    mods = dict(_algo_modules())
-    if args.algo not in mods:
-        raise ValueError(f"algorithm {args.algo!r} is not available in this build")
-    return mods[args.algo].run(args)
+    from rlhf_demo.runs.folder import RunWriter, write_run
+    from rlhf_demo.runs.status import final_lines, progress_lines
+
+    cfg = config_from_args(CONFIGS[args.algo], args, args.preset)
+    RunWriter.check(args.out, args.overwrite)          # before a model is loaded
+    say = (lambda f, m: None) if args.quiet else (lambda f, m: print(m, file=sys.stderr, flush=True))
+    trainer = _trainer(cfg, say)
+    total = trainer.planned_steps() if hasattr(trainer, "planned_steps") else cfg.steps
+    if not args.quiet:
+        what = f"reward {cfg.reward}" if cfg.algo == "ppo" else f"{len(trainer.rows)} preference pairs ({trainer.source})"
+        print(f"{cfg.algo.upper()} on {cfg.model}: {what}, {total} steps planned → {args.out}"
+              + (f"; {trainer.note}" if getattr(trainer, "note", "") else ""), file=sys.stderr, flush=True)
+        for note in getattr(trainer, "notes", [])[:5]:
+            print(f"note: {note}", file=sys.stderr)
+    for rec in write_run(trainer, args.out, preset=args.preset, overwrite=args.overwrite):
+        if not args.quiet:
+            print("\n   ".join(progress_lines(cfg, rec, total)), flush=True)
+    if not args.quiet and trainer.before_after:
+        print("\nbefore → after (same fixed held-out queries, same seed):")
+        for row in trainer.before_after:
+            print(f"  {row['query']!r}\n    reference {row['reference_reward']:+.2f}: {row['reference']!r}"
+                  f"\n    policy    {row['policy_reward']:+.2f}: {row['policy']!r}")
+    print("\n".join(final_lines(trainer, args.out)))
+    return 0 if trainer.status in ("finished", "stopped") else 1

@@ -8,15 +8,19 @@ min-tokens, sequence bias, then the sampling "warpers" temperature → top-k →
     prob_t      = softmax(P_K ∘ … ∘ P_1 (prefix_t, z_t))         # what is sampled from
     entropy_t   = −Σ_v raw_prob_t[v] · log raw_prob_t[v]          # nats, of the raw distribution
 
-We never re-implement a processor: the per-step numbers come from ``generate(...,
-output_logits=True, output_scores=True, return_dict_in_generate=True)`` (``out.logits`` = z_t,
-``out.scores`` = processed), and :func:`build_processors` asks transformers for the very
-``LogitsProcessorList`` that ``generate()`` builds, so stored raw logits can be re-processed later
-(new temperature / top-k / top-p) without generating again (see ``decoding_explore.py``).
+We never re-implement a processor: :func:`build_processors` asks transformers for the very
+``LogitsProcessorList`` that ``generate()`` builds, and ``generate(..., output_logits=True,
+return_dict_in_generate=True)`` gives ``out.logits`` = z_t, so stored raw logits can be re-processed
+later (new temperature / top-k / top-p) without generating again (see ``explore.py``).
 
-What is simplified here: one prompt at a time (no batching of prompts); the seed drives the global
-torch RNG inside ``torch.random.fork_rng`` (generate() takes no generator), so two sessions sampling
-at the very same moment may interleave their random streams.
+Sampling never touches the global RNG (``generate()`` would draw with ``torch.multinomial`` on it):
+it runs greedy search over the scores of one more, last processor, an
+:class:`~rlhf_demo.decoding.sampling.InverseCDFSampler` on a ``torch.Generator`` seeded with
+``cfg.seed``, which draws from ``softmax(processed scores)``, keeps those scores (reported as
+``prob_t``: exactly the distribution sampled from) and leaves only the drawn token finite. Greedy
+and beam search draw nothing; their processed scores are ``out.scores``.
+
+What is simplified here: one prompt at a time (no batching of prompts).
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
+
+from rlhf_demo.decoding.sampling import InverseCDFSampler, make_generator
 
 MAX_NEW_TOKENS = 512
 MAX_SEQUENCES = 8
@@ -314,10 +320,11 @@ class GenerationResult:
         }
 
 
-def _step_tensors(out, mode: str, prompt_len: int):
-    """Per-sequence raw and processed logits ``[R, T, V]`` (beam search: follow ``beam_indices``)."""
+def _step_tensors(out, mode: str, scores=None):
+    """Per-sequence raw and processed logits ``[R, T, V]`` (beam search: follow ``beam_indices``).
+    ``scores``: the processed logits per step when ``out.scores`` does not hold them (sampling)."""
     raw = torch.stack(out.logits, dim=1).float()  # [rows, T, V]
-    proc = torch.stack(out.scores, dim=1).float()  # [rows, T, V]
+    proc = torch.stack((out.scores if scores is None else scores)[: raw.shape[1]], dim=1).float()  # [rows, T, V]
     if mode == "beam":
         idx = out.beam_indices[:, : raw.shape[1]].clamp(min=0)  # [R, T], −1 after a beam ended
         t = torch.arange(idx.shape[1])
@@ -370,6 +377,26 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
+def _run_generate(model, tokenizer, input_ids: torch.Tensor, gc, cfg: DecodingConfig):
+    """``(out, processed scores per step or None)``. Greedy and beam search run as configured. Sampling
+    is greedy search on ``cfg.num_samples`` copies of the prompt over ``generate()``'s own processors
+    for them (warpers included) and a seeded :class:`InverseCDFSampler`, which keeps the scores it
+    drew from (``out.scores`` holds its −inf output)."""
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    if cfg.mode != "sample":
+        gc.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
+        return model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=gc), None
+    draw = InverseCDFSampler(make_generator(cfg.seed, input_ids.device), keep_scores=True)
+    rows = input_ids.repeat(cfg.num_samples, 1)  # [R, P]: what num_return_sequences does for one prompt
+    run = GenerationConfig(max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=gc.eos_token_id,
+                           do_sample=False, output_logits=True, return_dict_in_generate=True)
+    built = build_processors(model, gc, rows)  # some hold per-row state (repetition penalty's prompt lengths)
+    out = model.generate(rows, attention_mask=torch.ones_like(rows), generation_config=run,
+                         logits_processor=LogitsProcessorList([*built, draw]))
+    return out, draw.scores
+
+
 @torch.no_grad()
 def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n: int = 10, keep_logits: bool = False,
                       prompt_text: str | None = None, notices: list[str] | None = None) -> GenerationResult:
@@ -379,14 +406,10 @@ def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n:
     gc = generation_config(cfg, tok)
     processors = describe_processors(build_processors(model, gc, input_ids))
     t0 = time.perf_counter()
-    devices = [bundle.device] if bundle.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(cfg.seed)
-        gc.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
-        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=gc)
+    out, drawn = _run_generate(model, tok, input_ids, gc, cfg)
     seconds = time.perf_counter() - t0
     P = input_ids.shape[1]
-    raw, proc = _step_tensors(out, cfg.mode, P)  # [R, T, V]
+    raw, proc = _step_tensors(out, cfg.mode, drawn)  # [R, T, V]
     gen = out.sequences[:, P: P + raw.shape[1]]  # [R, T]; beams may end before the search does
     raw, proc = raw[:, : gen.shape[1]], proc[:, : gen.shape[1]]
     eos = _eos_ids(model, tok)

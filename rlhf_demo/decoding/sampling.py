@@ -13,6 +13,10 @@ one uniform number per row picks the token where the cumulative distribution cro
 ``torch.multinomial`` makes an exponential random number for **every** vocabulary entry (16 × 49 152
 per step here), which took 19 ms of a ~180 ms sampling step on 2 CPU cores; the inverse CDF takes
 about 2 ms and is an exact draw from the same distribution.
+
+Every draw uses an explicit ``torch.Generator`` (nanoGPT / nanochat do the same), never the global
+RNG: two sessions sampling at once in two threads keep their own streams, and a seeded call leaves
+the global RNG state untouched.
 """
 from __future__ import annotations
 
@@ -52,21 +56,42 @@ class Batch:
 class InverseCDFSampler:
     """A last logits processor that draws the next token: P(token = v) = softmax(scores)[v].
 
-    u ~ U[0, 1) per row; the token is the first v with CDF(v) = Σ_{w≤v} p(w) > u · CDF(V − 1)
-    (float64 sums; scaling by the total absorbs rounding). Tokens of probability 0 (masked to −inf by
-    an earlier processor) are never drawn. It returns scores that are −inf everywhere but the drawn
-    token, so ``generate`` in greedy mode (``do_sample=False``) takes exactly that token.
+    u ~ U[0, 1) per row, drawn from ``generator`` (``None``: the global RNG); the token is the first v
+    with CDF(v) = Σ_{w≤v} p(w) > u · CDF(V − 1) (float64 sums; scaling by the total absorbs rounding).
+    Tokens of probability 0 (masked to −inf by an earlier processor) are never drawn. It returns
+    scores that are −inf everywhere but the drawn token, so ``generate`` in greedy mode
+    (``do_sample=False``) takes exactly that token.
+
+    With ``keep_scores`` it also keeps each step's incoming scores (``self.scores``, one [B, V] per
+    step): the processed distribution the token was drawn from, which ``generate``'s own
+    ``out.scores`` no longer shows (it holds this processor's −inf output).
     """
 
+    def __init__(self, generator: torch.Generator | None = None, keep_scores: bool = False):
+        self.generator = generator
+        self.scores: list[torch.Tensor] | None = [] if keep_scores else None
+
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # scores [B, V]
+        if self.scores is not None:
+            self.scores.append(scores)  # not modified afterwards: the output below is a new tensor
         cdf = torch.softmax(scores.double(), dim=-1).cumsum(dim=-1)                     # [B, V]
-        u = torch.rand(scores.shape[0], 1, dtype=torch.float64, device=scores.device) * cdf[:, -1:]
+        u = torch.rand(scores.shape[0], 1, dtype=torch.float64, device=scores.device,
+                       generator=self.generator) * cdf[:, -1:]                           # [B, 1]
         token = torch.searchsorted(cdf, u, right=True).clamp_max(scores.shape[-1] - 1)  # [B, 1]
         return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
 
 
-def sampling_processors(temperature: float, top_k: int = 0, top_p: float = 1.0) -> list:
-    """transformers' own warpers in ``generate``'s order, then the inverse-CDF draw."""
+def make_generator(seed: int | None, device="cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed``; ``None`` seeds it once from the
+    global RNG (a fresh, unpredictable stream that no other thread can advance)."""
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,)))
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+
+def sampling_processors(temperature: float, top_k: int = 0, top_p: float = 1.0,
+                        generator: torch.Generator | None = None) -> list:
+    """transformers' own warpers in ``generate``'s order, then the inverse-CDF draw from ``generator``."""
     from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     procs = []
@@ -76,7 +101,7 @@ def sampling_processors(temperature: float, top_k: int = 0, top_p: float = 1.0) 
         procs.append(TopKLogitsWarper(top_k))
     if top_p < 1.0:
         procs.append(TopPLogitsWarper(top_p))
-    return procs + [InverseCDFSampler()]
+    return procs + [InverseCDFSampler(generator)]
 
 
 def left_pad(queries: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,11 +131,15 @@ def sample_responses(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    generator: torch.Generator | None = None,
     ban_special_tokens: bool = True,
     keep_outputs: bool = False,
     trunk_layer: int | None = None,
 ) -> Batch:
     """Sample one response per query with ``model.generate``.
+
+    Draws come from ``generator``, else from a new one seeded with ``seed`` (``None``: seeded once
+    from the global RNG); the global RNG itself is never seeded. Temperature 0 is greedy (no draw).
 
     With ``ban_special_tokens`` (default, as in the course's PPO setup) EOS and other special tokens
     are suppressed, so every response has exactly ``max_new_tokens`` tokens.
@@ -121,13 +150,12 @@ def sample_responses(
     """
     device = next(model.parameters()).device
     ids, mask = left_pad(queries, tokenizer.pad_token_id, device)
-    if seed is not None:
-        torch.manual_seed(seed)
     kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     if temperature > 0:  # greedy search over the scores of a sampler = sampling (see InverseCDFSampler)
         from transformers import LogitsProcessorList
 
-        kwargs.update(logits_processor=LogitsProcessorList(sampling_processors(temperature, top_k, top_p)))
+        rng = generator if generator is not None else make_generator(seed, device)
+        kwargs.update(logits_processor=LogitsProcessorList(sampling_processors(temperature, top_k, top_p, rng)))
     if ban_special_tokens:
         kwargs.update(min_new_tokens=max_new_tokens, suppress_tokens=list(tokenizer.all_special_ids))
     if keep_outputs:

@@ -1,6 +1,7 @@
-"""KL between a policy π and a reference π_ref on real text, token by token, and the estimator lab.
+"""KL between a policy π and a reference π_ref on real text, token by token.
 
-Both are what the KL tab and ``python -m rlhf_demo kl`` show; the maths lives in ``kl.py``.
+What the KL tab's first panel and ``python -m rlhf_demo kl`` show; the estimators are in
+``kl.estimators``, the estimator lab (many samples, bias and spread of k1/k2/k3) in ``kl.lab``.
 
 **Per-token analysis** (``token_kl``): for a prompt x and a response y = y_1 … y_R, at each position t
 
@@ -14,32 +15,23 @@ one sampled token y_t ("Approximating KL Divergence", http://joschu.net/blog/kl-
 when y was *sampled from π* are k1 and k3 unbiased for it. A typed-in response is just a text: the
 estimators are still defined, but only kl_exact means "KL at this position".
 
-**Estimator lab** (``estimator_lab``): N responses sampled from π (full vocabulary, temperature T,
-EOS allowed: positions after an EOS are masked). For each sample i the sequence estimates
-K_j(i) = Σ_t k_j(t) are compared with its exact value E(i) = Σ_t kl_exact(t). Because the mask at t
-depends only on y<t, E[K1] = E[K3] = E[E] = KL(π‖π_ref) over whole responses; K2 is biased. As in
-Schulman's table we report bias/true and stdev/true, with "true" = mean of E(i) (the exact KL
-averaged over the sampled prefixes, a far lower-variance estimate of the same quantity).
-
 A "policy temperature" T ≠ 1 makes π = softmax(logits/T): with the base model as both policy and
 reference this gives a non-zero, exactly known KL without any trained model.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.kl.estimators import ESTIMATORS, exact_kl, masked_sum
+from rlhf_demo.kl.estimators import ESTIMATORS, exact_kl
 from rlhf_demo.decoding.sampling import Batch, left_pad, response_logits, sample_responses
 
 MAX_RESPONSE_TOKENS = 64
 """Longest response analysed or generated (2 forwards of the real model over it per request)."""
-MAX_SAMPLES = 64
-"""Estimator lab: most responses sampled at once."""
 MAX_PROMPT_CHARS = 2000
 ESTIMATOR_NAMES = ("k1", "k2", "k3")
 
@@ -236,101 +228,3 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
     max_pos = int(vals["kl_exact"].argmax())
     top = top_candidates(tok, logp[0, max_pos], logp_ref[0, max_pos], top_n)
     return TokenKLResult(prompt, response, generated, table, totals, max_pos, top, t)
-
-
-# --------------------------------------------------------------------------------------------------
-# panel 2: the estimator lab
-
-
-@dataclass
-class EstimatorLabConfig:
-    """Settings of the estimator lab (defaults take a few seconds on 2 CPU cores)."""
-
-    n_samples: int = 16
-    """responses sampled from the policy (1…MAX_SAMPLES)"""
-    response_tokens: int = 16
-    """tokens per response at most (EOS may end one earlier)"""
-    policy_temperature: float = 1.0
-    """π = softmax(logits / T); with the base model as both models, T ≠ 1 gives a known non-zero KL"""
-    seed: int = 0
-    """seed of the sampler (same seed, same responses)"""
-    batch_size: int = 16
-    """responses scored per forward pass (memory: 2 × batch × tokens × 49k floats)"""
-
-    def validate(self) -> "EstimatorLabConfig":
-        if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
-            raise KLInputError(f"number of samples N must be 1…{MAX_SAMPLES}, got {self.n_samples!r}")
-        if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_RESPONSE_TOKENS:
-            raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {self.response_tokens!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise KLInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
-        _check_temperature(self.policy_temperature)
-        return self
-
-
-@dataclass
-class EstimatorLabResult:
-    """samples: one row per response: sample, response, n_tokens, kl_exact, k1, k2, k3 (sequence sums).
-    summary: one row per estimator: estimator, mean, true, bias, std, bias_rel, std_rel, frac_negative,
-    min. ``true`` = mean of the exact per-sample values."""
-
-    samples: pd.DataFrame
-    summary: pd.DataFrame
-    true_kl: float
-    config: EstimatorLabConfig = field(default_factory=EstimatorLabConfig)
-
-
-def summarize_estimates(samples: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """Schulman-style table from per-sample sequence values (columns kl_exact, k1, k2, k3)."""
-    true = float(samples["kl_exact"].mean())
-    rows = []
-    for name in ("kl_exact",) + ESTIMATOR_NAMES:
-        x = samples[name].astype(float)
-        mean = float(x.mean())
-        std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
-        rows.append({
-            "estimator": name,
-            "mean": mean,
-            "true": true,
-            "bias": mean - true,
-            "std": std,
-            "bias_rel": (mean - true) / true if true > 0 else float("nan"),
-            "std_rel": std / true if true > 0 else float("nan"),
-            "frac_negative": float((x < 0).mean()),
-            "min": float(x.min()),
-        })
-    return pd.DataFrame(rows), true
-
-
-@torch.no_grad()
-def estimator_lab(policy, reference, prompt: str, cfg: EstimatorLabConfig | None = None) -> EstimatorLabResult:
-    """Sample N responses from π and compare k1/k2/k3 sequence estimates with the exact values."""
-    cfg = (cfg or EstimatorLabConfig()).validate()
-    check_same_tokenizer(policy.tokenizer, reference.tokenizer)
-    tok = policy.tokenizer
-    q = encode_prompt(tok, prompt)
-    t = float(cfg.policy_temperature)
-    rows = []
-    for start in range(0, cfg.n_samples, cfg.batch_size):
-        n = min(cfg.batch_size, cfg.n_samples - start)
-        batch = sample_responses(policy.model, tok, [q] * n, cfg.response_tokens, temperature=t,
-                                 seed=cfg.seed + start, ban_special_tokens=False)  # [n, Q + R]
-        logp, logp_ref = _logprobs_pair(policy, reference, batch, t)             # [n, R, V]
-        vals = per_position(logp, logp_ref, batch.response_ids)                   # each [n, R]
-        mask = batch.response_mask.to(logp.dtype)                                 # [n, R]
-        sums = {k: masked_sum(vals[k].double(), mask.double()).cpu() for k in ("kl_exact",) + ESTIMATOR_NAMES}
-        for i in range(n):
-            r_ids = batch.response_ids[i][batch.response_mask[i].bool()].tolist()
-            rows.append({"sample": start + i, "response": tok.decode(r_ids, skip_special_tokens=True),
-                         "n_tokens": len(r_ids), **{k: float(v[i]) for k, v in sums.items()}})
-    samples = pd.DataFrame(rows)
-    summary, true = summarize_estimates(samples)
-    return EstimatorLabResult(samples, summary, true, cfg)
-
-
-WHY_K1_NEGATIVE = """**Why k1 can be negative and k3 cannot.** k1 = log π(y) − log π_ref(y) is the log-ratio of the
-one token that was drawn: whenever π_ref happens to like that token more than π does, it is negative.
-Only its *average* over y ~ π is the KL (≥ 0). k3 = (r − 1) − log r with r = π_ref(y)/π(y) adds r − 1,
-whose average under π is Σ π_ref − 1 = 0 (so no bias is added), and since log r ≤ r − 1 for every r > 0
-each single k3 is ≥ 0: lower variance, never negative. k2 = ½(log r)² is ≥ 0 too, but biased.
-(Schulman, "Approximating KL Divergence".)"""

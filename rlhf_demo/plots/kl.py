@@ -1,6 +1,7 @@
-"""Plot builders for the KL and Theory tabs: DataFrames in, plotly figures out (no torch here).
+"""Plot builders for the KL tab: DataFrames in, plotly figures out (no torch here).
 
-Tokens are labelled "index:token" so repeated strings stay separate bars.
+Tokens are labelled "index:token" so repeated strings stay separate bars. ``COLORS`` and ``layout``
+are shared with the Theory tab's figures (``plots.theory``), so π_ref and KL look the same in both.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ LABELS = {"kl_exact": "exact KL (whole vocabulary)", "k1": "k1 = log r", "k2": "
           "k3": "k3 = (r−1) − log r"}
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+def layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    """Title, height, margins, a legend above the plot, the white template."""
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=50),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), template="plotly_white")
     return fig
@@ -37,7 +39,7 @@ def per_token_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(tickangle=-45, row=2, col=1)
     fig.update_yaxes(title_text="per token (nats)", row=1, col=1)
     fig.update_yaxes(title_text="running total", row=2, col=1)
-    return _layout(fig, "KL(π‖π_ref) token by token", height=560)
+    return layout(fig, "KL(π‖π_ref) token by token", height=560)
 
 
 def top_candidates_figure(top: pd.DataFrame, position: int, token: str) -> go.Figure:
@@ -54,7 +56,7 @@ def top_candidates_figure(top: pd.DataFrame, position: int, token: str) -> go.Fi
                          showlegend=False), 1, 2)
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="probability")
-    return _layout(fig, f"Largest exact KL at position {position} (predicting {token!r})", height=420)
+    return layout(fig, f"Largest exact KL at position {position} (predicting {token!r})", height=420)
 
 
 def estimator_spread_figure(samples: pd.DataFrame, true_kl: float) -> go.Figure:
@@ -68,71 +70,7 @@ def estimator_spread_figure(samples: pd.DataFrame, true_kl: float) -> go.Figure:
                   annotation_text=f"true KL ≈ {true_kl:.3f} (mean exact)", annotation_position="top left")
     fig.add_hline(y=0, line_color="#9ca3af", line_width=1)
     fig.update_yaxes(title_text="sequence KL estimate (nats)")
-    return _layout(fig, f"Estimator spread over {len(samples)} samples from π", height=440)
-
-
-def optimal_policy_figure(table: pd.DataFrame, beta: float) -> go.Figure:
-    """π_ref (renormalised over the candidates) beside π* at β, one pair of bars per candidate."""
-    order = table.sort_values("reward", ascending=False)
-    x = [f"{i}: r={r:+.2f} {t[:28]!r}" for i, (r, t) in enumerate(zip(order["reward"], order["response"]))]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=order["q_ref"], name="π_ref (renormalised)", marker_color=COLORS["reference"]))
-    fig.add_trace(go.Bar(x=x, y=order["pi_star"], name=f"π* at β = {beta:g}", marker_color=COLORS["optimal"]))
-    fig.update_layout(barmode="group")
-    fig.update_xaxes(tickangle=-35)
-    fig.update_yaxes(title_text="probability over the K candidates")
-    return _layout(fig, "π*(y) ∝ π_ref(y)·exp(r(y)/β), candidates sorted by reward", height=480)
-
-
-def beta_curves_figure(sweep: pd.DataFrame, beta: float | None = None) -> go.Figure:
-    """Expected reward of π* and KL(π*‖π_ref) against β (log axis); the current β marked."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["expected_reward"], name="E_π*[r]",
-                             line=dict(color=COLORS["optimal"])), secondary_y=False)
-    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["ref_expected_reward"], name="E_π_ref[r]",
-                             line=dict(color=COLORS["reference"], dash="dot")), secondary_y=False)
-    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["kl"], name="KL(π*‖π_ref)",
-                             line=dict(color=COLORS["kl_exact"], dash="dash")), secondary_y=True)
-    if beta is not None and beta > 0:  # a trace, not a shape: shapes on log axes take log10 units
-        lo, hi = float(sweep["expected_reward"].min()), float(sweep["expected_reward"].max())
-        fig.add_trace(go.Scatter(x=[beta, beta], y=[lo, hi], mode="lines+text", name=f"β = {beta:g}",
-                                 text=["", f"β = {beta:g}"], textposition="top right",
-                                 line=dict(color="#dc2626", width=2)), secondary_y=False)
-    fig.update_xaxes(type="log", title_text="β (small: chase reward · large: stay at π_ref)")
-    fig.update_yaxes(title_text="expected reward", secondary_y=False)
-    fig.update_yaxes(title_text="KL (nats)", secondary_y=True)
-    return _layout(fig, "The trade-off: reward vs KL as β varies", height=400)
-
-
-def toy_update_figure(probs: pd.DataFrame) -> go.Figure:
-    """Toy policy before the step, after REINFORCE, after maximum likelihood on the same samples, π*."""
-    fig = go.Figure()
-    series = [("before", "before the step", COLORS["reference"]), ("reinforce", "after REINFORCE", COLORS["policy"]),
-              ("max_likelihood", "after max-likelihood (same samples)", COLORS["ml"]),
-              ("optimal", "analytic π*", COLORS["optimal"])]
-    for col, name, color in series:
-        if col in probs:
-            fig.add_trace(go.Bar(x=probs["word"], y=probs[col], name=name, marker_color=color))
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(title_text="probability", range=[0, 1])
-    return _layout(fig, "One step: REINFORCE vs maximum likelihood", height=380)
-
-
-def toy_history_figure(history: pd.DataFrame, words: list[str], optimal: list[float] | None = None) -> go.Figure:
-    """π(word) over steps (history columns: step, and one per word); dashed lines at π* if given."""
-    fig = go.Figure()
-    palette = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
-               "#ea580c", "#4b5563", "#0d9488", "#a16207"]
-    for i, w in enumerate(words):
-        c = palette[i % len(palette)]
-        if w in history:
-            fig.add_trace(go.Scatter(x=history["step"], y=history[w], name=w, line=dict(color=c)))
-        if optimal is not None:
-            fig.add_hline(y=optimal[i], line_dash="dash", line_color=c, line_width=1)
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="π(word)", range=[0, 1])
-    sub = " (dashed: analytic π*)" if optimal is not None else " (no KL penalty: heads for the best word)"
-    return _layout(fig, "Policy over steps" + sub, height=380)
+    return layout(fig, f"Estimator spread over {len(samples)} samples from π", height=440)
 
 
 def contribution_highlights(table: pd.DataFrame, by: str = "kl_exact") -> list[tuple[str, float]]:

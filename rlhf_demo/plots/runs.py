@@ -1,6 +1,8 @@
 """Comparison plots across runs (DataFrames in, plotly figures out; no torch):
 
-- ``overlay_figure``: the same metric of several runs on shared axes, one colour per run.
+- ``overlay_figure``: the same metric of several runs on shared axes, one colour per run. Held-out
+  curves are the ``eval/…`` columns for every algorithm (``compare.load_curves`` gives old DPO runs
+  those names too); ``reward_mean`` is PPO's batch reward only.
 - ``frontier_figure``: every held-out evaluation of every run as held-out reward against
   KL(π‖π_ref) — the reward–KL trade-off of the DPO paper's Figure 2. Points of one run are joined in
   step order, so a run's path across the plane is visible; the base model sits at KL = 0.
@@ -78,7 +80,8 @@ def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: t
                     ) -> go.Figure:
     """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl).
 
-    ``target`` = (minimum reward, maximum KL) draws the course's target box (e.g. base + 0.3, 6 nats)."""
+    ``target`` = (minimum reward, maximum KL) draws the course's target box (``compare.frontier_target``:
+    base + 0.3 at ≤ 6 nats)."""
     if points is None or len(points) == 0:
         return empty_figure("No held-out evaluations yet: runs evaluate every k steps and at the end.")
     fig = go.Figure()
@@ -91,8 +94,8 @@ def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: t
         top = max(float(points["reward"].max()), lo) + 0.05
         fig.add_shape(type="rect", x0=0, x1=kmax, y0=lo, y1=top, fillcolor="rgba(44,160,44,0.08)",
                       line={"color": "rgba(44,160,44,0.6)", "dash": "dash"})
-        fig.add_annotation(x=kmax, y=top, text="target: gain ≥ 0.3 at KL ≤ 6", showarrow=False, xanchor="right",
-                           yanchor="top", font={"size": 11, "color": "#2ca02c"})
+        fig.add_annotation(x=kmax, y=top, text=f"target: reward ≥ {lo:+.2f} at KL ≤ {kmax:g}", showarrow=False,
+                           xanchor="right", yanchor="top", font={"size": 11, "color": "#2ca02c"})
     for run in runs:
         d = points[points["run"] == run].sort_values("step")
         algo = str(d["algo"].iloc[0]).lower()

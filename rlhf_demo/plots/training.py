@@ -2,8 +2,7 @@
 
 Generic: ``training_figure(df, panels)`` takes a list of ``(title, [columns])``; a column named in
 ``bands`` gets a shaded ±band (e.g. reward_mean ± reward_std); columns that are only sometimes present
-(``eval/...``) are drawn as markers on the rows that have them. ``PPO_PANELS`` is the PPO set; the DPO
-panel passes its own list. No torch here.
+(``eval/...``) are drawn as markers on the rows that have them. ``PPO_PANELS`` and ``DPO_PANELS`` are the two trainers' sets. No torch here.
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from plotly.subplots import make_subplots
 
 PPO_PANELS: list[tuple[str, list[str]]] = [
     ("Reward (batch mean ± std; ◆ held-out)", ["reward_mean", "eval/reward_mean"]),
-    ("KL to reference (nats / response)", ["kl", "objective/kl_exact", "eval/kl"]),
+    ("KL to reference (nats / response)", ["objective/kl", "objective/kl_exact", "eval/kl"]),
     ("Score − β·KL", ["objective/rlhf_reward"]),
     ("Entropy (nats / token)", ["policy/entropy_avg"]),
     ("Clip fraction", ["policy/clipfrac_avg", "val/clipfrac_avg"]),
@@ -24,14 +23,23 @@ PPO_PANELS: list[tuple[str, list[str]]] = [
     ("Response length (tokens)", ["response_length"]),
     ("β (KL coefficient)", ["beta"]),
 ]
+DPO_PANELS: list[tuple[str, list[str]]] = [
+    ("Loss −log σ(β·margin)", ["loss"]),
+    ("Implicit rewards β·log π/π_ref", ["rewards/chosen", "rewards/rejected"]),
+    ("Reward margin (chosen − rejected)", ["rewards/margins"]),
+    ("Preference accuracy (r_c > r_r)", ["rewards/accuracies"]),
+    ("log π(response): chosen vs rejected", ["logps/chosen", "logps/rejected"]),
+    ("Held-out reward ◆", ["eval/reward_mean"]),
+    ("Held-out KL(π‖π_ref) ◆ (nats / response)", ["eval/kl"]),
+]
 BANDS = {"reward_mean": "reward_std"}
 LABELS = {
-    "reward_mean": "batch reward", "eval/reward_mean": "held-out reward", "kl": "batch KL (k1)",
+    "reward_mean": "batch reward", "eval/reward_mean": "held-out reward", "objective/kl": "batch KL (k1)",
     "objective/kl_exact": "batch KL (exact)", "eval/kl": "held-out KL (exact)", "objective/rlhf_reward": "score − β·KL", "policy/entropy_avg": "entropy",
     "policy/clipfrac_avg": "policy clipfrac", "val/clipfrac_avg": "value clipfrac",
     "policy/approxkl_avg": "approx-KL", "loss/value_avg": "value loss", "response_length": "tokens", "beta": "β",
 }
-ZERO_BASED = {"beta", "kl", "objective/kl_exact", "eval/kl"}
+ZERO_BASED = {"beta", "objective/kl", "objective/kl_exact", "eval/kl"}
 """Columns whose panel's y axis starts at 0 (a constant β = 0.03 must not look like β = 0)."""
 KL_PANEL = PPO_PANELS[1][0]
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]

@@ -5,7 +5,7 @@ Before each update the trainer keeps a snapshot of what the update may change (t
 weights and the optimiser state). The next batch measures the exact KL(π‖π_ref) per response of the
 updated policy; if it is past the budget, the snapshot comes back and the update counts as undone:
 
-    KL_batch(π_t) > budget  ⇒  π_t ← π_{t−1} (weights and optimiser state), β ← β·factor
+    KL_batch(π_t) > budget  ⇒  π_t ← π_{t−1} (weights and optimiser state)
 
 The last update of a run (or the one before an evaluation) has no next batch to judge it, so the
 trainer samples that batch early (``PPOTrainer.check_budget``): the policy evaluated and saved is one
@@ -32,9 +32,8 @@ import torch
 
 
 class KLBudget:
-    def __init__(self, budget: float, beta_factor: float, lr_factor: float = 1.0):
+    def __init__(self, budget: float, lr_factor: float = 1.0):
         self.budget = float(budget)
-        self.beta_factor = float(beta_factor)
         self.lr_factor = float(lr_factor)
         self.step_scale = 1.0
         self.rollbacks = 0

@@ -27,15 +27,9 @@ class ValueHead(nn.Module):
         return self.summary(hidden.float()).squeeze(-1)
 
 
-def at_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """logits / T; at T = 1 the logits themselves (a division over [B, R, V] costs a pass forward and
-    another backward: ~30 ms per PPO mini-batch on 2 CPU cores)."""
-    return logits if temperature == 1.0 else logits / temperature
-
-
-def forward_response(model, batch: Batch, temperature: float, value_head: ValueHead | None = None,
-                     trunk_layer: int | None = None, value_grad_to_policy: bool = True):
-    """One forward over query+response. Returns (logits [B, R, V] / temperature, values [B, R] or None).
+def forward_response(model, batch: Batch, value_head: ValueHead | None = None, trunk_layer: int | None = None,
+                     value_grad_to_policy: bool = True):
+    """One forward over query+response. Returns (logits [B, R, V] in float32, values [B, R] or None).
 
     Position t predicts token t+1, so only the R positions before each response token go through the
     LM head. With ``trunk_layer`` (and ``batch.trunk``), only the layers from ``trunk_layer`` up run,
@@ -49,13 +43,13 @@ def forward_response(model, batch: Batch, temperature: float, value_head: ValueH
         T = batch.trunk.shape[1]                                                  # Q + R − 1
         out = top_forward(model, batch.trunk, batch.attention_mask[:, :T], position_ids(batch.attention_mask)[:, :T],
                           trunk_layer, logits_to_keep=R, output_hidden_states=want_hidden)
-        logits = at_temperature(out.logits.float(), temperature)                 # [B, R, V]
+        logits = out.logits.float()                                               # [B, R, V]
         hidden = out.hidden_states[-1][:, q - 1:, :] if want_hidden else None    # [B, R, H]
     else:
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     position_ids=position_ids(batch.attention_mask), use_cache=False,
                     output_hidden_states=want_hidden, logits_to_keep=R + 1)
-        logits = at_temperature(out.logits[:, :-1, :].float(), temperature)      # [B, R, V]
+        logits = out.logits[:, :-1, :].float()                                    # [B, R, V]
         hidden = out.hidden_states[-1][:, q - 1:-1, :] if want_hidden else None  # [B, R, H]
     if want_hidden and not value_grad_to_policy:
         hidden = hidden.detach()

@@ -45,54 +45,16 @@ def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: 
         non_score_t = −β · kl_t                  on every response token
         reward_t    = non_score_t  (+ score on the last real token)
 
-    scores [B] (on the last real token), or [B, R] token scores added where they stand (e.g. from
-    ``prefix_shaped_scores``); logprobs, ref_logprobs, mask [B, R]. Returns (rewards, non_score_reward,
-    kl), each [B, R], zero where mask is 0.
+    scores [B] (on the last real token); logprobs, ref_logprobs, mask [B, R]. Returns (rewards,
+    non_score_reward, kl), each [B, R], zero where mask is 0.
     """
     mask = mask.to(logprobs.dtype)
     kl = kl_per_token(logprobs, ref_logprobs, estimator) * mask      # [B, R]
     non_score_reward = -beta * kl                                      # [B, R]
     rewards = non_score_reward.clone()
-    if scores.dim() == 2:                                              # token scores [B, R]
-        rewards += scores.to(rewards.dtype)
-    else:
-        last = last_token_index(mask)                                  # [B]
-        rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
+    last = last_token_index(mask)                                      # [B]
+    rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
     return rewards * mask, non_score_reward, kl
-
-
-def prefix_shaped_scores(potentials: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Potential-based reward shaping (Ng, Harada & Russell 1999) with Φ = the score of the text so far:
-
-        Φ_0 = score(query),  Φ_t = score(query + y_1..y_t),  Φ_R = score(query + response)
-        s_t = Φ_t − Φ_{t−1}                     (what token t changed; t = 1 … R)
-
-    so Σ_t s_t = score(query + response) − score(query): with γ = 1 the best policy is the same as
-    with the score on the last token alone, but each token is credited with what it did to the score.
-    potentials [B, R + 1] (Φ_0 … Φ_R), mask [B, R] → token scores [B, R], zero where mask is 0
-    (a prefix past the end of a response equals the whole response, so its increments are 0 anyway)."""
-    if potentials.dim() != 2 or potentials.shape[1] != mask.shape[1] + 1:
-        raise ValueError(f"potentials must be [B, R + 1] for a mask [B, R], got {tuple(potentials.shape)} and {tuple(mask.shape)}")
-    return (potentials[:, 1:] - potentials[:, :-1]) * mask.to(potentials.dtype)
-
-
-def leave_one_out_baseline(scores: torch.Tensor, group_size: int) -> torch.Tensor:
-    """Each score's baseline = the mean score of the *other* responses to the same query (RLOO,
-    Ahmadian et al. 2024; Kool et al. 2019):
-
-        b_i = (Σ_{j ∈ group(i)} s_j − s_i) / (k − 1)
-
-    scores [B] hold consecutive groups of k = ``group_size`` answers to one query each (B = n·k).
-    Returns b [B]. It never uses s_i itself, so subtracting it leaves the policy gradient unbiased,
-    while removing what the query alone decides about the score (e.g. a query that is already
-    negative). k = 1: zeros (no baseline)."""
-    k = group_size
-    if k <= 1:
-        return torch.zeros_like(scores)
-    if scores.numel() % k:
-        raise ValueError(f"{scores.numel()} scores do not split into groups of {k}")
-    groups = scores.reshape(-1, k)                                      # [n, k]
-    return ((groups.sum(1, keepdim=True) - groups) / (k - 1)).reshape(-1)  # [B]
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
@@ -187,34 +149,3 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 def entropy_from_logprobs(logp: torch.Tensor) -> torch.Tensor:
     """Entropy −Σ_v p_v·log p_v from log-probabilities (a log_softmax already computed). [..., V] → [...]."""
     return -(logp.exp() * logp).sum(-1)
-
-
-class FixedKLController:
-    """β stays put."""
-
-    def __init__(self, beta: float):
-        self.value = float(beta)
-
-    def update(self, current_kl: float, n_steps: int) -> None:
-        pass
-
-
-class AdaptiveKLController:
-    """Ziegler et al. (2019), lm-human-preferences ``AdaptiveKLController``:
-
-        error = clip(KL / target − 1, −0.2, 0.2)
-        β    ← max(β_min, β · (1 + error · n_steps / horizon))
-
-    ``current_kl`` is the batch's mean KL per response; ``n_steps`` the episodes in the batch.
-    ``beta_min`` (0 in the paper) keeps β from melting away while the KL is still far below target
-    early in a short run, so the controller has less to catch up once the KL takes off."""
-
-    def __init__(self, beta: float, target: float, horizon: float, beta_min: float = 0.0):
-        self.value = float(beta)
-        self.target = float(target)
-        self.horizon = float(horizon)
-        self.beta_min = float(beta_min)
-
-    def update(self, current_kl: float, n_steps: int) -> None:
-        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
-        self.value = max(self.beta_min, self.value * (1.0 + error * n_steps / self.horizon))

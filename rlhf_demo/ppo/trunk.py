@@ -24,18 +24,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
-
-def decoder_layers_owner(model) -> nn.Module | None:
-    """The module whose ``layers`` attribute is the decoder's ModuleList (Llama-style models), else None."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    inner = getattr(base, "model", None)
-    layers = getattr(inner, "layers", None)
-    return inner if isinstance(layers, nn.ModuleList) else None
-
-
-def num_layers(model) -> int:
-    owner = decoder_layers_owner(model)
-    return len(owner.layers) if owner is not None else 0
+from rlhf_demo.models.lora import decoder_layers_owner, num_layers  # noqa: F401 (re-exported)
 
 
 @contextmanager

@@ -12,7 +12,6 @@ Every reward keeps its raw outputs (``last_details``; the course's ``pipe_output
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -132,21 +131,3 @@ def make_reward(spec: str, device=None) -> RewardFunction:
         kind = parts[2] if len(parts) > 2 else "logit"
         return PipelineReward(parts[0], parts[1], kind, device=device)
     raise RewardError(f"unknown reward {spec!r}: use vader-positive, vader-negative, length, keyword:WORD or hf:MODEL:LABEL")
-
-
-def is_finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def prefix_potentials(reward_fn, tokenizer, queries: list[str], response_ids, response_mask, scores) -> list[list[float]]:
-    """Φ_0 … Φ_R for each episode, for prefix shaping (``ppo_math.prefix_shaped_scores``): Φ_0 = the
-    score of the query alone, Φ_t = the score of the query + the first t real response tokens, and
-    Φ_R = ``scores`` (the episode's own score, already computed). One reward call for all prefixes."""
-    R = response_ids.shape[1]
-    texts = []
-    for q, ids, m in zip(queries, response_ids, response_mask):
-        real = ids[m.bool()].tolist()
-        texts.append(q)
-        texts += [q + tokenizer.decode(real[:t], skip_special_tokens=True) for t in range(1, R)]
-    phi = [float(x) for x in reward_fn(texts)]
-    return [phi[b * R:(b + 1) * R] + [float(sc)] for b, sc in enumerate(scores)]

@@ -4,10 +4,16 @@
 - ``load_curves``: every run's metrics.jsonl stacked, with a ``run`` column.
 - ``eval_points``: every held-out evaluation of every run (reward against KL: the DPO paper's
   Figure 2 frontier), plus the base model as KL = 0.
+- ``base_point``: the base policy's held-out evaluation, shipped as ``assets/base_eval.json``.
 - ``export_csv`` / ``zip_policy``: files to download.
+
+Held-out evaluations are the ``eval/reward_mean``, ``eval/kl`` (, ``eval/reward_sem``) keys of a
+record, for every algorithm. DPO runs written before DPO used those names logged them as top-level
+``reward_mean`` / ``kl``; ``with_held_out_keys`` reads those runs as if they had the new keys.
 """
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -15,8 +21,42 @@ import pandas as pd
 
 from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, read_json, read_metrics
 
+BASE_EVAL = Path(__file__).resolve().parents[1] / "assets" / "base_eval.json"
+"""The base policy's held-out evaluation (standard EvalConfig), shipped with the package."""
+TARGET_GAIN, TARGET_KL = 0.3, 6.0
+"""The course's target on the frontier: held-out reward ≥ base + TARGET_GAIN at KL ≤ TARGET_KL nats."""
+LEGACY_DPO_KEYS = {"eval/reward_mean": "reward_mean", "eval/kl": "kl"}
+"""Held-out keys of DPO records → the top-level keys DPO runs wrote them under before the rename."""
+
 SETTING_KEYS = ("algo", "preset", "model", "beta", "learning_rate", "lr", "batch_size", "loss_type", "epochs",
                 "steps", "seed", "full_finetune", "preferences", "n_pairs", "reward", "kl_target")
+
+
+def base_point(path: str | Path = BASE_EVAL) -> dict | None:
+    """The base policy's held-out evaluation: {"reward_mean", "reward_sem", "kl", "n", ...} (the file's
+    keys), or None if the file is missing or unreadable. Read from the package, never the cwd."""
+    try:
+        data = json.loads(Path(path).read_text())
+        data["reward_mean"] = float(data["reward_mean"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return data
+
+
+def frontier_target(base_reward: float | None) -> tuple[float, float] | None:
+    """(minimum held-out reward, maximum KL) of the course's target box, or None without a base."""
+    return None if base_reward is None else (base_reward + TARGET_GAIN, TARGET_KL)
+
+
+def with_held_out_keys(df: pd.DataFrame, algo: str) -> pd.DataFrame:
+    """``df`` with ``eval/reward_mean`` and ``eval/kl`` for every algorithm: a DPO run that has no
+    ``eval/reward_mean`` at all was written before the rename, and its top-level ``reward_mean`` /
+    ``kl`` are its held-out values (copied; the record's own keys are kept)."""
+    legacy = (str(algo).lower() == "dpo" and len(df) > 0 and "reward_mean" in df.columns
+              and ("eval/reward_mean" not in df.columns or df["eval/reward_mean"].isna().all()))
+    if not legacy:
+        return df
+    return df.assign(**{new: df[old] for new, old in LEGACY_DPO_KEYS.items() if old in df.columns})
 
 
 def run_label(run: Path) -> str:
@@ -29,7 +69,7 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
     rows = []
     for run in runs:
         cfg, summary = read_json(run / "config.json"), read_json(run / "summary.json")
-        df = read_metrics(run)
+        df = with_held_out_keys(read_metrics(run), cfg.get("algo", "?"))
         row = {"run": run_label(run)}
         for k in SETTING_KEYS:
             if k in cfg and cfg[k] not in (None, "", []):
@@ -51,21 +91,24 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
 
 
 def load_curves(runs: list[Path]) -> pd.DataFrame:
-    """All metrics of the given runs in one long DataFrame with ``run`` and ``algo`` columns."""
+    """All metrics of the given runs in one long DataFrame with ``run`` and ``algo`` columns (held-out
+    values under ``eval/…`` for every run, see ``with_held_out_keys``)."""
     frames = []
     for run in runs:
         df = read_metrics(run)
         if len(df):
-            df = df.assign(run=run_label(run), algo=read_json(run / "config.json").get("algo", "?"))
-            frames.append(df)
+            algo = read_json(run / "config.json").get("algo", "?")
+            frames.append(with_held_out_keys(df, algo).assign(run=run_label(run), algo=algo))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "algo", "step"])
 
 
-def eval_points(runs: list[Path], base_reward: float | None = None) -> pd.DataFrame:
-    """Every held-out evaluation of every run: columns run, algo, step, time_s, reward, kl, reward_sem."""
+def eval_points(runs: list[Path], base_reward: float | None = None, base_sem: float | None = None) -> pd.DataFrame:
+    """Every held-out evaluation of every run: columns run, algo, step, time_s, reward, kl, reward_sem
+    (from ``eval/reward_mean``, ``eval/kl``, ``eval/reward_sem``); with ``base_reward`` the base model
+    comes first, at KL = 0 (e.g. ``base_point()["reward_mean"]``)."""
     curves = load_curves(runs)
     cols = ["run", "algo", "step", "time_s", "reward", "kl", "reward_sem"]
-    if "eval/kl" not in curves.columns:
+    if not {"eval/kl", "eval/reward_mean"} <= set(curves.columns):
         pts = pd.DataFrame(columns=cols)
     else:
         d = curves[curves["eval/kl"].notna() & curves["eval/reward_mean"].notna()]
@@ -77,7 +120,7 @@ def eval_points(runs: list[Path], base_reward: float | None = None) -> pd.DataFr
         })
     if base_reward is not None:
         pts = pd.concat([pd.DataFrame([{"run": "base model", "algo": "base", "step": 0, "time_s": 0.0,
-                                        "reward": base_reward, "kl": 0.0, "reward_sem": None}]), pts],
+                                        "reward": float(base_reward), "kl": 0.0, "reward_sem": base_sem}]), pts],
                         ignore_index=True)
     return pts.reset_index(drop=True)
 
@@ -110,7 +153,7 @@ def zip_policy(run: Path, path: str | Path) -> Path:
 
 
 def find_runs(root: str | Path | None = None, extra_roots: list[str | Path] = ()) -> list[Path]:
-    """Runs under the runs folder (and any extra folders, e.g. bench/results), newest first."""
+    """Runs under the runs folder (and any extra folders given, e.g. a benchmark's output), newest first."""
     found = list_runs(root)
     for extra in extra_roots:
         if Path(extra).exists():

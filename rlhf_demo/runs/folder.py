@@ -1,10 +1,17 @@
-"""Run folders: every training run (PPO or DPO) is a folder
+"""Run folders: every training run (PPO, DPO, ...) is a folder, written by one piece for every trainer
+(``write_run``):
 
-    RUN/config.json      the full config (algorithm, model, hyper-parameters, seed, start time)
-    RUN/metrics.jsonl    one JSON line per update/step, flushed as written (a crash loses nothing)
-    RUN/samples.jsonl    sampled texts (query, response, reward) as the run goes
-    RUN/summary.json     written at the end: status (finished / stopped / diverged / failed), message
-    RUN/policy/          the trained policy: a peft LoRA adapter or a full model, in safetensors
+    RUN/config.json        the full config (algorithm, preset, model, hyper-parameters, seed, start time)
+    RUN/metrics.jsonl      one JSON line per update/step, flushed as written (a crash loses nothing)
+    RUN/samples.jsonl      sampled texts (query, response, reward) as the run goes ("kind": batch / eval)
+    RUN/before_after.json  the same held-out queries answered by the reference and the trained policy
+    RUN/summary.json       written at the end: status (finished / stopped / diverged / failed), message
+    RUN/policy/            the trained policy: a peft LoRA adapter or a full model, in safetensors;
+                           during training a checkpoint at least every ``checkpoint_s`` seconds (30 by
+                           default; ``policy/checkpoint.json`` says which step), so a run killed at any
+                           moment keeps a usable policy; written atomically, so it is always loadable
+    RUN/process.json       which process writes the run (pid, host): a run without a summary whose
+                           process is gone was interrupted (``runs/state.py``)
 
 Runs live under ``$RLHF_DEMO_RUNS`` (default ``./runs``). The shipped example policy lives in the
 package (``rlhf_demo/assets/example-ppo``) and is listed like a run.
@@ -14,13 +21,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
 RUNS_ENV = "RLHF_DEMO_RUNS"
+CHECKPOINT_ENV = "RLHF_DEMO_CHECKPOINT_S"
+CHECKPOINT_S = 30.0
 EXAMPLE_RUN = Path(__file__).resolve().parents[1] / "assets" / "example-ppo"
 
 
@@ -46,12 +57,18 @@ def _clean(obj):
 class RunWriter:
     """Writes one run folder as training goes. Use as a context manager or call ``close``."""
 
+    @staticmethod
+    def check(out: str | Path, overwrite: bool = False) -> Path:
+        """Refuse a run folder that exists and is not empty (before a model is loaded for it)."""
+        path = Path(out).expanduser()
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"run folder {str(path)!r} exists and is not empty; choose another --out")
+        return path
+
     def __init__(self, out: str | Path, config, overwrite: bool = False):
-        self.dir = Path(out).expanduser()
-        if self.dir.exists() and any(self.dir.iterdir()) and not overwrite:
-            raise FileExistsError(f"run folder {str(self.dir)!r} exists and is not empty; choose another --out")
+        self.dir = self.check(out, overwrite)
         self.dir.mkdir(parents=True, exist_ok=True)
-        cfg = asdict(config) if is_dataclass(config) else dict(config)
+        cfg = config.to_dict() if hasattr(config, "to_dict") else asdict(config) if is_dataclass(config) else dict(config)
         cfg.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
         (self.dir / "config.json").write_text(json.dumps(_clean(cfg), indent=2))
         self._metrics = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
@@ -66,13 +83,20 @@ class RunWriter:
         self._metrics.flush()
         os.fsync(self._metrics.fileno())
 
-    def log_samples(self, step: int, rows: list[dict]) -> None:
+    def log_samples(self, step: int, rows: list[dict], kind: str = "batch") -> None:
         for r in rows:
-            self._samples.write(json.dumps(_clean({"step": step, **r})) + "\n")
+            row = {k: v for k, v in r.items() if k != "details"}   # raw reward-model outputs stay on screen only
+            self._samples.write(json.dumps(_clean({"step": step, "kind": kind, **row})) + "\n")
         self._samples.flush()
 
+    def write_json(self, name: str, obj) -> None:
+        """``RUN/name`` written atomically (a temporary file, then a rename)."""
+        tmp = self.dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(_clean(obj), indent=2))
+        tmp.replace(self.dir / name)
+
     def finish(self, status: str, message: str = "", **extra) -> None:
-        (self.dir / "summary.json").write_text(json.dumps(_clean({"status": status, "message": message, **extra}), indent=2))
+        self.write_json("summary.json", {"status": status, "message": message, **extra})
 
     def close(self) -> None:
         for f in (self._metrics, self._samples):
@@ -84,6 +108,67 @@ class RunWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Checkpointer:
+    """Saves the policy into ``RUN/policy/`` when ``every_s`` seconds have passed since the last save.
+    Trainers call it at their safe points (after a step, in the thread that trains)."""
+
+    def __init__(self, policy_dir: Path, every_s: float):
+        self.policy_dir, self.every_s = policy_dir, float(every_s)
+        self.last = time.monotonic()
+        self.saved_step = 0
+
+    def __call__(self, policy, step: int) -> None:
+        if step > self.saved_step and time.monotonic() - self.last >= self.every_s:
+            self.save(policy, step)
+
+    def save(self, policy, step: int) -> None:
+        policy.save(self.policy_dir, meta={"step": step, "saved": time.strftime("%Y-%m-%d %H:%M:%S")})
+        self.last, self.saved_step = time.monotonic(), step
+
+
+def checkpoint_seconds() -> float:
+    return float(os.environ.get(CHECKPOINT_ENV, CHECKPOINT_S))
+
+
+def write_run(trainer, out: str | Path, *, preset: str | None = None, overwrite: bool = False,
+              info: dict | None = None, checkpoint_s: float | None = None) -> Iterator[dict]:
+    """Run ``trainer.train()`` and write its run folder as it goes; yield the records unchanged.
+
+    Works for every trainer with ``cfg`` (a ``config.TrainerConfig``), ``train()`` (records), ``policy``
+    (a ``models.lora.TrainablePolicy``), ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``,
+    ``before_after`` and ``run_info()``. The policy is saved at the end whatever ended the run (stop,
+    closed generator, divergence after some steps); an exception is recorded as ``failed``."""
+    writer = RunWriter(out, {**trainer.cfg.to_dict(), "preset": preset, **(info or {})}, overwrite=overwrite)
+    writer.write_json("process.json", {"pid": os.getpid(), "host": socket.gethostname()})
+    trainer.checkpoint = Checkpointer(writer.policy_dir, checkpoint_seconds() if checkpoint_s is None else checkpoint_s)
+    failed, records = None, trainer.train()
+    try:
+        for rec in records:
+            writer.log_metrics({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
+            if rec.get("samples"):
+                writer.log_samples(rec["step"], rec["samples"], "batch")
+            if rec.get("eval/samples"):
+                writer.log_samples(rec["step"], rec["eval/samples"], "eval")
+            yield rec
+    except Exception as exc:  # noqa: BLE001 - recorded, then raised again
+        failed = exc
+        raise
+    finally:
+        records.close()   # a closed write_run (Stop, a closed tab) ends the trainer's loop too
+        try:
+            if trainer.step_no > 0:
+                trainer.checkpoint.save(trainer.policy, trainer.step_no)
+            if trainer.before_after:
+                writer.write_json("before_after.json", trainer.before_after)
+            final = {k: v for k, v in (trainer.last_eval or {}).items() if k != "samples"}
+            status = "failed" if failed is not None else trainer.status
+            message = str(failed) if failed is not None else trainer.message
+            writer.finish(status, message, steps=trainer.step_no, time_s=getattr(trainer, "time_s", 0.0),
+                          final_eval=final, **trainer.run_info())
+        finally:
+            writer.close()
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:

@@ -1,21 +1,15 @@
 """Build the RLHF Lab Blocks: a header, then one tab per module. Lays out and wires only."""
 from __future__ import annotations
 
-import importlib
 import os
 
 import gradio as gr
 
+from rlhf_demo.ui import feedback, kl_tab, playground, runs_tab, theory, training
 from rlhf_demo.ui.context import AppContext
 
-TABS = [
-    ("Playground", "rlhf_demo.ui.playground"),
-    ("KL", "rlhf_demo.ui.kl_tab"),
-    ("Training", "rlhf_demo.ui.training"),
-    ("Feedback", "rlhf_demo.ui.feedback"),
-    ("Runs", "rlhf_demo.ui.runs_tab"),
-    ("Theory", "rlhf_demo.ui.theory"),
-]
+TABS = [("Playground", playground), ("KL", kl_tab), ("Training", training), ("Feedback", feedback),
+        ("Runs", runs_tab), ("Theory", theory)]
 
 HEADER = """# RLHF Lab
 Watch a real language model (SmolLM2-135M-Instruct) being fine-tuned from feedback: decoding,
@@ -27,13 +21,7 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
     with gr.Blocks(title="RLHF Lab") as demo:
         gr.Markdown(HEADER)
         with gr.Tabs():
-            for label, modname in TABS:
-                try:
-                    mod = importlib.import_module(modname)
-                except ModuleNotFoundError as exc:
-                    if exc.name != modname:
-                        raise
-                    continue
+            for label, mod in TABS:
                 with gr.Tab(label, id=label.lower()):
                     mod.build(ctx, demo)
     demo.queue(max_size=32, default_concurrency_limit=2)

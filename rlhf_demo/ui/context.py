@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rlhf_demo.models.loading import REGISTRY, ModelRegistry
 from rlhf_demo.runs.folder import runs_root
@@ -15,5 +16,10 @@ at a time on the machine; others queue and see their position."""
 
 @dataclass
 class AppContext:
+    """The only state tabs share; every field is declared here."""
+
     registry: ModelRegistry = field(default_factory=lambda: REGISTRY)
     runs_dir: Path = field(default_factory=runs_root)
+    dpo_source: Any = None
+    """The DPO panel's "Preference pairs" radio (set when the Training tab is built); the Feedback tab's
+    "Use for DPO" button selects "Feedback labels" in it."""

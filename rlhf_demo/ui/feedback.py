@@ -2,7 +2,7 @@
 (buttons or the keys 1 / 2 / 3 / 4). Each label is appended to a JSONL file and fsynced before the
 next pair is drawn, so closing the tab loses nothing. Counts, a download of the pairs in TRL's
 prompt/chosen/rejected format, and "Use for DPO" (points the DPO panel at these labels).
-Lays out and wires only: the store is ``rlhf_demo.feedback``.
+Lays out and wires only: the store is ``rlhf_demo.data.feedback``.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     export.click(on_export, None, [download, note], api_visibility="private")
 
-    dpo_source = getattr(ctx, "dpo_source", None)
+    dpo_source = ctx.dpo_source
 
     def on_use():
         c = store.counts()

@@ -1,6 +1,6 @@
 """The KL tab: KL(π‖π_ref) token by token on real text (panel 1) and the estimator lab (panel 2).
 
-Lays out and wires only; the numbers come from ``kl_analysis.py``, the figures from ``plots_kl.py``.
+Lays out and wires only; the numbers come from ``kl/analysis.py`` and ``kl/lab.py``, the figures from ``plots/kl.py``.
 Models come from the shared registry (loaded once, read-only), lazily, with a status line.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ import gradio as gr
 import pandas as pd
 
 from rlhf_demo.plots import kl as plots_kl
-from rlhf_demo.kl.analysis import (MAX_RESPONSE_TOKENS, MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig,
-                           estimator_lab, token_kl)
+from rlhf_demo.kl.analysis import MAX_RESPONSE_TOKENS, token_kl
+from rlhf_demo.kl.lab import MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig, estimator_lab
 from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.runs.folder import policy_choices
 
@@ -102,20 +102,24 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     refresh.click(on_refresh, None, [policy, reference], api_visibility="private")
 
-    def on_compute(pol, ref, t, p, m, resp, n_new, s, by):
+    # Gradio names each endpoint's API parameters after the handler's own: they say what they hold.
+    def on_compute(policy, reference, policy_temperature, prompt, response_mode, response, max_new_tokens, seed, colour_by):
+        """Per-token KL(π‖π_ref) of a response to `prompt`: sampled from the policy (`response_mode` "generate with the
+        policy", `max_new_tokens`, `seed`) or the typed `response` ("type it in")."""
         outs = [highlights, totals, per_token_plot, top_plot, table, result_state]
-        yield f"Working: loading models ({pol} · {ref}) and computing…", *[gr.skip()] * len(outs)
+        yield f"Working: loading models ({policy} · {reference}) and computing…", *[gr.skip()] * len(outs)
         try:
-            pb = _load(ctx, pol, "policy")
-            rb = _load(ctx, ref, "reference")
-            res = token_kl(pb, rb, p, None if m.startswith("generate") else (resp or ""),
-                           max_new_tokens=int(n_new), policy_temperature=float(t), seed=int(s or 0))
+            pb = _load(ctx, policy, "policy")
+            rb = _load(ctx, reference, "reference")
+            typed = None if response_mode.startswith("generate") else (response or "")
+            res = token_kl(pb, rb, prompt, typed, max_new_tokens=int(max_new_tokens),
+                           policy_temperature=float(policy_temperature), seed=int(seed or 0))
         except (ValueError, RuntimeError, OSError) as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         tok = res.table["token"].iloc[res.max_position]
         yield ("**Done.** " + ("Response sampled from π: " if res.generated else "Typed response: ") + repr(res.response),
-               plots_kl.contribution_highlights(res.table, by or "kl_exact"), _totals_md(res),
+               plots_kl.contribution_highlights(res.table, colour_by or "kl_exact"), _totals_md(res),
                plots_kl.per_token_figure(res.table), plots_kl.top_candidates_figure(res.top, res.max_position, tok),
                res.table[TABLE_COLS].round(5), res.table)
 
@@ -130,15 +134,16 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     colour_by.change(on_colour, [result_state, colour_by], highlights, api_visibility="private")
 
-    def on_lab(pol, ref, t, p, n, n_tok, s):
+    def on_lab(policy, reference, policy_temperature, prompt, n_samples, response_tokens, seed):
+        """Sample `n_samples` responses from the policy and compare k1/k2/k3 sequence estimates with the exact KL."""
         outs = [lab_plot, lab_summary, lab_samples]
-        yield f"Working: sampling {int(n)} responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
+        yield f"Working: sampling {int(n_samples)} responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
         try:
-            pb = _load(ctx, pol, "policy")
-            rb = _load(ctx, ref, "reference")
-            cfg = EstimatorLabConfig(n_samples=int(n), response_tokens=int(n_tok), policy_temperature=float(t),
-                                     seed=int(s or 0))
-            res = estimator_lab(pb, rb, p, cfg)
+            pb = _load(ctx, policy, "policy")
+            rb = _load(ctx, reference, "reference")
+            cfg = EstimatorLabConfig(n_samples=int(n_samples), response_tokens=int(response_tokens),
+                                     policy_temperature=float(policy_temperature), seed=int(seed or 0))
+            res = estimator_lab(pb, rb, prompt, cfg)
         except (ValueError, RuntimeError, OSError) as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return

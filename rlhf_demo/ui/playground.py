@@ -1,7 +1,7 @@
 """The Playground tab: where do the words come from? Lays out and wires only.
 
-Generation, re-processing, branching and word-bias numbers come from ``rlhf_demo.decoding`` /
-``decoding_explore``; figures from ``rlhf_demo.plots_decoding``. The per-session ``gr.State`` holds
+Generation, re-processing, branching and word-bias numbers come from ``rlhf_demo.decoding.generate`` /
+``decoding.explore``; figures from ``rlhf_demo.plots.decoding``. The per-session ``gr.State`` holds
 the last generation (token ids, per-step numbers, raw logits as numpy) — never a model. Every event
 is also an HTTP endpoint, so each one validates its inputs in the core and answers bad input with a
 clear ``gr.Error`` while the server keeps serving.
@@ -79,13 +79,16 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             beams_table = gr.Dataframe(label="Sequences (beam search: cumulative log-probability and length-normalised score)",
                                        interactive=False, wrap=True, column_widths=["5%", "59%", "9%", "11%", "9%", "7%"])
 
+    # The public handlers spell out every knob: Gradio names an endpoint's API parameters after the
+    # function's own (``*args`` would show as param_2, param_3, …).
     knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat]
 
-    def config(strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat):
+    def config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams, max_new_tokens,
+               min_new_tokens, num_samples, seed, word_bias, chat_template) -> DecodingConfig:
         return DecodingConfig(strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                              repetition_penalty=rep, no_repeat_ngram_size=ngram, num_beams=beams, max_new_tokens=max_new,
-                              min_new_tokens=min_new, num_samples=samples, seed=seed, word_bias=parse_word_bias(bias),
-                              chat_template=chat)
+                              repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams,
+                              max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, num_samples=num_samples, seed=seed,
+                              word_bias=parse_word_bias(word_bias), chat_template=chat_template)
 
     def get_bundle(name, progress=None):
         if not isinstance(name, str) or len(name) > 500:
@@ -109,12 +112,15 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return (candidates_figure(df, title), caption, gr.update(choices=choices, value=choices[0][1] if choices else None),
                 bias_figure(bias_frame(bundle, res, seq_i, t, cfg)), entropy_figure(steps_frame(seq), current=t))
 
-    def on_generate(text, model_name, *knob_values, progress=gr.Progress()):
+    def on_generate(prompt, model, strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
+                    max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template, progress=gr.Progress()):
+        """Generate from `prompt` with `model` (a base model, run or folder); `word_bias` reads "great: 5, terrible: -5"."""
         try:
-            cfg = config(*knob_values).validate()
-            check_prompt(text)
-            bundle = get_bundle(model_name, progress=lambda f, m: progress(f, desc=m))
-            res = generate(bundle, text, cfg, top_n=TOP_N, keep_logits=True)
+            cfg = config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
+                         max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template).validate()
+            check_prompt(prompt)
+            bundle = get_bundle(model, progress=lambda f, m: progress(f, desc=m))
+            res = generate(bundle, prompt, cfg, top_n=TOP_N, keep_logits=True)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         st = {"result": res, "branch": None}
@@ -127,12 +133,15 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 processors_markdown(res.processors, res.mode), samples_html(res.prompt_text, frames), sequences_frame(res), msg,
                 highlight(frames[0][1], res.prompt_text), None)
 
-    def on_step(st, seq_i, t, *knob_values):
+    def on_step(st, sequence, step, strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
+                max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template):
+        """The candidates at `step` (from 0) of `sequence` (from 1) of this session's last generation, re-processed for these knobs."""
         if not st:
             raise gr.Error("Generate first, then explore its steps.")
         try:
-            seq_i, t = _index(seq_i, "sequence"), _index(t, "step")
-            cfg = config(*knob_values)
+            seq_i, t = _index(sequence, "sequence"), _index(step, "step")
+            cfg = config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
+                         max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template)
             return step_outputs(st, seq_i, t, cfg.validate())
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
@@ -155,17 +164,18 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         knob_values = (strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat)
         return (t, *on_step(st, seq_i, t, *knob_values))
 
-    def on_branch(st, seq_i, t, token_id, typed):
+    def on_branch(st, sequence, step, token_id, word):
+        """Force `token_id` (or the tokens of `word`) at `step` (from 0) of `sequence` (from 1) and let the decoder continue."""
         if not st:
             raise gr.Error("Generate first, then pick a step and a candidate to branch with.")
         try:
             res = st["result"]
             bundle = get_bundle(res.model)
             tid = None if token_id in (None, "") else token_id
-            br = branch(bundle, res, _index(seq_i, "sequence") - 1, _index(t, "step"), token_id=tid, word=typed or None, top_n=TOP_N)
+            br = branch(bundle, res, _index(sequence, "sequence") - 1, _index(step, "step"), token_id=tid, word=word or None, top_n=TOP_N)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        orig = res.sequences[_index(seq_i, "sequence") - 1]
+        orig = res.sequences[_index(sequence, "sequence") - 1]
         new_state = {"result": res, "branch": br}
         return (new_state, highlight(steps_frame(orig), res.prompt_text), highlight(steps_frame(br.sequences[0]), res.prompt_text),
                 " ".join(br.notices))

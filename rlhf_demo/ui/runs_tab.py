@@ -1,18 +1,21 @@
 """The Runs tab: every run folder (PPO and DPO) with its settings, their curves overlaid, every held-out
 evaluation as reward against KL (the DPO paper's Figure 2 frontier), metrics as CSV, a policy as a zip.
-Lays out and wires only: data from ``rlhf_demo.compare``, figures from ``rlhf_demo.plots_runs``.
+Lays out and wires only: data from ``rlhf_demo.runs.compare``, figures from ``rlhf_demo.plots.runs``.
+
+Public API endpoints (each handler's parameters are the API's names): ``/runs_refresh``,
+``/runs_compare``, ``/runs_export_csv``, ``/runs_download_policy``.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import gradio as gr
 
-from rlhf_demo.runs.compare import eval_points, export_csv, find_runs, load_curves, run_label, runs_table, zip_policy
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
+from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, find_runs, frontier_target, load_curves,
+                                    run_label, runs_table, zip_policy)
 from rlhf_demo.ui.context import AppContext
 
 INTRO = """### Runs: compare PPO and DPO on the same axes
@@ -21,26 +24,12 @@ The **frontier** plots each held-out evaluation of each run as mean reward again
 reward, right is further from the reference. Good methods get high reward for little KL (the DPO paper's
 Figure 2); the ★ is the base model."""
 
-BENCH_RESULTS = Path("bench") / "results"
-
-
-def _base_reward() -> float | None:
-    """The base model's held-out reward if a benchmark measured it (bench/results/dpo_base_eval.json)."""
-    f = BENCH_RESULTS / "dpo_base_eval.json"
-    try:
-        return float(json.loads(f.read_text())["reward_mean"])
-    except (OSError, ValueError, KeyError):
-        return None
-
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     gr.Markdown(INTRO)
 
-    def all_runs():
-        return find_runs(ctx.runs_dir, [BENCH_RESULTS])
-
     def by_label():
-        return {run_label(r): r for r in all_runs()}
+        return {run_label(r): r for r in find_runs(ctx.runs_dir)}
 
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh", scale=0)
@@ -56,45 +45,49 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         zip_btn = gr.Button("Download policy (zip)", elem_id="runs-zip")
     files = gr.File(label="Download", interactive=False, elem_id="runs-file", height=80, visible=False)
 
-    def on_refresh(selected):
+    def compare_runs(selected_runs: list[str] | None):
+        """The frontier (held-out reward vs KL, the base model at KL = 0) and the overlaid curves of the
+        selected runs (labels as in the runs table)."""
+        runs = by_label()
+        chosen = [runs[s] for s in (selected_runs or []) if s in runs]
+        base = base_point()
+        reward = base["reward_mean"] if base else None
+        pts = eval_points(chosen, base_reward=reward, base_sem=base.get("reward_sem") if base else None)
+        return frontier_figure(pts, target=frontier_target(reward)), overlay_figure(load_curves(chosen))
+
+    def refresh_runs(selected_runs: list[str] | None):
+        """Every run folder again: the choices, the runs table, and the figures of the selection (kept
+        where the runs still exist, else the 8 newest)."""
         runs = by_label()
         labels = list(runs)
-        selected = [s for s in (selected or []) if s in runs] or labels[:8]
+        selected = [s for s in (selected_runs or []) if s in runs] or labels[:8]
         with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
         return (gr.update(choices=labels, value=selected), runs_table(list(runs.values())),
-                gr.update(choices=with_policy, value=with_policy[0] if with_policy else None), *figures(selected))
+                gr.update(choices=with_policy, value=with_policy[0] if with_policy else None), *compare_runs(selected))
 
-    def figures(selected):
+    def export_runs_csv(selected_runs: list[str] | None):
+        """The stacked metrics of the selected runs as one CSV file."""
         runs = by_label()
-        chosen = [runs[s] for s in (selected or []) if s in runs]
-        base = _base_reward()
-        pts = eval_points(chosen, base_reward=base)
-        target = (base + 0.3, 6.0) if base is not None else None
-        return frontier_figure(pts, target=target), overlay_figure(load_curves(chosen))
-
-    outs = [pick, table, one, frontier, overlay]
-    refresh.click(on_refresh, pick, outs, api_visibility="private")
-    demo.load(on_refresh, pick, outs, api_visibility="private")
-    pick.input(figures, pick, [frontier, overlay], api_visibility="private")
-
-    def on_csv(selected):
-        runs = by_label()
-        chosen = [runs[s] for s in (selected or []) if s in runs]
+        chosen = [runs[s] for s in (selected_runs or []) if s in runs]
         if not chosen:
             raise gr.Error("Select at least one run.")
         path = Path(tempfile.mkdtemp(prefix="rlhf-runs-")) / f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         return gr.update(value=str(export_csv(chosen, path)), visible=True)
 
-    csv_btn.click(on_csv, pick, files, api_visibility="private")
-
-    def on_zip(label):
-        run = by_label().get(label or "")
-        if run is None:
+    def download_run_policy(run: str | None):
+        """The saved policy of one run (adapter or full model, with its config) as a zip file."""
+        folder = by_label().get(run or "")
+        if folder is None:
             raise gr.Error("Choose a run with a saved policy.")
         try:
-            path = zip_policy(run, Path(tempfile.mkdtemp(prefix="rlhf-policy-")) / f"{run.name}-policy.zip")
+            path = zip_policy(folder, Path(tempfile.mkdtemp(prefix="rlhf-policy-")) / f"{folder.name}-policy.zip")
             return gr.update(value=str(path), visible=True)
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 
-    zip_btn.click(on_zip, one, files, api_visibility="private")
+    outs = [pick, table, one, frontier, overlay]
+    refresh.click(refresh_runs, pick, outs, api_name="runs_refresh")
+    demo.load(refresh_runs, pick, outs, api_visibility="private")
+    pick.input(compare_runs, pick, [frontier, overlay], api_name="runs_compare")
+    csv_btn.click(export_runs_csv, pick, files, api_name="runs_export_csv")
+    zip_btn.click(download_run_policy, one, files, api_name="runs_download_policy")

@@ -2,24 +2,15 @@
 (``training_dpo.py``). Lays out and wires only."""
 from __future__ import annotations
 
-import importlib
-
 import gradio as gr
 
-PANELS = [("PPO", "rlhf_demo.ui.training_ppo"), ("DPO", "rlhf_demo.ui.training_dpo")]
+from rlhf_demo.ui import training_dpo, training_ppo
+
+PANELS = [("PPO", training_ppo), ("DPO", training_dpo)]
 
 
 def build(ctx, demo: gr.Blocks) -> None:
-    available = []
-    for label, modname in PANELS:
-        try:
-            available.append((label, importlib.import_module(modname)))
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-    if not available:
-        gr.Markdown("No training algorithm is available in this build.")
-        return
+    available = PANELS
     algo = gr.Radio([label for label, _ in available], value=available[0][0], label="Algorithm",
                     info="PPO: sample, score with a reward model, push the policy (KL-penalised). "
                          "DPO: learn straight from preference pairs, no sampling during training.",

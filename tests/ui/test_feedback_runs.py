@@ -8,20 +8,35 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo.ui.training_dpo import make_settings
+from rlhf_demo.dpo.config import DPOConfig
+from rlhf_demo.ui.config_form import config_from_form
 
 SHOTS = Path("/tmp/shots")
 
 
 def test_make_settings_from_ui_values():
-    values = {"beta": 0.3, "loss_type": "ipo", "sft_weight": 0, "learning_rate": 1e-4, "epochs": 1.0, "batch_size": 4.0,
-              "max_length": 32.0, "full_finetune": False, "lora_r": 8.0, "eval_every": 5.0, "kl_target": 0,
-              "max_seconds": 0, "seed": 1.0, "model": " default "}
-    s = make_settings("Quick CPU demo", values, 3)
-    assert (s.beta, s.loss_type, s.steps, s.batch_size, s.kl_target, s.max_seconds, s.model) == (
-        0.3, "ipo", 3, 4, None, None, "default")
-    with pytest.raises(ValueError, match="β"):
-        make_settings("Quick CPU demo", {**values, "beta": -1}, 0)
+    values = {"beta": 0.3, "loss_type": "ipo", "sft_weight": 0, "lr": 1e-4, "epochs": 1.0, "batch_size": 4.0,
+              "max_length": 32.0, "full_finetune": False, "lora_r": 8.0, "eval_every": 5.0, "kl_stop": 0,
+              "max_seconds": 0, "seed": 1.0, "model": " default ", "steps": 3.0}
+    s = config_from_form(DPOConfig, "quick-cpu", values)
+    assert (s.beta, s.loss_type, s.steps, s.batch_size, s.kl_stop, s.max_seconds, s.model) == (
+        0.3, "ipo", 3, 4, 0.0, 0.0, "default")
+    with pytest.raises(ValueError, match="beta"):
+        config_from_form(DPOConfig, "quick-cpu", {**values, "beta": -1})
+
+
+def test_api_runs_endpoints_are_named_and_show_the_shipped_base_point(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = {ep: [p["parameter_name"] for p in api[ep]["parameters"]] for ep in api if ep.startswith("/runs_")}
+    assert names == {"/runs_refresh": ["selected_runs"], "/runs_compare": ["selected_runs"],
+                     "/runs_export_csv": ["selected_runs"], "/runs_download_policy": ["run"]}
+    frontier, overlay = client.predict([], api_name="/runs_compare")
+    assert "base model" in json.dumps(frontier) and "target: reward ≥ +0.43" in json.dumps(frontier, ensure_ascii=False)
+    with pytest.raises(Exception, match="Select at least one run"):
+        client.predict([], api_name="/runs_export_csv")
 
 
 def _fill(page, elem_id, value):
@@ -77,7 +92,7 @@ def test_label_two_pairs_then_train_dpo_and_compare(page, app_url, tiny_model_di
     page.locator("#dpo-start").click()
     page.locator("#dpo-status").get_by_text("finished", exact=False).wait_for(timeout=240_000)
     assert page.locator("#dpo-plot .js-plotly-plot .scatterlayer .trace").count() >= 7
-    assert "Held-out at step 2" in page.locator("#dpo-status").inner_text()
+    assert "Held-out at the end" in page.locator("#dpo-status").inner_text()
     page.screenshot(path=str(SHOTS / "training_dpo.png"), full_page=True)
 
     page.get_by_role("tab", name="Runs").click()

@@ -68,6 +68,28 @@ def test_api_theory_bad_beta_and_toy(client, tiny_model_dir):
     assert "one reward per word" in res[0]
 
 
+def test_api_theory_endpoints_have_named_parameters(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = {ep: [p["parameter_name"] for p in api[ep]["parameters"]] for ep in api}
+    assert names["/theory_candidates"] == ["reference_model", "reward", "prompt", "k", "response_tokens", "seed",
+                                           "beta"]
+    assert names["/theory_beta"] == ["beta"]  # the candidates stay in the session
+    toy = ["words", "rewards", "reference_probs", "learning_rate", "samples_per_step", "baseline", "kl_beta", "seed"]
+    assert names["/toy_reset"] == names["/toy_step"] == toy and names["/toy_run"] == toy + ["steps"]
+    assert not [ep for ep in api if ep.startswith("/on_") or ep.startswith("/lambda")]
+
+
+def test_api_toy_reset_and_run(client):
+    toy = dict(words="up, down", rewards="1, -1", reference_probs="", learning_rate=0.5, samples_per_step=8,
+               baseline=True, kl_beta=0.5, seed=0)
+    res = client.predict(**toy, api_name="/toy_reset")
+    assert res[0].startswith("Step 0") and "β·log Z" in res[0]
+    res = client.predict(**toy, steps=30, api_name="/toy_run")
+    assert res[0].startswith("Step 30") and "distance to π" in res[0]
+    res = client.predict(**toy, api_name="/toy_step")  # the session's policy goes on from step 30
+    assert res[0].startswith("Step 31")
+
+
 @pytest.mark.browser
 @pytest.mark.integration
 def test_kl_and_theory_panels_render_on_the_real_model(page, app_url, default_bundle):

@@ -6,7 +6,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rlhf_demo.ui.training_ppo import batch_frame, before_after_frame, make_config
+from rlhf_demo.ppo.config import PPOConfig
+from rlhf_demo.ui.config_form import config_from_form
+from rlhf_demo.ui.training_ppo import batch_frame, before_after_frame
+
+
+def make_config(preset, values):
+    return config_from_form(PPOConfig, preset, values)
 
 SHOTS = Path("/tmp/shots")
 
@@ -20,6 +26,8 @@ def test_make_config_turns_ui_values_into_clear_errors():
         make_config("quick-cpu", {"lr": None})
     with pytest.raises(ValueError, match="beta"):
         make_config("quick-cpu", {"beta": -1.0})
+    assert make_config("course", {"beta": 0.0}).adaptive_kl is False   # β = 0: no controller, as on the CLI
+    assert make_config("quick-cpu", {"response_tokens": "8:12"}).response_tokens == (8, 12)
     assert make_config("no-kl", {}).beta == 0
 
 
@@ -44,16 +52,14 @@ def test_browser_tiny_run_shows_curves_and_before_after(page, app_url, tiny_mode
     page.goto(app_url)
     page.get_by_role("tab", name="Training").click()
     page.locator("#ppo-start").wait_for()
-    for title in ("Optimisation", "Rollouts", "Model, LoRA and evaluation"):
-        page.get_by_text(title, exact=True).click()
+    for title in ("Optimisation", "Rollouts", "Model and LoRA", "Evaluation"):
+        page.get_by_text(title, exact=True).first.click()
     _fill(page, "ppo-model", tiny_model_dir)
     _fill(page, "ppo-steps", 6)
     _fill(page, "ppo-batch-size", 4)
     _fill(page, "ppo-ppo-epochs", 1)
-    _fill(page, "ppo-response-min-tokens", 6)
-    _fill(page, "ppo-response-max-tokens", 6)
+    _fill(page, "ppo-response-tokens", 6)
     _fill(page, "ppo-eval-every", 3)
-    _fill(page, "ppo-eval-prompts", 2)
     page.locator("#ppo-start").click()
     # live: the curves appear after the first update, with the status line counting updates
     page.locator("#ppo-plot .js-plotly-plot").wait_for(timeout=120_000)
@@ -72,8 +78,8 @@ def test_browser_tiny_run_shows_curves_and_before_after(page, app_url, tiny_mode
 def test_browser_stop_leaves_a_stopped_run(page, app_url, tiny_model_dir):
     page.goto(app_url)
     page.get_by_role("tab", name="Training").click()
-    page.get_by_text("Model, LoRA and evaluation", exact=True).click()
-    page.get_by_text("Optimisation", exact=True).click()
+    for title in ("Model and LoRA", "Optimisation", "Evaluation"):
+        page.get_by_text(title, exact=True).first.click()
     _fill(page, "ppo-model", tiny_model_dir)
     _fill(page, "ppo-steps", 200)
     _fill(page, "ppo-batch-size", 4)

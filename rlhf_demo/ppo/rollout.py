@@ -1,0 +1,81 @@
+"""Steps 1–4 of a PPO update: sample responses, score them, and compare with the reference.
+
+    1. the policy samples one response per query (``decoding.sampling.sample_responses``); the
+       generation forward already gives π_old's full distribution and the value head's input, so
+       old log-probs and values need no second forward
+    2. the reward function scores query + response (its raw outputs are kept for display)
+    3. the reference (adapter off, or the frozen copy) scores the same tokens; with both full
+       distributions at hand, the exact KL(π_old‖π_ref) per position comes for free:
+
+           exact_t = Σ_v π_old(v | x, y<t) · (log π_old(v | ·) − log π_ref(v | ·))
+
+With ``trunk_layer`` (LoRA on the top layers only) the reference runs only those layers, on the
+hidden states the generation kept at their entrance (``trunk.py``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rlhf_demo.decoding.sampling import Batch, decode_queries, decode_responses, sample_responses
+from rlhf_demo.kl.estimators import exact_kl, masked_mean
+from rlhf_demo.ppo.forward import ValueHead, forward_response, pick
+from rlhf_demo.ppo.loss import entropy_from_logprobs
+
+
+@dataclass
+class Rollout:
+    batch: Batch
+    queries: list[str]
+    responses: list[str]
+    scores: torch.Tensor          # [B]
+    details: list                 # the reward function's raw outputs, one per episode
+    logprobs: torch.Tensor        # [B, R] log π_old of the sampled tokens
+    ref_logprobs: torch.Tensor    # [B, R] log π_ref of the sampled tokens
+    values: torch.Tensor          # [B, R] V_old
+    exact_kl: torch.Tensor        # [B, R] exact KL(π_old‖π_ref) per response position
+    entropy: float                # mean over response tokens of −Σ_v π_old(v)·log π_old(v)
+    timings: dict
+
+
+@torch.no_grad()
+def rollout(policy, value_head: ValueHead, tokenizer, queries: list[list[int]], response_tokens: int, reward_fn, *,
+            seed: int, ban_special_tokens: bool = True, trunk_layer: int | None = None) -> Rollout:
+    """Sample, score and compare one batch. ``policy`` is a ``models.lora.TrainablePolicy``."""
+    model = policy.model
+    model.eval()
+    t0 = time.perf_counter()
+    batch = sample_responses(model, tokenizer, queries, response_tokens, seed=seed,               # 1. sample
+                             ban_special_tokens=ban_special_tokens, keep_outputs=True, trunk_layer=trunk_layer)
+    resp_ids = batch.response_ids                                                   # [B, R]
+    logp_all = F.log_softmax(batch.logits.float(), dim=-1)                          # [B, R, V] log π_old
+    logprobs = pick(logp_all, resp_ids)                                             # [B, R]
+    values = value_head(batch.last_hidden)                                          # [B, R]
+    batch.logits = batch.last_hidden = None                                         # free memory
+    t1 = time.perf_counter()
+    q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
+    scores = reward_fn([q + r for q, r in zip(q_txt, r_txt)])                       # 2. score
+    details = list(getattr(reward_fn, "last_details", []) or [])
+    t2 = time.perf_counter()
+    with policy.reference() as ref:                                                 # 3. reference
+        ref_logits, _ = forward_response(ref, batch, trunk_layer=trunk_layer)
+        ref_all = F.log_softmax(ref_logits, dim=-1)                                 # [B, R, V]
+        ref_logprobs = pick(ref_all, resp_ids)                                      # [B, R]
+        exact = exact_kl(logp_all, ref_all)                                         # [B, R]
+        entropy = float(masked_mean(entropy_from_logprobs(logp_all), batch.response_mask.float()))
+        del ref_logits, ref_all, logp_all
+    t3 = time.perf_counter()
+    timings = {"time/generate": t1 - t0, "time/score": t2 - t1, "time/reference": t3 - t2}
+    scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=logprobs.device)
+    return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float(),
+                   exact.float(), entropy, timings)
+
+
+def episode_rows(ro: Rollout, k1_per_seq: torch.Tensor) -> list[dict]:
+    """The batch as rows for tables and samples.jsonl: query, response, reward, k1 KL, raw reward output."""
+    details = ro.details if len(ro.details) == len(ro.queries) else [None] * len(ro.queries)
+    return [{"query": q, "response": r, "reward": float(s), "kl": float(k), "details": d}
+            for q, r, s, k, d in zip(ro.queries, ro.responses, ro.scores.tolist(), k1_per_seq.tolist(), details)]

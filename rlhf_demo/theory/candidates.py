@@ -1,0 +1,86 @@
+"""Candidate responses for the π* panel: K responses sampled from the reference, scored by a reward.
+
+For one prompt x we draw y_1 … y_K ~ π_ref(· | x) (special tokens banned, so every candidate has the
+same length R), merge duplicates, and score each distinct candidate twice:
+
+    logp_ref(y) = Σ_t log π_ref(y_t | x, y<t)     its sequence log-probability under π_ref, at T = 1
+    reward(y)   = r(x + y)                        the same reward functions as training
+
+These two columns are everything ``theory.optimal`` needs: over the set, π* ∝ π_ref · exp(r/β).
+
+What is simplified: the set is a small sample, so π* here is the optimum *over these K answers*
+(the renormalised reference q(y) stands in for π_ref); ``bench/ppo_frontier.py`` does the same with
+128 samples per held-out prompt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from rlhf_demo.decoding.sampling import Batch, left_pad, response_logits, sample_responses, token_logprobs
+from rlhf_demo.theory.optimal import TheoryInputError
+
+MAX_CANDIDATES = 32
+"""Most candidate responses K sampled from the reference."""
+MAX_CANDIDATE_TOKENS = 32
+"""Longest candidate, in tokens."""
+
+
+@dataclass
+class CandidatesConfig:
+    """How the K candidate responses are drawn from the reference."""
+
+    k: int = 8
+    """candidates sampled from π_ref (duplicates are merged), 2…MAX_CANDIDATES"""
+    response_tokens: int = 12
+    """tokens per candidate (special tokens are banned, so all have this length)"""
+    temperature: float = 1.0
+    """sampling temperature (the probabilities shown are always π_ref's own, at T = 1)"""
+    seed: int = 0
+    """seed of the sampler: same seed, same candidates"""
+    reward: str = "vader-positive"
+    """reward function, as in training (see rewards/functions.py): scores prompt + response"""
+
+    def validate(self) -> "CandidatesConfig":
+        if not isinstance(self.k, int) or not 2 <= self.k <= MAX_CANDIDATES:
+            raise TheoryInputError(f"number of candidates K must be 2…{MAX_CANDIDATES}, got {self.k!r}")
+        if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_CANDIDATE_TOKENS:
+            raise TheoryInputError(f"candidate length must be 1…{MAX_CANDIDATE_TOKENS} tokens, got {self.response_tokens!r}")
+        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
+            raise TheoryInputError(f"sampling temperature must be positive, got {self.temperature!r}")
+        return self
+
+
+def distinct_rows(ids: list[list[int]]) -> list[int]:
+    """Indices of the first occurrence of each distinct row, in order (duplicates merged)."""
+    seen, keep = set(), []
+    for i, row in enumerate(ids):
+        if tuple(row) not in seen:
+            seen.add(tuple(row))
+            keep.append(i)
+    return keep
+
+
+@torch.no_grad()
+def sample_candidates(reference, prompt: str, reward_fn, cfg: CandidatesConfig | None = None) -> pd.DataFrame:
+    """K responses sampled from the reference (a ModelBundle), deduplicated, with their sequence
+    log-probability under π_ref and their reward. Columns: response, logp_ref, reward, n_tokens."""
+    cfg = (cfg or CandidatesConfig()).validate()
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise TheoryInputError("the prompt is empty")
+    tok = reference.tokenizer
+    q = tok(prompt, add_special_tokens=False).input_ids
+    batch = sample_responses(reference.model, tok, [q] * cfg.k, cfg.response_tokens,
+                             temperature=cfg.temperature, seed=cfg.seed)                # [K, Q + R]
+    keep = distinct_rows(batch.response_ids.tolist())                                  # K' indices
+    ids, mask = left_pad([q + batch.response_ids[i].tolist() for i in keep], tok.pad_token_id, reference.device)
+    uniq = Batch(ids, mask, len(q), torch.ones((len(keep), batch.response_ids.shape[1]), dtype=torch.long,
+                                               device=reference.device))
+    logits = response_logits(reference.model, uniq)                                    # [K', R, V]
+    logp_ref = token_logprobs(logits, uniq.response_ids).double().sum(-1).cpu()        # [K']
+    texts = [tok.decode(r, skip_special_tokens=True) for r in uniq.response_ids.tolist()]
+    rewards = reward_fn([prompt + t for t in texts])
+    return pd.DataFrame({"response": texts, "logp_ref": logp_ref.numpy(), "reward": [float(x) for x in rewards],
+                         "n_tokens": uniq.response_ids.shape[1]})
