@@ -163,8 +163,9 @@ class TrainerConfig:
         return replace(cls(), **clean)
 
     # ---------------------------------------------------------------- validation
-    def validate(self):
-        """Raise ValueError with one clear message for nonsense; return self."""
+    def validate(self, limits=None):
+        """Raise ValueError with one clear message for nonsense, or for what the shared server's limits
+        refuse (``rlhf_demo/limits.py``; nothing in local use); return self."""
         for f in self.knobs():
             meta = f.metadata
             value = coerce(f, getattr(self, f.name))       # 3 → 3.0 for a float, [4, 16] → (4, 16), ...
@@ -181,6 +182,9 @@ class TrainerConfig:
             if meta["kind"] == "str" and not value:
                 raise ValueError(f"{f.name} is empty")
         self.check()
+        from rlhf_demo.limits import check_training
+
+        check_training(self, limits)
         return self
 
     def check(self) -> None:

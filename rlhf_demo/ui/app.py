@@ -24,7 +24,7 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
             for label, mod in TABS:
                 with gr.Tab(label, id=label.lower()):
                     mod.build(ctx, demo)
-    demo.queue(max_size=32, default_concurrency_limit=2)
+    demo.queue(max_size=128, default_concurrency_limit=2)   # trainings wait in runs.queue, not here
     return demo
 
 

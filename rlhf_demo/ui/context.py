@@ -1,5 +1,5 @@
-"""What every tab shares: the model registry (base models loaded once, read-only), the runs folder,
-and the one training slot of the machine."""
+"""What every tab shares: the model registry (base models loaded once, read-only) and the runs folder.
+The one training slot of the machine is the core's training queue (``runs.queue.QUEUE``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,11 +8,6 @@ from typing import Any
 
 from rlhf_demo.models.loading import REGISTRY, ModelRegistry
 from rlhf_demo.runs.folder import runs_root
-
-TRAINING_CONCURRENCY_ID = "training"
-"""Every event that trains a model uses this concurrency_id with concurrency_limit=1: one training
-at a time on the machine; others queue and see their position."""
-
 
 @dataclass
 class AppContext:

@@ -16,8 +16,9 @@ from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import DPO_PANELS, empty_figure
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
-from rlhf_demo.ui.context import TRAINING_CONCURRENCY_ID, AppContext
-from rlhf_demo.ui.training_run import run_dir, stop_flag, stream
+from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
+from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### DPO: learn straight from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and raises how much more likely the policy
@@ -67,6 +68,8 @@ def samples_frame(rows) -> pd.DataFrame:
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     defaults = DPOConfig.preset(DPOConfig.DEFAULT_PRESET)
+    seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
+    timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
@@ -122,9 +125,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     check.click(on_check, [source, upload, hub_id], data_info, api_visibility="private")
 
-    def train(data: dict, request: gr.Request):
-        flag = stop_flag(request)
-        flag.clear()
+    def start_run(data: dict, request: gr.Request):
         try:
             prefs = load_source(ctx, data[source], data[upload], data[hub_id])
             cfg = config_from_form(DPOConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
@@ -132,28 +133,26 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             out = run_dir(ctx, "dpo", request)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        from rlhf_demo.dpo.trainer import DPOTrainer
+
+        def build(stop):
+            from rlhf_demo.dpo.trainer import DPOTrainer
+
+            return DPOTrainer(cfg, prefs.rows, stop=stop)
 
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
-        yield (f"Loading a training copy of **{cfg.model}**, tokenising {len(prefs)} pairs{note} and computing "
-               f"reference log-probabilities…", empty_figure("Preparing…"), None)
-        try:
-            trainer = DPOTrainer(cfg, prefs.rows, stop=flag.is_set)
-            total = trainer.planned_steps()
-            for text, fig, rec in stream(trainer, out, data[preset_dd], DPO_PANELS, total=total, bands={}):
-                if rec is None:
-                    text += "  \nCompare it with other runs in the Runs tab."
-                table = samples_frame(rec["eval/samples"]) if rec and rec.get("eval/samples") else gr.skip()
-                yield text, fig, table
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+        text, tick = submit("dpo", out, build, request, preset=data[preset_dd], budget_s=cfg.max_seconds,
+                            total_steps=cfg.steps)
+        return f"{len(prefs)} pairs{note}. " + text, empty_figure("Waiting for the first step…"), None, -1, tick
 
-    inputs = {preset_dd, source, upload, hub_id, *comps.values()}
-    start.click(train, inputs, [status, plot, samples], concurrency_limit=1, concurrency_id=TRAINING_CONCURRENCY_ID,
-                show_progress_on=[status], api_visibility="private")
+    def on_tick(seen, request: gr.Request):
+        text, fig, rows, _ba, version, tick = watch("dpo", seen, request, panels=DPO_PANELS, table=samples_frame, bands={})
+        return text, fig, rows, version, tick
 
     def on_stop(request: gr.Request):
-        stop_flag(request).set()
-        gr.Info("Stopping after the current step; the policy is saved and the run folder completed.")
+        stop_run(request)
 
+    outputs = [status, plot, samples, seen, timer]
+    start.click(start_run, {preset_dd, source, upload, hub_id, *comps.values()}, outputs, concurrency_limit=None,
+                api_visibility="private")
+    timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")

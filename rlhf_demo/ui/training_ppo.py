@@ -1,9 +1,10 @@
 """The PPO panel of the Training tab: preset, reward, prompts, every knob (built from ``PPOConfig``'s
 metadata), Start/Stop, live curves, the current batch, before/after. Lays out and wires only.
 
-Training events share one concurrency slot (``TRAINING_CONCURRENCY_ID``): a second session waits and
-sees its position. Stop sets a per-session flag; the loop finishes its current update, saves the
-policy and writes the run folder. The per-session ``gr.State`` holds only the run folder's path.
+Start puts the run in the app's training queue (``runs.queue``: one training at a time; a waiting run
+holds no slot of Gradio's queue) and a ``gr.Timer`` shows the session's job as it goes. Stop leaves
+the queue or stops the run after its current update (the policy is saved, the run folder completed).
+The per-session ``gr.State`` holds only the version of the job last drawn.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
-from rlhf_demo.ui.context import TRAINING_CONCURRENCY_ID, AppContext
-from rlhf_demo.ui.training_run import run_dir, stop_flag, stream
+from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
+from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text
@@ -57,7 +59,8 @@ def before_after_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    run_state = gr.State(None)  # the run folder of this session's latest run (a path string)
+    seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
+    timer = gr.Timer(POLL_S, active=False)
     defaults = PPOConfig.preset(PPOConfig.DEFAULT_PRESET, **UI_DEFAULTS)
     gr.Markdown(INTRO)
     with gr.Row():
@@ -95,9 +98,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     preset_dd.change(on_preset, preset_dd, [comps[n] for n in names], api_visibility="private")
 
-    def train(data: dict, request: gr.Request, progress=gr.Progress()):
-        flag = stop_flag(request)
-        flag.clear()
+    def start_run(data: dict, request: gr.Request):
         preset, pfile = data[preset_dd], data[prompts_file]
         try:
             values = {n: data[comps[n]] for n in names}
@@ -110,31 +111,25 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             out = run_dir(ctx, "ppo", request)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        from rlhf_demo.ppo.trainer import PPOTrainer
 
-        progress(0, desc="Loading a training copy of the model…")
-        yield (f"Loading a training copy of **{cfg.model}** and the reward…", empty_figure("Loading…"), None, None, str(out))
-        try:
-            trainer = PPOTrainer(cfg, prompts=prompts, stop=flag.is_set)
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
-        lines = {KL_PANEL: (cfg.kl_budget, f"KL budget {cfg.kl_budget:g}")} if cfg.kl_budget else None
-        for text, fig, rec in stream(trainer, out, preset, PPO_PANELS, total=cfg.steps, hlines=lines):
-            if rec is not None:
-                progress((rec["step"], cfg.steps), desc="PPO updates")
-                table = batch_frame(rec["samples"]) if rec.get("samples") else gr.skip()
-                yield text, fig, table, gr.skip(), str(out)
-            else:
-                text += f"  \nChoose the run in the Playground / KL tab: `{out.name}`."
-                yield text, fig, gr.skip(), before_after_frame(trainer.before_after), str(out)
+        def build(stop):
+            from rlhf_demo.ppo.trainer import PPOTrainer
 
-    inputs = {preset_dd, prompts_file, *comps.values()}
-    start.click(train, inputs, [status, plot, batch_table, before_after, run_state],
-                concurrency_limit=1, concurrency_id=TRAINING_CONCURRENCY_ID, show_progress_on=[status],
+            return PPOTrainer(cfg, prompts=prompts, stop=stop)
+
+        text, tick = submit("ppo", out, build, request, preset=preset, budget_s=cfg.max_seconds, total_steps=cfg.steps)
+        return text, empty_figure("Waiting for the first update…"), None, None, -1, tick
+
+    def on_tick(seen, request: gr.Request):
+        return watch("ppo", seen, request, panels=PPO_PANELS, table=batch_frame, before_after=before_after_frame,
+                     hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None)
+
+    outputs = [status, plot, batch_table, before_after, seen, timer]
+    start.click(start_run, {preset_dd, prompts_file, *comps.values()}, outputs, concurrency_limit=None,
                 api_visibility="private")
+    timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
 
     def on_stop(request: gr.Request):
-        stop_flag(request).set()
-        gr.Info("Stopping after the current update; the run folder will be complete.")
+        stop_run(request)
 
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")

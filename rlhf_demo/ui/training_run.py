@@ -1,9 +1,12 @@
-"""What the PPO and DPO panels share: a per-session Stop flag, the run folder's name, and the loop that
-streams a trainer's records into the status line, the curves and the tables. Wires only: the trainer,
-the run folder (``runs.folder.write_run``) and the words (``runs.status``) are the core's."""
+"""What the PPO and DPO panels share: the run folder's name, submitting a run to the app's training
+queue (``runs.queue``), and the watcher a ``gr.Timer`` calls to show the session's job (status line,
+curves, tables). Wires only: the queue, the trainers and the words are the core's.
+
+Start returns at once (the job waits in the queue, holding no slot of Gradio's event queue); the
+timer reads the job's state every ``POLL_S`` seconds and redraws only when a new record arrived.
+"""
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -11,22 +14,18 @@ import gradio as gr
 import pandas as pd
 
 from rlhf_demo.plots.training import training_figure
-from rlhf_demo.runs.folder import RunWriter, write_run
-from rlhf_demo.runs.status import final_lines, progress_lines
+from rlhf_demo.runs.folder import RunWriter
+from rlhf_demo.runs.queue import QUEUE, QueueError
 
-_STOP_FLAGS: dict[str, threading.Event] = {}
-"""session hash → its Stop flag (sessions never see each other's flags)."""
-_FLAGS_LOCK = threading.Lock()
+POLL_S = 2.0
 
 
-def stop_flag(request: gr.Request | None) -> threading.Event:
-    key = getattr(request, "session_hash", None) or "anonymous"
-    with _FLAGS_LOCK:
-        return _STOP_FLAGS.setdefault(key, threading.Event())
+def owner(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
 
 
 def run_dir(ctx, algo: str, request: gr.Request | None) -> Path:
-    out = Path(ctx.runs_dir) / f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}-{(getattr(request, 'session_hash', '') or 'x')[:6]}"
+    out = Path(ctx.runs_dir) / f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}-{owner(request)[:6]}"
     return RunWriter.check(out)
 
 
@@ -34,12 +33,35 @@ def markdown(lines: list[str]) -> str:
     return "  \n".join(lines)
 
 
-def stream(trainer, out: Path, preset: str, panels, *, total: int, hlines=None, bands=None):
-    """Yield (status, figure, the record) for each record of the run, then (final status, figure, None)."""
-    rows: list[dict] = []
-    for rec in write_run(trainer, out, preset=preset):
-        rows.append({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
-        fig = training_figure(pd.DataFrame(rows), panels, hlines=hlines, **({} if bands is None else {"bands": bands}))
-        yield markdown(progress_lines(trainer.cfg, rec, total)), fig, rec
-    fig = training_figure(pd.DataFrame(rows), panels, hlines=hlines, **({} if bands is None else {"bands": bands}))
-    yield markdown(final_lines(trainer, out)), fig, None
+def submit(algo: str, out: Path, build, request, *, preset: str, budget_s: float, total_steps: int):
+    """Queue a run for this session; returns (status text, timer update)."""
+    try:
+        job = QUEUE.submit(owner(request), algo, out, build, preset=preset, budget_s=budget_s, total_steps=total_steps)
+    except QueueError as exc:
+        raise gr.Error(str(exc)) from exc
+    text = QUEUE.waiting_line(job) or "Starting: loading a training copy of the model…"
+    return text, gr.Timer(active=True)
+
+
+def stop(request) -> None:
+    gr.Info(QUEUE.cancel(owner(request)).capitalize() + ".")
+
+
+def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hlines=None, bands=None) -> tuple:
+    """(status, figure, table, before/after, seen version, timer) for the session's latest ``algo`` job;
+    ``gr.skip()`` for whatever has not changed since version ``seen``."""
+    job = QUEUE.latest(owner(request))
+    if job is None or job.algo != algo:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=False)
+    waiting = QUEUE.waiting_line(job)
+    if job.version == seen:
+        return (waiting or gr.skip()), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=not job.done)
+    text = waiting or markdown(job.lines)
+    if job.done and job.state not in ("cancelled", "failed"):
+        text += f"  \nChoose the run in the Playground / KL tab, or compare it in Runs: `{job.out.name}`."
+    lines = hlines(job.trainer.cfg) if hlines is not None and job.trainer is not None else None
+    fig = training_figure(pd.DataFrame(job.records), panels, hlines=lines, **({} if bands is None else {"bands": bands})) \
+        if job.records else gr.skip()
+    rows = table(job.samples) if job.samples else gr.skip()
+    ba = before_after(job.before_after) if before_after is not None and job.done and job.before_after else gr.skip()
+    return text, fig, rows, ba, job.version, gr.Timer(active=not job.done)

@@ -1,0 +1,203 @@
+"""The app's own training queue: one training at a time on the machine, in a worker thread of its own.
+
+A session submits a job (a function that builds the trainer, and the run folder to write) and gets
+its place in line back at once: waiting holds no slot of the web server's event queue, so the
+interactive tabs are never refused because trainings wait. Each session has at most one job waiting
+or running; it can leave the line, or stop its running job (after the current step). Whoever watches
+a job reads its state (records, status lines, the latest batch): one producer, any number of readers,
+no model compute per reader. A job keeps running when the page that started it is closed.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rlhf_demo.runs.folder import write_run
+from rlhf_demo.runs.status import final_lines, progress_lines
+
+WAITING, LOADING, RUNNING = "waiting", "loading", "running"
+OVERHEAD_S = 40.0
+"""Seconds a job costs beyond its training-time budget (loading the model, the final evaluation):
+added to ETAs."""
+MAX_WAITING = 30
+
+
+class QueueError(ValueError):
+    """A request the queue refuses (one job per session, a full queue); the message says why."""
+
+
+@dataclass
+class Job:
+    owner: str
+    algo: str
+    out: Path
+    preset: str | None
+    build: Callable            # build(stop: Callable[[], bool]) -> a trainer (loads the model: runs in the worker)
+    budget_s: float            # the training-time budget (0 = none: ETAs then use a default)
+    total_steps: int = 0
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: str = WAITING
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    records: list = field(default_factory=list)    # metrics records without their sample rows
+    samples: list = field(default_factory=list)    # the latest batch / held-out samples
+    before_after: list = field(default_factory=list)
+    lines: list = field(default_factory=lambda: ["Waiting for the training slot…"])
+    version: int = 0                               # bumped at every change: readers redraw only then
+    error: str = ""
+    trainer: object = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def done(self) -> bool:
+        return self.state not in (WAITING, LOADING, RUNNING)
+
+    def expected_s(self) -> float:
+        return (self.budget_s or 180.0) + OVERHEAD_S
+
+    def remaining_s(self) -> float:
+        if self.state == WAITING:
+            return self.expected_s()
+        trained = self.records[-1].get("time_s", 0.0) if self.records else 0.0
+        return max(0.0, (self.budget_s or 180.0) - trained) + OVERHEAD_S / 2
+
+    def _touch(self, lines: list[str] | None = None) -> None:
+        if lines is not None:
+            self.lines = lines
+        self.version += 1
+
+
+class TrainingQueue:
+    def __init__(self, max_waiting: int = MAX_WAITING):
+        self.max_waiting = max_waiting
+        self._lock = threading.Condition()
+        self._jobs: list[Job] = []          # waiting and running, in order
+        self._latest: dict[str, Job] = {}   # owner → their latest job (ended ones too)
+        self._worker: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ what sessions ask
+    def submit(self, owner: str, algo: str, out: Path, build: Callable, *, preset: str | None = None,
+               budget_s: float = 0.0, total_steps: int = 0) -> Job:
+        with self._lock:
+            mine = [j for j in self._jobs if j.owner == owner]
+            if mine:
+                raise QueueError("you already have a training " + ("running" if mine[0].state != WAITING else "waiting")
+                                 + ": stop it or leave the queue first")
+            if sum(j.state == WAITING for j in self._jobs) >= self.max_waiting:
+                raise QueueError(f"the training queue is full ({self.max_waiting} waiting): try again in a few minutes")
+            job = Job(owner, algo, Path(out), preset, build, budget_s, total_steps)
+            self._jobs.append(job)
+            self._latest[owner] = job
+            self._touch_positions()
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._run_forever, name="training-queue", daemon=True)
+                self._worker.start()
+            self._lock.notify_all()
+            return job
+
+    def latest(self, owner: str) -> Job | None:
+        return self._latest.get(owner)
+
+    def running(self) -> Job | None:
+        with self._lock:
+            return next((j for j in self._jobs if j.state in (LOADING, RUNNING)), None)
+
+    def waiting(self) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs if j.state == WAITING]
+
+    def position(self, job: Job) -> int:
+        """0 = training now; k = k-th in line; -1 = not in the queue (ended or left)."""
+        with self._lock:
+            if job not in self._jobs:
+                return -1
+            return 0 if job.state != WAITING else [j for j in self._jobs if j.state == WAITING].index(job) + 1
+
+    def eta_s(self, job: Job) -> float:
+        """Seconds until ``job`` starts (0 once it runs)."""
+        with self._lock:
+            if job.state != WAITING or job not in self._jobs:
+                return 0.0
+            ahead = self._jobs[:self._jobs.index(job)]
+            return sum(j.remaining_s() for j in ahead)
+
+    def cancel(self, owner: str) -> str:
+        """Leave the queue (a waiting job) or stop the running one after its current step."""
+        with self._lock:
+            job = next((j for j in self._jobs if j.owner == owner), None)
+            if job is None:
+                return "nothing to stop: you have no training waiting or running"
+            if job.state == WAITING:
+                self._jobs.remove(job)
+                job.state, job.ended = "cancelled", time.time()
+                job._touch(["You left the queue."])
+                self._touch_positions()
+                return "left the queue"
+            job.stop_event.set()
+            return "stopping after the current step"
+
+    def waiting_line(self, job: Job) -> str:
+        k = self.position(job)
+        if k <= 0:
+            return ""
+        return f"Waiting: position {k} in the training queue, starts in ≈ {self.eta_s(job) / 60:.1f} min."
+
+    # ------------------------------------------------------------------ the worker
+    def _touch_positions(self) -> None:
+        for j in self._jobs:
+            if j.state == WAITING:
+                j._touch()
+
+    def _run_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not any(j.state == WAITING for j in self._jobs):
+                    self._lock.wait(timeout=60)
+                job = next(j for j in self._jobs if j.state == WAITING)
+                job.state, job.started = LOADING, time.time()
+                job._touch(["Loading a training copy of the model…"])
+                self._touch_positions()
+            try:
+                self._run(job)
+                from rlhf_demo.limits import current
+
+                if current().shared:
+                    from rlhf_demo.runs.quota import after_run
+
+                    after_run(job.out.parent)
+            finally:
+                with self._lock:
+                    if job in self._jobs:
+                        self._jobs.remove(job)
+                    job.ended = time.time()
+                    self._touch_positions()
+                    self._lock.notify_all()
+
+    def _run(self, job: Job) -> None:
+        try:
+            trainer = job.build(job.stop_event.is_set)
+            job.trainer = trainer
+            job.total_steps = (trainer.planned_steps() if hasattr(trainer, "planned_steps") else trainer.cfg.steps)
+            job.state = RUNNING
+            job._touch(["Training…"])
+            for rec in write_run(trainer, job.out, preset=job.preset):
+                rows = rec.get("samples") or rec.get("eval/samples")
+                if rows:
+                    job.samples = rows
+                job.records.append({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
+                job._touch(progress_lines(trainer.cfg, rec, job.total_steps))
+            job.before_after = trainer.before_after
+            job.state = trainer.status
+            job._touch(final_lines(trainer, job.out))
+        except Exception as exc:  # noqa: BLE001 - shown to the job's owner; the queue goes on
+            job.state, job.error = "failed", str(exc)
+            job._touch([f"failed: {exc}"])
+
+
+QUEUE = TrainingQueue()
+"""The process-wide queue (the UI's); the CLI trains in its own process and needs none."""
