@@ -11,7 +11,8 @@ samples:
 
 Both estimate the sequence-level KL(π‖π_ref) in nats per response; ``kl`` has far lower variance and
 is never negative. ``distinct2`` = distinct word bigrams / all word bigrams over the responses (a
-fluency/diversity check: collapsed "love love love" text drives it down).
+fluency/diversity check: collapsed "love love love" text drives it down). With a gold reward
+(``gold_fn``, PPO's ``gold_reward``) the same texts are scored by it too: ``gold_reward_mean``.
 """
 from __future__ import annotations
 
@@ -99,31 +100,40 @@ def sequence_kl(policy, batch: Batch, reference=None) -> tuple[torch.Tensor, tor
 
 
 def evaluate_policy(policy, tokenizer, reward_fn, cfg: EvalConfig | None = None, reference=None,
-                    prompts: list[str] | None = None) -> dict:
+                    prompts: list[str] | None = None, gold_fn=None) -> dict:
     """Held-out mean reward and KL of ``policy`` (see the module docstring). Returns a flat dict:
-    reward_mean, reward_std, reward_sem, kl, kl_k1, distinct2, n, and ``samples`` (query, response, reward)."""
+    reward_mean, reward_std, reward_sem, kl, kl_k1, distinct2, n, and ``samples`` (query, response, reward);
+    with ``gold_fn`` also gold_reward_mean (and each sample's gold_reward)."""
     cfg = (cfg or EvalConfig()).validate()
     queries = heldout_queries(tokenizer, cfg, prompts)
-    rewards, kls, k1s, rows = [], [], [], []
+    rewards, golds, kls, k1s, rows = [], [], [], [], []
     with eval_mode(policy):
         for start in range(0, len(queries), cfg.batch_size):
             chunk = queries[start:start + cfg.batch_size]
             batch = sample_responses(policy, tokenizer, chunk, cfg.response_tokens,
                                      temperature=cfg.temperature, seed=cfg.seed + start)
             q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
-            scores = reward_fn([q + r for q, r in zip(q_txt, r_txt)])
+            texts = [q + r for q, r in zip(q_txt, r_txt)]
+            scores = reward_fn(texts)
+            gold = None if gold_fn is None else scores if gold_fn is reward_fn else gold_fn(texts)
             kl, k1 = sequence_kl(policy, batch, reference)
             rewards += list(scores)
             kls += kl.tolist()
             k1s += k1.tolist()
             rows += [{"query": q, "response": r, "reward": s} for q, r, s in zip(q_txt, r_txt, scores)]
+            if gold is not None:
+                golds += [float(g) for g in gold]
+                for row, g in zip(rows[-len(texts):], gold):
+                    row["gold_reward"] = float(g)
     t = torch.tensor(rewards, dtype=torch.float64)
     n = len(rewards)
     std = float(t.std()) if n > 1 else 0.0
+    gold_mean = {"gold_reward_mean": sum(golds) / n} if gold_fn is not None and n else {}
     return {
         "reward_mean": float(t.mean()),
         "reward_std": std,
         "reward_sem": std / math.sqrt(n) if n else 0.0,
+        **gold_mean,
         "kl": float(sum(kls) / n),
         "kl_k1": float(sum(k1s) / n),
         "distinct2": distinct_n([r["response"] for r in rows]),

@@ -148,7 +148,7 @@ def example_policies() -> list[Path]:
     return sorted(p for p in ASSETS.glob("example-*/policy") if p.is_dir())
 
 
-def _key(path) -> str:
+def path_key(path) -> str:
     """A path compared as a string only (no file-system access): absolute and normalised."""
     return os.path.normpath(os.path.abspath(str(path)))
 
@@ -158,13 +158,14 @@ def allowed_models(limits: Limits | None = None) -> dict[str, str]:
     lim = limits or current()
     out = {DEFAULT_MODEL: DEFAULT_MODEL, **{m: m for m in lim.extra_models}}
     for pol in example_policies() + [Path(r) / "policy" for r in lim.own_runs]:
-        out[_key(pol)] = str(pol)
+        out[path_key(pol)] = str(pol)
     return out
 
 
 def model_refusal(what: str = "model", limits: Limits | None = None) -> str:
     lim = limits or current()
-    extra = "".join(f", {m!r}" for m in lim.extra_models)
+    shown = [m for m in lim.extra_models if not m.startswith(("/", ".", "~"))]   # Hub ids; never a folder's path
+    extra = "".join(f", {m!r}" for m in shown) + (", the other models in the list" if len(shown) < len(lim.extra_models) else "")
     return (f"{what}: this shared server offers only its own models: the base model ('default'), the shipped "
             f"example{extra} and the policies of runs you trained in this session; choose one from the list")
 
@@ -186,29 +187,33 @@ def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "mo
     if not lim.shared:
         return name
     allowed = allowed_models(lim)
-    hit = allowed.get(name) if name in lim.extra_models or name == DEFAULT_MODEL else allowed.get(_key(name))
+    hit = allowed.get(name) if name in lim.extra_models or name == DEFAULT_MODEL else allowed.get(path_key(name))
     if hit is None:
         raise LimitError(model_refusal(what, lim))
     return hit
 
 
 def check_reward(spec, limits: Limits | None = None) -> str:
-    """A reward spec the shared server may build: the built-in ones, ``keyword:WORD``, and ``hf:MODEL:…``
-    only for a shipped reward model or one in ``RLHF_DEMO_MODELS`` (no folders, no other Hub ids)."""
+    """A reward spec the shared server may build (an allowlist, so a new kind of reward is refused until
+    it is added here): vader-positive, vader-negative, length, ``keyword:WORD``, ``hf:MODEL:…`` for a
+    shipped reward model or one in ``RLHF_DEMO_MODELS``, and ``rm:RUN`` for a run of this session
+    (``limits.own_runs``). No folders, no other Hub ids. Local use: anything."""
     lim = limits or current()
     if not lim.shared:
         return spec
     from rlhf_demo.rewards.functions import REWARD_CHOICES
 
-    spec = spec.strip() if isinstance(spec, str) and len(spec) <= MAX_NAME_CHARS else None
-    if spec is not None and (not spec.startswith("hf:") or spec in REWARD_CHOICES):
-        return spec
+    spec = spec.strip() if isinstance(spec, str) and len(spec) <= MAX_NAME_CHARS else ""
+    kind, _, rest = spec.partition(":")
     shipped = {c.split(":")[1] for c in REWARD_CHOICES if c.startswith("hf:")}
-    model = spec.split(":")[1] if spec and spec.count(":") >= 2 else None
-    if model is not None and (model in shipped or model in lim.extra_models):
+    own = {path_key(r) for r in lim.own_runs} | {path_key(Path(r) / "policy") for r in lim.own_runs}
+    if (spec in ("vader-positive", "vader-negative", "length") or (kind == "keyword" and rest)
+            or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
+            or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)):
         return spec
-    raise LimitError("reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD and the "
-                     "listed hf: reward models only; other model folders and Hub ids are not available here")
+    raise LimitError("reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
+                     "listed hf: reward models and rm: reward models you trained in this session; other model "
+                     "folders and Hub ids are not available here")
 
 
 # ----------------------------------------------------------------------------- data sources
@@ -337,18 +342,20 @@ def check_training(cfg, limits: Limits | None = None) -> None:
         return
     algo = cfg.algo.upper()
     check_model(cfg.model, limits=lim, what="model")
-    check_reward(cfg.reward, lim)
+    for what in ("reward", "gold_reward"):
+        if getattr(cfg, what, "none") != "none":
+            check_reward(getattr(cfg, what), lim)
     for what in ("prompts", "preferences"):
         if hasattr(cfg, what):
             check_source(getattr(cfg, what), what, lim)
-    if cfg.full_finetune and not lim.allow_full_finetune:
+    if getattr(cfg, "full_finetune", False) and not lim.allow_full_finetune:
         raise LimitError("full fine-tuning is off on this shared server (LoRA only)")
     if not cfg.max_seconds or cfg.max_seconds > lim.max_train_s:
         raise LimitError(f"on this shared server a training runs at most {lim.max_train_s:g} s: set max_seconds "
                          f"between 1 and {lim.max_train_s:g}")
     if cfg.steps and cfg.steps > lim.max_steps:
         raise LimitError(f"on this shared server a training has at most {lim.max_steps} steps; got {cfg.steps}")
-    peak = ppo_peak_bytes(cfg) if cfg.algo == "ppo" else dpo_peak_bytes(cfg)
+    peak = {"ppo": ppo_peak_bytes, "dpo": dpo_peak_bytes}.get(cfg.algo, lambda c: 0.0)(cfg)   # others: not modelled yet
     if peak > lim.max_tensor_bytes:
         what = ("batch_size × response_tokens" if cfg.algo == "ppo" else "batch_size × max_length")
         raise LimitError(f"this {algo} run would hold ≈{peak / 1e9:.1f} GB of tensors; the shared server allows "

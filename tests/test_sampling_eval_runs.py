@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from rlhf_demo.evaluate import EvalConfig, distinct_n, evaluate_policy
 from rlhf_demo.rewards.functions import make_reward

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.models.loading import load_model
 from rlhf_demo.ppo.trainer import PPOTrainer
 from rlhf_demo.ppo.forward import forward_response
 from rlhf_demo.ppo.config import preset

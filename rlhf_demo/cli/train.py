@@ -1,10 +1,15 @@
-"""``python -m rlhf_demo train --algo ppo|dpo --out RUN [--preset NAME] [--KNOB VALUE ...]``: train a
-policy and write its run folder. Every knob flag is built from the trainers' configs
+"""``python -m rlhf_demo train --algo ppo|dpo|reward --out RUN [--preset NAME] [--KNOB VALUE ...]``: train a
+policy (or a reward model) and write its run folder. Every knob flag is built from the trainers' configs
 (``cli/flags.py``), so the flags, their help and their ranges are the configs' own.
 
 Example (the shipped example policy is made this way, see the README)::
 
     python -m rlhf_demo train --algo ppo --steps 40 --out runs/ppo-demo --seed 0
+
+A reward model from preference pairs, then PPO on it (the gold reward, VADER, is logged beside it)::
+
+    python -m rlhf_demo train --algo reward --out runs/rm
+    python -m rlhf_demo train --algo ppo --reward rm:runs/rm --out runs/ppo-rm
 """
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ import sys
 from rlhf_demo.cli.flags import add_config_flags, config_from_args, register
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.ppo.config import PPOConfig
+from rlhf_demo.reward_model.config import RewardConfig
 
-HELP = "Train a policy with PPO (from a reward function) or DPO (from preference pairs); writes a run folder."
-CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig}
+HELP = ("Train a policy with PPO (from a reward function) or DPO (from preference pairs), or a reward model "
+        "(from preference pairs); writes a run folder.")
+CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig, "reward": RewardConfig}
 
 
 def add_arguments(p):
@@ -34,6 +41,10 @@ def _trainer(cfg, say):
         from rlhf_demo.ppo.trainer import PPOTrainer
 
         return PPOTrainer(cfg, progress=say)
+    if cfg.algo == "reward":
+        from rlhf_demo.reward_model.trainer import RewardTrainer
+
+        return RewardTrainer(cfg, progress=say)
     from rlhf_demo.dpo.trainer import DPOTrainer
 
     return DPOTrainer(cfg, progress=say)
@@ -49,7 +60,9 @@ def run(args) -> int:
     trainer = _trainer(cfg, say)
     total = trainer.planned_steps() if hasattr(trainer, "planned_steps") else cfg.steps
     if not args.quiet:
-        what = f"reward {cfg.reward}" if cfg.algo == "ppo" else f"{len(trainer.rows)} preference pairs ({trainer.source})"
+        what = (f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if cfg.gold_reward != "none" else "")
+                if cfg.algo == "ppo" else f"{len(trainer.rows)} preference pairs ({trainer.source})"
+                + (f", {len(trainer.heldout)} held out" if cfg.algo == "reward" else ""))
         print(f"{cfg.algo.upper()} on {cfg.model}: {what}, {total} steps planned → {args.out}"
               + (f"; {trainer.note}" if getattr(trainer, "note", "") else ""), file=sys.stderr, flush=True)
         for note in getattr(trainer, "notes", [])[:5]:

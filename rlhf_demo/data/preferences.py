@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from rlhf_demo import limits
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -164,9 +165,16 @@ def parse_preferences(data: bytes, filename: str = "preferences.jsonl") -> Prefe
 
 
 def load_preferences(source: str | Path | None = None) -> PreferenceSet:
-    """Pairs from ``None``/``"shipped"`` (the shipped set), a local file, or ``hf:DATASET[:SPLIT]``."""
+    """Pairs from ``None``/``"shipped"`` (the shipped set), a local file, or ``hf:DATASET[:SPLIT]``.
+
+    On a shared server (``rlhf_demo.limits``) no local file: a Hub id only, loaded remote-only, and
+    every refusal or failure of a Hub id reads one line (LimitError)."""
     if source in (None, "", "shipped", "default"):
         source = SHIPPED_PREFERENCES
+    elif limits.current().shared:
+        source = limits.check_source(source if isinstance(source, str) else str(source), "preferences")
+        if not source.startswith("hf:"):
+            raise PreferenceError("the Feedback tab's labels and uploaded files are read by the DPO panel: choose them there")
     source_str = str(source)
     if source_str.startswith("hf:"):
         return load_hub_preferences(source_str[3:])
@@ -187,11 +195,14 @@ def load_hub_preferences(spec: str) -> PreferenceSet:
     """``DATASET[:SPLIT]`` from the Hugging Face Hub (needs network), plain-text prompt/chosen/rejected columns."""
     name, _, split = spec.partition(":")
     split = split or "train"
+    path = limits.hub_dataset_path(name, "preferences", feedback=True)   # shared: remote only, size checked
     try:
         from datasets import load_dataset
 
-        ds = load_dataset(name, split=split)
+        ds = load_dataset(path, split=split)
     except Exception as exc:  # noqa: BLE001 - turned into a clear message
+        if path != name:
+            raise limits.LimitError(limits.hub_refusal(name)) from None
         raise PreferenceError(f"could not load Hub dataset {name!r} (offline, or no such dataset/split): {type(exc).__name__}") from exc
     missing = [c for c in COLUMNS if c not in ds.column_names]
     if missing:

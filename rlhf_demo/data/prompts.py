@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhf_demo import limits
+
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 OPENINGS_FILE = ASSETS / "review_openings.txt"
 HELDOUT_EVERY = 5
@@ -83,23 +85,34 @@ def parse_prompts(data: bytes, filename: str = "prompts.txt") -> list[str]:
 
 
 def load_prompts(source: str | None = None, split: str = "train") -> list[str]:
-    """Prompts from ``None``/``"builtin"`` (the built-in set), a local file, or ``hf:DATASET[:COLUMN]``."""
+    """Prompts from ``None``/``"builtin"`` (the built-in set), a local file, or ``hf:DATASET[:COLUMN]``.
+
+    On a shared server (``rlhf_demo.limits``) no local file: a Hub id only, loaded remote-only
+    (``limits.hub_dataset_path``), and every refusal or failure reads one line (LimitError)."""
     if source in (None, "", "builtin"):
         return builtin_prompts(split)
+    shared = limits.current().shared
+    source = limits.check_source(source, "prompts")
+    if shared and source.startswith(limits.UPLOAD):
+        raise PromptError("an uploaded prompts file is read by the panel it was uploaded to: upload it there")
     if source.startswith("hf:"):
         parts = source[3:].split(":")
         name, column = parts[0], (parts[1] if len(parts) > 1 else "text")
         from rlhf_demo.models.loading import ModelLoadError, require_hub
 
+        path = limits.hub_dataset_path(name, "prompts")
         try:
-            require_hub(name, "use the built-in prompts or upload a file")
+            if not shared:
+                require_hub(name, "use the built-in prompts or upload a file")
         except ModelLoadError as exc:
             raise PromptError(f"dataset: {exc}") from exc
         try:
             from datasets import load_dataset
 
-            ds = load_dataset(name, split="train")
+            ds = load_dataset(path, split="train")
         except Exception as exc:  # noqa: BLE001
+            if shared:
+                raise limits.LimitError(limits.hub_refusal(name)) from None
             raise PromptError(f"could not load Hub dataset {name!r} (offline, or no such dataset): {type(exc).__name__}") from exc
         if column not in ds.column_names:
             raise PromptError(f"dataset {name!r} has no column {column!r}; it has {ds.column_names}")

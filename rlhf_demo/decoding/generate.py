@@ -20,146 +20,24 @@ it runs greedy search over the scores of one more, last processor, an
 ``prob_t``: exactly the distribution sampled from) and leaves only the drawn token finite. Greedy
 and beam search draw nothing; their processed scores are ``out.scores``.
 
-What is simplified here: one prompt at a time (no batching of prompts).
+Sampling and greedy decoding run through :func:`run_rows`, which decodes several prompts in one
+``generate()`` (left-padded, one generator per prompt): ``batch.py`` groups requests of different
+users into it, and a prompt gets the same tokens alone or batched. The knobs are in ``config.py``.
+
+What is simplified here: beam search runs one prompt at a time.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from rlhf_demo.decoding.sampling import InverseCDFSampler, make_generator
-
-MAX_NEW_TOKENS = 512
-MAX_SEQUENCES = 8
-MAX_PROMPT_TOKENS = 1024
-"""Longer prompts keep their last tokens (a 2-core CPU would take long over a full 8k context)."""
-MAX_PROMPT_CHARS = 20_000
-MAX_BIAS = 100.0
-MAX_BIAS_WORDS = 16
-STRATEGIES = ("sample", "greedy", "beam")
-
-
-class DecodingError(ValueError):
-    """Bad decoding settings or prompt; the message says what to change."""
-
-
-def _help(text: str, default, **kw):
-    return field(default=default, metadata={"help": text, **kw})
-
-
-@dataclass
-class DecodingConfig:
-    """Every decoding knob of the playground and ``python -m rlhf_demo generate``."""
-
-    strategy: str = _help("'sample' (draw from the processed distribution), 'greedy' (argmax) or 'beam' (beam search).", "sample")
-    temperature: float = _help("Divide logits by T before softmax: T<1 sharpens, T>1 flattens; T=0 means greedy.", 1.0)
-    top_k: int = _help("Keep only the k most probable tokens (0 = off).", 50)
-    top_p: float = _help("Nucleus: keep the smallest set of tokens whose probability sums to ≥ p (1 = off).", 1.0)
-    min_p: float = _help("Drop tokens whose probability is below min_p × the top token's (0 = off).", 0.0)
-    repetition_penalty: float = _help("Divide positive (multiply negative) logits of tokens already in the text by r (1 = off). Keskar et al. 2019.", 1.0)
-    no_repeat_ngram_size: int = _help("Forbid any n-gram of this size from occurring twice (0 = off).", 0)
-    num_beams: int = _help("Beams kept by beam search (strategy 'beam'); all are returned with their log-probabilities.", 4)
-    max_new_tokens: int = _help(f"Stop after this many new tokens (1–{MAX_NEW_TOKENS}).", 32)
-    min_new_tokens: int = _help("End-of-sequence is forbidden before this many new tokens.", 0)
-    num_samples: int = _help(f"Independent samples drawn from the same prompt (1–{MAX_SEQUENCES}; sampling only).", 1)
-    seed: int = _help("Random seed: the same seed and settings give the same samples.", 0)
-    word_bias: dict = _help("Words → logit bias added when the word would come next (transformers' sequence_bias), e.g. {'great': 5}.", None)
-    chat_template: bool = _help("Wrap the prompt in the model's chat template as a user message.", False)
-
-    # ------------------------------------------------------------------ validation
-    def validate(self, vocab_size: int | None = None) -> "DecodingConfig":
-        """Check every value (they may come straight from an HTTP request); return a clean copy."""
-        c = replace(self, word_bias=dict(self.word_bias or {}))
-        if c.strategy not in STRATEGIES:
-            raise DecodingError(f"strategy must be one of {', '.join(STRATEGIES)} (got {c.strategy!r})")
-        c.temperature = _real("temperature", c.temperature, 0.0, 100.0)
-        c.top_p = _real("top_p", c.top_p, 0.0, 1.0)
-        if c.top_p <= 0.0:
-            raise DecodingError("top_p must be > 0 (top_p = 0 would keep no token); use 1 to turn it off")
-        c.min_p = _real("min_p", c.min_p, 0.0, 1.0)
-        if c.min_p >= 1.0:
-            raise DecodingError("min_p must be < 1 (1 would drop every token but ties of the top one); use 0 to turn it off")
-        c.repetition_penalty = _real("repetition_penalty", c.repetition_penalty, 0.0, 10.0)
-        if c.repetition_penalty <= 0.0:
-            raise DecodingError("repetition_penalty must be > 0 (1 = off, >1 discourages repeats)")
-        c.top_k = _int("top_k", c.top_k, 0, None)
-        if vocab_size is not None and c.top_k > vocab_size:
-            raise DecodingError(f"top_k = {c.top_k} is larger than the vocabulary ({vocab_size} tokens); use 0 to turn top-k off")
-        c.no_repeat_ngram_size = _int("no_repeat_ngram_size", c.no_repeat_ngram_size, 0, 16)
-        c.num_beams = _int("num_beams", c.num_beams, 1, MAX_SEQUENCES)
-        c.max_new_tokens = _int("max_new_tokens", c.max_new_tokens, 1, MAX_NEW_TOKENS)
-        c.min_new_tokens = _int("min_new_tokens", c.min_new_tokens, 0, MAX_NEW_TOKENS)
-        if c.min_new_tokens > c.max_new_tokens:
-            raise DecodingError(f"min_new_tokens ({c.min_new_tokens}) is larger than max_new_tokens ({c.max_new_tokens})")
-        c.num_samples = _int("num_samples", c.num_samples, 1, MAX_SEQUENCES)
-        c.seed = _int("seed", c.seed, 0, 2**32 - 1)
-        if c.strategy == "beam" and c.num_beams < 2:
-            raise DecodingError("beam search needs num_beams ≥ 2 (one beam is greedy decoding)")
-        if len(c.word_bias) > MAX_BIAS_WORDS:
-            raise DecodingError(f"at most {MAX_BIAS_WORDS} biased words")
-        clean = {}
-        for word, bias in c.word_bias.items():
-            if not isinstance(word, str) or not word.strip() or len(word) > 50:
-                raise DecodingError(f"a biased word must be 1–50 characters (got {word!r})")
-            clean[word.strip()] = _real(f"bias of {word!r}", bias, -MAX_BIAS, MAX_BIAS)
-        c.word_bias = clean
-        c.chat_template = bool(c.chat_template)
-        return c
-
-    @property
-    def mode(self) -> str:
-        """The decoding actually run: temperature 0 turns sampling into greedy decoding."""
-        if self.strategy == "sample" and self.temperature == 0.0:
-            return "greedy"
-        return self.strategy
-
-    @property
-    def num_sequences(self) -> int:
-        return {"sample": self.num_samples, "greedy": 1, "beam": self.num_beams}[self.mode]
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-
-def _real(name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DecodingError(f"{name} must be a number (got {value!r})")
-    v = float(value)
-    if not math.isfinite(v):
-        raise DecodingError(f"{name} must be a finite number (got {v})")
-    if not lo <= v <= hi:
-        raise DecodingError(f"{name} must be between {lo:g} and {hi:g} (got {v:g})")
-    return v
-
-
-def _int(name: str, value, lo: int, hi: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) or float(value) != int(value):
-        raise DecodingError(f"{name} must be a whole number (got {value!r})")
-    v = int(value)
-    if v < lo or (hi is not None and v > hi):
-        raise DecodingError(f"{name} must be between {lo} and {hi if hi is not None else '∞'} (got {v})")
-    return v
-
-
-def parse_word_bias(text: str) -> dict[str, float]:
-    """``"great: 5, terrible: -10"`` → ``{"great": 5.0, "terrible": -10.0}`` (the UI/CLI syntax)."""
-    out: dict[str, float] = {}
-    for part in (text or "").replace("\n", ",").split(","):
-        if not part.strip():
-            continue
-        word, sep, num = part.rpartition(":")
-        if not sep or not word.strip():
-            raise DecodingError(f"word bias {part.strip()!r}: write WORD:BIAS, e.g. 'great:5, terrible:-10'")
-        try:
-            out[word.strip()] = float(num)
-        except ValueError:
-            raise DecodingError(f"word bias {part.strip()!r}: {num.strip()!r} is not a number") from None
-    return out
+from rlhf_demo.decoding.config import MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS, DecodingConfig, DecodingError
+from rlhf_demo.decoding.config import parse_word_bias  # noqa: F401 (the UI, the CLI and tests import it from here)
+from rlhf_demo.decoding.sampling import generate_rows, make_generator
 
 
 def sequence_bias_for(tokenizer, word_bias: dict[str, float]) -> list[list]:
@@ -239,19 +117,20 @@ def generation_config(cfg: DecodingConfig, tokenizer):
     return GenerationConfig(**kw)
 
 
-def build_processors(model, gen_config, prompt_ids: torch.Tensor):
-    """The ``LogitsProcessorList`` that ``model.generate(prompt_ids, generation_config=gen_config)``
-    builds, in the order it applies them — built by transformers itself (same private steps as
-    ``generate``: merge defaults → special tokens → ``_get_logits_processor``)."""
+def build_processors(model, gen_config, prompt_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+    """The ``LogitsProcessorList`` that ``model.generate(prompt_ids, attention_mask=attention_mask,
+    generation_config=gen_config)`` builds, in the order it applies them — built by transformers itself
+    (same private steps as ``generate``: merge defaults → special tokens → ``_get_logits_processor``).
+    The mask (default: no padding) tells the repetition penalty which left padding to ignore."""
     from transformers import LogitsProcessorList
 
     gc, model_kwargs = model._prepare_generation_config(gen_config)
     model._prepare_special_tokens(gc, True, device=prompt_ids.device, batch_size=prompt_ids.shape[0])
     gc.max_length = prompt_ids.shape[1] + (gc.max_new_tokens or 0)
+    mask = torch.ones_like(prompt_ids) if attention_mask is None else attention_mask
     return model._get_logits_processor(
         generation_config=gc, input_ids_seq_length=prompt_ids.shape[1], encoder_input_ids=prompt_ids,
-        logits_processor=LogitsProcessorList(), device=prompt_ids.device,
-        model_kwargs={"attention_mask": torch.ones_like(prompt_ids), **model_kwargs},
+        logits_processor=LogitsProcessorList(), device=prompt_ids.device, model_kwargs={"attention_mask": mask, **model_kwargs},
     )
 
 
@@ -309,6 +188,7 @@ class GenerationResult:
     notices: list[str] = field(default_factory=list)
     raw_logits: list[np.ndarray] | None = None  # per sequence [T_s, V] float32, for re-processing
     seconds: float = 0.0
+    batch: int = 1  # requests that ran in the same model.generate (decoding/batch.py)
 
     def to_dict(self) -> dict:
         """The CLI's ``--json`` schema (and a few extra fields)."""
@@ -320,16 +200,13 @@ class GenerationResult:
         }
 
 
-def _step_tensors(out, mode: str, scores=None):
-    """Per-sequence raw and processed logits ``[R, T, V]`` (beam search: follow ``beam_indices``).
-    ``scores``: the processed logits per step when ``out.scores`` does not hold them (sampling)."""
+def _beam_tensors(out):
+    """Per-beam raw and processed logits ``[R, T, V]`` of a beam search, following ``beam_indices``."""
     raw = torch.stack(out.logits, dim=1).float()  # [rows, T, V]
-    proc = torch.stack((out.scores if scores is None else scores)[: raw.shape[1]], dim=1).float()  # [rows, T, V]
-    if mode == "beam":
-        idx = out.beam_indices[:, : raw.shape[1]].clamp(min=0)  # [R, T], −1 after a beam ended
-        t = torch.arange(idx.shape[1])
-        raw, proc = raw[idx, t], proc[idx, t]  # [R, T, V]
-    return raw, proc
+    proc = torch.stack(out.scores[: raw.shape[1]], dim=1).float()  # [rows, T, V]
+    idx = out.beam_indices[:, : raw.shape[1]].clamp(min=0)  # [R, T], −1 after a beam ended
+    t = torch.arange(idx.shape[1])
+    return raw[idx, t], proc[idx, t]  # [R, T, V]
 
 
 def summarize(tokenizer, raw: torch.Tensor, proc: torch.Tensor, chosen: torch.Tensor, lengths: list[int], top_n: int) -> list[list[Step]]:
@@ -377,42 +254,42 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def _run_generate(model, tokenizer, input_ids: torch.Tensor, gc, cfg: DecodingConfig):
-    """``(out, processed scores per step or None)``. Greedy and beam search run as configured. Sampling
-    is greedy search on ``cfg.num_samples`` copies of the prompt over ``generate()``'s own processors
-    for them (warpers included) and a seeded :class:`InverseCDFSampler`, which keeps the scores it
-    drew from (``out.scores`` holds its −inf output)."""
-    from transformers import GenerationConfig, LogitsProcessorList
+def run_rows(bundle, requests: list[tuple[list[int], DecodingConfig]], stop=None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
+    """Sampling or greedy decoding of several prompts in ONE ``model.generate`` (their settings equal
+    but for ``seed`` and ``num_samples``; see ``batch.batch_key``): per prompt ``(tokens [R, T], raw
+    logits [R, T, V], processed logits [R, T, V])`` for its ``R = cfg.num_sequences`` rows.
 
-    if cfg.mode != "sample":
-        gc.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
-        return model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=gc), None
-    draw = InverseCDFSampler(make_generator(cfg.seed, input_ids.device), keep_scores=True)
-    rows = input_ids.repeat(cfg.num_samples, 1)  # [R, P]: what num_return_sequences does for one prompt
-    run = GenerationConfig(max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=gc.eos_token_id,
-                           do_sample=False, output_logits=True, return_dict_in_generate=True)
-    built = build_processors(model, gc, rows)  # some hold per-row state (repetition penalty's prompt lengths)
-    out = model.generate(rows, attention_mask=torch.ones_like(rows), generation_config=run,
-                         logits_processor=LogitsProcessorList([*built, draw]))
-    return out, draw.scores
-
-
-@torch.no_grad()
-def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n: int = 10, keep_logits: bool = False,
-                      prompt_text: str | None = None, notices: list[str] | None = None) -> GenerationResult:
-    """Run ``generate()`` once and return every step's raw/processed numbers. ``cfg`` must be validated."""
-    model, tok = bundle.model, bundle.tokenizer
-    input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=bundle.device)  # [1, P]
+    Sampling is greedy search over ``generate()``'s own processors for these settings (warpers
+    included) and an :class:`InverseCDFSampler` with one generator per prompt, seeded with its
+    ``cfg.seed``, which keeps the scores each row drew from (``out.scores`` holds its −inf output).
+    A prompt gets the same tokens alone or batched (``sampling.generate_rows`` left-pads). ``stop``: see
+    ``generate_rows`` (``None`` back: abandoned; running it again gives the same tokens)."""
+    model, tok, cfg = bundle.model, bundle.tokenizer, requests[0][1]
     gc = generation_config(cfg, tok)
-    processors = describe_processors(build_processors(model, gc, input_ids))
-    t0 = time.perf_counter()
-    out, drawn = _run_generate(model, tok, input_ids, gc, cfg)
-    seconds = time.perf_counter() - t0
-    P = input_ids.shape[1]
-    raw, proc = _step_tensors(out, cfg.mode, drawn)  # [R, T, V]
-    gen = out.sequences[:, P: P + raw.shape[1]]  # [R, T]; beams may end before the search does
-    raw, proc = raw[:, : gen.shape[1]], proc[:, : gen.shape[1]]
-    eos = _eos_ids(model, tok)
+    queries, generators, spans = [], [], []
+    for ids, c in requests:
+        n = c.num_sequences  # rows: what num_return_sequences does for one prompt
+        spans.append(slice(len(queries), len(queries) + n))
+        queries += [list(ids)] * n
+        generators += [make_generator(c.seed, bundle.device)] * n  # one stream per prompt, shared by its rows
+    out = generate_rows(model, queries, lambda ids, mask: build_processors(model, gc, ids, mask),
+                        generators if cfg.mode == "sample" else None, max_new_tokens=cfg.max_new_tokens,
+                        pad_token_id=tok.pad_token_id, eos_token_id=gc.eos_token_id, stop=stop)
+    if out is None:
+        return None
+    tokens, raw, proc = out
+    return [(tokens[s], raw[s], proc[s]) for s in spans]
+
+
+def result_from_rows(bundle, prompt_ids: list[int], cfg: DecodingConfig, gen: torch.Tensor, raw: torch.Tensor, proc: torch.Tensor,
+                     top_n: int = 10, keep_logits: bool = False, prompt_text: str | None = None, notices: list[str] | None = None,
+                     seconds: float = 0.0, batch: int = 1, sequences_scores=None) -> GenerationResult:
+    """Every step's numbers from one prompt's rows: tokens ``gen [R, T]``, raw and processed logits
+    ``[R, T, V]`` (``proc`` is overwritten with its softmax)."""
+    tok = bundle.tokenizer
+    processors = describe_processors(build_processors(bundle.model, generation_config(cfg, tok),
+                                                      torch.tensor([prompt_ids], dtype=torch.long, device=bundle.device)))
+    eos = _eos_ids(bundle.model, tok)
     lengths, finished = [], []
     for row in gen.tolist():
         end = next((i for i, x in enumerate(row) if x in eos), None)
@@ -427,24 +304,49 @@ def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n:
         ids = gen[r, :n].tolist()
         if beam_logp is not None:
             cum = float(beam_logp[r, :n].sum())
-            score = float(out.sequences_scores[r]) if getattr(out, "sequences_scores", None) is not None else None
+            score = float(sequences_scores[r]) if sequences_scores is not None else None
         else:
             cum, score = sum(math.log(x.prob) for x in st), None  # chosen tokens always survive processing
         seqs.append(Sequence(tok.decode(ids, skip_special_tokens=True), ids, st, cum, score, finished[r]))
     kept = [raw[r, :n].cpu().numpy() for r, n in enumerate(lengths)] if keep_logits else None  # views, no copy
     return GenerationResult(bundle.name, cfg.mode, cfg, prompt_text if prompt_text is not None else tok.decode(prompt_ids),
-                            list(prompt_ids), seqs, processors, list(notices or []), kept, seconds)
+                            list(prompt_ids), seqs, processors, list(notices or []), kept, seconds, batch)
 
 
-def generate(bundle, prompt: str, cfg: DecodingConfig, top_n: int = 10, keep_logits: bool = False) -> GenerationResult:
-    """Validate ``cfg`` and ``prompt`` against the model, then :func:`generate_from_ids`."""
+@torch.no_grad()
+def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n: int = 10, keep_logits: bool = False,
+                      prompt_text: str | None = None, notices: list[str] | None = None) -> GenerationResult:
+    """Run ``generate()`` once and return every step's raw/processed numbers. ``cfg`` must be validated."""
+    t0, scores = time.perf_counter(), None
+    if cfg.mode == "beam":  # beam search as configured; its processed scores are out.scores
+        ids = torch.tensor([prompt_ids], dtype=torch.long, device=bundle.device)  # [1, P]
+        gc = generation_config(cfg, bundle.tokenizer)
+        gc.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
+        out = bundle.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc)
+        raw, proc = _beam_tensors(out)  # [R, T, V]
+        gen, scores = out.sequences[:, ids.shape[1]: ids.shape[1] + raw.shape[1]], getattr(out, "sequences_scores", None)
+        raw, proc = raw[:, : gen.shape[1]], proc[:, : gen.shape[1]]  # beams may end before the search does
+    else:
+        (gen, raw, proc), = run_rows(bundle, [(prompt_ids, cfg)])
+    return result_from_rows(bundle, prompt_ids, cfg, gen, raw, proc, top_n, keep_logits, prompt_text, notices,
+                            time.perf_counter() - t0, 1, scores)
+
+
+def prepare(bundle, prompt: str, cfg: DecodingConfig, top_n: int = 10) -> tuple[DecodingConfig, Prompt]:
+    """Validate ``cfg``, ``top_n`` and ``prompt`` against the model: the clean config and the encoded
+    prompt, whose notices say what was changed or means something else than it seems."""
     cfg = cfg.validate(vocab_size=int(bundle.model.config.vocab_size))
     if not isinstance(top_n, int) or not 1 <= top_n <= 50:
         raise DecodingError("top candidates shown must be 1–50")
     p = encode_prompt(bundle.tokenizer, prompt, cfg, bundle.context_length)
-    notices = list(p.notices)
     if cfg.mode == "greedy" and cfg.num_samples > 1:
-        notices.append("Greedy decoding is deterministic: one sequence shown (use sampling to see several).")
+        p.notices.append("Greedy decoding is deterministic: one sequence shown (use sampling to see several).")
     if cfg.strategy == "sample" and cfg.temperature == 0.0:
-        notices.append("Temperature 0 means greedy decoding (always the most probable token).")
-    return generate_from_ids(bundle, p.ids, cfg, top_n, keep_logits, p.text, notices)
+        p.notices.append("Temperature 0 means greedy decoding (always the most probable token).")
+    return cfg, p
+
+
+def generate(bundle, prompt: str, cfg: DecodingConfig, top_n: int = 10, keep_logits: bool = False) -> GenerationResult:
+    """:func:`prepare` ``cfg`` and ``prompt``, then :func:`generate_from_ids`."""
+    cfg, p = prepare(bundle, prompt, cfg, top_n)
+    return generate_from_ids(bundle, p.ids, cfg, top_n, keep_logits, p.text, p.notices)

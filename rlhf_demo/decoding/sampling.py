@@ -20,6 +20,7 @@ the global RNG state untouched.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -56,27 +57,41 @@ class Batch:
 class InverseCDFSampler:
     """A last logits processor that draws the next token: P(token = v) = softmax(scores)[v].
 
-    u ~ U[0, 1) per row, drawn from ``generator`` (``None``: the global RNG); the token is the first v
-    with CDF(v) = Σ_{w≤v} p(w) > u · CDF(V − 1) (float64 sums; scaling by the total absorbs rounding).
-    Tokens of probability 0 (masked to −inf by an earlier processor) are never drawn. It returns
-    scores that are −inf everywhere but the drawn token, so ``generate`` in greedy mode
-    (``do_sample=False``) takes exactly that token.
+    u ~ U[0, 1) per row; the token is the first v with CDF(v) = Σ_{w≤v} p(w) > u · CDF(V − 1) (float64
+    sums; scaling by the total absorbs rounding). Tokens of probability 0 (masked to −inf by an earlier
+    processor) are never drawn. It returns scores that are −inf everywhere but the drawn token, so
+    ``generate`` in greedy mode (``do_sample=False``) takes exactly that token.
+
+    ``generator``: one ``torch.Generator`` for every row (``None``: the global RNG), or a list with one
+    per row. Consecutive rows that share one generator (the samples of one request) draw their numbers
+    in a single call, as that request run alone does, so a request batched with others draws exactly
+    what it draws alone.
 
     With ``keep_scores`` it also keeps each step's incoming scores (``self.scores``, one [B, V] per
-    step): the processed distribution the token was drawn from, which ``generate``'s own
+    step): the processed distribution each row's token was drawn from, which ``generate``'s own
     ``out.scores`` no longer shows (it holds this processor's −inf output).
     """
 
-    def __init__(self, generator: torch.Generator | None = None, keep_scores: bool = False):
+    def __init__(self, generator: torch.Generator | list[torch.Generator | None] | None = None, keep_scores: bool = False):
         self.generator = generator
         self.scores: list[torch.Tensor] | None = [] if keep_scores else None
+        self._runs = None  # [(generator, rows), ...]: runs of consecutive rows that share a generator
+        if isinstance(generator, (list, tuple)):
+            self._runs = [(run[0], len(run)) for run in (list(g) for _, g in itertools.groupby(generator, key=id))]
+
+    def uniforms(self, rows: int, device) -> torch.Tensor:
+        """u ~ U[0, 1) for ``rows`` rows: [rows, 1] float64."""
+        if self._runs is None:
+            return torch.rand(rows, 1, dtype=torch.float64, device=device, generator=self.generator)
+        if sum(n for _, n in self._runs) != rows:
+            raise ValueError(f"{sum(n for _, n in self._runs)} generators for a batch of {rows} rows")
+        return torch.cat([torch.rand(n, 1, dtype=torch.float64, device=device, generator=g) for g, n in self._runs])
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # scores [B, V]
         if self.scores is not None:
             self.scores.append(scores)  # not modified afterwards: the output below is a new tensor
         cdf = torch.softmax(scores.double(), dim=-1).cumsum(dim=-1)                     # [B, V]
-        u = torch.rand(scores.shape[0], 1, dtype=torch.float64, device=scores.device,
-                       generator=self.generator) * cdf[:, -1:]                           # [B, 1]
+        u = self.uniforms(scores.shape[0], scores.device) * cdf[:, -1:]                 # [B, 1]
         token = torch.searchsorted(cdf, u, right=True).clamp_max(scores.shape[-1] - 1)  # [B, 1]
         return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
 
@@ -118,6 +133,81 @@ def left_pad(queries: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions counted from the first real token of each row (as ``generate`` does)."""
     return (attention_mask.cumsum(-1) - 1).clamp_min(0)
+
+
+class PerPrompt:
+    """Runs a logits processor that reads the tokens themselves (n-gram ban, sequence bias) on each row
+    **without its left padding**, so a padded row is processed exactly as the same prompt alone.
+    Rows with the same padding go through in one call. (transformers' repetition penalty needs no
+    help: built with the attention mask, it ignores the padding itself.)"""
+
+    def __init__(self, processor, pad: list[int]):
+        self.processor = processor
+        self.groups = {w: torch.tensor([i for i, p in enumerate(pad) if p == w]) for w in sorted(set(pad))}
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # [B, L], [B, V]
+        if len(self.groups) == 1:
+            return self.processor(input_ids[:, next(iter(self.groups)):], scores)
+        out = torch.empty_like(scores)
+        for w, rows in self.groups.items():
+            out[rows] = self.processor(input_ids[rows, w:], scores[rows])
+        return out
+
+
+def padded_processors(processors, attention_mask: torch.Tensor) -> list:
+    """``processors`` built for a left-padded batch, those that read the tokens wrapped in :class:`PerPrompt`."""
+    from transformers import NoRepeatNGramLogitsProcessor, SequenceBiasLogitsProcessor
+
+    pad = (attention_mask == 0).sum(-1).tolist()  # [B]
+    reads_tokens = (NoRepeatNGramLogitsProcessor, SequenceBiasLogitsProcessor)
+    return [PerPrompt(p, pad) if any(pad) and isinstance(p, reads_tokens) else p for p in processors]
+
+
+class _StopWhen:
+    """A stopping criterion that ends every row once ``stop(tokens made so far)`` says so (``fired``)."""
+
+    def __init__(self, stop, width: int):
+        self.stop, self.width, self.fired = stop, width, False
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:  # [B] bool
+        self.fired = self.fired or bool(self.stop(input_ids.shape[1] - self.width))
+        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
+
+
+@torch.no_grad()
+def generate_rows(model, queries: list[list[int]], processors, generators: list | None, *, max_new_tokens: int,
+                  pad_token_id: int, eos_token_id, stop=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """One ``model.generate`` over left-padded ``queries`` (one row each): ``(tokens [B, T], raw logits
+    [B, T, V], processed logits [B, T, V])``, the processed ones being what each row's token was
+    chosen from.
+
+    ``processors(input_ids [B, Q], attention_mask [B, Q])``: the ``LogitsProcessorList`` for the padded
+    batch (built by transformers for them: min-new-tokens counts from the padded width, where every
+    row's answer starts). Those that read the tokens run per row without the padding (:class:`PerPrompt`).
+    ``generators``: one ``torch.Generator`` per row for sampling (:class:`InverseCDFSampler`); ``None``
+    for greedy decoding (the argmax of the processed scores, which ``out.scores`` then holds).
+    Positions count from each row's first real token (``generate`` derives them from the mask).
+    ``stop(tokens made)``, asked after every step: True abandons the generation (returns ``None``)."""
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+    device = next(model.parameters()).device
+    ids, mask = left_pad(queries, pad_token_id, device)  # [B, Q]
+    procs = padded_processors(processors(ids, mask), mask)
+    draw = InverseCDFSampler(generators, keep_scores=True) if generators is not None else None
+    halt = _StopWhen(stop, ids.shape[1]) if stop is not None else None
+    run = GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=pad_token_id, eos_token_id=eos_token_id, do_sample=False,
+                           output_logits=True, output_scores=draw is None, return_dict_in_generate=True)
+    out = model.generate(ids, attention_mask=mask, generation_config=run,
+                         logits_processor=LogitsProcessorList(procs + ([draw] if draw is not None else [])),
+                         stopping_criteria=StoppingCriteriaList([halt] if halt is not None else []))
+    if halt is not None and halt.fired:
+        return None
+    tokens, logits, scores = out.sequences[:, ids.shape[1]:], list(out.logits), out.scores if draw is None else draw.scores
+    del out, draw  # each step's [B, V] tensors are stacked into one below: drop the lists as they are copied
+    raw = torch.stack(logits, dim=1).float()                                                        # [B, T, V]
+    del logits
+    proc = torch.stack(scores[: raw.shape[1]], dim=1).float()                                       # [B, T, V]
+    return tokens, raw, proc                                                                        # tokens [B, T]
 
 
 @torch.no_grad()

@@ -12,6 +12,10 @@ reference this gives a non-zero, exactly known KL without any trained model.
 
 Reference: Schulman, "Approximating KL Divergence" (http://joschu.net/blog/kl-approx.html); the
 per-position quantities are ``kl.analysis.per_position``, the estimators ``kl.estimators``.
+
+Memory: one scoring pass holds both models' logits for every position of ``batch_size`` responses
+(``limits.kl_peak_bytes``); on a shared server ``check_request_size`` refuses a request whose pass
+would exceed ``limits.Limits.max_request_bytes``, or whose prompt is longer than ``max_prompt_tokens``.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from rlhf_demo import limits as limits_mod
 from rlhf_demo.kl.analysis import (ESTIMATOR_NAMES, MAX_RESPONSE_TOKENS, KLInputError, _check_temperature,
                                    _logprobs_pair, check_same_tokenizer, encode_prompt, per_position)
 from rlhf_demo.decoding.sampling import sample_responses
@@ -42,7 +47,7 @@ class EstimatorLabConfig:
     seed: int = 0
     """seed of the sampler (same seed, same responses)"""
     batch_size: int = 16
-    """responses scored per forward pass (memory: 2 × batch × tokens × 49k floats)"""
+    """responses scored per forward pass (memory: ``limits.kl_peak_bytes(batch, prompt, tokens)``)"""
 
     def validate(self) -> "EstimatorLabConfig":
         if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
@@ -89,6 +94,19 @@ def summarize_estimates(samples: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     return pd.DataFrame(rows), true
 
 
+def check_request_size(tokenizer, prompt: str, *, rows: int, response_tokens: int, limits=None) -> None:
+    """On a shared server: the prompt within ``max_prompt_tokens`` and one scoring pass of ``rows``
+    responses within ``max_request_bytes`` (``limits.LimitError``, a ValueError, with one line); nothing
+    in local use. The KL tab's per-token panel calls it too (rows = 1)."""
+    lim = limits or limits_mod.current()
+    if not lim.shared:
+        return
+    q = len(encode_prompt(tokenizer, prompt))
+    limits_mod.check_prompt_tokens(q, lim)
+    limits_mod.check_request(limits_mod.kl_peak_bytes(rows, q, response_tokens), "this request",
+                             "lower N samples or the tokens per response, or shorten the prompt", lim)
+
+
 @torch.no_grad()
 def estimator_lab(policy, reference, prompt: str, cfg: EstimatorLabConfig | None = None) -> EstimatorLabResult:
     """Sample N responses from π and compare k1/k2/k3 sequence estimates with the exact values."""
@@ -96,6 +114,7 @@ def estimator_lab(policy, reference, prompt: str, cfg: EstimatorLabConfig | None
     check_same_tokenizer(policy.tokenizer, reference.tokenizer)
     tok = policy.tokenizer
     q = encode_prompt(tok, prompt)
+    check_request_size(tok, prompt, rows=min(cfg.n_samples, cfg.batch_size), response_tokens=cfg.response_tokens)
     t = float(cfg.policy_temperature)
     rows = []
     for start in range(0, cfg.n_samples, cfg.batch_size):

@@ -2,9 +2,15 @@
 presets as named overrides (``rlhf_demo/config.py`` has the convention every trainer follows).
 
 Names follow TRL's old ``PPOConfig`` where it had one (``init_kl_coef`` is our ``beta``,
-``cliprange``, ``cliprange_value``, ``vf_coef``, ``gamma``, ``lam``, ``ppo_epochs``,
-``num_mini_batches``, ``target``/``horizon`` of the adaptive KL controller: our ``kl_target``,
-``kl_horizon``).
+``cliprange``, ``vf_coef``, ``gamma``, ``lam``, ``ppo_epochs``, ``num_mini_batches``,
+``target``/``horizon`` of the adaptive KL controller: our ``kl_target``, ``kl_horizon``). TRL's
+``cliprange_value`` is folded into ``cliprange``: one ε clips the policy ratio and the value
+prediction, as cleanrl's ``clip_coef`` does (both were 0.2 in every preset).
+
+The reward may be a learned reward model (``rm:RUN_DIR``); ``gold_reward`` is then the score it stands
+for, logged beside it on the same texts (``gold_reward_mean``, ``eval/gold_reward_mean``) and never
+trained on, so a run shows the proxy rising while the gold score stalls or falls (over-optimisation,
+Gao et al. 2022, https://arxiv.org/abs/2210.10760).
 
 Presets
 -------
@@ -40,7 +46,13 @@ class PPOConfig(TrainerConfig):
 
     # --- what to train, on what -------------------------------------------------------------
     model: str = model_knob()
-    reward: str = reward_knob("Reward on query + response text, the one PPO maximises (and the held-out evaluation reports)")
+    reward: str = reward_knob("Reward on query + response text, the one PPO maximises (and the held-out evaluation reports); "
+                              "rm:RUN_DIR = a reward model from `train --algo reward`. Choices")
+    gold_reward: str = knob("vader-positive", "Gold reward, scored on the same texts as the reward and logged beside it "
+                            "(gold_reward_mean), never trained on: with a learned reward (rm:RUN_DIR) it shows whether the "
+                            "proxy's gains are real. Same specs as the reward; 'none' = not computed.", kind="str",
+                            group="Data", label="Gold reward (logged only; 'none' = off)",
+                            ui=False)   # shown with the over-optimisation panel (issue 17); limits.check_training checks it
     prompts: str = knob("builtin", "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a "
                         ".txt/.csv/.jsonl file, or hf:DATASET[:COLUMN]. (The UI takes an uploaded file instead.)", kind="str",
                         group="Data", label="Prompts", ui=False)
@@ -93,10 +105,9 @@ class PPOConfig(TrainerConfig):
                                  "batch: the gradient noise of the steps partly cancels, so less KL is spent on it "
                                  "(measured: 4 × lr 1e-3 bought ~15 % more reward per nat than 2 × lr 2e-3).",
                                  kind="int", lo=1, hi=MAX_BATCH, group="Optimisation", label="Mini-batches")
-    cliprange: float = knob(0.2, "PPO clip ε of the probability ratio π/π_old.", kind="float", lo=1e-3, hi=10.0,
-                            group="Optimisation", label="Clip ε (policy)")
-    cliprange_value: float = knob(0.2, "Clip of the value prediction around the old value.", kind="float", lo=1e-3, hi=100.0,
-                                  group="Optimisation", label="Clip (value)")
+    cliprange: float = knob(0.2, "PPO clip ε of the probability ratio π/π_old, and of the value prediction around the "
+                            "old value (TRL's cliprange_value; one ε for both, as in cleanrl).", kind="float", lo=1e-3,
+                            hi=10.0, group="Optimisation", label="Clip ε (policy ratio and value)")
     vf_coef: float = knob(0.1, "Weight of the value loss in the total loss.", kind="float", lo=0.0, hi=100.0,
                           group="Optimisation", label="Value loss weight")
     value_grad_to_policy: bool = knob(False, "Let the value loss's gradient flow through the shared backbone into the "

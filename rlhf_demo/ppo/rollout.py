@@ -3,7 +3,8 @@
     1. the policy samples one response per query (``decoding.sampling.sample_responses``); the
        generation forward already gives π_old's full distribution and the value head's input, so
        old log-probs and values need no second forward
-    2. the reward function scores query + response (its raw outputs are kept for display)
+    2. the reward function scores query + response (its raw outputs are kept for display); the gold
+       reward, when set, scores the same texts (logged, never trained on)
     3. the reference (adapter off, or the frozen copy) scores the same tokens; with both full
        distributions at hand, the exact KL(π_old‖π_ref) per position comes for free:
 
@@ -32,6 +33,7 @@ class Rollout:
     queries: list[str]
     responses: list[str]
     scores: torch.Tensor          # [B]
+    gold_scores: torch.Tensor | None   # [B] the gold reward on the same texts, or None
     details: list                 # the reward function's raw outputs, one per episode
     logprobs: torch.Tensor        # [B, R] log π_old of the sampled tokens
     ref_logprobs: torch.Tensor    # [B, R] log π_ref of the sampled tokens
@@ -43,8 +45,9 @@ class Rollout:
 
 @torch.no_grad()
 def rollout(policy, value_head: ValueHead, tokenizer, queries: list[list[int]], response_tokens: int, reward_fn, *,
-            seed: int, ban_special_tokens: bool = True, trunk_layer: int | None = None) -> Rollout:
-    """Sample, score and compare one batch. ``policy`` is a ``models.lora.TrainablePolicy``."""
+            seed: int, ban_special_tokens: bool = True, trunk_layer: int | None = None, gold_fn=None) -> Rollout:
+    """Sample, score and compare one batch. ``policy`` is a ``models.lora.TrainablePolicy``; ``gold_fn``
+    (optional) scores the same texts as ``reward_fn`` (the training reward itself is not called twice)."""
     model = policy.model
     model.eval()
     t0 = time.perf_counter()
@@ -57,8 +60,10 @@ def rollout(policy, value_head: ValueHead, tokenizer, queries: list[list[int]], 
     batch.logits = batch.last_hidden = None                                         # free memory
     t1 = time.perf_counter()
     q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
-    scores = reward_fn([q + r for q, r in zip(q_txt, r_txt)])                       # 2. score
+    texts = [q + r for q, r in zip(q_txt, r_txt)]
+    scores = reward_fn(texts)                                                       # 2. score
     details = list(getattr(reward_fn, "last_details", []) or [])
+    gold = None if gold_fn is None else scores if gold_fn is reward_fn else gold_fn(texts)
     t2 = time.perf_counter()
     with policy.reference() as ref:                                                 # 3. reference
         ref_logits, _ = forward_response(ref, batch, trunk_layer=trunk_layer)
@@ -70,12 +75,18 @@ def rollout(policy, value_head: ValueHead, tokenizer, queries: list[list[int]], 
     t3 = time.perf_counter()
     timings = {"time/generate": t1 - t0, "time/score": t2 - t1, "time/reference": t3 - t2}
     scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=logprobs.device)
-    return Rollout(batch, q_txt, r_txt, scores_t, details, logprobs.float(), ref_logprobs.float(), values.float(),
-                   exact.float(), entropy, timings)
+    gold_t = None if gold is None else torch.tensor([float(s) for s in gold], dtype=torch.float32)
+    return Rollout(batch, q_txt, r_txt, scores_t, gold_t, details, logprobs.float(), ref_logprobs.float(),
+                   values.float(), exact.float(), entropy, timings)
 
 
 def episode_rows(ro: Rollout, k1_per_seq: torch.Tensor) -> list[dict]:
-    """The batch as rows for tables and samples.jsonl: query, response, reward, k1 KL, raw reward output."""
+    """The batch as rows for tables and samples.jsonl: query, response, reward, k1 KL, raw reward output
+    (and the gold reward when one is set)."""
     details = ro.details if len(ro.details) == len(ro.queries) else [None] * len(ro.queries)
-    return [{"query": q, "response": r, "reward": float(s), "kl": float(k), "details": d}
+    rows = [{"query": q, "response": r, "reward": float(s), "kl": float(k), "details": d}
             for q, r, s, k, d in zip(ro.queries, ro.responses, ro.scores.tolist(), k1_per_seq.tolist(), details)]
+    if ro.gold_scores is not None:
+        for row, g in zip(rows, ro.gold_scores.tolist()):
+            row["gold_reward"] = g
+    return rows

@@ -63,7 +63,8 @@ class PPOTrainer:
                  stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None):
         self.cfg = cfg.validate()
         say = progress or (lambda f, m: None)
-        self.reward_fn = reward_fn if reward_fn is not None else make_reward(cfg.reward)   # fail fast, before the model
+        self.reward_fn = reward_fn if reward_fn is not None else make_reward(cfg.reward, device=cfg.device or None)
+        self.gold_fn = self._gold(reward_fn)                                          # fail fast, before the model
         self.prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
         if prompts is None and cfg.prompts in ("builtin", ""):
             held = set(builtin_prompts("heldout"))
@@ -106,6 +107,15 @@ class PPOTrainer:
         say(0.8, f"LoRA on the top layers from {first}: the reference and PPO passes run only those")
         return first
 
+    def _gold(self, given) -> Callable | None:
+        """The gold reward (``cfg.gold_reward``; None for 'none'): the training reward itself when the specs match."""
+        spec = self.cfg.gold_reward
+        if spec == "none":
+            return None
+        if given is None and spec == self.cfg.reward:
+            return self.reward_fn
+        return make_reward(spec, device=self.cfg.device or None)
+
     def run_info(self) -> dict:
         return {"n_trainable": self.n_trainable, "trunk_layer": self.trunk_layer}
 
@@ -116,7 +126,7 @@ class PPOTrainer:
                                    self.rng.randint(*cfg.query_tokens)) for _ in range(cfg.batch_size)]
         return rollout(self.policy, self.value_head, self.tok, queries, self.rng.randint(*cfg.response_tokens),
                        self.reward_fn, seed=cfg.seed * 100_003 + self.step_no, ban_special_tokens=cfg.ban_special_tokens,
-                       trunk_layer=self.trunk_layer)
+                       trunk_layer=self.trunk_layer, gold_fn=self.gold_fn)
 
     # ------------------------------------------------------------------ one update
     def step(self) -> dict:
@@ -131,6 +141,7 @@ class PPOTrainer:
                  "reward_mean": float(ro.scores.mean()), "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
                  "objective/kl": float(k1_per_seq.mean()), "objective/kl_exact": float(exact_per_seq.mean()),
                  "objective/scores": float(ro.scores.mean()), "beta": beta,
+                 **({"gold_reward_mean": float(ro.gold_scores.mean())} if ro.gold_scores is not None else {}),
                  "response_length": float(mask.sum(1).mean()), "samples": episode_rows(ro, k1_per_seq), **ro.timings}
         if self.kl_budget.crossed(batch["objective/kl_exact"]):                    # undo the last update instead
             self.kl_budget.restore(self.all_params(), self.optimizer)
@@ -184,7 +195,7 @@ class PPOTrainer:
                                                  trunk_layer=self.trunk_layer, value_grad_to_policy=cfg.value_grad_to_policy)
                 new_logprobs = pick(F.log_softmax(logits, dim=-1), ro.batch.response_ids[idx])   # [mb, R]
                 pg = policy_loss(new_logprobs, ro.logprobs[idx], advantages[idx], m, cfg.cliprange)
-                vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange_value)
+                vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange)
                 loss = pg["loss"] + cfg.vf_coef * vf["loss"]
                 t1 = time.perf_counter()
                 if not torch.isfinite(loss):
@@ -230,7 +241,7 @@ class PPOTrainer:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
         self.last_eval = evaluate_policy(self.policy.model, self.tok, self.reward_fn, EvalConfig(),
-                                         reference=self.policy.frozen_reference)
+                                         reference=self.policy.frozen_reference, gold_fn=self.gold_fn)
         return eval_record(self.last_eval)
 
     # ------------------------------------------------------------------ the loop

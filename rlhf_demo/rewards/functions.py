@@ -7,6 +7,9 @@
   logit (default, as in the course) or the softmax probability.
 - ``length``: number of words / 10 (a toy reward that is easy to hack: responses get longer).
 - ``keyword:WORD``: 1 for every occurrence of WORD (toy: the policy learns to repeat it).
+- ``rm:RUN_DIR``: a reward model trained on preference pairs (``train --algo reward``; ``learned.py``).
+  It scores the decoded query + response *text* with its own tokenizer, so it may differ from the
+  policy's; batched, without gradients, on the device given (the PPO trainer passes the policy's).
 
 Every reward keeps its raw outputs (``last_details``; the course's ``pipe_outputs``) for display.
 """
@@ -130,4 +133,9 @@ def make_reward(spec: str, device=None) -> RewardFunction:
             raise RewardError("pipeline reward is written hf:MODEL:LABEL[:logit|prob]")
         kind = parts[2] if len(parts) > 2 else "logit"
         return PipelineReward(parts[0], parts[1], kind, device=device)
-    raise RewardError(f"unknown reward {spec!r}: use vader-positive, vader-negative, length, keyword:WORD or hf:MODEL:LABEL")
+    if spec.startswith("rm:"):
+        from rlhf_demo.rewards.learned import LearnedReward
+
+        return LearnedReward(spec[3:].strip(), device=device)
+    raise RewardError(f"unknown reward {spec!r}: use vader-positive, vader-negative, length, keyword:WORD, "
+                      "hf:MODEL:LABEL or rm:RUN_DIR")

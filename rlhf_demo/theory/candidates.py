@@ -11,6 +11,10 @@ These two columns are everything ``theory.optimal`` needs: over the set, π* ∝
 What is simplified: the set is a small sample, so π* here is the optimum *over these K answers*
 (the renormalised reference q(y) stands in for π_ref); ``bench/ppo_frontier.py`` does the same with
 128 samples per held-out prompt.
+
+Memory: scoring holds the reference's logits for every position of the K candidates
+(``limits.candidates_peak_bytes``), so the prompt is capped (``MAX_PROMPT_CHARS``, ``MAX_PROMPT_TOKENS``)
+and, on a shared server, K × (prompt + 3 × tokens) by ``limits.Limits.max_request_bytes``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from rlhf_demo import limits
 from rlhf_demo.decoding.sampling import Batch, left_pad, response_logits, sample_responses, token_logprobs
 from rlhf_demo.theory.optimal import TheoryInputError
 
@@ -26,6 +31,9 @@ MAX_CANDIDATES = 32
 """Most candidate responses K sampled from the reference."""
 MAX_CANDIDATE_TOKENS = 32
 """Longest candidate, in tokens."""
+MAX_PROMPT_CHARS = 2000
+MAX_PROMPT_TOKENS = 512
+"""Longest prompt (a shared server takes fewer: ``limits.Limits.max_prompt_tokens``)."""
 
 
 @dataclass
@@ -70,8 +78,15 @@ def sample_candidates(reference, prompt: str, reward_fn, cfg: CandidatesConfig |
     cfg = (cfg or CandidatesConfig()).validate()
     if not isinstance(prompt, str) or not prompt.strip():
         raise TheoryInputError("the prompt is empty")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise TheoryInputError(f"the prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}")
     tok = reference.tokenizer
     q = tok(prompt, add_special_tokens=False).input_ids
+    if len(q) > MAX_PROMPT_TOKENS:
+        raise TheoryInputError(f"the prompt has {len(q)} tokens; the limit is {MAX_PROMPT_TOKENS}")
+    limits.check_prompt_tokens(len(q))
+    limits.check_request(limits.candidates_peak_bytes(cfg.k, len(q), cfg.response_tokens), f"{cfg.k} candidates",
+                         "lower K, the tokens per candidate, or shorten the prompt")
     batch = sample_responses(reference.model, tok, [q] * cfg.k, cfg.response_tokens,
                              temperature=cfg.temperature, seed=cfg.seed)                # [K, Q + R]
     keep = distinct_rows(batch.response_ids.tolist())                                  # K' indices

@@ -80,7 +80,7 @@ class ToyConfig:
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= MAX_TOY_BATCH:
             raise TheoryInputError(f"samples per step N must be 1…{MAX_TOY_BATCH}, got {self.batch_size!r}")
         if not isinstance(self.kl_beta, (int, float)) or not math.isfinite(self.kl_beta) or self.kl_beta < 0:
-            raise TheoryInputError(f"KL penalty β must be ≥ 0 (0 = no penalty), got {self.kl_beta!r}")
+            raise TheoryInputError(f"KL penalty β must be ≥ 0 and finite (0 = no penalty), got {self.kl_beta!r}")
         self.words = tuple(words)
         return self
 

@@ -19,10 +19,16 @@ MAX_HISTORY = 5000
 """Steps of the history kept per session (older ones are dropped from the plot)."""
 RUN_CHUNK = 25
 """Steps between two views of a long run."""
+MAX_LIST_CHARS = 2000
+"""Longest words / rewards / probabilities text (the toy has at most 12 words)."""
 
 
 def parse_list(text: str, what: str, cast=str) -> tuple:
     """"a, b, c" → (cast(a), cast(b), cast(c)); blanks dropped; a clear error for a bad number."""
+    if text is not None and not isinstance(text, str):
+        raise TheoryInputError(f"{what}: comma-separated text please, got {type(text).__name__}")
+    if len(text or "") > MAX_LIST_CHARS:
+        raise TheoryInputError(f"{what}: at most {MAX_LIST_CHARS} characters, got {len(text)}")
     items = [x.strip() for x in (text or "").split(",") if x.strip()]
     try:
         return tuple(cast(x) for x in items)

@@ -5,6 +5,7 @@ import os
 
 import gradio as gr
 
+from rlhf_demo.threads import set_torch_threads
 from rlhf_demo.ui import feedback, kl_tab, playground, runs_tab, theory, training
 from rlhf_demo.ui.context import AppContext
 
@@ -29,6 +30,7 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks | None = None, **kwargs):
+    set_torch_threads()  # once for the whole server, from the cores this process may use (rlhf_demo/threads.py)
     demo = demo or build_demo()
     kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     kwargs.setdefault("server_port", int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

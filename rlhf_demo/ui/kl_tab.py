@@ -1,18 +1,21 @@
 """The KL tab: KL(π‖π_ref) token by token on real text (panel 1) and the estimator lab (panel 2).
 
 Lays out and wires only; the numbers come from ``kl/analysis.py`` and ``kl/lab.py``, the figures from ``plots/kl.py``.
-Models come from the shared registry (loaded once, read-only), lazily, with a status line.
+Models come from the shared registry (loaded once, read-only) through ``AppContext.model``, lazily, with a
+status line; in shared mode only the allowed models load and each request's logits are bounded
+(``rlhf_demo.limits``: the prompt's tokens here, N × tokens in ``kl.lab``).
 """
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
+from rlhf_demo import limits
 from rlhf_demo.plots import kl as plots_kl
 from rlhf_demo.kl.analysis import MAX_RESPONSE_TOKENS, token_kl
-from rlhf_demo.kl.lab import MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig, estimator_lab
+from rlhf_demo.kl.lab import MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig, check_request_size, estimator_lab
 from rlhf_demo.models.loading import DEFAULT_MODEL
-from rlhf_demo.runs.folder import policy_choices
+from rlhf_demo.ui.config_form import strict
 
 INTRO = """### KL between the policy and the reference, token by token
 The RLHF objective is *reward − β·KL(π‖π_ref)*. Pick a policy π (a run's policy, the shipped example) and
@@ -26,13 +29,19 @@ TABLE_COLS = ["position", "token", "logp_policy", "logp_ref", "log_ratio", "kl_e
               "cum_kl_exact", "cum_k1"]
 
 
-def _choices():
-    return policy_choices()
+USER_ERRORS = (ValueError, TypeError, OverflowError, RuntimeError, OSError)
+"""What bad input raises (LimitError and KLInputError are ValueErrors; int(None) a TypeError, int(inf)
+an OverflowError); each becomes the status line."""
 
 
-def _load(ctx, name: str, what: str):
-    name = (name or DEFAULT_MODEL).strip() or DEFAULT_MODEL
-    return ctx.registry.get(name)
+def _load(ctx, name, what: str, request=None):
+    return ctx.model(name, request, what=what)
+
+
+def _whole(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _error(exc: Exception) -> str:
@@ -50,9 +59,9 @@ def _totals_md(res) -> str:
 def build(ctx, demo: gr.Blocks) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
-        policy = gr.Dropdown(_choices(), value=DEFAULT_MODEL, label="Policy π", allow_custom_value=True,
+        policy = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Policy π", allow_custom_value=True,
                              info="a run's policy, the shipped example, or a model folder", elem_id="kl-policy", scale=3)
-        reference = gr.Dropdown(_choices(), value=DEFAULT_MODEL, label="Reference π_ref", allow_custom_value=True,
+        reference = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref", allow_custom_value=True,
                                 info="usually the base model the policy started from", elem_id="kl-reference", scale=3)
         refresh = gr.Button("↻ Refresh model list", scale=1, elem_id="kl-refresh")
         temp = gr.Slider(0.3, 3.0, value=1.0, step=0.05, label="Policy temperature T", scale=2,
@@ -78,7 +87,7 @@ def build(ctx, demo: gr.Blocks) -> None:
     per_token_plot = gr.Plot(label="Per-token KL and running total", elem_id="kl-per-token-plot")
     top_plot = gr.Plot(label="Top candidates at the largest-KL position", elem_id="kl-top-plot")
     table = gr.Dataframe(label="Per token (nats)", max_height=360, elem_id="kl-table")
-    result_state = gr.State(None)
+    result_state = gr.State(None, time_to_live=limits.STATE_TTL_S)   # the last per-token table (≤ 64 rows)
 
     # ---- panel 2: the estimator lab
     gr.Markdown("### Estimator lab: k1, k2, k3 against the exact KL\nSample N responses from π; for each, sum k1, "
@@ -95,26 +104,32 @@ def build(ctx, demo: gr.Blocks) -> None:
     gr.Markdown(WHY_K1_NEGATIVE)
     lab_samples = gr.Dataframe(label="Samples", max_height=300)
 
+    strict(temp, max_new, seed, n_samples, lab_tokens, lab_seed)   # wrong-typed API input → a clear error
+
     # ---- wiring
-    def on_refresh():
-        ch = _choices()
+    def on_refresh(request: gr.Request):
+        ch = ctx.model_choices(request)
         return gr.update(choices=ch), gr.update(choices=ch)
 
     refresh.click(on_refresh, None, [policy, reference], api_visibility="private")
 
     # Gradio names each endpoint's API parameters after the handler's own: they say what they hold.
-    def on_compute(policy, reference, policy_temperature, prompt, response_mode, response, max_new_tokens, seed, colour_by):
+    def on_compute(policy, reference, policy_temperature, prompt, response_mode, response, max_new_tokens, seed, colour_by,
+                   request: gr.Request):
         """Per-token KL(π‖π_ref) of a response to `prompt`: sampled from the policy (`response_mode` "generate with the
         policy", `max_new_tokens`, `seed`) or the typed `response` ("type it in")."""
         outs = [highlights, totals, per_token_plot, top_plot, table, result_state]
-        yield f"Working: loading models ({policy} · {reference}) and computing…", *[gr.skip()] * len(outs)
+        yield "Working: loading the models and computing…", *[gr.skip()] * len(outs)
         try:
-            pb = _load(ctx, policy, "policy")
-            rb = _load(ctx, reference, "reference")
-            typed = None if response_mode.startswith("generate") else (response or "")
-            res = token_kl(pb, rb, prompt, typed, max_new_tokens=int(max_new_tokens),
-                           policy_temperature=float(policy_temperature), seed=int(seed or 0))
-        except (ValueError, RuntimeError, OSError) as exc:
+            pb = _load(ctx, policy, "policy", request)
+            rb = _load(ctx, reference, "reference", request)
+            generated = not isinstance(response_mode, str) or response_mode.startswith("generate")
+            typed = None if generated else (response or "")
+            n_new = _whole(max_new_tokens, "generated length")
+            check_request_size(pb.tokenizer, prompt, rows=1, response_tokens=n_new if generated else MAX_RESPONSE_TOKENS)
+            res = token_kl(pb, rb, prompt, typed, max_new_tokens=n_new, policy_temperature=float(policy_temperature),
+                           seed=_whole(seed or 0, "seed"))
+        except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         tok = res.table["token"].iloc[res.max_position]
@@ -134,17 +149,18 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     colour_by.change(on_colour, [result_state, colour_by], highlights, api_visibility="private")
 
-    def on_lab(policy, reference, policy_temperature, prompt, n_samples, response_tokens, seed):
+    def on_lab(policy, reference, policy_temperature, prompt, n_samples, response_tokens, seed, request: gr.Request):
         """Sample `n_samples` responses from the policy and compare k1/k2/k3 sequence estimates with the exact KL."""
         outs = [lab_plot, lab_summary, lab_samples]
-        yield f"Working: sampling {int(n_samples)} responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
+        yield "Working: sampling responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
         try:
-            pb = _load(ctx, policy, "policy")
-            rb = _load(ctx, reference, "reference")
-            cfg = EstimatorLabConfig(n_samples=int(n_samples), response_tokens=int(response_tokens),
-                                     policy_temperature=float(policy_temperature), seed=int(seed or 0))
+            cfg = EstimatorLabConfig(n_samples=_whole(n_samples, "N samples"), response_tokens=_whole(response_tokens,
+                                     "tokens per response"), policy_temperature=float(policy_temperature),
+                                     seed=_whole(seed or 0, "seed")).validate()
+            pb = _load(ctx, policy, "policy", request)
+            rb = _load(ctx, reference, "reference", request)
             res = estimator_lab(pb, rb, prompt, cfg)
-        except (ValueError, RuntimeError, OSError) as exc:
+        except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         k1 = res.summary.set_index("estimator").loc["k1"]

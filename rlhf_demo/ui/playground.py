@@ -5,12 +5,20 @@ Generation, re-processing, branching and word-bias numbers come from ``rlhf_demo
 the last generation (token ids, per-step numbers, raw logits as numpy) — never a model. Every event
 is also an HTTP endpoint, so each one validates its inputs in the core and answers bad input with a
 clear ``gr.Error`` while the server keeps serving.
+
+Generate requests of all sessions go through one core ``Batcher`` (``decoding/batch.py``): those that
+wait together run as one batched ``model.generate``. Not Gradio's ``batch=True``: a batched listener
+reads and writes the ``gr.State`` of the first session of the batch only (the others' states stay
+empty or get a neighbour's result: measured with gradio 6.31), and one ``gr.Error`` fails every request
+of the batch; the core batcher keeps each session's handler, state, progress and errors its own.
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, generate, parse_word_bias
+from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
+from rlhf_demo import limits
+from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, parse_word_bias
 from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.plots.decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
@@ -28,7 +36,9 @@ TOP_N = 10
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    state = gr.State(None)  # {"result": GenerationResult, "branch": GenerationResult | None}
+    batcher = Batcher()  # shared by every session of this app: concurrent Generate clicks run as one batch
+    no_bias: dict = {}  # the figure shown when no word bias is set (read-only once built)
+    state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # (freed after the TTL) {"result": GenerationResult, "branch": GenerationResult | None}
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
@@ -90,10 +100,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                               max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, num_samples=num_samples, seed=seed,
                               word_bias=parse_word_bias(word_bias), chat_template=chat_template)
 
-    def get_bundle(name, progress=None):
-        if not isinstance(name, str) or len(name) > 500:
-            raise ModelLoadError("choose a model from the list, or type a local folder / Hub id")
-        return ctx.registry.get(name or DEFAULT_MODEL, progress=progress)
+    def get_bundle(name, progress=None, request=None):
+        """The model through ``ctx.model``: in shared mode only the allowlist (``limits.check_model``)."""
+        return ctx.model(name, request, progress=progress)
 
     def step_outputs(st, seq_i, t, cfg):
         """Bars, caption, branch candidates, word bias and entropy for one step (re-processed from stored logits)."""
@@ -109,8 +118,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         caption = (f"**Step {t}** — chosen {chosen.token!r}: p = {chosen.prob:.1%} when generated (raw {chosen.raw_prob:.1%}), "
                    f"entropy {chosen.entropy:.2f} nats. Kept now: {int((p > 0).sum())} of {len(p)} tokens.{note}")
         choices = [(f"{r.token!r}  raw {r.raw_prob:.1%}", int(r.token_id)) for r in df.itertuples() if r.token_id != chosen.token_id]
+        bias = bias_frame(bundle, res, seq_i, t, cfg)
+        if bias.empty and "none" not in no_bias:  # the same "no word bias" figure for everyone: built once (10 ms)
+            no_bias["none"] = bias_figure(bias)
         return (candidates_figure(df, title), caption, gr.update(choices=choices, value=choices[0][1] if choices else None),
-                bias_figure(bias_frame(bundle, res, seq_i, t, cfg)), entropy_figure(steps_frame(seq), current=t))
+                no_bias["none"] if bias.empty else bias_figure(bias), entropy_figure(steps_frame(seq), current=t))
 
     def on_generate(prompt, model, strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
                     max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template, progress=gr.Progress()):
@@ -120,13 +132,15 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                          max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template).validate()
             check_prompt(prompt)
             bundle = get_bundle(model, progress=lambda f, m: progress(f, desc=m))
-            res = generate(bundle, prompt, cfg, top_n=TOP_N, keep_logits=True)
+            res = batcher.generate(bundle, prompt, cfg, top_n=TOP_N, keep_logits=True)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         st = {"result": res, "branch": None}
         seq = res.sequences[0]
         frames = [(f"{'beam' if res.mode == 'beam' else 'sample'} {i + 1}", steps_frame(s)) for i, s in enumerate(res.sequences)]
-        msg = f"Generated {len(seq.steps)} tokens with **{res.model}** ({res.mode}) in {res.seconds:.1f} s." + "".join(f"\n\n⚠️ {n}" for n in res.notices)
+        shared = f" (one batch with {res.batch - 1} other request{'s' * (res.batch > 2)})" if res.batch > 1 else ""
+        msg = (f"Generated {len(seq.steps)} tokens with **{res.model}** ({res.mode}) in {res.seconds:.1f} s{shared}."
+               + "".join(f"\n\n⚠️ {n}" for n in res.notices))
         picks = list(range(1, len(res.sequences) + 1))
         return (st, highlight(frames[0][1], res.prompt_text), gr.update(choices=picks, value=1),
                 gr.update(maximum=max(len(seq.steps) - 1, 1), value=0), *step_outputs(st, 1, 0, res.config),
@@ -181,12 +195,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 " ".join(br.notices))
 
     step_views = [bars, step_info, cand, bias_plot, entropy]
-    go.click(on_generate, [prompt, model, *knobs],
-                         [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched],
-                         api_name="generate", show_progress_on=[status])
-    prompt.submit(on_generate, [prompt, model, *knobs],
-                  [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched],
-                  api_visibility="private", show_progress_on=[status])
+    generated = [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched]
+    # As many handlers as one batch has rows may wait at once: the batcher turns them into one generate().
+    batching = dict(concurrency_limit=MAX_BATCH_ROWS, concurrency_id="playground-generate", show_progress_on=[status])
+    go.click(on_generate, [prompt, model, *knobs], generated, api_name="generate", **batching)
+    prompt.submit(on_generate, [prompt, model, *knobs], generated, api_visibility="private", **batching)
     step.release(on_step, [state, seq_pick, step, *knobs], step_views, api_name="step", show_progress="hidden")
     for knob in (temperature, top_k, top_p, min_p):  # re-draw the bars from stored logits, no generation
         knob.input(on_step, [state, seq_pick, step, *knobs], step_views, api_visibility="private", show_progress="hidden",

@@ -3,7 +3,9 @@ evaluation as reward against KL (the DPO paper's Figure 2 frontier), metrics as 
 Lays out and wires only: data from ``rlhf_demo.runs.compare``, figures from ``rlhf_demo.plots.runs``.
 
 Public API endpoints (each handler's parameters are the API's names): ``/runs_refresh``,
-``/runs_compare``, ``/runs_export_csv``, ``/runs_download_policy``.
+``/runs_compare``, ``/runs_export_csv``, ``/runs_download_policy``. On a shared server every run is
+listed and compared, but a policy downloads only for the session that trained it (``AppContext``'s
+session → runs record) or for the shipped example.
 """
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from pathlib import Path
 
 import gradio as gr
 
+from rlhf_demo import limits
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
 from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, find_runs, frontier_target, load_curves,
                                     run_label, runs_table, zip_policy)
+from rlhf_demo.runs.folder import EXAMPLE_RUN
 from rlhf_demo.ui.context import AppContext
+
+NOT_YOURS = "Choose a run with a saved policy that you trained in this session (or the shipped example)."
 
 INTRO = """### Runs: compare PPO and DPO on the same axes
 Every training run is a folder (`config.json`, `metrics.jsonl`, `policy/`). Pick runs to overlay their curves.
@@ -30,6 +36,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def by_label():
         return {run_label(r): r for r in find_runs(ctx.runs_dir)}
+
+    def may_download(folder: Path, request) -> bool:
+        """Local use: any run. Shared: this session's own runs and the shipped example only."""
+        if not limits.current().shared:
+            return True
+        return ctx.owns_run(request, folder) or limits.path_key(folder) == limits.path_key(EXAMPLE_RUN)
 
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh", scale=0)
@@ -49,36 +61,38 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         """The frontier (held-out reward vs KL, the base model at KL = 0) and the overlaid curves of the
         selected runs (labels as in the runs table)."""
         runs = by_label()
-        chosen = [runs[s] for s in (selected_runs or []) if s in runs]
+        chosen = [runs[s] for s in (selected_runs or []) if isinstance(s, str) and s in runs]
         base = base_point()
         reward = base["reward_mean"] if base else None
         pts = eval_points(chosen, base_reward=reward, base_sem=base.get("reward_sem") if base else None)
         return frontier_figure(pts, target=frontier_target(reward)), overlay_figure(load_curves(chosen))
 
-    def refresh_runs(selected_runs: list[str] | None):
+    def refresh_runs(selected_runs: list[str] | None, request: gr.Request):
         """Every run folder again: the choices, the runs table, and the figures of the selection (kept
         where the runs still exist, else the 8 newest)."""
         runs = by_label()
         labels = list(runs)
-        selected = [s for s in (selected_runs or []) if s in runs] or labels[:8]
-        with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
+        selected = [s for s in (selected_runs or []) if isinstance(s, str) and s in runs] or labels[:8]
+        with_policy = [l for l, r in runs.items() if (r / "policy").is_dir() and may_download(r, request)]
         return (gr.update(choices=labels, value=selected), runs_table(list(runs.values())),
                 gr.update(choices=with_policy, value=with_policy[0] if with_policy else None), *compare_runs(selected))
 
     def export_runs_csv(selected_runs: list[str] | None):
         """The stacked metrics of the selected runs as one CSV file."""
         runs = by_label()
-        chosen = [runs[s] for s in (selected_runs or []) if s in runs]
+        chosen = [runs[s] for s in (selected_runs or []) if isinstance(s, str) and s in runs]
         if not chosen:
             raise gr.Error("Select at least one run.")
         path = Path(tempfile.mkdtemp(prefix="rlhf-runs-")) / f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         return gr.update(value=str(export_csv(chosen, path)), visible=True)
 
-    def download_run_policy(run: str | None):
+    def download_run_policy(run: str | None, request: gr.Request):
         """The saved policy of one run (adapter or full model, with its config) as a zip file."""
-        folder = by_label().get(run or "")
+        folder = by_label().get(run) if isinstance(run, str) else None
         if folder is None:
             raise gr.Error("Choose a run with a saved policy.")
+        if not may_download(folder, request):
+            raise gr.Error(NOT_YOURS)
         try:
             path = zip_policy(folder, Path(tempfile.mkdtemp(prefix="rlhf-policy-")) / f"{folder.name}-policy.zip")
             return gr.update(value=str(path), visible=True)

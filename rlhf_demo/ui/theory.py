@@ -3,7 +3,9 @@
 ``toy``, ``toy_session``), the figures in ``rlhf_demo.plots.theory``.
 
 Public API endpoints (each handler's parameters are the API's names): ``/theory_candidates``,
-``/theory_beta``, ``/toy_reset``, ``/toy_step``, ``/toy_run``.
+``/theory_beta``, ``/toy_reset``, ``/toy_step``, ``/toy_run``. The reference model loads through
+``AppContext.model`` and the reward through ``limits.check_reward`` (shared mode: allowlists only); the
+per-session states live ``limits.STATE_TTL_S`` after their last update.
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ import time
 import gradio as gr
 import pandas as pd
 
+from rlhf_demo import limits
 from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.plots import theory as plots_theory
 from rlhf_demo.rewards.functions import REWARD_CHOICES, make_reward
-from rlhf_demo.runs.folder import policy_choices
 from rlhf_demo.theory.candidates import MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, CandidatesConfig, sample_candidates
 from rlhf_demo.theory.optimal import BetaView, beta_view, check_beta
 from rlhf_demo.theory.toy_session import ToySession, toy_config_from_text
+from rlhf_demo.ui.config_form import strict
 
 PANEL3 = """### β and the optimal policy
 For one prompt, K responses are sampled from the reference and scored with a reward (the same reward
@@ -33,6 +36,15 @@ negative one pushes it down**. The maximum-likelihood step on the same samples p
 sampled. With a KL penalty β > 0 the policy converges to the analytic π\\* ∝ π_ref·exp(r/β) of the panel above."""
 
 TABLE_COLUMNS = ["response", "reward", "logp_ref", "q_ref", "pi_star"]
+USER_ERRORS = (ValueError, TypeError, OverflowError, RuntimeError, OSError)
+"""What bad input raises (LimitError, TheoryInputError and RewardError are ValueErrors; int(None) a
+TypeError, int(inf) an OverflowError); each becomes the status line."""
+
+
+def _whole(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _error(exc: Exception) -> str:
@@ -71,7 +83,7 @@ def build(ctx, demo: gr.Blocks) -> None:
     # ---- panel 3
     gr.Markdown(PANEL3)
     with gr.Row():
-        ref_model = gr.Dropdown(policy_choices(), value=DEFAULT_MODEL, label="Reference π_ref",
+        ref_model = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref",
                                 allow_custom_value=True, elem_id="th-ref", scale=3)
         refresh = gr.Button("↻ Refresh model list", scale=1)
         reward = gr.Dropdown(REWARD_CHOICES, value="vader-positive", label="Reward", allow_custom_value=True, scale=2)
@@ -87,26 +99,27 @@ def build(ctx, demo: gr.Blocks) -> None:
         pi_plot = gr.Plot(label="π* beside π_ref", elem_id="th-pistar-plot")
         curves_plot = gr.Plot(label="Expected reward and KL vs β", elem_id="th-curves-plot")
     cand_table = gr.Dataframe(label="Candidates", max_height=320, wrap=True)
-    cands_state = gr.State(None)
+    cands_state = gr.State(None, time_to_live=limits.STATE_TTL_S)   # ≤ 32 candidates with their numbers
 
-    def on_refresh():
-        return gr.update(choices=policy_choices())
+    def on_refresh(request: gr.Request):
+        return gr.update(choices=ctx.model_choices(request))
 
     refresh.click(on_refresh, None, ref_model, api_visibility="private")
 
     def sample_theory_candidates(reference_model: str, reward: str, prompt: str, k: int, response_tokens: int,
-                                 seed: int, beta: float):
+                                 seed: int, beta: float, request: gr.Request):
         """Sample K candidates from the reference, score them, and show π* at β over them."""
         outs = [pi_plot, curves_plot, cand_table, cands_state]
-        yield f"Working: loading {reference_model} and sampling {int(k)} candidates…", *[gr.skip()] * len(outs)
+        yield "Working: loading the reference and sampling candidates…", *[gr.skip()] * len(outs)
         try:
-            cfg = CandidatesConfig(k=int(k), response_tokens=int(response_tokens), seed=int(seed or 0),
-                                   reward=reward).validate()
+            cfg = CandidatesConfig(k=_whole(k, "K"), response_tokens=_whole(response_tokens, "tokens per candidate"),
+                                   seed=_whole(seed or 0, "seed"), reward=reward).validate()
             check_beta(beta)
-            bundle = ctx.registry.get((reference_model or DEFAULT_MODEL).strip() or DEFAULT_MODEL)
-            cands = sample_candidates(bundle, prompt, make_reward(reward), cfg)
+            reward_fn = make_reward(limits.check_reward(reward))
+            bundle = ctx.model(reference_model, request, what="reference")
+            cands = sample_candidates(bundle, prompt, reward_fn, cfg)
             fig, curves, md, show = _beta_outputs(beta_view(cands, beta))
-        except (ValueError, RuntimeError, OSError) as exc:
+        except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         yield f"**Done:** {len(cands)} distinct candidates. " + md, fig, curves, show, cands
@@ -121,7 +134,7 @@ def build(ctx, demo: gr.Blocks) -> None:
             return "Sample candidates first.", gr.skip(), gr.skip(), gr.skip()
         try:
             fig, curves, md, show = _beta_outputs(beta_view(candidates, beta))
-        except ValueError as exc:
+        except USER_ERRORS as exc:
             return _error(exc), gr.skip(), gr.skip(), gr.skip()
         return md, fig, curves, show
 
@@ -152,8 +165,9 @@ def build(ctx, demo: gr.Blocks) -> None:
         history_plot = gr.Plot(label="Policy over steps", elem_id="toy-history-plot")
     samples_table = gr.Dataframe(label="Each sample's update (Δ of its own logit)", max_height=300,
                                  elem_id="toy-samples")
-    toy_state = gr.State(None)  # a ToySession
+    toy_state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # a ToySession (≤ MAX_HISTORY steps of history)
 
+    strict(k, n_tok, seed, beta, lr, n, kl_beta, toy_seed, run_steps)   # wrong-typed API input → a clear error
     toy_inputs = [words, rewards, ref_probs, lr, n, baseline, kl_beta, toy_seed]
     outs = [toy_status, update_plot, history_plot, samples_table, toy_state]
     skip = (gr.skip(),) * (len(outs) - 1)
@@ -164,7 +178,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         try:
             cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline,
                                        kl_beta, seed)
-        except ValueError as exc:
+        except USER_ERRORS as exc:
             return _error(exc), *skip
         return _toy_outputs(ToySession.start(cfg))
 
@@ -176,7 +190,7 @@ def build(ctx, demo: gr.Blocks) -> None:
                                        kl_beta, seed)
             session = ToySession.resume(session, cfg)
             session.advance(1)
-        except ValueError as exc:
+        except USER_ERRORS as exc:
             return _error(exc), *skip
         return _toy_outputs(session)
 
@@ -187,9 +201,9 @@ def build(ctx, demo: gr.Blocks) -> None:
             cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline,
                                        kl_beta, seed)
             session = ToySession.resume(session, cfg)
-            steps = int(steps)
+            steps = _whole(steps, "steps per run")
             chunks = session.run(steps)
-        except (TypeError, ValueError) as exc:
+        except USER_ERRORS as exc:
             yield _error(exc), *skip
             return
         end, last_yield = session.step + steps, 0.0

@@ -9,13 +9,14 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from rlhf_demo import limits
 from rlhf_demo.data.feedback import FEEDBACK_ENV, FeedbackStore
 from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences, parse_preferences
 from rlhf_demo.dpo.config import CHOSEN_GOES_DOWN, DPOConfig
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import DPO_PANELS, empty_figure
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
-from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
+from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
@@ -38,6 +39,8 @@ def feedback_store(ctx: AppContext) -> FeedbackStore:
 
 
 def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str) -> PreferenceSet:
+    """The pairs of the chosen source. A Hub id goes through ``limits.check_source`` (shared mode: an
+    OWNER/NAME id, never a server path; ``load_preferences`` then loads it remote-only)."""
     if source == SOURCES[1]:
         store = feedback_store(ctx)
         rows = store.export_pairs()
@@ -52,9 +55,9 @@ def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str) -
         prefs.source = f"upload:{p.name}"
         return prefs
     if source == SOURCES[3]:
-        if not (hub_id or "").strip():
+        if not isinstance(hub_id, str) or not hub_id.strip():
             raise PreferenceError("type a Hub dataset id, e.g. trl-lib/ultrafeedback_binarized (needs the network)")
-        return load_preferences("hf:" + hub_id.strip())
+        return load_preferences(limits.check_source("hf:" + hub_id.strip(), "preferences"))
     prefs = load_preferences("shipped")
     prefs.source = "shipped"
     return prefs
@@ -71,6 +74,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
+    if limits.current().shared:
+        gr.Markdown(limits.describe(), elem_id="dpo-limits")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
             preset_dd = gr.Dropdown([(label, key) for key, label in DPOConfig.PRESET_LABELS.items()],
@@ -86,8 +91,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                                 placeholder="trl-lib/ultrafeedback_binarized")
             check = gr.Button("Check the pairs", size="sm", elem_id="dpo-check")
             data_info = gr.Markdown("", elem_id="dpo-data-info")
-            steps = gr.Number(defaults.steps, precision=0, label="Steps (0 = by epochs)", info=DPOConfig.help("steps"),
-                              minimum=0, maximum=DPOConfig.knob("steps").metadata["hi"], elem_id="dpo-steps")
+            steps = gr.Number(limits.current().fit("steps", defaults.steps), precision=0, label="Steps (0 = by epochs)",
+                              info=DPOConfig.help("steps"), **bounds(DPOConfig.knob("steps")), elem_id="dpo-steps")
             reward = gr.Dropdown(REWARD_CHOICES, value=defaults.reward, allow_custom_value=True,
                                  label="Held-out evaluation reward", info=DPOConfig.help("reward"), elem_id="dpo-eval-reward")
             with gr.Accordion("Hyper-parameters", open=False):
@@ -129,7 +134,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         try:
             prefs = load_source(ctx, data[source], data[upload], data[hub_id])
             cfg = config_from_form(DPOConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
-                                                                "preferences": prefs.source})
+                                                                "preferences": prefs.source}, ctx.session_limits(request))
             out = run_dir(ctx, "dpo", request)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc

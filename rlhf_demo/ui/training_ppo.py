@@ -19,7 +19,8 @@ from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
-from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
+from rlhf_demo import limits
+from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
@@ -63,6 +64,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     timer = gr.Timer(POLL_S, active=False)
     defaults = PPOConfig.preset(PPOConfig.DEFAULT_PRESET, **UI_DEFAULTS)
     gr.Markdown(INTRO)
+    if limits.current().shared:
+        gr.Markdown(limits.describe(), elem_id="ppo-limits")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
             preset_dd = gr.Dropdown([(label, key) for key, label in PPOConfig.PRESET_LABELS.items()],
@@ -70,10 +73,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                                     info="Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub.")
             reward = gr.Dropdown(REWARD_CHOICES, value=defaults.reward, label="Reward", allow_custom_value=True,
                                  info=PPOConfig.help("reward"), elem_id="ppo-reward")
-            steps = gr.Number(defaults.steps, precision=0, label="Updates", info=PPOConfig.help("steps"),
-                              minimum=1, maximum=PPOConfig.knob("steps").metadata["hi"], elem_id="ppo-steps")
-            max_seconds = gr.Number(defaults.max_seconds, label="Time budget (s of training, 0 = none)",
-                                    info=PPOConfig.help("max_seconds"), minimum=0, elem_id="ppo-seconds")
+            lim = limits.current()
+            steps = gr.Number(lim.fit("steps", defaults.steps), precision=0, label="Updates", info=PPOConfig.help("steps"),
+                              **bounds(PPOConfig.knob("steps")), elem_id="ppo-steps")
+            max_seconds = gr.Number(lim.fit("max_seconds", defaults.max_seconds), label="Time budget (s of training, 0 = none)",
+                                    info=PPOConfig.help("max_seconds"), **bounds(PPOConfig.knob("max_seconds")),
+                                    elem_id="ppo-seconds")
             prompts_file = gr.File(label="Prompts file (optional: .txt one per line, .csv/.tsv/.jsonl)",
                                    file_types=[".txt", ".csv", ".tsv", ".jsonl"], type="filepath", height=150,
                                    elem_id="ppo-prompts-file")
@@ -107,7 +112,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 p = Path(pfile)
                 prompts = parse_prompts(p.read_bytes(), p.name)
                 values["prompts"] = f"upload:{p.name}"
-            cfg = config_from_form(PPOConfig, preset, values)
+            cfg = config_from_form(PPOConfig, preset, values, ctx.session_limits(request))
             out = run_dir(ctx, "ppo", request)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc

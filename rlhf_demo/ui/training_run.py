@@ -7,6 +7,7 @@ timer reads the job's state every ``POLL_S`` seconds and redraws only when a new
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -25,8 +26,13 @@ def owner(request: gr.Request | None) -> str:
 
 
 def run_dir(ctx, algo: str, request: gr.Request | None) -> Path:
-    out = Path(ctx.runs_dir) / f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}-{owner(request)[:6]}"
-    return RunWriter.check(out)
+    """A new run folder for this session, remembered as its own (``AppContext.register_run``: in shared
+    mode only its own runs' policies load in the other tabs and download in Runs). The name ends with
+    a hash of the session, never the session hash itself (run names are shown to everyone)."""
+    tag = hashlib.sha256(owner(request).encode()).hexdigest()[:6]
+    out = RunWriter.check(Path(ctx.runs_dir) / f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}-{tag}")
+    ctx.register_run(request, out)
+    return out
 
 
 def markdown(lines: list[str]) -> str:

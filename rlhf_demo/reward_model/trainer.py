@@ -1,0 +1,196 @@
+"""A reward model from preference pairs with ``trl.RewardTrainer``, one metrics record per optimizer step.
+
+The model is the base LM with its LM head replaced by a scalar head: r(x, y) = w · h_T, the last
+decoder hidden state at the text's last token (``rewards/learned.py``). For a prompt x with a chosen
+response y_c and a rejected one y_r the Bradley–Terry model (Bradley & Terry 1952; Ouyang et al. 2022,
+eq. 1; Stiennon et al. 2020) says P(y_c ≻ y_r | x) = σ(r(x, y_c) − r(x, y_r)), and the loss is its
+negative log-likelihood over a batch of B pairs:
+
+    Δ_i  = r(x_i, y_c,i) − r(x_i, y_r,i)
+    L    = −(1/B) Σ_i log σ(Δ_i)
+
+TRL logs, per step, ``loss`` = L, ``accuracy`` = (1/B) Σ_i [Δ_i > 0], ``margin`` = (1/B) Σ_i Δ_i and
+``mean_reward`` / ``min_reward`` / ``max_reward`` over the 2B scores (TRL's ``RewardTrainer.compute_loss``).
+The held-out pairs (every ``heldout_every``-th, never trained on) give ``eval/accuracy``,
+``eval/margin`` and ``eval/loss`` the same way.
+
+What is simplified here:
+- Plain-text continuations only (no chat template): the text scored is prompt + response + EOS.
+- LoRA on the attention projections plus a trainable score head (``modules_to_save``); no full
+  fine-tuning, no reward centring (TRL's ``center_rewards_coefficient``), no margins from ratings.
+- One process, one device, no gradient accumulation, a constant learning rate.
+
+Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py``) and
+``runs.folder.write_run`` writes the run folder; the model in ``RUN/policy/`` is a SEQ_CLS LoRA adapter
+with ``base_model.txt``, read back by ``rewards.learned.load_reward_model`` (``rm:RUN_DIR``). TRL's loop
+runs in a worker thread; the records come back through a queue.
+"""
+from __future__ import annotations
+
+import math
+import queue
+import tempfile
+import threading
+import time
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from rlhf_demo.dpo.pairs import load_pairs
+from rlhf_demo.models.loading import default_device
+from rlhf_demo.models.lora import TrainablePolicy, lora_targets
+from rlhf_demo.reward_model.config import RewardConfig
+from rlhf_demo.reward_model.pairs import prepare_pairs
+from rlhf_demo.reward_model.stream import StepClock, make_callback
+from rlhf_demo.rewards.learned import load_sequence_classifier, score_texts
+
+
+def pair_metrics(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> dict:
+    """Bradley–Terry loss, accuracy and mean margin of ``model`` on ``pairs`` (no gradient), with the
+    pairs' scores as rows."""
+    r_c = torch.tensor(score_texts(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], batch_size))    # [N]
+    r_r = torch.tensor(score_texts(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs], batch_size))  # [N]
+    delta = r_c - r_r                                                                                              # [N]
+    rows = [{**p, "reward_chosen": float(c), "reward_rejected": float(r)} for p, c, r in zip(pairs, r_c, r_r)]
+    return {"accuracy": float((delta > 0).float().mean()), "margin": float(delta.mean()),
+            "loss": float(-F.logsigmoid(delta).mean()), "n": len(pairs), "samples": rows}
+
+
+class RewardTrainer:
+    """``trainer = RewardTrainer(cfg); for record in trainer.train(): ...`` (``pairs`` default: ``cfg.preferences``).
+
+    After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval`` (held-out accuracy,
+    margin, loss), ``policy`` (a ``models.lora.TrainablePolicy`` whose model is the reward model),
+    ``rows`` / ``heldout`` (the training and held-out pairs)."""
+
+    def __init__(self, cfg: RewardConfig, pairs: list[dict] | None = None, *, stop: Callable[[], bool] | None = None,
+                 progress: Callable[[float, str], None] | None = None):
+        self.cfg = cfg.validate()
+        self.say = progress or (lambda f, m: None)
+        self.source = "given" if pairs is not None else cfg.preferences
+        if pairs is None:
+            prefs = load_pairs(cfg.preferences)
+            pairs, self.notes = prefs.rows, prefs.errors
+        else:
+            self.notes = []
+        self.stop_event = threading.Event()
+        self._stop = stop or (lambda: False)
+        self.say(0.05, f"loading {cfg.model} with a scalar score head…")
+        device = torch.device(cfg.device) if cfg.device else default_device()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)                      # the new score head's initialisation
+            model, tok = load_sequence_classifier(cfg.model, device)
+        self.rows, self.heldout, self.note = prepare_pairs(pairs, tok, cfg.max_length, cfg.heldout_every)
+        self.policy = TrainablePolicy(model, tok, cfg.model, device)
+        self.status, self.message = "running", ""
+        self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
+        self.last_eval: dict | None = None
+        self.before_after: list[dict] = []               # a reward model writes no text
+        self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the model now and then
+
+    def planned_steps(self) -> int:
+        if self.cfg.steps:
+            return self.cfg.steps
+        return max(1, math.ceil(math.ceil(len(self.rows) / self.cfg.batch_size) * self.cfg.epochs))
+
+    def run_info(self) -> dict:
+        return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "n_heldout": len(self.heldout),
+                "preferences": self.source}
+
+    def _on_step(self, step: int) -> None:
+        """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
+        self.step_no = step
+        if self.checkpoint is not None:
+            self.checkpoint(self.policy, step)
+
+    def evaluate(self) -> dict:
+        """Held-out pair accuracy, margin and loss as record keys (``eval/…``), with the pairs' scores."""
+        self.last_eval = pair_metrics(self.policy.model, self.policy.tokenizer, self.heldout)
+        return {**{f"eval/{k}": self.last_eval[k] for k in ("accuracy", "margin", "loss")},
+                "eval/n_pairs": self.last_eval["n"], "eval/samples": self.last_eval["samples"]}
+
+    def train(self) -> Iterator[dict]:
+        """One record per optimizer step (the first, step 0, measures the untrained model when
+        ``eval_at_start``). Closing the generator stops training after the current step."""
+        cfg = self.cfg
+        out_q: queue.Queue = queue.Queue()
+        state: dict = {}
+        clock = StepClock(cfg)
+
+        def evaluate() -> dict:
+            t0 = time.perf_counter()
+            rec = self.evaluate()
+            clock.paused += time.perf_counter() - t0
+            return rec
+
+        def worker():
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(cfg.seed)
+                    trainer = _build_trl_trainer(cfg, self.policy, self.rows, self.say)
+                self.policy.model = trainer.model      # now the peft-wrapped model TRL trains
+                self.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+                trainer.add_callback(make_callback(cfg, evaluate, out_q, lambda: self.stop_event.is_set() or self._stop(),
+                                                   clock, state, on_step=self._on_step))
+                trainer.train()
+                self.step_no = trainer.state.global_step
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer
+                state["error"] = exc
+            finally:
+                out_q.put(None)
+
+        thread = threading.Thread(target=worker, name="reward-train", daemon=True)
+        thread.start()
+        walked_away = False
+        try:
+            while (rec := out_q.get()) is not None:
+                self.step_no = max(self.step_no, rec["step"])
+                yield rec
+        except GeneratorExit:
+            walked_away = True
+            raise
+        finally:
+            self.stop_event.set()  # a consumer that walks away stops the run after the current step
+            thread.join()
+            self.time_s = round(clock.now(), 2)
+            default = "failed" if "error" in state else "stopped" if walked_away else "finished"
+            self.status = state.get("status", default)
+            self.message = state.get("message") or (f"stopped after step {self.step_no}" if walked_away
+                                                    else f"completed {self.step_no} steps")
+        if "error" in state:
+            exc = state["error"]
+            if isinstance(exc, (ValueError, RuntimeError)):
+                raise exc
+            raise RuntimeError(f"reward model training failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _build_trl_trainer(cfg: RewardConfig, policy: TrainablePolicy, rows: list[dict], say):
+    """trl.RewardTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), with
+    LoRA on the attention projections and the score head trained in full (``modules_to_save``)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers.trainer_callback import PrinterCallback
+    from trl import RewardConfig as TRLConfig
+    from trl import RewardTrainer as TRLTrainer
+
+    import datasets
+
+    cuda = policy.device.type == "cuda"
+    args = TRLConfig(
+        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"), per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, num_train_epochs=cfg.epochs,
+        max_steps=cfg.steps or -1, max_length=cfg.max_length,
+        activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
+        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
+        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
+    )
+    peft = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, bias="none", task_type="SEQ_CLS",
+                      target_modules=lora_targets(policy.model), modules_to_save=["score"])
+    say(0.3, "tokenising pairs…")
+    datasets.disable_progress_bars()
+    trainer = TRLTrainer(model=policy.model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=policy.tokenizer, peft_config=peft)
+    trainer.remove_callback(PrinterCallback)  # we report the records ourselves
+    return trainer
