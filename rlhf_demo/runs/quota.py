@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import zipfile
 from pathlib import Path
 
+from rlhf_demo.runs.compare import zip_policy
 from rlhf_demo.runs.state import run_state
 
 DISK_ENV, TMP_AGE_ENV = "RLHF_DEMO_DISK_GB", "RLHF_DEMO_TMP_AGE_S"
@@ -51,13 +51,7 @@ def cached_zip(run: str | Path, cache: str | Path) -> Path:
         return path
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(pol.rglob("*")):
-            if f.is_file():
-                z.write(f, f"{run.name}/policy/{f.relative_to(pol)}")
-        for name in ("config.json", "summary.json"):
-            if (run / name).exists():
-                z.write(run / name, f"{run.name}/{name}")
+    zip_policy(run, tmp)
     tmp.replace(path)
     for old in cache.glob(f"{run.name}-policy-*.zip"):   # older zips of the same run
         if old != path:

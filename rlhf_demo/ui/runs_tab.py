@@ -18,7 +18,8 @@ import gradio as gr
 from rlhf_demo import limits
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
 from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, find_runs, frontier_target, load_curves,
-                                    run_label, runs_table, zip_policy)
+                                    run_label, runs_table)
+from rlhf_demo.runs.quota import cached_zip, downloads_dir
 from rlhf_demo.runs.folder import EXAMPLE_RUN
 from rlhf_demo.ui.context import AppContext
 
@@ -94,7 +95,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if not may_download(folder, request):
             raise gr.Error(NOT_YOURS)
         try:
-            path = zip_policy(folder, Path(tempfile.mkdtemp(prefix="rlhf-policy-")) / f"{folder.name}-policy.zip")
+            path = cached_zip(folder, downloads_dir())   # built once per checkpoint, reused by later clicks
             return gr.update(value=str(path), visible=True)
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
