@@ -24,6 +24,7 @@ from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.plots.decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
                               processors_markdown, samples_html)
 from rlhf_demo.runs.folder import policy_choices
+from rlhf_demo.ui.config_form import strict
 from rlhf_demo.ui.context import AppContext
 
 INTRO = """### Where do the words come from?
@@ -61,6 +62,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 min_new = gr.Slider(0, 64, 0, step=1, label="Min new tokens", info=H["min_new_tokens"])
                 samples = gr.Slider(1, 8, 1, step=1, label="Samples (side by side)", info=H["num_samples"])
                 seed = gr.Number(0, label="Seed", precision=0)
+            strict(temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed)
             bias = gr.Textbox("", label="Word bias", placeholder="great: 5, terrible: -5",
                               info="add this to the logit of a word when it could come next (transformers' sequence_bias)")
             go = gr.Button("Generate", variant="primary")

@@ -63,3 +63,13 @@ def test_kl_tokens_by_keyword_on_the_tiny_model(client, tiny_model_dir):
     out = client.predict(policy=tiny, reference=tiny, policy_temperature=0.5, prompt="The movie was", response_mode="type it in",
                          response=" great fun", api_name="/kl_tokens")
     assert out[0].startswith("**Done") and "policy temperature 0.5" in out[2]
+
+
+def test_a_wrong_typed_knob_is_named_in_the_error(client, tiny_model_dir):
+    """Text sent to a slider through the API gets a clear line naming the field, not Gradio's generic error."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Temperature: 'hot' is not a valid value here"):
+        client.predict(prompt="The movie was", model=str(tiny_model_dir), strategy="sample", temperature="hot", top_k=40,
+                       top_p=0.95, min_p=0.0, repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=4, max_new_tokens=3,
+                       min_new_tokens=0, num_samples=1, seed=0, word_bias="", chat_template=False, api_name="/generate")
