@@ -11,33 +11,15 @@ from __future__ import annotations
 
 import math
 import queue
-import time
 from typing import Callable
 
 import torch
 
-from rlhf_demo.runs.schedule import TrainingClock
+from rlhf_demo.runs.trl_thread import StepClock
 
 TRL_KEYS = ("loss", "grad_norm", "learning_rate", "rewards/chosen", "rewards/rejected", "rewards/margins",
             "rewards/accuracies", "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected",
             "entropy", "mean_token_accuracy", "num_tokens", "epoch")
-
-
-class StepClock:
-    """Training time of a run whose steps someone else times: wall time since the start minus the
-    pauses (evaluations), read into a ``TrainingClock`` for the budget and the marks."""
-
-    def __init__(self, cfg):
-        self.schedule = TrainingClock(cfg.max_seconds, cfg.eval_at_seconds, slack=0.0)
-        self.start = time.perf_counter()
-        self.paused = 0.0
-
-    def begin(self) -> None:
-        self.start, self.paused = time.perf_counter(), 0.0
-
-    def now(self) -> float:
-        self.schedule.time_s = time.perf_counter() - self.start - self.paused
-        return self.schedule.time_s
 
 
 def make_callback(cfg, evaluate, out_q: queue.Queue, should_stop: Callable[[], bool], clock: StepClock, state: dict,

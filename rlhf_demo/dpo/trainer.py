@@ -30,10 +30,8 @@ worker thread; the records come back through a queue.
 from __future__ import annotations
 
 import math
-import queue
 import tempfile
 import threading
-import time
 from typing import Callable, Iterator
 
 import torch
@@ -41,12 +39,13 @@ import torch
 from rlhf_demo.before_after import before_after
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.dpo.pairs import check_pairs, load_pairs
-from rlhf_demo.dpo.stream import StepClock, make_callback
+from rlhf_demo.dpo.stream import make_callback
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
+from rlhf_demo.runs.trl_thread import stream_trl
 
 
 class DPOTrainer:
@@ -87,8 +86,13 @@ class DPOTrainer:
         self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
         self.last_eval: dict | None = None
         self.before_after: list[dict] = []
-        self.restored: dict | None = None
+        self.stream_state: dict = {}   # what TRL's callback left (runs/trl_thread.py)
         self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the policy now and then
+
+    @property
+    def restored(self) -> dict | None:
+        """The evaluation of the policy the KL stop put back (its step), if it did."""
+        return self.stream_state.get("restored")
 
     def planned_steps(self) -> int:
         if self.cfg.steps:
@@ -113,57 +117,9 @@ class DPOTrainer:
     def train(self) -> Iterator[dict]:
         """One record per optimizer step (the first, step 0, evaluates the base when ``eval_at_start``).
         Closing the generator stops training after the current step."""
-        cfg = self.cfg
-        out_q: queue.Queue = queue.Queue()
-        state: dict = {}
-        clock = StepClock(cfg)
-
-        def evaluate() -> dict:
-            t0 = time.perf_counter()
-            rec = self.evaluate()
-            clock.paused += time.perf_counter() - t0
-            return rec
-
-        def worker():
-            try:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(cfg.seed)
-                    trainer = _build_trl_trainer(cfg, self._bundle, self.policy.frozen_reference, self.rows, self.say)
-                self.policy.model = trainer.model      # now the peft-wrapped model (LoRA) TRL trains
-                self.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-                trainer.add_callback(make_callback(cfg, evaluate, out_q, lambda: self.stop_event.is_set() or self._stop(), clock,
-                                                  state, on_step=self._on_step))
-                trainer.train()
-                self.step_no = trainer.state.global_step
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer
-                state["error"] = exc
-            finally:
-                out_q.put(None)
-
-        thread = threading.Thread(target=worker, name="dpo-train", daemon=True)
-        thread.start()
-        walked_away = False
-        try:
-            while (rec := out_q.get()) is not None:
-                self.step_no = max(self.step_no, rec["step"])
-                yield rec
-        except GeneratorExit:
-            walked_away = True
-            raise
-        finally:
-            self.stop_event.set()  # a consumer that walks away stops the run after the current step
-            thread.join()
-            self.time_s = round(clock.now(), 2)
-            self.restored = state.get("restored")
-            default = "failed" if "error" in state else "stopped" if walked_away else "finished"
-            self.status = state.get("status", default)
-            self.message = state.get("message") or (f"stopped after step {self.step_no}" if walked_away
-                                                    else f"completed {self.step_no} steps")
-        if "error" in state:
-            exc = state["error"]
-            if isinstance(exc, (ValueError, RuntimeError)):
-                raise exc
-            raise RuntimeError(f"DPO training failed: {type(exc).__name__}: {exc}") from exc
+        yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self._bundle, self.policy.frozen_reference,
+                                                               self.rows, self.say),
+                              make_callback, name="dpo-train", what="DPO")
         if self.status != "diverged" and self.step_no > 0:
             self.before_after = before_after(self.policy, self.reward_fn)
 

@@ -11,7 +11,7 @@ import math
 import queue
 from typing import Callable
 
-from rlhf_demo.dpo.stream import StepClock
+from rlhf_demo.runs.trl_thread import StepClock
 
 TRL_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy", "margin", "mean_reward", "min_reward", "max_reward",
             "num_tokens", "epoch")

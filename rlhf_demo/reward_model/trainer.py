@@ -28,10 +28,8 @@ runs in a worker thread; the records come back through a queue.
 from __future__ import annotations
 
 import math
-import queue
 import tempfile
 import threading
-import time
 from typing import Callable, Iterator
 
 import torch
@@ -42,7 +40,8 @@ from rlhf_demo.models.loading import default_device
 from rlhf_demo.models.lora import TrainablePolicy, lora_targets
 from rlhf_demo.reward_model.config import RewardConfig
 from rlhf_demo.reward_model.pairs import prepare_pairs
-from rlhf_demo.reward_model.stream import StepClock, make_callback
+from rlhf_demo.reward_model.stream import make_callback
+from rlhf_demo.runs.trl_thread import stream_trl
 from rlhf_demo.rewards.learned import load_sequence_classifier, score_texts
 
 
@@ -113,56 +112,8 @@ class RewardTrainer:
     def train(self) -> Iterator[dict]:
         """One record per optimizer step (the first, step 0, measures the untrained model when
         ``eval_at_start``). Closing the generator stops training after the current step."""
-        cfg = self.cfg
-        out_q: queue.Queue = queue.Queue()
-        state: dict = {}
-        clock = StepClock(cfg)
-
-        def evaluate() -> dict:
-            t0 = time.perf_counter()
-            rec = self.evaluate()
-            clock.paused += time.perf_counter() - t0
-            return rec
-
-        def worker():
-            try:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(cfg.seed)
-                    trainer = _build_trl_trainer(cfg, self.policy, self.rows, self.say)
-                self.policy.model = trainer.model      # now the peft-wrapped model TRL trains
-                self.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-                trainer.add_callback(make_callback(cfg, evaluate, out_q, lambda: self.stop_event.is_set() or self._stop(),
-                                                   clock, state, on_step=self._on_step))
-                trainer.train()
-                self.step_no = trainer.state.global_step
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer
-                state["error"] = exc
-            finally:
-                out_q.put(None)
-
-        thread = threading.Thread(target=worker, name="reward-train", daemon=True)
-        thread.start()
-        walked_away = False
-        try:
-            while (rec := out_q.get()) is not None:
-                self.step_no = max(self.step_no, rec["step"])
-                yield rec
-        except GeneratorExit:
-            walked_away = True
-            raise
-        finally:
-            self.stop_event.set()  # a consumer that walks away stops the run after the current step
-            thread.join()
-            self.time_s = round(clock.now(), 2)
-            default = "failed" if "error" in state else "stopped" if walked_away else "finished"
-            self.status = state.get("status", default)
-            self.message = state.get("message") or (f"stopped after step {self.step_no}" if walked_away
-                                                    else f"completed {self.step_no} steps")
-        if "error" in state:
-            exc = state["error"]
-            if isinstance(exc, (ValueError, RuntimeError)):
-                raise exc
-            raise RuntimeError(f"reward model training failed: {type(exc).__name__}: {exc}") from exc
+        yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self.policy, self.rows, self.say), make_callback,
+                              name="reward-train", what="reward model")
 
 
 def _build_trl_trainer(cfg: RewardConfig, policy: TrainablePolicy, rows: list[dict], say):
