@@ -14,14 +14,14 @@ from rlhf_demo.data.preferences import parse_preferences
 def test_labels_survive_a_restart_and_export(tmp_path):
     path = tmp_path / "labels.jsonl"
     store = FeedbackStore(path)
-    store.add("This movie was", " great", " bad", "A", session="s1")
-    store.add("The plot", " dull", " clever", "B", session="s1")
-    store.add("The plot", " ok", " fine", "tie", session="s2")
-    store.add("The plot", " ok", " meh", "skip", session="s2")
+    store.add("This movie was", " great", " bad", "A", labeller="s1")
+    store.add("The plot", " dull", " clever", "B", labeller="s1")
+    store.add("The plot", " ok", " fine", "tie", labeller="s2")
+    store.add("The plot", " ok", " meh", "skip", labeller="s2")
     del store
     again = FeedbackStore(path)  # a new process would do exactly this
     assert again.counts() == {"A": 1, "B": 1, "tie": 1, "skip": 1, "pairs": 2, "total": 4}
-    assert again.counts(session="s2")["total"] == 2
+    assert again.counts(labeller="s2")["total"] == 2
     assert again.export_pairs() == [
         {"prompt": "This movie was", "chosen": " great", "rejected": " bad"},
         {"prompt": "The plot", "chosen": " clever", "rejected": " dull"},

@@ -1,13 +1,16 @@
 """Human feedback: a store of pairwise labels, one JSON line per label, written and fsynced at once.
 
-    {"id": ..., "time": ..., "session": ..., "prompt": ..., "response_a": ..., "response_b": ...,
-     "label": "A" | "B" | "tie" | "skip"}
+    {"id": ..., "time": ..., "labeller": USER_ID, "pair_id": ..., "prompt": ..., "response_a": ...,
+     "response_b": ..., "label": "A" | "B" | "tie" | "skip"}
 
 The file is append-only, so a label is safe on disk the moment ``add`` returns: closing the browser
 tab, restarting the app or a crash loses nothing (a torn last line from a crash mid-write is skipped
-when read). ``export_pairs`` turns the A/B labels into TRL's prompt/chosen/rejected rows; ties and
-skips are counted but carry no preference. The labelled pairs themselves are two responses sampled
-from the current reference model (``make_pair``).
+when read). ``export_pairs`` turns A/B labels into TRL's prompt/chosen/rejected rows: one labeller's
+own (``labeller=``), or the class's, one row per pair by majority vote (``classroom.agreement``);
+ties and skips are counted but carry no preference. The same pair (``pair_id``) may be labelled by
+several people (``open_pairs`` offers pairs others labelled), which is what measures agreement.
+``clear`` moves the file aside (``labels-cleared-TIME.jsonl``): nothing is deleted. The labelled
+pairs themselves are two responses sampled from the current reference model (``make_pair``).
 """
 from __future__ import annotations
 
@@ -41,8 +44,11 @@ class FeedbackStore:
         self.path = Path(path).expanduser() if path is not None else default_feedback_path()
         self._lock = FeedbackStore._locks.setdefault(str(self.path.resolve()), threading.Lock())
 
-    def add(self, prompt: str, response_a: str, response_b: str, label: str, session: str = "") -> dict:
-        """Append one label and fsync it before returning the stored record."""
+    def add(self, prompt: str, response_a: str, response_b: str, label: str, labeller: str = "",
+            pair_id: str | None = None, nickname: str = "") -> dict:
+        """Append one label and fsync it before returning the stored record. ``labeller`` is a user id
+        (``classroom.identity``), never a nickname or a token; ``pair_id`` names a pair shown to several
+        people (a new one when None)."""
         if label not in LABELS:
             raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
         for name, text in (("prompt", prompt), ("response A", response_a), ("response B", response_b)):
@@ -52,8 +58,10 @@ class FeedbackStore:
                 raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
         if not (response_a or "").strip() or not (response_b or "").strip():
             raise ValueError("there is no pair to label yet")
-        rec = {"id": uuid.uuid4().hex[:12], "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "session": session,
-               "prompt": prompt, "response_a": response_a, "response_b": response_b, "label": label}
+        if pair_id is not None and not (isinstance(pair_id, str) and pair_id.isalnum() and len(pair_id) <= 32):
+            raise ValueError("unknown pair")
+        rec = {"id": uuid.uuid4().hex[:12], "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "labeller": str(labeller)[:32],
+               "nickname": str(nickname)[:32], "pair_id": pair_id or uuid.uuid4().hex[:12], "prompt": prompt, "response_a": response_a, "response_b": response_b, "label": label}
         line = json.dumps(rec, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +77,8 @@ class FeedbackStore:
         return rec
 
     def records(self) -> list[dict]:
-        """Every stored label, oldest first; unreadable lines (a torn last write) are skipped."""
+        """Every stored label, oldest first; unreadable lines (a torn last write) are skipped. Records of
+        older versions (a ``session`` field, no pair id) read as their own labeller and pair."""
         if not self.path.exists():
             return []
         out = []
@@ -80,34 +89,80 @@ class FeedbackStore:
                 except json.JSONDecodeError:
                     continue
                 if isinstance(rec, dict) and rec.get("label") in LABELS:
+                    rec.setdefault("labeller", rec.get("session", ""))
+                    rec.setdefault("pair_id", rec.get("id", ""))
                     out.append(rec)
         return out
 
-    def counts(self, session: str | None = None) -> dict[str, int]:
-        """Labels per kind (A, B, tie, skip) plus ``pairs`` (A + B, usable for DPO) and ``total``."""
+    def counts(self, labeller: str | None = None) -> dict[str, int]:
+        """Labels per kind (A, B, tie, skip) plus ``pairs`` (A + B, usable for DPO) and ``total``, of one
+        labeller or (None) of everyone."""
         c = {k: 0 for k in LABELS}
         for r in self.records():
-            if session is None or r.get("session") == session:
+            if labeller is None or r.get("labeller") == labeller:
                 c[r["label"]] += 1
         c["pairs"] = c["A"] + c["B"]
         c["total"] = sum(c[k] for k in LABELS)
         return c
 
-    def export_pairs(self) -> list[dict]:
-        """A/B labels as TRL rows: the preferred response is ``chosen``, the other ``rejected``."""
-        rows = []
+    def labellers(self) -> dict[str, int]:
+        """labeller id → number of labels, most first."""
+        n: dict[str, int] = {}
         for r in self.records():
-            if r["label"] == "A":
-                rows.append({"prompt": r["prompt"], "chosen": r["response_a"], "rejected": r["response_b"]})
-            elif r["label"] == "B":
-                rows.append({"prompt": r["prompt"], "chosen": r["response_b"], "rejected": r["response_a"]})
+            n[r["labeller"]] = n.get(r["labeller"], 0) + 1
+        return dict(sorted(n.items(), key=lambda kv: -kv[1]))
+
+    def export_pairs(self, labeller: str | None = None) -> list[dict]:
+        """A/B labels as TRL rows (the preferred response is ``chosen``): the labeller's own, one per label;
+        or (None) the class's, one per pair by majority vote of its labellers (a tied vote drops the pair)."""
+        from rlhf_demo.classroom.agreement import majority, votes_by_pair
+
+        recs = self.records()
+        if labeller is not None:
+            recs = [r for r in recs if r["labeller"] == labeller]
+            return [_row(r, r["label"]) for r in recs if r["label"] in ("A", "B")]
+        votes = votes_by_pair(recs)
+        first = {}
+        for r in recs:
+            first.setdefault(r["pair_id"], r)
+        rows = []
+        for pid, r in first.items():
+            win = majority(votes.get(pid, {})) if pid in votes else (r["label"] if r["label"] in ("A", "B") else None)
+            if win is not None:
+                rows.append(_row(r, win))
         return rows
 
-    def export_jsonl(self, path: str | Path) -> Path:
+    def open_pairs(self, labeller: str, max_labellers: int = 3) -> list[dict]:
+        """Pairs someone else labelled that ``labeller`` has not, with fewer than ``max_labellers`` labellers,
+        fewest labellers first: {"pair_id", "prompt", "response_a", "response_b"}."""
+        seen: dict[str, set] = {}
+        first: dict[str, dict] = {}
+        for r in self.records():
+            seen.setdefault(r["pair_id"], set()).add(r["labeller"])
+            first.setdefault(r["pair_id"], r)
+        out = [first[p] for p, who in seen.items() if labeller not in who and len(who) < max_labellers]
+        out.sort(key=lambda r: len(seen[r["pair_id"]]))
+        return [{k: r[k] for k in ("pair_id", "prompt", "response_a", "response_b")} for r in out]
+
+    def export_jsonl(self, path: str | Path, labeller: str | None = None) -> Path:
         """Write the usable pairs as prompt/chosen/rejected JSONL (for download or ``--preferences``)."""
         from rlhf_demo.data.preferences import write_jsonl
 
-        return write_jsonl(self.export_pairs(), path)
+        return write_jsonl(self.export_pairs(labeller), path)
+
+    def clear(self) -> Path | None:
+        """Start an empty pool: the file is renamed ``labels-cleared-TIME.jsonl`` beside it (kept, not deleted)."""
+        with self._lock:
+            if not self.path.exists():
+                return None
+            dest = self.path.with_name(f"{self.path.stem}-cleared-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}.jsonl")
+            self.path.replace(dest)
+            return dest
+
+
+def _row(rec: dict, winner: str) -> dict:
+    a, b = rec["response_a"], rec["response_b"]
+    return {"prompt": rec["prompt"], "chosen": a if winner == "A" else b, "rejected": b if winner == "A" else a}
 
 
 def make_pair(model, tokenizer, prompt: str, *, query_tokens: int | None = None, response_tokens: int = 16,

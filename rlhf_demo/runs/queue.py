@@ -6,6 +6,10 @@ interactive tabs are never refused because trainings wait. Each session has at m
 or running; it can leave the line, or stop its running job (after the current step). Whoever watches
 a job reads its state (records, status lines, the latest batch): one producer, any number of readers,
 no model compute per reader. A job keeps running when the page that started it is closed.
+
+Owners are user ids (``classroom.identity``): a reload keeps a student's job theirs. The teacher acts
+on any job by its id (``move``, ``remove``); anyone may read ``current()`` (the job training now, or the
+last one that trained) to watch it.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ class Job:
     build: Callable            # build(stop: Callable[[], bool]) -> a trainer (loads the model: runs in the worker)
     budget_s: float            # the training-time budget (0 = none: ETAs then use a default)
     total_steps: int = 0
+    nickname: str = ""         # the owner's nickname, shown to the class ("whose run is training")
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = WAITING
     submitted: float = field(default_factory=time.time)
@@ -79,10 +84,11 @@ class TrainingQueue:
         self._jobs: list[Job] = []          # waiting and running, in order
         self._latest: dict[str, Job] = {}   # owner → their latest job (ended ones too)
         self._worker: threading.Thread | None = None
+        self._last: Job | None = None       # the job that started last (kept once it ended: viewers see its end)
 
     # ------------------------------------------------------------------ what sessions ask
     def submit(self, owner: str, algo: str, out: Path, build: Callable, *, preset: str | None = None,
-               budget_s: float = 0.0, total_steps: int = 0) -> Job:
+               budget_s: float = 0.0, total_steps: int = 0, nickname: str = "") -> Job:
         with self._lock:
             mine = [j for j in self._jobs if j.owner == owner]
             if mine:
@@ -90,7 +96,7 @@ class TrainingQueue:
                                  + ": stop it or leave the queue first")
             if sum(j.state == WAITING for j in self._jobs) >= self.max_waiting:
                 raise QueueError(f"the training queue is full ({self.max_waiting} waiting): try again in a few minutes")
-            job = Job(owner, algo, Path(out), preset, build, budget_s, total_steps)
+            job = Job(owner, algo, Path(out), preset, build, budget_s, total_steps, nickname=nickname or owner[:6])
             self._jobs.append(job)
             self._latest[owner] = job
             self._touch_positions()
@@ -106,6 +112,41 @@ class TrainingQueue:
     def running(self) -> Job | None:
         with self._lock:
             return next((j for j in self._jobs if j.state in (LOADING, RUNNING)), None)
+
+    def current(self) -> Job | None:
+        """The job training now, else the one that trained last (None before the first)."""
+        return self.running() or self._last
+
+    def jobs(self) -> list[Job]:
+        """Running and waiting jobs, in order."""
+        with self._lock:
+            return list(self._jobs)
+
+    def find(self, job_id) -> Job | None:
+        with self._lock:
+            return next((j for j in self._jobs if j.id == job_id), None) if isinstance(job_id, str) else None
+
+    def move(self, job_id: str, delta: int) -> str:
+        """Move a waiting job ``delta`` places (negative = earlier) among the waiting ones (the teacher)."""
+        with self._lock:
+            job = next((j for j in self._jobs if j.id == job_id), None) if isinstance(job_id, str) else None
+            if job is None or job.state != WAITING:
+                raise QueueError("that job is not waiting in the queue (it started, ended or left)")
+            waiting = [j for j in self._jobs if j.state == WAITING]
+            k = max(0, min(len(waiting) - 1, waiting.index(job) + int(delta)))
+            waiting.remove(job)
+            waiting.insert(k, job)
+            self._jobs = [j for j in self._jobs if j.state != WAITING] + waiting
+            self._touch_positions()
+            return f"moved to position {k + 1}"
+
+    def remove(self, job_id: str) -> str:
+        """Take a waiting job out of the queue, or stop the running one after its current step (the teacher)."""
+        with self._lock:
+            job = next((j for j in self._jobs if j.id == job_id), None) if isinstance(job_id, str) else None
+            if job is None:
+                raise QueueError("that job is not in the queue any more")
+            return self._cancel(job, "The teacher removed this run from the queue.")
 
     def waiting(self) -> list[Job]:
         with self._lock:
@@ -132,14 +173,17 @@ class TrainingQueue:
             job = next((j for j in self._jobs if j.owner == owner), None)
             if job is None:
                 return "nothing to stop: you have no training waiting or running"
-            if job.state == WAITING:
-                self._jobs.remove(job)
-                job.state, job.ended = "cancelled", time.time()
-                job._touch(["You left the queue."])
-                self._touch_positions()
-                return "left the queue"
-            job.stop_event.set()
-            return "stopping after the current step"
+            return self._cancel(job, "You left the queue.")
+
+    def _cancel(self, job: Job, why: str) -> str:
+        if job.state == WAITING:
+            self._jobs.remove(job)
+            job.state, job.ended = "cancelled", time.time()
+            job._touch([why])
+            self._touch_positions()
+            return "left the queue"
+        job.stop_event.set()
+        return "stopping after the current step"
 
     def waiting_line(self, job: Job) -> str:
         k = self.position(job)
@@ -160,6 +204,7 @@ class TrainingQueue:
                     self._lock.wait(timeout=60)
                 job = next(j for j in self._jobs if j.state == WAITING)
                 job.state, job.started = LOADING, time.time()
+                self._last = job
                 job._touch(["Loading a training copy of the model…"])
                 self._touch_positions()
             try:
@@ -167,9 +212,10 @@ class TrainingQueue:
                 from rlhf_demo.limits import current
 
                 if current().shared:
+                    from rlhf_demo.classroom.ownership import ClassRecord
                     from rlhf_demo.runs.quota import after_run
 
-                    after_run(job.out.parent)
+                    after_run(job.out.parent, pinned=set(ClassRecord(job.out.parent).pins()))   # pins are kept
             finally:
                 with self._lock:
                     if job in self._jobs:

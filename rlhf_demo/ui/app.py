@@ -6,7 +6,7 @@ import os
 import gradio as gr
 
 from rlhf_demo.threads import set_torch_threads
-from rlhf_demo.ui import feedback, kl_tab, playground, runs_tab, theory, training
+from rlhf_demo.ui import feedback, identity, kl_tab, playground, runs_tab, teacher, theory, training
 from rlhf_demo.ui.context import AppContext
 
 TABS = [("Playground", playground), ("KL", kl_tab), ("Training", training), ("Feedback", feedback),
@@ -21,10 +21,24 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
     ctx = ctx or AppContext()
     with gr.Blocks(title="RLHF Lab") as demo:
         gr.Markdown(HEADER)
-        with gr.Tabs():
+        identity.build(ctx, demo)          # who this page is: sets ctx.who before the tabs use it
+        with gr.Tabs(elem_id="tabs") as tabs:
             for label, mod in TABS:
-                with gr.Tab(label, id=label.lower()):
+                with gr.Tab(label, id=label.lower()) as ctx.tab:
                     mod.build(ctx, demo)
+            with gr.Tab("Teacher", id="teacher", visible=False) as teacher_tab:
+                teacher.build(ctx, demo)
+        identity.refresh_models(ctx)
+
+        def on_who(request: gr.Request):
+            return gr.update(visible=ctx.classroom() and ctx.is_teacher(request))
+
+        ctx.who.change(on_who, None, teacher_tab, api_visibility="private", show_progress="hidden")
+        def on_tab(evt: gr.SelectData):
+            return gr.Timer(active=evt.value == "Training")
+
+        if ctx.live_timer is not None:      # the live training view polls only while its tab is open
+            tabs.select(on_tab, None, ctx.live_timer, api_visibility="private", show_progress="hidden")
     demo.queue(max_size=128, default_concurrency_limit=2)   # trainings wait in runs.queue, not here
     return demo
 

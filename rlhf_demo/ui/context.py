@@ -1,11 +1,17 @@
 """What every tab shares: the model registry (base models loaded once, read-only), the runs folder,
-and the record of which session started which run. The one training slot of the machine is the
-core's training queue (``runs.queue.QUEUE``).
+who each session is, and whose runs are whose. The one training slot of the machine is the core's
+training queue (``runs.queue.QUEUE``).
 
-Every tab loads models through ``AppContext.model(name, request)``: in shared mode the name must
-pass ``limits.check_model`` (the base model, the shipped examples, this session's own runs, the
-ids in ``RLHF_DEMO_MODELS``) before the registry sees it. A session is Gradio's ``session_hash``;
-handlers that do not take a ``gr.Request`` get the one Gradio set for the running event.
+Who: a page says who it is once it has loaded (``ui.identity``: the browser's token → a
+``classroom.identity.User``, bound here to the page's Gradio ``session_hash``); a client that never
+says (the HTTP API) is an anonymous user of its own session. Every handler asks ``ctx.user(request)``.
+
+Whose: a run belongs to the user who started it (``classroom.ownership``: an owner file beside the
+runs, so a reload or a restart keeps it). In local use (not shared: no Space, no teacher key) there
+are no roles: everyone is owner and teacher, every run is visible. On a shared server a user sees
+their own runs, the runs the teacher pinned and the shipped examples; the teacher sees all. Every
+tab loads models through ``AppContext.model(name, request)``, whose allowlist (``limits.check_model``)
+holds the policies of the runs that user may see, and nothing else.
 """
 from __future__ import annotations
 
@@ -16,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_demo import limits
+from rlhf_demo.classroom.identity import KeyThrottle, User, default_nickname, session_user_id
+from rlhf_demo.classroom.ownership import ClassRecord
 from rlhf_demo.models.loading import REGISTRY, ModelRegistry
-from rlhf_demo.runs.folder import policy_choices, runs_root
+from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, policy_choices, runs_root
 
 MAX_SESSIONS = 10_000
-"""Sessions whose runs are remembered (the oldest are forgotten first)."""
+"""Pages whose identity is remembered (the oldest are forgotten first; a forgotten page is asked again
+on its next load)."""
+NOT_YOURS = ("no run by that name that you may see: choose one of your own runs, a run the teacher pinned, "
+             "or a shipped example")
 
 
 def session_of(request=None) -> str:
@@ -32,26 +43,48 @@ def session_of(request=None) -> str:
     return str(getattr(request, "session_hash", None) or "")
 
 
-class SessionRuns:
-    """session hash → the run folders it started (server-side; a client can only name its own)."""
+class Sessions:
+    """session hash → the User that page said it is (server-side: a client can only name itself)."""
 
     def __init__(self, max_sessions: int = MAX_SESSIONS):
         self._lock = threading.Lock()
-        self._runs: OrderedDict[str, list[str]] = OrderedDict()
+        self._users: OrderedDict[str, User] = OrderedDict()
         self.max_sessions = max_sessions
 
-    def add(self, session: str, folder: Path) -> None:
+    def bind(self, session: str, user: User) -> None:
         if not session:
             return
         with self._lock:
-            self._runs.setdefault(session, []).append(str(folder))
-            self._runs.move_to_end(session)
-            while len(self._runs) > self.max_sessions:
-                self._runs.popitem(last=False)
+            self._users[session] = user
+            self._users.move_to_end(session)
+            while len(self._users) > self.max_sessions:
+                self._users.popitem(last=False)
 
-    def of(self, session: str) -> tuple[str, ...]:
+    def get(self, session: str) -> User | None:
         with self._lock:
-            return tuple(self._runs.get(session, ())) if session else ()
+            return self._users.get(session) if session else None
+
+    def all(self) -> list[User]:
+        with self._lock:
+            return list(self._users.values())
+
+
+SESSIONS = Sessions()
+"""The process's pages and who they are (one server per process)."""
+
+
+def current_user(request=None, sessions: Sessions = SESSIONS) -> User:
+    """The user of ``request`` (or of the event running now): the one its page said it is, else an
+    anonymous user of its session. In local use everyone is teacher."""
+    session = session_of(request)
+    classroom = limits.current().shared
+    user = sessions.get(session)
+    if user is None:
+        uid = session_user_id(session)
+        return User(uid, default_nickname(uid), teacher=not classroom, anonymous=True)
+    if not classroom and not user.teacher:
+        return User(user.id, user.nickname, teacher=True)
+    return user
 
 
 @dataclass
@@ -63,22 +96,69 @@ class AppContext:
     dpo_source: Any = None
     """The DPO panel's "Preference pairs" radio (set when the Training tab is built); the Feedback tab's
     "Use for DPO" button selects "Feedback labels" in it."""
-    session_runs: SessionRuns = field(default_factory=SessionRuns)
+    dpo_whose: Any = None
+    """The DPO panel's "Whose labels" radio (mine / the class's)."""
+    tab: Any = None
+    """The ``gr.Tab`` being built (``app.py`` sets it): a tab may act when it is opened (``tab.select``)."""
+    who: Any = None
+    """A ``gr.State`` that changes when the page has said who it is (``ui.identity``): tabs whose
+    contents depend on the user (runs, model choices, label counts) refresh on its ``change``."""
+    model_dropdowns: list = field(default_factory=list)
+    """Model dropdowns of the tabs: their choices are set per user once the page has said who it is."""
+    live_timer: Any = None
+    """The Training tab's live view timer (``ui.training_live``): on only while that tab is open."""
+    sessions: Sessions = field(default_factory=lambda: SESSIONS)
+    throttle: KeyThrottle = field(default_factory=KeyThrottle)
 
-    # ------------------------------------------------------------------ sessions and their runs
+    @property
+    def record(self) -> ClassRecord:
+        return ClassRecord(self.runs_dir)
+
+    # ------------------------------------------------------------------ who
+    @staticmethod
+    def classroom() -> bool:
+        """Roles and ownership are in force (a shared server); else everyone is owner and teacher."""
+        return limits.current().shared
+
+    def user(self, request=None) -> User:
+        return current_user(request, self.sessions)
+
+    def is_teacher(self, request=None) -> bool:
+        return self.user(request).teacher
+
+    # ------------------------------------------------------------------ whose runs
     def register_run(self, request, folder: Path) -> None:
-        """Remember that the session of ``request`` started the run in ``folder``."""
-        self.session_runs.add(session_of(request), Path(folder))
-
-    def own_runs(self, request=None) -> tuple[str, ...]:
-        return self.session_runs.of(session_of(request))
+        """Record that the user of ``request`` started the run in ``folder``."""
+        u = self.user(request)
+        self.record.set_owner(folder, u.id, u.nickname)
 
     def owns_run(self, request, folder: Path) -> bool:
-        key = limits.path_key(folder)
-        return any(limits.path_key(r) == key for r in self.own_runs(request))
+        return self.record.owner(folder).get("owner") == self.user(request).id
+
+    def may_act(self, request, folder: Path) -> bool:
+        """Stop, delete, or anything only the owner may do: the owner and the teacher."""
+        return self.is_teacher(request) or self.owns_run(request, folder)
+
+    def may_see(self, request, folder: Path) -> bool:
+        """List, compare, download, load its policy: the owner, the teacher, anyone once it is pinned or shipped."""
+        folder = Path(folder)
+        if limits.path_key(folder) == limits.path_key(EXAMPLE_RUN) or folder.parent == limits.ASSETS:
+            return True
+        return self.may_act(request, folder) or self.record.pinned(folder)
+
+    def visible_runs(self, request=None) -> list[Path]:
+        """The run folders (newest first, the shipped example last) this user may see."""
+        runs = list_runs(self.runs_dir)
+        if self.is_teacher(request):
+            return runs
+        return [r for r in runs if self.may_see(request, r)]
+
+    def own_runs(self, request=None) -> tuple[str, ...]:
+        """The folders of the runs this user may load and score with (``limits.Limits.own_runs``)."""
+        return tuple(str(r) for r in self.visible_runs(request) if Path(r).parent != limits.ASSETS)
 
     def session_limits(self, request=None) -> limits.Limits:
-        """The limits in force for this session (its own runs' policies are allowed models)."""
+        """The limits in force for this user (the policies of the runs they may see are allowed models)."""
         return limits.current().for_session(self.own_runs(request))
 
     # ------------------------------------------------------------------ models
@@ -89,8 +169,9 @@ class AppContext:
         return self.registry.get(name, progress=progress)
 
     def model_choices(self, request=None) -> list[tuple[str, str]]:
-        """(label, name) pairs for a model dropdown: every run with a policy in local use; in shared mode
-        only what ``model`` accepts (the base model, the examples, this session's runs, RLHF_DEMO_MODELS)."""
+        """(label, name) pairs for a model dropdown: every run with a policy in local use; on a shared
+        server only what ``model`` accepts (the base model, the examples, the runs this user may see,
+        RLHF_DEMO_MODELS)."""
         lim = self.session_limits(request)
         choices = policy_choices(self.runs_dir)
         if not lim.shared:

@@ -1,8 +1,10 @@
 """The Feedback tab: a prompt and two responses from the base model; the learner picks A, B, tie or skip
-(buttons or the keys 1 / 2 / 3 / 4). Each label is appended to a JSONL file and fsynced before the
-next pair is drawn, so closing the tab loses nothing. Counts, a download of the pairs in TRL's
-prompt/chosen/rejected format, and "Use for DPO" (points the DPO panel at these labels).
-Lays out and wires only: the store is ``rlhf_demo.data.feedback``.
+(buttons or the keys 1 / 2 / 3 / 4). A pair is on screen as soon as the tab opens. Each label carries
+its labeller's user id and is appended to a JSONL file and fsynced before the next pair is drawn, so
+closing the tab loses nothing. "You: n · class: m"; on a shared server half of the pairs shown are
+pairs someone else labelled (``FeedbackStore.open_pairs``), which is how the Teacher tab measures
+agreement. A download of your pairs in TRL's prompt/chosen/rejected format, and "Use for DPO" (points
+the DPO panel at your labels). Lays out and wires only: the store is ``rlhf_demo.data.feedback``.
 """
 from __future__ import annotations
 
@@ -16,13 +18,16 @@ from rlhf_demo.data.prompts import builtin_prompts
 from rlhf_demo.data.feedback import make_pair
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_dpo import SOURCES, feedback_store
+from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, feedback_store
+
+SHARE_P = 0.5
+"""On a shared server, the chance that the next pair is one another student labelled (when there is one)."""
 
 INTRO = """### Human feedback: which continuation is better?
 Two responses are sampled from the base model for the same opening. Pick the one you prefer — **A**, **B**,
 **tie** or **skip** (keys **1 2 3 4** when no text box is focused). Every label is saved to disk the moment
 you click. Your A/B labels are preference pairs: train on them with **DPO** (Training tab → DPO →
-"Feedback labels")."""
+"Feedback labels": yours, or the whole class's by majority vote)."""
 
 KEYS_JS = """
 () => {
@@ -42,15 +47,14 @@ KEYS_JS = """
 """
 
 
-def counts_md(c: dict, session_total: int) -> str:
-    return (f"**{c['total']}** labels on disk — A {c['A']} · B {c['B']} · tie {c['tie']} · skip {c['skip']} — "
-            f"**{c['pairs']} usable pairs** for DPO. This session: {session_total}.")
+def counts_md(mine: dict, everyone: dict) -> str:
+    return (f"**You: {mine['total']}** labels ({mine['pairs']} A/B pairs for DPO) · **class: {everyone['total']}** "
+            f"(A {everyone['A']} · B {everyone['B']} · tie {everyone['tie']} · skip {everyone['skip']})")
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     store = feedback_store(ctx)
-    pair = gr.State(None)          # (prompt, response A, response B) of the pair on screen
-    session_n = gr.State(0)
+    pair = gr.State(None)          # (pair id, prompt, response A, response B) of the pair on screen
     gr.Markdown(INTRO)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt (the opening both responses continue)", interactive=False, elem_id="fb-prompt", scale=4)
@@ -63,7 +67,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         btn_b = gr.Button("B is better [2]", variant="primary", elem_id="fb-b")
         btn_tie = gr.Button("Tie [3]", elem_id="fb-tie")
         btn_skip = gr.Button("Skip [4]", elem_id="fb-skip")
-    counts = gr.Markdown(counts_md(store.counts(), 0), elem_id="fb-counts")
+    counts = gr.Markdown("", elem_id="fb-counts")
+    shared_note = gr.Markdown("", elem_id="fb-shared")
     with gr.Row():
         export = gr.Button("Export pairs (JSONL)", elem_id="fb-export")
         use = gr.Button("Use for DPO", variant="secondary", elem_id="fb-use")
@@ -73,9 +78,18 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Accordion("Settings", open=False):
         resp_tokens = gr.Slider(4, 48, value=16, step=1, label="Response tokens", elem_id="fb-tokens")
         temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="Sampling temperature", elem_id="fb-temp")
-        gr.Markdown(f"Labels are stored in `{store.path}` (one JSON line per label, append-only).")
+        gr.Markdown("Labels are stored on the server, one JSON line per label, append-only.")
 
-    def next_pair(n_tokens, temp):
+    def my_counts(request: gr.Request) -> str:
+        return counts_md(store.counts(ctx.user(request).id), store.counts())
+
+    def next_pair(n_tokens, temp, request: gr.Request):
+        user = ctx.user(request)
+        others = store.open_pairs(user.id) if ctx.classroom() else []
+        if others and random.random() < SHARE_P:
+            p = others[0]
+            return ((p["pair_id"], p["prompt"], p["response_a"], p["response_b"]), p["prompt"], p["response_a"],
+                    p["response_b"], "Another student labelled this pair too: the Teacher tab compares the labels.")
         try:
             bundle = ctx.registry.get(DEFAULT_MODEL)
         except ModelLoadError as exc:
@@ -83,50 +97,64 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         opening = random.choice(builtin_prompts("train"))
         q, a, b = make_pair(bundle.model, bundle.tokenizer, opening, query_tokens=random.randint(3, 8),
                             response_tokens=int(n_tokens), temperature=float(temp))
-        return (q, a, b), q, a, b
+        return (None, q, a, b), q, a, b, ""
 
-    pair_outputs = [pair, prompt, resp_a, resp_b]
+    pair_outputs = [pair, prompt, resp_a, resp_b, shared_note]
 
     def label(which: str):
-        def save(current, n, request: gr.Request):
+        def save(current, request: gr.Request):
             if not current:
                 raise gr.Error("No pair on screen yet: press New pair.")
-            q, a, b = current
+            pid, q, a, b = current
+            user = ctx.user(request)
             try:
-                store.add(q, a, b, which, session=(getattr(request, "session_hash", "") or "")[:12])
+                store.add(q, a, b, which, labeller=user.id, pair_id=pid, nickname=user.nickname)
             except ValueError as exc:
                 raise gr.Error(str(exc)) from exc
-            n = int(n) + 1
             # clear the pair, so a double click cannot label it twice
-            return None, n, counts_md(store.counts(), n), gr.update(value="…"), gr.update(value="…")
+            return None, my_counts(request), gr.update(value="…"), gr.update(value="…")
         return save
 
     for btn, which in ((btn_a, "A"), (btn_b, "B"), (btn_tie, "tie"), (btn_skip, "skip")):
-        btn.click(label(which), [pair, session_n], [pair, session_n, counts, resp_a, resp_b],
+        btn.click(label(which), [pair], [pair, counts, resp_a, resp_b],
                   api_visibility="private", concurrency_limit=None).success(
             next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private")
     new.click(next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private")
 
-    def on_export():
-        c = store.counts()
+    def first_pair(current, n_tokens, temp, request: gr.Request):
+        """The tab opened: draw a pair unless one is on screen already."""
+        if current:
+            return (gr.skip(),) * len(pair_outputs)
+        return next_pair(n_tokens, temp, request)
+
+    if getattr(ctx, "tab", None) is not None:
+        ctx.tab.select(first_pair, [pair, resp_tokens, temperature], pair_outputs, api_visibility="private")
+
+    def on_export(request: gr.Request):
+        uid = ctx.user(request).id
+        c = store.counts(uid)
         if not c["pairs"]:
-            raise gr.Error("No A/B labels yet (ties and skips carry no preference).")
-        path = Path(ctx.runs_dir) / "feedback" / f"pairs-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-        store.export_jsonl(path)
-        return gr.update(value=str(path), visible=True), f"Exported {c['pairs']} pairs to `{path}`."
+            raise gr.Error("You have no A/B labels yet (ties and skips carry no preference).")
+        path = Path(ctx.runs_dir) / "feedback" / "exports" / f"pairs-{uid[:6]}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        store.export_jsonl(path, labeller=uid)
+        return gr.update(value=str(path), visible=True), f"Exported your {c['pairs']} pairs."
 
     export.click(on_export, None, [download, note], api_visibility="private")
 
     dpo_source = ctx.dpo_source
 
-    def on_use():
-        c = store.counts()
-        if not c["pairs"]:
-            raise gr.Error("No A/B labels yet: label a few pairs first.")
-        msg = (f"The DPO panel now trains on your **{c['pairs']} labelled pairs**: open **Training → DPO** and "
-               f"press Start (a few dozen pairs already move the model a little; the shipped set has 487).")
-        return (msg, gr.update(value=SOURCES[1])) if dpo_source is not None else (msg,)
+    dpo_whose = ctx.dpo_whose
 
-    use.click(on_use, None, [note, dpo_source] if dpo_source is not None else [note], api_visibility="private")
+    def on_use(request: gr.Request):
+        c = store.counts(ctx.user(request).id)
+        if not c["pairs"]:
+            raise gr.Error("You have no A/B labels yet: label a few pairs first.")
+        msg = (f"The DPO panel now trains on your **{c['pairs']} labelled pairs**: open **Training → DPO** and "
+               f"press Start (a few dozen pairs already move the model a little; the shipped set has 487). "
+               f"Choose “{WHOSE[1]}” there to train on everyone's.")
+        return (msg, gr.update(value=SOURCES[1]), gr.update(value=WHOSE[0], visible=True)) if dpo_source is not None else (msg,)
+
+    use.click(on_use, None, [note, dpo_source, dpo_whose] if dpo_source is not None else [note], api_visibility="private")
     demo.load(None, None, None, js=KEYS_JS)
-    demo.load(lambda: counts_md(store.counts(), 0), None, counts, api_visibility="private")
+    if ctx.who is not None:
+        ctx.who.change(my_counts, None, counts, api_visibility="private", show_progress="hidden")

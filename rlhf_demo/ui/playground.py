@@ -23,7 +23,6 @@ from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, repr
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.plots.decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
                               processors_markdown, samples_html)
-from rlhf_demo.runs.folder import policy_choices
 from rlhf_demo.ui.config_form import strict
 from rlhf_demo.ui.context import AppContext
 
@@ -46,7 +45,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             prompt = gr.Textbox("The movie was", label="Prompt", lines=3, max_lines=12)
             chat = gr.Checkbox(False, label="Wrap in the chat template", info=H["chat_template"])
             with gr.Row():
-                model = gr.Dropdown(policy_choices(ctx.runs_dir), value=DEFAULT_MODEL, label="Model", allow_custom_value=True,
+                model = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Model", allow_custom_value=True,
                                     info="base model, a trained run, or a local folder / Hub id", scale=4)
                 refresh = gr.Button("↻", scale=0, min_width=40)
             strategy = gr.Radio(["sample", "greedy", "beam"], value="sample", label="Decoding", info=H["strategy"])
@@ -210,7 +209,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     tokens.select(on_token_click, [state, seq_pick, *knobs], [step, *step_views], api_visibility="private", show_progress="hidden")
     branch_btn.click(on_branch, [state, seq_pick, step, cand, word], [state, original, branched, status], api_name="branch",
                      show_progress_on=[status])
-    refresh.click(lambda: gr.update(choices=policy_choices(ctx.runs_dir)), None, model, api_visibility="private")
+    def on_refresh(request: gr.Request):
+        return gr.update(choices=ctx.model_choices(request))
+
+    refresh.click(on_refresh, None, model, api_visibility="private")
+    ctx.model_dropdowns.append(model)      # its choices follow the user (ui/identity.py)
 
 
 def _index(value, what: str) -> int:

@@ -86,6 +86,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         ref_model = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref",
                                 allow_custom_value=True, elem_id="th-ref", scale=3)
         refresh = gr.Button("↻ Refresh model list", scale=1)
+        ctx.model_dropdowns.append(ref_model)   # its choices follow the user (ui/identity.py)
         reward = gr.Dropdown(REWARD_CHOICES, value="vader-positive", label="Reward", allow_custom_value=True, scale=2)
     with gr.Row():
         prompt = gr.Textbox("The movie was", label="Prompt", scale=3, elem_id="th-prompt")

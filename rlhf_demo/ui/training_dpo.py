@@ -29,6 +29,7 @@ sampling during training. Every few steps the policy is scored on held-out promp
 sentiment reward and KL as PPO, so both algorithms land on the same reward–KL plot (Runs tab)."""
 
 SOURCES = ["Shipped synthetic set", "Feedback labels", "Upload (JSONL / CSV)", "Hub dataset id"]
+WHOSE = ["Mine", "The class's (majority vote per pair)"]
 USER_ERRORS = (ValueError, ModelLoadError, RewardError, PreferenceError, FileExistsError, FileNotFoundError)
 TOP = ("reward", "steps")
 
@@ -38,14 +39,18 @@ def feedback_store(ctx: AppContext) -> FeedbackStore:
     return FeedbackStore(os.environ.get(FEEDBACK_ENV) or Path(ctx.runs_dir) / "feedback" / "labels.jsonl")
 
 
-def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str) -> PreferenceSet:
-    """The pairs of the chosen source. A Hub id goes through ``limits.check_source`` (shared mode: an
-    OWNER/NAME id, never a server path; ``load_preferences`` then loads it remote-only)."""
+def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, whose: str | None = None,
+                request=None) -> PreferenceSet:
+    """The pairs of the chosen source. Feedback labels: the user's own (``whose`` = "Mine") or the
+    class's, one per pair by majority vote (the default). A Hub id goes through ``limits.check_source``
+    (shared mode: an OWNER/NAME id, never a server path; ``load_preferences`` then loads it remote-only)."""
     if source == SOURCES[1]:
         store = feedback_store(ctx)
-        rows = store.export_pairs()
+        mine = whose == WHOSE[0]
+        rows = store.export_pairs(ctx.user(request).id if mine else None)
         if not rows:
-            raise PreferenceError("no A/B labels yet: label some pairs in the Feedback tab (ties and skips carry no preference)")
+            raise PreferenceError(("you have no A/B labels yet" if mine else "the class has no A/B labels yet")
+                                  + ": label some pairs in the Feedback tab (ties and skips carry no preference)")
         return PreferenceSet(rows, [], "feedback")
     if source == SOURCES[2]:
         if not upload:
@@ -87,6 +92,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             upload = gr.File(label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)",
                              file_types=[".jsonl", ".csv", ".json", ".tsv"], type="filepath", height=150, visible=False,
                              elem_id="dpo-upload")
+            whose = gr.Radio(WHOSE, value=WHOSE[1], label="Whose labels", visible=False, elem_id="dpo-whose")
             hub_id = gr.Textbox(label="Hub dataset id (online only)", visible=False, elem_id="dpo-hub",
                                 placeholder="trl-lib/ultrafeedback_binarized")
             check = gr.Button("Check the pairs", size="sm", elem_id="dpo-check")
@@ -109,18 +115,18 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             gr.Markdown(CHOSEN_GOES_DOWN, elem_id="dpo-explain")
             samples = gr.Dataframe(headers=["query", "response", "reward"], wrap=True, max_height=320,
                                    label="Latest held-out samples from the policy", elem_id="dpo-samples")
-    ctx.dpo_source = source   # the Feedback tab (built later) points this panel at the labels
+    ctx.dpo_source, ctx.dpo_whose = source, whose   # the Feedback tab (built later) points this panel at the labels
     comps = {"reward": reward, "steps": steps, **comps}
     names = list(comps)
 
-    source.change(lambda s: (gr.update(visible=s == SOURCES[2]), gr.update(visible=s == SOURCES[3])), source,
-                  [upload, hub_id], api_visibility="private")
+    source.change(lambda s: (gr.update(visible=s == SOURCES[2]), gr.update(visible=s == SOURCES[3]),
+                             gr.update(visible=s == SOURCES[1])), source, [upload, hub_id, whose], api_visibility="private")
     preset_dd.change(lambda name: preset_values(DPOConfig, name, names), preset_dd, [comps[n] for n in names],
                      api_visibility="private")
 
-    def on_check(src, up, hub):
+    def on_check(src, up, hub, who, request: gr.Request):
         try:
-            prefs = load_source(ctx, src, up, hub)
+            prefs = load_source(ctx, src, up, hub, who, request)
         except USER_ERRORS as exc:
             return f"⚠️ {exc}"
         text = f"✅ {len(prefs)} usable pairs"
@@ -128,11 +134,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             text += f"; **{len(prefs.errors)} rows left out**:\n" + "\n".join(f"- {e}" for e in prefs.errors[:20])
         return text
 
-    check.click(on_check, [source, upload, hub_id], data_info, api_visibility="private")
+    check.click(on_check, [source, upload, hub_id, whose], data_info, api_visibility="private")
 
     def start_run(data: dict, request: gr.Request):
         try:
-            prefs = load_source(ctx, data[source], data[upload], data[hub_id])
+            prefs = load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
             cfg = config_from_form(DPOConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
                                                                 "preferences": prefs.source}, ctx.session_limits(request))
             out = run_dir(ctx, "dpo", request)
@@ -157,7 +163,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         stop_run(request)
 
     outputs = [status, plot, samples, seen, timer]
-    start.click(start_run, {preset_dd, source, upload, hub_id, *comps.values()}, outputs, concurrency_limit=None,
+    start.click(start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None,
                 api_visibility="private")
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")

@@ -17,18 +17,20 @@ import pandas as pd
 from rlhf_demo.plots.training import training_figure
 from rlhf_demo.runs.folder import RunWriter
 from rlhf_demo.runs.queue import QUEUE, QueueError
+from rlhf_demo.ui.context import current_user
 
 POLL_S = 2.0
 
 
 def owner(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "anonymous"
+    """The user id jobs are filed under (``ui.context.current_user``: a reload keeps it)."""
+    return current_user(request).id
 
 
 def run_dir(ctx, algo: str, request: gr.Request | None) -> Path:
-    """A new run folder for this session, remembered as its own (``AppContext.register_run``: in shared
-    mode only its own runs' policies load in the other tabs and download in Runs). The name ends with
-    a hash of the session, never the session hash itself (run names are shown to everyone)."""
+    """A new run folder for this user, recorded as theirs (``AppContext.register_run``: on a shared server
+    only its owner, the teacher and, once pinned, the class see it). The name ends with a hash of the
+    user id (run names are shown to the teacher and, when pinned, to the class)."""
     tag = hashlib.sha256(owner(request).encode()).hexdigest()[:6]
     out = RunWriter.check(Path(ctx.runs_dir) / f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}-{tag}")
     ctx.register_run(request, out)
@@ -42,7 +44,8 @@ def markdown(lines: list[str]) -> str:
 def submit(algo: str, out: Path, build, request, *, preset: str, budget_s: float, total_steps: int):
     """Queue a run for this session; returns (status text, timer update)."""
     try:
-        job = QUEUE.submit(owner(request), algo, out, build, preset=preset, budget_s=budget_s, total_steps=total_steps)
+        job = QUEUE.submit(owner(request), algo, out, build, preset=preset, budget_s=budget_s, total_steps=total_steps,
+                           nickname=current_user(request).nickname)
     except QueueError as exc:
         raise gr.Error(str(exc)) from exc
     text = QUEUE.waiting_line(job) or "Starting: loading a training copy of the model…"

@@ -65,11 +65,11 @@ def test_label_two_pairs_then_train_dpo_and_compare(page, app_url, tiny_model_di
     page.locator("#fb-new").click()
     _wait_pair(page)
     page.locator("#fb-a").click()                      # label 1: a button
-    page.locator("#fb-counts").get_by_text("This session: 1").wait_for(timeout=30_000)
+    page.locator("#fb-counts").get_by_text("You: 1").wait_for(timeout=30_000)
     _wait_pair(page)
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("2")                           # label 2: the keyboard shortcut for B
-    page.locator("#fb-counts").get_by_text("This session: 2").wait_for(timeout=30_000)
+    page.locator("#fb-counts").get_by_text("You: 2").wait_for(timeout=30_000)
     # both labels are on disk already (written and fsynced before the next pair was drawn)
     lines = _labels_file().read_text().splitlines()[before:]
     assert [json.loads(l)["label"] for l in lines] == ["A", "B"]
@@ -89,6 +89,7 @@ def test_label_two_pairs_then_train_dpo_and_compare(page, app_url, tiny_model_di
     _fill(page, "dpo-eval-every", 1)
     _fill(page, "dpo-max-length", 64)
     assert page.locator("#dpo-source input[value='Feedback labels']").is_checked()
+    assert page.locator("#dpo-whose input[value='Mine']").is_checked()       # "Use for DPO": your own labels
     page.locator("#dpo-start").click()
     page.locator("#dpo-status").get_by_text("finished", exact=False).wait_for(timeout=240_000)
     assert page.locator("#dpo-plot .js-plotly-plot .scatterlayer .trace").count() >= 7
@@ -102,3 +103,17 @@ def test_label_two_pairs_then_train_dpo_and_compare(page, app_url, tiny_model_di
     page.wait_for_function("!document.body.innerText.includes('processing')", timeout=60_000)
     assert page.locator("#runs-frontier .js-plotly-plot .scatterlayer .trace").count() >= 1
     page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_runs_frontier_draws_pi_star_and_the_table_reward_per_nat(page, app_url):
+    """The shipped example on the frontier beside π*'s curve; reward per nat in the table."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-refresh").click()
+    page.wait_for_function("document.querySelector('#runs-table').innerText.includes('reward per nat')", timeout=30_000)
+    page.locator("#runs-frontier .js-plotly-plot").wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelector('#runs-frontier').innerText.includes('π*')", timeout=30_000)
+    page.locator("#runs-frontier").scroll_into_view_if_needed()
+    page.locator("#runs-frontier").screenshot(path=str(SHOTS / "runs_frontier_pi_star.png"))
