@@ -11,6 +11,9 @@ The reweighted estimate is good while KL ≪ log N (N = 128: up to about 3 nats)
 under-states both the KL and the gain.
 
     flock /tmp/rlhf-bench.lock .venv/bin/python bench/ppo_frontier.py --n 128
+
+``--json rlhf_demo/assets/pi_star.json`` also writes the small curve the Runs tab's frontier draws
+(β, gain over the reference, KL per point; best-of-n; how it was made): ``runs/compare.py: pi_star_curve``.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ def main() -> None:
     ap.add_argument("--reward", default="vader-positive")
     ap.add_argument("--prompts", type=int, default=32, help="held-out queries (the evaluation uses 32)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default="", help="also write the π* curve (no per-sample rewards) to this file")
     args = ap.parse_args()
 
     import torch
@@ -75,7 +79,7 @@ def main() -> None:
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     R = torch.tensor(rewards, dtype=torch.float64)                          # [P, N]
     uniform = torch.zeros(args.n, dtype=torch.float64)                     # the samples stand for π_ref
-    betas = [1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03]
+    betas = [1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.025, 0.02]
     sweeps = [beta_sweep(uniform, R[p], betas) for p in range(R.shape[0])]
     base = float(R.mean())
     print(f"\nreference on these queries: mean reward {base:+.3f} over {R.numel()} samples; "
@@ -96,6 +100,33 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"frontier-{args.reward}-n{args.n}.json").write_text(
         json.dumps({"n": args.n, "base": base, "optimum": rows, "best_of_n": bon, "rewards": rewards}))
+    if args.json:
+        Path(args.json).write_text(json.dumps(pi_star_record(args, base, rows, bon, time.perf_counter() - t0), indent=1))
+        print(f"wrote {args.json}")
+
+
+def pi_star_record(args, base: float, rows: list[dict], bon: list[dict], seconds: float) -> dict:
+    """The shipped curve: what it is, how it was made, and the points (no per-sample rewards)."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    return {
+        "what": "KL-regularised optimum pi*(y) ∝ pi_ref(y)·exp(r(y)/β) on the held-out queries, estimated by "
+                "reweighting n reference samples per query with softmax(r/β); gain = E_pi*[r] − E_ref[r], KL = "
+                "KL(pi*‖pi_ref) per response, both averaged over queries. Good while KL ≪ log n; past that it "
+                "under-states both.",
+        "made_by": f"python bench/ppo_frontier.py --n {args.n} --reward {args.reward} --prompts {args.prompts} "
+                   f"--json {args.json}",
+        "commit": commit, "seconds": round(seconds, 1),
+        "reward": args.reward, "n": args.n, "prompts": args.prompts, "reference_reward": round(base, 4),
+        "kl_reliable_below": round(math.log(args.n) - 2.0, 2),
+        "optimum": [{k: round(v, 4) for k, v in r.items()} for r in rows],
+        "best_of_n": [{k: round(v, 4) for k, v in r.items()} for r in bon],
+    }
 
 
 if __name__ == "__main__":

@@ -183,8 +183,10 @@ class TrainerConfig:
                 raise ValueError(f"{f.name} is empty")
         self.check()
         from rlhf_demo.limits import check_training
+        from rlhf_demo.runs.tracking import check as check_tracker
 
         check_training(self, limits)
+        check_tracker(getattr(self, "report_to", "none"))   # an installed tracker, or one line now
         return self
 
     def check(self) -> None:

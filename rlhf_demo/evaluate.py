@@ -11,12 +11,16 @@ samples:
 
 Both estimate the sequence-level KL(π‖π_ref) in nats per response; ``kl`` has far lower variance and
 is never negative. ``distinct2`` = distinct word bigrams / all word bigrams over the responses (a
-fluency/diversity check: collapsed "love love love" text drives it down). With a gold reward
+fluency/diversity check: collapsed "love love love" text drives it down). ``on_topic`` = the share of
+responses that still name something of a film (a word starting with one of ``FILM_WORDS``: "movie",
+"plot", "actress", ...): a policy that drifts off topic to collect sentiment ("…can greatly impact
+customer satisfaction and overall business success.") drives it down. With a gold reward
 (``gold_fn``, PPO's ``gold_reward``) the same texts are scored by it too: ``gold_reward_mean``.
 """
 from __future__ import annotations
 
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -86,6 +90,25 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+FILM_WORDS = ("film", "movie", "cinema", "cinematic", "actor", "actress", "acting", "cast", "plot", "story", "stories",
+              "scene", "director", "directed", "directing", "character", "script", "screenplay", "screen", "performance",
+              "watch", "ending", "sequel", "genre", "drama", "comedy", "comedic", "thriller", "horror", "documentary",
+              "soundtrack", "dialogue", "narrative", "role", "starring", "hollywood", "oscar", "audience", "viewer",
+              "theater", "theatre", "animation", "animated", "trailer", "pacing", "villain", "hero", "protagonist",
+              "camera", "cinematograph", "visual", "episode", "musical", "cartoon", "premiere", "blockbuster")
+"""Word beginnings that read as "about a film" (so "films", "characters", "watched" count too)."""
+
+
+def on_topic(text: str, keywords: tuple[str, ...] = FILM_WORDS) -> bool:
+    """Whether ``text`` has a word (lower-cased letters and hyphens) that begins with one of ``keywords``."""
+    return any(w.startswith(keywords) for w in re.findall(r"[a-z][a-z-]*", text.lower()))
+
+
+def on_topic_share(texts: list[str], keywords: tuple[str, ...] = FILM_WORDS) -> float:
+    """Share of ``texts`` that are ``on_topic`` (0 when there are none): a keyword check, not a classifier."""
+    return sum(on_topic(t, keywords) for t in texts) / len(texts) if texts else 0.0
+
+
 @torch.no_grad()
 def sequence_kl(policy, batch: Batch, reference=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample (exact KL summed over positions [B], k1 summed [B]) on an already sampled batch."""
@@ -102,7 +125,7 @@ def sequence_kl(policy, batch: Batch, reference=None) -> tuple[torch.Tensor, tor
 def evaluate_policy(policy, tokenizer, reward_fn, cfg: EvalConfig | None = None, reference=None,
                     prompts: list[str] | None = None, gold_fn=None) -> dict:
     """Held-out mean reward and KL of ``policy`` (see the module docstring). Returns a flat dict:
-    reward_mean, reward_std, reward_sem, kl, kl_k1, distinct2, n, and ``samples`` (query, response, reward);
+    reward_mean, reward_std, reward_sem, kl, kl_k1, distinct2, on_topic, n, and ``samples`` (query, response, reward);
     with ``gold_fn`` also gold_reward_mean (and each sample's gold_reward)."""
     cfg = (cfg or EvalConfig()).validate()
     queries = heldout_queries(tokenizer, cfg, prompts)
@@ -137,6 +160,7 @@ def evaluate_policy(policy, tokenizer, reward_fn, cfg: EvalConfig | None = None,
         "kl": float(sum(kls) / n),
         "kl_k1": float(sum(k1s) / n),
         "distinct2": distinct_n([r["response"] for r in rows]),
+        "on_topic": on_topic_share([r["response"] for r in rows]),
         "n": n,
         "samples": rows,
         "eval_config": asdict(cfg),

@@ -71,3 +71,10 @@ def eval_at_start_knob(default: bool):
 def device_knob():
     return knob("", "Device: '' = CUDA if available, else CPU.", kind="choice", choices=("", "cpu", "cuda"), group="Run",
                 label="Device", ui=False)
+
+
+def report_to_knob():
+    return knob("none", "Experiment tracker that also receives every metrics record, under the same names as "
+                "metrics.jsonl (TRL's report_to): none, trackio (local, into $TRACKIO_DIR) or wandb. A shared server "
+                "allows none only.", kind="choice", choices=("none", "trackio", "wandb"), group="Run",
+                label="Experiment tracking (report_to)")

@@ -1,7 +1,8 @@
 """Shared mode: the limits that keep one machine safe for a class, or for anyone on the internet.
 
 ``RLHF_DEMO_SHARED=1`` turns it on (on by default when ``SPACE_ID`` is set, i.e. on a Hugging Face
-Space); local use has no limits beyond the configs' own ranges. In shared mode:
+Space, and when ``RLHF_DEMO_TEACHER_KEY`` is set: a class's server); local use has no limits beyond the
+configs' own ranges. In shared mode:
 
 - models come only from an allowlist (``check_model``): the embedded default, the shipped examples,
   the policies of this session's own runs and the ids in ``RLHF_DEMO_MODELS`` (comma-separated). A
@@ -80,7 +81,7 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> "Limits":
-        shared = _flag(SHARED_ENV, default=bool(os.environ.get("SPACE_ID")))
+        shared = _flag(SHARED_ENV, default=bool(os.environ.get("SPACE_ID") or os.environ.get("RLHF_DEMO_TEACHER_KEY")))
         models = tuple(m.strip() for m in os.environ.get(MODELS_ENV, "").split(",") if m.strip())
         return cls(shared=shared, max_train_s=float(os.environ.get(MAX_TRAIN_S_ENV, 300)),
                    max_tensor_bytes=float(os.environ.get(MAX_TENSOR_GB_ENV, 2)) * 1e9,
@@ -111,6 +112,8 @@ class Limits:
             return "Off on this shared server (LoRA only)."
         if name == "model":
             return "On this shared server: 'default', the shipped example or a policy from your own runs."
+        if name == "report_to":
+            return "On this shared server: none only."
         return ""
 
     def fit(self, name: str, value):
@@ -123,6 +126,8 @@ class Limits:
             return self.max_steps
         if name == "full_finetune" and not self.allow_full_finetune:
             return False
+        if name == "report_to":
+            return "none"
         return value
 
 
@@ -167,7 +172,7 @@ def model_refusal(what: str = "model", limits: Limits | None = None) -> str:
     shown = [m for m in lim.extra_models if not m.startswith(("/", ".", "~"))]   # Hub ids; never a folder's path
     extra = "".join(f", {m!r}" for m in shown) + (", the other models in the list" if len(shown) < len(lim.extra_models) else "")
     return (f"{what}: this shared server offers only its own models: the base model ('default'), the shipped "
-            f"example{extra} and the policies of runs you trained in this session; choose one from the list")
+            f"example{extra}, the policies of your own runs and of the runs the teacher pinned; choose one from the list")
 
 
 def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "model") -> str:
@@ -306,7 +311,7 @@ def dpo_peak_bytes(cfg, vocab: int = VOCAB) -> float:
 
 
 def kl_peak_bytes(rows: int, prompt_tokens: int, response_tokens: int, vocab: int = VOCAB) -> float:
-    """Bytes of one scoring pass of the KL tab (``kl.analysis._logprobs_pair`` + ``per_position``) on
+    """Bytes of one scoring pass of the KL tab (``kl.analysis.logprobs_pair`` + ``per_position``) on
     ``rows`` responses: each model's forward returns logits for every position, [rows, Q + R, V], kept
     alive by the response slice; then log π/T, log π_ref and the exact KL's temporaries over the
     response: measured 2·(Q + R) + 3…3.8·R rows of V floats per response; modelled 2·(Q + R) + 4·R."""
@@ -350,6 +355,8 @@ def check_training(cfg, limits: Limits | None = None) -> None:
             check_source(getattr(cfg, what), what, lim)
     if getattr(cfg, "full_finetune", False) and not lim.allow_full_finetune:
         raise LimitError("full fine-tuning is off on this shared server (LoRA only)")
+    if getattr(cfg, "report_to", "none") != "none":
+        raise LimitError("experiment tracking is off on this shared server: report_to must be none")
     if not cfg.max_seconds or cfg.max_seconds > lim.max_train_s:
         raise LimitError(f"on this shared server a training runs at most {lim.max_train_s:g} s: set max_seconds "
                          f"between 1 and {lim.max_train_s:g}")

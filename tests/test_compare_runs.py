@@ -95,3 +95,46 @@ def test_base_point_is_shipped_and_independent_of_the_cwd(tmp_path, monkeypatch)
                                                            "time_s": 0.0, "reward": 0.131, "kl": 0.0,
                                                            "reward_sem": 0.04}
     assert frontier_target(0.131) == pytest.approx((0.131 + TARGET_GAIN, TARGET_KL)) and frontier_target(None) is None
+
+
+def test_reward_per_nat_in_the_table_and_by_hand(tmp_path):
+    from rlhf_demo.runs.compare import MIN_KL_PER_NAT, reward_per_nat
+
+    assert reward_per_nat(0.531, 0.131, 4.0) == pytest.approx(0.1)
+    assert reward_per_nat(0.5, None, 4.0) is None and reward_per_nat(0.5, 0.1, MIN_KL_PER_NAT / 2) is None
+    a = make_run(tmp_path, "ppo-a", "ppo", [(0.2, 0.0), (0.45, 5.0)])
+    still = make_run(tmp_path, "ppo-still", "ppo", [(0.13, 0.0)])
+    table = runs_table([a, still], base_reward=0.15)
+    assert table.loc[0, "reward per nat"] == pytest.approx((0.45 - 0.15) / 5.0)
+    assert pd.isna(table.loc[1, "reward per nat"])             # KL 0: nothing bought, nothing divided
+    # without a base given, the shipped base evaluation is the reference
+    assert runs_table([a]).loc[0, "reward per nat"] == pytest.approx(round((0.45 - base_point()["reward_mean"]) / 5.0, 3))
+
+
+def test_on_topic_column_comes_from_the_last_evaluation(tmp_path):
+    w = RunWriter(tmp_path / "r", {"algo": "ppo"})
+    w.log_metrics({"step": 1, "eval/reward_mean": 0.3, "eval/kl": 2.0, "eval/on_topic": 0.5})
+    w.log_metrics({"step": 2, "eval/reward_mean": 0.4, "eval/kl": 3.0, "eval/on_topic": 0.25})
+    w.close()
+    assert runs_table([tmp_path / "r"]).loc[0, "on topic"] == 0.25
+    curves = load_curves([tmp_path / "r"])
+    assert "Held-out on topic (share about a film)" in [a.text for a in overlay_figure(curves).layout.annotations]
+
+
+def test_pi_star_is_shipped_and_drawn_from_the_base_point(tmp_path, monkeypatch):
+    from rlhf_demo.runs.compare import PI_STAR, pi_star_curve
+
+    monkeypatch.chdir(tmp_path)
+    shipped = json.loads(PI_STAR.read_text())
+    assert "bench/ppo_frontier.py" in shipped["made_by"] and shipped["n"] >= 64
+    curve = pi_star_curve()
+    assert len(curve) == len(shipped["optimum"]) >= 5
+    assert curve["kl"].is_monotonic_increasing and (curve["kl"] > 0).all()
+    assert curve["gain"].is_monotonic_increasing          # smaller β: more KL, more reward
+    assert pi_star_curve(tmp_path / "missing.json").empty
+    pts = eval_points([make_run(tmp_path, "ppo-b", "ppo", [(0.4, 5.0)])], base_reward=0.131)
+    fig = frontier_figure(pts, target=frontier_target(0.131), pi_star=curve, base_reward=0.131)
+    star = [t for t in fig.data if t.name.startswith("π*")]
+    assert len(star) == 1 and star[0].x[0] == 0.0 and star[0].y[0] == pytest.approx(0.131)
+    assert list(star[0].y[1:]) == pytest.approx(list(0.131 + curve["gain"]))
+    assert len(frontier_figure(pts).data) == len(fig.data) - 1   # no π* without its data

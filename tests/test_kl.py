@@ -219,3 +219,34 @@ def test_estimator_lab_limits(tiny_bundle):
         estimator_lab(tiny_bundle, tiny_bundle, PROMPT, EstimatorLabConfig(n_samples=MAX_SAMPLES + 1))
     with pytest.raises(KLInputError, match="N must be"):
         EstimatorLabConfig(n_samples=0).validate()
+
+
+def test_no_module_imports_another_modules_private_names():
+    """``from rlhf_demo.x import _helper`` is refused: a helper two modules share is public in one of them."""
+    import ast
+    from pathlib import Path
+
+    import rlhf_demo
+
+    pkg = Path(rlhf_demo.__file__).parent
+    bad = {}
+    for path in pkg.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rlhf_demo"):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private:
+                    bad[str(path.relative_to(pkg))] = private
+    assert not bad, bad
+
+
+@pytest.mark.integration
+def test_shipped_example_against_the_base_has_real_kl(default_bundle):
+    """What the KL tab shows on its first click: the shipped PPO policy against the base model."""
+    from rlhf_demo.models.loading import REGISTRY
+    from rlhf_demo.runs.folder import EXAMPLE_RUN
+
+    example = REGISTRY.get(str(EXAMPLE_RUN / "policy"))
+    res = token_kl(example, default_bundle, "The movie was", None, max_new_tokens=20, seed=0)
+    assert res.totals["kl_exact"] > 0.1 and (res.table["kl_exact"] >= 0).all()
+    lab = estimator_lab(example, default_bundle, "The movie was", EstimatorLabConfig(n_samples=4, response_tokens=12))
+    assert lab.true_kl > 0.1

@@ -71,6 +71,8 @@ def test_eval_of_fresh_lora_has_zero_kl_and_fixed_samples(tiny_model_dir):
     cfg = EvalConfig(n_prompts=4, samples_per_prompt=2, response_tokens=6)
     r1 = evaluate_policy(pol, b.tokenizer, make_reward("length"), cfg)
     assert r1["n"] == 8 and r1["kl"] == 0.0 and r1["kl_k1"] == 0.0
+    from rlhf_demo.evaluate import on_topic_share
+    assert r1["on_topic"] == on_topic_share([row["response"] for row in r1["samples"]])
     # a perturbed adapter moves the policy: exact KL > 0, and evaluation is deterministic
     with torch.no_grad():
         for n, p in pol.named_parameters():
@@ -106,3 +108,25 @@ def test_policy_choices_lists_saved_policies(tmp_path):
     (run / "policy").mkdir()
     (run / "policy" / "adapter_config.json").write_text("{}")
     assert any(v == str(run / "policy") for _, v in policy_choices(tmp_path))
+
+
+def test_on_topic_hand_cases():
+    from rlhf_demo.evaluate import on_topic, on_topic_share
+    from rlhf_demo.runs.records import KEYS, eval_record
+
+    assert on_topic(" The actors were wonderful") and on_topic("we WATCHED it twice") and on_topic("a sci-fi sequel")
+    assert not on_topic(" can greatly impact customer satisfaction and overall business success.")
+    assert not on_topic("") and not on_topic("the factory")          # a word must *begin* with a keyword
+    assert on_topic_share(["a film", "a loan", "the plot", "tax"]) == 0.5 and on_topic_share([]) == 0.0
+    assert on_topic_share(["my bank"], keywords=("bank",)) == 1.0
+    ev = {"reward_mean": 0.1, "reward_std": 0.2, "reward_sem": 0.03, "kl": 1.0, "kl_k1": 0.9, "distinct2": 0.9,
+          "on_topic": 0.25, "n": 4, "samples": []}
+    assert eval_record(ev)["eval/on_topic"] == 0.25 and "eval/on_topic" in KEYS
+
+
+def test_status_line_shows_on_topic_beside_distinct2():
+    from rlhf_demo.runs.status import heldout_line
+
+    rec = {"eval/reward_mean": 0.3, "eval/reward_sem": 0.04, "eval/kl": 2.0, "eval/distinct2": 0.91}
+    assert heldout_line(rec).endswith("distinct-2 0.91")
+    assert heldout_line(rec | {"eval/on_topic": 0.25}).endswith("distinct-2 0.91, on topic 25%")

@@ -58,17 +58,17 @@ def config_from_args(cls, args: argparse.Namespace, preset: str | None = None):
     (``TrainerConfig.from_inputs``). A flag given that ``cls`` does not have is an error."""
     own = {f.name for f in cls.knobs()}
     others = sorted(k for k, v in vars(args).items()
-                    if v is not None and k not in own and k in _KNOB_DESTS)
+                    if v is not None and k not in own and k in KNOB_DESTS)
     if others:
         raise ValueError(f"{', '.join(flag(k) for k in others)}: not a {cls.algo.upper()} setting")
     inputs = {name: getattr(args, name, None) for name in own}
     return cls.from_inputs(preset, inputs).validate()
 
 
-_KNOB_DESTS: set[str] = set()
+KNOB_DESTS: set[str] = set()
 
 
 def register(configs: list[type]) -> None:
     """Remember which argparse destinations are config knobs (to tell a foreign flag from a command's own)."""
     for cls in configs:
-        _KNOB_DESTS.update(f.name for f in cls.knobs())
+        KNOB_DESTS.update(f.name for f in cls.knobs())

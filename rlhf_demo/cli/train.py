@@ -1,4 +1,4 @@
-"""``python -m rlhf_demo train --algo ppo|dpo|reward --out RUN [--preset NAME] [--KNOB VALUE ...]``: train a
+"""``python -m rlhf_demo train --algo ppo|dpo|reward|grpo --out RUN [--preset NAME] [--KNOB VALUE ...]``: train a
 policy (or a reward model) and write its run folder. Every knob flag is built from the trainers' configs
 (``cli/flags.py``), so the flags, their help and their ranges are the configs' own.
 
@@ -10,19 +10,28 @@ A reward model from preference pairs, then PPO on it (the gold reward, VADER, is
 
     python -m rlhf_demo train --algo reward --out runs/rm
     python -m rlhf_demo train --algo ppo --reward rm:runs/rm --out runs/ppo-rm
+
+Data-parallel over processes (one run folder, written by process 0; see the README's "Bigger models,
+more GPUs")::
+
+    accelerate launch --cpu --num_processes 2 -m rlhf_demo train --algo dpo --out runs/dpo-2p
 """
 from __future__ import annotations
 
 import sys
 
-from rlhf_demo.cli.flags import add_config_flags, config_from_args, register
+from pathlib import Path
+
+from rlhf_demo.cli.flags import KNOB_DESTS, add_config_flags, config_from_args, flag, register
+from rlhf_demo.config import show
 from rlhf_demo.dpo.config import DPOConfig
+from rlhf_demo.grpo.config import GRPOConfig
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.reward_model.config import RewardConfig
 
-HELP = ("Train a policy with PPO (from a reward function) or DPO (from preference pairs), or a reward model "
+HELP = ("Train a policy with PPO or GRPO (from a reward function) or DPO (from preference pairs), or a reward model "
         "(from preference pairs); writes a run folder.")
-CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig, "reward": RewardConfig}
+CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig, "reward": RewardConfig, "grpo": GRPOConfig}
 
 
 def add_arguments(p):
@@ -32,6 +41,9 @@ def add_arguments(p):
     p.add_argument("--preset", default=None, help=f"named preset of the algorithm's settings ({presets})")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty run folder")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="after training, write a model card into RUN/policy/ and push that folder to this Hub "
+                        "repository (offline or without a token: the card is written, nothing is pushed)")
     add_config_flags(p, list(CONFIGS.values()))
     register(list(CONFIGS.values()))
 
@@ -41,6 +53,10 @@ def _trainer(cfg, say):
         from rlhf_demo.ppo.trainer import PPOTrainer
 
         return PPOTrainer(cfg, progress=say)
+    if cfg.algo == "grpo":
+        from rlhf_demo.grpo.trainer import GRPOTrainer
+
+        return GRPOTrainer(cfg, progress=say)
     if cfg.algo == "reward":
         from rlhf_demo.reward_model.trainer import RewardTrainer
 
@@ -50,24 +66,47 @@ def _trainer(cfg, say):
     return DPOTrainer(cfg, progress=say)
 
 
+def _argv(args) -> list[str]:
+    """The command's arguments as typed (``python -m rlhf_demo ...``), or rebuilt from ``args`` when
+    called in-process (``main([...])``: ``sys.argv`` is then someone else's)."""
+    if Path(sys.argv[0]).parent.name == "rlhf_demo":
+        return sys.argv[1:]
+    out = ["train"]
+    for k, v in vars(args).items():
+        if v is None or v is False and k not in KNOB_DESTS or k.startswith("_") or k == "command":
+            continue
+        out += ([flag(k)] if v is True else [f"--no-{k.replace('_', '-')}"] if v is False else [flag(k), show(v)])
+    return out
+
+
 def run(args) -> int:
+    from rlhf_demo.runs import card, distributed
     from rlhf_demo.runs.folder import RunWriter, write_run
     from rlhf_demo.runs.status import final_lines, progress_lines
 
     cfg = config_from_args(CONFIGS[args.algo], args, args.preset)
     RunWriter.check(args.out, args.overwrite)          # before a model is loaded
+    distributed.relaunch_cpu_processes(["-m", "rlhf_demo", *sys.argv[1:]])   # accelerate launch --cpu --num_processes N
+    distributed.init()
+    distributed.barrier()                              # every process checked the folder before process 0 writes
+    main, command = distributed.is_main(), card.command_line(_argv(args))
+    args.quiet = args.quiet or not main                # one process prints
+    hub_note = card.push_problem(args.push_to_hub) if args.push_to_hub else ""
+    if hub_note and main:
+        print(f"note: --push-to-hub {args.push_to_hub}: {hub_note}; the model card will be written, nothing pushed",
+              file=sys.stderr, flush=True)
     say = (lambda f, m: None) if args.quiet else (lambda f, m: print(m, file=sys.stderr, flush=True))
     trainer = _trainer(cfg, say)
     total = trainer.planned_steps() if hasattr(trainer, "planned_steps") else cfg.steps
     if not args.quiet:
-        what = (f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if cfg.gold_reward != "none" else "")
-                if cfg.algo == "ppo" else f"{len(trainer.rows)} preference pairs ({trainer.source})"
+        what = (f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if getattr(cfg, "gold_reward", "none") != "none" else "")
+                if cfg.algo in ("ppo", "grpo") else f"{len(trainer.rows)} preference pairs ({trainer.source})"
                 + (f", {len(trainer.heldout)} held out" if cfg.algo == "reward" else ""))
         print(f"{cfg.algo.upper()} on {cfg.model}: {what}, {total} steps planned → {args.out}"
               + (f"; {trainer.note}" if getattr(trainer, "note", "") else ""), file=sys.stderr, flush=True)
         for note in getattr(trainer, "notes", [])[:5]:
             print(f"note: {note}", file=sys.stderr)
-    for rec in write_run(trainer, args.out, preset=args.preset, overwrite=args.overwrite):
+    for rec in write_run(trainer, args.out, preset=args.preset, overwrite=args.overwrite, info={"command": command}):
         if not args.quiet:
             print("\n   ".join(progress_lines(cfg, rec, total)), flush=True)
     if not args.quiet and trainer.before_after:
@@ -75,5 +114,9 @@ def run(args) -> int:
         for row in trainer.before_after:
             print(f"  {row['query']!r}\n    reference {row['reference_reward']:+.2f}: {row['reference']!r}"
                   f"\n    policy    {row['policy_reward']:+.2f}: {row['policy']!r}")
+    if not main:
+        return 0 if trainer.status in ("finished", "stopped") else 1
     print("\n".join(final_lines(trainer, args.out)))
+    if args.push_to_hub and trainer.step_no > 0:
+        print(card.push(args.out, args.push_to_hub, command))
     return 0 if trainer.status in ("finished", "stopped") else 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import (device_knob, eval_at_seconds_knob, eval_at_start_knob, eval_every_knob, full_finetune_knob,
                              lora_alpha_knob, lora_r_knob, lr_knob, max_grad_norm_knob, max_seconds_knob, model_knob,
-                             reward_knob, seed_knob)
+                             report_to_knob, reward_knob, seed_knob)
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down",
               "sigmoid_norm", "discopop", "exo_pair")
@@ -72,6 +72,7 @@ class DPOConfig(TrainerConfig):
                                  "step, so the policy kept is the last one just under it (DPO's KL can jump ~0.4 nats a step).",
                                  kind="float", lo=1e-3, hi=1.0, group="Evaluation", label="Evaluate every step from (× KL stop)")
     device: str = device_knob()
+    report_to: str = report_to_knob()
 
     PRESETS = {
         "quick-cpu": {"batch_size": 4, "lr": 1e-3, "epochs": 3.0, "eval_every": 4, "kl_stop": 6.0, "max_seconds": 180.0},

@@ -17,11 +17,13 @@ What is simplified here:
 - Plain-text continuations only (no chat template): the prompt is a review opening and the
   responses continue it. TRL re-tokenises prompt+response, so token ids can differ slightly from the
   sampled ones.
-- One process, one device, no gradient accumulation, a constant learning rate.
+- No gradient accumulation, a constant learning rate. Under ``accelerate launch --num_processes N``
+  TRL's trainer runs data-parallel with batch_size / N pairs per process (the same global batch);
+  only process 0 evaluates (the result is broadcast) and writes (``runs/distributed.py``).
 - LoRA by default; its reference is the same model with the adapter switched off (no second copy).
   Full fine-tuning keeps a frozen copy as the reference.
 - The reference log-probabilities are computed once before training, so each step is one
-  forward+backward of the policy.
+  forward+backward of the policy (with several processes, at each step instead).
 
 Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py``; TRL's own
 names for its quantities) and ``runs.folder.write_run`` writes the run folder. TRL's loop runs in a
@@ -45,6 +47,7 @@ from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
+from rlhf_demo.runs import distributed
 from rlhf_demo.runs.trl_thread import stream_trl
 
 
@@ -61,6 +64,8 @@ class DPOTrainer:
         (default: fresh copies of ``cfg.model``; never pass the shared read-only models)."""
         self.cfg = cfg.validate()
         self.say = progress or (lambda f, m: None)
+        distributed.init()
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size")   # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
         if pairs is None:
             prefs = load_pairs(cfg.preferences)
@@ -73,6 +78,7 @@ class DPOTrainer:
         self.say(0.05, "loading a trainable copy of the policy…")
         bundle = bundle or load_model(cfg.model, device=cfg.device or None)
         self.rows, self.note = check_pairs(pairs, bundle.tokenizer, cfg.max_length)
+        distributed.share_rows(len(self.rows), "preference pairs")
         if cfg.full_finetune and reference is None:
             self.say(0.15, "loading a frozen reference copy…")
             reference = load_model(cfg.model, device=bundle.device, dtype=bundle.dtype).model
@@ -110,8 +116,10 @@ class DPOTrainer:
             self.checkpoint(self.policy, step)
 
     def evaluate(self) -> dict:
-        self.last_eval = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig(),
-                                         reference=self.policy.frozen_reference)
+        """Held-out evaluation: process 0 runs it, every process gets its result (the KL stop reads it)."""
+        ev = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig(),
+                             reference=self.policy.frozen_reference) if distributed.is_main() else None
+        self.last_eval = distributed.broadcast(ev)
         return eval_record(self.last_eval)
 
     def train(self) -> Iterator[dict]:
@@ -120,7 +128,7 @@ class DPOTrainer:
         yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self._bundle, self.policy.frozen_reference,
                                                                self.rows, self.say),
                               make_callback, name="dpo-train", what="DPO")
-        if self.status != "diverged" and self.step_no > 0:
+        if self.status != "diverged" and self.step_no > 0 and distributed.is_main():
             self.before_after = before_after(self.policy, self.reward_fn)
 
 
@@ -135,13 +143,14 @@ def _build_trl_trainer(cfg: DPOConfig, bundle, reference, rows: list[dict], say)
 
     cuda = bundle.device.type == "cuda"
     args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-dpo-"), per_device_train_batch_size=cfg.batch_size,
+        output_dir=tempfile.mkdtemp(prefix="rlhf-dpo-"), per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size"),
         learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, num_train_epochs=cfg.epochs,
         max_steps=cfg.steps or -1, beta=cfg.beta,
         loss_type=[cfg.loss_type] + (["sft"] if cfg.sft_weight > 0 else []),
         loss_weights=[1.0, cfg.sft_weight] if cfg.sft_weight > 0 else None,
         label_smoothing=cfg.label_smoothing, max_length=cfg.max_length,
-        precompute_ref_log_probs=True, precompute_ref_batch_size=32,
+        # TRL's precomputed reference log-probs go through a per-process temporary file: one process only
+        precompute_ref_log_probs=distributed.world_size() == 1, precompute_ref_batch_size=32,
         activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
         bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
         max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,

@@ -69,7 +69,9 @@ def check_vocab_size(logits_policy: torch.Tensor, logits_ref: torch.Tensor) -> N
             f"{logits_ref.shape[-1]}): they are not the same model family")
 
 
-def _check_temperature(t: float) -> float:
+def check_temperature(t: float) -> float:
+    """The policy temperature T of π = softmax(logits / T) as a float; anything but a positive finite
+    number is a KLInputError."""
     if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
         raise KLInputError(f"policy temperature must be a positive number, got {t!r}")
     return float(t)
@@ -100,8 +102,9 @@ def encode_response(tokenizer, response: str) -> list[int]:
 
 
 @torch.no_grad()
-def _logprobs_pair(policy, reference, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """log π and log π_ref over the vocabulary at every response position: two [B, R, V] tensors."""
+def logprobs_pair(policy, reference, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π and log π_ref over the vocabulary at every response position: two [B, R, V] tensors, with
+    π = softmax(policy logits / T) and π_ref = softmax(reference logits) (the KL tab and ``kl.lab``)."""
     logits = response_logits(policy.model, batch).float()                       # [B, R, V]
     ref_batch = batch if reference.device == policy.device else _to(batch, reference.device)
     logits_ref = response_logits(reference.model, ref_batch).float().to(logits.device)  # [B, R, V]
@@ -194,7 +197,7 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
     (temperature ``policy_temperature``, full vocabulary, seed ``seed``), stopping at EOS. An empty
     string is an error (nothing to measure).
     """
-    t = _check_temperature(policy_temperature)
+    t = check_temperature(policy_temperature)
     check_same_tokenizer(policy.tokenizer, reference.tokenizer)
     tok = policy.tokenizer
     q = encode_prompt(tok, prompt)
@@ -212,7 +215,7 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
     ids, mask = left_pad([q + r_ids], tok.pad_token_id, policy.device)
     batch = Batch(ids, mask, len(q), torch.ones((1, len(r_ids)), dtype=torch.long, device=policy.device))
 
-    logp, logp_ref = _logprobs_pair(policy, reference, batch, t)              # [1, R, V] each
+    logp, logp_ref = logprobs_pair(policy, reference, batch, t)              # [1, R, V] each
     tokens = batch.response_ids                                              # [1, R]
     vals = {k: v[0].double().cpu() for k, v in per_position(logp, logp_ref, tokens).items()}  # each [R]
 

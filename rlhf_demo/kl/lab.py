@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from rlhf_demo import limits as limits_mod
-from rlhf_demo.kl.analysis import (ESTIMATOR_NAMES, MAX_RESPONSE_TOKENS, KLInputError, _check_temperature,
-                                   _logprobs_pair, check_same_tokenizer, encode_prompt, per_position)
+from rlhf_demo.kl.analysis import (ESTIMATOR_NAMES, MAX_RESPONSE_TOKENS, KLInputError, check_temperature,
+                                   logprobs_pair, check_same_tokenizer, encode_prompt, per_position)
 from rlhf_demo.decoding.sampling import sample_responses
 from rlhf_demo.kl.estimators import masked_sum
 
@@ -56,7 +56,7 @@ class EstimatorLabConfig:
             raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {self.response_tokens!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise KLInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
-        _check_temperature(self.policy_temperature)
+        check_temperature(self.policy_temperature)
         return self
 
 
@@ -121,7 +121,7 @@ def estimator_lab(policy, reference, prompt: str, cfg: EstimatorLabConfig | None
         n = min(cfg.batch_size, cfg.n_samples - start)
         batch = sample_responses(policy.model, tok, [q] * n, cfg.response_tokens, temperature=t,
                                  seed=cfg.seed + start, ban_special_tokens=False)  # [n, Q + R]
-        logp, logp_ref = _logprobs_pair(policy, reference, batch, t)             # [n, R, V]
+        logp, logp_ref = logprobs_pair(policy, reference, batch, t)             # [n, R, V]
         vals = per_position(logp, logp_ref, batch.response_ids)                   # each [n, R]
         mask = batch.response_mask.to(logp.dtype)                                 # [n, R]
         sums = {k: masked_sum(vals[k].double(), mask.double()).cpu() for k in ("kl_exact",) + ESTIMATOR_NAMES}

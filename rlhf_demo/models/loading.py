@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from rlhf_demo.models.cpu_linear import speed_up_lm_head
+from rlhf_demo.models.cpu_linear import speed_up_linears
 
 DEFAULT_MODEL = "default"
 """The name under which the embedded SmolLM2-135M-Instruct is known everywhere (UI, CLI, runs)."""
@@ -252,7 +252,7 @@ def load_model(
     except Exception as exc:  # noqa: BLE001 - turned into a clear message
         raise _friendly(exc, name) from exc
     model.to(dev).eval()
-    speed_up_lm_head(model)  # float32 on CPU: the LM head through oneDNN, same numbers to rounding (cpu_linear.py)
+    speed_up_linears(model)  # float32 on CPU: LM head and MLP through oneDNN, same numbers to rounding (cpu_linear.py)
     tok = load_tokenizer(src)
     say(1.0, f"Loaded {name}")
     return ModelBundle(model, tok, name, dev, dt)

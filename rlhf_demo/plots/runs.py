@@ -5,7 +5,9 @@
   those names too); ``reward_mean`` is PPO's batch reward only.
 - ``frontier_figure``: every held-out evaluation of every run as held-out reward against
   KL(π‖π_ref) — the reward–KL trade-off of the DPO paper's Figure 2. Points of one run are joined in
-  step order, so a run's path across the plane is visible; the base model sits at KL = 0.
+  step order, so a run's path across the plane is visible; the base model sits at KL = 0. With
+  ``pi_star`` (``compare.pi_star_curve``) the KL-regularised optimum π* is drawn from the base point:
+  the most held-out reward any policy could buy at each KL (estimated; ``bench/ppo_frontier.py``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ COMPARE_PANELS: list[tuple[str, str, str | None]] = [
     ("Held-out reward", "eval/reward_mean", None),
     ("Held-out KL(π‖π_ref), nats / response", "eval/kl", None),
     ("Held-out distinct-2", "eval/distinct2", None),
+    ("Held-out on topic (share about a film)", "eval/on_topic", None),
     ("Loss (DPO)", "loss", "dpo"),
     ("Reward margin (DPO)", "rewards/margins", "dpo"),
     ("Batch reward (PPO)", "reward_mean", "ppo"),
@@ -76,12 +79,16 @@ def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str, str | None
     return fig
 
 
-def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: tuple[float, float] | None = None
-                    ) -> go.Figure:
+PI_STAR_COLOR = "#555555"
+
+
+def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: tuple[float, float] | None = None,
+                    pi_star: pd.DataFrame | None = None, base_reward: float | None = None) -> go.Figure:
     """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl).
 
     ``target`` = (minimum reward, maximum KL) draws the course's target box (``compare.frontier_target``:
-    base + 0.3 at ≤ 6 nats)."""
+    base + 0.3 at ≤ 6 nats). ``pi_star`` (columns beta, gain, kl) with ``base_reward`` draws π*'s curve,
+    reward = base_reward + gain, starting at the base point (KL 0)."""
     if points is None or len(points) == 0:
         return empty_figure("No held-out evaluations yet: runs evaluate every k steps and at the end.")
     fig = go.Figure()
@@ -92,10 +99,19 @@ def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: t
     if target is not None:
         lo, kmax = target
         top = max(float(points["reward"].max()), lo) + 0.05
+        if pi_star is not None and len(pi_star) and base_reward is not None:
+            top = max(top, base_reward + float(pi_star["gain"].max()) + 0.05)
         fig.add_shape(type="rect", x0=0, x1=kmax, y0=lo, y1=top, fillcolor="rgba(44,160,44,0.08)",
                       line={"color": "rgba(44,160,44,0.6)", "dash": "dash"})
         fig.add_annotation(x=kmax, y=top, text=f"target: reward ≥ {lo:+.2f} at KL ≤ {kmax:g}", showarrow=False,
                            xanchor="right", yanchor="top", font={"size": 11, "color": "#2ca02c"})
+    if pi_star is not None and len(pi_star) and base_reward is not None:
+        curve = pd.concat([pd.DataFrame([{"beta": float("inf"), "gain": 0.0, "kl": 0.0}]), pi_star], ignore_index=True)
+        fig.add_trace(go.Scatter(
+            x=curve["kl"], y=base_reward + curve["gain"], name="π* (optimum, estimated)", mode="lines",
+            line={"color": PI_STAR_COLOR, "width": 2, "dash": "dash"},
+            text=[f"β = {b:g}" for b in curve["beta"]],
+            hovertemplate="π* at %{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>π*</extra>"))
     for run in runs:
         d = points[points["run"] == run].sort_values("step")
         algo = str(d["algo"].iloc[0]).lower()

@@ -32,6 +32,14 @@ DPO_PANELS: list[tuple[str, list[str]]] = [
     ("Held-out reward ◆", ["eval/reward_mean"]),
     ("Held-out KL(π‖π_ref) ◆ (nats / response)", ["eval/kl"]),
 ]
+GRPO_PANELS: list[tuple[str, list[str]]] = [
+    ("Reward (batch mean ± std; ◆ held-out)", ["reward_mean", "eval/reward_mean"]),
+    ("Batch KL, k3 (nats / token; TRL's kl)", ["kl"]),
+    ("Held-out KL(π‖π_ref) ◆ (nats / response)", ["eval/kl"]),
+    ("Groups with equal rewards (no signal)", ["frac_reward_zero_std"]),
+    ("Entropy (nats / token)", ["entropy"]),
+    ("Loss (policy term + β·KL)", ["loss"]),
+]
 BANDS = {"reward_mean": "reward_std"}
 LABELS = {
     "reward_mean": "batch reward", "eval/reward_mean": "held-out reward", "objective/kl": "batch KL (k1)",

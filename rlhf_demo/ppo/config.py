@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import (device_knob, eval_at_seconds_knob, eval_at_start_knob, eval_every_knob,
                                     full_finetune_knob, lora_alpha_knob, lora_r_knob, lr_knob, max_grad_norm_knob,
-                                    max_seconds_knob, model_knob, reward_knob, seed_knob)
+                                    max_seconds_knob, model_knob, report_to_knob, reward_knob, seed_knob)
 
 MAX_STEPS = 2000
 MAX_BATCH = 512
@@ -51,8 +51,7 @@ class PPOConfig(TrainerConfig):
     gold_reward: str = knob("vader-positive", "Gold reward, scored on the same texts as the reward and logged beside it "
                             "(gold_reward_mean), never trained on: with a learned reward (rm:RUN_DIR) it shows whether the "
                             "proxy's gains are real. Same specs as the reward; 'none' = not computed.", kind="str",
-                            group="Data", label="Gold reward (logged only; 'none' = off)",
-                            ui=False)   # shown with the over-optimisation panel (issue 17); limits.check_training checks it
+                            group="Data", label="Gold reward (logged only; 'none' = off)")
     prompts: str = knob("builtin", "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a "
                         ".txt/.csv/.jsonl file, or hf:DATASET[:COLUMN]. (The UI takes an uploaded file instead.)", kind="str",
                         group="Data", label="Prompts", ui=False)
@@ -136,6 +135,7 @@ class PPOConfig(TrainerConfig):
     eval_final: bool = knob(True, "Evaluate at the end of training (~15 s on 2 cores).", kind="bool", group="Evaluation",
                             label="Evaluate at the end")
     device: str = device_knob()
+    report_to: str = report_to_knob()
 
     PRESETS = {
         "quick-cpu": {},

@@ -57,16 +57,19 @@ def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: 
     return rewards * mask, non_score_reward, kl
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True, eps: float = 1e-8,
+           total=lambda s: s) -> torch.Tensor:
     """(x − mean) / std over the masked entries (mean kept when ``shift_mean`` is False).
 
-    Uses the unbiased variance, like TRL's ``masked_whiten``. Masked entries come back as 0."""
+    Uses the unbiased variance, like TRL's ``masked_whiten``. Masked entries come back as 0.
+    ``total``: how a sum becomes the whole batch's (``runs.distributed.sum_all`` when the batch is
+    split over processes, so each share is whitened with the whole batch's mean and variance)."""
     if mask is None:
         mask = torch.ones_like(x)
     mask = mask.to(x.dtype)
-    n = mask.sum()
-    mean = (x * mask).sum() / n
-    var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp_min(1)
+    n = total(mask.sum())
+    mean = total((x * mask).sum()) / n
+    var = total((((x - mean) * mask) ** 2).sum()) / (n - 1).clamp_min(1)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean

@@ -16,8 +16,10 @@ accepted.
 
 What is simplified here
 -----------------------
-- One process; the value head (one linear layer) reads the policy's hidden states instead of being
-  a separate model.
+- The value head (one linear layer) reads the policy's hidden states instead of being a separate
+  model. Under ``accelerate launch --num_processes N`` each process samples batch_size / N episodes
+  (its own seed stream), advantages are whitened over the whole batch, gradients are averaged and
+  the records reduced (``runs/distributed.py``); one process is the default.
 - Rollouts sample the policy's full distribution at temperature 1 (banned special tokens change what
   is sampled, not the π in the ratio, as in TRL's old trainer).
 - No reward normalisation across batches, no early stopping of PPO epochs on approx-KL, no entropy
@@ -49,6 +51,7 @@ from rlhf_demo.ppo.loss import compute_rewards, gae, policy_loss, value_loss, wh
 from rlhf_demo.ppo.rollout import Rollout, episode_rows, rollout
 from rlhf_demo.ppo.trunk import check_trunk
 from rlhf_demo.rewards.functions import make_reward
+from rlhf_demo.runs import distributed
 from rlhf_demo.runs.records import eval_record
 from rlhf_demo.runs.schedule import TrainingClock
 
@@ -63,6 +66,8 @@ class PPOTrainer:
                  stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None):
         self.cfg = cfg.validate()
         say = progress or (lambda f, m: None)
+        distributed.init()
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.num_mini_batches)   # this process's episodes
         self.reward_fn = reward_fn if reward_fn is not None else make_reward(cfg.reward, device=cfg.device or None)
         self.gold_fn = self._gold(reward_fn)                                          # fail fast, before the model
         self.prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
@@ -72,7 +77,7 @@ class PPOTrainer:
         if not self.prompts:
             raise ValueError("no training prompts")
         self.stop = stop or (lambda: False)
-        self.rng = random.Random(cfg.seed)
+        self.rng = random.Random(distributed.seed_for(cfg.seed))
         self.policy = build_policy(cfg.model, full_finetune=cfg.full_finetune, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                    lora_layers=cfg.lora_layers, device=cfg.device or None, seed=cfg.seed, progress=say)
         self.tok, self.device = self.policy.tokenizer, self.policy.device
@@ -81,6 +86,7 @@ class PPOTrainer:
             torch.manual_seed(cfg.seed)
             self.value_head = ValueHead(self.policy.model.config.hidden_size).to(self.device)
         params = self.policy.trainable() + list(self.value_head.parameters())
+        distributed.broadcast_params(params)
         self.n_trainable = sum(p.numel() for p in params)
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
         self.kl_ctl = (AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
@@ -123,9 +129,9 @@ class PPOTrainer:
     def rollout(self) -> Rollout:
         cfg = self.cfg
         queries = [truncate_prompt(self.tok, self.prompts[self.rng.randrange(len(self.prompts))],
-                                   self.rng.randint(*cfg.query_tokens)) for _ in range(cfg.batch_size)]
+                                   self.rng.randint(*cfg.query_tokens)) for _ in range(self.local_batch)]
         return rollout(self.policy, self.value_head, self.tok, queries, self.rng.randint(*cfg.response_tokens),
-                       self.reward_fn, seed=cfg.seed * 100_003 + self.step_no, ban_special_tokens=cfg.ban_special_tokens,
+                       self.reward_fn, seed=distributed.seed_for(cfg.seed * 100_003 + self.step_no), ban_special_tokens=cfg.ban_special_tokens,
                        trunk_layer=self.trunk_layer, gold_fn=self.gold_fn)
 
     # ------------------------------------------------------------------ one update
@@ -134,15 +140,16 @@ class PPOTrainer:
         cfg = self.cfg
         ro, self._checked = (self._checked or self.rollout()), None
         mask = ro.batch.response_mask.float()                                       # [B, R]
-        B, beta = cfg.batch_size, self.kl_ctl.value
+        B, beta = self.local_batch, self.kl_ctl.value
         exact_per_seq = masked_sum(ro.exact_kl, mask, dim=1)                        # [B] exact KL(π_old‖π_ref)
         k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)         # [B]
-        batch = {"step": self.step_no + 1, "episodes": (self.step_no + 1) * B,
+        batch = {"step": self.step_no + 1, "episodes": (self.step_no + 1) * cfg.batch_size,
                  "reward_mean": float(ro.scores.mean()), "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
                  "objective/kl": float(k1_per_seq.mean()), "objective/kl_exact": float(exact_per_seq.mean()),
                  "objective/scores": float(ro.scores.mean()), "beta": beta,
                  **({"gold_reward_mean": float(ro.gold_scores.mean())} if ro.gold_scores is not None else {}),
                  "response_length": float(mask.sum(1).mean()), "samples": episode_rows(ro, k1_per_seq), **ro.timings}
+        batch = distributed.reduce_record(batch)                                    # the whole batch's, on every process
         if self.kl_budget.crossed(batch["objective/kl_exact"]):                    # undo the last update instead
             self.kl_budget.restore(self.all_params(), self.optimizer)
             return {**batch, "kl_budget/rollback": 1, "kl_budget/rollbacks": self.kl_budget.rollbacks,
@@ -155,15 +162,15 @@ class PPOTrainer:
         rewards, non_score_reward, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask, beta, cfg.kl_estimator)
         # 6. advantages
         advantages, returns = gae(rewards, ro.values, mask, cfg.gamma, cfg.lam)
-        advantages = whiten(advantages, mask)
+        advantages = whiten(advantages, mask, total=distributed.sum_all)
         # 7. PPO epochs × mini-batches
         stats, timings = self._optimise(ro, mask, advantages, returns)
         # 8. adapt β (on the exact KL), log
-        self.kl_ctl.update(batch["objective/kl_exact"], B)
+        self.kl_ctl.update(batch["objective/kl_exact"], cfg.batch_size)
         non_score = masked_sum(non_score_reward, mask, dim=1)                       # [B]
         mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-        return {
-            **batch, **timings,
+        return {**batch, **distributed.reduce_record({                            # batch: reduced above
+            **timings,
             "objective/kl_penalised": float(masked_sum(kl, mask, dim=1).mean()),
             "objective/non_score_reward": float(non_score.mean()),
             "objective/rlhf_reward": float((ro.scores + non_score).mean()),
@@ -176,11 +183,11 @@ class PPOTrainer:
             "val/advantage_std": float(masked_mean(advantages ** 2, mask).sqrt()),
             "grad_norm": mean(stats["grad_norm"]), "beta_next": self.kl_ctl.value, "learning_rate": lr,
             "kl_budget/rollback": 0, "kl_budget/rollbacks": self.kl_budget.rollbacks,
-        }
+        })}
 
     def _optimise(self, ro: Rollout, mask, advantages, returns) -> tuple[dict, dict]:
         """PPO epochs × mini-batches of clipped surrogate + clipped value loss; returns (stats, timings)."""
-        cfg, B = self.cfg, self.cfg.batch_size
+        cfg, B = self.cfg, self.local_batch
         self.policy.model.train()
         mb = B // cfg.num_mini_batches
         stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "grad_norm")}
@@ -198,11 +205,12 @@ class PPOTrainer:
                 vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange)
                 loss = pg["loss"] + cfg.vf_coef * vf["loss"]
                 t1 = time.perf_counter()
-                if not torch.isfinite(loss):
+                if not torch.isfinite(distributed.sum_all(loss.detach())):    # every process stops together
                     raise FloatingPointError(f"loss is {loss.item()}" + (
                         " (the reward function returned non-finite scores)" if not torch.isfinite(ro.scores).all() else ""))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.average_gradients(self.all_params())                     # g = mean over processes
                 t2 = time.perf_counter()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.all_params(), cfg.max_grad_norm)
                 if not torch.isfinite(grad_norm):
@@ -229,7 +237,8 @@ class PPOTrainer:
         This samples the next update's batch now (it is kept, and trains that update) and undoes the
         last update if the batch shows it past the budget, as ``step`` would."""
         ro = self.rollout()
-        batch_kl = float(masked_sum(ro.exact_kl, ro.batch.response_mask.float(), dim=1).mean())
+        batch_kl = float(distributed.sum_all(masked_sum(ro.exact_kl, ro.batch.response_mask.float(), dim=1).mean())
+                         / distributed.world_size())
         undone = int(self.kl_budget.crossed(batch_kl))
         if undone:
             self.kl_budget.restore(self.all_params(), self.optimizer)   # that batch came from the undone policy
@@ -240,6 +249,9 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
+        """Held-out evaluation (process 0 only: the weights are the same everywhere)."""
+        if not distributed.is_main():
+            return {}
         self.last_eval = evaluate_policy(self.policy.model, self.tok, self.reward_fn, EvalConfig(),
                                          reference=self.policy.frozen_reference, gold_fn=self.gold_fn)
         return eval_record(self.last_eval)
@@ -266,7 +278,7 @@ class PPOTrainer:
                     self.status, self.message = "diverged", f"diverged at step {self.step_no + 1}: {exc}"
                     yield {"step": self.step_no + 1, "time_s": clock.time_s, "diverged": True}
                     break
-                dt = time.perf_counter() - t0
+                dt = distributed.max_all(time.perf_counter() - t0)        # processes agree on the clock
                 self.step_no += 1
                 clock.step_done(dt)
                 record.update({"time_s": clock.time_s, "time/update": dt,
@@ -277,7 +289,7 @@ class PPOTrainer:
                 if (due or last) and self.kl_budget.budget and not record.get("kl_budget/rollback"):
                     t1 = time.perf_counter()                                    # judge this update first
                     record.update(self.check_budget())
-                    clock.add(time.perf_counter() - t1)
+                    clock.add(distributed.max_all(time.perf_counter() - t1))
                     record["time_s"] = clock.time_s
                 if due:
                     record.update(self.evaluate())
@@ -291,7 +303,7 @@ class PPOTrainer:
             if self.status == "running":
                 self.status = "finished"
                 self.message = self.message or f"finished {self.step_no} updates in {clock.time_s:.0f} s of training"
-            if self.status != "diverged":
+            if self.status != "diverged" and distributed.is_main():
                 self.before_after = before_after(self.policy, self.reward_fn, cfg.response_tokens[1])
         finally:
             if self.status == "running":   # closed from outside (e.g. the UI cancelled the generator)

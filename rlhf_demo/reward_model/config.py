@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import (device_knob, eval_at_seconds_knob, lora_alpha_knob, lora_r_knob, lr_knob,
-                             max_grad_norm_knob, max_seconds_knob, seed_knob)
+                             max_grad_norm_knob, max_seconds_knob, report_to_knob, seed_knob)
 
 MAX_STEPS = 10_000
 
@@ -62,6 +62,7 @@ class RewardConfig(TrainerConfig):
                                "half of the held-out pairs right.", kind="bool", group="Evaluation",
                                label="Evaluate the base first")
     device: str = device_knob()
+    report_to: str = report_to_knob()
 
     PRESETS = {
         "quick-cpu": {"max_seconds": 120.0},

@@ -18,7 +18,9 @@ What is simplified here:
 - Plain-text continuations only (no chat template): the text scored is prompt + response + EOS.
 - LoRA on the attention projections plus a trainable score head (``modules_to_save``); no full
   fine-tuning, no reward centring (TRL's ``center_rewards_coefficient``), no margins from ratings.
-- One process, one device, no gradient accumulation, a constant learning rate.
+- No gradient accumulation, a constant learning rate. Under ``accelerate launch --num_processes N``
+  TRL's trainer runs data-parallel with batch_size / N pairs per process (the same global batch);
+  only process 0 evaluates (the result is broadcast) and writes (``runs/distributed.py``).
 
 Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py``) and
 ``runs.folder.write_run`` writes the run folder; the model in ``RUN/policy/`` is a SEQ_CLS LoRA adapter
@@ -41,6 +43,7 @@ from rlhf_demo.models.lora import TrainablePolicy, lora_targets
 from rlhf_demo.reward_model.config import RewardConfig
 from rlhf_demo.reward_model.pairs import prepare_pairs
 from rlhf_demo.reward_model.stream import make_callback
+from rlhf_demo.runs import distributed
 from rlhf_demo.runs.trl_thread import stream_trl
 from rlhf_demo.rewards.learned import load_sequence_classifier, score_texts
 
@@ -67,6 +70,8 @@ class RewardTrainer:
                  progress: Callable[[float, str], None] | None = None):
         self.cfg = cfg.validate()
         self.say = progress or (lambda f, m: None)
+        distributed.init()
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size")   # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
         if pairs is None:
             prefs = load_pairs(cfg.preferences)
@@ -81,6 +86,7 @@ class RewardTrainer:
             torch.manual_seed(cfg.seed)                      # the new score head's initialisation
             model, tok = load_sequence_classifier(cfg.model, device)
         self.rows, self.heldout, self.note = prepare_pairs(pairs, tok, cfg.max_length, cfg.heldout_every)
+        distributed.share_rows(len(self.rows), "training pairs")
         self.policy = TrainablePolicy(model, tok, cfg.model, device)
         self.status, self.message = "running", ""
         self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
@@ -105,7 +111,8 @@ class RewardTrainer:
 
     def evaluate(self) -> dict:
         """Held-out pair accuracy, margin and loss as record keys (``eval/…``), with the pairs' scores."""
-        self.last_eval = pair_metrics(self.policy.model, self.policy.tokenizer, self.heldout)
+        self.last_eval = distributed.broadcast(pair_metrics(self.policy.model, self.policy.tokenizer, self.heldout)
+                                               if distributed.is_main() else None)   # process 0 measures
         return {**{f"eval/{k}": self.last_eval[k] for k in ("accuracy", "margin", "loss")},
                 "eval/n_pairs": self.last_eval["n"], "eval/samples": self.last_eval["samples"]}
 
@@ -129,7 +136,7 @@ def _build_trl_trainer(cfg: RewardConfig, policy: TrainablePolicy, rows: list[di
 
     cuda = policy.device.type == "cuda"
     args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"), per_device_train_batch_size=cfg.batch_size,
+        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"), per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size"),
         learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, num_train_epochs=cfg.epochs,
         max_steps=cfg.steps or -1, max_length=cfg.max_length,
         activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here

@@ -5,6 +5,9 @@
 - ``eval_points``: every held-out evaluation of every run (reward against KL: the DPO paper's
   Figure 2 frontier), plus the base model as KL = 0.
 - ``base_point``: the base policy's held-out evaluation, shipped as ``assets/base_eval.json``.
+- ``pi_star_curve``: the KL-regularised optimum π* on the same held-out queries (reward gain against
+  KL, one point per β), computed once by ``bench/ppo_frontier.py`` and shipped as ``assets/pi_star.json``.
+- ``reward_per_nat``: a run's held-out gain over the base divided by its held-out KL.
 - ``export_csv`` / ``zip_policy``: files to download.
 
 Held-out evaluations are the ``eval/reward_mean``, ``eval/kl`` (, ``eval/reward_sem``) keys of a
@@ -23,6 +26,10 @@ from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, read_json, read_metric
 
 BASE_EVAL = Path(__file__).resolve().parents[1] / "assets" / "base_eval.json"
 """The base policy's held-out evaluation (standard EvalConfig), shipped with the package."""
+PI_STAR = Path(__file__).resolve().parents[1] / "assets" / "pi_star.json"
+"""π*'s curve on the held-out queries (``bench/ppo_frontier.py --json``), shipped with the package."""
+MIN_KL_PER_NAT = 0.1
+"""Below this held-out KL (nats) a run has not moved: "reward per nat" is left empty, not divided by ~0."""
 TARGET_GAIN, TARGET_KL = 0.3, 6.0
 """The course's target on the frontier: held-out reward ≥ base + TARGET_GAIN at KL ≤ TARGET_KL nats."""
 LEGACY_DPO_KEYS = {"eval/reward_mean": "reward_mean", "eval/kl": "kl"}
@@ -43,6 +50,27 @@ def base_point(path: str | Path = BASE_EVAL) -> dict | None:
     return data
 
 
+def pi_star_curve(path: str | Path = PI_STAR) -> pd.DataFrame:
+    """π*'s points (columns beta, gain, kl; KL ascending), or an empty frame if the file is missing or
+    unreadable. ``gain`` is E_π*[r] − E_ref[r] on the held-out queries, so the frontier draws it from the
+    base model's held-out reward (``base_point``), the point π* starts from at β → ∞."""
+    cols = ["beta", "gain", "kl"]
+    try:
+        rows = json.loads(Path(path).read_text())["optimum"]
+        df = pd.DataFrame(rows)[cols].astype(float)
+    except (OSError, ValueError, KeyError, TypeError):
+        return pd.DataFrame(columns=cols)
+    return df.sort_values("kl").reset_index(drop=True)
+
+
+def reward_per_nat(reward: float, base_reward: float | None, kl: float) -> float | None:
+    """(held-out reward − base reward) / held-out KL: how much reward a run bought per nat of KL
+    (None without a base or below ``MIN_KL_PER_NAT``). π* reaches about +0.4 per nat near 1 nat."""
+    if base_reward is None or not kl or kl < MIN_KL_PER_NAT:
+        return None
+    return (float(reward) - float(base_reward)) / float(kl)
+
+
 def frontier_target(base_reward: float | None) -> tuple[float, float] | None:
     """(minimum held-out reward, maximum KL) of the course's target box, or None without a base."""
     return None if base_reward is None else (base_reward + TARGET_GAIN, TARGET_KL)
@@ -60,12 +88,16 @@ def with_held_out_keys(df: pd.DataFrame, algo: str) -> pd.DataFrame:
 
 
 def run_label(run: Path) -> str:
-    return "example-ppo (shipped)" if Path(run) == EXAMPLE_RUN else Path(run).name
+    return f"{Path(run).name} (shipped)" if Path(run).parent == EXAMPLE_RUN.parent else Path(run).name
 
 
-def runs_table(runs: list[Path]) -> pd.DataFrame:
+def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFrame:
     """Runs with their settings and outcome: name, algo, key hyper-parameters, steps, last held-out
-    reward and KL, status, and whether a policy was saved."""
+    reward, KL, reward per nat (with ``base_reward``: ``reward_per_nat``) and on-topic share, status,
+    and whether a policy was saved. Without ``base_reward`` the shipped base evaluation is used."""
+    if base_reward is None:
+        base = base_point()
+        base_reward = base["reward_mean"] if base else None
     rows = []
     for run in runs:
         cfg, summary = read_json(run / "config.json"), read_json(run / "summary.json")
@@ -83,6 +115,10 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
             last = df[df[kl_col].notna()].iloc[-1]
             row["held-out reward"] = round(float(last["eval/reward_mean"]), 3)
             row["held-out KL"] = round(float(last[kl_col]), 2)
+            per_nat = reward_per_nat(last["eval/reward_mean"], base_reward, float(last[kl_col]))
+            row["reward per nat"] = None if per_nat is None else round(per_nat, 3)
+            if "eval/on_topic" in last.index and pd.notna(last["eval/on_topic"]):
+                row["on topic"] = round(float(last["eval/on_topic"]), 2)
         row["status"] = summary.get("status", "running?" if df.shape[0] else "empty")
         row["policy"] = "yes" if (run / "policy").exists() else "no"
         row["started"] = cfg.get("started", "")

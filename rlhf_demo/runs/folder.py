@@ -13,6 +13,9 @@
     RUN/process.json       which process writes the run (pid, host): a run without a summary whose
                            process is gone was interrupted (``runs/state.py``)
 
+A data-parallel run (``accelerate launch --num_processes N``) is one folder too: process 0 writes it,
+from records already reduced over the processes, and ``config.json`` says ``num_processes``.
+
 Runs live under ``$RLHF_DEMO_RUNS`` (default ``./runs``). The shipped example policy lives in the
 package (``rlhf_demo/assets/example-ppo``) and is listed like a run.
 """
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
+
+from rlhf_demo.runs import distributed, tracking
 
 RUNS_ENV = "RLHF_DEMO_RUNS"
 CHECKPOINT_ENV = "RLHF_DEMO_CHECKPOINT_S"
@@ -139,14 +144,26 @@ def write_run(trainer, out: str | Path, *, preset: str | None = None, overwrite:
     Works for every trainer with ``cfg`` (a ``config.TrainerConfig``), ``train()`` (records), ``policy``
     (a ``models.lora.TrainablePolicy``), ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``,
     ``before_after`` and ``run_info()``. The policy is saved at the end whatever ended the run (stop,
-    closed generator, divergence after some steps); an exception is recorded as ``failed``."""
-    writer = RunWriter(out, {**trainer.cfg.to_dict(), "preset": preset, **(info or {})}, overwrite=overwrite)
+    closed generator, divergence after some steps); an exception is recorded as ``failed``.
+    Records also go to the experiment tracker ``cfg.report_to`` names (``runs/tracking.py``), under the
+    same names. In a process other than 0 of a data-parallel run, nothing is written."""
+    if not distributed.is_main():
+        records = trainer.train()
+        try:
+            yield from records
+        finally:
+            records.close()
+        return
+    config = {**trainer.cfg.to_dict(), "preset": preset, "num_processes": distributed.world_size(), **(info or {})}
+    writer = RunWriter(out, config, overwrite=overwrite)
+    tracker = tracking.start(getattr(trainer.cfg, "report_to", "none"), writer.dir, config)
     writer.write_json("process.json", {"pid": os.getpid(), "host": socket.gethostname()})
     trainer.checkpoint = Checkpointer(writer.policy_dir, checkpoint_seconds() if checkpoint_s is None else checkpoint_s)
     failed, records = None, trainer.train()
     try:
         for rec in records:
             writer.log_metrics({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
+            tracker.log(rec)
             if rec.get("samples"):
                 writer.log_samples(rec["step"], rec["samples"], "batch")
             if rec.get("eval/samples"):
@@ -169,6 +186,7 @@ def write_run(trainer, out: str | Path, *, preset: str | None = None, overwrite:
                           final_eval=final, **trainer.run_info())
         finally:
             writer.close()
+            tracker.finish()
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
@@ -191,26 +209,36 @@ def read_json(path: Path) -> dict:
         return {}
 
 
+def example_runs() -> list[Path]:
+    """The shipped example runs (``assets/example-*`` with a config.json), the PPO example first."""
+    found = sorted(p for p in EXAMPLE_RUN.parent.glob("example-*") if (p / "config.json").exists())
+    return sorted(found, key=lambda p: p != EXAMPLE_RUN)
+
+
 def list_runs(root: str | Path | None = None, include_example: bool = True) -> list[Path]:
-    """Run folders (those with a config.json), newest first; the shipped example last."""
+    """Run folders (those with a config.json), newest first; the shipped examples last."""
     base = Path(root) if root is not None else runs_root()
     found = []
     if base.exists():
         found = sorted((p for p in base.iterdir() if (p / "config.json").exists()), key=lambda p: p.stat().st_mtime, reverse=True)
-    if include_example and (EXAMPLE_RUN / "config.json").exists():
-        found.append(EXAMPLE_RUN)
+    if include_example:
+        found += example_runs()
     return found
 
 
 def policy_choices(root: str | Path | None = None) -> list[tuple[str, str]]:
-    """(label, model name) pairs for dropdowns: the base model, then every run that saved a policy."""
+    """(label, model name) pairs for dropdowns: the base model, then every run that saved a policy
+    (reward-model runs score text: they are not policies)."""
     from rlhf_demo.models.loading import DEFAULT_MODEL
 
     out = [("base: SmolLM2-135M-Instruct (default)", DEFAULT_MODEL)]
     for run in list_runs(root):
         pol = run / "policy"
         if pol.exists() and ((pol / "adapter_config.json").exists() or (pol / "config.json").exists()):
-            cfg = read_json(run / "config.json")
-            label = f"run: {run.name} ({cfg.get('algo', '?')})" if run != EXAMPLE_RUN else "example: PPO-tuned (shipped)"
+            algo = read_json(run / "config.json").get("algo", "?")
+            if algo == "reward":
+                continue
+            label = (f"example: {algo.upper()}-tuned (shipped)" if run.parent == EXAMPLE_RUN.parent
+                     else f"run: {run.name} ({algo})")
             out.append((label, str(pol)))
     return out

@@ -29,6 +29,8 @@ KEYS = {
     "eval/kl": "held-out exact KL(π‖π_ref), nats per response",
     "eval/kl_k1": "held-out k1 estimate of the same KL",
     "eval/distinct2": "distinct word bigrams / all bigrams of the held-out responses",
+    "eval/on_topic": "share of the held-out responses that still name something of a film (evaluate.on_topic: a "
+                     "keyword check), so drift off topic shows beside distinct-2",
     "loss": "the training loss of the step (DPO, reward model: TRL's loss)",
     "accuracy": "reward model: fraction of the step's pairs with r(chosen) > r(rejected) (TRL's name)",
     "margin": "reward model: mean r(chosen) − r(rejected) over the step's pairs (TRL's name)",
@@ -43,7 +45,7 @@ KEYS = {
                     "held-out pairs with reward_chosen and reward_rejected)",
 }
 
-EVAL_KEYS = ("reward_mean", "reward_std", "reward_sem", "kl", "kl_k1", "distinct2", "n")
+EVAL_KEYS = ("reward_mean", "reward_std", "reward_sem", "kl", "kl_k1", "distinct2", "on_topic", "n")
 
 
 def eval_record(ev: dict) -> dict:

@@ -22,7 +22,8 @@ def _eta(rec: dict, total: int, max_seconds: float) -> tuple[float, float]:
 def heldout_line(rec: dict, prefix: str = "Held-out") -> str:
     gold = f", gold reward {rec['eval/gold_reward_mean']:+.3f}" if rec.get("eval/gold_reward_mean") is not None else ""
     return (f"{prefix}: reward {rec['eval/reward_mean']:+.3f} ± {rec['eval/reward_sem']:.3f} (sem){gold}, "
-            f"KL {rec['eval/kl']:.2f} nats, distinct-2 {rec['eval/distinct2']:.2f}")
+            f"KL {rec['eval/kl']:.2f} nats, distinct-2 {rec['eval/distinct2']:.2f}"
+            + (f", on topic {rec['eval/on_topic']:.0%}" if rec.get("eval/on_topic") is not None else ""))
 
 
 def pairs_line(rec: dict, prefix: str = "Held-out pairs") -> str:
@@ -32,7 +33,7 @@ def pairs_line(rec: dict, prefix: str = "Held-out pairs") -> str:
 
 
 def progress_lines(cfg, rec: dict, total_steps: int | None = None) -> list[str]:
-    """What one record says, for the trainer of ``cfg`` (PPO, DPO or the reward model)."""
+    """What one record says, for the trainer of ``cfg`` (PPO, GRPO, DPO or the reward model)."""
     total = total_steps or getattr(cfg, "steps", 0) or rec.get("step", 0)
     if rec.get("step", 0) == 0:
         lines = [f"Evaluated the {'reward model' if cfg.algo == 'reward' else 'policy'} before training (step 0)"]
@@ -56,6 +57,11 @@ def progress_lines(cfg, rec: dict, total_steps: int | None = None) -> list[str]:
         lines = [f"Step {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/step) · "
                  f"ETA ≈ {left:.0f} s · loss {rec.get('loss', NAN):.4f} · accuracy {rec.get('accuracy', NAN):.2f} · "
                  f"margin {rec.get('margin', NAN):+.3f}"]
+    elif cfg.algo == "grpo":
+        per, left = _eta(rec, total, cfg.max_seconds)
+        lines = [f"Step {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/step) · "
+                 f"ETA ≈ {left:.0f} s · loss {rec.get('loss', NAN):.4f} · KL {rec.get('kl', NAN):.3f} nats/token"
+                 + (f" · batch reward {rec['reward_mean']:+.3f}" if "reward_mean" in rec else "")]
     else:
         per, left = _eta(rec, total, cfg.max_seconds)
         lines = [f"Step {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/step) · "
@@ -79,6 +85,6 @@ def final_lines(trainer, out=None) -> list[str]:
     elif restored:   # DPO's KL stop put an earlier policy back: report that one
         lines.append(heldout_line(restored, f"Held-out of the policy kept (step {restored['step']})"))
     elif ev and all(math.isfinite(ev[k]) for k in ("reward_mean", "kl")):
-        keys = ("reward_mean", "reward_sem", "kl", "distinct2", "gold_reward_mean")
+        keys = ("reward_mean", "reward_sem", "kl", "distinct2", "on_topic", "gold_reward_mean")
         lines.append(heldout_line({f"eval/{k}": ev[k] for k in keys if k in ev}, "Held-out at the end"))
     return lines

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from rlhf_demo.runs import distributed
 from rlhf_demo.runs.schedule import TrainingClock
 
 
@@ -33,8 +34,11 @@ class StepClock:
     def begin(self) -> None:
         self.start, self.paused = time.perf_counter(), 0.0
 
-    def now(self) -> float:
-        self.schedule.time_s = time.perf_counter() - self.start - self.paused
+    def now(self, agree: bool = True) -> float:
+        """Training seconds so far; with several processes (``agree``) the slowest's, so every process
+        takes the same decisions (time budget, evaluation marks) at the same step."""
+        own = time.perf_counter() - self.start - self.paused
+        self.schedule.time_s = distributed.max_all(own) if agree else own
         return self.schedule.time_s
 
 
@@ -83,7 +87,7 @@ def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, n
     finally:
         owner.stop_event.set()  # a consumer that walks away stops the run after the current step
         thread.join()
-        owner.time_s = round(clock.now(), 2)
+        owner.time_s = round(clock.now(agree=False), 2)   # no collective here: a process may have failed
         default = "failed" if "error" in state else "stopped" if walked_away else "finished"
         owner.status = state.get("status", default)
         owner.message = state.get("message") or (f"stopped after step {owner.step_no}" if walked_away

@@ -15,14 +15,23 @@ from rlhf_demo.plots import kl as plots_kl
 from rlhf_demo.kl.analysis import MAX_RESPONSE_TOKENS, token_kl
 from rlhf_demo.kl.lab import MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig, check_request_size, estimator_lab
 from rlhf_demo.models.loading import DEFAULT_MODEL
+from rlhf_demo.runs.folder import EXAMPLE_RUN
 from rlhf_demo.ui.config_form import strict
 
 INTRO = """### KL between the policy and the reference, token by token
-The RLHF objective is *reward − β·KL(π‖π_ref)*. Pick a policy π (a run's policy, the shipped example) and
-a reference π_ref (the base). At every response token we show log π, log π_ref, their difference (the
-log-ratio, k1), Schulman's k2 and k3, and the **exact** KL over all 49,152 tokens of the vocabulary.
-No trained policy yet? Use the base model for both and set the *policy temperature* ≠ 1: then
-π = softmax(logits/T) differs from π_ref by a known amount."""
+The RLHF objective is *reward − β·KL(π‖π_ref)*. The tab opens on the **shipped PPO-tuned policy** π
+against its reference π_ref, the base model it started from: press *Compute KL*. At every response token we
+show log π, log π_ref, their difference (the log-ratio, k1), Schulman's k2 and k3, and the **exact** KL over
+all 49,152 tokens of the vocabulary. Pick any run's policy instead, or the base model for both with a
+*policy temperature* ≠ 1: then π = softmax(logits/T) differs from π_ref by a known amount."""
+
+
+def opening_policy() -> str:
+    """The policy the tab opens on: the shipped example's adapter against the base (so the first click
+    shows a real, non-zero KL), or the base model itself when the example is not installed."""
+    policy = EXAMPLE_RUN / "policy"
+    return str(policy) if (policy / "adapter_config.json").exists() else DEFAULT_MODEL
+
 
 COLOUR_BY = [("exact KL", "kl_exact"), ("k1 (log-ratio, signed)", "k1"), ("k3", "k3")]
 TABLE_COLS = ["position", "token", "logp_policy", "logp_ref", "log_ratio", "kl_exact", "k1", "k2", "k3",
@@ -59,7 +68,7 @@ def _totals_md(res) -> str:
 def build(ctx, demo: gr.Blocks) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
-        policy = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Policy π", allow_custom_value=True,
+        policy = gr.Dropdown(ctx.model_choices(), value=opening_policy(), label="Policy π", allow_custom_value=True,
                              info="a run's policy, the shipped example, or a model folder", elem_id="kl-policy", scale=3)
         reference = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref", allow_custom_value=True,
                                 info="usually the base model the policy started from", elem_id="kl-reference", scale=3)
@@ -112,6 +121,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         return gr.update(choices=ch), gr.update(choices=ch)
 
     refresh.click(on_refresh, None, [policy, reference], api_visibility="private")
+    ctx.model_dropdowns.extend([policy, reference])   # their choices follow the user (ui/identity.py)
 
     # Gradio names each endpoint's API parameters after the handler's own: they say what they hold.
     def on_compute(policy, reference, policy_temperature, prompt, response_mode, response, max_new_tokens, seed, colour_by,

@@ -3,9 +3,10 @@ evaluation as reward against KL (the DPO paper's Figure 2 frontier), metrics as 
 Lays out and wires only: data from ``rlhf_demo.runs.compare``, figures from ``rlhf_demo.plots.runs``.
 
 Public API endpoints (each handler's parameters are the API's names): ``/runs_refresh``,
-``/runs_compare``, ``/runs_export_csv``, ``/runs_download_policy``. On a shared server every run is
-listed and compared, but a policy downloads only for the session that trained it (``AppContext``'s
-session → runs record) or for the shipped example.
+``/runs_compare``, ``/runs_export_csv``, ``/runs_download_policy``. On a shared server a user lists,
+compares and downloads only the runs they may see (``AppContext.may_see``: their own, the ones the
+teacher pinned, the shipped examples; the teacher sees all); any other run name, foreign or unknown,
+gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API too.
 """
 from __future__ import annotations
 
@@ -15,73 +16,86 @@ from pathlib import Path
 
 import gradio as gr
 
-from rlhf_demo import limits
+from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
-from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, find_runs, frontier_target, load_curves,
+from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, frontier_target, load_curves, pi_star_curve,
                                     run_label, runs_table)
 from rlhf_demo.runs.quota import cached_zip, downloads_dir
-from rlhf_demo.runs.folder import EXAMPLE_RUN
-from rlhf_demo.ui.context import AppContext
-
-NOT_YOURS = "Choose a run with a saved policy that you trained in this session (or the shipped example)."
+from rlhf_demo.ui.context import NOT_YOURS, AppContext
 
 INTRO = """### Runs: compare PPO and DPO on the same axes
 Every training run is a folder (`config.json`, `metrics.jsonl`, `policy/`). Pick runs to overlay their curves.
 The **frontier** plots each held-out evaluation of each run as mean reward against KL(π‖π_ref): up is more
 reward, right is further from the reference. Good methods get high reward for little KL (the DPO paper's
-Figure 2); the ★ is the base model."""
+Figure 2); the ★ is the base model. The dashed curve is **π\***, the KL-regularised optimum
+π\*(y) ∝ π_ref(y)·exp(r(y)/β) on the same held-out queries (estimated once from 128 reference samples per
+query by `bench/ppo_frontier.py`): no policy can sit above it, and the gap to it is what a method leaves
+on the table. The table's **reward per nat** is each run's held-out gain over the base divided by its KL;
+**on topic** is the share of its held-out responses that still talk about a film."""
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     gr.Markdown(INTRO)
 
-    def by_label():
-        return {run_label(r): r for r in find_runs(ctx.runs_dir)}
+    def by_label(request):
+        """label → folder of the runs this user may see (all of them in local use)."""
+        return {run_label(r): r for r in ctx.visible_runs(request)}
 
-    def may_download(folder: Path, request) -> bool:
-        """Local use: any run. Shared: this session's own runs and the shipped example only."""
-        if not limits.current().shared:
-            return True
-        return ctx.owns_run(request, folder) or limits.path_key(folder) == limits.path_key(EXAMPLE_RUN)
+    def pick_runs(selected, request) -> list[Path]:
+        """The folders of the named runs; one line for any name this user may not see (or that does not exist)."""
+        runs = by_label(request)
+        names = [selected] if isinstance(selected, str) else list(selected or [])
+        bad = [s for s in names if not isinstance(s, str) or s not in runs]
+        if bad:
+            raise gr.Error(f"{str(bad[0])[:80]!r}: {NOT_YOURS}.")
+        return [runs[s] for s in names]
 
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh", scale=0)
         pick = gr.Dropdown([], multiselect=True, label="Runs to compare", elem_id="runs-pick", scale=5,
+                           allow_custom_value=True,    # names are checked by the handlers (pick_runs), not the choices
                            info="Newest first; up to 8 are selected at start.")
     table = gr.Dataframe(label="Runs and their settings", wrap=True, max_height=300, elem_id="runs-table",
                          interactive=False)
     frontier = gr.Plot(label="Held-out reward vs KL", elem_id="runs-frontier")
     overlay = gr.Plot(label="Curves, overlaid", elem_id="runs-overlay")
+    overopt = gr.Plot(label="Over-optimisation: proxy and gold reward against KL (PPO runs with a gold reward)",
+                      elem_id="runs-overopt")
     with gr.Row():
         csv_btn = gr.Button("Export metrics of the selected runs (CSV)", elem_id="runs-csv")
-        one = gr.Dropdown([], label="Run whose policy to download", elem_id="runs-one", scale=2)
+        one = gr.Dropdown([], label="Run whose policy to download", elem_id="runs-one", scale=2, allow_custom_value=True)
         zip_btn = gr.Button("Download policy (zip)", elem_id="runs-zip")
     files = gr.File(label="Download", interactive=False, elem_id="runs-file", height=80, visible=False)
 
-    def compare_runs(selected_runs: list[str] | None):
-        """The frontier (held-out reward vs KL, the base model at KL = 0) and the overlaid curves of the
-        selected runs (labels as in the runs table)."""
-        runs = by_label()
-        chosen = [runs[s] for s in (selected_runs or []) if isinstance(s, str) and s in runs]
+    def compare_runs(selected_runs: list[str] | None, request: gr.Request):
+        """The frontier (held-out reward vs KL, the base model at KL = 0, π*'s curve from it) and the
+        overlaid curves of the selected runs (labels as in the runs table)."""
+        chosen = pick_runs(selected_runs, request)
         base = base_point()
         reward = base["reward_mean"] if base else None
         pts = eval_points(chosen, base_reward=reward, base_sem=base.get("reward_sem") if base else None)
-        return frontier_figure(pts, target=frontier_target(reward)), overlay_figure(load_curves(chosen))
+        return (frontier_figure(pts, target=frontier_target(reward), pi_star=pi_star_curve(), base_reward=reward),
+                overlay_figure(load_curves(chosen)))
+
+    def overopt_runs(selected_runs: list[str] | None, request: gr.Request):
+        """Proxy (``reward_mean``) and gold (``gold_reward_mean``) reward against KL for the selected runs
+        that logged a gold reward (PPO on a learned reward model, ``rm:RUN``)."""
+        return overopt_figure(load_curves(pick_runs(selected_runs, request)))
 
     def refresh_runs(selected_runs: list[str] | None, request: gr.Request):
         """Every run folder again: the choices, the runs table, and the figures of the selection (kept
         where the runs still exist, else the 8 newest)."""
-        runs = by_label()
+        runs = by_label(request)
         labels = list(runs)
         selected = [s for s in (selected_runs or []) if isinstance(s, str) and s in runs] or labels[:8]
-        with_policy = [l for l, r in runs.items() if (r / "policy").is_dir() and may_download(r, request)]
+        with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
         return (gr.update(choices=labels, value=selected), runs_table(list(runs.values())),
-                gr.update(choices=with_policy, value=with_policy[0] if with_policy else None), *compare_runs(selected))
+                gr.update(choices=with_policy, value=with_policy[0] if with_policy else None),
+                *compare_runs(selected, request), overopt_runs(selected, request))
 
-    def export_runs_csv(selected_runs: list[str] | None):
+    def export_runs_csv(selected_runs: list[str] | None, request: gr.Request):
         """The stacked metrics of the selected runs as one CSV file."""
-        runs = by_label()
-        chosen = [runs[s] for s in (selected_runs or []) if isinstance(s, str) and s in runs]
+        chosen = pick_runs(selected_runs, request)
         if not chosen:
             raise gr.Error("Select at least one run.")
         path = Path(tempfile.mkdtemp(prefix="rlhf-runs-")) / f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv"
@@ -89,20 +103,22 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def download_run_policy(run: str | None, request: gr.Request):
         """The saved policy of one run (adapter or full model, with its config) as a zip file."""
-        folder = by_label().get(run) if isinstance(run, str) else None
-        if folder is None:
+        if not isinstance(run, str) or not run:
             raise gr.Error("Choose a run with a saved policy.")
-        if not may_download(folder, request):
-            raise gr.Error(NOT_YOURS)
+        folder = pick_runs(run, request)[0]
         try:
             path = cached_zip(folder, downloads_dir())   # built once per checkpoint, reused by later clicks
             return gr.update(value=str(path), visible=True)
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 
-    outs = [pick, table, one, frontier, overlay]
+    outs = [pick, table, one, frontier, overlay, overopt]
     refresh.click(refresh_runs, pick, outs, api_name="runs_refresh")
-    demo.load(refresh_runs, pick, outs, api_visibility="private")
+    if ctx.who is not None:     # once the page has said who it is (ui/identity.py)
+        ctx.who.change(refresh_runs, pick, outs, api_visibility="private", show_progress="hidden")
+    else:
+        demo.load(refresh_runs, pick, outs, api_visibility="private")
     pick.input(compare_runs, pick, [frontier, overlay], api_name="runs_compare")
+    pick.input(overopt_runs, pick, overopt, api_name="runs_overopt")
     csv_btn.click(export_runs_csv, pick, files, api_name="runs_export_csv")
     zip_btn.click(download_run_policy, one, files, api_name="runs_download_policy")

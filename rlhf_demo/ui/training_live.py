@@ -29,9 +29,11 @@ _cache_lock = threading.Lock()
 
 
 def panels_for(algo: str):
-    """The trainer's own panel set (``plots.training.<ALGO>_PANELS``), else PPO's and DPO's together
+    """The trainer's own panel set (``<ALGO>_PANELS`` in ``plots.training`` or ``plots.reward_model``), else PPO's and DPO's together
     (panels whose columns a run lacks are skipped)."""
-    own = getattr(training_plots, f"{algo.upper()}_PANELS", None)
+    from rlhf_demo.plots import reward_model as reward_plots
+
+    own = getattr(training_plots, f"{algo.upper()}_PANELS", None) or getattr(reward_plots, f"{algo.upper()}_PANELS", None)
     return own if own is not None else training_plots.PPO_PANELS + training_plots.DPO_PANELS
 
 

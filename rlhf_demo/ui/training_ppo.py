@@ -1,5 +1,7 @@
-"""The PPO panel of the Training tab: preset, reward, prompts, every knob (built from ``PPOConfig``'s
-metadata), Start/Stop, live curves, the current batch, before/after. Lays out and wires only.
+"""The PPO panel of the Training tab: preset, reward (a function, or a learned reward model ``rm:`` from
+the run folders), gold reward, prompts, every knob (built from ``PPOConfig``'s metadata), Start/Stop,
+live curves, the over-optimisation panel (proxy and gold reward against KL, when the gold reward is
+not the training reward), the current batch, before/after. Lays out and wires only.
 
 Start puts the run in the app's training queue (``runs.queue``: one training at a time; a waiting run
 holds no slot of Gradio's queue) and a ``gr.Timer`` shows the session's job as it goes. Stop leaves
@@ -16,22 +18,32 @@ import pandas as pd
 
 from rlhf_demo.data.prompts import PromptError, parse_prompts
 from rlhf_demo.models.loading import ModelLoadError
+from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure
 from rlhf_demo.ppo.config import PPOConfig
+from rlhf_demo.reward_model.inspect import reward_model_runs
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
+from rlhf_demo.rewards.learned import find_reward_model
+from rlhf_demo.runs.queue import QUEUE
 from rlhf_demo import limits
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, owner, run_dir, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text
 with the reward (VADER sentiment by default), and pushes the policy toward higher reward with PPO — while a
 per-token penalty **−β·KL** keeps it close to the reference (the same model with its LoRA adapter switched
-off). Watch the reward rise, the KL grow, and the responses change. Held-out prompts (◆) are never trained on."""
+off). Watch the reward rise, the KL grow, and the responses change. Held-out prompts (◆) are never trained on.
+
+**On a learned reward model** (`rm:` — train one in the *Reward model* panel): PPO maximises the model's score, a
+*proxy* for the preferences it learned; the **gold reward** (VADER, which made the shipped pairs) is scored on the
+same texts and never trained on. The over-optimisation panel draws both against KL: where the proxy keeps rising
+and the gold stalls or falls, the policy exploits the reward model (Gao et al. 2022)."""
 USER_ERRORS = (ValueError, ModelLoadError, RewardError, PromptError, FileExistsError, FileNotFoundError)
-TOP = ("reward", "steps", "max_seconds")          # shown above the accordions
+TOP = ("reward", "gold_reward", "steps", "max_seconds")          # shown above the accordions
+GOLD_CHOICES = ["vader-positive", "vader-negative", "length", "none"]
 BATCH_COLUMNS = ["query", "response", "reward", "KL (k1)", "reward model output"]
 BEFORE_AFTER_COLUMNS = ["query", "reference response", "reference reward", "policy response", "policy reward"]
 UI_DEFAULTS = {"max_seconds": 180.0}
@@ -59,6 +71,27 @@ def before_after_frame(rows: list[dict]) -> pd.DataFrame:
                          for r in rows], columns=BEFORE_AFTER_COLUMNS)
 
 
+def reward_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
+    """(label, spec) for the reward dropdown: the reward functions, then the reward models among the runs
+    this user may see (``rm:RUN``; on a shared server ``limits.check_reward`` accepts exactly those)."""
+    runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
+    return ([(c, c) for c in REWARD_CHOICES]
+            + [(f"rm: reward model {r.name}", f"rm:{r}") for r in reward_model_runs(runs)])
+
+
+def check_reward_folders(cfg: PPOConfig) -> None:
+    """RewardError in one line when the reward or the gold reward is ``rm:`` a folder that holds no reward
+    model (a causal LM, a DPO/PPO run, nothing): said at Start, before the run waits in the queue."""
+    for spec in (cfg.reward, cfg.gold_reward):
+        if spec.startswith("rm:"):
+            find_reward_model(spec[3:].strip())
+
+
+def shows_overopt(cfg: PPOConfig) -> bool:
+    """The over-optimisation panel is drawn when a gold reward is logged that is not the training reward."""
+    return cfg.gold_reward != "none" and cfg.gold_reward != cfg.reward
+
+
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
@@ -71,8 +104,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             preset_dd = gr.Dropdown([(label, key) for key, label in PPOConfig.PRESET_LABELS.items()],
                                     value=PPOConfig.DEFAULT_PRESET, label="Preset", elem_id="ppo-preset",
                                     info="Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub.")
-            reward = gr.Dropdown(REWARD_CHOICES, value=defaults.reward, label="Reward", allow_custom_value=True,
+            reward = gr.Dropdown(reward_choices(ctx), value=defaults.reward, label="Reward", allow_custom_value=True,
                                  info=PPOConfig.help("reward"), elem_id="ppo-reward")
+            gold = gr.Dropdown(GOLD_CHOICES, value=defaults.gold_reward, label=PPOConfig.knob("gold_reward").metadata["label"],
+                               allow_custom_value=True, info=PPOConfig.help("gold_reward"), elem_id="ppo-gold-reward")
             lim = limits.current()
             steps = gr.Number(lim.fit("steps", defaults.steps), precision=0, label="Updates", info=PPOConfig.help("steps"),
                               **bounds(PPOConfig.knob("steps")), elem_id="ppo-steps")
@@ -89,12 +124,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("Press **Start training**. One training runs at a time on this machine; others wait in line.",
                                  elem_id="ppo-status")
+            overopt = gr.Plot(empty_figure(), label="Over-optimisation: proxy and gold reward against KL", visible=False,
+                              elem_id="ppo-overopt")
             plot = gr.Plot(empty_figure(), label="Training curves", elem_id="ppo-plot")
             batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Current batch (query → response, reward)",
                                        wrap=True, max_height=360, elem_id="ppo-batch")
             before_after = gr.Dataframe(headers=BEFORE_AFTER_COLUMNS, wrap=True, max_height=360, elem_id="ppo-before-after",
                                         label="Before / after: the same held-out queries answered by the reference and the trained policy")
-    comps = {"reward": reward, "steps": steps, "max_seconds": max_seconds, **comps}
+    comps = {"reward": reward, "gold_reward": gold, "steps": steps, "max_seconds": max_seconds, **comps}
     names = list(comps)
 
     def on_preset(name):
@@ -113,6 +150,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 prompts = parse_prompts(p.read_bytes(), p.name)
                 values["prompts"] = f"upload:{p.name}"
             cfg = config_from_form(PPOConfig, preset, values, ctx.session_limits(request))
+            check_reward_folders(cfg)
             out = run_dir(ctx, "ppo", request)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
@@ -123,13 +161,26 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             return PPOTrainer(cfg, prompts=prompts, stop=stop)
 
         text, tick = submit("ppo", out, build, request, preset=preset, budget_s=cfg.max_seconds, total_steps=cfg.steps)
-        return text, empty_figure("Waiting for the first update…"), None, None, -1, tick
+        over = gr.Plot(empty_figure("Waiting for the first update…"), visible=shows_overopt(cfg))
+        return text, empty_figure("Waiting for the first update…"), None, None, -1, tick, over
 
     def on_tick(seen, request: gr.Request):
-        return watch("ppo", seen, request, panels=PPO_PANELS, table=batch_frame, before_after=before_after_frame,
-                     hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None)
+        job = QUEUE.latest(owner(request))
+        fresh = (job is not None and job.algo == "ppo" and job.version != seen and job.records
+                 and job.trainer is not None and shows_overopt(job.trainer.cfg))
+        records = list(job.records) if fresh else []
+        out = watch("ppo", seen, request, panels=PPO_PANELS, table=batch_frame, before_after=before_after_frame,
+                    hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None)
+        return (*out, gr.Plot(overopt_figure(pd.DataFrame(records)), visible=True) if records else gr.skip())
 
-    outputs = [status, plot, batch_table, before_after, seen, timer]
+    def on_choices(request: gr.Request):
+        return gr.update(choices=reward_choices(ctx, request))
+
+    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) \
+            + [reward.focus]:
+        event(on_choices, None, reward, api_visibility="private", show_progress="hidden", queue=False)
+
+    outputs = [status, plot, batch_table, before_after, seen, timer, overopt]
     start.click(start_run, {preset_dd, prompts_file, *comps.values()}, outputs, concurrency_limit=None,
                 api_visibility="private")
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")

@@ -87,9 +87,19 @@ def _wait_text(page, elem_id, needle, timeout=60_000):
 
 
 def _rename(page, name):
+    from rlhf_demo.classroom.identity import clean_nickname
+
     page.get_by_text("Your name · teacher").click()
-    _fill(page, "who-nick", name)
-    page.locator("#who-rename").click()
+    page.locator("#who-nick input, #who-nick textarea").first.wait_for()
+    for _ in range(3):          # a fill racing the page's first render can be lost: type it again
+        _fill(page, "who-nick", name)
+        page.locator("#who-rename").click()
+        try:
+            page.wait_for_function("(s) => (document.querySelector('#who')?.innerText || '').includes(s)",
+                                   arg=clean_nickname(name, ""), timeout=10_000)
+            return
+        except Exception:
+            continue
 
 
 def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(people):

@@ -32,7 +32,8 @@ def test_api_runs_endpoints_are_named_and_show_the_shipped_base_point(app_url):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = {ep: [p["parameter_name"] for p in api[ep]["parameters"]] for ep in api if ep.startswith("/runs_")}
     assert names == {"/runs_refresh": ["selected_runs"], "/runs_compare": ["selected_runs"],
-                     "/runs_export_csv": ["selected_runs"], "/runs_download_policy": ["run"]}
+                     "/runs_export_csv": ["selected_runs"], "/runs_download_policy": ["run"],
+                     "/runs_overopt": ["selected_runs"]}
     frontier, overlay = client.predict([], api_name="/runs_compare")
     assert "base model" in json.dumps(frontier) and "target: reward ≥ +0.43" in json.dumps(frontier, ensure_ascii=False)
     with pytest.raises(Exception, match="Select at least one run"):

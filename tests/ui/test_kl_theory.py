@@ -156,3 +156,28 @@ def _shot_region(page, top_sel: str, bottom_sel: str, path: Path) -> None:
     scroll = page.evaluate("window.scrollY")
     page.screenshot(path=str(path), full_page=True,
                     clip={"x": 0, "y": y0 + scroll, "width": page.viewport_size["width"], "height": max(50, y1 - y0)})
+
+
+@pytest.mark.browser
+def test_kl_tab_opens_on_the_shipped_example_and_the_first_click_shows_kl(page, app_url, default_bundle):
+    """The tab as a new user finds it: the shipped PPO policy against the base, nothing changed, one click."""
+    import re
+
+    SHOTS.mkdir(exist_ok=True)
+    page.goto(app_url)
+    page.get_by_role("tab", name="KL").click()
+    assert "example: PPO-tuned (shipped)" in page.locator("#kl-policy input").input_value()
+    assert "base" in page.locator("#kl-reference input").input_value()
+    page.locator("#kl-go").click()
+    page.locator("#kl-status").get_by_text("Done").wait_for(timeout=120_000)
+    page.locator("#kl-per-token-plot .js-plotly-plot").wait_for(timeout=30_000)
+    total = float(re.search(r"exact KL (\d+\.\d+)", page.locator("#kl-totals").inner_text()).group(1))
+    assert total > 0.1
+    page.locator("#kl-lab-go").click()
+    page.locator("#kl-lab-status").get_by_text("samples").wait_for(timeout=120_000)
+    true_kl = float(re.search(r"True KL ≈ (\d+\.\d+)", page.locator("#kl-lab-status").inner_text()).group(1))
+    assert true_kl > 0.1
+    page.locator("#kl-lab-plot .js-plotly-plot").wait_for(timeout=30_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    _shot_region(page, "#kl-policy", "#kl-top-plot", SHOTS / "kl_tab_opens.png")
+    _shot_region(page, "#kl-lab-n", "#kl-lab-summary", SHOTS / "kl_tab_opens_estimator_lab.png")

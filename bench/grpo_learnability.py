@@ -1,0 +1,151 @@
+"""Can GRPO visibly move the default model in 3 minutes on this CPU? A GRPO preset on the built-in
+prompts (VADER reward), several seeds, held-out reward gain and KL at 1, 2 and 3 minutes of training
+time (evaluation and setup excluded from the clock), measured like ``dpo_learnability.py`` and
+``ppo_learnability.py`` (the same held-out evaluation, ``evaluate.py``).
+
+    flock /tmp/rlhf-cpu.lock .venv/bin/python bench/grpo_learnability.py [--seeds 0 1 2] [--lr 2e-3] ...
+
+Each seed writes a run folder under bench/results/ (the Runs tab can show them:
+RLHF_DEMO_RUNS=bench/results) and the table goes to bench/results/grpo_learnability_TAG.{json,md}.
+Target (as DPO's and PPO's): gain ≥ +0.3 at held-out KL ≤ 6 nats within 3 minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
+sys.path.insert(0, str(ROOT))
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def at_marks(evals: list[dict], marks: list[float], restored: dict | None, stop_t: float) -> dict:
+    """The first evaluation at or after each mark; once the run has stopped, the policy it kept."""
+    at = {}
+    for m in marks:
+        cand = [e for e in evals if e["time_s"] >= m - 1e-6]
+        if cand and not (restored is not None and cand[0]["time_s"] >= stop_t and m > stop_t):
+            e = cand[0]
+        else:
+            e = restored if restored is not None else (evals[-1] if evals else None)
+        if e is not None:
+            at[f"{m / 60:g}min"] = {"gain": e["gain"], "kl": round(e["eval/kl"], 2),
+                                   "distinct2": round(e["eval/distinct2"], 3), "step": e["step"]}
+    return at
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 3], help="training-time marks")
+    ap.add_argument("--preset", default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--beta", type=float, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--num-generations", type=int, default=None)
+    ap.add_argument("--response-tokens", type=int, default=None)
+    ap.add_argument("--num-iterations", type=int, default=None)
+    ap.add_argument("--kl-stop", type=float, default=None)
+    ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--tag", default="default")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from rlhf_demo.evaluate import EvalConfig, evaluate_policy
+    from rlhf_demo.grpo.config import GRPOConfig
+    from rlhf_demo.grpo.trainer import GRPOTrainer
+    from rlhf_demo.models.loading import load_model
+    from rlhf_demo.rewards.functions import make_reward
+    from rlhf_demo.runs.folder import write_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    marks = [60.0 * m for m in args.minutes]
+    settings = GRPOConfig.preset(args.preset, lr=args.lr, beta=args.beta, batch_size=args.batch_size,
+                                 num_generations=args.num_generations, response_tokens=args.response_tokens,
+                                 num_iterations=args.num_iterations,
+                                 kl_stop=args.kl_stop, eval_every=args.eval_every)
+    settings = replace(settings, eval_at_start=False, eval_at_seconds=tuple(marks), max_seconds=max(marks)).validate()
+    reward = make_reward(settings.reward)
+    print(f"machine: {describe()}")
+    print(f"threads {torch.get_num_threads()}, load average at start {loadavg()}; settings {settings.to_dict()}", flush=True)
+
+    base_file = out / "grpo_base_eval.json"
+    if base_file.exists():
+        base = json.loads(base_file.read_text())
+    else:
+        bundle = load_model(settings.model, device="cpu", dtype=torch.float32)
+        ev = evaluate_policy(bundle.model, bundle.tokenizer, reward, EvalConfig(), reference=bundle.model)
+        base = {k: ev[k] for k in ("reward_mean", "reward_sem", "kl", "distinct2")}
+        base_file.write_text(json.dumps(base, indent=2))
+        del bundle
+    print(f"base policy: held-out reward {base['reward_mean']:+.3f} ± {base['reward_sem']:.3f}", flush=True)
+
+    results = []
+    for seed in args.seeds:
+        s = replace(settings, seed=seed)
+        run_dir = out / f"grpo-{args.tag}-seed{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        t0 = time.perf_counter()
+        evals, steps = [], []
+        trainer = GRPOTrainer(s)
+        setup_s = round(time.perf_counter() - t0, 1)
+        for rec in write_run(trainer, run_dir, preset=args.preset, info={"bench": "grpo_learnability"}):
+            if rec["step"] == 0:
+                continue
+            steps.append(rec)
+            if "eval/kl" in rec:
+                e = {**rec, "gain": round(rec["eval/reward_mean"] - base["reward_mean"], 3)}
+                evals.append(e)
+                print(f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: batch reward {rec.get('reward_mean', float('nan')):+.3f} "
+                      f"held-out {rec['eval/reward_mean']:+.3f} (gain {e['gain']:+.3f}) KL {rec['eval/kl']:.2f} "
+                      f"distinct2 {rec['eval/distinct2']:.2f}", flush=True)
+        restored = trainer.restored
+        if restored is not None:
+            restored = {**restored, "gain": round(restored["eval/reward_mean"] - base["reward_mean"], 3)}
+        stop_t = steps[-1]["time_s"] if steps else 0.0
+        final = restored or (evals[-1] if evals else {})
+        results.append({"seed": seed, "at": at_marks(evals, marks, restored, stop_t), "message": trainer.message,
+                        "final": {"gain": final.get("gain"), "kl": round(final.get("eval/kl", float("nan")), 2),
+                                  "step": final.get("step")},
+                        "steps": len(steps), "sec_per_step": round(stop_t / len(steps), 2) if steps else None,
+                        "setup_s": setup_s, "wall_s": round(time.perf_counter() - t0, 1), "run_dir": str(run_dir),
+                        "samples": [r["policy"] for r in trainer.before_after[:3]]})
+        print(json.dumps(results[-1]), flush=True)
+
+    for r in results:
+        r["target_met"] = any(v["gain"] >= 0.3 and v["kl"] <= 6 for v in r["at"].values())
+    summary = {"base": base, "settings": settings.to_dict(), "results": results, "load_end": loadavg()}
+    (out / f"grpo_learnability_{args.tag}.json").write_text(json.dumps(summary, indent=2))
+    lines = ["| seed | " + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks)
+             + " | final policy: gain / KL (step) | steps | s/step | end |",
+             "|---|" + "---|" * (len(marks) + 4)]
+    for r in results:
+        cells = [f"{r['at'][k]['gain']:+.2f} / {r['at'][k]['kl']:.1f}" if k in r["at"] else "–"
+                 for k in (f"{m / 60:g}min" for m in marks)]
+        fin = r["final"]
+        lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {fin['gain']:+.2f} / {fin['kl']:.1f} ({fin['step']}) | "
+                     f"{r['steps']} | {r['sec_per_step']} | {r['message']} |")
+    table = "\n".join(lines)
+    (out / f"grpo_learnability_{args.tag}.md").write_text(table + "\n")
+    print(table)
+    print(f"{sum(r['target_met'] for r in results)} of {len(results)} seeds reached gain ≥ +0.3 at KL ≤ 6; "
+          f"load average at end {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

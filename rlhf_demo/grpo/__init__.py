@@ -1,0 +1,1 @@
+"""grpo: Group Relative Policy Optimization with TRL's GRPOTrainer (``config.py``, ``stream.py``, ``trainer.py``)."""

@@ -1,0 +1,181 @@
+"""GRPO: Group Relative Policy Optimization with ``trl.GRPOTrainer`` (Shao et al. 2024, DeepSeekMath,
+https://arxiv.org/abs/2402.03300), one metrics record per optimizer step.
+
+Each step takes B / G prompts and samples G completions o_1..o_G of each from the current policy;
+the reward (the same functions as PPO's: VADER, a learned reward model ``rm:RUN_DIR``, ...) scores
+every prompt + completion text r_i. The group is the baseline (no value model):
+
+    A_i   = (r_i − mean(r_1..r_G)) / std(r_1..r_G)          (scale_rewards="group"; "none": no division)
+    ρ_i,t = π(o_i,t | q, o_i,<t) / π_old(o_i,t | q, o_i,<t)
+    L     = −(1/G) Σ_i (1/|o_i|) Σ_t [ min(ρ_i,t A_i, clip(ρ_i,t, 1−ε, 1+ε) A_i) − β · k3_i,t ]
+    k3    = π_ref/π − log(π_ref/π) − 1                      (per token, never negative)
+
+With one step per batch (``num_iterations`` = 1) π_old = π and the clip never acts: the update is a
+plain policy gradient with a group-normalised advantage plus the KL term. TRL logs ``reward``
+(the batch mean of r), ``reward_std``, ``kl`` (the batch mean of k3, nats per token, when β > 0),
+``frac_reward_zero_std`` (groups whose G rewards are equal: no signal), ``entropy`` and more.
+
+What is simplified here:
+- Plain-text continuations only (no chat template): a prompt is a movie-review opening cut to a few
+  tokens (as PPO's queries), the completion continues it; EOS is banned so every completion has
+  ``response_tokens`` tokens. The reward scores the decoded text, so a reward model with another
+  tokenizer works.
+- LoRA only: the reference is the same model with its adapter switched off (TRL's way with peft);
+  no full fine-tuning (TRL would rebuild a reference from a path the embedded model lacks).
+- Generation with transformers' ``generate`` (no vLLM), a constant learning rate, no gradient
+  accumulation, one process.
+
+Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py`` and
+``grpo/stream.py``) and ``runs.folder.write_run`` writes the run folder. The held-out evaluation is
+PPO's and DPO's (``evaluate.py``), so GRPO runs land on the same reward–KL axes in the Runs tab.
+TRL's loop runs in a worker thread; the records come back through a queue.
+"""
+from __future__ import annotations
+
+import functools
+import random
+import tempfile
+import threading
+from typing import Callable, Iterator
+
+import torch
+
+from rlhf_demo.before_after import before_after
+from rlhf_demo.data.prompts import LengthSampler, load_prompts, truncate_prompt
+from rlhf_demo.evaluate import EvalConfig, evaluate_policy
+from rlhf_demo.grpo.config import GRPOConfig
+from rlhf_demo.grpo.stream import make_callback
+from rlhf_demo.models.loading import load_model
+from rlhf_demo.models.lora import TrainablePolicy, lora_config
+from rlhf_demo.rewards.functions import make_reward
+from rlhf_demo.runs.records import eval_record
+from rlhf_demo.runs.trl_thread import stream_trl
+
+BATCH_ROWS = 16
+"""Completions of the step kept in its record (``samples``) for the UI and samples.jsonl."""
+
+
+def training_queries(tokenizer, prompts: list[str], query_tokens: tuple[int, int], seed: int) -> list[str]:
+    """Each training prompt cut once to a length drawn from ``query_tokens`` (seeded), as text."""
+    rng, draw = random.Random(seed), LengthSampler(*query_tokens)
+    texts = [tokenizer.decode(truncate_prompt(tokenizer, p, draw(rng))) for p in prompts]
+    return [t for t in texts if t.strip()]
+
+
+class GroupReward:
+    """TRL's reward-function interface ``f(prompts, completions, **kw) -> list[float]`` over one of ours
+    (texts → scores), remembering the last batch it scored."""
+
+    __name__ = "reward"            # TRL names its per-function metrics after it: rewards/reward/mean
+
+    def __init__(self, reward_fn):
+        self.reward_fn = reward_fn
+        self.last: list[dict] = []
+
+    def __call__(self, prompts, completions, **kw) -> list[float]:
+        scores = [float(s) for s in self.reward_fn([p + c for p, c in zip(prompts, completions)])]
+        self.last = [{"query": p, "response": c, "reward": s} for p, c, s in zip(prompts, completions, scores)]
+        return scores
+
+    def take(self) -> list[dict]:
+        rows, self.last = self.last[:BATCH_ROWS], []
+        return rows
+
+
+class GRPOTrainer:
+    """``trainer = GRPOTrainer(cfg); for record in trainer.train(): ...`` (``prompts`` default: ``cfg.prompts``).
+
+    After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
+    ``policy`` (a ``models.lora.TrainablePolicy``) and ``restored`` (the step put back by the KL stop)."""
+
+    def __init__(self, cfg: GRPOConfig, prompts: list[str] | None = None, *, reward_fn: Callable | None = None,
+                 stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None,
+                 bundle=None):
+        """``bundle``: a ``ModelBundle`` to train in place (default: a fresh copy of ``cfg.model``; never
+        pass the shared read-only models)."""
+        self.cfg = cfg.validate()
+        self.say = progress or (lambda f, m: None)
+        prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
+        self.reward_fn = reward_fn or make_reward(cfg.reward)
+        self.group_reward = GroupReward(self.reward_fn)
+        self.stop_event = threading.Event()
+        self._stop = stop or (lambda: False)
+        self.say(0.05, "loading a trainable copy of the policy…")
+        bundle = bundle or load_model(cfg.model, device=cfg.device or None)
+        self.queries = training_queries(bundle.tokenizer, prompts, cfg.query_tokens, cfg.seed)
+        if len(self.queries) < cfg.batch_size // cfg.num_generations:
+            raise ValueError(f"{len(self.queries)} usable prompts; a step needs {cfg.batch_size // cfg.num_generations}")
+        self._bundle = bundle
+        self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device)
+        self.status, self.message = "running", ""
+        self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
+        self.last_eval: dict | None = None
+        self.before_after: list[dict] = []
+        self.stream_state: dict = {}   # what TRL's callback left (runs/trl_thread.py)
+        self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the policy now and then
+        self.note = f"{len(self.queries)} prompts, {cfg.batch_size // cfg.num_generations} × G {cfg.num_generations} per step"
+
+    @property
+    def restored(self) -> dict | None:
+        """The evaluation of the policy the KL stop put back (its step), if it did."""
+        return self.stream_state.get("restored")
+
+    def planned_steps(self) -> int:
+        return self.cfg.steps
+
+    def run_info(self) -> dict:
+        return {"n_trainable": self.n_trainable, "n_prompts": len(self.queries), "restored": self.restored}
+
+    def _on_step(self, step: int) -> None:
+        """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
+        self.step_no = step
+        if self.checkpoint is not None:
+            self.checkpoint(self.policy, step)
+
+    def evaluate(self) -> dict:
+        """Held-out reward and KL, the same evaluation as PPO's and DPO's (reference: adapter off)."""
+        self.last_eval = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig())
+        return eval_record(self.last_eval)
+
+    def train(self) -> Iterator[dict]:
+        """One record per optimizer step (the first, step 0, evaluates the base when ``eval_at_start``).
+        Closing the generator stops training after the current step."""
+        callback = functools.partial(make_callback, batch=self.group_reward.take)
+        yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self._bundle, self.queries, self.group_reward,
+                                                               self.say),
+                              callback, name="grpo-train", what="GRPO")
+        if self.status != "diverged" and self.step_no > 0:
+            self.before_after = before_after(self.policy, self.reward_fn)
+
+
+def _build_trl_trainer(cfg: GRPOConfig, bundle, queries: list[str], reward, say):
+    """trl.GRPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), LoRA
+    on the attention projections."""
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOConfig as TRLConfig
+    from trl import GRPOTrainer as TRLTrainer
+
+    import datasets
+
+    tok = bundle.tokenizer
+    cuda = bundle.device.type == "cuda"
+    banned = {"suppress_tokens": sorted(set(tok.all_special_ids))} if cfg.ban_special_tokens else {}
+    args = TRLConfig(
+        output_dir=tempfile.mkdtemp(prefix="rlhf-grpo-"), per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations, max_completion_length=cfg.response_tokens, temperature=1.0,
+        generation_kwargs=banned or None, beta=cfg.beta, epsilon=cfg.cliprange, num_iterations=cfg.num_iterations,
+        scale_rewards=cfg.scale_rewards, loss_type=cfg.loss_type,
+        learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, max_steps=cfg.steps,
+        gradient_checkpointing=False,  # TRL defaults it on; 2.5× slower here
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
+        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
+        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, log_completions=False,
+    )
+    say(0.3, "building TRL's GRPO trainer…")
+    datasets.disable_progress_bars()
+    trainer = TRLTrainer(model=bundle.model, reward_funcs=[reward], args=args,
+                         train_dataset=Dataset.from_list([{"prompt": q} for q in queries]), processing_class=tok,
+                         peft_config=lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha))
+    trainer.remove_callback(PrinterCallback)  # we report the records ourselves
+    return trainer

@@ -1,0 +1,81 @@
+"""Over-optimisation: the proxy reward the policy is trained on and the gold reward it stands for, both
+against KL(π‖π_ref), on one panel (Gao et al. 2022, "Scaling Laws for Reward Model Overoptimization",
+https://arxiv.org/abs/2210.10760, Figure 1). With a learned reward model (``rm:RUN_DIR``) as the proxy
+and VADER as the gold, the proxy keeps rising as the policy moves away from the reference while the
+gold score flattens or falls: the gap is the reward model being exploited.
+
+``overopt_figure(df)`` takes a DataFrame of metrics records (one row per PPO update), live (the job's
+records) or from run folders (``runs.compare.load_curves``: a ``run`` column, one colour per run):
+
+- x: the batch's exact KL, ``objective/kl_exact`` (nats per response: the KL panel's, the budget's);
+- proxy ``reward_mean``: solid line, left axis; gold ``gold_reward_mean``: dashed line, right axis
+  (their scales differ: a reward model's score has no fixed zero or unit);
+- held-out evaluations (``eval/kl``, ``eval/reward_mean``, ``eval/gold_reward_mean``) as diamonds.
+
+Points of a run are joined in step order, so its path is visible. Rows missing the KL, the proxy or
+the gold are left out; a run without a gold reward draws nothing. No torch here.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from rlhf_demo.plots.runs import run_colors
+from rlhf_demo.plots.training import empty_figure
+
+KL, PROXY, GOLD = "objective/kl_exact", "reward_mean", "gold_reward_mean"
+EVAL_KL, EVAL_PROXY, EVAL_GOLD = "eval/kl", "eval/reward_mean", "eval/gold_reward_mean"
+NO_GOLD = ("No gold reward logged yet: train PPO on a learned reward (rm:RUN_DIR) with a gold reward "
+           "(VADER by default) to see proxy and gold against KL.")
+
+
+def _runs(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    """(run name or None, its rows in step order)."""
+    order = (lambda d: d.sort_values("step", kind="stable")) if "step" in df.columns else (lambda d: d)
+    if "run" not in df.columns:
+        return [(None, order(df))]
+    return [(run, order(df[df["run"] == run])) for run in dict.fromkeys(df["run"])]
+
+
+def overopt_points(df: pd.DataFrame, kl: str = KL, proxy: str = PROXY, gold: str = GOLD) -> pd.DataFrame:
+    """The rows that have all three of ``kl``, ``proxy`` and ``gold`` (what one set of traces draws)."""
+    need = [kl, proxy, gold]
+    if df is None or not set(need) <= set(df.columns):
+        return pd.DataFrame(columns=need)
+    return df.dropna(subset=need)
+
+
+def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420) -> go.Figure:
+    """Proxy (solid, left axis) and gold (dashed, right axis) reward against KL, one colour per run."""
+    if df is None or len(df) == 0:
+        return empty_figure(NO_GOLD)
+    runs = _runs(df)
+    colors = run_colors([r for r, _ in runs])
+    fig = go.Figure()
+    for run, d in runs:
+        color, label = colors[run], ("" if run is None else f"{run}: ")
+        batch = overopt_points(d)
+        held = overopt_points(d, EVAL_KL, EVAL_PROXY, EVAL_GOLD)
+        for what, col, ecol, dash, axis in (("proxy", PROXY, EVAL_PROXY, "solid", "y"),
+                                           ("gold", GOLD, EVAL_GOLD, "dash", "y2")):
+            if len(batch):
+                fig.add_trace(go.Scatter(x=batch[KL], y=batch[col], name=f"{label}{what} (batch)", yaxis=axis,
+                                         mode="lines+markers", line={"color": color, "dash": dash, "width": 2},
+                                         marker={"size": 4}, legendgroup=f"{run}:{what}",
+                                         hovertemplate=f"{what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>"))
+            if len(held):
+                fig.add_trace(go.Scatter(x=held[EVAL_KL], y=held[ecol], name=f"{label}{what} (held-out ◆)", yaxis=axis,
+                                         mode="markers", legendgroup=f"{run}:{what}",
+                                         marker={"symbol": "diamond" if what == "proxy" else "diamond-open", "size": 11,
+                                                 "color": color, "line": {"color": color, "width": 2}},
+                                         hovertemplate=f"held-out {what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>"))
+    if not fig.data:
+        return empty_figure(NO_GOLD)
+    fig.update_layout(height=height, template="plotly_white", margin=dict(l=60, r=60, t=50, b=40),
+                      title=title or "Over-optimisation: proxy (solid) and gold (dashed) reward vs KL",
+                      xaxis={"title": "KL(π‖π_ref), nats per response (batch, exact)", "rangemode": "tozero"},
+                      yaxis={"title": "proxy reward (trained on)"},
+                      yaxis2={"title": "gold reward (never trained on)", "overlaying": "y", "side": "right",
+                              "showgrid": False},
+                      legend={"orientation": "h", "y": -0.18, "x": 0})
+    return fig
