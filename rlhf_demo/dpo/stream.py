@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from rlhf_demo.runs.trl_thread import StepClock
+from rlhf_demo.runs.trl_thread import StepClock, stop_at_step_end
 
 TRL_KEYS = ("loss", "grad_norm", "learning_rate", "rewards/chosen", "rewards/rejected", "rewards/margins",
             "rewards/accuracies", "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected",
@@ -36,14 +36,7 @@ def make_callback(cfg, evaluate, out_q: queue.Queue, should_stop: Callable[[], b
             clock.begin()
 
         def on_step_end(self, args, st, control, **kw):
-            clock.now()
-            if should_stop():
-                state["status"], state["message"] = "stopped", f"stopped at step {st.global_step}"
-                control.should_training_stop = True
-            elif clock.schedule.out_of_time():
-                state["message"] = f"time budget of {cfg.max_seconds:.0f} s reached at step {st.global_step}"
-                control.should_training_stop = True
-            return control
+            return stop_at_step_end(cfg, st.global_step, control, should_stop, clock, state)
 
         def on_log(self, args, st, control, logs=None, **kw):
             logs = logs or {}

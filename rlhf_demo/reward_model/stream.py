@@ -11,7 +11,7 @@ import math
 import queue
 from typing import Callable
 
-from rlhf_demo.runs.trl_thread import StepClock
+from rlhf_demo.runs.trl_thread import StepClock, stop_at_step_end
 
 TRL_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy", "margin", "mean_reward", "min_reward", "max_reward",
             "num_tokens", "epoch")
@@ -34,14 +34,7 @@ def make_callback(cfg, evaluate: Callable[[], dict], out_q: queue.Queue, should_
             clock.begin()
 
         def on_step_end(self, args, st, control, **kw):
-            clock.now()
-            if should_stop():
-                state["status"], state["message"] = "stopped", f"stopped at step {st.global_step}"
-                control.should_training_stop = True
-            elif clock.schedule.out_of_time():
-                state["message"] = f"time budget of {cfg.max_seconds:.0f} s reached at step {st.global_step}"
-                control.should_training_stop = True
-            return control
+            return stop_at_step_end(cfg, st.global_step, control, should_stop, clock, state)
 
         def on_log(self, args, st, control, logs=None, **kw):
             logs = logs or {}
