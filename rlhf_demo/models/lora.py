@@ -102,8 +102,8 @@ def lora_targets(model) -> list[str] | None:
 
 
 def build_policy(model_name: str, *, full_finetune: bool = False, lora_r: int = 8, lora_alpha: int = 16,
-                 lora_layers: int = 0, device: str | torch.device | None = None, seed: int = 0,
-                 progress: Callable[[float, str], None] | None = None) -> TrainablePolicy:
+                 lora_layers: int = 0, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+                 seed: int = 0, progress: Callable[[float, str], None] | None = None) -> TrainablePolicy:
     """Load a fresh training copy of ``model_name`` (never the shared read-only one) as a policy.
 
     ``lora_layers`` N > 0: LoRA only on the top N decoder layers (the trunk below is then identical
@@ -112,7 +112,7 @@ def build_policy(model_name: str, *, full_finetune: bool = False, lora_r: int = 
     say = progress or (lambda f, m: None)
     dev = torch.device(device) if device else None
     say(0.1, f"Loading a training copy of {model_name}…")
-    bundle = load_model(model_name, device=dev)
+    bundle = load_model(model_name, device=dev, dtype=dtype)
     base = bundle.model
     if full_finetune:
         say(0.4, "Loading a frozen reference copy…")

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
-from rlhf_demo.knobs import (device_knob, eval_at_seconds_knob, eval_at_start_knob, eval_every_knob,
+from rlhf_demo.knobs import (device_knob, dtype_knob, eval_at_seconds_knob, eval_at_start_knob, eval_every_knob,
                                     full_finetune_knob, lora_alpha_knob, lora_r_knob, lr_knob, max_grad_norm_knob,
                                     max_seconds_knob, model_knob, report_to_knob, reward_knob, seed_knob)
 
@@ -135,6 +135,7 @@ class PPOConfig(TrainerConfig):
     eval_final: bool = knob(True, "Evaluate at the end of training (~15 s on 2 cores).", kind="bool", group="Evaluation",
                             label="Evaluate at the end")
     device: str = device_knob()
+    dtype: str = dtype_knob()
     report_to: str = report_to_knob()
 
     PRESETS = {

@@ -1,8 +1,11 @@
 """Steps 1–4 of a PPO update: sample responses, score them, and compare with the reference.
 
-    1. the policy samples one response per query (``decoding.sampling.sample_responses``); the
-       generation forward already gives π_old's full distribution and the value head's input, so
-       old log-probs and values need no second forward
+    1. the policy samples one response per query (``decoding.sampling.sample_responses``); in
+       float32 the generation forward already gives π_old's full distribution and the value head's
+       input, so old log-probs and values need no second forward. In bfloat16 the cached, one token
+       at a time decoding rounds differently from a forward over the whole text (log-probs apart by
+       ~0.01–0.1, which would read as KL before any update), so π_old and V_old come from the same
+       forward that the PPO epochs and the reference run (``time/old_policy``)
     2. the reward function scores query + response (its raw outputs are kept for display); the gold
        reward, when set, scores the same texts (logged, never trained on)
     3. the reference (adapter off, or the frozen copy) scores the same tokens; with both full
@@ -54,9 +57,15 @@ def rollout(policy, value_head: ValueHead, tokenizer, queries: list[list[int]], 
     batch = sample_responses(model, tokenizer, queries, response_tokens, seed=seed,               # 1. sample
                              ban_special_tokens=ban_special_tokens, keep_outputs=True, trunk_layer=trunk_layer)
     resp_ids = batch.response_ids                                                   # [B, R]
-    logp_all = F.log_softmax(batch.logits.float(), dim=-1)                          # [B, R, V] log π_old
+    t_gen = time.perf_counter()
+    if batch.last_hidden.dtype == torch.float32:                                  # the precision decoding ran in
+        logp_all = F.log_softmax(batch.logits, dim=-1)                              # [B, R, V] log π_old
+        values = value_head(batch.last_hidden)                                      # [B, R]
+    else:                                                                           # bf16: score as the epochs will
+        old_logits, values = forward_response(model, batch, value_head, trunk_layer=trunk_layer)
+        logp_all = F.log_softmax(old_logits, dim=-1)
+        del old_logits
     logprobs = pick(logp_all, resp_ids)                                             # [B, R]
-    values = value_head(batch.last_hidden)                                          # [B, R]
     batch.logits = batch.last_hidden = None                                         # free memory
     t1 = time.perf_counter()
     q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
@@ -73,7 +82,7 @@ def rollout(policy, value_head: ValueHead, tokenizer, queries: list[list[int]], 
         entropy = float(masked_mean(entropy_from_logprobs(logp_all), batch.response_mask.float()))
         del ref_logits, ref_all, logp_all
     t3 = time.perf_counter()
-    timings = {"time/generate": t1 - t0, "time/score": t2 - t1, "time/reference": t3 - t2}
+    timings = {"time/generate": t_gen - t0, "time/old_policy": t1 - t_gen, "time/score": t2 - t1, "time/reference": t3 - t2}
     scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=logprobs.device)
     gold_t = None if gold is None else torch.tensor([float(s) for s in gold], dtype=torch.float32)
     return Rollout(batch, q_txt, r_txt, scores_t, gold_t, details, logprobs.float(), ref_logprobs.float(),

@@ -6,7 +6,7 @@ One update (``PPOTrainer.step``):
     1–4. roll out a batch and compare it with the reference (``rollout.py``)
     5. token rewards: −β·KL on every token, the score added at the last token (``loss.compute_rewards``)
     6. advantages by GAE over the value head's predictions, whitened
-    7. PPO epochs × mini-batches: clipped surrogate + clipped value loss, gradient clipping
+    7. PPO epochs × mini-batches: clipped surrogate + clipped value loss, gradient clipping (``epochs.py``)
     8. adapt β toward the KL target (when set), one metrics record
 
 With a KL budget, the batch of step 1 also judges the policy the previous update produced: past the
@@ -35,19 +35,20 @@ import time
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from rlhf_demo.before_after import before_after
 from rlhf_demo.data.prompts import builtin_prompts, load_prompts, truncate_prompt
 from rlhf_demo.decoding.sampling import left_pad, position_ids
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.kl.estimators import masked_mean, masked_sum
+from rlhf_demo.models.loading import default_device, resolve_dtype
 from rlhf_demo.models.lora import build_policy
 from rlhf_demo.ppo.budget import KLBudget
 from rlhf_demo.ppo.config import PPOConfig
-from rlhf_demo.ppo.forward import ValueHead, forward_response, pick, subset
+from rlhf_demo.ppo.epochs import ppo_epochs
+from rlhf_demo.ppo.forward import ValueHead
 from rlhf_demo.ppo.kl_control import AdaptiveKLController, FixedKLController
-from rlhf_demo.ppo.loss import compute_rewards, gae, policy_loss, value_loss, whiten
+from rlhf_demo.ppo.loss import compute_rewards, gae, whiten
 from rlhf_demo.ppo.rollout import Rollout, episode_rows, rollout
 from rlhf_demo.ppo.trunk import check_trunk
 from rlhf_demo.rewards.functions import make_reward
@@ -79,7 +80,8 @@ class PPOTrainer:
         self.stop = stop or (lambda: False)
         self.rng = random.Random(distributed.seed_for(cfg.seed))
         self.policy = build_policy(cfg.model, full_finetune=cfg.full_finetune, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                   lora_layers=cfg.lora_layers, device=cfg.device or None, seed=cfg.seed, progress=say)
+                                   lora_layers=cfg.lora_layers, device=cfg.device or None, seed=cfg.seed, progress=say,
+                                   dtype=resolve_dtype(cfg.dtype, torch.device(cfg.device or default_device())))
         self.tok, self.device = self.policy.tokenizer, self.policy.device
         self.trunk_layer = self._trunk_layer(say)
         with torch.random.fork_rng(devices=[]):
@@ -164,7 +166,9 @@ class PPOTrainer:
         advantages, returns = gae(rewards, ro.values, mask, cfg.gamma, cfg.lam)
         advantages = whiten(advantages, mask, total=distributed.sum_all)
         # 7. PPO epochs × mini-batches
-        stats, timings = self._optimise(ro, mask, advantages, returns)
+        stats, timings = ppo_epochs(self.policy.model, self.value_head, self.optimizer, self.all_params(), ro, mask,
+                                    advantages, returns, cfg, trunk_layer=self.trunk_layer,
+                                    generator=torch.Generator().manual_seed(cfg.seed * 7919 + self.step_no))
         # 8. adapt β (on the exact KL), log
         self.kl_ctl.update(batch["objective/kl_exact"], cfg.batch_size)
         non_score = masked_sum(non_score_reward, mask, dim=1)                       # [B]
@@ -184,45 +188,6 @@ class PPOTrainer:
             "grad_norm": mean(stats["grad_norm"]), "beta_next": self.kl_ctl.value, "learning_rate": lr,
             "kl_budget/rollback": 0, "kl_budget/rollbacks": self.kl_budget.rollbacks,
         })}
-
-    def _optimise(self, ro: Rollout, mask, advantages, returns) -> tuple[dict, dict]:
-        """PPO epochs × mini-batches of clipped surrogate + clipped value loss; returns (stats, timings)."""
-        cfg, B = self.cfg, self.local_batch
-        self.policy.model.train()
-        mb = B // cfg.num_mini_batches
-        stats = {k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approxkl", "ratio", "grad_norm")}
-        t_fwd = t_bwd = t_opt = 0.0
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.step_no)
-        for _epoch in range(cfg.ppo_epochs):
-            order = torch.randperm(B, generator=gen)
-            for start in range(0, B, mb):
-                idx, m = order[start:start + mb], mask[order[start:start + mb]]
-                t0 = time.perf_counter()
-                logits, vpred = forward_response(self.policy.model, subset(ro.batch, idx), self.value_head,
-                                                 trunk_layer=self.trunk_layer, value_grad_to_policy=cfg.value_grad_to_policy)
-                new_logprobs = pick(F.log_softmax(logits, dim=-1), ro.batch.response_ids[idx])   # [mb, R]
-                pg = policy_loss(new_logprobs, ro.logprobs[idx], advantages[idx], m, cfg.cliprange)
-                vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange)
-                loss = pg["loss"] + cfg.vf_coef * vf["loss"]
-                t1 = time.perf_counter()
-                if not torch.isfinite(distributed.sum_all(loss.detach())):    # every process stops together
-                    raise FloatingPointError(f"loss is {loss.item()}" + (
-                        " (the reward function returned non-finite scores)" if not torch.isfinite(ro.scores).all() else ""))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                distributed.average_gradients(self.all_params())                     # g = mean over processes
-                t2 = time.perf_counter()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.all_params(), cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    raise FloatingPointError(f"gradient norm is {grad_norm.item()}")
-                self.optimizer.step()
-                t3 = time.perf_counter()
-                t_fwd, t_bwd, t_opt = t_fwd + (t1 - t0), t_bwd + (t2 - t1), t_opt + (t3 - t2)
-                for k, v in (("pg_loss", pg["loss"]), ("vf_loss", vf["loss"]), ("pg_clipfrac", pg["clipfrac"]),
-                             ("vf_clipfrac", vf["clipfrac"]), ("approxkl", pg["approx_kl"]), ("ratio", pg["ratio"]),
-                             ("grad_norm", grad_norm)):
-                    stats[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
-        return stats, {"time/forward": t_fwd, "time/backward": t_bwd, "time/optimizer": t_opt}
 
     def all_params(self) -> list[torch.Tensor]:
         """Every trainable weight (policy and value head): what the optimiser steps and the KL budget snapshots."""
