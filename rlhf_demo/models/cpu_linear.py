@@ -16,8 +16,8 @@ Its logits differ from MKL's by rounding only (≤ 3e-6 on SmolLM2's head). The 
 PyTorch's own formulas (dL/dh = g W, dL/dW = gᵀ h: MKL runs those at full speed).
 
 On AMD CPUs the MLP projections (gate and up 576 → 1536, down 1536 → 576) take the same path
-(``speed_up_linears``; on the Intel Xeon measured they were slower that way, see there): at one row, batch-1 decoding, MKL read their weights at 11–15 GB/s and
-oneDNN at 19–24 GB/s (of ~26 GB/s measured), and at 2–384 rows oneDNN was as fast or faster
+(``speed_up_linears``; on the Intel Xeon measured they were slower that way, see there): at one
+row, batch-1 decoding, MKL read their weights at 11–15 GB/s and oneDNN at 19–24 GB/s (of ~26 GB/s measured), and at 2–384 rows oneDNN was as fast or faster
 (µs per product, 2 threads; noisy: other jobs shared the machine between runs):
 
     rows                 1     16    128    384

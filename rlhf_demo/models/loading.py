@@ -262,7 +262,7 @@ def load_model(
     model.to(dev).eval()
     if dev.type == "cpu" and dt == torch.bfloat16 and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")   # SDPA's bf16 backward on CPU: 18 ms a call against eager's ~2 (docs/experiments.md)
-    speed_up_linears(model)  # float32 on CPU: LM head and MLP through oneDNN, same numbers to rounding (cpu_linear.py)
+    speed_up_linears(model)  # float32 on CPU: LM head (and MLP on AMD) through oneDNN, same numbers to rounding (cpu_linear.py)
     tok = load_tokenizer(src)
     say(1.0, f"Loaded {name}")
     return ModelBundle(model, tok, name, dev, dt)
