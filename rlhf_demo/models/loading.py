@@ -73,9 +73,10 @@ def default_dtype(device: torch.device) -> torch.dtype:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """A config's ``dtype`` knob as a torch dtype: ``"auto"`` is :func:`default_dtype` for the device."""
-    return default_dtype(device) if name in ("auto", "", None) else DTYPES[name]
+def resolve_dtype(name: str) -> torch.dtype | None:
+    """A config's ``dtype`` knob as a torch dtype; ``None`` for ``"auto"`` (``load_model`` then takes
+    :func:`default_dtype` of the device it loads on)."""
+    return None if name in ("auto", "", None) else DTYPES[name]
 
 
 def embedded_gguf_path() -> Path | None:

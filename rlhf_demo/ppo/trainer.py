@@ -41,7 +41,7 @@ from rlhf_demo.data.prompts import builtin_prompts, load_prompts, truncate_promp
 from rlhf_demo.decoding.sampling import left_pad, position_ids
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.kl.estimators import masked_mean, masked_sum
-from rlhf_demo.models.loading import default_device, resolve_dtype
+from rlhf_demo.models.loading import resolve_dtype
 from rlhf_demo.models.lora import build_policy
 from rlhf_demo.ppo.budget import KLBudget
 from rlhf_demo.ppo.config import PPOConfig
@@ -81,7 +81,7 @@ class PPOTrainer:
         self.rng = random.Random(distributed.seed_for(cfg.seed))
         self.policy = build_policy(cfg.model, full_finetune=cfg.full_finetune, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                    lora_layers=cfg.lora_layers, device=cfg.device or None, seed=cfg.seed, progress=say,
-                                   dtype=resolve_dtype(cfg.dtype, torch.device(cfg.device or default_device())))
+                                   dtype=resolve_dtype(cfg.dtype))
         self.tok, self.device = self.policy.tokenizer, self.policy.device
         self.trunk_layer = self._trunk_layer(say)
         with torch.random.fork_rng(devices=[]):
