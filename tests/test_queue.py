@@ -19,10 +19,17 @@ def _wait(cond, timeout=120.0):
         time.sleep(0.05)
 
 
+PROMPTS = ["The movie was", "I watched this film"]
+
+
+def config(model_dir, steps=2, **kw):
+    return preset("quick-cpu", model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=1, steps=steps,
+                  response_tokens=(4, 4), eval_final=False, device="cpu", kl_budget=0.0, **kw).validate()
+
+
 def builder(model_dir, steps=2, **kw):
-    cfg = preset("quick-cpu", model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=1, steps=steps,
-                 response_tokens=(4, 4), eval_final=False, device="cpu", kl_budget=0.0, **kw).validate()
-    return lambda stop: PPOTrainer(cfg, prompts=["The movie was", "I watched this film"], stop=stop)
+    cfg = config(model_dir, steps, **kw)
+    return lambda stop: PPOTrainer(cfg, prompts=PROMPTS, stop=stop)
 
 
 def test_jobs_run_one_at_a_time_in_order(tiny_model_dir, tmp_path):
@@ -44,6 +51,35 @@ def test_jobs_run_one_at_a_time_in_order(tiny_model_dir, tmp_path):
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["status"] == "finished"
     assert q.latest("alice") is a and q.position(a) == -1
     assert "finished" in a.lines[0]
+
+
+def test_a_reader_that_sees_a_job_done_sees_the_version_that_ended_it(tiny_model_dir, tmp_path):
+    """The UI's timer stops once it reads ``done``; a ``done`` read with an older version would leave the
+    page without the final status line (CI once waited 180 s for "finished"). The run's own end is
+    observed from inside: ``final_lines`` reads ``trainer.message`` while the job is being ended."""
+    seen: list[tuple[int, bool]] = []
+    jobs: list = []
+
+    class Observed(PPOTrainer):
+        @property
+        def message(self):
+            if jobs:
+                seen.append(jobs[0].snapshot())
+            return self._message
+
+        @message.setter
+        def message(self, text):
+            self._message = text
+
+    cfg = config(tiny_model_dir)
+    q = TrainingQueue()
+    jobs.append(q.submit("alice", "ppo", tmp_path / "a", lambda stop: Observed(cfg, prompts=PROMPTS, stop=stop)))
+    job = jobs[0]
+    _wait(lambda: job.done)
+    final = job.snapshot()
+    assert final[1] and "finished" in job.lines[0] and job.state == "finished"
+    assert seen, "the end of the run was not observed"
+    assert all(version == final[0] for version, done in seen if done), (seen, final)
 
 
 def test_leave_the_queue_and_stop_a_running_job(tiny_model_dir, tmp_path):

@@ -57,6 +57,7 @@ class Job:
     error: str = ""
     trainer: object = None
     stop_event: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
@@ -71,10 +72,19 @@ class Job:
         trained = self.records[-1].get("time_s", 0.0) if self.records else 0.0
         return max(0.0, (self.budget_s or 180.0) - trained) + OVERHEAD_S / 2
 
-    def _touch(self, lines: list[str] | None = None) -> None:
-        if lines is not None:
-            self.lines = lines
-        self.version += 1
+    def snapshot(self) -> tuple[int, bool]:
+        """(version, done) read together: a reader that stops watching on ``done`` has then drawn the
+        version that ended the job, never one from before (the state and its lines change in one step)."""
+        with self._lock:
+            return self.version, self.done
+
+    def _touch(self, lines: list[str] | None = None, state: str | None = None) -> None:
+        with self._lock:
+            if lines is not None:
+                self.lines = lines
+            if state is not None:
+                self.state = state
+            self.version += 1
 
 
 class TrainingQueue:
@@ -178,8 +188,8 @@ class TrainingQueue:
     def _cancel(self, job: Job, why: str) -> str:
         if job.state == WAITING:
             self._jobs.remove(job)
-            job.state, job.ended = "cancelled", time.time()
-            job._touch([why])
+            job.ended = time.time()
+            job._touch([why], state="cancelled")
             self._touch_positions()
             return "left the queue"
         job.stop_event.set()
@@ -203,9 +213,9 @@ class TrainingQueue:
                 while not any(j.state == WAITING for j in self._jobs):
                     self._lock.wait(timeout=60)
                 job = next(j for j in self._jobs if j.state == WAITING)
-                job.state, job.started = LOADING, time.time()
+                job.started = time.time()
                 self._last = job
-                job._touch(["Loading a training copy of the model…"])
+                job._touch(["Loading a training copy of the model…"], state=LOADING)
                 self._touch_positions()
             try:
                 self._run(job)
@@ -229,8 +239,7 @@ class TrainingQueue:
             trainer = job.build(job.stop_event.is_set)
             job.trainer = trainer
             job.total_steps = (trainer.planned_steps() if hasattr(trainer, "planned_steps") else trainer.cfg.steps)
-            job.state = RUNNING
-            job._touch(["Training…"])
+            job._touch(["Training…"], state=RUNNING)
             for rec in write_run(trainer, job.out, preset=job.preset):
                 rows = rec.get("samples") or rec.get("eval/samples")
                 if rows:
@@ -238,11 +247,10 @@ class TrainingQueue:
                 job.records.append({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
                 job._touch(progress_lines(trainer.cfg, rec, job.total_steps))
             job.before_after = trainer.before_after
-            job.state = trainer.status
-            job._touch(final_lines(trainer, job.out))
+            job._touch(final_lines(trainer, job.out), state=trainer.status)
         except Exception as exc:  # noqa: BLE001 - shown to the job's owner; the queue goes on
-            job.state, job.error = "failed", str(exc)
-            job._touch([f"failed: {exc}"])
+            job.error = str(exc)
+            job._touch([f"failed: {exc}"], state="failed")
 
 
 QUEUE = TrainingQueue()

@@ -42,19 +42,6 @@ class StepClock:
         return self.schedule.time_s
 
 
-def stop_at_step_end(cfg, step: int, control, should_stop: Callable[[], bool], clock: StepClock, state: dict):
-    """What every TRL stream's ``on_step_end`` does: read the clock, then stop training after this step on
-    the caller's stop request (status "stopped") or when the time budget is spent (a message only)."""
-    clock.now()
-    if should_stop():
-        state["status"], state["message"] = "stopped", f"stopped at step {step}"
-        control.should_training_stop = True
-    elif clock.schedule.out_of_time():
-        state["message"] = f"time budget of {cfg.max_seconds:.0f} s reached at step {step}"
-        control.should_training_stop = True
-    return control
-
-
 def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, name: str, what: str) -> Iterator[dict]:
     """Yield the records of the TRL trainer ``build()`` makes (built in the worker, seeded with
     ``owner.cfg.seed`` in a forked RNG), with ``make_callback(cfg, evaluate, out_q, should_stop, clock,

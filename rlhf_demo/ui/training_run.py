@@ -62,15 +62,16 @@ def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hl
     job = QUEUE.latest(owner(request))
     if job is None or job.algo != algo:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=False)
+    version, done = job.snapshot()      # together: the timer stops only once the ending version is drawn
     waiting = QUEUE.waiting_line(job)
-    if job.version == seen:
-        return (waiting or gr.skip()), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=not job.done)
+    if version == seen:
+        return (waiting or gr.skip()), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=not done)
     text = waiting or markdown(job.lines)
-    if job.done and job.state not in ("cancelled", "failed"):
+    if done and job.state not in ("cancelled", "failed"):
         text += f"  \nChoose the run in the Playground / KL tab, or compare it in Runs: `{job.out.name}`."
     lines = hlines(job.trainer.cfg) if hlines is not None and job.trainer is not None else None
     fig = training_figure(pd.DataFrame(job.records), panels, hlines=lines, **({} if bands is None else {"bands": bands})) \
         if job.records else gr.skip()
     rows = table(job.samples) if job.samples else gr.skip()
-    ba = before_after(job.before_after) if before_after is not None and job.done and job.before_after else gr.skip()
-    return text, fig, rows, ba, job.version, gr.Timer(active=not job.done)
+    ba = before_after(job.before_after) if before_after is not None and done and job.before_after else gr.skip()
+    return text, fig, rows, ba, version, gr.Timer(active=not done)

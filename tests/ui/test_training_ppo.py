@@ -45,6 +45,12 @@ def _fill(page, elem_id, value):
     box.press("Tab")
 
 
+def _wait_for_the_end(page, timeout=180_000):
+    """Until the status line says how the run ended (whichever way: the assertion after it then shows the words)."""
+    page.wait_for_function("/(finished|stopped|diverged|failed)[:]/.test(document.querySelector('#ppo-status').innerText)",
+                           timeout=timeout)
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_browser_tiny_run_shows_curves_and_before_after(page, app_url, tiny_model_dir):
@@ -66,7 +72,8 @@ def test_browser_tiny_run_shows_curves_and_before_after(page, app_url, tiny_mode
     page.locator("#ppo-status").get_by_text("Update", exact=False).wait_for(timeout=120_000)
     page.wait_for_function("document.querySelector('#ppo-batch').innerText.includes('compound')", timeout=60_000)
     page.screenshot(path=str(SHOTS / "training_ppo_midrun.png"), full_page=True)
-    page.locator("#ppo-status").get_by_text("finished", exact=False).wait_for(timeout=180_000)
+    _wait_for_the_end(page)
+    assert "finished" in page.locator("#ppo-status").inner_text()
     assert page.locator("#ppo-plot .js-plotly-plot .scatterlayer .trace").count() >= 9
     assert page.locator("#ppo-before-after").get_by_text("This movie was", exact=False).count() >= 1
     assert "Held-out at the end" in page.locator("#ppo-status").inner_text()
@@ -87,6 +94,6 @@ def test_browser_stop_leaves_a_stopped_run(page, app_url, tiny_model_dir):
     page.locator("#ppo-start").click()
     page.locator("#ppo-status").get_by_text("Update", exact=False).wait_for(timeout=120_000)
     page.locator("#ppo-stop").click()
-    page.locator("#ppo-status").get_by_text("stopped", exact=False).wait_for(timeout=120_000)
+    _wait_for_the_end(page, timeout=120_000)
     text = page.locator("#ppo-status").inner_text()
     assert "stopped by request" in text and "Run folder" in text
