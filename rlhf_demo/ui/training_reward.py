@@ -123,9 +123,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))
-        ended = job is not None and job.algo == "reward" and job.version != seen and job.done
         text_, fig, rows, _ba, version, tick = watch("reward", seen, request, panels=REWARD_PANELS,
                                                      table=disagreement_frame, bands={})
+        ended = job is not None and job.algo == "reward" and version != seen and not tick.active   # drew the end now
         pick = gr.update(choices=run_choices(ctx, request), value=str(job.out)) if ended and \
             (Path(job.out) / "policy").is_dir() else gr.skip()
         return text_, fig, rows, version, tick, pick
