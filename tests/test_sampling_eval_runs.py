@@ -130,3 +130,25 @@ def test_status_line_shows_on_topic_beside_distinct2():
     rec = {"eval/reward_mean": 0.3, "eval/reward_sem": 0.04, "eval/kl": 2.0, "eval/distinct2": 0.91}
     assert heldout_line(rec).endswith("distinct-2 0.91")
     assert heldout_line(rec | {"eval/on_topic": 0.25}).endswith("distinct-2 0.91, on topic 25%")
+
+
+@pytest.mark.parametrize("name", ["example-ppo", "example-dpo"])
+def test_shipped_examples_held_out_figures_are_those_of_their_stored_samples(name):
+    """Each held-out record of a shipped example run (the README quotes them) against the 64 samples
+    stored for that step: the mean reward, distinct-2 and the on-topic share computed again from the texts."""
+    from pathlib import Path
+
+    from rlhf_demo.evaluate import on_topic_share
+
+    run = Path(__file__).resolve().parents[1] / "rlhf_demo" / "assets" / name
+    rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/reward_mean" in r]
+    assert len(evals) >= 2
+    for rec in evals:
+        texts = [r for r in rows if r["kind"] == "eval" and r["step"] == rec["step"]]
+        assert len(texts) == rec["eval/n"] == 64, rec["step"]
+        responses = [r["response"] for r in texts]
+        assert rec["eval/reward_mean"] == pytest.approx(sum(r["reward"] for r in texts) / len(texts), abs=1e-4)
+        assert rec["eval/distinct2"] == pytest.approx(distinct_n(responses), abs=1e-9)
+        assert rec["eval/on_topic"] == pytest.approx(on_topic_share(responses), abs=1e-9), rec["step"]
