@@ -6,6 +6,7 @@ model and writes one run folder.
   differs); the CLI writes one complete folder with ``num_processes: 2``.
 - DPO (TRL's trainer, the real default model): the same global batches give the same losses at each
   step (tolerance 1e-4), one folder with ``num_processes: 2``.
+- The reward model (TRL's RewardTrainer, tiny model): the same, loss, accuracy and margin at each step.
 - A ``--num_processes`` the batch cannot be split over: one line before any model is loaded.
 """
 from __future__ import annotations
@@ -108,6 +109,32 @@ def test_dpo_on_the_real_model_two_processes_match_one(tmp_path):
     one, two = (read_metrics(runs[n]).set_index("step") for n in (1, 2))
     assert list(one.index) == list(two.index) == [1, 2]
     for k in ("loss", "rewards/margins", "logps/chosen"):
+        for step in (1, 2):
+            assert abs(one.loc[step, k] - two.loc[step, k]) <= DPO_ABS * max(1.0, abs(one.loc[step, k])), (k, step)
+    assert one.loc[2, "loss"] != one.loc[1, "loss"]                   # the model moved between the steps
+
+
+def test_reward_model_two_processes_match_one(tiny_model_dir, tmp_path):
+    """TRL's RewardTrainer under 2 processes: the same global batches give the same loss, accuracy and
+    margin at each step as 1 process, in one run folder with ``num_processes: 2`` and one saved model."""
+    shipped = ROOT / "rlhf_demo" / "assets" / "preferences.jsonl"
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("\n".join(shipped.read_text().splitlines()[:20]) + "\n")
+    runs = {}
+    for n in (1, 2):
+        run = tmp_path / f"r{n}"
+        res = _run(["-m", "rlhf_demo", "train", "--algo", "reward", "--model", str(tiny_model_dir), "--steps", "2",
+                    "--batch-size", "4", "--preferences", str(prefs), "--no-eval-at-start", "--eval-every", "0",
+                    "--max-seconds", "0", "--out", str(run)], processes=n)
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs[n] = run
+    cfg, summary = read_json(runs[2] / "config.json"), read_json(runs[2] / "summary.json")
+    assert cfg["num_processes"] == 2 and summary["status"] == "finished" and summary["steps"] == 2
+    assert (runs[2] / "policy" / "adapter_model.safetensors").exists()
+    assert not list(tmp_path.glob("r2?*"))
+    one, two = (read_metrics(runs[n]).set_index("step") for n in (1, 2))
+    assert list(one.index) == list(two.index) == [1, 2]
+    for k in ("loss", "accuracy", "margin"):
         for step in (1, 2):
             assert abs(one.loc[step, k] - two.loc[step, k]) <= DPO_ABS * max(1.0, abs(one.loc[step, k])), (k, step)
     assert one.loc[2, "loss"] != one.loc[1, "loss"]                   # the model moved between the steps
