@@ -103,14 +103,16 @@ def main(argv=None) -> int:
         evals, steps = [], []
         trainer = GRPOTrainer(s)
         setup_s = round(time.perf_counter() - t0, 1)
+        batch_reward = float("nan")
         for rec in write_run(trainer, run_dir, preset=args.preset, info={"bench": "grpo_learnability"}):
             if rec["step"] == 0:
                 continue
             steps.append(rec)
+            batch_reward = rec.get("reward_mean", batch_reward)   # μ > 1: only the steps that generated have one
             if "eval/kl" in rec:
                 e = {**rec, "gain": round(rec["eval/reward_mean"] - base["reward_mean"], 3)}
                 evals.append(e)
-                print(f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: batch reward {rec.get('reward_mean', float('nan')):+.3f} "
+                print(f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: batch reward {batch_reward:+.3f} "
                       f"held-out {rec['eval/reward_mean']:+.3f} (gain {e['gain']:+.3f}) KL {rec['eval/kl']:.2f} "
                       f"distinct2 {rec['eval/distinct2']:.2f}", flush=True)
         restored = trainer.restored
