@@ -90,51 +90,39 @@ def test_more_processes_than_the_batch_allows_is_one_line_before_training(tmp_pa
     assert "Loading" not in res.stderr and not (run / "config.json").exists()
 
 
-@pytest.mark.integration
-def test_dpo_on_the_real_model_two_processes_match_one(tmp_path):
+def _trl_one_and_two(tmp_path, algo: str, extra: list[str], keys: tuple[str, ...], pairs: int) -> None:
+    """A 2-step TRL run (``algo``) on the first ``pairs`` shipped pairs, in 1 and then 2 processes: the
+    2-process run leaves one complete folder with ``num_processes: 2`` and one saved adapter, and each
+    of ``keys`` agrees at both steps within ``DPO_ABS``; the model moved between the steps."""
     shipped = ROOT / "rlhf_demo" / "assets" / "preferences.jsonl"
     prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("\n".join(shipped.read_text().splitlines()[:16]) + "\n")
+    prefs.write_text("\n".join(shipped.read_text().splitlines()[:pairs]) + "\n")
     runs = {}
     for n in (1, 2):
-        run = tmp_path / f"d{n}"
-        res = _run(["-m", "rlhf_demo", "train", "--algo", "dpo", "--steps", "2", "--batch-size", "4",
-                    "--preferences", str(prefs), "--no-eval-at-start", "--eval-every", "0", "--kl-stop", "0",
-                    "--max-seconds", "0", "--out", str(run)], processes=n)
+        run = tmp_path / f"{algo}{n}"
+        res = _run(["-m", "rlhf_demo", "train", "--algo", algo, *extra, "--steps", "2", "--batch-size", "4",
+                    "--preferences", str(prefs), "--no-eval-at-start", "--eval-every", "0", "--max-seconds", "0",
+                    "--out", str(run)], processes=n)
         assert res.returncode == 0, res.stderr[-3000:]
         runs[n] = run
     cfg, summary = read_json(runs[2] / "config.json"), read_json(runs[2] / "summary.json")
     assert cfg["num_processes"] == 2 and summary["status"] == "finished" and summary["steps"] == 2
     assert (runs[2] / "policy" / "adapter_model.safetensors").exists()
+    assert not list(tmp_path.glob(f"{algo}2?*"))                        # no second folder
     one, two = (read_metrics(runs[n]).set_index("step") for n in (1, 2))
     assert list(one.index) == list(two.index) == [1, 2]
-    for k in ("loss", "rewards/margins", "logps/chosen"):
+    for k in keys:
         for step in (1, 2):
             assert abs(one.loc[step, k] - two.loc[step, k]) <= DPO_ABS * max(1.0, abs(one.loc[step, k])), (k, step)
     assert one.loc[2, "loss"] != one.loc[1, "loss"]                   # the model moved between the steps
+
+
+@pytest.mark.integration
+def test_dpo_on_the_real_model_two_processes_match_one(tmp_path):
+    _trl_one_and_two(tmp_path, "dpo", ["--kl-stop", "0"], ("loss", "rewards/margins", "logps/chosen"), pairs=16)
 
 
 def test_reward_model_two_processes_match_one(tiny_model_dir, tmp_path):
     """TRL's RewardTrainer under 2 processes: the same global batches give the same loss, accuracy and
     margin at each step as 1 process, in one run folder with ``num_processes: 2`` and one saved model."""
-    shipped = ROOT / "rlhf_demo" / "assets" / "preferences.jsonl"
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("\n".join(shipped.read_text().splitlines()[:20]) + "\n")
-    runs = {}
-    for n in (1, 2):
-        run = tmp_path / f"r{n}"
-        res = _run(["-m", "rlhf_demo", "train", "--algo", "reward", "--model", str(tiny_model_dir), "--steps", "2",
-                    "--batch-size", "4", "--preferences", str(prefs), "--no-eval-at-start", "--eval-every", "0",
-                    "--max-seconds", "0", "--out", str(run)], processes=n)
-        assert res.returncode == 0, res.stderr[-3000:]
-        runs[n] = run
-    cfg, summary = read_json(runs[2] / "config.json"), read_json(runs[2] / "summary.json")
-    assert cfg["num_processes"] == 2 and summary["status"] == "finished" and summary["steps"] == 2
-    assert (runs[2] / "policy" / "adapter_model.safetensors").exists()
-    assert not list(tmp_path.glob("r2?*"))
-    one, two = (read_metrics(runs[n]).set_index("step") for n in (1, 2))
-    assert list(one.index) == list(two.index) == [1, 2]
-    for k in ("loss", "accuracy", "margin"):
-        for step in (1, 2):
-            assert abs(one.loc[step, k] - two.loc[step, k]) <= DPO_ABS * max(1.0, abs(one.loc[step, k])), (k, step)
-    assert one.loc[2, "loss"] != one.loc[1, "loss"]                   # the model moved between the steps
+    _trl_one_and_two(tmp_path, "reward", ["--model", str(tiny_model_dir)], ("loss", "accuracy", "margin"), pairs=20)
