@@ -192,6 +192,11 @@ class TrainerConfig:
     def check(self) -> None:
         """Rules that tie fields together (each trainer's own); raise ValueError."""
 
+    def batch_unit(self) -> int | None:
+        """What each process's share of ``batch_size`` must be a multiple of when several processes
+        train (``runs.distributed.share``); ``None``: the trainer does not split the batch itself."""
+        return None
+
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         """JSON-ready: tuples as lists, plus ``algo``."""

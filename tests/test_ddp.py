@@ -85,7 +85,7 @@ def test_more_processes_than_the_batch_allows_is_one_line_before_training(tmp_pa
                 "--out", str(run)], processes=3)
     assert res.returncode != 0
     lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    assert lines and all(line == lines[0] for line in lines), res.stderr[-2000:]
+    assert len(lines) == 1, res.stderr[-2000:]            # checked before the processes start: said once
     assert "batch_size = 8 cannot be split over 3 processes" in lines[0] and "--num_processes" in lines[0]
     assert "Loading" not in res.stderr and not (run / "config.json").exists()
 

@@ -88,6 +88,9 @@ class DPOConfig(TrainerConfig):
     }
     DEFAULT_PRESET = "quick-cpu"
 
+    def batch_unit(self) -> int:
+        return 1                                    # pairs per process and step: any whole share
+
     def check(self) -> None:
         if self.loss_type == "exo_pair" and self.label_smoothing <= 0:
             raise ValueError("the exo_pair loss needs label_smoothing > 0 (the EXO paper uses 1e-3)")

@@ -160,6 +160,9 @@ class PPOConfig(TrainerConfig):
         """The adaptive controller runs when a KL target is set and there is a β to adapt."""
         return self.kl_target > 0 and self.beta > 0
 
+    def batch_unit(self) -> int:
+        return self.num_mini_batches                # each process cuts its episodes into the mini-batches
+
     def check(self) -> None:
         if self.batch_size % self.num_mini_batches:
             raise ValueError(f"batch_size ({self.batch_size}) must be divisible by num_mini_batches ({self.num_mini_batches})")

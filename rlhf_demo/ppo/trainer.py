@@ -68,7 +68,7 @@ class PPOTrainer:
         self.cfg = cfg.validate()
         say = progress or (lambda f, m: None)
         distributed.init()
-        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.num_mini_batches)   # this process's episodes
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())   # this process's episodes
         self.reward_fn = reward_fn if reward_fn is not None else make_reward(cfg.reward, device=cfg.device or None)
         self.gold_fn = self._gold(reward_fn)                                          # fail fast, before the model
         self.prompts = prompts if prompts is not None else load_prompts(cfg.prompts)

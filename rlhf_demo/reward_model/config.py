@@ -74,6 +74,9 @@ class RewardConfig(TrainerConfig):
     }
     DEFAULT_PRESET = "quick-cpu"
 
+    def batch_unit(self) -> int:
+        return 1                                    # pairs per process and step: any whole share
+
 
 BRADLEY_TERRY = (
     "**What the reward model learns.** Each pair says a person (here: VADER, for the shipped set) preferred the chosen "

@@ -71,7 +71,7 @@ class RewardTrainer:
         self.cfg = cfg.validate()
         self.say = progress or (lambda f, m: None)
         distributed.init()
-        self.local_batch = distributed.share(cfg.batch_size, "batch_size")   # pairs per process and step
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())   # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
         if pairs is None:
             prefs = load_pairs(cfg.preferences)
@@ -136,7 +136,7 @@ def _build_trl_trainer(cfg: RewardConfig, policy: TrainablePolicy, rows: list[di
 
     cuda = policy.device.type == "cuda"
     args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"), per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size"),
+        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"), per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
         learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, num_train_epochs=cfg.epochs,
         max_steps=cfg.steps or -1, max_length=cfg.max_length,
         activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here

@@ -73,6 +73,21 @@ def _launcher_processes() -> int:
     return int(known.num_processes or 1)
 
 
+def _cpu_launch_processes() -> int:
+    """N of an ``accelerate launch --cpu --num_processes N`` that started this one process (1 otherwise)."""
+    from accelerate.utils import parse_flag_from_env
+
+    if "WORLD_SIZE" in os.environ or "MASTER_ADDR" not in os.environ or not parse_flag_from_env("ACCELERATE_USE_CPU"):
+        return 1
+    return _launcher_processes()
+
+
+def planned_processes() -> int:
+    """Processes this run trains in: ``WORLD_SIZE`` under a launcher that set it, else the N that
+    :func:`relaunch_cpu_processes` is about to start (1 without a launcher)."""
+    return world_size() if "WORLD_SIZE" in os.environ else _cpu_launch_processes()
+
+
 def relaunch_cpu_processes(module_argv: list[str]) -> None:
     """Make ``accelerate launch --cpu --num_processes N`` start N processes.
 
@@ -80,11 +95,7 @@ def relaunch_cpu_processes(module_argv: list[str]) -> None:
     one process (it sets ``ACCELERATE_USE_CPU`` and ``MASTER_ADDR``, no ``WORLD_SIZE``). In that case
     this process replaces itself by ``torch.distributed.run`` with N processes of the same command,
     as ``accelerate launch --multi_gpu`` would start them (gloo on CPU). Otherwise it returns."""
-    from accelerate.utils import parse_flag_from_env
-
-    if "WORLD_SIZE" in os.environ or "MASTER_ADDR" not in os.environ or not parse_flag_from_env("ACCELERATE_USE_CPU"):
-        return
-    n = _launcher_processes()
+    n = _cpu_launch_processes()
     if n <= 1:
         return
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr",
@@ -94,10 +105,11 @@ def relaunch_cpu_processes(module_argv: list[str]) -> None:
     os.execv(sys.executable, cmd)
 
 
-def share(total: int, what: str, unit: int = 1) -> int:
-    """Process r's share of ``total`` items (a global batch): total / N, which must be a whole
-    multiple of ``unit`` (e.g. the mini-batches each share is cut into). ValueError, one line, if not."""
-    n = world_size()
+def share(total: int, what: str, unit: int = 1, n: int | None = None) -> int:
+    """Process r's share of ``total`` items (a global batch) over ``n`` processes (default: this run's):
+    total / N, which must be a whole multiple of ``unit`` (e.g. the mini-batches each share is cut
+    into). ValueError, one line, if not."""
+    n = n or world_size()
     if total % (n * unit) or total < n * unit:
         need = f"a multiple of {n * unit}" + (f" ({unit} per process × {n} processes)" if unit > 1 else "")
         raise ValueError(f"{what} = {total} cannot be split over {n} processes: it must be {need}; "
