@@ -86,9 +86,10 @@ def run(args) -> int:
 
     cfg = config_from_args(CONFIGS[args.algo], args, args.preset)
     RunWriter.check(args.out, args.overwrite)          # before a model is loaded
+    n = distributed.planned_processes()
     if (unit := cfg.batch_unit()) is not None:         # a batch N processes cannot share: one line, before they start
-        distributed.share(cfg.batch_size, "batch_size", unit, n=distributed.planned_processes())
-    distributed.relaunch_cpu_processes(["-m", "rlhf_demo", *sys.argv[1:]])   # accelerate launch --cpu --num_processes N
+        distributed.share(cfg.batch_size, "batch_size", unit, n=n)
+    distributed.relaunch_cpu_processes(["-m", "rlhf_demo", *sys.argv[1:]], n)   # accelerate launch --cpu --num_processes N
     distributed.init()
     distributed.barrier()                              # every process checked the folder before process 0 writes
     main, command = distributed.is_main(), card.command_line(_argv(args))

@@ -88,14 +88,17 @@ def planned_processes() -> int:
     return world_size() if "WORLD_SIZE" in os.environ else _cpu_launch_processes()
 
 
-def relaunch_cpu_processes(module_argv: list[str]) -> None:
+def relaunch_cpu_processes(module_argv: list[str], n: int | None = None) -> None:
     """Make ``accelerate launch --cpu --num_processes N`` start N processes.
 
     accelerate 1.16 starts several CPU processes only through ``mpirun``; without it ``--cpu`` runs
     one process (it sets ``ACCELERATE_USE_CPU`` and ``MASTER_ADDR``, no ``WORLD_SIZE``). In that case
     this process replaces itself by ``torch.distributed.run`` with N processes of the same command,
-    as ``accelerate launch --multi_gpu`` would start them (gloo on CPU). Otherwise it returns."""
-    n = _cpu_launch_processes()
+    as ``accelerate launch --multi_gpu`` would start them (gloo on CPU). Otherwise it returns.
+    ``n``: :func:`planned_processes`, when the caller has read it already."""
+    if "WORLD_SIZE" in os.environ:
+        return
+    n = _cpu_launch_processes() if n is None else n
     if n <= 1:
         return
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr",
