@@ -1,7 +1,7 @@
 """Benchmark: a class of N students pressing Generate in the Playground at the same moment.
 
     .venv/bin/python bench/load_class.py [--students 1 10 30] [--timeout 300] [--mix]
-    .venv/bin/python bench/load_class.py --url http://127.0.0.1:7860 [--pid SERVER_PID]
+    .venv/bin/python bench/load_class.py --url http://127.0.0.1:7860 [--pid SERVER_PID] [--mix] [--train]
 
 Each student is a thread with its own ``gradio_client.Client`` (its own session), connected first and
 with its page "loaded" (``/toy_reset``, what a page load runs: Gradio creates the session's state then);
@@ -107,6 +107,57 @@ def one_round(url: str, n: int, timeout: float, mix: bool) -> dict:
     return {"results": results, "wall": wall}
 
 
+class RemoteTraining:
+    """A PPO run started through the app's ``/train_start`` (docs/api-training.md), watched by polling
+    ``/train_status`` once a second: each new step's ``time/update`` (seconds of that update)."""
+
+    SETTINGS = '{"steps": 200, "max_seconds": 300}'
+
+    def __init__(self, url: str, timeout: float):
+        import json
+
+        from gradio_client import Client
+
+        self.json, self.client = json, Client(url, verbose=False)  # one session: its run is its own
+        self.run = json.loads(self.client.predict(algo="ppo", preset="quick-cpu", settings=self.SETTINGS,
+                                                  api_name="/train_start"))["run"]
+        self.times: dict[int, float] = {}
+        self.state, self._stop = "waiting", threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        t0 = time.monotonic()
+        while not self.times and self.state in ("waiting", "running") and time.monotonic() - t0 < timeout:
+            time.sleep(1)  # training for real before the students come
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                st = self.json.loads(self.client.predict(run=self.run, api_name="/train_status"))
+            except Exception:  # noqa: BLE001 - a slow answer under load: ask again
+                time.sleep(1)
+                continue
+            self.state = st.get("state", "?")
+            t, step = st.get("metrics", {}).get("time/update"), int(st.get("step", 0))
+            if t is not None and step > 0:
+                self.times[step] = float(t)
+            if self.state not in ("waiting", "running"):
+                return
+            self._stop.wait(1.0)
+
+    def updates(self) -> int:
+        return len(self.times)
+
+    def finish(self) -> list[float]:
+        """Stop the run; the update times seen (steps missed between two polls are not counted)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        try:
+            self.client.predict(run=self.run, api_name="/train_stop")
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+        return [self.times[k] for k in sorted(self.times)]
+
+
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
@@ -155,7 +206,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5, help="repetitions of each baseline")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of each N (one line each: the machine's noise shows)")
     ap.add_argument("--train", action="store_true",
-                    help="in-process only: a PPO run (quick preset, 300 s) trains in the app's queue during the rounds")
+                    help="a PPO run (quick-cpu preset, at most 300 s) trains during the rounds: in-process through the app's "
+                         "queue, with --url through /train_start (its update times from /train_status)")
     args = ap.parse_args()
     if any(n < 1 or n > 64 for n in args.students) or not 1 <= args.rounds <= 10:
         ap.error("--students: 1 to 64 each; --rounds: 1 to 10")
@@ -192,7 +244,11 @@ def main() -> int:
     print(f"\nbaselines (median of {args.reps}): plain model.generate {t_plain:.2f} s · Playground batched path alone "
           f"{t_batched:.2f} s (ratio {ratio:.3f}, target ≤ 1.10) · one student alone through Gradio {t_alone:.2f} s "
           f"({t_alone / t_plain:.2f}× plain)\n")
-    job = None
+    job = watch = None
+    if args.train and demo is None:
+        watch = RemoteTraining(url, args.timeout)
+        print(f"a PPO run trains in the app through /train_start meanwhile (quick-cpu, batch 32): "
+              f"{watch.updates()} update(s) so far")
     if args.train and demo is not None:
         import tempfile
 
@@ -225,6 +281,10 @@ def main() -> int:
                 print(f"{n:>8} {endpoint:>18} {'-':>7} {'-':>7} {'-':>7} {len(errors):>6}")
             for err in sorted(set(errors))[:3]:
                 print(f"{'':>10}error: {err}")
+    if watch is not None:
+        times = watch.finish()
+        print(f"\nthe training (via /train_status): {len(times)} updates seen, "
+              + (f"{statistics.mean(times):.2f} s each on average (max {max(times):.2f})" if times else "no update time reported"))
     if job is not None:
         times = [r["time/update"] for r in job.records if "time/update" in r]
         print(f"\nthe training: {len(times)} updates during the benchmark, {statistics.mean(times):.2f} s each on average "

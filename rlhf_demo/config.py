@@ -5,7 +5,8 @@ text and how the value may be set (kind, range, choices, group), all in the fiel
 that metadata alone
 
 - ``validate()`` turns nonsense into one clear message (type, range, choice), then the trainer's own
-  ``check()`` adds the rules that tie fields together;
+  ``check()`` adds the rules that tie fields together (the config alone: a shared server's limits are
+  ``limits.check_training``'s, asked where the session is known);
 - the command line builds its ``--flags`` (``rlhf_demo/cli/flags.py``) and the UI its widgets
   (``rlhf_demo/ui/config_form.py``);
 - ``from_inputs(preset, inputs)`` turns what either face collected (argparse values, widget values)
@@ -163,9 +164,11 @@ class TrainerConfig:
         return replace(cls(), **clean)
 
     # ---------------------------------------------------------------- validation
-    def validate(self, limits=None):
-        """Raise ValueError with one clear message for nonsense, or for what the shared server's limits
-        refuse (``rlhf_demo/limits.py``; nothing in local use); return self."""
+    def validate(self):
+        """Raise ValueError with one clear message for nonsense (types, ranges, choices, the trainer's own
+        ``check()``); return self. Reads nothing of the environment: a shared server's limits are checked
+        once, where the session asking is known (``limits.check_training(cfg, limits)``: the UI, the named
+        API, the CLI), and the trainer that validates again trusts what it was given."""
         for f in self.knobs():
             meta = f.metadata
             value = coerce(f, getattr(self, f.name))       # 3 → 3.0 for a float, [4, 16] → (4, 16), ...
@@ -182,10 +185,8 @@ class TrainerConfig:
             if meta["kind"] == "str" and not value:
                 raise ValueError(f"{f.name} is empty")
         self.check()
-        from rlhf_demo.limits import check_training
         from rlhf_demo.runs.tracking import check as check_tracker
 
-        check_training(self, limits)
         check_tracker(getattr(self, "report_to", "none"))   # an installed tracker, or one line now
         return self
 

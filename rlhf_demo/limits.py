@@ -20,8 +20,9 @@ configs' own ranges. In shared mode:
 - every interactive request is capped too: prompts at ``max_prompt_tokens`` tokens and the logits a
   request holds (KL tab, estimator lab, π* candidates) at ``RLHF_DEMO_MAX_REQUEST_GB`` (default 1).
 
-This is the one place that holds the limits: the configs' ``validate(limits)``, the model loading of
-every tab (``ui.context.AppContext.model``), the data loaders and the UI's widget ranges all read it.
+This is the one place that holds the limits: ``check_training`` (asked once by the page, the named API
+and the CLI, where the session is known), the model loading of every tab
+(``ui.context.AppContext.model``), the data loaders and the UI's widget ranges all read it.
 It imports neither torch nor gradio.
 """
 from __future__ import annotations
@@ -30,6 +31,8 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from rlhf_demo.runs import names
 
 SHARED_ENV = "RLHF_DEMO_SHARED"
 MODELS_ENV = "RLHF_DEMO_MODELS"
@@ -164,6 +167,7 @@ def allowed_models(limits: Limits | None = None) -> dict[str, str]:
     out = {DEFAULT_MODEL: DEFAULT_MODEL, **{m: m for m in lim.extra_models}}
     for pol in example_policies() + [Path(r) / "policy" for r in lim.own_runs]:
         out[path_key(pol)] = str(pol)
+        out[names.run_short(pol.parent)] = str(pol)     # the short name a dropdown sends (runs/names.py)
     return out
 
 
@@ -178,8 +182,10 @@ def model_refusal(what: str = "model", limits: Limits | None = None) -> str:
 def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "model") -> str:
     """The model name to load (``""``/None → ``"default"``), or LimitError.
 
-    Local use: any text (a folder or Hub id; loading says what is wrong with it). Shared: only
-    ``allowed_models``, compared as strings, so the refusal is the same whether a path exists or not."""
+    Short names (``example-ppo``, ``run:NAME``: ``runs/names.py``) resolve to their policy folder: in
+    shared mode only a shipped example or one of ``own_runs``, by name. Local use: any other text too (a
+    folder or Hub id; loading says what is wrong with it). Shared: only ``allowed_models``, compared as
+    strings, so the refusal is the same whether a path exists or not."""
     lim = limits or current()
     if own_runs:
         lim = lim.for_session((*lim.own_runs, *own_runs))
@@ -189,6 +195,9 @@ def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "mo
         raise LimitError(model_refusal(what, lim) if lim.shared else
                          f"{what}: choose a model from the list, or type a local folder / Hub id")
     name = name.strip() or DEFAULT_MODEL
+    short = names.resolve_model(name, lim.own_runs, local=not lim.shared)   # example-ppo, run:NAME → its policy/
+    if short is not None:
+        return short
     if not lim.shared:
         return name
     allowed = allowed_models(lim)
@@ -214,7 +223,8 @@ def check_reward(spec, limits: Limits | None = None) -> str:
     own = {path_key(r) for r in lim.own_runs} | {path_key(Path(r) / "policy") for r in lim.own_runs}
     if (spec in ("vader-positive", "vader-negative", "length") or (kind == "keyword" and rest)
             or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
-            or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)):
+            or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)
+            or (kind == "rm" and names.find_run(rest.strip(), lim.own_runs, local=False) is not None)):
         return spec
     raise LimitError("reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
                      "listed hf: reward models and rm: reward models you trained in this session; other model "
@@ -340,9 +350,13 @@ def check_request(peak: float, what: str, advice: str, limits: Limits | None = N
 
 
 # ----------------------------------------------------------------------------- trainings
-def check_training(cfg, limits: Limits | None = None) -> None:
-    """Raise LimitError when a training config passes its own validation but not the shared limits."""
-    lim = limits or current()
+def check_training(cfg, limits: Limits) -> None:
+    """Raise LimitError when a training config passes its own validation but not the shared limits.
+
+    ``limits``: those of the session asking (``AppContext.session_limits(request)``: its own runs'
+    policies and reward models are allowed; the CLI passes ``current()``). Asked once, where the
+    session is known (the page, the named API, the CLI); ``TrainerConfig.validate()`` never asks it."""
+    lim = limits
     if not lim.shared:
         return
     algo = cfg.algo.upper()

@@ -197,24 +197,37 @@ def test_batcher_limits_rows_per_batch(tiny_bundle, monkeypatch):
     assert held.calls == [[0], [1, 2], [3]]
 
 
-def test_a_batch_that_has_just_begun_gives_way_to_as_many_rows_queued_behind_it(tiny_bundle, monkeypatch):
+def test_a_batch_that_has_just_begun_gives_way_to_the_requests_queued_behind_it(tiny_bundle, monkeypatch):
     held = _Held()
     monkeypatch.setattr(batch, "run_rows", held)
     first = ("The end", DecodingConfig(**PLAYGROUND, seed=0))
     requests = {f"s{seed}": (prompt, DecodingConfig(**PLAYGROUND, seed=seed)) for prompt, seed, _ in OTHERS}
-    out = _run_queued(tiny_bundle, Batcher(), held, first, requests)
+    out = _run_queued(tiny_bundle, Batcher(gather_s=600), held, first, requests)
     assert held.calls == [[0], [0, 21, 22, 23]]  # stopped after its first token, rerun with the three
     for name, req in [("first", first), *requests.items()]:
         assert_same(out[name], generate(tiny_bundle, *req, keep_logits=True))
         assert out[name].batch == 4
 
 
-def test_a_batch_does_not_give_way_to_fewer_rows_than_it_runs(tiny_bundle, monkeypatch):
+def test_a_batch_gives_way_even_to_fewer_rows_than_it_runs(tiny_bundle, monkeypatch):
+    """A burst arrives over a second or more: giving way only to as many rows as run split it into waves."""
+    held = _Held()
+    monkeypatch.setattr(batch, "run_rows", held)
+    first = ("The end", DecodingConfig(**PLAYGROUND, seed=0, num_samples=3))
+    requests = {f"s{seed}": (prompt, DecodingConfig(**PLAYGROUND, seed=seed)) for prompt, seed, _ in OTHERS[:1]}
+    out = _run_queued(tiny_bundle, Batcher(gather_s=600), held, first, requests)
+    assert held.calls == [[0], [0, 21]]
+    assert_same(out["first"], generate(tiny_bundle, *first, keep_logits=True))
+    assert_same(out["s21"], generate(tiny_bundle, *requests["s21"], keep_logits=True))
+
+
+def test_a_batch_whose_oldest_request_waited_gather_s_does_not_give_way(tiny_bundle, monkeypatch):
+    """The age limit: a steady stream of newcomers cannot hold a request back for ever."""
     held = _Held()
     monkeypatch.setattr(batch, "run_rows", held)
     first = ("The end", DecodingConfig(**PLAYGROUND, seed=0, num_samples=3))
     requests = {f"s{seed}": (prompt, DecodingConfig(**PLAYGROUND, seed=seed)) for prompt, seed, _ in OTHERS[:2]}
-    out = _run_queued(tiny_bundle, Batcher(), held, first, requests)
+    out = _run_queued(tiny_bundle, Batcher(gather_s=0.0), held, first, requests)
     assert held.calls == [[0], [21, 22]]
     assert_same(out["first"], generate(tiny_bundle, *first, keep_logits=True))
 

@@ -174,7 +174,7 @@ def _shared_ok(cls, **kw):
 
 @pytest.mark.parametrize("cls", [PPOConfig, DPOConfig])
 def test_check_training_refusals(cls, tmp_path):
-    limits.check_training(_shared_ok(cls).validate(LOCAL), SHARED)   # the default preset fits
+    limits.check_training(_shared_ok(cls).validate(), SHARED)        # the default preset fits
     bad = {"full fine-tuning": dict(full_finetune=True), "at most 300 s": dict(max_seconds=0.0),
            "at most 300 s ": dict(max_seconds=301.0), "at most 200 steps": dict(steps=500),
            "GB of tensors": dict(batch_size=128), "shared server offers only": dict(model=str(tmp_path)),
@@ -182,25 +182,44 @@ def test_check_training_refusals(cls, tmp_path):
     bad["server paths"] = dict(prompts="/etc/passwd") if cls is PPOConfig else dict(preferences="/etc/passwd")
     for message, change in bad.items():
         cfg = _shared_ok(cls, **change)
-        cfg.validate(LOCAL)                                           # local use refuses none of it
+        cfg.validate()                                                # a valid config: the limits are apart
+        limits.check_training(cfg, LOCAL)                             # local use refuses none of it
         with pytest.raises(LimitError, match=message.strip()):
             limits.check_training(cfg, SHARED)
-        with pytest.raises(ValueError, match=message.strip()):      # validate(limits) applies them
-            cfg.validate(SHARED)
+
+
+def test_validate_reads_no_environment(shared_env):
+    """A config checks itself; the shared limits are asked where the session is known (UI, API, CLI), so
+    a trainer validating its config again in the queue does not refuse what the session may do."""
+    cfg = PPOConfig(steps=1000, max_seconds=0.0, full_finetune=True).validate()
+    assert cfg.steps == 1000
+    with pytest.raises(LimitError, match="full fine-tuning"):
+        limits.check_training(cfg, limits.current())
+    out = subprocess.run([sys.executable, "-c", "from rlhf_demo.ppo.config import PPOConfig; PPOConfig(steps=1000).validate()"],
+                         env={**os.environ, limits.SHARED_ENV: "1"}, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+
+
+def test_the_cli_checks_the_shared_limits_once_before_training(shared_env, tmp_path, capsys):
+    from rlhf_demo.cli.main import main
+
+    assert main(["train", "--algo", "ppo", "--steps", "500", "--max-seconds", "60", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: on this shared server a training has at most 200 steps; got 500"] and not (tmp_path / "r").exists()
 
 
 def test_every_preset_passes_in_local_use():
     for cls in (PPOConfig, DPOConfig):
         for name in cls.PRESETS:
-            cls.preset(name).validate(LOCAL)
+            limits.check_training(cls.preset(name).validate(), LOCAL)
 
 
 def test_training_from_an_own_run(tmp_path):
     own = tmp_path / "ppo-x"
     cfg = _shared_ok(PPOConfig, model=str(own / "policy"))
     with pytest.raises(LimitError):
-        cfg.validate(SHARED)
-    cfg.validate(SHARED.for_session([own]))
+        limits.check_training(cfg.validate(), SHARED)
+    limits.check_training(cfg, SHARED.for_session([own]))
 
 
 def test_forms_show_the_limits(shared_env):

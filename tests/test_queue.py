@@ -141,3 +141,51 @@ def test_quota_removes_the_oldest_ended_runs_and_old_temporary_files(tiny_model_
     removed = enforce(root, max_bytes=2.5 * one, pinned={"pinned"}, tmp_dirs=(downloads,), max_age_s=60)
     assert "old" in removed and "pinned" not in removed and "new" not in removed and str(z1) in removed
     assert (root / "pinned").exists() and (root / "new").exists() and not (root / "old").exists()
+
+
+def test_an_ended_job_keeps_its_records_and_lets_go_of_its_model(tiny_model_dir, tmp_path):
+    """Finished or failed after loading: the job keeps its config, records and lines; nothing keeps its
+    trainer's model alive (not the job, not the build closure, not the exception's traceback)."""
+    import weakref
+
+    models = []
+    cfg = config(tiny_model_dir)
+
+    def build(stop):
+        trainer = PPOTrainer(cfg, prompts=PROMPTS, stop=stop)
+        models.append(weakref.ref(trainer.policy.model))
+        return trainer
+
+    def fails_after_loading(stop):
+        trainer = build(stop)
+        raise ValueError(f"could not use {type(trainer).__name__}")
+
+    q = TrainingQueue()
+    a = q.submit("alice", "ppo", tmp_path / "a", build, cfg=cfg)
+    b = q.submit("bob", "ppo", tmp_path / "b", fails_after_loading)
+    _wait(lambda: a.ended is not None and b.ended is not None)
+    assert a.state == "finished" and b.state == "failed" and "could not use PPOTrainer" in b.error
+    assert a.records and a.cfg is cfg and a.total_steps == 2 and b.cfg is None
+    assert a.trainer is a.build is b.trainer is b.build is None
+    assert q.find_run("a") is a and q.find_run("b") is b and q.find_run("c") is None
+    _wait(lambda: len(models) == 2 and all(m() is None for m in models), timeout=10)   # collected by the worker
+
+
+def test_ended_jobs_are_remembered_up_to_a_cap(tmp_path, monkeypatch):
+    from rlhf_demo.runs import queue
+
+    monkeypatch.setattr(queue, "MAX_ENDED", 3)
+    q = TrainingQueue()
+
+    def broken(stop):
+        raise ValueError("no model")
+    jobs = []
+    for i in range(5):
+        jobs.append(q.submit(f"u{i}", "ppo", tmp_path / f"r{i}", broken))
+        _wait(lambda: jobs[-1].ended is not None)
+    assert [q.latest(f"u{i}") for i in range(5)] == [None, None, *jobs[2:]]     # the oldest forgotten first
+    again = q.submit("u2", "ppo", tmp_path / "r5", broken)                      # u2 is now the newest
+    _wait(lambda: again.ended is not None)
+    q.submit("u9", "ppo", tmp_path / "r9", broken)
+    _wait(lambda: q.latest("u9").ended is not None)
+    assert q.latest("u3") is None and q.latest("u2") is again and q.latest("u4") is jobs[4]

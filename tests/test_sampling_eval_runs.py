@@ -107,7 +107,9 @@ def test_policy_choices_lists_saved_policies(tmp_path):
     assert [c for c in policy_choices(tmp_path) if "run: r" in c[0]] == []
     (run / "policy").mkdir()
     (run / "policy" / "adapter_config.json").write_text("{}")
-    assert any(v == str(run / "policy") for _, v in policy_choices(tmp_path))
+    assert any(v == "run:r" for _, v in policy_choices(tmp_path))          # a short name, never a server path
+    from rlhf_demo import limits
+    assert limits.check_model("run:r", own_runs=[str(run)]) == str(run / "policy")
 
 
 def test_on_topic_hand_cases():

@@ -9,7 +9,7 @@ The teacher role is unlocked by ``RLHF_DEMO_TEACHER_KEY`` (typed once per browse
 ``teacher_proof(token)``, an HMAC of the token under the key, which only the server can make or check,
 so it survives reloads and restarts and is worthless in another browser) or by a Hugging Face username
 listed in ``RLHF_DEMO_TEACHERS`` (Spaces with ``hf_oauth: true``). Wrong keys meet a growing delay
-(``KeyThrottle``). Local use (not shared, no key) has no roles: the one person is owner and teacher.
+per identity and a budget per address (``classroom.key_guard``). Local use (not shared, no key) has no roles: the one person is owner and teacher.
 """
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ import hmac
 import os
 import re
 import secrets
-import threading
-import time
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass
 
 TEACHER_KEY_ENV = "RLHF_DEMO_TEACHER_KEY"
@@ -98,39 +95,6 @@ def check_proof(token: str, proof, key: str | None = None) -> bool:
 def key_matches(typed, key: str | None = None) -> bool:
     key = teacher_key() if key is None else key
     return bool(key) and isinstance(typed, str) and hmac.compare_digest(key.encode(), typed.encode())
-
-
-class KeyThrottle:
-    """Growing delay after wrong teacher keys, per client (its address): after the n-th wrong key in a
-    row the next try is refused for ``base_s · 2^(n−1)`` seconds (at most ``max_s``)."""
-
-    def __init__(self, base_s: float = 2.0, max_s: float = 300.0, max_clients: int = 10_000):
-        self.base_s, self.max_s, self.max_clients = base_s, max_s, max_clients
-        self._lock = threading.Lock()
-        self._fails: OrderedDict[str, tuple[int, float]] = OrderedDict()   # client → (wrong keys, refused until)
-
-    def wait_s(self, client: str, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            n, until = self._fails.get(client, (0, 0.0))
-            return max(0.0, until - now)
-
-    def failed(self, client: str, now: float | None = None) -> float:
-        """Record a wrong key; returns the seconds the client must now wait."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            n, _ = self._fails.get(client, (0, 0.0))
-            n += 1
-            delay = min(self.max_s, self.base_s * 2 ** (n - 1))
-            self._fails[client] = (n, now + delay)
-            self._fails.move_to_end(client)
-            while len(self._fails) > self.max_clients:
-                self._fails.popitem(last=False)
-            return delay
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._fails.pop(client, None)
 
 
 def browser_secret(runs_dir) -> str:

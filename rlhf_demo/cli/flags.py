@@ -55,7 +55,8 @@ def add_config_flags(parser: argparse.ArgumentParser, configs: list[type]) -> No
 
 def config_from_args(cls, args: argparse.Namespace, preset: str | None = None):
     """The flags of ``cls`` that were given, on top of ``preset``: the same path as the UI
-    (``TrainerConfig.from_inputs``). A flag given that ``cls`` does not have is an error."""
+    (``TrainerConfig.from_inputs``), validated as a config (``cli/train.py`` then checks a shared server's
+    limits, once). A flag given that ``cls`` does not have is an error."""
     own = {f.name for f in cls.knobs()}
     others = sorted(k for k, v in vars(args).items()
                     if v is not None and k not in own and k in KNOB_DESTS)

@@ -22,16 +22,13 @@ import sys
 
 from pathlib import Path
 
+from rlhf_demo import limits
+from rlhf_demo.algorithms import CONFIGS, make_trainer
 from rlhf_demo.cli.flags import KNOB_DESTS, add_config_flags, config_from_args, flag, register
 from rlhf_demo.config import show
-from rlhf_demo.dpo.config import DPOConfig
-from rlhf_demo.grpo.config import GRPOConfig
-from rlhf_demo.ppo.config import PPOConfig
-from rlhf_demo.reward_model.config import RewardConfig
 
 HELP = ("Train a policy with PPO or GRPO (from a reward function) or DPO (from preference pairs), or a reward model "
         "(from preference pairs); writes a run folder.")
-CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig, "reward": RewardConfig, "grpo": GRPOConfig}
 
 
 def add_arguments(p):
@@ -46,24 +43,6 @@ def add_arguments(p):
                         "repository (offline or without a token: the card is written, nothing is pushed)")
     add_config_flags(p, list(CONFIGS.values()))
     register(list(CONFIGS.values()))
-
-
-def _trainer(cfg, say):
-    if cfg.algo == "ppo":
-        from rlhf_demo.ppo.trainer import PPOTrainer
-
-        return PPOTrainer(cfg, progress=say)
-    if cfg.algo == "grpo":
-        from rlhf_demo.grpo.trainer import GRPOTrainer
-
-        return GRPOTrainer(cfg, progress=say)
-    if cfg.algo == "reward":
-        from rlhf_demo.reward_model.trainer import RewardTrainer
-
-        return RewardTrainer(cfg, progress=say)
-    from rlhf_demo.dpo.trainer import DPOTrainer
-
-    return DPOTrainer(cfg, progress=say)
 
 
 def _argv(args) -> list[str]:
@@ -85,6 +64,7 @@ def run(args) -> int:
     from rlhf_demo.runs.status import final_lines, progress_lines
 
     cfg = config_from_args(CONFIGS[args.algo], args, args.preset)
+    limits.check_training(cfg, limits.current())      # a shared server's limits, once (the trainer trusts cfg)
     RunWriter.check(args.out, args.overwrite)          # before a model is loaded
     n = distributed.planned_processes()
     if (unit := cfg.batch_unit()) is not None:         # a batch N processes cannot share: one line, before they start
@@ -99,7 +79,7 @@ def run(args) -> int:
         print(f"note: --push-to-hub {args.push_to_hub}: {hub_note}; the model card will be written, nothing pushed",
               file=sys.stderr, flush=True)
     say = (lambda f, m: None) if args.quiet else (lambda f, m: print(m, file=sys.stderr, flush=True))
-    trainer = _trainer(cfg, say)
+    trainer = make_trainer(cfg, progress=say)
     total = trainer.planned_steps() if hasattr(trainer, "planned_steps") else cfg.steps
     if not args.quiet:
         what = (f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if getattr(cfg, "gold_reward", "none") != "none" else "")

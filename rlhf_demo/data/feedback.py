@@ -11,6 +11,13 @@ ties and skips are counted but carry no preference. The same pair (``pair_id``) 
 several people (``open_pairs`` offers pairs others labelled), which is what measures agreement.
 ``clear`` moves the file aside (``labels-cleared-TIME.jsonl``): nothing is deleted. The labelled
 pairs themselves are two responses sampled from the current reference model (``make_pair``).
+
+The file *is* the class's pool: in classroom mode only identities that joined with the class code may
+add to it (``ui.context.AppContext.gate``), each identity counts once per pair (its last label), and
+``remove_labeller`` moves one labeller's lines out (into ``labels-removed-TIME.jsonl`` beside it), so
+the majority vote, the agreement and the class's DPO set never see them again. ``tally`` counts labels
+per labeller cheaply (it reads only what was appended since its last call), for the caps per labeller
+and in total.
 """
 from __future__ import annotations
 
@@ -39,10 +46,68 @@ class FeedbackStore:
     """Append-only JSONL of labels. Safe for several threads of one process (a lock around each write)."""
 
     _locks: dict[str, threading.Lock] = {}
+    _tallies: dict[str, dict] = {}      # path → {"inode", "offset", "per": {labeller: n}} (see ``tally``)
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path).expanduser() if path is not None else default_feedback_path()
-        self._lock = FeedbackStore._locks.setdefault(str(self.path.resolve()), threading.Lock())
+        self._key = str(self.path.resolve())
+        self._lock = FeedbackStore._locks.setdefault(self._key, threading.Lock())
+
+    def tally(self) -> dict[str, int]:
+        """labeller id → number of labels in the pool. Reads only the lines appended since the last call
+        (the whole file again after ``clear`` or ``remove_labeller`` replaced it)."""
+        with self._lock:
+            t = FeedbackStore._tallies.get(self._key)
+            try:
+                st = self.path.stat()
+            except OSError:
+                FeedbackStore._tallies.pop(self._key, None)
+                return {}
+            if t is None or t["inode"] != st.st_ino or st.st_size < t["offset"]:
+                t = FeedbackStore._tallies[self._key] = {"inode": st.st_ino, "offset": 0, "per": {}}
+            with open(self.path, "rb") as f:
+                f.seek(t["offset"])
+                chunk = f.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]       # a torn last line waits for its newline
+            for line in complete.splitlines():
+                try:
+                    rec = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if isinstance(rec, dict) and rec.get("label") in LABELS:
+                    who = str(rec.get("labeller", rec.get("session", "")))
+                    t["per"][who] = t["per"].get(who, 0) + 1
+            t["offset"] += len(complete)
+            return dict(t["per"])
+
+    def remove_labeller(self, labeller: str) -> int:
+        """Move every label of ``labeller`` out of the pool into ``labels-removed-TIME.jsonl`` beside it (kept,
+        not deleted); returns how many left."""
+        with self._lock:
+            if not self.path.exists():
+                return 0
+            keep, out = [], []
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        keep.append(line)
+                        continue
+                    who = rec.get("labeller", rec.get("session", "")) if isinstance(rec, dict) else None
+                    (out if who == labeller else keep).append(line if line.endswith("\n") else line + "\n")
+            if not out:
+                return 0
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+            aside = self.path.with_name(f"{self.path.stem}-removed-{stamp}.jsonl")
+            aside.write_text("".join(out), encoding="utf-8")
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("".join(keep))
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(self.path)
+            return len(out)
 
     def add(self, prompt: str, response_a: str, response_b: str, label: str, labeller: str = "",
             pair_id: str | None = None, nickname: str = "") -> dict:

@@ -25,6 +25,7 @@ from typing import Callable
 
 from rlhf_demo import limits
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
+from rlhf_demo.textcheck import MAX_LINE_CHARS, TextError, check_text, check_upload, json_loads
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED_PREFERENCES = ASSETS / "preferences.jsonl"
@@ -82,6 +83,10 @@ def validate_row(obj, where: str) -> tuple[dict | None, str | None]:
             return None, f"{where}: '{c}' is not text"
         if len(obj[c]) > MAX_FIELD_CHARS:
             return None, f"{where}: '{c}' is longer than {MAX_FIELD_CHARS} characters"
+        try:
+            check_text(obj[c], f"{where}: '{c}'")
+        except TextError as exc:
+            return None, str(exc)
     if not obj["chosen"].strip() or not obj["rejected"].strip():
         return None, f"{where}: empty chosen or rejected response"
     if obj["chosen"] == obj["rejected"]:
@@ -89,11 +94,15 @@ def validate_row(obj, where: str) -> tuple[dict | None, str | None]:
     return dict(obj), None
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, max_line: int | None = MAX_LINE_CHARS) -> str:
     if not data or not data.strip():
         raise PreferenceError("the preference file is empty")
     if len(data) > MAX_FILE_BYTES:
         raise PreferenceError(f"the preference file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+    try:
+        check_upload(data, "the preference file", max_line)
+    except TextError as exc:
+        raise PreferenceError(str(exc)) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -104,11 +113,22 @@ def _decode(data: bytes) -> str:
 def parse_preferences(data: bytes, filename: str = "preferences.jsonl") -> PreferenceSet:
     """Validate an uploaded ``.jsonl``/``.json`` or ``.csv``/``.tsv`` file.
 
-    Whole-file problems (empty, too big, not UTF-8, no prompt/chosen/rejected columns, no usable row)
-    raise PreferenceError; problems of single rows go to ``errors`` and the other rows are kept.
+    Whole-file problems (empty, too big, not UTF-8, NUL bytes, a line of megabytes, JSON nested too deep,
+    no prompt/chosen/rejected columns, no usable row) raise PreferenceError in one line; problems of
+    single rows go to ``errors`` and the other rows are kept.
     """
-    text = _decode(data)
+    if not isinstance(data, (bytes, bytearray)):
+        raise PreferenceError("the preference file: expected the file's bytes")
+    try:
+        return _parse_preferences(bytes(data), str(filename))
+    except (csv.Error, RecursionError, MemoryError) as exc:   # anything else a parser can say: still one line
+        raise PreferenceError(f"the preference file could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): save it as JSONL or "
+                              "CSV with prompt, chosen, rejected") from None
+
+
+def _parse_preferences(data: bytes, filename: str) -> PreferenceSet:
     name = filename.lower()
+    text = _decode(data, None if name.endswith(".json") else MAX_LINE_CHARS)   # a JSON array may be one line
     rows, errors = [], []
     if name.endswith((".csv", ".tsv")):
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if name.endswith(".tsv") else ",")
@@ -124,9 +144,9 @@ def parse_preferences(data: bytes, filename: str = "preferences.jsonl") -> Prefe
         lines = text.splitlines()
         if name.endswith(".json") and text.lstrip().startswith("["):
             try:
-                items_list = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise PreferenceError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+                items_list = json_loads(text, "the preference file")
+            except TextError as exc:
+                raise PreferenceError(str(exc)) from None
             items = ((i, r) for i, r in enumerate(items_list, 1))
         else:
             def gen():
@@ -134,9 +154,9 @@ def parse_preferences(data: bytes, filename: str = "preferences.jsonl") -> Prefe
                     if not line.strip():
                         continue
                     try:
-                        yield i, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        yield i, ValueError(f"not valid JSON ({exc.msg})")
+                        yield i, json_loads(line, "the line")
+                    except TextError as exc:
+                        yield i, ValueError(str(exc).removeprefix("the line").strip(" :"))
             items = gen()
         kind = "line"
     else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_demo import limits
+from rlhf_demo.textcheck import TextError, check_text, check_upload, json_loads
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 OPENINGS_FILE = ASSETS / "review_openings.txt"
@@ -41,9 +42,24 @@ def builtin_prompts(split: str = "train") -> list[str]:
 
 def parse_prompts(data: bytes, filename: str = "prompts.txt") -> list[str]:
     """Prompts from an uploaded file: ``.txt`` (one per line) or ``.csv``/``.tsv``/``.jsonl`` (a ``prompt``,
-    ``text`` or ``query`` column/key, else the first column). Raises PromptError with a clear reason."""
+    ``text`` or ``query`` column/key, else the first column). Raises PromptError with a clear reason, in
+    one line, for anything a file can hold (``textcheck``: NUL bytes, a line of megabytes, deep JSON,
+    lone surrogates)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise PromptError("prompts file: expected the file's bytes")
     if len(data) > MAX_PROMPT_FILE_BYTES:
         raise PromptError(f"prompts file is {len(data)/1e6:.1f} MB; the limit is {MAX_PROMPT_FILE_BYTES/1e6:.0f} MB")
+    try:
+        return _parse_prompts(bytes(data), str(filename))
+    except TextError as exc:
+        raise PromptError(str(exc)) from None
+    except (csv.Error, RecursionError, MemoryError) as exc:   # anything else a parser can say: still one line
+        raise PromptError(f"prompts file could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): save it as one prompt per line, "
+                          "or as CSV / JSONL with a 'prompt' column") from None
+
+
+def _parse_prompts(data: bytes, filename: str) -> list[str]:
+    check_upload(data, "prompts file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -66,17 +82,14 @@ def parse_prompts(data: bytes, filename: str = "prompts.txt") -> list[str]:
         for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"line {i} is not valid JSON: {exc.msg}") from exc
+            obj = json_loads(line, f"line {i}")
             val = next((obj.get(k) for k in ("prompt", "text", "query") if isinstance(obj, dict) and k in obj), None)
             if not isinstance(val, str):
                 raise PromptError(f"line {i} has no string 'prompt', 'text' or 'query' field")
-            prompts.append(val.strip())
+            prompts.append(check_text(val, f"line {i}'s prompt").strip())
     else:
         prompts = [l.strip() for l in text.splitlines()]
-    prompts = [p[:MAX_PROMPT_CHARS] for p in prompts if p]
+    prompts = [check_text(p, f"prompt {i}")[:MAX_PROMPT_CHARS] for i, p in enumerate(prompts, 1) if p]
     if not prompts:
         raise PromptError("prompts file holds no prompts")
     if len(prompts) > MAX_PROMPTS:

@@ -12,16 +12,21 @@ together as one batch:
   tokens (the raw and processed logits kept are [rows, T, V] each).
 * **No waiting for a batch to fill.** A request that finds the model idle runs at once (one student
   alone pays nothing); requests that arrive while a batch runs are grouped into the next one, oldest
-  group first. A batch that has only just begun gives way when at least as many compatible rows queue
-  behind it: it stops and reruns with them (the first of 30 students pressing together would otherwise
-  hold up the other 29 for a whole generation). The thread whose request arrived runs the batch; the
-  others sleep until it is done.
+  group first. A batch that has only just begun (at most a quarter of its tokens made) gives way when
+  a compatible request queues behind it, as long as its oldest request arrived less than
+  ``gather_s`` ago: it stops and reruns with them. Thirty students pressing "together" arrive over a
+  second or more; a batch that gave way only once (to as many rows as it ran) split them into waves,
+  one batch of a few rows and a second with the rest (p95 ≈ two generations); now they end up in one
+  batch, and nobody waits more than ``gather_s`` plus a generation. The thread whose request arrived
+  runs the batch; the others sleep until it is done.
 * **Same seed, same text.** Each request draws from its own ``torch.Generator`` seeded with its seed,
   its rows are left-padded and processed without their padding (``sampling.generate_rows``), and each
   row keeps the processed scores its token was drawn from: a request batched with others gets the
   tokens it gets alone, and the probabilities shown agree to float rounding (the forward pass over a
   padded batch rounds a little differently).
 * **One bad request fails only itself.** If a batch raises, its requests run again one by one.
+* **One model computation at a time in the server.** A batch holds ``shared_work.MODEL_LOCK``, which
+  the KL and Theory tabs' batches hold too: each gets both cores instead of thrashing them together.
 
 Post-processing (per-step numbers, top candidates) runs in each request's own thread, after the batch.
 """
@@ -34,11 +39,14 @@ from typing import Any
 
 import torch
 
+from rlhf_demo.shared_work import MODEL_LOCK
 from rlhf_demo.decoding.generate import DecodingConfig, GenerationResult, Prompt, generate_from_ids, prepare, result_from_rows, run_rows
 
 MAX_BATCH_ROWS = 32
 MAX_BATCH_CELLS = 32 * 32
 """Rows × max new tokens of one batch: 1024 cells keep 2 × 1024 × 49 152 float32 logits (≈ 400 MB)."""
+GATHER_S = 2.0
+"""A batch still gives way to newcomers while its oldest request is younger than this (seconds)."""
 
 
 def batch_key(cfg: DecodingConfig) -> tuple | None:
@@ -62,7 +70,7 @@ class _Job:
     error: Exception | None = None
     seconds: float = 0.0
     batch: int = 1
-    gave_way: bool = False  # a batch it was in stopped early for a bigger one (see Batcher._should_give_way)
+    queued_at: float = 0.0  # time.monotonic() when it arrived (see Batcher._should_give_way)
 
 
 class Batcher:
@@ -72,8 +80,10 @@ class Batcher:
     :func:`~rlhf_demo.decoding.generate.generate` does.
     """
 
-    def __init__(self, max_rows: int = MAX_BATCH_ROWS, max_cells: int = MAX_BATCH_CELLS):
-        self.max_rows, self.max_cells = max_rows, max_cells
+    def __init__(self, max_rows: int = MAX_BATCH_ROWS, max_cells: int = MAX_BATCH_CELLS, lock: threading.Lock | None = None,
+                 gather_s: float = GATHER_S):
+        self.max_rows, self.max_cells, self.gather_s = max_rows, max_cells, gather_s
+        self.lock = lock or MODEL_LOCK  # held while a batch runs: the KL and Theory tabs' work waits meanwhile (shared_work.py)
         self._cond = threading.Condition()
         self._pending: list[_Job] = []
         self._busy = False  # one batch at a time: it uses every core already
@@ -98,6 +108,7 @@ class Batcher:
     def _wait_for(self, job: _Job) -> None:
         """Queue ``job``; whenever the model is free and ``job`` is not done, run the oldest group."""
         with self._cond:
+            job.queued_at = time.monotonic()
             self._pending.append(job)
         while True:
             with self._cond:
@@ -109,7 +120,8 @@ class Batcher:
                 group = self._take()
             gave_way = False
             try:
-                gave_way = not self._run(group, may_give_way=True)
+                with self.lock:
+                    gave_way = not self._run(group, may_give_way=True)
             finally:
                 with self._cond:
                     if gave_way:  # first in line again, now with the requests it gave way to
@@ -136,17 +148,17 @@ class Batcher:
         return group
 
     def _should_give_way(self, group: list[_Job], made: int) -> bool:
-        """A batch that has made at most a quarter of its tokens stops when at least as many compatible
-        rows wait behind it and all fit in one batch: run together, they all finish sooner (the first
-        request of a burst would otherwise hold up everyone who pressed a moment later). A request
-        gives way at most once."""
+        """A batch that has made at most a quarter of its tokens stops when a compatible request waits
+        behind it and fits in with it, unless its oldest request arrived ``gather_s`` ago or more: run
+        together, they all finish sooner (the first requests of a burst would otherwise hold up everyone
+        who pressed a moment later), and the age limit bounds what a steady stream of newcomers costs."""
         cfg, key = group[0].cfg, group[0].key
-        if made > cfg.max_new_tokens // 4 or any(j.gave_way for j in group):
+        if made > cfg.max_new_tokens // 4 or time.monotonic() - min(j.queued_at for j in group) >= self.gather_s:
             return False
         rows = sum(j.cfg.num_sequences for j in group)
         with self._cond:
-            waiting = sum(j.cfg.num_sequences for j in self._pending if j.key == key)
-        return waiting >= rows and self._fits(rows + waiting, cfg.max_new_tokens)
+            waiting = [j.cfg.num_sequences for j in self._pending if j.key == key]
+        return bool(waiting) and self._fits(rows + waiting[0], cfg.max_new_tokens)
 
     def _run(self, group: list[_Job], may_give_way: bool = False) -> bool:
         """Run ``group`` as one batch; False if it gave way to a bigger one (nothing recorded then)."""
@@ -162,8 +174,6 @@ class Batcher:
                     self._run([j])
             return True
         if outs is None:
-            for j in group:
-                j.gave_way = True
             return False
         seconds = time.perf_counter() - t0
         for j, rows in zip(group, outs):

@@ -1,7 +1,8 @@
 """Exploring a finished generation: re-process a step for new knobs, branch, see a word bias at work.
 
 Everything works from a :class:`~rlhf_demo.decoding.GenerationResult` made with ``keep_logits=True``
-(raw logits ``z_t`` of every step, as numpy). Re-processing a step runs transformers' own
+(raw logits ``z_t`` of every step, as numpy), or one whose logits a server keeps in its one
+:class:`~rlhf_demo.decoding.kept.LogitStore` (``store.attach(bundle, result)`` reads them back). Re-processing a step runs transformers' own
 ``LogitsProcessorList`` (built by :func:`~rlhf_demo.decoding.build_processors`) on the stored
 ``z_t`` with that step's prefix — the same call ``generate()`` makes — so the bars for a new
 temperature / top-k / top-p are exactly what ``generate()`` would sample from, without generating::

@@ -189,6 +189,7 @@ class GenerationResult:
     raw_logits: list[np.ndarray] | None = None  # per sequence [T_s, V] float32, for re-processing
     seconds: float = 0.0
     batch: int = 1  # requests that ran in the same model.generate (decoding/batch.py)
+    logits_key: str | None = None  # where a LogitStore keeps the raw logits instead (decoding/kept.py)
 
     def to_dict(self) -> dict:
         """The CLI's ``--json`` schema (and a few extra fields)."""

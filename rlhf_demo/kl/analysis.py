@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_demo.kl.estimators import ESTIMATORS, exact_kl
-from rlhf_demo.decoding.sampling import Batch, left_pad, response_logits, sample_responses
+from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses
 
 MAX_RESPONSE_TOKENS = 64
 """Longest response analysed or generated (2 forwards of the real model over it per request)."""
@@ -216,8 +216,14 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
     batch = Batch(ids, mask, len(q), torch.ones((1, len(r_ids)), dtype=torch.long, device=policy.device))
 
     logp, logp_ref = logprobs_pair(policy, reference, batch, t)              # [1, R, V] each
-    tokens = batch.response_ids                                              # [1, R]
-    vals = {k: v[0].double().cpu() for k, v in per_position(logp, logp_ref, tokens).items()}  # each [R]
+    return _token_result(tok, prompt, response, generated, r_ids, logp[0], logp_ref[0], t, top_n)
+
+
+def _token_result(tok, prompt: str, response: str, generated: bool, r_ids: list[int], logp: torch.Tensor,
+                  logp_ref: torch.Tensor, t: float, top_n: int) -> TokenKLResult:
+    """The per-token table of one response from log π and log π_ref over the vocabulary ([R, V] each)."""
+    tokens = torch.tensor([r_ids], device=logp.device)                       # [1, R]
+    vals = {k: v[0].double().cpu() for k, v in per_position(logp[None], logp_ref[None], tokens).items()}  # each [R]
 
     table = pd.DataFrame({
         "position": range(len(r_ids)),
@@ -229,5 +235,35 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
         table[f"cum_{k}"] = table[k].cumsum()
     totals = {k: float(vals[k].sum()) for k in ("k1", "k2", "k3", "kl_exact")}
     max_pos = int(vals["kl_exact"].argmax())
-    top = top_candidates(tok, logp[0, max_pos], logp_ref[0, max_pos], top_n)
+    top = top_candidates(tok, logp[max_pos], logp_ref[max_pos], top_n)
     return TokenKLResult(prompt, response, generated, table, totals, max_pos, top, t)
+
+
+@torch.no_grad()
+def token_kl_batch(policy, reference, prompt: str, seeds: list[int], *, max_new_tokens: int = 24,
+                   policy_temperature: float = 1.0, top_n: int = 10) -> list[TokenKLResult]:
+    """``token_kl(policy, reference, prompt, None, seed=s, ...)`` for every seed in ``seeds``, as ONE
+    sampling pass and ONE scoring pass of both models over ``len(seeds)`` rows (the KL tab batches
+    students' clicks this way: ``shared_work.py``).
+
+    Each row draws from its own generator seeded with its seed, so it samples the response it samples
+    alone; positions after a row's EOS are scored but not reported (the causal mask keeps them from
+    the real ones). Numbers equal ``token_kl``'s to float rounding.
+    """
+    t = check_temperature(policy_temperature)
+    check_same_tokenizer(policy.tokenizer, reference.tokenizer)
+    tok = policy.tokenizer
+    q = encode_prompt(tok, prompt)
+    if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_RESPONSE_TOKENS:
+        raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {max_new_tokens!r}")
+    generators = [make_generator(s, policy.device) for s in seeds]
+    batch = sample_responses(policy.model, tok, [q] * len(seeds), max_new_tokens, temperature=t, generator=generators,
+                             ban_special_tokens=False)                       # [B, Q + R]
+    logp, logp_ref = logprobs_pair(policy, reference, batch, t)              # [B, R, V] each
+    out = []
+    for i in range(len(seeds)):
+        n_real = int(batch.response_mask[i].sum())
+        r_ids = batch.response_ids[i, :n_real].tolist()
+        out.append(_token_result(tok, prompt, tok.decode(r_ids, skip_special_tokens=True), True, r_ids,
+                                 logp[i, :n_real], logp_ref[i, :n_real], t, top_n))
+    return out

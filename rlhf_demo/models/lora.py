@@ -6,9 +6,12 @@
 - Full fine-tuning: every weight trains; the reference is a frozen second copy.
 
 ``TrainablePolicy.save(dir)`` writes a policy that ``models.loading.load_model`` reads back: a peft
-adapter with ``base_model.txt`` (the base it applies to), or a full model with its tokenizer, in
-safetensors, written into a temporary folder first and then renamed, so a reader never sees half a
-policy.
+adapter with its tokenizer and ``base_model.txt`` (the base it applies to, by name: 'default',
+``example-ppo``, ``run:NAME``, a Hub id), or a full model with its tokenizer, in safetensors, written
+into a temporary folder first and then renamed, so a reader never sees half a policy. The adapter's
+``adapter_config.json`` and model card name the base by its Hub id (``loading.hub_id``), never a
+server path, so peft's ``AutoPeftModelForCausalLM`` and ``AutoTokenizer`` load a downloaded policy
+(or reward model) anywhere.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from typing import Callable
 
 import torch
 
-from rlhf_demo.models.loading import DEFAULT_MODEL, load_model
+from rlhf_demo.models.loading import DEFAULT_MODEL, hub_id, load_model
+from rlhf_demo.runs.names import model_short
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -60,10 +64,10 @@ class TrainablePolicy:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.model.save_pretrained(tmp, safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp)
         if self.is_lora:
             (tmp / "base_model.txt").write_text(_portable(self.base_name) + "\n")
-        else:
-            self.tokenizer.save_pretrained(tmp)
+            name_base_by_hub_id(tmp, hub_id(self.base_name))
         if meta:
             (tmp / "checkpoint.json").write_text(json.dumps(meta) + "\n")
         old = path.with_name(f".{path.name}.old{os.getpid()}")
@@ -75,10 +79,28 @@ class TrainablePolicy:
 
 
 def _portable(base: str) -> str:
-    """A base model name a later process can load: folders as absolute paths, other names as given."""
+    """A base model name a later process can load: a run's policy by its short name (``example-ppo``,
+    ``run:NAME``), other folders as absolute paths (local use), other names as given."""
+    short = model_short(base)
+    if short != base:
+        return short
     if base != DEFAULT_MODEL and Path(base).expanduser().exists():
         return str(Path(base).expanduser().resolve())
     return base
+
+
+def name_base_by_hub_id(adapter_dir: str | Path, hub: str) -> None:
+    """Write ``hub`` as the base in a saved adapter's ``adapter_config.json`` and model card (peft writes
+    the base model's local folder there)."""
+    adapter_dir = Path(adapter_dir)
+    cfg_path = adapter_dir / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    old = cfg.get("base_model_name_or_path")
+    cfg["base_model_name_or_path"] = hub
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    card = adapter_dir / "README.md"
+    if card.exists() and old and old != hub:
+        card.write_text(card.read_text(encoding="utf-8").replace(old, hub), encoding="utf-8")
 
 
 def decoder_layers_owner(model) -> torch.nn.Module | None:

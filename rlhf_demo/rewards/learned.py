@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from rlhf_demo.rewards.functions import RewardError, RewardFunction
+from rlhf_demo.runs.names import find_run
 
 MAX_TOKENS = 512
 """Longer texts keep their first tokens (and the EOS): this many in all."""
@@ -39,6 +40,8 @@ def find_reward_model(path: str | Path) -> Path:
     """``RUN_DIR`` (a reward-model run), its ``policy/`` folder, or a sequence-classification model
     folder → the folder holding the model; ``RewardError`` in one line saying what the folder is instead."""
     p = Path(path).expanduser()
+    if not p.exists() and (run := find_run(str(path))) is not None:   # rm:example-reward, rm:run:NAME (runs/names.py)
+        p = run
     if not str(path).strip():
         raise RewardError("rm: needs a folder: rm:RUN_DIR (a run of `train --algo reward`)")
     if not p.exists():

@@ -33,15 +33,12 @@ from typing import Iterator
 import pandas as pd
 
 from rlhf_demo.runs import distributed, tracking
-
-RUNS_ENV = "RLHF_DEMO_RUNS"
+from rlhf_demo.runs.names import RUNS_ENV, model_short, run_short, runs_root  # noqa: F401 - runs_root is re-exported
 CHECKPOINT_ENV = "RLHF_DEMO_CHECKPOINT_S"
 CHECKPOINT_S = 30.0
 EXAMPLE_RUN = Path(__file__).resolve().parents[1] / "assets" / "example-ppo"
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get(RUNS_ENV, "runs")).expanduser()
+EXAMPLE_POLICY = EXAMPLE_RUN.name
+"""The shipped example policy's model name (``runs/names.py``): what the KL tab opens on."""
 
 
 def _clean(obj):
@@ -67,7 +64,8 @@ class RunWriter:
         """Refuse a run folder that exists and is not empty (before a model is loaded for it)."""
         path = Path(out).expanduser()
         if path.exists() and any(path.iterdir()) and not overwrite:
-            raise FileExistsError(f"run folder {str(path)!r} exists and is not empty; choose another --out")
+            shown = str(path) if not path.is_absolute() else path.name
+            raise FileExistsError(f"run folder {shown!r} exists and is not empty; choose another --out")
         return path
 
     def __init__(self, out: str | Path, config, overwrite: bool = False):
@@ -226,9 +224,21 @@ def list_runs(root: str | Path | None = None, include_example: bool = True) -> l
     return found
 
 
+def is_reward_model(folder: str | Path) -> bool:
+    """A sequence classifier (a reward model), not a causal LM: a SEQ_CLS adapter, or a config whose
+    architectures are ``*ForSequenceClassification``. Read from the folder's JSON only."""
+    p = Path(folder)
+    adapter = read_json(p / "adapter_config.json")
+    if adapter:
+        return adapter.get("task_type") == "SEQ_CLS"
+    archs = read_json(p / "config.json").get("architectures") or []
+    return any(str(a).endswith("ForSequenceClassification") for a in archs)
+
+
 def policy_choices(root: str | Path | None = None) -> list[tuple[str, str]]:
     """(label, model name) pairs for dropdowns: the base model, then every run that saved a policy
-    (reward-model runs score text: they are not policies)."""
+    (reward-model runs score text: they are not policies). Names are short (``example-ppo``,
+    ``run:NAME``; ``runs/names.py``), never server paths."""
     from rlhf_demo.models.loading import DEFAULT_MODEL
 
     out = [("base: SmolLM2-135M-Instruct (default)", DEFAULT_MODEL)]
@@ -236,9 +246,9 @@ def policy_choices(root: str | Path | None = None) -> list[tuple[str, str]]:
         pol = run / "policy"
         if pol.exists() and ((pol / "adapter_config.json").exists() or (pol / "config.json").exists()):
             algo = read_json(run / "config.json").get("algo", "?")
-            if algo == "reward":
+            if algo == "reward" or is_reward_model(pol):
                 continue
             label = (f"example: {algo.upper()}-tuned (shipped)" if run.parent == EXAMPLE_RUN.parent
                      else f"run: {run.name} ({algo})")
-            out.append((label, str(pol)))
+            out.append((label, run_short(run)))
     return out

@@ -9,13 +9,22 @@ no model compute per reader. A job keeps running when the page that started it i
 
 Owners are user ids (``classroom.identity``): a reload keeps a student's job theirs. The teacher acts
 on any job by its id (``move``, ``remove``); anyone may read ``current()`` (the job training now, or the
-last one that trained) to watch it.
+last one that trained) to watch it; ``find_run(name)`` finds a job by its run folder's name.
+
+Memory: a job holds its trainer (policy, reference, optimiser: ~520 MB for the default model) only
+while it trains. When it ends, however it ends, the job keeps its config, records, lines, samples and
+before/after, and lets go of the trainer and of the function that built it; the worker then collects
+the cycles torch modules leave and hands the freed heap back to the OS. Ended jobs are remembered per
+owner (``latest``) up to ``MAX_ENDED``, the oldest forgotten first.
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,6 +37,9 @@ OVERHEAD_S = 40.0
 """Seconds a job costs beyond its training-time budget (loading the model, the final evaluation):
 added to ETAs."""
 MAX_WAITING = 30
+MAX_ENDED = 500
+"""Ended jobs remembered (their owners' latest: records and lines, a few hundred kB each); older ones are
+forgotten (their run folders stay)."""
 
 
 class QueueError(ValueError):
@@ -40,10 +52,12 @@ class Job:
     algo: str
     out: Path
     preset: str | None
-    build: Callable            # build(stop: Callable[[], bool]) -> a trainer (loads the model: runs in the worker)
+    build: Callable | None     # build(stop: Callable[[], bool]) -> a trainer (loads the model: runs in the worker);
+                               # None once the job ended (a closure may hold what the trainer needs)
     budget_s: float            # the training-time budget (0 = none: ETAs then use a default)
     total_steps: int = 0
     nickname: str = ""         # the owner's nickname, shown to the class ("whose run is training")
+    cfg: object = None         # the validated config (what readers need: kl_budget, steps, ...); kept after the end
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = WAITING
     submitted: float = field(default_factory=time.time)
@@ -55,7 +69,7 @@ class Job:
     lines: list = field(default_factory=lambda: ["Waiting for the training slot…"])
     version: int = 0                               # bumped at every change: readers redraw only then
     error: str = ""
-    trainer: object = None
+    trainer: object = None     # only while it trains (None once it ended: the model is let go)
     stop_event: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -92,13 +106,13 @@ class TrainingQueue:
         self.max_waiting = max_waiting
         self._lock = threading.Condition()
         self._jobs: list[Job] = []          # waiting and running, in order
-        self._latest: dict[str, Job] = {}   # owner → their latest job (ended ones too)
+        self._latest: OrderedDict[str, Job] = OrderedDict()   # owner → their latest job (ended ones too), oldest first
         self._worker: threading.Thread | None = None
         self._last: Job | None = None       # the job that started last (kept once it ended: viewers see its end)
 
     # ------------------------------------------------------------------ what sessions ask
     def submit(self, owner: str, algo: str, out: Path, build: Callable, *, preset: str | None = None,
-               budget_s: float = 0.0, total_steps: int = 0, nickname: str = "") -> Job:
+               budget_s: float = 0.0, total_steps: int = 0, nickname: str = "", cfg=None) -> Job:
         with self._lock:
             mine = [j for j in self._jobs if j.owner == owner]
             if mine:
@@ -106,9 +120,11 @@ class TrainingQueue:
                                  + ": stop it or leave the queue first")
             if sum(j.state == WAITING for j in self._jobs) >= self.max_waiting:
                 raise QueueError(f"the training queue is full ({self.max_waiting} waiting): try again in a few minutes")
-            job = Job(owner, algo, Path(out), preset, build, budget_s, total_steps, nickname=nickname or owner[:6])
+            job = Job(owner, algo, Path(out), preset, build, budget_s, total_steps, nickname=nickname or owner[:6], cfg=cfg)
             self._jobs.append(job)
+            self._latest.pop(owner, None)
             self._latest[owner] = job
+            self._forget_old()
             self._touch_positions()
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._run_forever, name="training-queue", daemon=True)
@@ -117,7 +133,25 @@ class TrainingQueue:
             return job
 
     def latest(self, owner: str) -> Job | None:
-        return self._latest.get(owner)
+        with self._lock:
+            return self._latest.get(owner)
+
+    def find_run(self, name) -> Job | None:
+        """The job writing the run folder called ``name``: one in line, else an owner's latest or the last
+        that trained (None when the queue no longer remembers it: read the folder, ``runs.state``)."""
+        if not isinstance(name, str) or not name:
+            return None
+        with self._lock:
+            for job in (*self._jobs, *reversed(self._latest.values()), *([self._last] if self._last else [])):
+                if job.out.name == name:
+                    return job
+        return None
+
+    def _forget_old(self) -> None:
+        """At most ``MAX_ENDED`` ended jobs stay in ``_latest`` (the oldest go first)."""
+        ended = [owner for owner, job in self._latest.items() if job.done]
+        for owner in ended[:max(0, len(ended) - MAX_ENDED)]:
+            del self._latest[owner]
 
     def running(self) -> Job | None:
         with self._lock:
@@ -150,13 +184,14 @@ class TrainingQueue:
             self._touch_positions()
             return f"moved to position {k + 1}"
 
-    def remove(self, job_id: str) -> str:
-        """Take a waiting job out of the queue, or stop the running one after its current step (the teacher)."""
+    def remove(self, job_id: str, why: str = "The teacher removed this run from the queue.") -> str:
+        """Take a waiting job out of the queue, or stop the running one after its current step (the teacher,
+        or the owner through the named API: ``why`` is the job's line when it leaves the queue)."""
         with self._lock:
             job = next((j for j in self._jobs if j.id == job_id), None) if isinstance(job_id, str) else None
             if job is None:
                 raise QueueError("that job is not in the queue any more")
-            return self._cancel(job, "The teacher removed this run from the queue.")
+            return self._cancel(job, why)
 
     def waiting(self) -> list[Job]:
         with self._lock:
@@ -189,7 +224,9 @@ class TrainingQueue:
         if job.state == WAITING:
             self._jobs.remove(job)
             job.ended = time.time()
+            job.build = None
             job._touch([why], state="cancelled")
+            self._forget_old()
             self._touch_positions()
             return "left the queue"
         job.stop_event.set()
@@ -227,17 +264,20 @@ class TrainingQueue:
 
                     after_run(job.out.parent, pinned=set(ClassRecord(job.out.parent).pins()))   # pins are kept
             finally:
+                job.trainer = job.build = None     # the ended job keeps its records, never its model
                 with self._lock:
                     if job in self._jobs:
                         self._jobs.remove(job)
                     job.ended = time.time()
                     self._touch_positions()
+                    self._forget_old()
                     self._lock.notify_all()
+                release_memory()
 
     def _run(self, job: Job) -> None:
         try:
             trainer = job.build(job.stop_event.is_set)
-            job.trainer = trainer
+            job.trainer, job.cfg = trainer, trainer.cfg
             job.total_steps = (trainer.planned_steps() if hasattr(trainer, "planned_steps") else trainer.cfg.steps)
             job._touch(["Training…"], state=RUNNING)
             for rec in write_run(trainer, job.out, preset=job.preset):
@@ -247,10 +287,20 @@ class TrainingQueue:
                 job.records.append({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
                 job._touch(progress_lines(trainer.cfg, rec, job.total_steps))
             job.before_after = trainer.before_after
-            job._touch(final_lines(trainer, job.out), state=trainer.status)
+            job._touch(final_lines(trainer, job.out.name), state=trainer.status)   # the run's name, never a server path
         except Exception as exc:  # noqa: BLE001 - shown to the job's owner; the queue goes on
-            job.error = str(exc)
+            job.error = str(exc)       # the text only: the exception's traceback holds the trainer's frames
             job._touch([f"failed: {exc}"], state="failed")
+
+
+def release_memory() -> None:
+    """Collect what an ended job left (torch modules and tracebacks hold reference cycles), then hand the
+    freed heap back to the OS (glibc keeps freed small blocks otherwise, and the server's RSS stays up)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc: the memory is reused by the process, only RSS stays higher
+        pass
 
 
 QUEUE = TrainingQueue()

@@ -6,6 +6,7 @@ newlines, the UI with Markdown line breaks.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 NAN = float("nan")
 
@@ -74,9 +75,16 @@ def progress_lines(cfg, rec: dict, total_steps: int | None = None) -> list[str]:
     return lines
 
 
+def run_name(out) -> str:
+    """How a status line names a run folder: as typed when relative (the CLI's ``--out``), else by its
+    name (no absolute server path in a line a page shows)."""
+    p = Path(str(out))
+    return p.name if p.is_absolute() else str(out)
+
+
 def final_lines(trainer, out=None) -> list[str]:
-    """The end of a run: its outcome, its folder, the last held-out evaluation."""
-    lines = [f"{trainer.status}: {trainer.message}." + (f" Run folder: {out}" if out else "")]
+    """The end of a run: its outcome, its folder (by name), the last held-out evaluation."""
+    lines = [f"{trainer.status}: {trainer.message}." + (f" Run folder: {run_name(out)}" if out else "")]
     restored, ev = getattr(trainer, "restored", None), trainer.last_eval
     if getattr(getattr(trainer, "cfg", None), "algo", "") == "reward":
         if ev:

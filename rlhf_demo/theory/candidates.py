@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from rlhf_demo import limits
-from rlhf_demo.decoding.sampling import Batch, left_pad, response_logits, sample_responses, token_logprobs
+from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses, token_logprobs
 from rlhf_demo.theory.optimal import TheoryInputError
 
 MAX_CANDIDATES = 32
@@ -71,31 +71,55 @@ def distinct_rows(ids: list[list[int]]) -> list[int]:
     return keep
 
 
-@torch.no_grad()
-def sample_candidates(reference, prompt: str, reward_fn, cfg: CandidatesConfig | None = None) -> pd.DataFrame:
-    """K responses sampled from the reference (a ModelBundle), deduplicated, with their sequence
-    log-probability under π_ref and their reward. Columns: response, logp_ref, reward, n_tokens."""
-    cfg = (cfg or CandidatesConfig()).validate()
+def _check_prompt(reference, prompt: str, cfg: CandidatesConfig) -> list[int]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise TheoryInputError("the prompt is empty")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise TheoryInputError(f"the prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}")
-    tok = reference.tokenizer
-    q = tok(prompt, add_special_tokens=False).input_ids
+    q = reference.tokenizer(prompt, add_special_tokens=False).input_ids
     if len(q) > MAX_PROMPT_TOKENS:
         raise TheoryInputError(f"the prompt has {len(q)} tokens; the limit is {MAX_PROMPT_TOKENS}")
     limits.check_prompt_tokens(len(q))
     limits.check_request(limits.candidates_peak_bytes(cfg.k, len(q), cfg.response_tokens), f"{cfg.k} candidates",
                          "lower K, the tokens per candidate, or shorten the prompt")
-    batch = sample_responses(reference.model, tok, [q] * cfg.k, cfg.response_tokens,
-                             temperature=cfg.temperature, seed=cfg.seed)                # [K, Q + R]
-    keep = distinct_rows(batch.response_ids.tolist())                                  # K' indices
-    ids, mask = left_pad([q + batch.response_ids[i].tolist() for i in keep], tok.pad_token_id, reference.device)
+    return q
+
+
+@torch.no_grad()
+def sample_candidates(reference, prompt: str, reward_fn, cfg: CandidatesConfig | None = None) -> pd.DataFrame:
+    """K responses sampled from the reference (a ModelBundle), deduplicated, with their sequence
+    log-probability under π_ref and their reward. Columns: response, logp_ref, reward, n_tokens."""
+    return sample_candidates_batch(reference, prompt, reward_fn, [cfg or CandidatesConfig()])[0]
+
+
+@torch.no_grad()
+def sample_candidates_batch(reference, prompt: str, reward_fn, cfgs: list[CandidatesConfig]) -> list[pd.DataFrame]:
+    """:func:`sample_candidates` for several requests with the same prompt, reward, candidate length and
+    temperature (K and seed may differ), as ONE sampling pass and ONE scoring pass over all their rows
+    (the Theory tab batches students' clicks this way: ``shared_work.py``). Each request's K rows draw
+    from one generator seeded with its seed, as alone, so it gets the candidates it gets alone."""
+    cfgs = [c.validate() for c in cfgs]
+    first = cfgs[0]
+    if any((c.response_tokens, c.temperature) != (first.response_tokens, first.temperature) for c in cfgs):
+        raise TheoryInputError("requests batched together need the same candidate length and temperature")
+    q = _check_prompt(reference, prompt, max(cfgs, key=lambda c: c.k))
+    tok = reference.tokenizer
+    generators = [g for c in cfgs for g in [make_generator(c.seed, reference.device)] * c.k]  # one stream per request
+    batch = sample_responses(reference.model, tok, [q] * len(generators), first.response_tokens,
+                             temperature=first.temperature, generator=generators)          # [ΣK, Q + R]
+    rows, spans, start = batch.response_ids.tolist(), [], 0
+    keep = []                                                                              # Σ K' row indices
+    for c in cfgs:
+        mine = [start + i for i in distinct_rows(rows[start:start + c.k])]                 # duplicates merged per request
+        spans.append(slice(len(keep), len(keep) + len(mine)))
+        keep += mine
+        start += c.k
+    ids, mask = left_pad([q + rows[i] for i in keep], tok.pad_token_id, reference.device)
     uniq = Batch(ids, mask, len(q), torch.ones((len(keep), batch.response_ids.shape[1]), dtype=torch.long,
                                                device=reference.device))
-    logits = response_logits(reference.model, uniq)                                    # [K', R, V]
-    logp_ref = token_logprobs(logits, uniq.response_ids).double().sum(-1).cpu()        # [K']
+    logits = response_logits(reference.model, uniq)                                    # [ΣK', R, V]
+    logp_ref = token_logprobs(logits, uniq.response_ids).double().sum(-1).cpu()        # [ΣK']
     texts = [tok.decode(r, skip_special_tokens=True) for r in uniq.response_ids.tolist()]
-    rewards = reward_fn([prompt + t for t in texts])
-    return pd.DataFrame({"response": texts, "logp_ref": logp_ref.numpy(), "reward": [float(x) for x in rewards],
-                         "n_tokens": uniq.response_ids.shape[1]})
+    rewards = [float(x) for x in reward_fn([prompt + t for t in texts])]
+    return [pd.DataFrame({"response": texts[s], "logp_ref": logp_ref[s].numpy(), "reward": rewards[s],
+                          "n_tokens": uniq.response_ids.shape[1]}) for s in spans]

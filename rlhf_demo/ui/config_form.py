@@ -86,11 +86,11 @@ def preset_values(cls, preset: str, names: list[str]) -> list:
     return [show(v) if isinstance(v, tuple) else v for v in (lim.fit(n, getattr(cfg, n)) for n in names)]
 
 
-def config_from_form(cls, preset: str, values: dict, limits: limits.Limits | None = None):
+def config_from_form(cls, preset: str, values: dict):
     """Widget values (name → raw value) on top of a preset → a validated config (ValueError if not).
-    Every widget holds a value, so an empty one is an error (not "keep the preset's"). ``limits``: the
-    session's (``AppContext.session_limits(request)``: its own runs' policies are allowed models)."""
+    Every widget holds a value, so an empty one is an error (not "keep the preset's"). The config alone:
+    a shared server's limits are checked once the session is known (``training_run.start``)."""
     for name, value in values.items():
         if value is None or (isinstance(value, str) and not value.strip() and cls.knob(name).metadata["kind"] != "floats"):
             raise ValueError(f"{name} is empty")
-    return cls.from_inputs(preset, values).validate(limits)
+    return cls.from_inputs(preset, values).validate()

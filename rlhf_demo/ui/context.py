@@ -15,23 +15,32 @@ holds the policies of the runs that user may see, and nothing else.
 """
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rlhf_demo import limits
-from rlhf_demo.classroom.identity import KeyThrottle, User, default_nickname, session_user_id
+from rlhf_demo.classroom.address import client_address
+from rlhf_demo.classroom.class_limits import ClassLimits
+from rlhf_demo.classroom.identity import User, default_nickname, session_user_id, teacher_key
+from rlhf_demo.classroom.key_guard import KeyGuard
 from rlhf_demo.classroom.ownership import ClassRecord
+from rlhf_demo.classroom.rate import Buckets
+from rlhf_demo.classroom.roster import Roster
 from rlhf_demo.models.loading import REGISTRY, ModelRegistry
 from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, policy_choices, runs_root
 
-MAX_SESSIONS = 10_000
-"""Pages whose identity is remembered (the oldest are forgotten first; a forgotten page is asked again
-on its next load)."""
+MAX_SESSIONS = ClassLimits.max_sessions
+"""Pages whose identity is remembered (the least recently active are forgotten first; a forgotten page
+is an anonymous user until it loads again)."""
 NOT_YOURS = ("no run by that name that you may see: choose one of your own runs, a run the teacher pinned, "
              "or a shipped example")
+NOT_JOINED = "join the class first: type the class code your teacher shows into the box at the top of the page"
+ONLY_TEACHER = "only the teacher can do this: unlock teacher mode with the key at the top of the page"
 
 
 def session_of(request=None) -> str:
@@ -44,12 +53,24 @@ def session_of(request=None) -> str:
 
 
 class Sessions:
-    """session hash → the User that page said it is (server-side: a client can only name itself)."""
+    """session hash → the User that page said it is (server-side: a client can only name itself).
 
-    def __init__(self, max_sessions: int = MAX_SESSIONS):
+    Bounded: at most ``max_sessions`` (least recently used dropped first). ``close`` marks a page that
+    unloaded; ``sweep`` frees pages closed more than ``grace_s`` ago (a heartbeat that reconnects within
+    the grace, or any request of the page, keeps it). Whatever else is kept per session registers an
+    ``on_free`` callback, called with the session hash once it is dropped."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS, grace_s: float = ClassLimits.session_grace_s):
         self._lock = threading.Lock()
         self._users: OrderedDict[str, User] = OrderedDict()
-        self.max_sessions = max_sessions
+        self._closed: dict[str, float] = {}
+        self.max_sessions, self.grace_s = max_sessions, grace_s
+        self.on_free: list[Callable[[str], None]] = []
+
+    def _free(self, sessions: list[str]) -> None:
+        for s in sessions:
+            for fn in list(self.on_free):
+                fn(s)
 
     def bind(self, session: str, user: User) -> None:
         if not session:
@@ -57,16 +78,48 @@ class Sessions:
         with self._lock:
             self._users[session] = user
             self._users.move_to_end(session)
+            self._closed.pop(session, None)
+            dropped = []
             while len(self._users) > self.max_sessions:
-                self._users.popitem(last=False)
+                dropped.append(self._users.popitem(last=False)[0])
+            for d in dropped:
+                self._closed.pop(d, None)
+        self._free(dropped)
 
     def get(self, session: str) -> User | None:
         with self._lock:
-            return self._users.get(session) if session else None
+            if not session:
+                return None
+            user = self._users.get(session)
+            if user is not None:
+                self._users.move_to_end(session)
+                self._closed.pop(session, None)      # it is active again
+            return user
+
+    def close(self, session: str, now: float | None = None) -> None:
+        """The page unloaded: free it after the grace (``sweep``)."""
+        with self._lock:
+            if session:
+                self._closed[session] = time.monotonic() if now is None else now
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Free the pages closed more than ``grace_s`` ago; returns their session hashes."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            gone = [s for s, t in self._closed.items() if now - t >= self.grace_s]
+            for s in gone:
+                self._closed.pop(s, None)
+                self._users.pop(s, None)
+        self._free(gone)
+        return gone
 
     def all(self) -> list[User]:
         with self._lock:
             return list(self._users.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._users)
 
 
 SESSIONS = Sessions()
@@ -108,7 +161,42 @@ class AppContext:
     live_timer: Any = None
     """The Training tab's live view timer (``ui.training_live``): on only while that tab is open."""
     sessions: Sessions = field(default_factory=lambda: SESSIONS)
-    throttle: KeyThrottle = field(default_factory=KeyThrottle)
+    class_limits: ClassLimits = field(default_factory=ClassLimits.from_env)
+    roster: Roster = None
+    """Known identities, who joined with the class code, removed labellers (``classroom.roster``)."""
+    guard: KeyGuard = None
+    """Teacher-key guesses (``classroom.key_guard``)."""
+    pairs: OrderedDict = field(default_factory=OrderedDict)
+    """session → the feedback pair handed to it and not labelled yet (``ui.labelling``); freed with the session."""
+
+    def __post_init__(self):
+        lim = self.class_limits
+        self.roster = self.roster or Roster(self.runs_dir, lim)
+        self.guard = self.guard or KeyGuard(free_wrong=lim.key_free_wrong, wrong_per_address=lim.key_wrong_per_address,
+                                            window_s=lim.key_window_s)
+        self._label_ids = Buckets(lim.label_burst, 1.0 / max(lim.label_gap_s, 1e-6))
+        self._label_addresses = Buckets(lim.label_address_burst, lim.labels_per_address_s)
+        self._addresses: OrderedDict[str, str] = OrderedDict()     # identity → the address it last trained from
+        self._lock = threading.Lock()
+        self.sessions.max_sessions, self.sessions.grace_s = lim.max_sessions, lim.session_grace_s
+        self.sessions.on_free.append(self._forget_pair)
+
+    def _forget_pair(self, session: str) -> None:
+        with self._lock:
+            self.pairs.pop(session, None)
+
+    def hand_out(self, session: str, pair: dict | None) -> None:
+        """Remember the feedback pair handed to ``session`` (None: forget it); at most ``max_sessions`` kept."""
+        with self._lock:
+            self.pairs.pop(session, None)
+            if pair is not None and session:
+                self.pairs[session] = pair
+                while len(self.pairs) > self.class_limits.max_sessions:
+                    self.pairs.popitem(last=False)
+
+    def handed(self, session: str) -> dict | None:
+        with self._lock:
+            return self.pairs.get(session)
 
     @property
     def record(self) -> ClassRecord:
@@ -126,11 +214,73 @@ class AppContext:
     def is_teacher(self, request=None) -> bool:
         return self.user(request).teacher
 
+    @staticmethod
+    def teacher_mode() -> bool:
+        """A teacher key is set: a class, with a class code (else a public server, or local use)."""
+        return bool(teacher_key())
+
+    def feedback_path(self) -> Path:
+        """The class's label file (``RLHF_DEMO_FEEDBACK`` or ``RUNS/feedback/labels.jsonl``)."""
+        from rlhf_demo.data.feedback import FEEDBACK_ENV
+
+        return Path(os.environ.get(FEEDBACK_ENV) or Path(self.runs_dir) / "feedback" / "labels.jsonl")
+
     def gate(self, request, action: str) -> User:
-        """The user of ``request`` once they may do ``action`` ("train", "label", "name", "teacher"), else
+        """The user of ``request`` once they may do ``action`` ("train", "label", "pair", "name",
+        "teacher"), else
         ``limits.LimitError`` with one line that says why (not joined with the class code, too many
         requests, ...). Every handler that writes (page events and named API alike) asks this first."""
-        return self.user(request)
+        user = self.user(request)
+        if action == "teacher":
+            if not user.teacher:
+                raise limits.LimitError(ONLY_TEACHER)
+            return user
+        if not self.classroom() or user.teacher:
+            return user
+        if self.teacher_mode() and not self.roster.joined(user.id):
+            raise limits.LimitError(NOT_JOINED)
+        if action == "pair":            # drawing a pair to label: joined is enough
+            return user
+        address = client_address(request)
+        if action == "label":
+            self._check_label(user, address)
+        elif action == "train" and not self.teacher_mode():
+            self._check_training(user, address)
+        return user
+
+    def _check_label(self, user: User, address: str) -> None:
+        lim = self.class_limits
+        if user.anonymous:
+            raise limits.LimitError("labels need a browser identity: label from the page, or call /join first (docs/api.md)")
+        if user.id in self.roster.removed():
+            raise limits.LimitError("the teacher took your labels out of the class's pool: ask them before labelling again")
+        from rlhf_demo.data.feedback import FeedbackStore
+
+        tally = FeedbackStore(self.feedback_path()).tally()
+        if tally.get(user.id, 0) >= lim.labels_per_identity:
+            raise limits.LimitError(f"you have given {lim.labels_per_identity} labels, the most one person may give here: thank you!")
+        if sum(tally.values()) >= lim.labels_total:
+            raise limits.LimitError(f"the class's label pool is full ({lim.labels_total} labels): the teacher can clear it")
+        wait = self._label_ids.take(user.id)
+        if wait > 0:
+            raise limits.LimitError(f"slow down: one label a second (next in {wait:.1f} s)")
+        wait = self._label_addresses.take(address)
+        if wait > 0:
+            raise limits.LimitError(f"too many labels from your network at once: try again in {wait:.1f} s")
+
+    def _check_training(self, user: User, address: str) -> None:
+        from rlhf_demo.runs.queue import QUEUE
+
+        with self._lock:
+            self._addresses[user.id] = address
+            self._addresses.move_to_end(user.id)
+            while len(self._addresses) > 20_000:
+                self._addresses.popitem(last=False)
+            mine = sum(1 for j in QUEUE.waiting() if j.owner != user.id and self._addresses.get(j.owner) == address)
+        cap = self.class_limits.waiting_trainings_per_address
+        if mine >= cap:
+            raise limits.LimitError(f"{mine} trainings from your network are already waiting (at most {cap}): "
+                                    "try again when one has started")
 
     # ------------------------------------------------------------------ whose runs
     def register_run(self, request, folder: Path) -> None:
@@ -183,5 +333,5 @@ class AppContext:
         if not lim.shared:
             return choices
         allowed = limits.allowed_models(lim)
-        keep = [(label, n) for label, n in choices if n == limits.DEFAULT_MODEL or limits.path_key(n) in allowed]
+        keep = [(label, n) for label, n in choices if n == limits.DEFAULT_MODEL or n in allowed or limits.path_key(n) in allowed]
         return keep + [(f"model: {m}", m) for m in lim.extra_models if m not in {n for _, n in keep}]

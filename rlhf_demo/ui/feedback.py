@@ -3,25 +3,23 @@
 its labeller's user id and is appended to a JSONL file and fsynced before the next pair is drawn, so
 closing the tab loses nothing. "You: n · class: m"; on a shared server half of the pairs shown are
 pairs someone else labelled (``FeedbackStore.open_pairs``), which is how the Teacher tab measures
-agreement. A download of your pairs in TRL's prompt/chosen/rejected format, and "Use for DPO" (points
-the DPO panel at your labels). Lays out and wires only: the store is ``rlhf_demo.data.feedback``.
+agreement. Drawing and labelling are ``ui.labelling`` (the same as ``/feedback_pair`` and
+``/feedback_label``): in classroom mode only after joining, rate-limited and capped. A download of your
+pairs in TRL's prompt/chosen/rejected format, and "Use for DPO" (points the DPO panel at your labels). Lays out and wires only: the store is ``rlhf_demo.data.feedback``.
 """
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
 import gradio as gr
 
-from rlhf_demo.data.prompts import builtin_prompts
-from rlhf_demo.data.feedback import make_pair
-from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
+from rlhf_demo.models.loading import ModelLoadError
+from rlhf_demo.ui import labelling
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, feedback_store
+from rlhf_demo.textcheck import check_text
 
-SHARE_P = 0.5
-"""On a shared server, the chance that the next pair is one another student labelled (when there is one)."""
 
 INTRO = """### Human feedback: which continuation is better?
 Two responses are sampled from the base model for the same opening. Pick the one you prefer — **A**, **B**,
@@ -54,7 +52,7 @@ def counts_md(mine: dict, everyone: dict) -> str:
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     store = feedback_store(ctx)
-    pair = gr.State(None)          # (pair id, prompt, response A, response B) of the pair on screen
+    pair = gr.State(None)          # the id of the pair on screen (its text is kept server-side: ``ui.labelling``)
     gr.Markdown(INTRO)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt (the opening both responses continue)", interactive=False, elem_id="fb-prompt", scale=4)
@@ -81,23 +79,16 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         gr.Markdown("Labels are stored on the server, one JSON line per label, append-only.")
 
     def my_counts(request: gr.Request) -> str:
-        return counts_md(store.counts(ctx.user(request).id), store.counts())
+        c = labelling.counts(ctx, request)
+        return counts_md(c["you"], c["class"])
 
     def next_pair(n_tokens, temp, request: gr.Request):
-        user = ctx.user(request)
-        others = store.open_pairs(user.id) if ctx.classroom() else []
-        if others and random.random() < SHARE_P:
-            p = others[0]
-            return ((p["pair_id"], p["prompt"], p["response_a"], p["response_b"]), p["prompt"], p["response_a"],
-                    p["response_b"], "Another student labelled this pair too: the Teacher tab compares the labels.")
         try:
-            bundle = ctx.registry.get(DEFAULT_MODEL)
-        except ModelLoadError as exc:
+            p = labelling.draw_pair(ctx, request, n_tokens, temp)
+        except (ValueError, ModelLoadError) as exc:
             raise gr.Error(str(exc)) from exc
-        opening = random.choice(builtin_prompts("train"))
-        q, a, b = make_pair(bundle.model, bundle.tokenizer, opening, query_tokens=random.randint(3, 8),
-                            response_tokens=int(n_tokens), temperature=float(temp))
-        return (None, q, a, b), q, a, b, ""
+        note = "Another student labelled this pair too: the Teacher tab compares the labels." if p["shared"] else ""
+        return p["pair_id"], p["prompt"], p["a"], p["b"], note
 
     pair_outputs = [pair, prompt, resp_a, resp_b, shared_note]
 
@@ -105,17 +96,15 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         def save(current, request: gr.Request):
             if not current:
                 raise gr.Error("No pair on screen yet: press New pair.")
-            pid, q, a, b = current
-            user = ctx.user(request)
             try:
-                store.add(q, a, b, which, labeller=user.id, pair_id=pid, nickname=user.nickname)
+                c = labelling.save_label(ctx, request, current, which)
             except ValueError as exc:
                 raise gr.Error(str(exc)) from exc
             # clear the pair, so a double click cannot label it twice
-            return None, my_counts(request), gr.update(value="…"), gr.update(value="…")
+            return None, counts_md(c["you"], c["class"]), gr.update(value="…"), gr.update(value="…")
         return save
 
-    for btn, which in ((btn_a, "A"), (btn_b, "B"), (btn_tie, "tie"), (btn_skip, "skip")):
+    for btn, which in ((btn_a, "a"), (btn_b, "b"), (btn_tie, "tie"), (btn_skip, "skip")):
         btn.click(label(which), [pair], [pair, counts, resp_a, resp_b],
                   api_visibility="private", concurrency_limit=None).success(
             next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private")

@@ -1,19 +1,22 @@
-"""The page's identity bar: who you are (a nickname you may change) and the teacher key. Lays out and
-wires only: tokens, nicknames, the key and its throttle are ``rlhf_demo.classroom.identity``.
+"""The page's identity bar: who you are (a nickname you may change), the class code (classroom mode,
+until you joined), and the teacher key (in, and out again on a shared lab PC). Lays out and wires only:
+the actions are ``ui.class_actions`` (the same as the named API's), tokens and proofs
+``rlhf_demo.classroom``.
 
-The browser keeps ``{"token", "nick", "proof"}`` in its local storage (``gr.BrowserState``, encrypted
-with a key that survives restarts). On load the page sends it; the server binds this page's session to
-that user (``AppContext.sessions``) and sets ``ctx.who``, whose change refreshes whatever depends on
-the user. The bar is shown only on a shared server; in local use everyone is owner and teacher.
+The browser keeps ``{"token", "nick", "proof", "joined"}`` in its local storage (``gr.BrowserState``,
+encrypted with a key that survives restarts): ``proof`` the teacher proof, ``joined`` the join proof
+(both HMACs only the server can make, so a reload or a restart keeps them). On load the page sends it;
+the server binds this page's session to that user (``AppContext.sessions``) and sets ``ctx.who``, whose
+change refreshes whatever depends on the user. The bar is shown only on a shared server; in local use
+everyone is owner and teacher.
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from rlhf_demo.classroom.identity import (MAX_NICK, User, check_proof, clean_nickname, default_nickname, key_matches,
-                                          new_token, teacher_key, teacher_proof, teacher_usernames, user_id,
-                                          valid_token, browser_secret)
-from rlhf_demo.ui.context import AppContext, session_of
+from rlhf_demo.classroom.identity import MAX_NICK, User, browser_secret, clean_nickname, new_token, teacher_key, valid_token
+from rlhf_demo.ui import class_actions
+from rlhf_demo.ui.context import AppContext
 
 
 def _who_line(u: User) -> str:
@@ -27,6 +30,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     ctx.who = gr.State("")
     with gr.Row(visible=classroom, elem_id="who-bar", equal_height=True):
         who_md = gr.Markdown("", elem_id="who")
+        with gr.Row(visible=False, elem_id="who-join-row") as join_row:
+            code = gr.Textbox(label="Class code", placeholder="the code on your teacher's screen", max_lines=1,
+                              elem_id="who-code", scale=2)
+            join = gr.Button("Join the class", variant="primary", elem_id="who-join", scale=1)
         with gr.Accordion("Your name · teacher", open=False, elem_id="who-settings"):
             with gr.Row():
                 nick = gr.Textbox(label=f"Nickname (what the class sees, up to {MAX_NICK} characters)", max_length=MAX_NICK,
@@ -35,55 +42,74 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             with gr.Row(visible=bool(teacher_key())):
                 key = gr.Textbox(label="Teacher key", type="password", elem_id="who-key", scale=3)
                 unlock = gr.Button("Unlock teacher mode", elem_id="who-unlock", scale=1)
+                leave = gr.Button("Leave teacher mode", elem_id="who-leave", scale=1)
             key_msg = gr.Markdown("", elem_id="who-key-msg")
 
-    def bind(value: dict, request: gr.Request, nickname=None) -> tuple[dict, User]:
-        value = value if isinstance(value, dict) else {}
-        token = value.get("token") if valid_token(value.get("token")) else new_token()
-        uid = user_id(token)
-        nick_ = clean_nickname(nickname if nickname is not None else value.get("nick"), default_nickname(uid))
-        username = (getattr(request, "username", None) or "").lower()
-        teacher = check_proof(token, value.get("proof")) or (bool(username) and username in teacher_usernames())
-        user = User(uid, nick_, teacher=teacher)
-        ctx.sessions.bind(session_of(request), user)
-        return {"token": token, "nick": nick_, "proof": value.get("proof") if teacher else ""}, user
-
     def who_value(u: User) -> str:
-        return f"{u.id}|{int(u.teacher)}|{u.nickname}"
+        return f"{u.id}|{int(u.teacher)}|{u.nickname}|{int(ctx.roster.joined(u.id))}"
+
+    def show(value: dict, u: User):
+        return (value, who_value(u), _who_line(u), u.nickname,
+                gr.update(visible=ctx.classroom() and not class_actions.joined(ctx, u)))
+
+    def token_of(value) -> str:
+        return value.get("token") if isinstance(value, dict) and valid_token(value.get("token")) else ""
 
     def identify(value, request: gr.Request):
-        value, u = bind(value, request)
-        return value, who_value(u), _who_line(u), u.nickname
+        value = value if isinstance(value, dict) else {}
+        token = token_of(value) or new_token()
+        try:
+            u = class_actions.identify(ctx, request, token, value.get("nick"), value.get("proof"), value.get("joined"),
+                                       username=getattr(request, "username", None) or "")
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        value = {"token": token, "nick": u.nickname, "proof": value.get("proof") if u.teacher else "",
+                 "joined": value.get("joined") if ctx.roster.joined(u.id) else ""}
+        return show(value, u)
+
+    def on_join(typed, value, request: gr.Request):
+        value = value if isinstance(value, dict) else {}
+        try:
+            out = class_actions.join(ctx, request, typed, value.get("nick"), token_of(value))
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        value = {**value, "token": out["token"], "nick": out["nickname"], "joined": out["proof"]}
+        return (*show(value, ctx.user(request)), "")
 
     def on_rename(new_name, value, request: gr.Request):
-        if not isinstance(new_name, str) or not new_name.strip():
-            raise gr.Error("Type a nickname first.")
-        value, u = bind(value, request, nickname=new_name)
+        try:
+            u = class_actions.rename(ctx, request, new_name)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
         if clean_nickname(new_name, "") != new_name.strip():
             gr.Info(f"Saved as “{u.nickname}”: letters, digits, spaces and - _ . ' only, up to {MAX_NICK} characters.")
-        return value, who_value(u), _who_line(u), u.nickname
+        return show({**(value if isinstance(value, dict) else {}), "nick": u.nickname}, u)
 
     def on_unlock(typed, value, request: gr.Request):
-        client = getattr(getattr(request, "client", None), "host", None) or session_of(request)
-        wait = ctx.throttle.wait_s(client)
-        if wait > 0:
-            return gr.skip(), gr.skip(), gr.skip(), "", f"⚠️ Too many wrong keys: try again in {wait:.0f} s."
-        value = value if isinstance(value, dict) else {}
-        token = value.get("token") if valid_token(value.get("token")) else None
-        if token is None or not key_matches(typed):
-            delay = ctx.throttle.failed(client)
-            return gr.skip(), gr.skip(), gr.skip(), "", f"⚠️ That is not the teacher key. Next try in {delay:.0f} s."
-        ctx.throttle.succeeded(client)
-        value, u = bind({**value, "proof": teacher_proof(token)}, request)
-        return value, who_value(u), _who_line(u), "", "✅ Teacher mode on in this browser (it stays on after a reload)."
+        token = token_of(value)
+        if not token or ctx.user(request).id != class_actions.user_id(token):
+            return (gr.skip(),) * 5 + ("", "⚠️ Reload the page first.")
+        try:
+            out = class_actions.teacher_login(ctx, request, typed, token)
+        except ValueError as exc:
+            return (gr.skip(),) * 5 + ("", f"⚠️ {str(exc)[0].upper()}{str(exc)[1:]}.")
+        value = {**value, "proof": out["proof"]}
+        return (*show(value, ctx.user(request)), "", "✅ Teacher mode on in this browser (it stays on after a reload).")
 
-    demo.load(identify, stored, [stored, ctx.who, who_md, nick], api_visibility="private")
-    rename.click(on_rename, [nick, stored], [stored, ctx.who, who_md, nick], api_visibility="private")
-    nick.submit(on_rename, [nick, stored], [stored, ctx.who, who_md, nick], api_visibility="private")
-    unlock.click(on_unlock, [key, stored], [stored, ctx.who, who_md, key, key_msg], api_visibility="private",
-                 concurrency_limit=None)
-    key.submit(on_unlock, [key, stored], [stored, ctx.who, who_md, key, key_msg], api_visibility="private",
-               concurrency_limit=None)
+    def on_leave(value, request: gr.Request):
+        class_actions.teacher_logout(ctx, request)
+        value = {**(value if isinstance(value, dict) else {}), "proof": ""}
+        return (*show(value, ctx.user(request)), "Teacher mode is off in this browser.")
+
+    bar = [stored, ctx.who, who_md, nick, join_row]
+    demo.load(identify, stored, bar, api_visibility="private")
+    join.click(on_join, [code, stored], [*bar, code], api_visibility="private", concurrency_limit=None)
+    code.submit(on_join, [code, stored], [*bar, code], api_visibility="private", concurrency_limit=None)
+    rename.click(on_rename, [nick, stored], bar, api_visibility="private")
+    nick.submit(on_rename, [nick, stored], bar, api_visibility="private")
+    unlock.click(on_unlock, [key, stored], [*bar, key, key_msg], api_visibility="private", concurrency_limit=None)
+    key.submit(on_unlock, [key, stored], [*bar, key, key_msg], api_visibility="private", concurrency_limit=None)
+    leave.click(on_leave, stored, [*bar, key_msg], api_visibility="private", concurrency_limit=None)
 
 
 def refresh_models(ctx: AppContext) -> None:

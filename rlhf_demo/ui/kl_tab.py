@@ -12,11 +12,13 @@ import pandas as pd
 
 from rlhf_demo import limits
 from rlhf_demo.plots import kl as plots_kl
-from rlhf_demo.kl.analysis import MAX_RESPONSE_TOKENS, token_kl
-from rlhf_demo.kl.lab import MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig, check_request_size, estimator_lab
+from rlhf_demo.kl.analysis import MAX_RESPONSE_TOKENS
+from rlhf_demo.kl.lab import MAX_SAMPLES, WHY_K1_NEGATIVE, EstimatorLabConfig, check_request_size
+from rlhf_demo.kl.served import KLService
 from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.runs.folder import EXAMPLE_RUN
 from rlhf_demo.ui.config_form import strict
+from rlhf_demo.textcheck import check_text
 
 INTRO = """### KL between the policy and the reference, token by token
 The RLHF objective is *reward − β·KL(π‖π_ref)*. The tab opens on the **shipped PPO-tuned policy** π
@@ -30,7 +32,7 @@ def opening_policy() -> str:
     """The policy the tab opens on: the shipped example's adapter against the base (so the first click
     shows a real, non-zero KL), or the base model itself when the example is not installed."""
     policy = EXAMPLE_RUN / "policy"
-    return str(policy) if (policy / "adapter_config.json").exists() else DEFAULT_MODEL
+    return EXAMPLE_RUN.name if (policy / "adapter_config.json").exists() else DEFAULT_MODEL   # a short name (runs/names.py), no server path
 
 
 COLOUR_BY = [("exact KL", "kl_exact"), ("k1 (log-ratio, signed)", "k1"), ("k3", "k3")]
@@ -66,6 +68,7 @@ def _totals_md(res) -> str:
 
 
 def build(ctx, demo: gr.Blocks) -> None:
+    served = KLService()   # every session's KL work: deduplicated, batched, one model computation at a time
     gr.Markdown(INTRO)
     with gr.Row():
         policy = gr.Dropdown(ctx.model_choices(), value=opening_policy(), label="Policy π", allow_custom_value=True,
@@ -131,14 +134,15 @@ def build(ctx, demo: gr.Blocks) -> None:
         outs = [highlights, totals, per_token_plot, top_plot, table, result_state]
         yield "Working: loading the models and computing…", *[gr.skip()] * len(outs)
         try:
+            check_text(prompt, "the prompt"), check_text(response, "the response")
             pb = _load(ctx, policy, "policy", request)
             rb = _load(ctx, reference, "reference", request)
             generated = not isinstance(response_mode, str) or response_mode.startswith("generate")
             typed = None if generated else (response or "")
             n_new = _whole(max_new_tokens, "generated length")
             check_request_size(pb.tokenizer, prompt, rows=1, response_tokens=n_new if generated else MAX_RESPONSE_TOKENS)
-            res = token_kl(pb, rb, prompt, typed, max_new_tokens=n_new, policy_temperature=float(policy_temperature),
-                           seed=_whole(seed or 0, "seed"))
+            res = served.token_kl(pb, rb, prompt, typed, max_new_tokens=n_new, policy_temperature=float(policy_temperature),
+                                  seed=_whole(seed or 0, "seed"))   # identical clicks: one computation; others batched
         except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
@@ -164,12 +168,13 @@ def build(ctx, demo: gr.Blocks) -> None:
         outs = [lab_plot, lab_summary, lab_samples]
         yield "Working: sampling responses from π and scoring them with both models…", *[gr.skip()] * len(outs)
         try:
+            check_text(prompt, "the prompt")
             cfg = EstimatorLabConfig(n_samples=_whole(n_samples, "N samples"), response_tokens=_whole(response_tokens,
                                      "tokens per response"), policy_temperature=float(policy_temperature),
                                      seed=_whole(seed or 0, "seed")).validate()
             pb = _load(ctx, policy, "policy", request)
             rb = _load(ctx, reference, "reference", request)
-            res = estimator_lab(pb, rb, prompt, cfg)
+            res = served.estimator_lab(pb, rb, prompt, cfg)
         except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return

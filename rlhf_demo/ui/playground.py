@@ -2,7 +2,8 @@
 
 Generation, re-processing, branching and word-bias numbers come from ``rlhf_demo.decoding.generate`` /
 ``decoding.explore``; figures from ``rlhf_demo.plots.decoding``. The per-session ``gr.State`` holds
-the last generation (token ids, per-step numbers, raw logits as numpy) — never a model. Every event
+the last generation (token ids, per-step numbers) and a key to its raw logits, which live in the server's one
+``LogitStore`` under one byte budget (``decoding/kept.py``; recomputed if evicted) — never a model. Every event
 is also an HTTP endpoint, so each one validates its inputs in the core and answers bad input with a
 clear ``gr.Error`` while the server keeps serving.
 
@@ -14,17 +15,21 @@ of the batch; the core batcher keeps each session's handler, state, progress and
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 
 from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
 from rlhf_demo import limits
 from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, parse_word_bias
+from rlhf_demo.decoding.kept import shared_store
 from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.plots.decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
                               processors_markdown, samples_html)
 from rlhf_demo.ui.config_form import strict
 from rlhf_demo.ui.context import AppContext
+from rlhf_demo.textcheck import check_text
 
 INTRO = """### Where do the words come from?
 At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that
@@ -37,8 +42,15 @@ TOP_N = 10
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     batcher = Batcher()  # shared by every session of this app: concurrent Generate clicks run as one batch
+    store = shared_store()  # every session's raw logits, one budget for the whole server
     no_bias: dict = {}  # the figure shown when no word bias is set (read-only once built)
-    state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # (freed after the TTL) {"result": GenerationResult, "branch": GenerationResult | None}
+
+    def forget(st):  # a session's state is deleted (tab closed or TTL): its logits leave the store too
+        if st and st.get("result") is not None and st["result"].logits_key:
+            store.drop(st["result"].logits_key)
+
+    # {"result": GenerationResult without its logits, "branch": GenerationResult | None}, freed after the TTL
+    state = gr.State(None, time_to_live=limits.STATE_TTL_S, delete_callback=forget)
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
@@ -107,9 +119,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def step_outputs(st, seq_i, t, cfg):
         """Bars, caption, branch candidates, word bias and entropy for one step (re-processed from stored logits)."""
-        res = st["result"]
         seq_i, t = int(seq_i) - 1, int(t)
-        bundle = get_bundle(res.model)
+        bundle = get_bundle(st["result"].model)
+        res = store.attach(bundle, st["result"])  # its logits from the store (recomputed if evicted)
         raw_p, p = reprocess(bundle, res, seq_i, t, cfg)
         seq = res.sequences[seq_i]
         chosen = seq.steps[t]
@@ -131,12 +143,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         try:
             cfg = config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
                          max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template).validate()
+            check_text(prompt, "the prompt")
             check_prompt(prompt)
             bundle = get_bundle(model, progress=lambda f, m: progress(f, desc=m))
             res = batcher.generate(bundle, prompt, cfg, top_n=TOP_N, keep_logits=True)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        st = {"result": res, "branch": None}
+        st = {"result": store.detach(res), "branch": None}
         seq = res.sequences[0]
         frames = [(f"{'beam' if res.mode == 'beam' else 'sample'} {i + 1}", steps_frame(s)) for i, s in enumerate(res.sequences)]
         shared = f" (one batch with {res.batch - 1} other request{'s' * (res.batch > 2)})" if res.batch > 1 else ""
@@ -144,7 +157,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                + "".join(f"\n\n⚠️ {n}" for n in res.notices))
         picks = list(range(1, len(res.sequences) + 1))
         return (st, highlight(frames[0][1], res.prompt_text), gr.update(choices=picks, value=1),
-                gr.update(maximum=max(len(seq.steps) - 1, 1), value=0), *step_outputs(st, 1, 0, res.config),
+                gr.update(maximum=max(len(seq.steps) - 1, 1), value=0), *step_outputs({"result": res}, 1, 0, res.config),
                 processors_markdown(res.processors, res.mode), samples_html(res.prompt_text, frames), sequences_frame(res), msg,
                 highlight(frames[0][1], res.prompt_text), None)
 
@@ -184,14 +197,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if not st:
             raise gr.Error("Generate first, then pick a step and a candidate to branch with.")
         try:
-            res = st["result"]
-            bundle = get_bundle(res.model)
+            bundle = get_bundle(st["result"].model)
+            res = store.attach(bundle, st["result"])
             tid = None if token_id in (None, "") else token_id
             br = branch(bundle, res, _index(sequence, "sequence") - 1, _index(step, "step"), token_id=tid, word=word or None, top_n=TOP_N)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         orig = res.sequences[_index(sequence, "sequence") - 1]
-        new_state = {"result": res, "branch": br}
+        new_state = {"result": st["result"], "branch": replace(br, raw_logits=None)}  # the branch's logits are not kept
         return (new_state, highlight(steps_frame(orig), res.prompt_text), highlight(steps_frame(br.sequences[0]), res.prompt_text),
                 " ".join(br.notices))
 

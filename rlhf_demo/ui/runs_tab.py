@@ -10,7 +10,6 @@ gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API t
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
 from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, frontier_target, load_curves, pi_star_curve,
                                     run_label, runs_table)
-from rlhf_demo.runs.quota import cached_zip, downloads_dir
+from rlhf_demo.runs.quota import cached_zip, downloads_dir, export_path
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
 
 INTRO = """### Runs: compare PPO and DPO on the same axes
@@ -98,7 +97,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         chosen = pick_runs(selected_runs, request)
         if not chosen:
             raise gr.Error("Select at least one run.")
-        path = Path(tempfile.mkdtemp(prefix="rlhf-runs-")) / f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        path = export_path(f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv")   # cleaned by age, counted in the quota
         return gr.update(value=str(export_csv(chosen, path)), visible=True)
 
     def download_run_policy(run: str | None, request: gr.Request):

@@ -1,7 +1,9 @@
-"""The Teacher tab (shown to the teacher only, every action checked on the server too): the training
-queue (reorder, remove, stop the running run), pins and deletes of runs, the class's labels (counts per
-labeller, agreement, clear) and one download of the class's runs and labels. Lays out and wires only:
-the queue is ``runs.queue``, owners and pins ``classroom.ownership``, agreement ``classroom.agreement``.
+"""The Teacher tab (shown to the teacher only, every action checked on the server too): the class code
+students join with, the training queue (reorder, remove, stop the running run), pins and deletes of
+runs, the class's labels (counts per labeller, agreement, remove a labeller, clear) and one download of
+the class's runs and labels. Lays out and wires only: the queue is ``runs.queue``, owners and pins
+``classroom.ownership``, agreement ``classroom.agreement``; pins, the code and removing a labeller are
+``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``).
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from rlhf_demo.classroom.ownership import OwnershipError
 from rlhf_demo.runs.folder import list_runs
 from rlhf_demo.runs.queue import QUEUE, QueueError
 from rlhf_demo.runs.quota import downloads_dir
-from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui import class_actions
+from rlhf_demo.ui.context import ONLY_TEACHER, AppContext
 from rlhf_demo.ui.training_dpo import feedback_store
 
-ONLY_TEACHER = "only the teacher can do this: unlock teacher mode with the key at the top of the page"
 INTRO = """### Teacher
 The queue of trainings (one trains at a time), the class's runs (pin one and every student sees it in
 Runs, Playground and KL), and the class's labels. Students see only their own runs, pinned runs and the
@@ -40,6 +42,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     store = feedback_store(ctx)
     gr.Markdown(INTRO)
     refresh = gr.Button("Refresh", size="sm", elem_id="teacher-refresh")
+    code_md = gr.Markdown("", elem_id="teacher-code")
     gr.Markdown("#### Training queue")
     queue_table = gr.Dataframe(headers=["#", "who", "algorithm", "state", "run"], interactive=False,
                                elem_id="teacher-queue")
@@ -60,6 +63,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     labels_md = gr.Markdown("", elem_id="teacher-labels")
     labellers = gr.Dataframe(headers=["who", "labels"], interactive=False, elem_id="teacher-labellers", max_height=260)
     with gr.Row():
+        labeller = gr.Dropdown([], label="Labeller", elem_id="teacher-labeller", scale=3)
+        drop_sure = gr.Checkbox(False, label="I am sure", elem_id="teacher-drop-sure")
+        drop = gr.Button("Remove this labeller and their labels", variant="stop", size="sm", elem_id="teacher-drop")
+    with gr.Row():
         clear_sure = gr.Checkbox(False, label="I am sure", elem_id="teacher-clear-sure")
         clear = gr.Button("Clear the class's labels (kept in a file beside them)", variant="stop", size="sm",
                           elem_id="teacher-clear")
@@ -73,7 +80,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def view(request: gr.Request):
         if not ctx.is_teacher(request):      # a student's page: nothing of the class is sent
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * len(view_outs)
         jobs = QUEUE.jobs()
         q = pd.DataFrame([[i, j.nickname, j.algo.upper(), j.state, j.out.name] for i, j in enumerate(jobs)],
                          columns=["#", "who", "algorithm", "state", "run"])
@@ -89,10 +96,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         c = store.counts()
         text = (f"**{c['total']}** labels from **{len(per)}** people — {c['pairs']} A/B preferences. "
                 + agreement_md(recs))
+        who_choices = [(f"{names.get(k, k[:6])} ({n} labels, id {k})", k) for k, n in store.labellers().items()]
+        code = (f"### Class code: `{class_actions.code(ctx)}`\nStudents type it into the box at the top of the page "
+                "to train, label and choose a name." if ctx.teacher_mode() else "")
         return (q, gr.update(choices=job_choices, value=job_choices[0][1] if job_choices else None), rt,
-                gr.update(choices=[r.name for r in runs], value=runs[0].name if runs else None), text, per)
+                gr.update(choices=[r.name for r in runs], value=runs[0].name if runs else None), text, per,
+                gr.update(choices=who_choices, value=None), code)
 
-    view_outs = [queue_table, job, runs_table, run, labels_md, labellers]
+    view_outs = [queue_table, job, runs_table, run, labels_md, labellers, labeller, code_md]
 
     def queue_action(action):
         def act(job_id, request: gr.Request):
@@ -108,17 +119,32 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         btn.click(queue_action(action), job, [msg, *view_outs], api_visibility="private", concurrency_limit=None)
 
     def folder_of(name) -> Path:
-        folder = Path(ctx.runs_dir) / str(name)
-        if not isinstance(name, str) or not ctx.record.inside(folder) or not (folder / "config.json").exists():
-            raise gr.Error(f"{str(name)[:80]!r}: not a run of this server.")
-        return folder
+        try:
+            return class_actions.run_folder(ctx, name)
+        except ValueError as exc:
+            raise gr.Error(str(exc) + ".") from exc
 
     def pin_action(on: bool):
         def act(name, request: gr.Request):
-            need_teacher(request)
-            ctx.record.pin(folder_of(name), on)
+            try:
+                class_actions.pin(ctx, request, name, on)
+            except ValueError as exc:
+                raise gr.Error(str(exc) + ".") from exc
             return (f"`{name}` {'pinned: every student now sees it' if on else 'unpinned'}.", *view(request))
         return act
+
+    def on_drop(who, really, request: gr.Request):
+        need_teacher(request)
+        if not really:
+            raise gr.Error("Tick “I am sure” first: their labels leave the class's pool (kept in a file beside it).")
+        try:
+            out = class_actions.remove_labeller(ctx, request, who)
+        except ValueError as exc:
+            raise gr.Error(str(exc) + ".") from exc
+        return (f"Removed the labeller and {out['removed']} labels from the pool; they cannot label again.", False,
+                *view(request))
+
+    drop.click(on_drop, [labeller, drop_sure], [msg, drop_sure, *view_outs], api_visibility="private")
 
     pin.click(pin_action(True), run, [msg, *view_outs], api_visibility="private")
     unpin.click(pin_action(False), run, [msg, *view_outs], api_visibility="private")

@@ -18,10 +18,12 @@ from rlhf_demo import limits
 from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.plots import theory as plots_theory
 from rlhf_demo.rewards.functions import REWARD_CHOICES, make_reward
-from rlhf_demo.theory.candidates import MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, CandidatesConfig, sample_candidates
+from rlhf_demo.theory.candidates import MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, CandidatesConfig
+from rlhf_demo.theory.served import CandidatesService
 from rlhf_demo.theory.optimal import BetaView, beta_view, check_beta
 from rlhf_demo.theory.toy_session import ToySession, toy_config_from_text
 from rlhf_demo.ui.config_form import strict
+from rlhf_demo.textcheck import check_text
 
 PANEL3 = """### β and the optimal policy
 For one prompt, K responses are sampled from the reference and scored with a reward (the same reward
@@ -80,6 +82,7 @@ def _toy_outputs(session: ToySession):
 
 
 def build(ctx, demo: gr.Blocks) -> None:
+    served = CandidatesService()   # every session's candidates: deduplicated, batched, one model computation at a time
     # ---- panel 3
     gr.Markdown(PANEL3)
     with gr.Row():
@@ -116,9 +119,10 @@ def build(ctx, demo: gr.Blocks) -> None:
             cfg = CandidatesConfig(k=_whole(k, "K"), response_tokens=_whole(response_tokens, "tokens per candidate"),
                                    seed=_whole(seed or 0, "seed"), reward=reward).validate()
             check_beta(beta)
+            check_text(prompt, "the prompt")
             reward_fn = make_reward(limits.check_reward(reward))
             bundle = ctx.model(reference_model, request, what="reference")
-            cands = sample_candidates(bundle, prompt, reward_fn, cfg)
+            cands = served.sample(bundle, prompt, reward_fn, cfg)   # identical clicks: one computation; others batched
             fig, curves, md, show = _beta_outputs(beta_view(cands, beta))
         except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)

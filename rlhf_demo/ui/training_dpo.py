@@ -18,7 +18,7 @@ from rlhf_demo.plots.training import DPO_PANELS, empty_figure
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### DPO: learn straight from preference pairs
@@ -138,21 +138,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def start_run(data: dict, request: gr.Request):
         try:
+            ctx.gate(request, "train")          # before any data is loaded (training_run.start asks again)
             prefs = load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
             cfg = config_from_form(DPOConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
-                                                                "preferences": prefs.source}, ctx.session_limits(request))
-            out = run_dir(ctx, "dpo", request)
+                                                                "preferences": prefs.source})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-
-        def build(stop):
-            from rlhf_demo.dpo.trainer import DPOTrainer
-
-            return DPOTrainer(cfg, prefs.rows, stop=stop)
-
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
-        text, tick = submit("dpo", out, build, request, preset=data[preset_dd], budget_s=cfg.max_seconds,
-                            total_steps=cfg.steps)
+        text, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)   # limits, the queue
         return f"{len(prefs)} pairs{note}. " + text, empty_figure("Waiting for the first step…"), None, -1, tick
 
     def on_tick(seen, request: gr.Request):

@@ -15,11 +15,10 @@ from rlhf_demo.grpo.config import GROUP_BASELINE, GRPOConfig
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import GRPO_PANELS, empty_figure
 from rlhf_demo.rewards.functions import RewardError
-from rlhf_demo.rewards.learned import find_reward_model
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_ppo import BEFORE_AFTER_COLUMNS, before_after_frame, reward_choices
-from rlhf_demo.ui.training_run import POLL_S, run_dir, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### GRPO: learn from a reward, with the group as the baseline
@@ -83,21 +82,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def start_run(data: dict, request: gr.Request):
         try:
-            cfg = config_from_form(GRPOConfig, data[preset_dd], {n: data[comps[n]] for n in names},
-                                   ctx.session_limits(request))
-            if cfg.reward.startswith("rm:"):
-                find_reward_model(cfg.reward[3:].strip())      # one line now, not after the queue
-            out = run_dir(ctx, "grpo", request)
+            cfg = config_from_form(GRPOConfig, data[preset_dd], {n: data[comps[n]] for n in names})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-
-        def build(stop):
-            from rlhf_demo.grpo.trainer import GRPOTrainer
-
-            return GRPOTrainer(cfg, stop=stop)
-
-        text, tick = submit("grpo", out, build, request, preset=data[preset_dd], budget_s=cfg.max_seconds,
-                            total_steps=cfg.steps)
+        text, tick = submit(ctx, request, cfg, data[preset_dd])   # limits, rm: folders, the queue
         return text, empty_figure("Waiting for the first step…"), None, None, -1, tick
 
     def on_tick(seen, request: gr.Request):

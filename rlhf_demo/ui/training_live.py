@@ -43,7 +43,7 @@ def _figure(job: Job):
         hit = _cache.get(job.id)
         if hit is not None and hit[0] == job.version:
             return hit[1]
-    cfg = getattr(job.trainer, "cfg", None)
+    cfg = job.cfg              # kept after the job ended (its trainer is not)
     budget = getattr(cfg, "kl_budget", None)
     hlines = {training_plots.KL_PANEL: (budget, f"KL budget {budget:g}")} if budget and job.algo == "ppo" else None
     fig = training_figure(pd.DataFrame(job.records), panels_for(job.algo), hlines=hlines,

@@ -22,13 +22,13 @@ from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.reward_model.inspect import reward_model_runs
+from rlhf_demo.runs.names import reward_short
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
-from rlhf_demo.rewards.learned import find_reward_model
 from rlhf_demo.runs.queue import QUEUE
 from rlhf_demo import limits
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, owner, run_dir, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, check_reward_folders, owner, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### PPO: learn from a reward model
@@ -76,15 +76,7 @@ def reward_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
     this user may see (``rm:RUN``; on a shared server ``limits.check_reward`` accepts exactly those)."""
     runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
     return ([(c, c) for c in REWARD_CHOICES]
-            + [(f"rm: reward model {r.name}", f"rm:{r}") for r in reward_model_runs(runs)])
-
-
-def check_reward_folders(cfg: PPOConfig) -> None:
-    """RewardError in one line when the reward or the gold reward is ``rm:`` a folder that holds no reward
-    model (a causal LM, a DPO/PPO run, nothing): said at Start, before the run waits in the queue."""
-    for spec in (cfg.reward, cfg.gold_reward):
-        if spec.startswith("rm:"):
-            find_reward_model(spec[3:].strip())
+            + [(f"rm: reward model {r.name}", reward_short(r)) for r in reward_model_runs(runs)])
 
 
 def shows_overopt(cfg: PPOConfig) -> bool:
@@ -143,31 +135,24 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     def start_run(data: dict, request: gr.Request):
         preset, pfile = data[preset_dd], data[prompts_file]
         try:
+            ctx.gate(request, "train")          # before the upload is read (training_run.start asks again)
             values = {n: data[comps[n]] for n in names}
             prompts = None
             if pfile:
                 p = Path(pfile)
                 prompts = parse_prompts(p.read_bytes(), p.name)
                 values["prompts"] = f"upload:{p.name}"
-            cfg = config_from_form(PPOConfig, preset, values, ctx.session_limits(request))
-            check_reward_folders(cfg)
-            out = run_dir(ctx, "ppo", request)
+            cfg = config_from_form(PPOConfig, preset, values)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-
-        def build(stop):
-            from rlhf_demo.ppo.trainer import PPOTrainer
-
-            return PPOTrainer(cfg, prompts=prompts, stop=stop)
-
-        text, tick = submit("ppo", out, build, request, preset=preset, budget_s=cfg.max_seconds, total_steps=cfg.steps)
+        text, tick = submit(ctx, request, cfg, preset, prompts=prompts)     # limits, rm: folders, the queue
         over = gr.Plot(empty_figure("Waiting for the first update…"), visible=shows_overopt(cfg))
         return text, empty_figure("Waiting for the first update…"), None, None, -1, tick, over
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))
         fresh = (job is not None and job.algo == "ppo" and job.version != seen and job.records
-                 and job.trainer is not None and shows_overopt(job.trainer.cfg))
+                 and job.cfg is not None and shows_overopt(job.cfg))
         records = list(job.records) if fresh else []
         out = watch("ppo", seen, request, panels=PPO_PANELS, table=batch_frame, before_after=before_after_frame,
                     hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None)

@@ -10,6 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from rlhf_demo import limits
+from rlhf_demo.runs.names import find_run, run_short
+from rlhf_demo.textcheck import check_text
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.reward_model import REWARD_PANELS
@@ -22,7 +24,7 @@ from rlhf_demo.runs.queue import QUEUE
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
-from rlhf_demo.ui.training_run import POLL_S, owner, run_dir, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, owner, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 
 INTRO = """### Reward model: learn a score from preference pairs
@@ -40,7 +42,7 @@ SCORERS = Scorers(size=1)
 def run_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
     """(label, folder) of the reward-model runs this user may see."""
     runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
-    return [(r.name, str(r)) for r in reward_model_runs(runs)]
+    return [(r.name, run_short(r)) for r in reward_model_runs(runs)]   # short names (runs/names.py): no server path
 
 
 def disagreement_frame(pairs: list[dict]) -> pd.DataFrame:
@@ -104,21 +106,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def start_run(data: dict, request: gr.Request):
         try:
+            ctx.gate(request, "train")          # before any data is loaded (training_run.start asks again)
             prefs = load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
             cfg = config_from_form(RewardConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
-                                                                   "preferences": prefs.source}, ctx.session_limits(request))
-            out = run_dir(ctx, "reward", request)
+                                                                   "preferences": prefs.source})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-
-        def build(stop):
-            from rlhf_demo.reward_model.trainer import RewardTrainer
-
-            return RewardTrainer(cfg, prefs.rows, stop=stop)
-
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
-        text_, tick = submit("reward", out, build, request, preset=data[preset_dd], budget_s=cfg.max_seconds,
-                             total_steps=cfg.steps)
+        text_, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)   # limits, the queue
         return f"{len(prefs)} pairs{note}. " + text_, empty_figure("Waiting for the first step…"), None, -1, tick, gr.skip()
 
     def on_tick(seen, request: gr.Request):
@@ -126,7 +121,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         text_, fig, rows, _ba, version, tick = watch("reward", seen, request, panels=REWARD_PANELS,
                                                      table=disagreement_frame, bands={})
         ended = job is not None and job.algo == "reward" and version != seen and not tick.active   # drew the end now
-        pick = gr.update(choices=run_choices(ctx, request), value=str(job.out)) if ended and \
+        pick = gr.update(choices=run_choices(ctx, request), value=run_short(job.out)) if ended and \
             (Path(job.out) / "policy").is_dir() else gr.skip()
         return text_, fig, rows, version, tick, pick
 
@@ -135,6 +130,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             return gr.skip()
         if Path(folder) not in [Path(f) for _, f in run_choices(ctx, request)]:
             raise gr.Error("choose one of the reward models in the list")
+        folder = find_run(folder, ctx.own_runs(request))
         return disagreement_frame(latest_heldout(folder))
 
     def on_score(folder, typed, request: gr.Request):
@@ -142,7 +138,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error("choose a reward model first (train one above, or `train --algo reward`)")
         if not isinstance(typed, str) or not typed.strip() or len(typed) > MAX_CHARS:
             raise gr.Error(f"type a text to score (at most {MAX_CHARS} characters)")
+        folder = find_run(folder, ctx.own_runs(request))
         try:
+            check_text(typed, "the text to score")
             (rm,), (gold,) = SCORERS.score(folder, [typed])
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc

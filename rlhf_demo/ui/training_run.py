@@ -1,6 +1,12 @@
-"""What the PPO and DPO panels share: the run folder's name, submitting a run to the app's training
-queue (``runs.queue``), and the watcher a ``gr.Timer`` calls to show the session's job (status line,
-curves, tables). Wires only: the queue, the trainers and the words are the core's.
+"""What the training panels and the named training API share: the run folder's name, the one way a
+training starts (``start``: the session may train, its shared-server limits, ``rm:`` folders, the run
+folder, the app's training queue ``runs.queue``), and the watcher a ``gr.Timer`` calls to show the
+session's job (status line, curves, tables). Wires only: the queue, the trainers and the words are the
+core's.
+
+The shared server's limits are checked here, once, with the session's knowledge (its own runs' policies
+and reward models are allowed): the config's ``validate()`` checks the config alone, and the trainer
+that validates it again in the queue trusts it.
 
 Start returns at once (the job waits in the queue, holding no slot of Gradio's event queue); the
 timer reads the job's state every ``POLL_S`` seconds and redraws only when a new record arrived.
@@ -14,12 +20,20 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from rlhf_demo import limits
+from rlhf_demo.algorithms import make_trainer
+from rlhf_demo.data.preferences import PreferenceError
+from rlhf_demo.data.prompts import PromptError
+from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import training_figure
+from rlhf_demo.rewards.functions import RewardError
+from rlhf_demo.rewards.learned import find_reward_model
 from rlhf_demo.runs.folder import RunWriter
-from rlhf_demo.runs.queue import QUEUE, QueueError
+from rlhf_demo.runs.queue import QUEUE, Job, QueueError
 from rlhf_demo.ui.context import current_user
 
 POLL_S = 2.0
+USER_ERRORS = (ValueError, ModelLoadError, RewardError, PromptError, PreferenceError, FileExistsError, FileNotFoundError)
 
 
 def owner(request: gr.Request | None) -> str:
@@ -41,13 +55,45 @@ def markdown(lines: list[str]) -> str:
     return "  \n".join(lines)
 
 
-def submit(algo: str, out: Path, build, request, *, preset: str, budget_s: float, total_steps: int):
-    """Queue a run for this session; returns (status text, timer update)."""
+def check_reward_folders(cfg) -> None:
+    """RewardError in one line when the reward or the gold reward is ``rm:`` a folder that holds no reward
+    model (a causal LM, a DPO/PPO run, nothing): said at Start, before the run waits in the queue."""
+    for what in ("reward", "gold_reward"):
+        spec = getattr(cfg, what, "")
+        if isinstance(spec, str) and spec.startswith("rm:"):
+            find_reward_model(spec[3:].strip())
+
+
+def start(ctx, request, cfg, preset: str | None, *, pairs: list[dict] | None = None,
+          prompts: list[str] | None = None) -> Job:
+    """Queue a training of the validated ``cfg`` for the user of ``request``: the one path of the panels'
+    Start buttons and of ``/train_start``. In order: the user may train (``ctx.gate``), the shared
+    server's limits for this session (``limits.check_training`` with ``ctx.session_limits``: once, here),
+    ``rm:`` folders hold reward models, a new run folder recorded as theirs, the queue (one job per
+    user). ``pairs``/``prompts``: what the trainer trains on when the config's source is an upload or
+    the Feedback tab's labels (None: the trainer loads ``cfg.preferences`` / ``cfg.prompts``).
+    ``gr.Error`` with one line for whatever is refused."""
     try:
-        job = QUEUE.submit(owner(request), algo, out, build, preset=preset, budget_s=budget_s, total_steps=total_steps,
-                           nickname=current_user(request).nickname)
+        user = ctx.gate(request, "train")
+        limits.check_training(cfg, ctx.session_limits(request))
+        check_reward_folders(cfg)
+        out = run_dir(ctx, cfg.algo, request)
+    except USER_ERRORS as exc:
+        raise gr.Error(str(exc)) from exc
+
+    def build(stop):
+        return make_trainer(cfg, pairs=pairs, prompts=prompts, stop=stop)
+
+    try:
+        return QUEUE.submit(user.id, cfg.algo, out, build, preset=preset, budget_s=cfg.max_seconds,
+                            total_steps=cfg.steps, nickname=user.nickname, cfg=cfg)
     except QueueError as exc:
         raise gr.Error(str(exc)) from exc
+
+
+def submit(ctx, request, cfg, preset: str | None, **data):
+    """A panel's Start: ``start`` the run; returns (status text, timer update)."""
+    job = start(ctx, request, cfg, preset, **data)
     text = QUEUE.waiting_line(job) or "Starting: loading a training copy of the model…"
     return text, gr.Timer(active=True)
 
@@ -69,7 +115,7 @@ def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hl
     text = waiting or markdown(job.lines)
     if done and job.state not in ("cancelled", "failed"):
         text += f"  \nChoose the run in the Playground / KL tab, or compare it in Runs: `{job.out.name}`."
-    lines = hlines(job.trainer.cfg) if hlines is not None and job.trainer is not None else None
+    lines = hlines(job.cfg) if hlines is not None and job.cfg is not None else None
     fig = training_figure(pd.DataFrame(job.records), panels, hlines=lines, **({} if bands is None else {"bands": bands})) \
         if job.records else gr.skip()
     rows = table(job.samples) if job.samples else gr.skip()

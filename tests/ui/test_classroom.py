@@ -1,8 +1,10 @@
 """Classroom mode in headless Chromium with three browsers at once — two students (A, B) and a teacher —
 on one server with a teacher key (RLHF_DEMO_TEACHER_KEY, hence shared mode), on the real default model:
 
+0. students join with the class code (RLHF_DEMO_CLASS_CODE) before they may train, label or rename;
 1. the teacher key: a wrong key is refused with a growing delay and never reaches the page; the right
-   one unlocks the Teacher tab, which a student never sees;
+   one unlocks the Teacher tab (which shows the class code and which a student never sees); "Leave
+   teacher mode" turns it off in that browser, across a reload;
 2. A starts a PPO run; B watches it live from the Training tab (whose run, its curves); B cannot stop
    it through the HTTP API; the teacher stops it from the Teacher tab;
 3. A's run is invisible to B — in the page and through the HTTP API (compare, download, CSV with A's
@@ -23,6 +25,7 @@ from rlhf_demo import limits
 from rlhf_demo.runs.queue import QUEUE
 
 KEY = "class-key-7f3a"
+CODE = "K7M2QX"
 SHOTS = Path("/tmp/shots")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,6 +37,7 @@ def server(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("RLHF_DEMO_TEACHER_KEY", KEY)
+    mp.setenv("RLHF_DEMO_CLASS_CODE", CODE)
     for k in (limits.SHARED_ENV, limits.MODELS_ENV, limits.MAX_TRAIN_S_ENV):
         mp.delenv(k, raising=False)
     root = tmp_path_factory.mktemp("classroom") / "runs"
@@ -59,6 +63,10 @@ def people(browser, server):
         page.goto(server.url)
         page.wait_for_function("() => (document.querySelector('#who')?.innerText || '').includes('You are')",
                                timeout=60_000)
+        if who != "teacher":                      # students join with the class code the teacher shows
+            page.locator("#who-code input, #who-code textarea").first.fill(CODE.lower())
+            page.locator("#who-join").click()
+            page.locator("#who-join").wait_for(state="hidden", timeout=30_000)
         out[who] = page
     yield SimpleNamespace(**out)
     for page in out.values():
@@ -109,7 +117,7 @@ def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(p
     _fill(t, "who-key", "guess")
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "not the teacher key")
-    assert "Next try in 2 s" in _text(t, "who-key-msg")
+    assert "next try in 2 s" in _text(t, "who-key-msg")
     _fill(t, "who-key", KEY)                                         # at once: still refused, even the right key
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "Too many wrong keys")
@@ -117,12 +125,26 @@ def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(p
     _fill(t, "who-key", KEY)
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "Teacher mode on")
+    t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
     assert KEY not in t.content()                                    # the key is not left in the page
     t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
     t.reload()                                                       # typed once per browser
     _wait_text(t, "who", "teacher")
     t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
     assert "teacher" not in _text(a, "who")
+    t.get_by_role("tab", name="Teacher").click()
+    _wait_text(t, "teacher-code", CODE)                              # the code students join with
+    t.get_by_text("Your name · teacher").click()                      # (closed again by the reload)
+    t.locator("#who-leave").click()                                  # a shared lab PC: teacher mode off again
+    _wait_text(t, "who-key-msg", "Teacher mode is off")
+    t.reload()
+    _wait_text(t, "who", "You are")
+    assert "teacher" not in _text(t, "who")
+    t.get_by_text("Your name · teacher").click()
+    _fill(t, "who-key", KEY)
+    t.locator("#who-unlock").click()
+    _wait_text(t, "who-key-msg", "Teacher mode on")
+    t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
 
 
 def test_a_run_trains_live_on_every_screen_and_only_owner_or_teacher_stops_it(people, server):

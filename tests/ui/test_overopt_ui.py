@@ -42,7 +42,7 @@ def test_reward_dropdown_lists_reward_model_runs_and_the_panel_needs_a_distinct_
     from rlhf_demo.ui.context import AppContext
 
     values = [v for _label, v in reward_choices(AppContext())]
-    assert "vader-positive" in values and f"rm:{rm_run}" in values
+    assert "vader-positive" in values and f"rm:run:{rm_run.name}" in values      # a short name (runs/names.py)
     assert not any(v.startswith("rm:") and "example-ppo" in v for v in values)   # the example PPO run is no reward model
     assert shows_overopt(ppo_preset("quick-cpu", reward=f"rm:{rm_run}"))
     assert not shows_overopt(ppo_preset("quick-cpu"))                             # gold = reward: nothing to compare

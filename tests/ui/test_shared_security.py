@@ -328,4 +328,4 @@ def test_run_dir_remembers_the_session_without_showing_its_hash(app):
     with pytest.raises(limits.LimitError):
         limits.check_model(str(out / "policy"), limits=app.ctx.session_limits(Req("another")))
     names = [n for _, n in app.ctx.model_choices(Req(app.client.session_hash))]
-    assert str(app.mine / "policy") in names and str(app.other / "policy") not in names and app.tiny in names
+    assert f"run:{app.mine.name}" in names and f"run:{app.other.name}" not in names and app.tiny in names   # short names

@@ -1,0 +1,124 @@
+"""Model work of many users on one server: one computation at a time, identical requests computed once,
+compatible ones run as one batch.
+
+Thirty students mixing the tabs used to run up to five model computations at once (Gradio runs two
+events of each listener at a time): each used both cores' threads, so the two cores thrashed and
+every click took 25–30 s. :class:`SharedWork` serves the KL and Theory tabs (and lends its lock to the
+Playground's :class:`~rlhf_demo.decoding.batch.Batcher`, so a batch of generations and a batch of KL
+rows never run together):
+
+* **One at a time.** ``lock`` is held while any batch runs: a batch gets both cores' threads.
+* **Identical requests, one computation.** A request names a ``key`` (model identities, inputs, seed):
+  a second request with the key of one running or waiting shares its result, and a result stays
+  ``ttl_s`` seconds in a small cache (``cache_size`` entries) for clicks that come just after
+  ("everyone press Compute": thirty clicks, one computation).
+* **Compatible requests, one batch.** Requests with the same ``group`` (e.g. same models and prompt)
+  that wait together run as one call of their ``run_batch(items) -> results``, at most ``max_items``
+  per batch (and items of at most ``max_size`` in all, by ``size(item)``); other groups wait their turn, oldest first. The thread whose request arrived runs the
+  batch; the others sleep until it is done. If a batch raises, its requests run again one by one,
+  so one bad request fails only itself.
+
+Results are shared between users: callers must not modify them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+MODEL_LOCK = threading.Lock()
+"""Held by whatever model computation serves a request (KL, Theory, the Playground's batches)."""
+
+
+@dataclass(eq=False)
+class _Job:
+    key: Hashable
+    group: Hashable
+    item: Any
+    run_batch: Callable[[list], list]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class SharedWork:
+    """Thread-safe; see the module docstring. ``computed`` counts items actually computed."""
+
+    def __init__(self, lock: threading.Lock | None = None, max_items: int = 16, cache_size: int = 64, ttl_s: float = 60.0,
+                 size: Callable[[Any], int] | None = None, max_size: int | None = None):
+        self.lock = lock or MODEL_LOCK
+        self.max_items, self.cache_size, self.ttl_s = max_items, cache_size, ttl_s
+        self.size, self.max_size = size or (lambda item: 1), max_size  # e.g. rows × tokens: a batch's memory
+        self._mu = threading.Lock()
+        self._pending: list[_Job] = []
+        self._by_key: dict[Hashable, _Job] = {}  # waiting or running
+        self._cache: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self.computed = 0
+        self.batches = 0
+
+    def run(self, key: Hashable, group: Hashable, item: Any, run_batch: Callable[[list], list]) -> Any:
+        """The result of ``item``: shared with an identical request (same ``key``), else computed in one
+        ``run_batch([...])`` with the waiting items of the same ``group``."""
+        with self._mu:
+            hit = self._cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] <= self.ttl_s:
+                self._cache.move_to_end(key)
+                return hit[1]
+            job = self._by_key.get(key)
+            if job is None:
+                job = _Job(key, group, item, run_batch)
+                self._by_key[key] = job
+                self._pending.append(job)
+        while not job.done.is_set():
+            with self.lock:  # the model is ours: run the oldest group (maybe another request's)
+                if job.done.is_set():  # someone else's batch answered it while we waited for the lock
+                    break
+                with self._mu:
+                    batch = self._take()
+                if batch:
+                    self._run(batch)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _take(self) -> list[_Job]:
+        if not self._pending:
+            return []
+        group, batch, used = self._pending[0].group, [], 0
+        for j in self._pending:
+            n = self.size(j.item)
+            if j.group == group and len(batch) < self.max_items and (not batch or self.max_size is None or used + n <= self.max_size):
+                batch.append(j)
+                used += n
+        self._pending = [j for j in self._pending if all(j is not b for b in batch)]
+        return batch
+
+    def _run(self, batch: list[_Job]) -> None:
+        try:
+            results = batch[0].run_batch([j.item for j in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} requests gave {len(results)} results")
+            for j, r in zip(batch, results):
+                j.result = r
+        except Exception as exc:  # noqa: BLE001 - handed to the caller(s)
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:  # find the request that fails: the others still get their answer
+                for j in batch:
+                    self._run([j])
+                return
+        with self._mu:
+            self.computed += len(batch)
+            self.batches += 1
+            now = time.monotonic()
+            for j in batch:
+                self._by_key.pop(j.key, None)
+                if j.error is None:
+                    self._cache[j.key] = (now, j.result)
+                    self._cache.move_to_end(j.key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        for j in batch:
+            j.done.set()

@@ -1,0 +1,72 @@
+"""The Feedback tab's two actions, shared by its buttons and the named API (``/feedback_pair``,
+``/feedback_label``), so both pass exactly the same checks:
+
+- ``draw_pair``: a pair for this session to label — on a shared server half the time one another
+  person labelled (``FeedbackStore.open_pairs``: how agreement is measured), else two fresh samples of
+  the base model. The pair is remembered server-side for the session (``AppContext.pairs``), so a label
+  can only be given to a pair the server handed out, never to text the client makes up.
+- ``save_label``: ``AppContext.gate(request, "label")`` (joined, not removed, rate and caps), then the
+  label is appended and fsynced, and the pair is forgotten (a double click cannot label it twice).
+
+No layout here; refusals are ``limits.LimitError`` / ``ValueError`` with one line (the callers turn
+them into ``gr.Error``).
+"""
+from __future__ import annotations
+
+import random
+import uuid
+
+from rlhf_demo import limits
+from rlhf_demo.data.feedback import FeedbackStore, make_pair
+from rlhf_demo.data.prompts import builtin_prompts
+from rlhf_demo.models.loading import DEFAULT_MODEL
+from rlhf_demo.ui.context import AppContext, session_of
+
+SHARE_P = 0.5
+"""On a shared server, the chance that the next pair is one another person labelled (when there is one)."""
+CHOICES = {"a": "A", "b": "B", "tie": "tie", "skip": "skip"}
+NO_PAIR = "no pair on your screen by that id: draw one first (New pair, or /feedback_pair)"
+
+
+def store(ctx: AppContext) -> FeedbackStore:
+    return FeedbackStore(ctx.feedback_path())
+
+
+def counts(ctx: AppContext, request) -> dict:
+    """{"you": your counts, "class": everyone's} (A, B, tie, skip, pairs, total)."""
+    s = store(ctx)
+    return {"you": s.counts(ctx.user(request).id), "class": s.counts()}
+
+
+def draw_pair(ctx: AppContext, request, response_tokens: int = 16, temperature: float = 1.0) -> dict:
+    """{"pair_id", "prompt", "a", "b", "shared"} for this session (``shared``: another person labelled it)."""
+    user = ctx.gate(request, "pair")
+    s = store(ctx)
+    others = s.open_pairs(user.id) if ctx.classroom() else []
+    if others and random.random() < SHARE_P:
+        p = others[0]
+        pair = {"pair_id": p["pair_id"], "prompt": p["prompt"], "a": p["response_a"], "b": p["response_b"], "shared": True}
+    else:
+        bundle = ctx.registry.get(DEFAULT_MODEL)
+        opening = random.choice(builtin_prompts("train"))
+        q, a, b = make_pair(bundle.model, bundle.tokenizer, opening, query_tokens=random.randint(3, 8),
+                            response_tokens=int(response_tokens), temperature=float(temperature))
+        pair = {"pair_id": uuid.uuid4().hex[:12], "prompt": q, "a": a, "b": b, "shared": False}
+    ctx.hand_out(session_of(request), pair)
+    return pair
+
+
+def save_label(ctx: AppContext, request, pair_id, choice) -> dict:
+    """Label the pair ``pair_id`` this session was handed with ``choice`` (a, b, tie or skip); returns ``counts``."""
+    which = CHOICES.get(str(choice).strip().lower()) if isinstance(choice, str) else None
+    if which is None:
+        raise limits.LimitError(f"choice must be one of {', '.join(CHOICES)}, got {str(choice)[:20]!r}")
+    session = session_of(request)
+    pair = ctx.handed(session)
+    if pair is None or not isinstance(pair_id, str) or pair_id != pair["pair_id"]:
+        raise limits.LimitError(NO_PAIR)
+    user = ctx.gate(request, "label")
+    store(ctx).add(pair["prompt"], pair["a"], pair["b"], which, labeller=user.id, pair_id=pair["pair_id"],
+                   nickname=user.nickname)
+    ctx.hand_out(session, None)
+    return counts(ctx, request)
