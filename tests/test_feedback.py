@@ -77,3 +77,39 @@ def test_make_pair(tiny_bundle):
                         response_tokens=5, seed=1)
     assert q == "This movie was"
     assert a and b and a != b
+
+
+def test_pairs_drawn_together_come_from_one_batch(tiny_bundle):
+    """make_pairs: each pair keeps its own (cut) prompt; concurrent draws through labelling.PAIRS share one
+    generate (counted by SharedWork.batches), and each caller gets its own pair."""
+    import threading
+
+    from rlhf_demo.data.feedback import make_pairs
+    from rlhf_demo.shared_work import SharedWork
+
+    pairs = make_pairs(tiny_bundle.model, tiny_bundle.tokenizer, [("This movie was really", 3), ("I hated the plot", 2)],
+                       response_tokens=5, seed=1)
+    assert [q for q, _, _ in pairs] == ["This movie was", "I hated"]
+    assert all(a and b for _, a, b in pairs)
+
+    work, calls = SharedWork(lock=threading.Lock(), max_items=16, cache_size=1, ttl_s=0.0), []
+
+    def run_batch(items):
+        calls.append(len(items))
+        return make_pairs(tiny_bundle.model, tiny_bundle.tokenizer, items, response_tokens=4, seed=0)
+
+    gate, out = threading.Lock(), {}
+    gate.acquire()                      # hold the model so that all six wait, then release them together
+    work.lock = gate
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, work.run(f"k{i}", (4, 1.0), (f"Prompt number {i} here", None),
+                                                                                run_batch))) for i in range(6)]
+    for t in threads:
+        t.start()
+    import time
+
+    time.sleep(0.3)
+    gate.release()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(out) == list(range(6)) and [q for q, _, _ in (out[i] for i in range(6))] == [f"Prompt number {i} here" for i in range(6)]
+    assert sum(calls) == 6 and len(calls) <= 2      # one batch (two if a thread came late), never six

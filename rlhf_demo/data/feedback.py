@@ -235,12 +235,22 @@ def make_pair(model, tokenizer, prompt: str, *, query_tokens: int | None = None,
     """Two responses sampled from ``model`` for one prompt: (prompt text, response A, response B).
 
     ``query_tokens`` cuts the prompt to that many tokens first (None = the whole prompt)."""
+    return make_pairs(model, tokenizer, [(prompt, query_tokens)], response_tokens=response_tokens,
+                      temperature=temperature, seed=seed)[0]
+
+
+def make_pairs(model, tokenizer, prompts: list[tuple[str, int | None]], *, response_tokens: int = 16,
+               temperature: float = 1.0, seed: int | None = None) -> list[tuple[str, str, str]]:
+    """``make_pair`` for many (prompt, query_tokens) at once: one ``generate`` of 2·len(prompts) rows
+    (what a class drawing pairs together costs one batch, not thirty)."""
     from rlhf_demo.data.prompts import truncate_prompt
     from rlhf_demo.decoding.sampling import decode_queries, decode_responses, sample_responses
 
-    ids = truncate_prompt(tokenizer, prompt, query_tokens or 10_000)
-    batch = sample_responses(model, tokenizer, [ids, ids], response_tokens, temperature=temperature,
+    rows = []
+    for prompt, query_tokens in prompts:
+        ids = truncate_prompt(tokenizer, prompt, query_tokens or 10_000)
+        rows += [ids, ids]                                        # A and B of one pair side by side
+    batch = sample_responses(model, tokenizer, rows, response_tokens, temperature=temperature,
                              seed=seed if seed is not None else random.randrange(2**31))
-    q = decode_queries(tokenizer, batch)[0]
-    a, b = decode_responses(tokenizer, batch)
-    return q, a, b
+    queries, responses = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
+    return [(queries[2 * i], responses[2 * i], responses[2 * i + 1]) for i in range(len(prompts))]

@@ -17,15 +17,19 @@ import random
 import uuid
 
 from rlhf_demo import limits
-from rlhf_demo.data.feedback import FeedbackStore, make_pair
+from rlhf_demo.data.feedback import FeedbackStore, make_pairs
 from rlhf_demo.data.prompts import builtin_prompts
 from rlhf_demo.models.loading import DEFAULT_MODEL
+from rlhf_demo.shared_work import SharedWork
 from rlhf_demo.ui.context import AppContext, session_of
 
 SHARE_P = 0.5
 """On a shared server, the chance that the next pair is one another person labelled (when there is one)."""
 CHOICES = {"a": "A", "b": "B", "tie": "tie", "skip": "skip"}
 NO_PAIR = "no pair on your screen by that id: draw one first (New pair, or /feedback_pair)"
+PAIRS = SharedWork(max_items=16, cache_size=1, ttl_s=0.0)
+"""Fresh pairs of everyone who asks at once come from one batched ``generate`` (one model computation at a
+time with the other tabs: ``shared_work.MODEL_LOCK``)."""
 
 
 def store(ctx: AppContext) -> FeedbackStore:
@@ -48,9 +52,13 @@ def draw_pair(ctx: AppContext, request, response_tokens: int = 16, temperature: 
         pair = {"pair_id": p["pair_id"], "prompt": p["prompt"], "a": p["response_a"], "b": p["response_b"], "shared": True}
     else:
         bundle = ctx.registry.get(DEFAULT_MODEL)
-        opening = random.choice(builtin_prompts("train"))
-        q, a, b = make_pair(bundle.model, bundle.tokenizer, opening, query_tokens=random.randint(3, 8),
-                            response_tokens=int(response_tokens), temperature=float(temperature))
+        item = (random.choice(builtin_prompts("train")), random.randint(3, 8))
+        group = (int(response_tokens), float(temperature))
+
+        def run_batch(items):
+            return make_pairs(bundle.model, bundle.tokenizer, items, response_tokens=group[0], temperature=group[1])
+
+        q, a, b = PAIRS.run(uuid.uuid4().hex, group, item, run_batch)
         pair = {"pair_id": uuid.uuid4().hex[:12], "prompt": q, "a": a, "b": b, "shared": False}
     ctx.hand_out(session_of(request), pair)
     return pair
