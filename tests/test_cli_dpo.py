@@ -23,7 +23,7 @@ def test_preferences_then_train_on_the_tiny_model(tiny_model_dir, tmp_path, caps
                  "--model", str(tiny_model_dir), "--eval-every", "1", "--beta", "0.2", "--batch-size", "2",
                  "--max-length", "48", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "finished" in out and str(run) in out
+    assert "finished" in out and run.name in out
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["algo"] == "dpo" and cfg["beta"] == 0.2 and cfg["preferences"] == str(prefs)
     df = read_metrics(run)
