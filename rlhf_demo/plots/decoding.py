@@ -2,13 +2,20 @@
 
 No torch here. The frames come from ``decoding_explore`` (``steps_frame``, ``candidate_frame``,
 ``bias_frame``, ``sequences_frame``).
+
+The figures are plain dicts in plotly's JSON schema (``{"data": [...], "layout": {...}}``: what
+``go.Figure.to_json`` writes, and ``go.Figure(fig)`` reads them back). Building a ``go.Figure``
+validates every property: 20–40 ms a figure, three per Generate, so thirty students' figures took
+≈ 2.5 s of one core, serial under the GIL, after their batch was done (``docs/experiments.md``).
+A dict costs well under a millisecond; the UI sends it as JSON.
 """
 from __future__ import annotations
 
 import html
+import json
+from functools import lru_cache
 
 import pandas as pd
-import plotly.graph_objects as go
 
 PROB_BINS = [(0.05, "<5%", "#f4a09c"), (0.2, "5–20%", "#f9c98f"), (0.5, "20–50%", "#fbe88f"), (0.8, "50–80%", "#c5e3a0"),
              (1.01, "≥80%", "#8fd19e")]
@@ -62,53 +69,72 @@ def samples_html(prompt: str, samples: list[tuple[str, pd.DataFrame]]) -> str:
             f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cols)}</div>')
 
 
-def candidates_figure(df: pd.DataFrame, title: str) -> go.Figure:
+@lru_cache(maxsize=1)
+def _template() -> dict:
+    """plotly's ``plotly_white`` template as plain JSON (plotly.js knows no templates by name)."""
+    import plotly.io as pio
+    from plotly.utils import PlotlyJSONEncoder
+
+    return json.loads(json.dumps(pio.templates["plotly_white"].to_plotly_json(), cls=PlotlyJSONEncoder))
+
+
+def _figure(traces: list[dict], **layout) -> dict:
+    """A figure in plotly's JSON schema (what ``go.Figure.to_json`` writes; ``go.Figure(fig)`` reads it)."""
+    return {"data": traces, "layout": {"template": _template(), **layout}}
+
+
+def _floats(values) -> list[float]:
+    return [float(v) for v in values]
+
+
+def candidates_figure(df: pd.DataFrame, title: str) -> dict:
     """Grouped bars per candidate: raw softmax probability beside the probability after processing.
     Filtered tokens (probability 0 after processing) are grey; the chosen token is starred."""
     labels = [f"{'★ ' if c else ''}{r}. {show_token(t)}" for r, t, c in zip(df["rank"], df["token"], df["chosen"])]
-    fig = go.Figure()
-    fig.add_bar(name="raw softmax", x=labels, y=df["raw_prob"], marker_color=[RAW_COLOR if k else FILTERED_COLOR for k in df["kept"]],
-                text=[f"{p:.1%}" for p in df["raw_prob"]], textposition="outside", hovertemplate="%{x}<br>raw %{y:.2%}<extra></extra>")
-    fig.add_bar(name="after processors (sampled from)", x=labels, y=df["prob"], marker_color=PROC_COLOR,
-                marker_line=dict(color=["#000" if c else PROC_COLOR for c in df["chosen"]], width=2),
-                text=[f"{p:.1%}" if k else "filtered" for p, k in zip(df["prob"], df["kept"])], textposition="outside",
-                hovertemplate="%{x}<br>processed %{y:.2%}<extra></extra>")
-    top = float(max(df["raw_prob"].max(), df["prob"].max(), 0.01)) if len(df) else 1.0
-    fig.update_layout(title=title, barmode="group", yaxis=dict(title="probability", tickformat=".0%", range=[0, min(1.0, top * 1.18)]),
-                      xaxis=dict(tickangle=-35), legend=dict(orientation="h", y=1.12, x=0), height=380, margin=dict(l=50, r=10, t=70, b=90),
-                      template="plotly_white")
-    return fig
+    raw, prob, kept, chosen = _floats(df["raw_prob"]), _floats(df["prob"]), [bool(k) for k in df["kept"]], [bool(c) for c in df["chosen"]]
+    traces = [
+        dict(type="bar", name="raw softmax", x=labels, y=raw, marker=dict(color=[RAW_COLOR if k else FILTERED_COLOR for k in kept]),
+             text=[f"{p:.1%}" for p in raw], textposition="outside", hovertemplate="%{x}<br>raw %{y:.2%}<extra></extra>"),
+        dict(type="bar", name="after processors (sampled from)", x=labels, y=prob,
+             marker=dict(color=PROC_COLOR, line=dict(color=["#000" if c else PROC_COLOR for c in chosen], width=2)),
+             text=[f"{p:.1%}" if k else "filtered" for p, k in zip(prob, kept)], textposition="outside",
+             hovertemplate="%{x}<br>processed %{y:.2%}<extra></extra>"),
+    ]
+    top = max(raw + prob + [0.01]) if len(df) else 1.0
+    return _figure(traces, title=dict(text=title), barmode="group",
+                   yaxis=dict(title=dict(text="probability"), tickformat=".0%", range=[0, min(1.0, top * 1.18)]),
+                   xaxis=dict(tickangle=-35), legend=dict(orientation="h", y=1.12, x=0), height=380, margin=dict(l=50, r=10, t=70, b=90))
 
 
-def entropy_figure(steps: pd.DataFrame, current: int | None = None) -> go.Figure:
+def entropy_figure(steps: pd.DataFrame, current: int | None = None) -> dict:
     """Entropy of the raw distribution per step (nats), with the chosen token's probability."""
     x = [f"{s}. {show_token(t)}" for s, t in zip(steps["step"], steps["token"])]
-    fig = go.Figure()
-    fig.add_bar(name="entropy (nats, raw)", x=x, y=steps["entropy"], marker_color=[RAW_COLOR if s != current else PROC_COLOR for s in steps["step"]],
-                hovertemplate="%{x}<br>entropy %{y:.2f} nats<extra></extra>")
-    fig.add_scatter(name="p(chosen) after processors", x=x, y=steps["prob"], yaxis="y2", mode="lines+markers", line=dict(color="#54a24b"))
-    fig.update_layout(title="Uncertainty per step", yaxis=dict(title="entropy (nats)"),
-                      yaxis2=dict(title="p(chosen)", overlaying="y", side="right", range=[0, 1.05], tickformat=".0%"),
-                      legend=dict(orientation="h", y=1.15, x=0), height=300, margin=dict(l=50, r=50, t=70, b=80), template="plotly_white",
-                      xaxis=dict(tickangle=-35))
-    return fig
+    traces = [
+        dict(type="bar", name="entropy (nats, raw)", x=x, y=_floats(steps["entropy"]),
+             marker=dict(color=[RAW_COLOR if s != current else PROC_COLOR for s in steps["step"]]),
+             hovertemplate="%{x}<br>entropy %{y:.2f} nats<extra></extra>"),
+        dict(type="scatter", name="p(chosen) after processors", x=x, y=_floats(steps["prob"]), yaxis="y2", mode="lines+markers",
+             line=dict(color="#54a24b")),
+    ]
+    return _figure(traces, title=dict(text="Uncertainty per step"), yaxis=dict(title=dict(text="entropy (nats)")),
+                   yaxis2=dict(title=dict(text="p(chosen)"), overlaying="y", side="right", range=[0, 1.05], tickformat=".0%"),
+                   legend=dict(orientation="h", y=1.15, x=0), height=300, margin=dict(l=50, r=50, t=70, b=80), xaxis=dict(tickangle=-35))
 
 
-def bias_figure(df: pd.DataFrame) -> go.Figure:
+def bias_figure(df: pd.DataFrame) -> dict:
     """Each biased word's token: probability before the bias, after the bias alone, after everything."""
-    fig = go.Figure()
+    traces = []
     if len(df):
         x = [f"{show_token(f)} ({b:+g}){'' if a else ' ✗'}" for f, b, a in zip(df["form"], df["bias"], df["applies"])]
         for col, name, color in (("before", "before (raw softmax)", RAW_COLOR), ("after_bias", "after the bias", "#e45756"),
                                  ("final", "after all processors", PROC_COLOR)):
-            fig.add_bar(name=name, x=x, y=df[col], marker_color=color, text=[f"{p:.2%}" for p in df[col]], textposition="outside")
+            y = _floats(df[col])
+            traces.append(dict(type="bar", name=name, x=x, y=y, marker=dict(color=color), text=[f"{p:.2%}" for p in y], textposition="outside"))
     title = "Word bias at this step" if len(df) else "Word bias: none set (e.g. 'great:5, terrible:-5')"
-    if not len(df):
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1]), height=300,
-                      legend=dict(orientation="h", y=1.15, x=0), margin=dict(l=50, r=10, t=70, b=60), template="plotly_white")
-    return fig
+    hidden = {} if len(df) else dict(xaxis=dict(visible=False))
+    return _figure(traces, title=dict(text=title), barmode="group",
+                   yaxis=dict(tickformat=".0%", range=[0, 1.1], **({} if len(df) else dict(visible=False))), height=300,
+                   legend=dict(orientation="h", y=1.15, x=0), margin=dict(l=50, r=10, t=70, b=60), **hidden)
 
 
 def processors_markdown(processors: list[str], mode: str) -> str:

@@ -15,9 +15,11 @@ of the batch; the core batcher keeps each session's handler, state, progress and
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
 from rlhf_demo import limits
@@ -132,10 +134,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                    f"entropy {chosen.entropy:.2f} nats. Kept now: {int((p > 0).sum())} of {len(p)} tokens.{note}")
         choices = [(f"{r.token!r}  raw {r.raw_prob:.1%}", int(r.token_id)) for r in df.itertuples() if r.token_id != chosen.token_id]
         bias = bias_frame(bundle, res, seq_i, t, cfg)
-        if bias.empty and "none" not in no_bias:  # the same "no word bias" figure for everyone: built once (10 ms)
-            no_bias["none"] = bias_figure(bias)
-        return (candidates_figure(df, title), caption, gr.update(choices=choices, value=choices[0][1] if choices else None),
-                no_bias["none"] if bias.empty else bias_figure(bias), entropy_figure(steps_frame(seq), current=t))
+        if bias.empty and "none" not in no_bias:  # the same "no word bias" figure for everyone: built once
+            no_bias["none"] = plot(bias_figure(bias))
+        return (plot(candidates_figure(df, title)), caption, gr.update(choices=choices, value=choices[0][1] if choices else None),
+                no_bias["none"] if bias.empty else plot(bias_figure(bias)), plot(entropy_figure(steps_frame(seq), current=t)))
 
     def on_generate(prompt, model, strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
                     max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template, progress=gr.Progress()):
@@ -227,6 +229,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     refresh.click(on_refresh, None, model, api_visibility="private")
     ctx.model_dropdowns.append(model)      # its choices follow the user (ui/identity.py)
+
+
+def plot(fig: dict) -> PlotData:
+    """A figure dict (plotly's JSON schema, ``plots/decoding.py``) as ``gr.Plot`` sends a plotly figure."""
+    return PlotData(type="plotly", plot=json.dumps(fig))
 
 
 def _index(value, what: str) -> int:
