@@ -28,8 +28,74 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-MODEL_LOCK = threading.Lock()
-"""Held by whatever model computation serves a request (KL, Theory, the Playground's batches)."""
+class ModelLock:
+    """A lock for the model work that serves requests, which a training gives way to.
+
+    Used as ``threading.Lock`` (``with lock:``). While some thread holds it, a *training* forward in
+    another thread (``yield_point``, called before each decoder layer of every model that
+    ``models.loading.load_model`` loads) waits until it is released: the class's clicks get both cores
+    and the training pauses between two layers. A pause lasts at most ``max_pause_s``; after a pause that
+    ran out, the training runs ``min_run_s`` without pausing, so under a steady stream of requests it
+    still gets ``min_run_s / (max_pause_s + min_run_s)`` of the time: it slows, it never stalls.
+    A thread that holds the lock never waits on itself; with no request held the call returns at once."""
+
+    def __init__(self, max_pause_s: float = 2.0, min_run_s: float = 0.5):
+        self.max_pause_s, self.min_run_s = max_pause_s, min_run_s
+        self._lock = threading.Lock()
+        self._free = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._run_until = 0.0
+        self.pauses = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        ok = self._lock.acquire(blocking, timeout)
+        if ok:
+            self._owner = threading.get_ident()
+        return ok
+
+    def release(self) -> None:
+        self._owner = None
+        self._lock.release()
+        with self._free:
+            self._free.notify_all()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def yield_point(self) -> None:
+        """Wait while another thread serves a request (bounded: see the class docstring)."""
+        owner = self._owner
+        if owner is None or owner == threading.get_ident() or time.monotonic() < self._run_until:
+            return
+        with self._free:
+            self.pauses += 1
+            if not self._free.wait_for(lambda: self._owner is None, timeout=self.max_pause_s):
+                self._run_until = time.monotonic() + self.min_run_s
+
+
+MODEL_LOCK = ModelLock()
+"""Held by whatever model computation serves a request (KL, Theory, Feedback pairs, the Playground's
+batches); trainings give way to it between decoder layers (``ModelLock.yield_point``)."""
+
+
+def give_way_to_requests(model, lock: ModelLock | None = None) -> int:
+    """Make ``model``'s forwards pause between decoder layers while a request holds ``lock`` (default
+    MODEL_LOCK): a forward pre-hook on each ``…DecoderLayer`` (a no-op in the thread that holds it and
+    whenever nobody does, so interactive work and the command line run as before). Returns the number of
+    hooked layers."""
+    lock = lock or MODEL_LOCK
+    n = 0
+    for module in model.modules():
+        if type(module).__name__.endswith("DecoderLayer") and not getattr(module, "_gives_way", False):
+            module.register_forward_pre_hook(lambda m, args: lock.yield_point())
+            module._gives_way = True
+            n += 1
+    return n
 
 
 @dataclass(eq=False)
@@ -46,7 +112,7 @@ class _Job:
 class SharedWork:
     """Thread-safe; see the module docstring. ``computed`` counts items actually computed."""
 
-    def __init__(self, lock: threading.Lock | None = None, max_items: int = 16, cache_size: int = 64, ttl_s: float = 60.0,
+    def __init__(self, lock=None, max_items: int = 16, cache_size: int = 64, ttl_s: float = 60.0,
                  size: Callable[[Any], int] | None = None, max_size: int | None = None):
         self.lock = lock or MODEL_LOCK
         self.max_items, self.cache_size, self.ttl_s = max_items, cache_size, ttl_s

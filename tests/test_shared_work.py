@@ -129,3 +129,64 @@ def test_batched_theory_candidates_equal_each_request_alone(tiny_bundle):
     service = CandidatesService()
     got = _at_once(10, lambda i: service.sample(tiny_bundle, PROMPT, _length_reward, cfgs[0]))
     assert service.work.computed == 1 and all(g is got[0] for g in got)
+
+
+def test_a_training_forward_gives_way_while_a_request_holds_the_model(tiny_model_dir):
+    """A model loaded by load_model pauses between decoder layers while another thread holds the model
+    lock (a request being served), and goes on once it is released; the holder itself never waits, and
+    with nobody holding it a forward runs as before (same logits)."""
+    import threading
+
+    import torch
+
+    from rlhf_demo.models.loading import load_model
+    from rlhf_demo.shared_work import ModelLock, give_way_to_requests
+
+    bundle = load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
+    lock = ModelLock(max_pause_s=60.0)
+    for m in bundle.model.modules():        # point the hooks at this test's lock (load_model used MODEL_LOCK)
+        m._gives_way = False
+        m._forward_pre_hooks.clear()
+    assert give_way_to_requests(bundle.model, lock) == bundle.model.config.num_hidden_layers
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        free = bundle.model(ids).logits
+    done = threading.Event()
+
+    def training_forward():
+        with torch.no_grad():
+            bundle.model(ids)
+        done.set()
+
+    with lock:                                   # a request is being served
+        with torch.no_grad():
+            torch.testing.assert_close(bundle.model(ids).logits, free)   # the holder runs, no wait
+        t = threading.Thread(target=training_forward, daemon=True)
+        t.start()
+        assert not done.wait(0.5)                # the training waits between layers meanwhile
+        assert lock.pauses >= 1
+    assert done.wait(30)                         # released: it goes on
+
+
+def test_a_pause_is_bounded_so_a_training_never_stalls():
+    import threading
+
+    from rlhf_demo.shared_work import ModelLock
+
+    lock = ModelLock(max_pause_s=0.05, min_run_s=10.0)
+    release = threading.Event()
+
+    def hold():
+        with lock:
+            release.wait(30)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    while not lock.locked():
+        pass
+    lock.yield_point()                           # waits at most max_pause_s, then ...
+    assert lock.pauses == 1
+    lock.yield_point()                           # ... runs min_run_s without pausing
+    assert lock.pauses == 1
+    release.set()
+    t.join(30)

@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from rlhf_demo.shared_work import give_way_to_requests
 from rlhf_demo.models.cpu_linear import speed_up_linears
 from rlhf_demo.runs import names
 
@@ -336,6 +337,7 @@ def load_model(
     if dev.type == "cpu" and dt == torch.bfloat16 and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")   # SDPA's bf16 backward on CPU: 18 ms a call against eager's ~2 (docs/experiments.md)
     speed_up_linears(model)  # float32 on CPU: LM head (and MLP on AMD) through oneDNN, same numbers to rounding (cpu_linear.py)
+    give_way_to_requests(model)  # a training in the app pauses between layers while a click is served (shared_work.py)
     tok = load_tokenizer(src)
     say(1.0, f"Loaded {shown(name)}")
     return ModelBundle(model, tok, name, dev, dt)
