@@ -39,7 +39,7 @@ class ModelLock:
     still gets ``min_run_s / (max_pause_s + min_run_s)`` of the time: it slows, it never stalls.
     A thread that holds the lock never waits on itself; with no request held the call returns at once."""
 
-    def __init__(self, max_pause_s: float = 2.0, min_run_s: float = 0.5):
+    def __init__(self, max_pause_s: float = 1.0, min_run_s: float = 0.5):
         self.max_pause_s, self.min_run_s = max_pause_s, min_run_s
         self._lock = threading.Lock()
         self._free = threading.Condition(threading.Lock())

@@ -78,7 +78,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     for fn in (join, teacher_login, teacher_logout, teacher_pin, teacher_remove_labeller, teacher_class_code,
                feedback_label):
         gr.api(_one_line(fn), api_name=fn.__name__, concurrency_limit=None)
-    gr.api(_one_line(feedback_pair), api_name="feedback_pair")       # samples the model: the default limit
+    # samples the model: every waiting draw joins one batched generate (ui.labelling.PAIRS), so no listener limit
+    gr.api(_one_line(feedback_pair), api_name="feedback_pair", concurrency_limit=None)
 
 
 def _int(value, lo: int, hi: int) -> int:

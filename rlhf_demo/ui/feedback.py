@@ -107,8 +107,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     for btn, which in ((btn_a, "a"), (btn_b, "b"), (btn_tie, "tie"), (btn_skip, "skip")):
         btn.click(label(which), [pair], [pair, counts, resp_a, resp_b],
                   api_visibility="private", concurrency_limit=None).success(
-            next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private")
-    new.click(next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private")
+            next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private", concurrency_limit=None)
+    new.click(next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private", concurrency_limit=None)
 
     def first_pair(current, n_tokens, temp, request: gr.Request):
         """The tab opened: draw a pair unless one is on screen already."""
