@@ -113,14 +113,19 @@ def browser_secret(runs_dir) -> str:
 
 
 def _make_secret(path) -> str:
-    value = secrets.token_urlsafe(24)
+    return write_once(path, secrets.token_urlsafe(24))
+
+
+def write_once(path, value: str) -> str:
+    """``value`` written to ``path`` (mode 0600) unless the file already exists; returns what the file holds
+    then (a racing writer's value wins), or ``value`` if the disk refuses."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(value)
     except FileExistsError:
-        return path.read_text().strip()
+        return path.read_text().strip() or value
     except OSError:
         pass
     return value

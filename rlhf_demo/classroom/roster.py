@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from rlhf_demo.classroom.identity import write_once
 from rlhf_demo.classroom.class_limits import ClassLimits
 from rlhf_demo.classroom.rate import Buckets
 
@@ -58,16 +59,7 @@ def class_code(runs_dir) -> str:
     except OSError:
         pass
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(code)
-    except FileExistsError:
-        return normalise_code(path.read_text()) or code
-    except OSError:
-        pass
-    return code
+    return normalise_code(write_once(path, code)) or code
 
 
 def code_matches(typed, code: str) -> bool:
