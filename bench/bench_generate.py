@@ -6,6 +6,7 @@ candidates and stored raw logits) against a plain ``model.generate`` of the same
 Prints the median wall time of each and their ratio (target ≤ 1.10). The two are interleaved so
 machine load hits both alike, and the generated tokens are checked to be identical.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,17 +37,20 @@ def main() -> int:
 
     bundle = REGISTRY.get(args.model)
     # min_new_tokens = max_new_tokens: both runs make exactly the same number of tokens.
-    cfg = DecodingConfig(temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=args.tokens, min_new_tokens=args.tokens,
-                         num_samples=args.samples, seed=0).validate(bundle.model.config.vocab_size)
+    cfg = DecodingConfig(
+        temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=args.tokens, min_new_tokens=args.tokens, num_samples=args.samples, seed=0
+    ).validate(bundle.model.config.vocab_size)
     ids = torch.tensor([encode_prompt(bundle.tokenizer, args.prompt, cfg, bundle.context_length).ids], device=bundle.device)
 
     def plain():
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(cfg.seed)
             t0, c0 = time.perf_counter(), time.process_time()
-            out = bundle.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=generation_config(cfg, bundle.tokenizer))
+            out = bundle.model.generate(
+                ids, attention_mask=torch.ones_like(ids), generation_config=generation_config(cfg, bundle.tokenizer)
+            )
             cpu["plain"].append(time.process_time() - c0)
-            return time.perf_counter() - t0, out[:, ids.shape[1]:].tolist()
+            return time.perf_counter() - t0, out[:, ids.shape[1] :].tolist()
 
     def playground():
         t0, c0 = time.perf_counter(), time.process_time()
@@ -73,14 +77,18 @@ def main() -> int:
         print(f"rep {i}: plain {times['plain']:.3f} s   playground {times['playground']:.3f} s   ratio {ratios[-1]:.3f}")
     mp, mq = statistics.median(t_plain), statistics.median(t_play)
     n_tok = args.tokens * args.samples
-    print(f"\nmodel {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), {args.samples} × {args.tokens} tokens, {args.reps} reps")
+    print(
+        f"\nmodel {bundle.name} on {bundle.device} ({torch.get_num_threads()} threads), {args.samples} × {args.tokens} tokens, {args.reps} reps"
+    )
     print(f"plain model.generate : {mp:.3f} s median ({n_tok / mp:.1f} tokens/s)")
     print(f"playground generate  : {mq:.3f} s median ({n_tok / mq:.1f} tokens/s)")
     cp, cq = statistics.median(cpu["plain"][1:]), statistics.median(cpu["playground"][1:])
     print(f"CPU time (median): plain {cp:.3f} s, playground {cq:.3f} s, ratio {cq / cp:.3f}")
     print(f"playground's own work outside generate(): {statistics.median(extra) * 1000:.1f} ms median per call")
-    print(f"ratio playground / plain: {mq / mp:.3f} (medians; paired-ratio median {statistics.median(ratios):.3f}, "
-          f"ratio of fastest runs {min(t_play) / min(t_plain):.3f}; target ≤ 1.10)")
+    print(
+        f"ratio playground / plain: {mq / mp:.3f} (medians; paired-ratio median {statistics.median(ratios):.3f}, "
+        f"ratio of fastest runs {min(t_play) / min(t_plain):.3f}; target ≤ 1.10)"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ Workloads (each runs in its own subprocess so peak RSS is its own):
 Run under the shared lock so measurements do not overlap:
     flock /tmp/rlhf-bench.lock .venv/bin/python bench/bench_ppo_speed.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,16 @@ WORKLOADS = {
     "old": {"batch_size": 8, "response_tokens": (24, 24), "ppo_epochs": 4, "num_mini_batches": 1},
     "b64x24": {"batch_size": 64, "response_tokens": (24, 24)},
 }
-EVERY = ["b16", "plain", "all", "quick", "old"]   # "every": the CPU workloads (b64x24 is for a GPU)
-PARTS = [("generation", ["time/generate"]), ("scoring", ["time/score"]), ("reference fwd", ["time/reference"]),
-         ("old-logprob fwd", ["time/old_forward"]), ("PPO forwards", ["time/forward"]), ("PPO backward", ["time/backward"]),
-         ("optimizer", ["time/optimizer"])]
+EVERY = ["b16", "plain", "all", "quick", "old"]  # "every": the CPU workloads (b64x24 is for a GPU)
+PARTS = [
+    ("generation", ["time/generate"]),
+    ("scoring", ["time/score"]),
+    ("reference fwd", ["time/reference"]),
+    ("old-logprob fwd", ["time/old_forward"]),
+    ("PPO forwards", ["time/forward"]),
+    ("PPO backward", ["time/backward"]),
+    ("optimizer", ["time/optimizer"]),
+]
 
 
 def _plain_linear_and_multinomial() -> None:
@@ -54,8 +61,8 @@ def _plain_linear_and_multinomial() -> None:
     as before), torch.multinomial's draw."""
     import torch
 
-    from rlhf_demo.models import loading as models
     from rlhf_demo.decoding import sampling
+    from rlhf_demo.models import loading as models
 
     def contiguous_head_only(model):
         model.get_output_embeddings().register_forward_pre_hook(lambda module, args: (args[0].contiguous(),))
@@ -73,8 +80,8 @@ def _plain_linear_and_multinomial() -> None:
 def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> dict:
     import torch
 
-    from rlhf_demo.ppo.trainer import PPOTrainer
     from rlhf_demo.ppo.config import preset
+    from rlhf_demo.ppo.trainer import PPOTrainer
 
     torch.set_num_threads(threads)
     if workload == "plain":
@@ -82,13 +89,17 @@ def measure(workload: str, updates: int, preset_name: str, threads: int = 2) -> 
     cfg = preset(preset_name, steps=updates + 1, eval_final=False, **WORKLOADS[workload])
     tr = PPOTrainer(cfg)
     recs = []
-    for rec in tr.train():     # the loop alone: no run folder, no before/after at the end
+    for rec in tr.train():  # the loop alone: no run folder, no before/after at the end
         recs.append(rec)
         if len(recs) == cfg.steps:
             break
     recs = recs[1:]  # the first update warms up (allocations, lazy inits)
-    out = {"workload": workload, "updates": len(recs), "s_per_update": statistics.mean(r["time/update"] for r in recs),
-           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    out = {
+        "workload": workload,
+        "updates": len(recs),
+        "s_per_update": statistics.mean(r["time/update"] for r in recs),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
     for name, keys in PARTS:
         out[name] = statistics.mean(sum(r.get(k, 0.0) for k in keys) for r in recs)
     return out
@@ -109,16 +120,34 @@ def main() -> None:
     load0 = os.getloadavg()
     results = {}
     for w in names:
-        p = subprocess.run([sys.executable, __file__, "--workload", w, "--updates", str(args.updates), "--preset", args.preset,
-                            "--threads", str(args.threads), "--json"], capture_output=True, text=True, cwd=ROOT)
+        p = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--workload",
+                w,
+                "--updates",
+                str(args.updates),
+                "--preset",
+                args.preset,
+                "--threads",
+                str(args.threads),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
             sys.exit(f"{w} failed:\n{p.stderr[-3000:]}")
         results[w] = json.loads(line[7:])
     load1 = os.getloadavg()
     print(f"machine: {describe()}")
-    print(f"PPO speed on {os.cpu_count()} CPU cores ({args.threads} torch threads), load average before {load0[0]:.2f}, after {load1[0]:.2f} "
-          f"({time.strftime('%H:%M')})")
+    print(
+        f"PPO speed on {os.cpu_count()} CPU cores ({args.threads} torch threads), load average before {load0[0]:.2f}, after {load1[0]:.2f} "
+        f"({time.strftime('%H:%M')})"
+    )
     header = f"{'':18}" + "".join(f"{w:>12}" for w in results)
     print(header)
     print(f"{'s / update':18}" + "".join(f"{r['s_per_update']:12.2f}" for r in results.values()))
@@ -127,24 +156,34 @@ def main() -> None:
     print(f"{'peak RSS (GB)':18}" + "".join(f"{r['peak_rss_gb']:12.2f}" for r in results.values()))
     if "b16" in results:
         q = results["b16"]
-        print(f"\nbatch 16: {q['s_per_update']:.2f} s/update (target ≤ {TARGET_QUICK_S}: ratio {q['s_per_update'] / TARGET_QUICK_S:.2f}), "
-              f"peak RSS {q['peak_rss_gb']:.2f} GB (target ≤ {TARGET_QUICK_GB}: ratio {q['peak_rss_gb'] / TARGET_QUICK_GB:.2f})")
+        print(
+            f"\nbatch 16: {q['s_per_update']:.2f} s/update (target ≤ {TARGET_QUICK_S}: ratio {q['s_per_update'] / TARGET_QUICK_S:.2f}), "
+            f"peak RSS {q['peak_rss_gb']:.2f} GB (target ≤ {TARGET_QUICK_GB}: ratio {q['peak_rss_gb'] / TARGET_QUICK_GB:.2f})"
+        )
     if "b16" in results and "plain" in results:
         q, p = results["b16"], results["plain"]
-        print(f"oneDNN LM head + inverse-CDF draw vs F.linear + torch.multinomial: {q['s_per_update'] / p['s_per_update']:.2f}× the time "
-              f"(generation {q['generation'] / p['generation']:.2f}×)")
+        print(
+            f"oneDNN LM head + inverse-CDF draw vs F.linear + torch.multinomial: {q['s_per_update'] / p['s_per_update']:.2f}× the time "
+            f"(generation {q['generation'] / p['generation']:.2f}×)"
+        )
     if "b16" in results and "all" in results:
         q, a = results["b16"], results["all"]
-        print(f"top-8-layer LoRA with the shared trunk vs LoRA on every layer: {q['s_per_update'] / a['s_per_update']:.2f}× the time "
-              f"({a['s_per_update'] / q['s_per_update']:.2f}× faster)")
+        print(
+            f"top-8-layer LoRA with the shared trunk vs LoRA on every layer: {q['s_per_update'] / a['s_per_update']:.2f}× the time "
+            f"({a['s_per_update'] / q['s_per_update']:.2f}× faster)"
+        )
     if "quick" in results:
         q = results["quick"]
-        print(f"quick-cpu preset as shipped (batch 32): {q['s_per_update']:.2f} s/update, {q['s_per_update'] / 32:.3f} s per episode, "
-              f"peak RSS {q['peak_rss_gb']:.2f} GB")
+        print(
+            f"quick-cpu preset as shipped (batch 32): {q['s_per_update']:.2f} s/update, {q['s_per_update'] / 32:.3f} s per episode, "
+            f"peak RSS {q['peak_rss_gb']:.2f} GB"
+        )
     if "old" in results:
         o = results["old"]
-        print(f"old TRL workload (batch 8 × 24 tokens × 4 epochs): {o['s_per_update']:.2f} s/update, peak RSS "
-              f"{o['peak_rss_gb']:.2f} GB; against trl 0.11.4 side by side: bench/ppo_vs_trl011.py")
+        print(
+            f"old TRL workload (batch 8 × 24 tokens × 4 epochs): {o['s_per_update']:.2f} s/update, peak RSS "
+            f"{o['peak_rss_gb']:.2f} GB; against trl 0.11.4 side by side: bench/ppo_vs_trl011.py"
+        )
     if "b64x24" in results:
         g = results["b64x24"]
         print(f"batch 64 × 24 tokens: {g['s_per_update']:.2f} s/update (issue 18's GPU goal ≤ 1.5 s: ratio {g['s_per_update'] / 1.5:.2f})")

@@ -27,6 +27,7 @@ interleaved; tokens per second and the ratio for each):
 Run under the shared lock:
     flock /tmp/rlhf-cpu.lock .venv/bin/python bench/decode_bandwidth.py [--variant product,static]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-
 from machine import describe  # noqa: E402
 
 PROMPTS = ["The movie was", "I went to the store and", "Once upon a time, a small robot"]
@@ -87,7 +87,7 @@ def main() -> int:
 
     variants = [v.strip() for v in args.variant.split(",") if v.strip()]
     bw = read_bandwidth(device=args.device)
-    dtype = torch.float32 if args.device == "cpu" else None   # None: load_model's choice (bf16 on CUDA)
+    dtype = torch.float32 if args.device == "cpu" else None  # None: load_model's choice (bf16 on CUDA)
     bundles = {"float32": load_model("default", device=args.device, dtype=dtype)}
     if "bf16" in variants:
         bundles["bfloat16"] = load_model("default", device="cpu", dtype=torch.bfloat16)
@@ -108,7 +108,7 @@ def main() -> int:
 
     def run(variant: str, prompt: str):
         bundle = bundles["bfloat16" if variant == "bf16" else "float32"]
-        sampling.cache_settings = caches.get(variant, product_cache)   # the product's KV-cache choice, or a variant's
+        sampling.cache_settings = caches.get(variant, product_cache)  # the product's KV-cache choice, or a variant's
         t0 = time.perf_counter()
         res = generate(bundle, prompt, cfg)
         return time.perf_counter() - t0, res
@@ -118,12 +118,14 @@ def main() -> int:
         t, _ = run(v, PROMPTS[0])
         print(f"warm-up {v}: {t:.1f} s", flush=True)
     for i in range(args.reps):
-        for v in (variants if i % 2 == 0 else variants[::-1]):
+        for v in variants if i % 2 == 0 else variants[::-1]:
             t, _ = run(v, PROMPTS[i % len(PROMPTS)])
             times[v].append(t)
     gpu = f"; GPU {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
-    print(f"machine: {describe()}{gpu}; {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-          f"device {args.device}, weights {bundles['float32'].dtype}")
+    print(
+        f"machine: {describe()}{gpu}; {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+        f"device {args.device}, weights {bundles['float32'].dtype}"
+    )
     print(f"read bandwidth: {bw / 1e9:.1f} GB/s (best of 7 sums over 1 GiB on {args.device})")
     print(f"batch-1 decoding, {args.tokens} new tokens, playground settings (temperature 1, top-k 50), {args.reps} reps")
     print(f"{'variant':10} {'MB/token':>9} {'limit tok/s':>12} {'best tok/s':>11} {'median':>8} {'ratio (best)':>13} {'(median)':>9}")
@@ -153,16 +155,18 @@ def bf16_difference(bundles, cfg) -> str:
         seq = res.sequences[0]
         ids = torch.tensor([res.prompt_ids + seq.token_ids])
         P = len(res.prompt_ids)
-        logits = bundles["float32"].model(ids).logits[0, P - 1:-1].float()            # [T, V]
-        raw = torch.softmax(logits, -1)                                              # [T, V]
-        proc = torch.softmax(TopKLogitsWarper(cfg.top_k)(ids, logits), -1)           # [T, V]
+        logits = bundles["float32"].model(ids).logits[0, P - 1 : -1].float()  # [T, V]
+        raw = torch.softmax(logits, -1)  # [T, V]
+        proc = torch.softmax(TopKLogitsWarper(cfg.top_k)(ids, logits), -1)  # [T, V]
         for t, step in enumerate(seq.steps):
             for c in [step, *step.top]:
                 tid = c.token_id
                 worst_p = max(worst_p, abs(c.prob - float(proc[t, tid])))
                 worst_raw = max(worst_raw, abs(c.raw_prob - float(raw[t, tid])))
-    return (f"bf16 vs float32 on the same tokens ({len(PROMPTS)} prompts × {cfg.max_new_tokens} steps, chosen + top "
-            f"candidates): max |Δ processed p| = {worst_p:.4f}, max |Δ raw p| = {worst_raw:.4f}")
+    return (
+        f"bf16 vs float32 on the same tokens ({len(PROMPTS)} prompts × {cfg.max_new_tokens} steps, chosen + top "
+        f"candidates): max |Δ processed p| = {worst_p:.4f}, max |Δ raw p| = {worst_raw:.4f}"
+    )
 
 
 if __name__ == "__main__":

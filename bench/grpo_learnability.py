@@ -9,6 +9,7 @@ Each seed writes a run folder under bench/results/ (the Runs tab can show them:
 RLHF_DEMO_RUNS=bench/results) and the table goes to bench/results/grpo_learnability_TAG.{json,md}.
 Target (as DPO's and PPO's): gain ≥ +0.3 at held-out KL ≤ 6 nats within 3 minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
+
 sys.path.insert(0, str(ROOT))
 
 
@@ -40,8 +42,12 @@ def at_marks(evals: list[dict], marks: list[float], restored: dict | None, stop_
         else:
             e = restored if restored is not None else (evals[-1] if evals else None)
         if e is not None:
-            at[f"{m / 60:g}min"] = {"gain": e["gain"], "kl": round(e["eval/kl"], 2),
-                                   "distinct2": round(e["eval/distinct2"], 3), "step": e["step"]}
+            at[f"{m / 60:g}min"] = {
+                "gain": e["gain"],
+                "kl": round(e["eval/kl"], 2),
+                "distinct2": round(e["eval/distinct2"], 3),
+                "step": e["step"],
+            }
     return at
 
 
@@ -74,10 +80,17 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     marks = [60.0 * m for m in args.minutes]
-    settings = GRPOConfig.preset(args.preset, lr=args.lr, beta=args.beta, batch_size=args.batch_size,
-                                 num_generations=args.num_generations, response_tokens=args.response_tokens,
-                                 num_iterations=args.num_iterations,
-                                 kl_stop=args.kl_stop, eval_every=args.eval_every)
+    settings = GRPOConfig.preset(
+        args.preset,
+        lr=args.lr,
+        beta=args.beta,
+        batch_size=args.batch_size,
+        num_generations=args.num_generations,
+        response_tokens=args.response_tokens,
+        num_iterations=args.num_iterations,
+        kl_stop=args.kl_stop,
+        eval_every=args.eval_every,
+    )
     settings = replace(settings, eval_at_start=False, eval_at_seconds=tuple(marks), max_seconds=max(marks)).validate()
     reward = make_reward(settings.reward)
     print(f"machine: {describe()}")
@@ -108,44 +121,58 @@ def main(argv=None) -> int:
             if rec["step"] == 0:
                 continue
             steps.append(rec)
-            batch_reward = rec.get("reward_mean", batch_reward)   # μ > 1: only the steps that generated have one
+            batch_reward = rec.get("reward_mean", batch_reward)  # μ > 1: only the steps that generated have one
             if "eval/kl" in rec:
                 e = {**rec, "gain": round(rec["eval/reward_mean"] - base["reward_mean"], 3)}
                 evals.append(e)
-                print(f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: batch reward {batch_reward:+.3f} "
-                      f"held-out {rec['eval/reward_mean']:+.3f} (gain {e['gain']:+.3f}) KL {rec['eval/kl']:.2f} "
-                      f"distinct2 {rec['eval/distinct2']:.2f}", flush=True)
+                print(
+                    f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: batch reward {batch_reward:+.3f} "
+                    f"held-out {rec['eval/reward_mean']:+.3f} (gain {e['gain']:+.3f}) KL {rec['eval/kl']:.2f} "
+                    f"distinct2 {rec['eval/distinct2']:.2f}",
+                    flush=True,
+                )
         restored = trainer.restored
         if restored is not None:
             restored = {**restored, "gain": round(restored["eval/reward_mean"] - base["reward_mean"], 3)}
         stop_t = steps[-1]["time_s"] if steps else 0.0
         final = restored or (evals[-1] if evals else {})
-        results.append({"seed": seed, "at": at_marks(evals, marks, restored, stop_t), "message": trainer.message,
-                        "final": {"gain": final.get("gain"), "kl": round(final.get("eval/kl", float("nan")), 2),
-                                  "step": final.get("step")},
-                        "steps": len(steps), "sec_per_step": round(stop_t / len(steps), 2) if steps else None,
-                        "setup_s": setup_s, "wall_s": round(time.perf_counter() - t0, 1), "run_dir": str(run_dir),
-                        "samples": [r["policy"] for r in trainer.before_after[:3]]})
+        results.append(
+            {
+                "seed": seed,
+                "at": at_marks(evals, marks, restored, stop_t),
+                "message": trainer.message,
+                "final": {"gain": final.get("gain"), "kl": round(final.get("eval/kl", float("nan")), 2), "step": final.get("step")},
+                "steps": len(steps),
+                "sec_per_step": round(stop_t / len(steps), 2) if steps else None,
+                "setup_s": setup_s,
+                "wall_s": round(time.perf_counter() - t0, 1),
+                "run_dir": str(run_dir),
+                "samples": [r["policy"] for r in trainer.before_after[:3]],
+            }
+        )
         print(json.dumps(results[-1]), flush=True)
 
     for r in results:
         r["target_met"] = any(v["gain"] >= 0.3 and v["kl"] <= 6 for v in r["at"].values())
     summary = {"base": base, "settings": settings.to_dict(), "results": results, "load_end": loadavg()}
     (out / f"grpo_learnability_{args.tag}.json").write_text(json.dumps(summary, indent=2))
-    lines = ["| seed | " + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks)
-             + " | final policy: gain / KL (step) | steps | s/step | end |",
-             "|---|" + "---|" * (len(marks) + 4)]
+    lines = [
+        "| seed | "
+        + " | ".join(f"gain / KL @ {m / 60:g} min" for m in marks)
+        + " | final policy: gain / KL (step) | steps | s/step | end |",
+        "|---|" + "---|" * (len(marks) + 4),
+    ]
     for r in results:
-        cells = [f"{r['at'][k]['gain']:+.2f} / {r['at'][k]['kl']:.1f}" if k in r["at"] else "–"
-                 for k in (f"{m / 60:g}min" for m in marks)]
+        cells = [f"{r['at'][k]['gain']:+.2f} / {r['at'][k]['kl']:.1f}" if k in r["at"] else "–" for k in (f"{m / 60:g}min" for m in marks)]
         fin = r["final"]
-        lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {fin['gain']:+.2f} / {fin['kl']:.1f} ({fin['step']}) | "
-                     f"{r['steps']} | {r['sec_per_step']} | {r['message']} |")
+        lines.append(
+            f"| {r['seed']} | " + " | ".join(cells) + f" | {fin['gain']:+.2f} / {fin['kl']:.1f} ({fin['step']}) | "
+            f"{r['steps']} | {r['sec_per_step']} | {r['message']} |"
+        )
     table = "\n".join(lines)
     (out / f"grpo_learnability_{args.tag}.md").write_text(table + "\n")
     print(table)
-    print(f"{sum(r['target_met'] for r in results)} of {len(results)} seeds reached gain ≥ +0.3 at KL ≤ 6; "
-          f"load average at end {loadavg()}")
+    print(f"{sum(r['target_met'] for r in results)} of {len(results)} seeds reached gain ≥ +0.3 at KL ≤ 6; load average at end {loadavg()}")
     return 0
 
 

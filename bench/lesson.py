@@ -24,6 +24,7 @@ Prints per action p50/p95, errors, RSS (start / peak / end), runs started / fini
 each abuse; ``--json OUT`` writes the same as one JSON object. Bounded in count and time; talks only to 127.0.0.1.
 A benchmark, not a test: nothing here asserts a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,24 @@ from machine import describe  # noqa: E402
 TEACHER_KEY = "lesson-teacher-key-" + "k" * 12
 CLASS_CODE = "LESSON42"
 PROMPT = "The movie was"
-GENERATE = dict(model="default", strategy="sample", temperature=0.8, top_k=40, top_p=0.95, min_p=0.0,
-                repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=4, max_new_tokens=20, min_new_tokens=0,
-                num_samples=1, word_bias="", chat_template=False)          # the Playground's widgets as a page opens
-AT_CAPS = dict(GENERATE, max_new_tokens=128, num_samples=8)               # the largest the form allows
-TRAINING = {"steps": 1, "batch_size": 8, "eval_final": False}               # one short PPO update per student
+GENERATE = dict(
+    model="default",
+    strategy="sample",
+    temperature=0.8,
+    top_k=40,
+    top_p=0.95,
+    min_p=0.0,
+    repetition_penalty=1.0,
+    no_repeat_ngram_size=0,
+    num_beams=4,
+    max_new_tokens=20,
+    min_new_tokens=0,
+    num_samples=1,
+    word_bias="",
+    chat_template=False,
+)  # the Playground's widgets as a page opens
+AT_CAPS = dict(GENERATE, max_new_tokens=128, num_samples=8)  # the largest the form allows
+TRAINING = {"steps": 1, "batch_size": 8, "eval_final": False}  # one short PPO update per student
 LESSON_ACTIONS = ("page_load", "join", "generate", "kl", "theory", "label", "train_start", "watch")
 TIME_LIMIT_S = 15 * 60
 
@@ -105,12 +119,20 @@ def free_port() -> int:
 
 
 def start_server(runs: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "RLHF_DEMO_TEACHER_KEY": TEACHER_KEY, "RLHF_DEMO_CLASS_CODE": CLASS_CODE,
-           "RLHF_DEMO_RUNS": str(runs), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("FORWARDED_ALLOW_IPS", None)      # no proxy in front: X-Forwarded-For must not be trusted
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=open(runs.parent / "server.log", "w"), stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "RLHF_DEMO_TEACHER_KEY": TEACHER_KEY,
+        "RLHF_DEMO_CLASS_CODE": CLASS_CODE,
+        "RLHF_DEMO_RUNS": str(runs),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    env.pop("FORWARDED_ALLOW_IPS", None)  # no proxy in front: X-Forwarded-For must not be trusted
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=open(runs.parent / "server.log", "w"), stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
     while time.monotonic() - t0 < 180:
@@ -138,6 +160,7 @@ class Student:
         def load():
             urllib.request.urlopen(self.url + "/", timeout=60).read()
             self.client = Client(self.url, verbose=False)
+
         self.log.timed("page_load", load)
 
     def call(self, action: str, api_name: str, **kw):
@@ -157,7 +180,7 @@ class Student:
             choice = "ab"[(self.i + self.labels_sent) % 2]
             if self.call("label", "/feedback_label", pair_id=pair["pair_id"], choice=choice) is not None:
                 self.labels_sent += 1
-            time.sleep(1.2)          # a person reads the pair before clicking
+            time.sleep(1.2)  # a person reads the pair before clicking
 
     def start_training(self):
         out = self.call("train_start", "/train_start", algo="ppo", preset="quick-cpu", settings=json.dumps(TRAINING))
@@ -208,12 +231,11 @@ def abuse_event_queue(url: str, victim) -> bool:
     fn_index = next(d["id"] for d in c.config["dependencies"] if d.get("api_name") == "generate")
     params = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]["parameters"]
     values = {"prompt": PROMPT, "seed": 0, **GENERATE}
-    data = [values[p["parameter_name"]] for p in params]      # the event's inputs, in its order
+    data = [values[p["parameter_name"]] for p in params]  # the event's inputs, in its order
     refused = 0
     session = "abuser-" + os.urandom(6).hex()
-    for k in range(140):
-        body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
-                           "trigger_id": None}).encode()
+    for _ in range(140):
+        body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}).encode()
         req = urllib.request.Request(url + "/gradio_api/queue/join", body, {"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(req, timeout=10).read()
@@ -222,10 +244,14 @@ def abuse_event_queue(url: str, victim) -> bool:
         except OSError:
             refused += 1
     t0 = time.perf_counter()
-    ok = victim.log.timed("abuse_victim_generate", lambda: victim.client.predict(prompt=PROMPT, seed=1, **GENERATE,
-                                                                               api_name="/generate")) is not None
-    print(f"  event queue: {refused} of 140 events refused; a student's Generate meanwhile "
-          f"{'answered' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s")
+    ok = (
+        victim.log.timed("abuse_victim_generate", lambda: victim.client.predict(prompt=PROMPT, seed=1, **GENERATE, api_name="/generate"))
+        is not None
+    )
+    print(
+        f"  event queue: {refused} of 140 events refused; a student's Generate meanwhile "
+        f"{'answered' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s"
+    )
     c.close()
     return refused > 0 and ok
 
@@ -246,8 +272,7 @@ def abuse_training_queue(url: str, joined) -> bool:
     twice = 0
     for _ in range(2):
         try:
-            joined.client.predict(algo="ppo", preset="quick-cpu", settings=json.dumps({**TRAINING, "steps": 50}),
-                                  api_name="/train_start")
+            joined.client.predict(algo="ppo", preset="quick-cpu", settings=json.dumps({**TRAINING, "steps": 50}), api_name="/train_start")
             twice += 1
         except Exception:  # noqa: BLE001
             pass
@@ -255,8 +280,7 @@ def abuse_training_queue(url: str, joined) -> bool:
         joined.client.predict(run="", api_name="/train_stop")
     except Exception:  # noqa: BLE001
         pass
-    print(f"  training queue: {accepted} of 31 sessions without the class code accepted; a joined identity started "
-          f"{twice} of 2")
+    print(f"  training queue: {accepted} of 31 sessions without the class code accepted; a joined identity started {twice} of 2")
     return accepted == 0 and twice <= 1
 
 
@@ -285,9 +309,10 @@ def abuse_labels(url: str, joined, store: Path) -> bool:
         except Exception:  # noqa: BLE001
             time.sleep(0.2)
     added = count_labels(store) - before
-    print(f"  labels: {fake} of 8 from sessions without the class code stored; one identity stored {fast} in 5 s "
-          f"({added} rows added on disk)")
-    return fake == 0 and fast <= 5 + 5 + 1     # a burst of 5, then one a second
+    print(
+        f"  labels: {fake} of 8 from sessions without the class code stored; one identity stored {fast} in 5 s ({added} rows added on disk)"
+    )
+    return fake == 0 and fast <= 5 + 5 + 1  # a burst of 5, then one a second
 
 
 def abuse_teacher_key(url: str) -> bool:
@@ -302,9 +327,8 @@ def abuse_teacher_key(url: str) -> bool:
             c = Client(url, verbose=False, headers={"X-Forwarded-For": f"10.0.{who}.{k + 1}"})
             tries += 1
             try:
-                joined = as_json(c.predict(class_code=CLASS_CODE, nickname=f"guesser {who}", token=tokens.get(who, ""),
-                                           api_name="/join"))
-                tokens[who] = joined["token"]          # the same identity guesses again from a "new address"
+                joined = as_json(c.predict(class_code=CLASS_CODE, nickname=f"guesser {who}", token=tokens.get(who, ""), api_name="/join"))
+                tokens[who] = joined["token"]  # the same identity guesses again from a "new address"
                 c.predict(key=f"guess-{who}-{k}", api_name="/teacher_login")
             except Exception as exc:  # noqa: BLE001
                 if "not the teacher key" in str(exc).lower():
@@ -319,8 +343,10 @@ def abuse_teacher_key(url: str) -> bool:
         ok = False
         print(f"  teacher refused: {exc}")
     teacher.close()
-    print(f"  teacher key: {evaluated} of {tries} guesses with spoofed X-Forwarded-For evaluated; the teacher's right key "
-          f"{'accepted' if ok else 'REFUSED'}")
+    print(
+        f"  teacher key: {evaluated} of {tries} guesses with spoofed X-Forwarded-For evaluated; the teacher's right key "
+        f"{'accepted' if ok else 'REFUSED'}"
+    )
     return ok and evaluated < tries
 
 
@@ -356,7 +382,6 @@ def main() -> int:
     print(f"machine: {describe()}\nserver: {url} (pid {pid}, classroom mode, runs in {runs})")
     log = Log()
     try:
-
         teacher = Student(url, -1, Log())
         teacher.load_page()
         teacher.join()
@@ -364,7 +389,7 @@ def main() -> int:
         students = [Student(url, i, log) for i in range(args.students)]
         together(students, Student.load_page)
         together(students, Student.join)
-        teacher.call("warm", "/generate", prompt=PROMPT, seed=0, **GENERATE)      # the models load once
+        teacher.call("warm", "/generate", prompt=PROMPT, seed=0, **GENERATE)  # the models load once
         teacher.call("warm", "/kl_tokens")
         teacher.call("warm", "/theory_candidates")
         rss_start = proc_kb(pid, "VmRSS") / 1e6
@@ -393,9 +418,13 @@ def main() -> int:
         pinned = started[0].run if started else None
         if pinned:
             teacher.call("teacher", "/teacher_pin", run=pinned, pinned=True)
-        dpo = teacher.call("teacher", "/train_start", algo="dpo", preset="quick-cpu",
-                           settings=json.dumps({"preferences": "feedback", "steps": 2, "eval_at_start": False,
-                                                 "eval_every": 0}))
+        dpo = teacher.call(
+            "teacher",
+            "/train_start",
+            algo="dpo",
+            preset="quick-cpu",
+            settings=json.dumps({"preferences": "feedback", "steps": 2, "eval_at_start": False, "eval_every": 0}),
+        )
         if dpo is not None:
             teacher.run = as_json(dpo)["run"]
             dpo_state = teacher.watch(deadline - 30)
@@ -427,27 +456,40 @@ def main() -> int:
             victim.close()
             joined.close()
 
-        actions = {a: {"n": len(log.times[a]), "p50": round(pct(log.times[a], 0.5), 3),
-                       "p95": round(pct(log.times[a], 0.95), 3)}
-                   for a in (*LESSON_ACTIONS, "generate_at_caps", "training") if log.times.get(a)}
+        actions = {
+            a: {"n": len(log.times[a]), "p50": round(pct(log.times[a], 0.5), 3), "p95": round(pct(log.times[a], 0.95), 3)}
+            for a in (*LESSON_ACTIONS, "generate_at_caps", "training")
+            if log.times.get(a)
+        }
         errors = sum(len(v) for v in log.errors.values())
-        result = {"students": args.students, "errors": errors, "actions": actions,
-                  "trainings_started": len(started) + (1 if teacher.run else 0),
-                  "trainings_finished": len(finished) + (1 if dpo_state == "finished" else 0),
-                  "labels_sent": labels_sent, "labels_on_disk": labels_on_disk,
-                  "rss_start_gb": round(rss_start, 3), "rss_peak_gb": round(rss_peak, 3), "rss_end_gb": round(rss_end, 3),
-                  "abuse": abuse, "machine": describe(), "wall_s": round(time.monotonic() - t_lesson, 1)}
+        result = {
+            "students": args.students,
+            "errors": errors,
+            "actions": actions,
+            "trainings_started": len(started) + (1 if teacher.run else 0),
+            "trainings_finished": len(finished) + (1 if dpo_state == "finished" else 0),
+            "labels_sent": labels_sent,
+            "labels_on_disk": labels_on_disk,
+            "rss_start_gb": round(rss_start, 3),
+            "rss_peak_gb": round(rss_peak, 3),
+            "rss_end_gb": round(rss_end, 3),
+            "abuse": abuse,
+            "machine": describe(),
+            "wall_s": round(time.monotonic() - t_lesson, 1),
+        }
         print(f"\n{'action':>18} {'n':>4} {'p50 s':>7} {'p95 s':>7} {'errors':>6}")
         for a, v in actions.items():
             print(f"{a:>18} {v['n']:>4} {v['p50']:>7.2f} {v['p95']:>7.2f} {len(log.errors.get(a, [])):>6}")
         for a, errs in log.errors.items():
             for e in sorted(set(errs))[:3]:
                 print(f"  error in {a}: {e}")
-        print(f"\nerrors {errors} · trainings {result['trainings_finished']} of {result['trainings_started']} finished · "
-              f"labels {labels_sent} sent, {labels_on_disk} on disk · RSS start {rss_start:.2f} GB, peak "
-              f"{rss_peak:.2f} GB, end {rss_end:.2f} GB · abuse refused: "
-              + (", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abuse.items()) or "skipped")
-              + f" · {result['wall_s']:.0f} s")
+        print(
+            f"\nerrors {errors} · trainings {result['trainings_finished']} of {result['trainings_started']} finished · "
+            f"labels {labels_sent} sent, {labels_on_disk} on disk · RSS start {rss_start:.2f} GB, peak "
+            f"{rss_peak:.2f} GB, end {rss_end:.2f} GB · abuse refused: "
+            + (", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in abuse.items()) or "skipped")
+            + f" · {result['wall_s']:.0f} s"
+        )
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
     finally:
@@ -457,7 +499,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     sys.stdout.flush()
-    os._exit(0)      # client threads of a timed-out call must not keep the process alive
+    os._exit(0)  # client threads of a timed-out call must not keep the process alive
 
 
 if __name__ == "__main__":

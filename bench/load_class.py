@@ -20,6 +20,7 @@ both making exactly 20 tokens, interleaved (target ≤ 1.10).
 tab ``/theory_candidates`` and ``/toy_step``, with their defaults); latencies are then listed per endpoint.
 A benchmark, not a test: nothing here asserts a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,22 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from machine import describe  # noqa: E402
 
 PROMPT = "The movie was"
-DEFAULTS = dict(model="default", strategy="sample", temperature=0.8, top_k=40, top_p=0.95, min_p=0.0, repetition_penalty=1.0,
-                no_repeat_ngram_size=0, num_beams=4, max_new_tokens=20, min_new_tokens=0, num_samples=1, word_bias="",
-                chat_template=False)  # the Playground's widgets as a page opens
+DEFAULTS = dict(
+    model="default",
+    strategy="sample",
+    temperature=0.8,
+    top_k=40,
+    top_p=0.95,
+    min_p=0.0,
+    repetition_penalty=1.0,
+    no_repeat_ngram_size=0,
+    num_beams=4,
+    max_new_tokens=20,
+    min_new_tokens=0,
+    num_samples=1,
+    word_bias="",
+    chat_template=False,
+)  # the Playground's widgets as a page opens
 MIX = ["/kl_tokens", "/theory_candidates", "/toy_step"]
 
 
@@ -119,8 +133,7 @@ class RemoteTraining:
         from gradio_client import Client
 
         self.json, self.client = json, Client(url, verbose=False)  # one session: its run is its own
-        self.run = json.loads(self.client.predict(algo="ppo", preset="quick-cpu", settings=self.SETTINGS,
-                                                  api_name="/train_start"))["run"]
+        self.run = json.loads(self.client.predict(algo="ppo", preset="quick-cpu", settings=self.SETTINGS, api_name="/train_start"))["run"]
         self.times: dict[int, float] = {}
         self.state, self._stop = "waiting", threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -190,7 +203,7 @@ def core_ratio(bundle, reps: int) -> tuple[float, float, float]:
     plain(), batched()  # warm-up
     times = {"plain": [], "batched": []}
     for i in range(reps):
-        for fn in ((plain, batched) if i % 2 == 0 else (batched, plain)):
+        for fn in (plain, batched) if i % 2 == 0 else (batched, plain):
             times[fn.__name__].append(fn())
     p, b = statistics.median(times["plain"]), statistics.median(times["batched"])
     return p, b, b / p
@@ -205,9 +218,12 @@ def main() -> int:
     ap.add_argument("--mix", action="store_true", help="every second student uses the KL or Theory tab instead")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of each baseline")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of each N (one line each: the machine's noise shows)")
-    ap.add_argument("--train", action="store_true",
-                    help="a PPO run (quick-cpu preset, at most 300 s) trains during the rounds: in-process through the app's "
-                         "queue, with --url through /train_start (its update times from /train_status)")
+    ap.add_argument(
+        "--train",
+        action="store_true",
+        help="a PPO run (quick-cpu preset, at most 300 s) trains during the rounds: in-process through the app's "
+        "queue, with --url through /train_start (its update times from /train_status)",
+    )
     args = ap.parse_args()
     if any(n < 1 or n > 64 for n in args.students) or not 1 <= args.rounds <= 10:
         ap.error("--students: 1 to 64 each; --rounds: 1 to 10")
@@ -241,30 +257,39 @@ def main() -> int:
         press(solo, "/generate", i).result(timeout=args.timeout)
         alone.append(time.perf_counter() - t0)
     t_alone = statistics.median(alone)
-    print(f"\nbaselines (median of {args.reps}): plain model.generate {t_plain:.2f} s · Playground batched path alone "
-          f"{t_batched:.2f} s (ratio {ratio:.3f}, target ≤ 1.10) · one student alone through Gradio {t_alone:.2f} s "
-          f"({t_alone / t_plain:.2f}× plain)\n")
+    print(
+        f"\nbaselines (median of {args.reps}): plain model.generate {t_plain:.2f} s · Playground batched path alone "
+        f"{t_batched:.2f} s (ratio {ratio:.3f}, target ≤ 1.10) · one student alone through Gradio {t_alone:.2f} s "
+        f"({t_alone / t_plain:.2f}× plain)\n"
+    )
     job = watch = None
     if args.train and demo is None:
         watch = RemoteTraining(url, args.timeout)
-        print(f"a PPO run trains in the app through /train_start meanwhile (quick-cpu, batch 32): "
-              f"{watch.updates()} update(s) so far")
+        print(f"a PPO run trains in the app through /train_start meanwhile (quick-cpu, batch 32): {watch.updates()} update(s) so far")
     if args.train and demo is not None:
         import tempfile
 
         from rlhf_demo.ppo.config import PPOConfig
         from rlhf_demo.ppo.trainer import PPOTrainer
-        from rlhf_demo.runs.queue import QUEUE
+        from rlhf_demo.training.queue import QUEUE
 
         cfg = PPOConfig.preset("quick-cpu", max_seconds=300.0, steps=200).validate()
-        job = QUEUE.submit("bench", "ppo", Path(tempfile.mkdtemp(prefix="rlhf-load-")) / "ppo",
-                           lambda stop: PPOTrainer(cfg, stop=stop), budget_s=cfg.max_seconds, total_steps=cfg.steps)
+        job = QUEUE.submit(
+            "bench",
+            "ppo",
+            Path(tempfile.mkdtemp(prefix="rlhf-load-")) / "ppo",
+            lambda stop: PPOTrainer(cfg, stop=stop),
+            budget_s=cfg.max_seconds,
+            total_steps=cfg.steps,
+        )
         t0 = time.monotonic()
-        while not job.records and time.monotonic() - t0 < 300:   # training for real before the students come
+        while not job.records and time.monotonic() - t0 < 300:  # training for real before the students come
             time.sleep(1)
         print(f"a PPO run trains in the app's queue meanwhile (quick preset, batch 32): {len(job.records)} update(s) so far")
-    print(f"{'students':>8} {'endpoint':>18} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'errors':>6} {'peak RSS MB':>11} "
-          f"{'p95/alone':>9} {'p95/plain':>9} {'wall s':>7}")
+    print(
+        f"{'students':>8} {'endpoint':>18} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'errors':>6} {'peak RSS MB':>11} "
+        f"{'p95/alone':>9} {'p95/plain':>9} {'wall s':>7}"
+    )
     for n in [n for n in args.students for _ in range(args.rounds)]:
         reset_peak_rss(pid)
         r = one_round(url, n, args.timeout, args.mix)
@@ -275,20 +300,26 @@ def main() -> int:
             errors = [err for _, _, err in rows if err is not None]
             if ok:
                 p50, p95, mx = pct(ok, 0.5), pct(ok, 0.95), max(ok)
-                print(f"{n:>8} {endpoint:>18} {p50:>7.2f} {p95:>7.2f} {mx:>7.2f} {len(errors):>6} "
-                      f"{(f'{rss:.0f}' if rss else 'n/a'):>11} {p95 / t_alone:>9.2f} {p95 / t_plain:>9.2f} {r['wall']:>7.1f}")
+                print(
+                    f"{n:>8} {endpoint:>18} {p50:>7.2f} {p95:>7.2f} {mx:>7.2f} {len(errors):>6} "
+                    f"{(f'{rss:.0f}' if rss else 'n/a'):>11} {p95 / t_alone:>9.2f} {p95 / t_plain:>9.2f} {r['wall']:>7.1f}"
+                )
             else:
                 print(f"{n:>8} {endpoint:>18} {'-':>7} {'-':>7} {'-':>7} {len(errors):>6}")
             for err in sorted(set(errors))[:3]:
                 print(f"{'':>10}error: {err}")
     if watch is not None:
         times = watch.finish()
-        print(f"\nthe training (via /train_status): {len(times)} updates seen, "
-              + (f"{statistics.mean(times):.2f} s each on average (max {max(times):.2f})" if times else "no update time reported"))
+        print(
+            f"\nthe training (via /train_status): {len(times)} updates seen, "
+            + (f"{statistics.mean(times):.2f} s each on average (max {max(times):.2f})" if times else "no update time reported")
+        )
     if job is not None:
         times = [r["time/update"] for r in job.records if "time/update" in r]
-        print(f"\nthe training: {len(times)} updates during the benchmark, {statistics.mean(times):.2f} s each on average "
-              f"(max {max(times):.2f}); peak RSS of the whole server {peak_rss_mb(None):.0f} MB")
+        print(
+            f"\nthe training: {len(times)} updates during the benchmark, {statistics.mean(times):.2f} s each on average "
+            f"(max {max(times):.2f}); peak RSS of the whole server {peak_rss_mb(None):.0f} MB"
+        )
         job.stop_event.set()
     if demo is not None:
         demo.close()

@@ -1,5 +1,6 @@
 """The machine a benchmark ran on, printed with its figures (CPUs of the same kind differ: one has
 AMX, another not, and their times differ by 1.5× or more)."""
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ is reused. KL is the batch's exact KL(π_old‖π_ref) in nats per response (``o
 KL panel's and the budget's); proxy and gold are batch means, smoothed over 3 updates and read where
 the smoothed KL first reaches each mark (linear interpolation between the two updates around it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,27 +67,37 @@ def at_marks(df, marks=MARKS, window: int = 3) -> list[tuple[float, float, float
             continue
         a, b = sm.iloc[i - 1], sm.iloc[i]
         w = (m - a[KL]) / (b[KL] - a[KL]) if b[KL] != a[KL] else 1.0
-        out.append((m, float(a["reward_mean"] + w * (b["reward_mean"] - a["reward_mean"])),
-                    float(a["gold_reward_mean"] + w * (b["gold_reward_mean"] - a["gold_reward_mean"]))))
+        out.append(
+            (
+                m,
+                float(a["reward_mean"] + w * (b["reward_mean"] - a["reward_mean"])),
+                float(a["gold_reward_mean"] + w * (b["gold_reward_mean"] - a["gold_reward_mean"])),
+            )
+        )
     return out
 
 
 def table(runs: dict[str, Path]) -> str:
     from rlhf_demo.runs.folder import read_json, read_metrics
 
-    lines = ["| run | start (update 1): proxy / gold | " + " | ".join(f"KL ≈ {m:g}: proxy / gold" for m in MARKS)
-             + " | last update: KL, proxy / gold | held-out at the end: KL, proxy / gold | updates, training s |",
-             "|---" * (len(MARKS) + 5) + "|"]
+    lines = [
+        "| run | start (update 1): proxy / gold | "
+        + " | ".join(f"KL ≈ {m:g}: proxy / gold" for m in MARKS)
+        + " | last update: KL, proxy / gold | held-out at the end: KL, proxy / gold | updates, training s |",
+        "|---" * (len(MARKS) + 5) + "|",
+    ]
     for name, run in runs.items():
         df, summary = read_metrics(run), read_json(run / "summary.json")
         first, last = df.iloc[0], df.dropna(subset=[KL]).iloc[-1]
         cells = [f"{hit[1]:+.2f} / {hit[2]:+.2f}" if hit else "not reached" for hit in at_marks(df)]
         ev = df.dropna(subset=["eval/kl"]).iloc[-1] if "eval/kl" in df and df["eval/kl"].notna().any() else None
-        held = (f"{ev['eval/kl']:.1f}, {ev['eval/reward_mean']:+.2f} / {ev['eval/gold_reward_mean']:+.2f}"
-                if ev is not None else "—")
-        lines.append(f"| {name} | {first['reward_mean']:+.2f} / {first['gold_reward_mean']:+.2f} | " + " | ".join(cells)
-                     + f" | {last[KL]:.1f}, {last['reward_mean']:+.2f} / {last['gold_reward_mean']:+.2f} | {held} | "
-                     f"{int(last['step'])}, {summary.get('time_s', 0):.0f} |")
+        held = f"{ev['eval/kl']:.1f}, {ev['eval/reward_mean']:+.2f} / {ev['eval/gold_reward_mean']:+.2f}" if ev is not None else "—"
+        lines.append(
+            f"| {name} | {first['reward_mean']:+.2f} / {first['gold_reward_mean']:+.2f} | "
+            + " | ".join(cells)
+            + f" | {last[KL]:.1f}, {last['reward_mean']:+.2f} / {last['gold_reward_mean']:+.2f} | {held} | "
+            f"{int(last['step'])}, {summary.get('time_s', 0):.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -107,15 +118,34 @@ def main() -> None:
         if args.only in (None, p):
             if not finished(rm):
                 raise SystemExit("train the reward model first: --only rm")
-            s = train(["--algo", "ppo", "--preset", p, "--reward", f"rm:{rm}", "--gold-reward", "vader-positive",
-                       "--steps", "2000", "--max-seconds", str(args.seconds), "--seed", str(args.seed)], run)
+            s = train(
+                [
+                    "--algo",
+                    "ppo",
+                    "--preset",
+                    p,
+                    "--reward",
+                    f"rm:{rm}",
+                    "--gold-reward",
+                    "vader-positive",
+                    "--steps",
+                    "2000",
+                    "--max-seconds",
+                    str(args.seconds),
+                    "--seed",
+                    str(args.seed),
+                ],
+                run,
+            )
             if s:
                 print(f"{run.name}: {s:.0f} s")
     if args.only is None:
         rm_eval = json.loads((rm / "summary.json").read_text())
         print(f"machine: {describe()}")
-        print(f"reward model: held-out pair accuracy {rm_eval['final_eval']['accuracy']:.3f} on "
-              f"{rm_eval['final_eval']['n']} pairs, {rm_eval['time_s']:.0f} s of training\n")
+        print(
+            f"reward model: held-out pair accuracy {rm_eval['final_eval']['accuracy']:.3f} on "
+            f"{rm_eval['final_eval']['n']} pairs, {rm_eval['time_s']:.0f} s of training\n"
+        )
         print(table(runs))
 
 

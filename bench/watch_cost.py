@@ -6,6 +6,7 @@ one run of this script (ratio = app / CLI; the issue's goal is ≤ 1.3).
 
 The app runs in a subprocess on 127.0.0.1 only; Chromium is Debian's (/usr/bin/chromium).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from machine import describe  # noqa: E402
 
 
-
 def per_update(run: Path) -> tuple[float, int]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    times = [r["time/update"] for r in rows if "time/update" in r][1:]   # the first update warms up
+    times = [r["time/update"] for r in rows if "time/update" in r][1:]  # the first update warms up
     return statistics.mean(times), len(rows)
 
 
@@ -39,9 +39,29 @@ def free_port() -> int:
 
 def cli(tmp: Path, steps: int, batch: int) -> float:
     out = tmp / "cli"
-    subprocess.run([sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", str(steps), "--batch-size",
-                    str(batch), "--num-mini-batches", "1", "--no-eval-final", "--quiet", "--out", str(out)],
-                   cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_demo",
+            "train",
+            "--algo",
+            "ppo",
+            "--steps",
+            str(steps),
+            "--batch-size",
+            str(batch),
+            "--num-mini-batches",
+            "1",
+            "--no-eval-final",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return per_update(out)[0]
 
 
@@ -50,14 +70,22 @@ def app(tmp: Path, steps: int, batch: int, chromium: str) -> float:
 
     port, runs = free_port(), tmp / "app-runs"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RLHF_DEMO_RUNS": str(runs), "HF_HUB_OFFLINE": "1"}
-    code = ("from rlhf_demo.ui.app import build_demo\n"
-            f"build_demo().launch(server_name='127.0.0.1', server_port={port}, quiet=True)\n")
+    code = f"from rlhf_demo.ui.app import build_demo\nbuild_demo().launch(server_name='127.0.0.1', server_port={port}, quiet=True)\n"
     server = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            browser = p.chromium.launch(
+                executable_path=chromium,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             t0 = time.monotonic()
             while True:
@@ -99,8 +127,10 @@ def main() -> None:
     a = app(tmp, args.steps, args.batch, args.chromium)
     c2 = cli(tmp / "again", args.steps, args.batch)
     base = (c + c2) / 2
-    print(f"s / update, batch {args.batch}: CLI {c:.2f} and {c2:.2f} (before and after), app watched in Chromium {a:.2f} "
-          f"→ ratio {a / base:.2f} (goal ≤ 1.3); screenshot {tmp / 'watch.png'}")
+    print(
+        f"s / update, batch {args.batch}: CLI {c:.2f} and {c2:.2f} (before and after), app watched in Chromium {a:.2f} "
+        f"→ ratio {a / base:.2f} (goal ≤ 1.3); screenshot {tmp / 'watch.png'}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ Training tab and the named API all ask here, so a name means the same algorithm 
 Trainers are imported when one is made (each pulls in torch, and TRL for DPO, GRPO and the reward
 model), so listing the algorithms stays cheap.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.grpo.config import GRPOConfig
@@ -27,8 +28,14 @@ def config_class(algo) -> type:
     return CONFIGS[algo.strip().lower()]
 
 
-def make_trainer(cfg, *, pairs: list[dict] | None = None, prompts: list[str] | None = None,
-                 stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None):
+def make_trainer(
+    cfg,
+    *,
+    pairs: list[dict] | None = None,
+    prompts: list[str] | None = None,
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+):
     """The trainer of ``cfg.algo`` (loads the model). ``pairs``: preference rows (DPO, reward model; None:
     ``cfg.preferences``); ``prompts``: training prompts (PPO, GRPO; None: ``cfg.prompts``)."""
     if cfg.algo == "ppo":

@@ -1,5 +1,6 @@
 """Before / after: the same fixed held-out queries answered by the reference and by the trained
 policy, with the same seed, scored by the same reward. Shared by every trainer."""
+
 from __future__ import annotations
 
 import torch
@@ -30,5 +31,7 @@ def before_after(policy, reward_fn, response_tokens: int = 12, n: int = QUERIES)
     q_txt, after = decode_queries(tok, after_batch), decode_responses(tok, after_batch)
     rb = reward_fn([q + r for q, r in zip(q_txt, before)])
     ra = reward_fn([q + r for q, r in zip(q_txt, after)])
-    return [{"query": q, "reference": b, "reference_reward": float(x), "policy": a, "policy_reward": float(y)}
-            for q, b, x, a, y in zip(q_txt, before, rb, after, ra)]
+    return [
+        {"query": q, "reference": b, "reference_reward": float(x), "policy": a, "policy_reward": float(y)}
+        for q, b, x, a, y in zip(q_txt, before, rb, after, ra)
+    ]

@@ -17,6 +17,7 @@ The same names mean the same things in every trainer: ``lr``, ``beta``, ``seed``
 ``max_seconds``, ``kl_*`` and the evaluation schedule (``eval_every``, ``eval_at_seconds``,
 ``eval_at_start``).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,16 +28,26 @@ KINDS = ("int", "float", "bool", "str", "choice", "floats", "range")
 """``floats``: a tuple of numbers (``"60,120"``); ``range``: a (min, max) pair of ints (``"12"`` or ``"4:16"``)."""
 
 
-def knob(default, help: str, *, kind: str, group: str = "", label: str = "", lo=None, hi=None,
-         choices: tuple = (), cli: bool = True, ui: bool = True) -> Field:
+def knob(
+    default,
+    help: str,
+    *,
+    kind: str,
+    group: str = "",
+    label: str = "",
+    lo=None,
+    hi=None,
+    choices: tuple = (),
+    cli: bool = True,
+    ui: bool = True,
+) -> Field:
     """A config field with everything the faces need in its metadata.
 
     ``lo``/``hi``: inclusive bounds (numbers; for ``range`` both ends); ``choices``: allowed values of
     a ``choice``; ``cli``/``ui``: whether the face offers it (every knob is settable in code)."""
     if kind not in KINDS:
         raise ValueError(f"unknown knob kind {kind!r}")
-    meta = {"help": help, "kind": kind, "group": group, "label": label, "lo": lo, "hi": hi,
-            "choices": tuple(choices), "cli": cli, "ui": ui}
+    meta = {"help": help, "kind": kind, "group": group, "label": label, "lo": lo, "hi": hi, "choices": tuple(choices), "cli": cli, "ui": ui}
     if isinstance(default, (list, dict, set)):
         raise TypeError("knob defaults must be immutable (use a tuple)")
     return field(default=default, metadata=meta)
@@ -171,15 +182,18 @@ class TrainerConfig:
         API, the CLI), and the trainer that validates again trusts what it was given."""
         for f in self.knobs():
             meta = f.metadata
-            value = coerce(f, getattr(self, f.name))       # 3 → 3.0 for a float, [4, 16] → (4, 16), ...
+            value = coerce(f, getattr(self, f.name))  # 3 → 3.0 for a float, [4, 16] → (4, 16), ...
             setattr(self, f.name, value)
             if meta["choices"] and value not in meta["choices"]:
                 raise ValueError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
             items = value if meta["kind"] in ("floats", "range") else (value,)
             for v in items if meta["kind"] in ("int", "float", "floats", "range") else ():
                 if (meta["lo"] is not None and v < meta["lo"]) or (meta["hi"] is not None and v > meta["hi"]):
-                    raise ValueError(f"{f.name} must be between {meta['lo']:g} and {meta['hi']:g}, got {show(value)}"
-                                     if meta["hi"] is not None else f"{f.name} must be ≥ {meta['lo']:g}, got {show(value)}")
+                    raise ValueError(
+                        f"{f.name} must be between {meta['lo']:g} and {meta['hi']:g}, got {show(value)}"
+                        if meta["hi"] is not None
+                        else f"{f.name} must be ≥ {meta['lo']:g}, got {show(value)}"
+                    )
             if meta["kind"] == "range" and value[0] > value[1]:
                 raise ValueError(f"{f.name} is the range {show(value)}: its minimum is above its maximum")
             if meta["kind"] == "str" and not value:
@@ -187,7 +201,7 @@ class TrainerConfig:
         self.check()
         from rlhf_demo.runs.tracking import check as check_tracker
 
-        check_tracker(getattr(self, "report_to", "none"))   # an installed tracker, or one line now
+        check_tracker(getattr(self, "report_to", "none"))  # an installed tracker, or one line now
         return self
 
     def check(self) -> None:

@@ -17,6 +17,7 @@ responses that still name something of a film (a word starting with one of ``FIL
 customer satisfaction and overall business success.") drives it down. With a gold reward
 (``gold_fn``, PPO's ``gold_reward``) the same texts are scored by it too: ``gold_reward_mean``.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
-from rlhf_demo.kl.estimators import exact_kl, masked_sum
 from rlhf_demo.decoding.sampling import Batch, decode_queries, decode_responses, response_logits, sample_responses
+from rlhf_demo.kl.estimators import exact_kl, masked_sum
 
 
 @dataclass
@@ -46,7 +47,7 @@ class EvalConfig:
     seed: int = 1234
     batch_size: int = 32
 
-    def validate(self) -> "EvalConfig":
+    def validate(self) -> EvalConfig:
         for name in ("n_prompts", "samples_per_prompt", "query_tokens", "response_tokens", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -86,16 +87,68 @@ def heldout_queries(tokenizer, cfg: EvalConfig, prompts: list[str] | None = None
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
     """Distinct word n-grams / all word n-grams (0 when there are none)."""
-    grams = [tuple(w[i:i + n]) for t in texts for w in [t.split()] for i in range(len(w) - n + 1)]
+    grams = [tuple(w[i : i + n]) for t in texts for w in [t.split()] for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-FILM_WORDS = ("film", "movie", "cinema", "cinematic", "actor", "actress", "acting", "cast", "plot", "story", "stories",
-              "scene", "director", "directed", "directing", "character", "script", "screenplay", "screen", "performance",
-              "watch", "ending", "sequel", "genre", "drama", "comedy", "comedic", "thriller", "horror", "documentary",
-              "soundtrack", "dialogue", "narrative", "role", "starring", "hollywood", "oscar", "audience", "viewer",
-              "theater", "theatre", "animation", "animated", "trailer", "pacing", "villain", "hero", "protagonist",
-              "camera", "cinematograph", "visual", "episode", "musical", "cartoon", "premiere", "blockbuster")
+FILM_WORDS = (
+    "film",
+    "movie",
+    "cinema",
+    "cinematic",
+    "actor",
+    "actress",
+    "acting",
+    "cast",
+    "plot",
+    "story",
+    "stories",
+    "scene",
+    "director",
+    "directed",
+    "directing",
+    "character",
+    "script",
+    "screenplay",
+    "screen",
+    "performance",
+    "watch",
+    "ending",
+    "sequel",
+    "genre",
+    "drama",
+    "comedy",
+    "comedic",
+    "thriller",
+    "horror",
+    "documentary",
+    "soundtrack",
+    "dialogue",
+    "narrative",
+    "role",
+    "starring",
+    "hollywood",
+    "oscar",
+    "audience",
+    "viewer",
+    "theater",
+    "theatre",
+    "animation",
+    "animated",
+    "trailer",
+    "pacing",
+    "villain",
+    "hero",
+    "protagonist",
+    "camera",
+    "cinematograph",
+    "visual",
+    "episode",
+    "musical",
+    "cartoon",
+    "premiere",
+    "blockbuster",
+)
 """Word beginnings that read as "about a film" (so "films", "characters", "watched" count too)."""
 
 
@@ -112,18 +165,19 @@ def on_topic_share(texts: list[str], keywords: tuple[str, ...] = FILM_WORDS) -> 
 @torch.no_grad()
 def sequence_kl(policy, batch: Batch, reference=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample (exact KL summed over positions [B], k1 summed [B]) on an already sampled batch."""
-    logits = response_logits(policy, batch).float()          # [B, R, V]
+    logits = response_logits(policy, batch).float()  # [B, R, V]
     logp = F.log_softmax(logits, -1)
     with as_reference(policy, reference) as ref:
         logp_ref = F.log_softmax(response_logits(ref, batch).float(), -1)  # [B, R, V]
-    tokens = batch.response_ids.unsqueeze(-1)                # [B, R, 1]
+    tokens = batch.response_ids.unsqueeze(-1)  # [B, R, 1]
     logr = (logp.gather(2, tokens) - logp_ref.gather(2, tokens)).squeeze(-1)  # [B, R]
     mask = batch.response_mask.float()
     return masked_sum(exact_kl(logp, logp_ref), mask), masked_sum(logr, mask)
 
 
-def evaluate_policy(policy, tokenizer, reward_fn, cfg: EvalConfig | None = None, reference=None,
-                    prompts: list[str] | None = None, gold_fn=None) -> dict:
+def evaluate_policy(
+    policy, tokenizer, reward_fn, cfg: EvalConfig | None = None, reference=None, prompts: list[str] | None = None, gold_fn=None
+) -> dict:
     """Held-out mean reward and KL of ``policy`` (see the module docstring). Returns a flat dict:
     reward_mean, reward_std, reward_sem, kl, kl_k1, distinct2, on_topic, n, and ``samples`` (query, response, reward);
     with ``gold_fn`` also gold_reward_mean (and each sample's gold_reward)."""
@@ -132,9 +186,8 @@ def evaluate_policy(policy, tokenizer, reward_fn, cfg: EvalConfig | None = None,
     rewards, golds, kls, k1s, rows = [], [], [], [], []
     with eval_mode(policy):
         for start in range(0, len(queries), cfg.batch_size):
-            chunk = queries[start:start + cfg.batch_size]
-            batch = sample_responses(policy, tokenizer, chunk, cfg.response_tokens,
-                                     temperature=cfg.temperature, seed=cfg.seed + start)
+            chunk = queries[start : start + cfg.batch_size]
+            batch = sample_responses(policy, tokenizer, chunk, cfg.response_tokens, temperature=cfg.temperature, seed=cfg.seed + start)
             q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
             texts = [q + r for q, r in zip(q_txt, r_txt)]
             scores = reward_fn(texts)
@@ -146,7 +199,7 @@ def evaluate_policy(policy, tokenizer, reward_fn, cfg: EvalConfig | None = None,
             rows += [{"query": q, "response": r, "reward": s} for q, r, s in zip(q_txt, r_txt, scores)]
             if gold is not None:
                 golds += [float(g) for g in gold]
-                for row, g in zip(rows[-len(texts):], gold):
+                for row, g in zip(rows[-len(texts) :], gold):
                     row["gold_reward"] = float(g)
     t = torch.tensor(rewards, dtype=torch.float64)
     n = len(rewards)

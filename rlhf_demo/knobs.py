@@ -1,5 +1,6 @@
 """The knobs every trainer shares, declared once so they carry the same name, help and range in
 PPO, DPO and the trainers that come next (``rlhf_demo/config.py`` has the convention)."""
+
 from __future__ import annotations
 
 from rlhf_demo.config import knob
@@ -8,24 +9,41 @@ MAX_SECONDS = 4 * 3600
 
 
 def model_knob():
-    return knob("default", "Policy to start from (and its reference): 'default' (the embedded SmolLM2-135M-Instruct), "
-                "a local model folder, a run's policy/ folder or a Hub id.", kind="str", group="Model and LoRA", label="Model")
+    return knob(
+        "default",
+        "Policy to start from (and its reference): 'default' (the embedded SmolLM2-135M-Instruct), "
+        "a local model folder, a run's policy/ folder or a Hub id.",
+        kind="str",
+        group="Model and LoRA",
+        label="Model",
+    )
 
 
 def reward_knob(what: str):
-    return knob("vader-positive", f"{what}: vader-positive, vader-negative, length, keyword:WORD, "
-                "hf:MODEL:LABEL[:logit|prob].", kind="str", group="Data", label="Reward")
+    return knob(
+        "vader-positive",
+        f"{what}: vader-positive, vader-negative, length, keyword:WORD, hf:MODEL:LABEL[:logit|prob].",
+        kind="str",
+        group="Data",
+        label="Reward",
+    )
 
 
 def seed_knob():
-    return knob(0, "Random seed (data order, sampling, LoRA initialisation).", kind="int", lo=0, hi=2**31 - 1,
-                group="Run", label="Seed")
+    return knob(0, "Random seed (data order, sampling, LoRA initialisation).", kind="int", lo=0, hi=2**31 - 1, group="Run", label="Seed")
 
 
 def max_seconds_knob():
-    return knob(0.0, f"Training-time budget in seconds (evaluation excluded); 0 = no limit (at most {MAX_SECONDS}). "
-                "The run stops before a step that would cross it.", kind="float", lo=0.0, hi=float(MAX_SECONDS),
-                group="Run", label="Time budget (s of training, 0 = none)")
+    return knob(
+        0.0,
+        f"Training-time budget in seconds (evaluation excluded); 0 = no limit (at most {MAX_SECONDS}). "
+        "The run stops before a step that would cross it.",
+        kind="float",
+        lo=0.0,
+        hi=float(MAX_SECONDS),
+        group="Run",
+        label="Time budget (s of training, 0 = none)",
+    )
 
 
 def lr_knob(default: float, help: str):
@@ -33,55 +51,91 @@ def lr_knob(default: float, help: str):
 
 
 def max_grad_norm_knob():
-    return knob(1.0, "Gradient clipping (global norm).", kind="float", lo=1e-6, hi=1e6, group="Optimisation",
-                label="Gradient clip (norm)")
+    return knob(1.0, "Gradient clipping (global norm).", kind="float", lo=1e-6, hi=1e6, group="Optimisation", label="Gradient clip (norm)")
 
 
 def full_finetune_knob():
-    return knob(False, "Train every weight (the reference is a frozen second copy) instead of a LoRA adapter (the "
-                "reference is the same model with its adapter switched off).", kind="bool", group="Model and LoRA",
-                label="Full fine-tuning (no LoRA)")
+    return knob(
+        False,
+        "Train every weight (the reference is a frozen second copy) instead of a LoRA adapter (the "
+        "reference is the same model with its adapter switched off).",
+        kind="bool",
+        group="Model and LoRA",
+        label="Full fine-tuning (no LoRA)",
+    )
 
 
 def lora_r_knob():
-    return knob(8, "LoRA rank (on the attention projections q, k, v, o).", kind="int", lo=1, hi=256,
-                group="Model and LoRA", label="LoRA rank")
+    return knob(
+        8, "LoRA rank (on the attention projections q, k, v, o).", kind="int", lo=1, hi=256, group="Model and LoRA", label="LoRA rank"
+    )
 
 
 def lora_alpha_knob():
-    return knob(16, "LoRA alpha: the update is (alpha / r) · B A.", kind="int", lo=1, hi=4096, group="Model and LoRA",
-                label="LoRA alpha")
+    return knob(16, "LoRA alpha: the update is (alpha / r) · B A.", kind="int", lo=1, hi=4096, group="Model and LoRA", label="LoRA alpha")
 
 
 def eval_every_knob(default: int, unit: str):
-    return knob(default, f"Evaluate on held-out prompts every N {unit} (0 = only at the end).", kind="int", lo=0,
-                hi=100_000, group="Evaluation", label=f"Held-out evaluation every N {unit} (0 = end only)")
+    return knob(
+        default,
+        f"Evaluate on held-out prompts every N {unit} (0 = only at the end).",
+        kind="int",
+        lo=0,
+        hi=100_000,
+        group="Evaluation",
+        label=f"Held-out evaluation every N {unit} (0 = end only)",
+    )
 
 
 def eval_at_seconds_knob():
-    return knob((), "Also evaluate when the training clock reaches each of these times (seconds, comma-separated).",
-                kind="floats", lo=0.001, hi=float(MAX_SECONDS), group="Evaluation", label="Evaluate at (s of training)")
+    return knob(
+        (),
+        "Also evaluate when the training clock reaches each of these times (seconds, comma-separated).",
+        kind="floats",
+        lo=0.001,
+        hi=float(MAX_SECONDS),
+        group="Evaluation",
+        label="Evaluate at (s of training)",
+    )
 
 
 def eval_at_start_knob(default: bool):
-    return knob(default, "Evaluate the untrained policy first (step 0), so the curves and the reward-vs-KL plot start "
-                "at the base model.", kind="bool", group="Evaluation", label="Evaluate the base first")
+    return knob(
+        default,
+        "Evaluate the untrained policy first (step 0), so the curves and the reward-vs-KL plot start at the base model.",
+        kind="bool",
+        group="Evaluation",
+        label="Evaluate the base first",
+    )
 
 
 def device_knob():
-    return knob("", "Device: '' = CUDA if available, else CPU.", kind="choice", choices=("", "cpu", "cuda"), group="Run",
-                label="Device", ui=False)
+    return knob(
+        "", "Device: '' = CUDA if available, else CPU.", kind="choice", choices=("", "cpu", "cuda"), group="Run", label="Device", ui=False
+    )
 
 
 def dtype_knob():
-    return knob("auto", "Precision of the frozen weights: auto = bfloat16 on a CUDA GPU that has it, float32 on a CPU; "
-                "bfloat16 on a CPU pays only where it has AMX (Intel Xeon 4th gen+: 1.2–1.3x faster PPO updates "
-                "measured there: bench/ppo_vs_trl011.py --bf16). LoRA weights, the value head and Adam stay float32.",
-                kind="choice", choices=("auto", "float32", "bfloat16"), group="Run", label="Precision")
+    return knob(
+        "auto",
+        "Precision of the frozen weights: auto = bfloat16 on a CUDA GPU that has it, float32 on a CPU; "
+        "bfloat16 on a CPU pays only where it has AMX (Intel Xeon 4th gen+: 1.2–1.3x faster PPO updates "
+        "measured there: bench/ppo_vs_trl011.py --bf16). LoRA weights, the value head and Adam stay float32.",
+        kind="choice",
+        choices=("auto", "float32", "bfloat16"),
+        group="Run",
+        label="Precision",
+    )
 
 
 def report_to_knob():
-    return knob("none", "Experiment tracker that also receives every metrics record, under the same names as "
-                "metrics.jsonl (TRL's report_to): none, trackio (local, into $TRACKIO_DIR) or wandb. A shared server "
-                "allows none only.", kind="choice", choices=("none", "trackio", "wandb"), group="Run",
-                label="Experiment tracking (report_to)")
+    return knob(
+        "none",
+        "Experiment tracker that also receives every metrics record, under the same names as "
+        "metrics.jsonl (TRL's report_to): none, trackio (local, into $TRACKIO_DIR) or wandb. A shared server "
+        "allows none only.",
+        kind="choice",
+        choices=("none", "trackio", "wandb"),
+        group="Run",
+        label="Experiment tracking (report_to)",
+    )

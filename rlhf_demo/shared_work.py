@@ -20,13 +20,16 @@ rows never run together):
 
 Results are shared between users: callers must not modify them.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import Any
+
 
 class ModelLock:
     """A lock for the model work that serves requests, which a training gives way to.
@@ -112,8 +115,15 @@ class _Job:
 class SharedWork:
     """Thread-safe; see the module docstring. ``computed`` counts items actually computed."""
 
-    def __init__(self, lock=None, max_items: int = 16, cache_size: int = 64, ttl_s: float = 60.0,
-                 size: Callable[[Any], int] | None = None, max_size: int | None = None):
+    def __init__(
+        self,
+        lock=None,
+        max_items: int = 16,
+        cache_size: int = 64,
+        ttl_s: float = 60.0,
+        size: Callable[[Any], int] | None = None,
+        max_size: int | None = None,
+    ):
         self.lock = lock or MODEL_LOCK
         self.max_items, self.cache_size, self.ttl_s = max_items, cache_size, ttl_s
         self.size, self.max_size = size or (lambda item: 1), max_size  # e.g. rows × tokens: a batch's memory

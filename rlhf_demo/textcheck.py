@@ -11,6 +11,7 @@ prompt / chosen / rejected is (Python's parser gives up with a RecursionError).
 ``data/preferences.py``) call. Each raises ``TextError`` (a ValueError) with one line that says what
 is wrong and where, never echoing the bad text.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def check_text(text, what: str = "the text", max_chars: int | None = None, allow
         pos, ch = m.start() + 1, m.group()
         if ch == "\x00":
             raise TextError(f"{what} holds a NUL character (at position {pos}): remove it")
-        raise TextError(f"{what} holds a lone surrogate (U+{ord(ch):04X} at position {pos}), which is not valid "
-                        "text: retype it without that character")
+        raise TextError(
+            f"{what} holds a lone surrogate (U+{ord(ch):04X} at position {pos}), which is not valid text: retype it without that character"
+        )
     return text
 
 
@@ -62,8 +64,10 @@ def check_upload(data: bytes, what: str = "the file", max_line: int | None = MAX
         end = n if end < 0 else end
         if end - start > max_line:
             line = data[:start].count(b"\n") + 1
-            raise TextError(f"{what}: line {line} is {(end - start) / 1e6:.1f} MB long; a line may hold at most "
-                            f"{max_line:,} characters (one prompt or pair per line)")
+            raise TextError(
+                f"{what}: line {line} is {(end - start) / 1e6:.1f} MB long; a line may hold at most "
+                f"{max_line:,} characters (one prompt or pair per line)"
+            )
         start = end + 1
 
 
@@ -86,8 +90,9 @@ def json_depth(text: str, stop: int | None = None) -> int:
 def json_loads(text: str, where: str = "the file"):
     """``json.loads`` with one line for every failure: not JSON, nested deeper than ``MAX_JSON_DEPTH``."""
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise TextError(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; a row is one object "
-                        "of prompt / chosen / rejected text")
+        raise TextError(
+            f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; a row is one object of prompt / chosen / rejected text"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

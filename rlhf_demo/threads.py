@@ -5,6 +5,7 @@ not the two this process gets, and every matrix product then runs more threads t
 launch calls :func:`set_torch_threads` once, before any model runs (core modules never set it at import:
 a CLI command or a test chooses its own).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """The shape of the package: the core never imports gradio (the UI is a thin face over it, and the CLI
 works without it); UI and plot modules never import torch (they lay out, wire and draw); every file
 stays one concept."""
+
 import ast
 import subprocess
 import sys
@@ -9,8 +10,7 @@ from pathlib import Path
 import rlhf_demo
 
 PKG = Path(rlhf_demo.__file__).parent
-MODULES = sorted(".".join(p.relative_to(PKG.parent).with_suffix("").parts) for p in PKG.rglob("*.py")
-                 if p.stem != "__main__")
+MODULES = sorted(".".join(p.relative_to(PKG.parent).with_suffix("").parts) for p in PKG.rglob("*.py") if p.stem != "__main__")
 CORE = [m for m in MODULES if not m.startswith("rlhf_demo.ui")]
 THIN = [p for p in PKG.rglob("*.py") if p.parent.name in ("ui", "plots")]
 
@@ -40,8 +40,9 @@ def _imports(path: Path) -> set[str]:
 
 def test_ui_and_plot_modules_do_not_import_torch():
     assert THIN, "no ui/ or plots/ modules found"
-    bad = {str(p.relative_to(PKG)): sorted(m for m in _imports(p) if m.split(".")[0] in ("torch", "transformers", "peft", "trl"))
-           for p in THIN}
+    bad = {
+        str(p.relative_to(PKG)): sorted(m for m in _imports(p) if m.split(".")[0] in ("torch", "transformers", "peft", "trl")) for p in THIN
+    }
     assert not {k: v for k, v in bad.items() if v}, bad
 
 
@@ -51,8 +52,7 @@ def test_every_file_is_at_most_450_lines():
 
 
 def test_cli_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "rlhf_demo", "--help"], capture_output=True, text=True,
-                         cwd=PKG.parent, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "rlhf_demo", "--help"], capture_output=True, text=True, cwd=PKG.parent, timeout=300)
     assert out.returncode == 0
     for cmd in ("generate", "train", "preferences", "kl"):
         assert cmd in out.stdout

@@ -1,6 +1,7 @@
 """The model card of ``--push-to-hub``: offline (the tests never reach the Hub) a 2-step training writes
 ``RUN/policy/README.md`` and says in one line that nothing was pushed; the card names the base
 model, the data and the exact command, and carries the run's own held-out figures and curves."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,24 @@ REPO = "someone/rlhf-lab-card-test"
 def test_ppo_card_on_the_real_model_offline(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run = tmp_path / "ppo-card"
-    argv = ["train", "--algo", "ppo", "--steps", "2", "--batch-size", "8", "--num-mini-batches", "2",
-            "--out", str(run), "--push-to-hub", REPO]
+    argv = [
+        "train",
+        "--algo",
+        "ppo",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--num-mini-batches",
+        "2",
+        "--out",
+        str(run),
+        "--push-to-hub",
+        REPO,
+    ]
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert f"note: --push-to-hub {REPO}: offline" in err                   # said before training
+    assert f"note: --push-to-hub {REPO}: offline" in err  # said before training
     last = out.strip().splitlines()[-1]
     assert last.startswith("model card written to ") and f"nothing was pushed to {REPO}: offline" in last
     path = run / "policy" / "README.md"
@@ -32,22 +46,41 @@ def test_ppo_card_on_the_real_model_offline(tmp_path, capsys, monkeypatch):
     assert "ppo" in card.data.tags and card.data.pipeline_tag == "text-generation"
     text = path.read_text()
     command = json.loads((run / "config.json").read_text())["command"]
-    assert command.startswith("python -m rlhf_demo train --algo ppo") and command in text   # the exact command
+    assert command.startswith("python -m rlhf_demo train --algo ppo") and command in text  # the exact command
     for given in ("--steps 2", "--batch-size 8", "--num-mini-batches 2", f"--out {run}"):
         assert given in command
-    assert "prompts: `builtin`, reward: `vader-positive`" in text            # the data
+    assert "prompts: `builtin`, reward: `vader-positive`" in text  # the data
     final = read_json(run / "summary.json")["final_eval"]
     assert f"| held-out reward (mean) | {final['reward_mean']:+.3f} |" in text
     assert f"| held-out KL(π‖π_ref), nats per response | {final['kl']:+.3f} |" in text
     df = read_metrics(run)
-    assert f"| 2 | {df['reward_mean'].iloc[-1]:+.3f} |" in text              # the curves, step by step
+    assert f"| 2 | {df['reward_mean'].iloc[-1]:+.3f} |" in text  # the curves, step by step
     assert "## Before → after" in text and read_json(run / "before_after.json") != {}
 
 
 def test_reward_model_card_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
     run = tmp_path / "rm"
-    assert main(["train", "--algo", "reward", "--steps", "2", "--model", str(tiny_model_dir), "--batch-size", "4",
-                 "--out", str(run), "--quiet", "--push-to-hub", REPO]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--algo",
+                "reward",
+                "--steps",
+                "2",
+                "--model",
+                str(tiny_model_dir),
+                "--batch-size",
+                "4",
+                "--out",
+                str(run),
+                "--quiet",
+                "--push-to-hub",
+                REPO,
+            ]
+        )
+        == 0
+    )
     assert "nothing was pushed" in capsys.readouterr().out
     card = ModelCard.load(run / "policy" / "README.md")
     assert card.data.base_model == str(tiny_model_dir) and card.data.pipeline_tag == "text-classification"
@@ -55,7 +88,7 @@ def test_reward_model_card_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
     final = read_json(run / "summary.json")["final_eval"]
     assert f"| held-out pair accuracy | {final['accuracy']:+.3f} |" in card.text
     assert "preference pairs: `shipped`" in card.text
-    assert card_text(run).startswith("---\n")                                # metadata first, as the Hub reads it
+    assert card_text(run).startswith("---\n")  # metadata first, as the Hub reads it
 
 
 def test_curve_table_keeps_first_and_last_step(tmp_path):

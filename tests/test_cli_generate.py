@@ -1,4 +1,5 @@
 """``python -m rlhf_demo generate``: the --json schema, the table, and clear errors (exit 2)."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def test_issue_example_schema_and_kept_probs_sum_to_one(capsys, default_bundle):
     prefix = tok("The movie was", add_special_tokens=False)["input_ids"]
     P, ids = len(prefix), prefix + [s["token_id"] for s in seq["steps"]]
     with torch.no_grad():  # independent check: one plain forward pass gives every step's raw logits
-        all_raw = model(torch.tensor([ids])).logits[0, P - 1: len(ids) - 1].float()  # [T, V]
+        all_raw = model(torch.tensor([ids])).logits[0, P - 1 : len(ids) - 1].float()  # [T, V]
     warpers = LogitsProcessorList([TopKLogitsWarper(5)])
     for t, step in enumerate(seq["steps"]):
         assert STEP_KEYS <= set(step) and all(TOP_KEYS <= set(c) for c in step["top"])
@@ -46,8 +47,28 @@ def test_issue_example_schema_and_kept_probs_sum_to_one(capsys, default_bundle):
 
 
 def test_table_and_json_on_tiny_model(capsys, tiny_model_dir):
-    assert main(["generate", "--model", str(tiny_model_dir), "--prompt", "Hello there", "--max-new-tokens", "4",
-                 "--num-return-sequences", "2", "--top", "3", "--top-p", "0.9", "--repetition-penalty", "1.2"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(tiny_model_dir),
+                "--prompt",
+                "Hello there",
+                "--max-new-tokens",
+                "4",
+                "--num-return-sequences",
+                "2",
+                "--top",
+                "3",
+                "--top-p",
+                "0.9",
+                "--repetition-penalty",
+                "1.2",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "RepetitionPenaltyLogitsProcessor(penalty=1.2) → TopKLogitsWarper(top_k=50) → TopPLogitsWarper(top_p=0.9)" in table
     assert "sequence 1:" in table and "sequence 2:" in table and table.count("  top candidates") == 2
@@ -57,18 +78,21 @@ def test_table_and_json_on_tiny_model(capsys, tiny_model_dir):
     assert beams["mode"] == "beam" and len(beams["sequences"]) == 3 and all(s["score"] is not None for s in beams["sequences"])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--prompt", ""], "the prompt is empty"),
-    (["--prompt", "x", "--temperature", "-1"], "temperature must be between"),
-    (["--prompt", "x", "--temperature", "nan"], "temperature must be a finite number"),
-    (["--prompt", "x", "--top-p", "0"], "top_p must be > 0"),
-    (["--prompt", "x", "--max-new-tokens", "1000000"], "max_new_tokens must be between 1 and 512"),
-    (["--prompt", "x", "--num-return-sequences", "9"], "num_samples must be between 1 and 8"),
-    (["--prompt", "x", "--word-bias", "great"], "WORD:BIAS"),
-    (["--prompt", "x", "--top", "0"], "--top must be between"),
-    (["--prompt", "x", "--model", "/no/such/folder"], "does not exist"),
-    (["--prompt", "x", "--model", "nobody/no-such-model"], "Hub"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--prompt", ""], "the prompt is empty"),
+        (["--prompt", "x", "--temperature", "-1"], "temperature must be between"),
+        (["--prompt", "x", "--temperature", "nan"], "temperature must be a finite number"),
+        (["--prompt", "x", "--top-p", "0"], "top_p must be > 0"),
+        (["--prompt", "x", "--max-new-tokens", "1000000"], "max_new_tokens must be between 1 and 512"),
+        (["--prompt", "x", "--num-return-sequences", "9"], "num_samples must be between 1 and 8"),
+        (["--prompt", "x", "--word-bias", "great"], "WORD:BIAS"),
+        (["--prompt", "x", "--top", "0"], "--top must be between"),
+        (["--prompt", "x", "--model", "/no/such/folder"], "does not exist"),
+        (["--prompt", "x", "--model", "nobody/no-such-model"], "Hub"),
+    ],
+)
 def test_bad_input_is_one_clear_line(capsys, argv, message):
     assert main(["generate", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,4 +1,5 @@
 """``python -m rlhf_demo kl`` on the real default model (integration)."""
+
 from __future__ import annotations
 
 import json
@@ -89,6 +90,10 @@ def test_generated_response_and_text_output(capsys, default_bundle):
 
 
 def test_empty_response_is_a_clear_error():
-    p = subprocess.run([sys.executable, "-m", "rlhf_demo", "kl", "--prompt", PROMPT, "--response", "", "--json"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "rlhf_demo", "kl", "--prompt", PROMPT, "--response", "", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "error: --response is empty" in p.stderr and "Traceback" not in p.stderr

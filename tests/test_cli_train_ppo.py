@@ -1,4 +1,5 @@
 """``python -m rlhf_demo train --algo ppo`` end to end (tiny model in-process; the real model in a subprocess)."""
+
 import json
 import os
 import subprocess
@@ -14,9 +15,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "ppo-tiny"
-    rc = main(["train", "--algo", "ppo", "--steps", "2", "--out", str(out), "--model", str(tiny_model_dir),
-               "--batch-size", "4", "--response-tokens", "4", "--ppo-epochs", "1", "--no-eval-final",
-               "--kl-target", "2", "--kl-estimator", "k3", "--seed", "3"])
+    rc = main(
+        [
+            "train",
+            "--algo",
+            "ppo",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model_dir),
+            "--batch-size",
+            "4",
+            "--response-tokens",
+            "4",
+            "--ppo-epochs",
+            "1",
+            "--no-eval-final",
+            "--kl-target",
+            "2",
+            "--kl-estimator",
+            "k3",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "Update 2/2" in text and "finished" in text
@@ -34,19 +58,22 @@ def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tm
     assert rc == 0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--beta", "-1"], "beta must be between"),
-    (["--lr", "0"], "lr must be between"),
-    (["--steps", "100000"], "steps must be between"),
-    (["--response-tokens", "abc"], "MIN:MAX"),
-    (["--preset", "fast"], "unknown PPO preset"),
-    (["--reward", "sentiment"], "unknown reward"),
-    (["--prompts", "/no/such/prompts.txt"], "does not exist"),
-    (["--kl-budget", "-1"], "kl_budget"),
-    (["--kl-budget-lr-factor", "0"], "kl_budget_lr_factor"),
-    (["--lora-layers", "-2"], "lora_layers"),
-    (["--loss-type", "ipo"], "--loss-type: not a PPO setting"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--beta", "-1"], "beta must be between"),
+        (["--lr", "0"], "lr must be between"),
+        (["--steps", "100000"], "steps must be between"),
+        (["--response-tokens", "abc"], "MIN:MAX"),
+        (["--preset", "fast"], "unknown PPO preset"),
+        (["--reward", "sentiment"], "unknown reward"),
+        (["--prompts", "/no/such/prompts.txt"], "does not exist"),
+        (["--kl-budget", "-1"], "kl_budget"),
+        (["--kl-budget-lr-factor", "0"], "kl_budget_lr_factor"),
+        (["--lora-layers", "-2"], "lora_layers"),
+        (["--loss-type", "ipo"], "--loss-type: not a PPO setting"),
+    ],
+)
 def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, tiny_model_dir):
     rc = main(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir)] + argv)
     err = capsys.readouterr().err
@@ -59,9 +86,30 @@ def test_flags_reach_the_config(tmp_path, tiny_model_dir):
     from rlhf_demo.cli.main import build_parser
     from rlhf_demo.ppo.config import PPOConfig
 
-    args = build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "x"), "--model", str(tiny_model_dir),
-                                      "--kl-budget", "4.5", "--lora-layers", "4", "--beta", "0.02", "--kl-budget-lr-factor",
-                                      "0.5", "--value-grad-to-policy", "--query-tokens", "3:5", "--eval-at-seconds", "60,120"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--algo",
+            "ppo",
+            "--out",
+            str(tmp_path / "x"),
+            "--model",
+            str(tiny_model_dir),
+            "--kl-budget",
+            "4.5",
+            "--lora-layers",
+            "4",
+            "--beta",
+            "0.02",
+            "--kl-budget-lr-factor",
+            "0.5",
+            "--value-grad-to-policy",
+            "--query-tokens",
+            "3:5",
+            "--eval-at-seconds",
+            "60,120",
+        ]
+    )
     cfg = config_from_args(PPOConfig, args)
     assert (cfg.kl_budget, cfg.lora_layers, cfg.beta, cfg.kl_budget_lr_factor) == (4.5, 4, 0.02, 0.5)
     assert cfg.value_grad_to_policy and cfg.query_tokens == (3, 5) and cfg.eval_at_seconds == (60.0, 120.0)
@@ -80,8 +128,14 @@ def test_smoke_command_on_the_default_model(tmp_path):
     """The issue's smoke command (3 updates of the quick preset, final held-out evaluation skipped for time)."""
     out = tmp_path / "ppo-smoke"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "3", "--out", str(out),
-                        "--no-eval-final"], capture_output=True, text=True, env=env, timeout=400, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "3", "--out", str(out), "--no-eval-final"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2, 3]
@@ -89,8 +143,25 @@ def test_smoke_command_on_the_default_model(tmp_path):
     # the quick preset's shared trunk passed its check on the real model: only layers 22–29 run again
     assert json.loads((out / "summary.json").read_text())["trunk_layer"] == 22
     assert all(l["objective/kl_exact"] >= 0 for l in lines)
-    g = subprocess.run([sys.executable, "-m", "rlhf_demo", "generate", "--model", str(out / "policy"), "--prompt",
-                        "This movie was", "--max-new-tokens", "8"], capture_output=True, text=True, env=env, timeout=200, cwd=ROOT)
+    g = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_demo",
+            "generate",
+            "--model",
+            str(out / "policy"),
+            "--prompt",
+            "This movie was",
+            "--max-new-tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=200,
+        cwd=ROOT,
+    )
     assert g.returncode == 0, g.stderr[-2000:]
 
 
@@ -102,6 +173,5 @@ def test_quick_preset_is_fixed_beta_with_a_budget_and_beta_zero_keeps_the_budget
     cfg = config_from_args(PPOConfig, build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "q")]))
     assert (cfg.batch_size, cfg.num_mini_batches, cfg.beta, cfg.adaptive_kl, cfg.kl_budget) == (32, 4, 0.03, False, 5.5)
     assert cfg.kl_budget_lr_factor == 0.5 and not cfg.value_grad_to_policy and cfg.lr == 1e-3
-    zero = config_from_args(PPOConfig, build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "z"),
-                                                                  "--beta", "0"]))
+    zero = config_from_args(PPOConfig, build_parser().parse_args(["train", "--algo", "ppo", "--out", str(tmp_path / "z"), "--beta", "0"]))
     assert zero.beta == 0 and zero.kl_budget == 5.5 and not zero.adaptive_kl  # a pure trust region is allowed

@@ -1,5 +1,6 @@
 """Run comparison: runs table, stacked curves, reward–KL points, CSV and zip exports, figures; the
 shipped base-model point; held-out keys of DPO runs written before the ``eval/`` rename."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,19 @@ import pandas as pd
 import pytest
 
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
-from rlhf_demo.runs.compare import (BASE_EVAL, TARGET_GAIN, TARGET_KL, base_point, eval_points, export_csv,
-                                    frontier_target, load_curves, runs_table, with_held_out_keys, zip_policy)
+from rlhf_demo.runs.compare import (
+    BASE_EVAL,
+    TARGET_GAIN,
+    TARGET_KL,
+    base_point,
+    eval_points,
+    export_csv,
+    frontier_target,
+    load_curves,
+    runs_table,
+    with_held_out_keys,
+    zip_policy,
+)
 from rlhf_demo.runs.folder import RunWriter
 
 
@@ -22,8 +34,7 @@ def make_run(root, name, algo, evals, legacy=False):
     for step, (r, kl) in enumerate(evals, 1):
         rec = {"step": step, "time_s": step * 2.0, "loss": 0.7 - 0.01 * step}
         if r is not None:
-            rec.update({"reward_mean": r, "kl": kl} if legacy else
-                       {"eval/reward_mean": r, "eval/kl": kl, "eval/reward_sem": 0.04})
+            rec.update({"reward_mean": r, "kl": kl} if legacy else {"eval/reward_mean": r, "eval/kl": kl, "eval/reward_sem": 0.04})
         w.log_metrics(rec)
     w.finish("finished", "ok")
     w.close()
@@ -76,8 +87,7 @@ def test_held_out_fallback_only_for_old_dpo_runs():
     # PPO's top-level reward_mean / kl are batch statistics, never held-out ones
     assert "eval/reward_mean" not in with_held_out_keys(legacy, "ppo").columns
     # a DPO run with eval/ keys keeps them, whatever else it logs at the top level
-    current = pd.DataFrame({"step": [1, 2], "kl": [0.5, 0.7], "eval/reward_mean": [None, 0.3],
-                            "eval/kl": [None, 2.0]})
+    current = pd.DataFrame({"step": [1, 2], "kl": [0.5, 0.7], "eval/reward_mean": [None, 0.3], "eval/kl": [None, 2.0]})
     out = with_held_out_keys(current, "dpo")
     assert out["eval/kl"].tolist()[1] == 2.0 and math.isnan(out["eval/kl"].tolist()[0])
 
@@ -91,9 +101,15 @@ def test_base_point_is_shipped_and_independent_of_the_cwd(tmp_path, monkeypatch)
     assert base["eval_config"]["n_prompts"] * base["eval_config"]["samples_per_prompt"] == base["n"]
     assert base_point(tmp_path / "missing.json") is None
     pts = eval_points([], base_reward=base["reward_mean"], base_sem=base["reward_sem"])
-    assert pts.to_dict("records")[0] | {"time_s": 0.0} == {"run": "base model", "algo": "base", "step": 0,
-                                                           "time_s": 0.0, "reward": 0.131, "kl": 0.0,
-                                                           "reward_sem": 0.04}
+    assert pts.to_dict("records")[0] | {"time_s": 0.0} == {
+        "run": "base model",
+        "algo": "base",
+        "step": 0,
+        "time_s": 0.0,
+        "reward": 0.131,
+        "kl": 0.0,
+        "reward_sem": 0.04,
+    }
     assert frontier_target(0.131) == pytest.approx((0.131 + TARGET_GAIN, TARGET_KL)) and frontier_target(None) is None
 
 
@@ -106,7 +122,7 @@ def test_reward_per_nat_in_the_table_and_by_hand(tmp_path):
     still = make_run(tmp_path, "ppo-still", "ppo", [(0.13, 0.0)])
     table = runs_table([a, still], base_reward=0.15)
     assert table.loc[0, "reward per nat"] == pytest.approx((0.45 - 0.15) / 5.0)
-    assert pd.isna(table.loc[1, "reward per nat"])             # KL 0: nothing bought, nothing divided
+    assert pd.isna(table.loc[1, "reward per nat"])  # KL 0: nothing bought, nothing divided
     # without a base given, the shipped base evaluation is the reference
     assert runs_table([a]).loc[0, "reward per nat"] == pytest.approx(round((0.45 - base_point()["reward_mean"]) / 5.0, 3))
 
@@ -130,11 +146,11 @@ def test_pi_star_is_shipped_and_drawn_from_the_base_point(tmp_path, monkeypatch)
     curve = pi_star_curve()
     assert len(curve) == len(shipped["optimum"]) >= 5
     assert curve["kl"].is_monotonic_increasing and (curve["kl"] > 0).all()
-    assert curve["gain"].is_monotonic_increasing          # smaller β: more KL, more reward
+    assert curve["gain"].is_monotonic_increasing  # smaller β: more KL, more reward
     assert pi_star_curve(tmp_path / "missing.json").empty
     pts = eval_points([make_run(tmp_path, "ppo-b", "ppo", [(0.4, 5.0)])], base_reward=0.131)
     fig = frontier_figure(pts, target=frontier_target(0.131), pi_star=curve, base_reward=0.131)
     star = [t for t in fig.data if t.name.startswith("π*")]
     assert len(star) == 1 and star[0].x[0] == 0.0 and star[0].y[0] == pytest.approx(0.131)
     assert list(star[0].y[1:]) == pytest.approx(list(0.131 + curve["gain"]))
-    assert len(frontier_figure(pts).data) == len(fig.data) - 1   # no π* without its data
+    assert len(frontier_figure(pts).data) == len(fig.data) - 1  # no π* without its data

@@ -1,5 +1,6 @@
 """One config convention for every trainer: the UI and the CLI turn the same inputs into the same
 config (for every preset), the metadata drives both faces, and the shared knobs mean the same."""
+
 import argparse
 
 import pytest
@@ -11,15 +12,33 @@ from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.ppo.config import PPOConfig
 
 CONFIGS = {"ppo": PPOConfig, "dpo": DPOConfig}
-SHARED = ("model", "reward", "seed", "steps", "max_seconds", "batch_size", "lr", "max_grad_norm",
-          "full_finetune", "lora_r", "lora_alpha", "eval_every", "eval_at_seconds", "eval_at_start", "device")
+SHARED = (
+    "model",
+    "reward",
+    "seed",
+    "steps",
+    "max_seconds",
+    "batch_size",
+    "lr",
+    "max_grad_norm",
+    "full_finetune",
+    "lora_r",
+    "lora_alpha",
+    "eval_every",
+    "eval_at_seconds",
+    "eval_at_start",
+    "device",
+)
 
 
 def ui_values(cls, preset: str, **changes) -> dict:
     """What the UI's widgets hold for a preset (as the widgets show it: ranges and lists as text), after changes."""
     cfg = cls.preset(preset)
-    values = {f.name: show(getattr(cfg, f.name)) if isinstance(getattr(cfg, f.name), tuple) else getattr(cfg, f.name)
-              for f in cls.knobs() if f.metadata["ui"]}
+    values = {
+        f.name: show(getattr(cfg, f.name)) if isinstance(getattr(cfg, f.name), tuple) else getattr(cfg, f.name)
+        for f in cls.knobs()
+        if f.metadata["ui"]
+    }
     for k, v in changes.items():
         values[k] = v
     # gr.Number hands back floats for whole numbers
@@ -34,7 +53,7 @@ def cli_args(algo: str, preset: str, **changes) -> argparse.Namespace:
 
 
 CASES = [(algo, p, {}) for algo, cls in CONFIGS.items() for p in cls.PRESETS] + [
-    ("ppo", "course", {"beta": 0.0}),                 # β = 0 on the course preset: failed in the UI before
+    ("ppo", "course", {"beta": 0.0}),  # β = 0 on the course preset: failed in the UI before
     ("ppo", "quick-cpu", {"kl_target": 4.0, "response_tokens": "8:12"}),
     ("ppo", "no-kl", {"eval_at_seconds": "60,120", "value_grad_to_policy": True}),
     ("dpo", "quick-cpu", {"kl_stop": 0.0, "steps": 12, "lr": 2e-3}),
@@ -66,7 +85,7 @@ def test_shared_knobs_have_the_same_name_kind_and_group():
         a, b = PPOConfig.knob(name).metadata, DPOConfig.knob(name).metadata
         assert (a["kind"], a["group"]) == (b["kind"], b["group"]), name
     for name in ("model", "seed", "max_seconds", "full_finetune", "lora_r", "lora_alpha", "eval_at_seconds", "device"):
-        assert PPOConfig.knob(name).metadata == DPOConfig.knob(name).metadata, name   # declared once (knobs.py)
+        assert PPOConfig.knob(name).metadata == DPOConfig.knob(name).metadata, name  # declared once (knobs.py)
 
 
 def test_ppo_config_has_at_most_37_fields():

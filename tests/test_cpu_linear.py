@@ -1,6 +1,7 @@
 """The CPU LM head (oneDNN's product) must give F.linear's numbers and gradients, for a few rows
 (a sampling step) and many (a PPO forward), and a model given it must give the same logits and
 gradients as one without."""
+
 import copy
 
 import pytest

@@ -12,22 +12,28 @@ def test_builtin_split_is_disjoint_and_large():
     assert len(train) + len(held) == len(builtin_prompts("all"))
 
 
-@pytest.mark.parametrize("data,name,expected", [
-    (b"one\n\ntwo\n", "p.txt", ["one", "two"]),
-    (b"id,prompt\n1,hello there\n2,second\n", "p.csv", ["hello there", "second"]),
-    (b'{"prompt": "a"}\n{"text": "b"}\n', "p.jsonl", ["a", "b"]),
-])
+@pytest.mark.parametrize(
+    "data,name,expected",
+    [
+        (b"one\n\ntwo\n", "p.txt", ["one", "two"]),
+        (b"id,prompt\n1,hello there\n2,second\n", "p.csv", ["hello there", "second"]),
+        (b'{"prompt": "a"}\n{"text": "b"}\n', "p.jsonl", ["a", "b"]),
+    ],
+)
 def test_parse_prompts_formats(data, name, expected):
     assert parse_prompts(data, name) == expected
 
 
-@pytest.mark.parametrize("data,name,msg", [
-    (b"", "p.txt", "no prompts"),
-    (b"\n\n", "p.txt", "no prompts"),
-    (b"\xff\xfe\xfa", "p.txt", "not UTF-8"),
-    (b"{bad json\n", "p.jsonl", "line 1"),
-    (b"x" * 3_000_000, "p.txt", "limit"),
-])
+@pytest.mark.parametrize(
+    "data,name,msg",
+    [
+        (b"", "p.txt", "no prompts"),
+        (b"\n\n", "p.txt", "no prompts"),
+        (b"\xff\xfe\xfa", "p.txt", "not UTF-8"),
+        (b"{bad json\n", "p.jsonl", "line 1"),
+        (b"x" * 3_000_000, "p.txt", "limit"),
+    ],
+)
 def test_parse_prompts_errors(data, name, msg):
     with pytest.raises(PromptError, match=msg):
         parse_prompts(data, name)
@@ -64,8 +70,10 @@ def test_toy_rewards():
     assert make_reward("keyword:great")(["Great, great fun. greatly"]) == [2.0]
 
 
-@pytest.mark.parametrize("spec,msg", [("nonsense", "unknown reward"), ("hf:x", "hf:MODEL:LABEL"),
-                                      ("hf:no-such/model:POS", "unreachable"), ("keyword:", "needs a word")])
+@pytest.mark.parametrize(
+    "spec,msg",
+    [("nonsense", "unknown reward"), ("hf:x", "hf:MODEL:LABEL"), ("hf:no-such/model:POS", "unreachable"), ("keyword:", "needs a word")],
+)
 def test_bad_reward_specs(spec, msg):
     with pytest.raises(RewardError, match=msg):
         make_reward(spec)
@@ -78,10 +86,18 @@ def tiny_classifier(tmp_path_factory, tiny_model_dir):
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     torch.manual_seed(1)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, num_labels=2,
-                      id2label={0: "POSITIVE", 1: "NEGATIVE"}, label2id={"POSITIVE": 0, "NEGATIVE": 1},
-                      pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=2,
+        id2label={0: "POSITIVE", 1: "NEGATIVE"},
+        label2id={"POSITIVE": 0, "NEGATIVE": 1},
+        pad_token_id=tok.pad_token_id,
+    )
     model = LlamaForSequenceClassification(cfg)
     out = tmp_path_factory.mktemp("clf")
     model.save_pretrained(out)

@@ -9,6 +9,7 @@ model and writes one run folder.
 - The reward model (TRL's RewardTrainer, tiny model): the same, loss, accuracy and margin at each step.
 - A ``--num_processes`` the batch cannot be split over: one line before any model is loaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ from rlhf_demo.runs.folder import read_json, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")
-REL = 1e-5          # PPO: same batch, same update; only the order of float sums differs
-DPO_ABS = 1e-4      # DPO: TRL gathers and averages the per-process losses
+REL = 1e-5  # PPO: same batch, same update; only the order of float sums differs
+DPO_ABS = 1e-4  # DPO: TRL gathers and averages the per-process losses
 
 
 def _port() -> int:
@@ -37,9 +38,25 @@ def _port() -> int:
 def _run(args: list[str], processes: int = 1, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python ARGS`` (one process) or ``accelerate launch --cpu --num_processes N ARGS``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RLHF_DEMO_CHECKPOINT_S": "1000"}
-    head = ([ACCELERATE, "launch", "--cpu", "--num_processes", str(processes), "--num_machines", "1",
-             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_port())]
-            if processes > 1 else [sys.executable])
+    head = (
+        [
+            ACCELERATE,
+            "launch",
+            "--cpu",
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_port()),
+        ]
+        if processes > 1
+        else [sys.executable]
+    )
     return subprocess.run(head + args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
@@ -54,38 +71,68 @@ def test_ppo_update_on_one_global_batch_is_the_same_in_two_processes(tiny_model_
         assert res.returncode == 0, res.stderr[-3000:]
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert (a["num_processes"], a["local_rows"], b["num_processes"], b["local_rows"]) == (1, 8, 2, 4)
-    assert a["samples"] == b["samples"] == 8                      # the record describes the whole batch
+    assert a["samples"] == b["samples"] == 8  # the record describes the whole batch
     assert a["grad_norm"] > 0 and a["loss/policy_avg"] != 0
-    for k in ("reward_mean", "objective/kl", "loss/policy_avg", "loss/value_avg", "grad_norm",
-              "policy/approxkl_avg", "val/mean_value", "weights", "abs_weights"):
+    for k in (
+        "reward_mean",
+        "objective/kl",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "grad_norm",
+        "policy/approxkl_avg",
+        "val/mean_value",
+        "weights",
+        "abs_weights",
+    ):
         assert _close(a[k], b[k]), (k, a[k], b[k])
 
 
 def test_ppo_cli_on_two_processes_writes_one_run_folder(tiny_model_dir, tmp_path):
     run = tmp_path / "p"
-    res = _run(["-m", "rlhf_demo", "train", "--algo", "ppo", "--model", str(tiny_model_dir), "--steps", "2",
-                "--batch-size", "8", "--num-mini-batches", "2", "--response-tokens", "6", "--no-eval-final",
-                "--out", str(run)], processes=2)
+    res = _run(
+        [
+            "-m",
+            "rlhf_demo",
+            "train",
+            "--algo",
+            "ppo",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--num-mini-batches",
+            "2",
+            "--response-tokens",
+            "6",
+            "--no-eval-final",
+            "--out",
+            str(run),
+        ],
+        processes=2,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.count("finished:") == 1                         # one process prints
+    assert res.stdout.count("finished:") == 1  # one process prints
     cfg, summary = read_json(run / "config.json"), read_json(run / "summary.json")
     assert cfg["num_processes"] == 2 and cfg["batch_size"] == 8 and "--num_processes 2" in cfg["command"]
     assert summary["status"] == "finished" and summary["steps"] == 2
     df = read_metrics(run)
     assert list(df["step"]) == [1, 2] and list(df["episodes"]) == [8, 16]
     rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
-    assert [sum(r["step"] == s for r in rows) for s in (1, 2)] == [8, 8]   # both processes' episodes
+    assert [sum(r["step"] == s for r in rows) for s in (1, 2)] == [8, 8]  # both processes' episodes
     assert (run / "policy" / "adapter_model.safetensors").exists()
-    assert not list(tmp_path.glob("p?*"))                                # no second folder
+    assert not list(tmp_path.glob("p?*"))  # no second folder
 
 
 def test_more_processes_than_the_batch_allows_is_one_line_before_training(tmp_path):
     run = tmp_path / "p3"
-    res = _run(["-m", "rlhf_demo", "train", "--algo", "ppo", "--batch-size", "8", "--num-mini-batches", "4",
-                "--out", str(run)], processes=3)
+    res = _run(
+        ["-m", "rlhf_demo", "train", "--algo", "ppo", "--batch-size", "8", "--num-mini-batches", "4", "--out", str(run)], processes=3
+    )
     assert res.returncode != 0
     lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, res.stderr[-2000:]            # checked before the processes start: said once
+    assert len(lines) == 1, res.stderr[-2000:]  # checked before the processes start: said once
     assert "batch_size = 8 cannot be split over 3 processes" in lines[0] and "--num_processes" in lines[0]
     assert "Loading" not in res.stderr and not (run / "config.json").exists()
 
@@ -100,21 +147,42 @@ def _trl_one_and_two(tmp_path, algo: str, extra: list[str], keys: tuple[str, ...
     runs = {}
     for n in (1, 2):
         run = tmp_path / f"{algo}{n}"
-        res = _run(["-m", "rlhf_demo", "train", "--algo", algo, *extra, "--steps", "2", "--batch-size", "4",
-                    "--preferences", str(prefs), "--no-eval-at-start", "--eval-every", "0", "--max-seconds", "0",
-                    "--out", str(run)], processes=n)
+        res = _run(
+            [
+                "-m",
+                "rlhf_demo",
+                "train",
+                "--algo",
+                algo,
+                *extra,
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--preferences",
+                str(prefs),
+                "--no-eval-at-start",
+                "--eval-every",
+                "0",
+                "--max-seconds",
+                "0",
+                "--out",
+                str(run),
+            ],
+            processes=n,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         runs[n] = run
     cfg, summary = read_json(runs[2] / "config.json"), read_json(runs[2] / "summary.json")
     assert cfg["num_processes"] == 2 and summary["status"] == "finished" and summary["steps"] == 2
     assert (runs[2] / "policy" / "adapter_model.safetensors").exists()
-    assert not list(tmp_path.glob(f"{algo}2?*"))                        # no second folder
+    assert not list(tmp_path.glob(f"{algo}2?*"))  # no second folder
     one, two = (read_metrics(runs[n]).set_index("step") for n in (1, 2))
     assert list(one.index) == list(two.index) == [1, 2]
     for k in keys:
         for step in (1, 2):
             assert abs(one.loc[step, k] - two.loc[step, k]) <= DPO_ABS * max(1.0, abs(one.loc[step, k])), (k, step)
-    assert one.loc[2, "loss"] != one.loc[1, "loss"]                   # the model moved between the steps
+    assert one.loc[2, "loss"] != one.loc[1, "loss"]  # the model moved between the steps
 
 
 @pytest.mark.integration

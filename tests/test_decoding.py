@@ -1,6 +1,7 @@
 """Decoding numbers against transformers' own processors, applied independently to the raw logits.
 
 Unit tests use the tiny random Llama (fast); two integration tests use the real default model."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,20 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, MinPLogitsWarper, NoRepeatNGramLogitsProcessor,
-                          RepetitionPenaltyLogitsProcessor, SequenceBiasLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
-                          TopPLogitsWarper)
+from transformers import (
+    LogitsProcessorList,
+    MinNewTokensLengthLogitsProcessor,
+    MinPLogitsWarper,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    SequenceBiasLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
-from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, generate, parse_word_bias
 from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
+from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, generate, parse_word_bias
 
 GREAT, GREAT_NOSPACE, EOS = 1109, 18680, 2  # " great", "great", "<|im_end|>" in the SmolLM2 tokenizer
 
@@ -43,14 +52,33 @@ def _check_against(result, procs, top_atol=1e-6):
 
 
 def test_processed_probs_equal_transformers_processors(tiny_bundle):
-    cfg = DecodingConfig(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.3, no_repeat_ngram_size=2,
-                         min_new_tokens=3, word_bias={"great": 2.0}, num_samples=2, max_new_tokens=6, seed=1)
+    cfg = DecodingConfig(
+        temperature=0.7,
+        top_k=40,
+        top_p=0.9,
+        min_p=0.05,
+        repetition_penalty=1.3,
+        no_repeat_ngram_size=2,
+        min_new_tokens=3,
+        word_bias={"great": 2.0},
+        num_samples=2,
+        max_new_tokens=6,
+        seed=1,
+    )
     res = generate(tiny_bundle, "The movie was", cfg, keep_logits=True)
     P = len(res.prompt_ids)
-    procs = LogitsProcessorList([  # the order generate() applies them, built by hand from transformers' classes
-        SequenceBiasLogitsProcessor([[[GREAT], 2.0], [[GREAT_NOSPACE], 2.0]]), RepetitionPenaltyLogitsProcessor(1.3),
-        NoRepeatNGramLogitsProcessor(2), MinNewTokensLengthLogitsProcessor(P, 3, EOS), TemperatureLogitsWarper(0.7),
-        TopKLogitsWarper(40), TopPLogitsWarper(0.9), MinPLogitsWarper(0.05)])
+    procs = LogitsProcessorList(
+        [  # the order generate() applies them, built by hand from transformers' classes
+            SequenceBiasLogitsProcessor([[[GREAT], 2.0], [[GREAT_NOSPACE], 2.0]]),
+            RepetitionPenaltyLogitsProcessor(1.3),
+            NoRepeatNGramLogitsProcessor(2),
+            MinNewTokensLengthLogitsProcessor(P, 3, EOS),
+            TemperatureLogitsWarper(0.7),
+            TopKLogitsWarper(40),
+            TopPLogitsWarper(0.9),
+            MinPLogitsWarper(0.05),
+        ]
+    )
     assert [p.split("(")[0] for p in res.processors] == [type(p).__name__ for p in procs]
     assert len(res.sequences) == 2 and all(len(s.steps) == 6 for s in res.sequences)
     _check_against(res, procs)
@@ -71,16 +99,17 @@ def test_kept_probs_sum_to_one_and_filtered_are_zero(tiny_bundle):
 
 
 def test_temperature_zero_is_greedy(tiny_bundle):
-    res = generate(tiny_bundle, "Once upon a time", DecodingConfig(temperature=0.0, num_samples=3, max_new_tokens=6, seed=7), keep_logits=True)
+    res = generate(
+        tiny_bundle, "Once upon a time", DecodingConfig(temperature=0.0, num_samples=3, max_new_tokens=6, seed=7), keep_logits=True
+    )
     assert res.mode == "greedy" and len(res.sequences) == 1 and res.processors == []
     assert any("greedy" in n.lower() for n in res.notices)
     seq = res.sequences[0]
     assert [int(np.argmax(r)) for r in res.raw_logits[0]] == seq.token_ids
     ids = torch.tensor([res.prompt_ids])
     with torch.no_grad():
-        ref = tiny_bundle.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6,
-                                         pad_token_id=EOS)
-    assert ref[0, len(res.prompt_ids):].tolist()[: len(seq.token_ids)] == seq.token_ids
+        ref = tiny_bundle.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6, pad_token_id=EOS)
+    assert ref[0, len(res.prompt_ids) :].tolist()[: len(seq.token_ids)] == seq.token_ids
 
 
 def test_seed_reproducible_and_samples_differ(tiny_bundle):
@@ -100,7 +129,9 @@ def test_min_new_tokens_and_word_bias_take_effect(tiny_bundle):
         assert all(c.prob == 0.0 for c in seq.steps[t].top if c.token_id == EOS)
     assert seq.steps[4].prob > 0.99 and seq.steps[4].raw_prob < 0.01
     # A positive word bias makes greedy decoding pick the word; the before/after table shows why.
-    res = generate(tiny_bundle, "The movie was", DecodingConfig(strategy="greedy", word_bias={"great": 30.0}, max_new_tokens=2), keep_logits=True)
+    res = generate(
+        tiny_bundle, "The movie was", DecodingConfig(strategy="greedy", word_bias={"great": 30.0}, max_new_tokens=2), keep_logits=True
+    )
     assert res.sequences[0].token_ids[0] in (GREAT, GREAT_NOSPACE)
     bf = bias_frame(tiny_bundle, res, 0, 0)
     assert set(bf["token"]) == {" great", "great"} and bf["applies"].all()
@@ -120,7 +151,9 @@ def test_reprocess_equals_transformers_warpers(tiny_bundle):
         assert (p > 0).sum() <= 10 and p.sum() == pytest.approx(1.0, abs=1e-5)
         df = candidate_frame(tiny_bundle.tokenizer, raw_p, p, seq.token_ids[t], n=10)
         assert df["kept"].sum() == (p > 0).sum() and df["prob"].sum() == pytest.approx(1.0, abs=1e-5)
-        assert set(df["token_id"]) == set(np.argsort(-raw_p)[:10]) | set(np.flatnonzero(p)) | {seq.token_ids[t]}  # raw top-10 ∪ kept ∪ chosen
+        assert set(df["token_id"]) == set(np.argsort(-raw_p)[:10]) | set(np.flatnonzero(p)) | {
+            seq.token_ids[t]
+        }  # raw top-10 ∪ kept ∪ chosen
     # Its own config reproduces the numbers generate() reported.
     _, p0 = reprocess(tiny_bundle, res, 0, 1)
     assert seq.steps[1].prob == pytest.approx(float(p0[seq.token_ids[1]]), abs=1e-6)
@@ -166,24 +199,27 @@ def test_chat_template_wraps_the_prompt(tiny_bundle):
     json.dumps(res.to_dict(), allow_nan=False)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(temperature=-1), "temperature must be between 0 and 100"),
-    (dict(temperature=float("nan")), "temperature must be a finite number"),
-    (dict(top_p=0.0), "top_p must be > 0"),
-    (dict(top_k=10**6), "larger than the vocabulary"),
-    (dict(top_k=2.5), "top_k must be a whole number"),
-    (dict(max_new_tokens=10**6), "max_new_tokens must be between 1 and 512"),
-    (dict(num_samples=9), "num_samples must be between 1 and 8"),
-    (dict(num_beams=0), "num_beams must be between 1 and 8"),
-    (dict(strategy="beam", num_beams=1), "beam search needs num_beams"),
-    (dict(min_new_tokens=40, max_new_tokens=10), "min_new_tokens (40) is larger"),
-    (dict(repetition_penalty=0), "repetition_penalty must be > 0"),
-    (dict(min_p=1.0), "min_p must be < 1"),
-    (dict(word_bias={"great": float("inf")}), "finite"),
-    (dict(word_bias={" ": 1.0}), "biased word"),
-    (dict(strategy="nucleus"), "strategy must be one of"),
-    (dict(temperature="hot"), "temperature must be a number"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(temperature=-1), "temperature must be between 0 and 100"),
+        (dict(temperature=float("nan")), "temperature must be a finite number"),
+        (dict(top_p=0.0), "top_p must be > 0"),
+        (dict(top_k=10**6), "larger than the vocabulary"),
+        (dict(top_k=2.5), "top_k must be a whole number"),
+        (dict(max_new_tokens=10**6), "max_new_tokens must be between 1 and 512"),
+        (dict(num_samples=9), "num_samples must be between 1 and 8"),
+        (dict(num_beams=0), "num_beams must be between 1 and 8"),
+        (dict(strategy="beam", num_beams=1), "beam search needs num_beams"),
+        (dict(min_new_tokens=40, max_new_tokens=10), "min_new_tokens (40) is larger"),
+        (dict(repetition_penalty=0), "repetition_penalty must be > 0"),
+        (dict(min_p=1.0), "min_p must be < 1"),
+        (dict(word_bias={"great": float("inf")}), "finite"),
+        (dict(word_bias={" ": 1.0}), "biased word"),
+        (dict(strategy="nucleus"), "strategy must be one of"),
+        (dict(temperature="hot"), "temperature must be a number"),
+    ],
+)
 def test_bad_settings_have_clear_messages(change, message):
     with pytest.raises(DecodingError) as err:
         DecodingConfig(**change).validate(vocab_size=49152)
@@ -218,8 +254,9 @@ def test_real_model_sampling_matches_transformers_warpers(default_bundle):
 @pytest.mark.integration
 def test_real_model_word_bias_changes_the_continuation(default_bundle):
     base = generate(default_bundle, "The movie was", DecodingConfig(strategy="greedy", max_new_tokens=3), keep_logits=True)
-    biased = generate(default_bundle, "The movie was", DecodingConfig(strategy="greedy", max_new_tokens=3, word_bias={"great": 8.0}),
-                      keep_logits=True)
+    biased = generate(
+        default_bundle, "The movie was", DecodingConfig(strategy="greedy", max_new_tokens=3, word_bias={"great": 8.0}), keep_logits=True
+    )
     assert base.sequences[0].token_ids[0] != GREAT and biased.sequences[0].token_ids[0] == GREAT
     row = bias_frame(default_bundle, biased, 0, 0).set_index("form").loc[" great"]
     assert row["before"] < 0.05 < 0.5 < row["after_bias"]

@@ -4,6 +4,7 @@ over a padded batch rounds a little differently) — and incompatible requests s
 
 The batches are formed by hand (``run_rows``) or, for the :class:`Batcher`, by holding a first batch
 until the other requests are queued behind it: no timing decides what is tested."""
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,17 @@ from rlhf_demo.decoding.generate import DecodingConfig, generate, prepare, resul
 from rlhf_demo.decoding.sampling import InverseCDFSampler
 
 PLAYGROUND = dict(temperature=0.8, top_k=40, top_p=0.95, max_new_tokens=8)  # the Playground's defaults (fewer tokens)
-EVERY_PROCESSOR = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.3, no_repeat_ngram_size=2,
-                       min_new_tokens=3, word_bias={"great": 2.0}, max_new_tokens=8)
+EVERY_PROCESSOR = dict(
+    temperature=0.7,
+    top_k=40,
+    top_p=0.9,
+    min_p=0.05,
+    repetition_penalty=1.3,
+    no_repeat_ngram_size=2,
+    min_new_tokens=3,
+    word_bias={"great": 2.0},
+    max_new_tokens=8,
+)
 EOS_LIKELY = {**EVERY_PROCESSOR, "min_p": 0.0, "word_bias": {"<|im_end|>": 3.0}}
 """EOS (the pad token, 2) made likely: a repetition penalty that saw the left padding would visibly
 push it down in padded rows only."""
@@ -46,8 +56,10 @@ def _batched(bundle, requests: list[tuple[str, DecodingConfig]]):
     """Each (prompt, cfg) through ONE run_rows call, then its own result."""
     prepared = [prepare(bundle, prompt, cfg) for prompt, cfg in requests]
     outs = run_rows(bundle, [(p.ids, cfg) for cfg, p in prepared])
-    return [result_from_rows(bundle, p.ids, cfg, *rows, keep_logits=True, prompt_text=p.text, notices=p.notices, batch=len(outs))
-            for (cfg, p), rows in zip(prepared, outs)]
+    return [
+        result_from_rows(bundle, p.ids, cfg, *rows, keep_logits=True, prompt_text=p.text, notices=p.notices, batch=len(outs))
+        for (cfg, p), rows in zip(prepared, outs)
+    ]
 
 
 @pytest.mark.parametrize("knobs", [PLAYGROUND, EVERY_PROCESSOR, EOS_LIKELY], ids=["playground", "every-processor", "eos-likely"])
@@ -97,8 +109,12 @@ def test_batch_key_groups_only_what_one_generate_can_run():
 def test_rows_sharing_a_generator_draw_together_as_one_call():
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     u = InverseCDFSampler([g1, g1, g2]).uniforms(3, "cpu")
-    want = torch.cat([torch.rand(2, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1)),
-                      torch.rand(1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))])
+    want = torch.cat(
+        [
+            torch.rand(2, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1)),
+            torch.rand(1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2)),
+        ]
+    )
     assert torch.equal(u, want)
     with pytest.raises(ValueError, match="3 generators for a batch of 2 rows"):
         InverseCDFSampler([g1, g1, g2]).uniforms(2, "cpu")
@@ -143,7 +159,7 @@ def _run_queued(bundle, batcher, held, first, requests):
         start(name, prompt, cfg)
         if cfg.strategy != "beam":  # beam search never queues
             n = sum(c.strategy != "beam" for _, c in list(requests.values())[: list(requests).index(name) + 1])
-            _until(lambda: batcher.queued() == n)
+            _until(lambda n=n: batcher.queued() == n)
     held.release.set()
     for t in threads:
         t.join(120)
@@ -251,7 +267,7 @@ def test_padded_rows_are_processed_as_each_prompt_alone(tiny_bundle):
     for p in padded_processors(build_processors(model, gc, ids, mask), mask):
         batched = p(ids, batched)
     for i, q in enumerate(queries):
-        alone = scores[i:i + 1].clone()
+        alone = scores[i : i + 1].clone()
         for p in build_processors(model, gc, torch.tensor([q])):
             alone = p(torch.tensor([q]), alone)
         torch.testing.assert_close(batched[i], alone[0], rtol=0, atol=0)

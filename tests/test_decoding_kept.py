@@ -1,6 +1,7 @@
 """The Playground's raw logits live in one store under one byte budget (``decoding/kept.py``): many big
 generations keep at most the budget in all, and a step view of an evicted generation is recomputed
 with the same numbers. A memory check by bytes counted, not a timed test; the tiny model."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,12 @@ def test_many_big_generations_keep_at_most_the_budget(tiny_bundle):
 
 
 def test_a_step_view_of_an_evicted_generation_is_recomputed_with_the_same_numbers(tiny_bundle):
-    res = generate(tiny_bundle, "Once upon a time", DecodingConfig(max_new_tokens=10, num_samples=3, seed=4,
-                                                                  word_bias={"great": 3.0}), keep_logits=True)
+    res = generate(
+        tiny_bundle,
+        "Once upon a time",
+        DecodingConfig(max_new_tokens=10, num_samples=3, seed=4, word_bias={"great": 3.0}),
+        keep_logits=True,
+    )
     store = LogitStore(budget_bytes=res.raw_logits[0].nbytes)  # one sequence fits: the others are evicted
     slim = store.detach(res)
     assert len(store) == 1

@@ -1,5 +1,6 @@
 """DPO through trl.DPOTrainer on a tiny random Llama: the logged loss against an independent
 computation, parameters moving while the reference stays put, stop, bad data, the run folder."""
+
 from __future__ import annotations
 
 import json
@@ -28,14 +29,24 @@ def seq_logp(model, tok, prompt: str, response: str) -> float:
     full = tok(prompt + response + tok.eos_token)["input_ids"]
     assert full[: len(p_ids)] == p_ids
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([full])).logits[0].float()   # [T, V]
+        logits = model(input_ids=torch.tensor([full])).logits[0].float()  # [T, V]
     logp = F.log_softmax(logits, -1)
     return sum(float(logp[t - 1, full[t]]) for t in range(len(p_ids), len(full)))
 
 
 def settings_for(model_dir, **kw) -> DPOConfig:
-    base = dict(model=str(model_dir), max_length=64, batch_size=2, eval_every=0, eval_at_start=False, seed=0,
-                epochs=1.0, kl_stop=0.0, max_seconds=0.0, lr=5e-4)
+    base = dict(
+        model=str(model_dir),
+        max_length=64,
+        batch_size=2,
+        eval_every=0,
+        eval_at_start=False,
+        seed=0,
+        epochs=1.0,
+        kl_stop=0.0,
+        max_seconds=0.0,
+        lr=5e-4,
+    )
     base.update(kw)
     return DPOConfig.preset("quick-cpu", **base)
 
@@ -60,7 +71,10 @@ def test_logged_loss_matches_hand_computed_dpo_loss(tiny_model_dir):
     h, chosen_ratio, logp_c = [], [], []
     for pair in PAIRS:
         lc, lr = seq_logp(policy.model, tok, pair["prompt"], pair["chosen"]), seq_logp(policy.model, tok, pair["prompt"], pair["rejected"])
-        rc, rr = seq_logp(reference.model, tok, pair["prompt"], pair["chosen"]), seq_logp(reference.model, tok, pair["prompt"], pair["rejected"])
+        rc, rr = (
+            seq_logp(reference.model, tok, pair["prompt"], pair["chosen"]),
+            seq_logp(reference.model, tok, pair["prompt"], pair["rejected"]),
+        )
         h.append((lc - rc) - (lr - rr))
         chosen_ratio.append(lc - rc)
         logp_c.append(lc)
@@ -92,8 +106,10 @@ def test_lora_changes_adapter_not_reference(tiny_model_dir, tmp_path):
     recs = list(write_run(tr, tmp_path / "run"))
     steps = [r for r in recs if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
-    assert all(k in steps[0] for k in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                                       "logps/chosen", "logps/rejected", "time_s"))
+    assert all(
+        k in steps[0]
+        for k in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected", "time_s")
+    )
     assert steps[-1]["rewards/margins"] > 0  # the same pairs again and again: the margin grows
     final = [r for r in recs if "eval/kl" in r][-1]  # evaluation at the last step
     assert final["step"] == 3 and math.isfinite(final["eval/kl"]) and final["eval/kl"] > 0
@@ -151,10 +167,19 @@ def test_no_usable_examples(tiny_model_dir, tiny_bundle):
         DPOTrainer(settings_for(tiny_model_dir, steps=1), [])
 
 
-@pytest.mark.parametrize("bad, message", [(dict(beta=0), "beta"), (dict(lr=1.0), "lr"), (dict(steps=10**6), "steps"),
-                                          (dict(loss_type="nope"), "loss_type must be one of"), (dict(batch_size=0), "batch_size"),
-                                          (dict(max_length=2), "max_length"), (dict(kl_stop=-1), "kl_stop"),
-                                          (dict(loss_type="exo_pair"), "label_smoothing > 0")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(beta=0), "beta"),
+        (dict(lr=1.0), "lr"),
+        (dict(steps=10**6), "steps"),
+        (dict(loss_type="nope"), "loss_type must be one of"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(max_length=2), "max_length"),
+        (dict(kl_stop=-1), "kl_stop"),
+        (dict(loss_type="exo_pair"), "label_smoothing > 0"),
+    ],
+)
 def test_settings_reject_nonsense(bad, message):
     with pytest.raises(ValueError, match=message):
         DPOConfig.preset("quick-cpu", **bad).validate()
@@ -167,8 +192,18 @@ def test_run_folder(tiny_model_dir, tmp_path):
     assert tr.status == "finished"
     df = read_metrics(tmp_path / "run")
     assert list(df["step"]) == [0, 1, 2]
-    for col in ("loss", "rewards/margins", "rewards/accuracies", "eval/reward_mean", "eval/kl",
-                "eval/kl_k1", "eval/distinct2", "eval/reward_sem", "time_s", "beta"):
+    for col in (
+        "loss",
+        "rewards/margins",
+        "rewards/accuracies",
+        "eval/reward_mean",
+        "eval/kl",
+        "eval/kl_k1",
+        "eval/distinct2",
+        "eval/reward_sem",
+        "time_s",
+        "beta",
+    ):
         assert col in df.columns, col
     assert df["eval/kl"].notna().all()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["algo"] == "dpo"

@@ -1,5 +1,6 @@
 """Nothing lost when a process dies: a training run killed with SIGKILL mid-run keeps its metrics up to
 the kill and a checkpoint of its policy that loads and generates; ``runs --json`` calls it interrupted."""
+
 from __future__ import annotations
 
 import json
@@ -28,18 +29,21 @@ def _wait(cond, timeout: float, what: str):
 
 def _start(argv, env_extra) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
-    return subprocess.Popen([sys.executable, "-m", "rlhf_demo", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlhf_demo", *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _kill_mid_run(argv, run: Path, min_steps: int, timeout: float, env_extra) -> int:
     proc = _start(argv, env_extra)
     try:
+
         def progressed():
             if proc.poll() is not None:
                 raise AssertionError(f"training ended early: {proc.stderr.read().decode()[-2000:]}")
             ckpt = run / "policy" / "checkpoint.json"
             return ckpt.exists() and run_state(run)["steps"] >= min_steps
+
         _wait(progressed, timeout, f"{min_steps} steps and a checkpoint")
         assert run_state(run)["status"] == "running"
         os.kill(proc.pid, signal.SIGKILL)
@@ -54,9 +58,32 @@ def _kill_mid_run(argv, run: Path, min_steps: int, timeout: float, env_extra) ->
 def test_a_killed_ppo_run_is_interrupted_with_a_loadable_checkpoint(tiny_model_dir, tmp_path, capsys):
     root = tmp_path / "runs"
     run = root / "ppo-killed"
-    steps = _kill_mid_run(["train", "--algo", "ppo", "--model", str(tiny_model_dir), "--steps", "2000",
-                           "--batch-size", "4", "--num-mini-batches", "2", "--response-tokens", "4", "--no-eval-final",
-                           "--kl-budget", "0", "--out", str(run)], run, 4, 240, {"RLHF_DEMO_CHECKPOINT_S": "0.5"})
+    steps = _kill_mid_run(
+        [
+            "train",
+            "--algo",
+            "ppo",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "2000",
+            "--batch-size",
+            "4",
+            "--num-mini-batches",
+            "2",
+            "--response-tokens",
+            "4",
+            "--no-eval-final",
+            "--kl-budget",
+            "0",
+            "--out",
+            str(run),
+        ],
+        run,
+        4,
+        240,
+        {"RLHF_DEMO_CHECKPOINT_S": "0.5"},
+    )
     assert not (run / "summary.json").exists()
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert [r["step"] for r in lines] == list(range(1, len(lines) + 1)) and len(lines) >= steps
@@ -65,16 +92,36 @@ def test_a_killed_ppo_run_is_interrupted_with_a_loadable_checkpoint(tiny_model_d
     assert state["status"] == "interrupted" and state["steps"] >= 4 and state["checkpoint_step"] >= 1
     assert state["message"].startswith(f"interrupted at step {state['steps']}")
     # the checkpoint is a whole policy: it loads and writes
-    assert main(["generate", "--model", str(run / "policy"), "--prompt", "The movie was", "--max-new-tokens", "3",
-                 "--json"]) == 0
+    assert main(["generate", "--model", str(run / "policy"), "--prompt", "The movie was", "--max-new-tokens", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sequences"][0]["steps"]
 
 
 def test_runs_lists_finished_runs_with_their_last_metrics(tiny_model_dir, tmp_path, capsys):
     root = tmp_path / "runs"
-    assert main(["train", "--algo", "ppo", "--model", str(tiny_model_dir), "--steps", "2", "--batch-size", "4",
-                 "--num-mini-batches", "2", "--response-tokens", "4", "--no-eval-final", "--quiet",
-                 "--out", str(root / "done")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--algo",
+                "ppo",
+                "--model",
+                str(tiny_model_dir),
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--num-mini-batches",
+                "2",
+                "--response-tokens",
+                "4",
+                "--no-eval-final",
+                "--quiet",
+                "--out",
+                str(root / "done"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["runs", "--root", str(root)]) == 0
     table = capsys.readouterr().out
@@ -90,11 +137,32 @@ def test_runs_lists_finished_runs_with_their_last_metrics(tiny_model_dir, tmp_pa
 def test_a_killed_real_model_run_keeps_a_checkpoint(tmp_path):
     """The default model, the quick preset at batch 8: killed after its first checkpoint (10 s here)."""
     run = tmp_path / "ppo-real"
-    _kill_mid_run(["train", "--algo", "ppo", "--batch-size", "8", "--steps", "50", "--no-eval-final", "--out", str(run)],
-                  run, 2, 400, {"RLHF_DEMO_CHECKPOINT_S": "10"})
+    _kill_mid_run(
+        ["train", "--algo", "ppo", "--batch-size", "8", "--steps", "50", "--no-eval-final", "--out", str(run)],
+        run,
+        2,
+        400,
+        {"RLHF_DEMO_CHECKPOINT_S": "10"},
+    )
     state = run_state(run)
     assert state["status"] == "interrupted" and state["checkpoint_step"] >= 1
-    g = subprocess.run([sys.executable, "-m", "rlhf_demo", "generate", "--model", str(run / "policy"), "--prompt",
-                        "This movie was", "--max-new-tokens", "6"], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    g = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_demo",
+            "generate",
+            "--model",
+            str(run / "policy"),
+            "--prompt",
+            "This movie was",
+            "--max-new-tokens",
+            "6",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert g.returncode == 0, g.stderr[-2000:]

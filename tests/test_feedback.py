@@ -1,4 +1,5 @@
 """Human labels: written at once, there after a restart or a killed process, exported as TRL pairs."""
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,7 @@ def test_malformed_upload_keeps_the_good_rows():
 
 
 def test_make_pair(tiny_bundle):
-    q, a, b = make_pair(tiny_bundle.model, tiny_bundle.tokenizer, "This movie was really", query_tokens=3,
-                        response_tokens=5, seed=1)
+    q, a, b = make_pair(tiny_bundle.model, tiny_bundle.tokenizer, "This movie was really", query_tokens=3, response_tokens=5, seed=1)
     assert q == "This movie was"
     assert a and b and a != b
 
@@ -87,8 +87,9 @@ def test_pairs_drawn_together_come_from_one_batch(tiny_bundle):
     from rlhf_demo.data.feedback import make_pairs
     from rlhf_demo.shared_work import SharedWork
 
-    pairs = make_pairs(tiny_bundle.model, tiny_bundle.tokenizer, [("This movie was really", 3), ("I hated the plot", 2)],
-                       response_tokens=5, seed=1)
+    pairs = make_pairs(
+        tiny_bundle.model, tiny_bundle.tokenizer, [("This movie was really", 3), ("I hated the plot", 2)], response_tokens=5, seed=1
+    )
     assert [q for q, _, _ in pairs] == ["This movie was", "I hated"]
     assert all(a and b for _, a, b in pairs)
 
@@ -99,10 +100,12 @@ def test_pairs_drawn_together_come_from_one_batch(tiny_bundle):
         return make_pairs(tiny_bundle.model, tiny_bundle.tokenizer, items, response_tokens=4, seed=0)
 
     gate, out = threading.Lock(), {}
-    gate.acquire()                      # hold the model so that all six wait, then release them together
+    gate.acquire()  # hold the model so that all six wait, then release them together
     work.lock = gate
-    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, work.run(f"k{i}", (4, 1.0), (f"Prompt number {i} here", None),
-                                                                                run_batch))) for i in range(6)]
+    threads = [
+        threading.Thread(target=lambda i=i: out.__setitem__(i, work.run(f"k{i}", (4, 1.0), (f"Prompt number {i} here", None), run_batch)))
+        for i in range(6)
+    ]
     for t in threads:
         t.start()
     import time
@@ -112,4 +115,4 @@ def test_pairs_drawn_together_come_from_one_batch(tiny_bundle):
     for t in threads:
         t.join(timeout=60)
     assert sorted(out) == list(range(6)) and [q for q, _, _ in (out[i] for i in range(6))] == [f"Prompt number {i} here" for i in range(6)]
-    assert sum(calls) == 6 and len(calls) <= 2      # one batch (two if a thread came late), never six
+    assert sum(calls) == 6 and len(calls) <= 2  # one batch (two if a thread came late), never six

@@ -3,6 +3,7 @@
 Numbers are checked against independent computations: explicit float64 sums over the vocabulary,
 closed forms, and sample means with their own standard errors.
 """
+
 from __future__ import annotations
 
 import copy
@@ -12,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.kl.estimators import exact_kl, k1, k2, k3
 from rlhf_demo.kl.analysis import KLInputError, check_same_tokenizer, token_kl
+from rlhf_demo.kl.estimators import exact_kl, k1, k2, k3
 from rlhf_demo.kl.lab import MAX_SAMPLES, EstimatorLabConfig, estimator_lab
 from rlhf_demo.models.loading import ModelBundle
 
@@ -56,10 +57,17 @@ def test_exact_kl_handles_zero_probabilities():
     assert math.isfinite(exact_kl(logp, logq).item())
 
 
-@pytest.mark.parametrize("dtype,logr,rel", [
-    (torch.float64, 1e-12, 1e-3), (torch.float64, -3e-10, 1e-5), (torch.float64, 1e-8, 1e-6),
-    (torch.float32, 1e-5, 1e-2), (torch.float32, -3e-5, 1e-2), (torch.float32, 1e-4, 1e-2),
-])
+@pytest.mark.parametrize(
+    "dtype,logr,rel",
+    [
+        (torch.float64, 1e-12, 1e-3),
+        (torch.float64, -3e-10, 1e-5),
+        (torch.float64, 1e-8, 1e-6),
+        (torch.float32, 1e-5, 1e-2),
+        (torch.float32, -3e-5, 1e-2),
+        (torch.float32, 1e-4, 1e-2),
+    ],
+)
 def test_k3_stays_accurate_for_tiny_log_ratios(dtype, logr, rel):
     """k3 = expm1(−x) + x ≈ x²/2 − x³/6 + x⁴/24 for tiny x. The naive (r − 1) − log r with r = exp(−x)
     (``torch.exp(-logr) - 1 + logr``, as often written) rounds r near 1 and keeps that rounding error
@@ -69,7 +77,7 @@ def test_k3_stays_accurate_for_tiny_log_ratios(dtype, logr, rel):
     |x| ≳ 1e-5 in float32 and |x| ≳ 1e-13 in float64; below that both forms round to ~0."""
     x = torch.tensor([logr], dtype=dtype)
     xv = x.double().item()  # the value actually stored
-    series = xv ** 2 / 2 - xv ** 3 / 6 + xv ** 4 / 24
+    series = xv**2 / 2 - xv**3 / 6 + xv**4 / 24
     stable = k3(x).item()
     assert stable == pytest.approx(series, rel=rel)
     naive = (torch.exp(-x) - 1 + x).item()
@@ -84,11 +92,14 @@ def _categorical_estimates(p: torch.Tensor, q: torch.Tensor, n: int, seed: int):
     return {name: est(logr) for name, est in (("k1", k1), ("k2", k2), ("k3", k3))}
 
 
-@pytest.mark.parametrize("p,q", [
-    ([0.5, 0.3, 0.1, 0.05, 0.05], [0.2, 0.2, 0.2, 0.2, 0.2]),
-    ([0.7, 0.2, 0.1], [0.6, 0.25, 0.15]),
-    ([0.05, 0.05, 0.9], [0.4, 0.4, 0.2]),
-])
+@pytest.mark.parametrize(
+    "p,q",
+    [
+        ([0.5, 0.3, 0.1, 0.05, 0.05], [0.2, 0.2, 0.2, 0.2, 0.2]),
+        ([0.7, 0.2, 0.1], [0.6, 0.25, 0.15]),
+        ([0.05, 0.05, 0.9], [0.4, 0.4, 0.2]),
+    ],
+)
 def test_k1_and_k3_are_unbiased_on_small_categoricals(p, q):
     """Over 200k fixed-seed samples the means of k1 and k3 lie within 4 standard errors of the exact KL."""
     p, q = torch.tensor(p, dtype=torch.float64), torch.tensor(q, dtype=torch.float64)
@@ -202,12 +213,15 @@ def test_different_tokenizers_are_refused(tiny_bundle):
         token_kl(tiny_bundle, bad, PROMPT, " hi")
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(response=""), "response is empty"),
-    (dict(response=" hi", prompt="  "), "prompt is empty"),
-    (dict(response=" hi", policy_temperature=0), "temperature"),
-    (dict(response=None, max_new_tokens=10_000), "response length"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(response=""), "response is empty"),
+        (dict(response=" hi", prompt="  "), "prompt is empty"),
+        (dict(response=" hi", policy_temperature=0), "temperature"),
+        (dict(response=None, max_new_tokens=10_000), "response length"),
+    ],
+)
 def test_bad_inputs_give_clear_messages(tiny_bundle, kwargs, match):
     kw = {"prompt": PROMPT, **kwargs}
     with pytest.raises(KLInputError, match=match):

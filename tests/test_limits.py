@@ -1,6 +1,7 @@
-"""The shared server's limits (``rlhf_demo/limits.py``): the model allowlist, the data sources, the
+"""The shared server's limits (``rlhf_demo/classroom/limits.py``): the model allowlist, the data sources, the
 training caps, the widgets that show them, and the memory model against the real tensors of the tiny
 model. Local use refuses nothing."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
+from rlhf_demo.classroom.limits import LimitError, Limits
 from rlhf_demo.dpo.config import DPOConfig
-from rlhf_demo.limits import LimitError, Limits
 from rlhf_demo.ppo.config import PPOConfig
 
 SHARED = Limits(shared=True)
@@ -40,7 +41,7 @@ def test_shared_mode_from_the_environment(monkeypatch):
     monkeypatch.delenv(limits.SHARED_ENV, raising=False)
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert not limits.current().shared
-    monkeypatch.setenv("SPACE_ID", "someone/rlhf-lab")          # on a Space: on by default
+    monkeypatch.setenv("SPACE_ID", "someone/rlhf-lab")  # on a Space: on by default
     assert limits.current().shared
     monkeypatch.setenv(limits.SHARED_ENV, "0")
     assert not limits.current().shared
@@ -69,7 +70,7 @@ def test_shared_allowlist(tmp_path):
     assert limits.check_model("default", limits=lim) == "default"
     assert limits.check_model("", limits=lim) == "default"
     assert limits.check_model(str(example[0]), limits=lim) == str(example[0])
-    assert limits.check_model(str(own / "policy") + "/", limits=lim) == str(own / "policy")   # the same folder
+    assert limits.check_model(str(own / "policy") + "/", limits=lim) == str(own / "policy")  # the same folder
     assert limits.check_model("HuggingFaceTB/SmolLM2-360M-Instruct", limits=lim) == "HuggingFaceTB/SmolLM2-360M-Instruct"
     other = tmp_path / "runs" / "ppo-2" / "policy"
     for bad in (str(other), str(own), "HuggingFaceTB/SmolLM2-1.7B", "/etc", "../..", 7, ["default"], "x" * 10_000):
@@ -82,8 +83,16 @@ def test_refusal_reads_the_same_whether_the_path_exists_or_not(tmp_path):
     real = tmp_path / "real-run" / "policy"
     real.mkdir(parents=True)
     (real / "config.json").write_text("{}")
-    names = [str(real), str(tmp_path / "no-such-run" / "policy"), "/etc", "/no/such/dir", "../../etc",
-             "../../no-such", "~/.cache/rlhf_demo/SmolLM2-135M-Instruct", "~/.cache/rlhf_demo/nothing-here"]
+    names = [
+        str(real),
+        str(tmp_path / "no-such-run" / "policy"),
+        "/etc",
+        "/no/such/dir",
+        "../../etc",
+        "../../no-such",
+        "~/.cache/rlhf_demo/SmolLM2-135M-Instruct",
+        "~/.cache/rlhf_demo/nothing-here",
+    ]
     messages = {refusal(limits.check_model, n, limits=SHARED) for n in names}
     assert len(messages) == 1
     (msg,) = messages
@@ -91,16 +100,35 @@ def test_refusal_reads_the_same_whether_the_path_exists_or_not(tmp_path):
 
 
 def test_reward_allowlist():
-    for ok in ("vader-positive", "length", "keyword:great", "hf:lvwerra/distilbert-imdb:POSITIVE",
-               "hf:lvwerra/distilbert-imdb:NEGATIVE:prob"):
+    for ok in (
+        "vader-positive",
+        "length",
+        "keyword:great",
+        "hf:lvwerra/distilbert-imdb:POSITIVE",
+        "hf:lvwerra/distilbert-imdb:NEGATIVE:prob",
+    ):
         assert limits.check_reward(ok, SHARED) == ok
     assert limits.check_reward("hf:me/rm:GOOD", Limits(shared=True, extra_models=("me/rm",))) == "hf:me/rm:GOOD"
     mine = SHARED.for_session(["/srv/runs/reward-1"])
-    for ok in ("rm:/srv/runs/reward-1", "rm:/srv/runs/reward-1/policy"):       # a reward model of this session
+    for ok in ("rm:/srv/runs/reward-1", "rm:/srv/runs/reward-1/policy"):  # a reward model of this session
         assert limits.check_reward(ok, mine) == ok
-    msgs = {refusal(limits.check_reward, bad, mine) for bad in (
-        "hf:/etc:X", "hf:../../runs/x/policy:POSITIVE", "hf:someone/huge-model:X", "hf:lvwerra/distilbert-imdb",
-        "rm:/srv/runs/reward-2", "rm:/etc", "rm:", "keyword:", "nonsense", "future:/etc", None, 3)}
+    msgs = {
+        refusal(limits.check_reward, bad, mine)
+        for bad in (
+            "hf:/etc:X",
+            "hf:../../runs/x/policy:POSITIVE",
+            "hf:someone/huge-model:X",
+            "hf:lvwerra/distilbert-imdb",
+            "rm:/srv/runs/reward-2",
+            "rm:/etc",
+            "rm:",
+            "keyword:",
+            "nonsense",
+            "future:/etc",
+            None,
+            3,
+        )
+    }
     assert len(msgs) == 1
     assert limits.check_reward("hf:/etc:X", LOCAL) == "hf:/etc:X"
 
@@ -111,8 +139,21 @@ def test_data_sources():
         assert limits.check_source(src, "prompts", SHARED) == src
     for src in ("shipped", "feedback", "upload:pairs.jsonl", "hf:trl-lib/ultrafeedback_binarized:train"):
         assert limits.check_source(src, "preferences", SHARED) == src
-    bad = ["/etc/passwd", "rlhf_demo/assets/preferences.jsonl", "../runs", "~/x.jsonl", "feedback", "hf:/etc",
-           "hf:../../etc", "hf:a/b/c", "hf:json", "hf:csv", "hf:./runs", "hf:a/..", 5]
+    bad = [
+        "/etc/passwd",
+        "rlhf_demo/assets/preferences.jsonl",
+        "../runs",
+        "~/x.jsonl",
+        "feedback",
+        "hf:/etc",
+        "hf:../../etc",
+        "hf:a/b/c",
+        "hf:json",
+        "hf:csv",
+        "hf:./runs",
+        "hf:a/..",
+        5,
+    ]
     msgs = {refusal(limits.check_source, b, "prompts", SHARED) for b in bad}
     assert len(msgs) == 1 and "server paths" in msgs.pop()
     for b in bad:
@@ -164,7 +205,7 @@ def test_loaders_refuse_server_paths_in_shared_mode(shared_env):
     assert len(load_preferences("shipped")) > 0 and load_prompts("builtin")
     msgs = {refusal(load_preferences, p) for p in (shipped, "/etc/passwd", "/no/such.jsonl")}
     msgs |= {refusal(load_prompts, p) for p in (str(REPO / "rlhf_demo" / "assets" / "review_openings.txt"), "/etc/passwd")}
-    assert len(msgs) == 2 and all("server paths" in m for m in msgs)   # one line per loader, path or not
+    assert len(msgs) == 2 and all("server paths" in m for m in msgs)  # one line per loader, path or not
 
 
 # ----------------------------------------------------------------------------- trainings
@@ -174,16 +215,21 @@ def _shared_ok(cls, **kw):
 
 @pytest.mark.parametrize("cls", [PPOConfig, DPOConfig])
 def test_check_training_refusals(cls, tmp_path):
-    limits.check_training(_shared_ok(cls).validate(), SHARED)        # the default preset fits
-    bad = {"full fine-tuning": dict(full_finetune=True), "at most 300 s": dict(max_seconds=0.0),
-           "at most 300 s ": dict(max_seconds=301.0), "at most 200 steps": dict(steps=500),
-           "GB of tensors": dict(batch_size=128), "shared server offers only": dict(model=str(tmp_path)),
-           "reward: ": dict(reward="hf:/etc:POSITIVE")}
+    limits.check_training(_shared_ok(cls).validate(), SHARED)  # the default preset fits
+    bad = {
+        "full fine-tuning": dict(full_finetune=True),
+        "at most 300 s": dict(max_seconds=0.0),
+        "at most 300 s ": dict(max_seconds=301.0),
+        "at most 200 steps": dict(steps=500),
+        "GB of tensors": dict(batch_size=128),
+        "shared server offers only": dict(model=str(tmp_path)),
+        "reward: ": dict(reward="hf:/etc:POSITIVE"),
+    }
     bad["server paths"] = dict(prompts="/etc/passwd") if cls is PPOConfig else dict(preferences="/etc/passwd")
     for message, change in bad.items():
         cfg = _shared_ok(cls, **change)
-        cfg.validate()                                                # a valid config: the limits are apart
-        limits.check_training(cfg, LOCAL)                             # local use refuses none of it
+        cfg.validate()  # a valid config: the limits are apart
+        limits.check_training(cfg, LOCAL)  # local use refuses none of it
         with pytest.raises(LimitError, match=message.strip()):
             limits.check_training(cfg, SHARED)
 
@@ -195,8 +241,14 @@ def test_validate_reads_no_environment(shared_env):
     assert cfg.steps == 1000
     with pytest.raises(LimitError, match="full fine-tuning"):
         limits.check_training(cfg, limits.current())
-    out = subprocess.run([sys.executable, "-c", "from rlhf_demo.ppo.config import PPOConfig; PPOConfig(steps=1000).validate()"],
-                         env={**os.environ, limits.SHARED_ENV: "1"}, capture_output=True, text=True, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", "from rlhf_demo.ppo.config import PPOConfig; PPOConfig(steps=1000).validate()"],
+        env={**os.environ, limits.SHARED_ENV: "1"},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-500:]
 
 
@@ -230,7 +282,7 @@ def test_forms_show_the_limits(shared_env):
     assert bounds(PPOConfig.knob("max_seconds"), LOCAL)["maximum"] == PPOConfig.knob("max_seconds").metadata["hi"]
     names = ["max_seconds", "full_finetune", "steps"]
     for cls in (PPOConfig, DPOConfig):
-        for preset in cls.PRESETS:                                   # every preset's first click passes the caps
+        for preset in cls.PRESETS:  # every preset's first click passes the caps
             secs, full, steps = preset_values(cls, preset, names)
             assert 1 <= secs <= 300 and full is False and steps <= 200
     lim = limits.current()
@@ -240,8 +292,8 @@ def test_forms_show_the_limits(shared_env):
 
 # ----------------------------------------------------------------------------- memory per request
 def test_request_caps():
-    limits.check_request(limits.kl_peak_bytes(16, 8, 32), "x", "y", SHARED)            # the KL lab's defaults fit
-    limits.check_request(limits.candidates_peak_bytes(32, 8, 32), "x", "y", SHARED)    # K = 32 × 32 tokens fit
+    limits.check_request(limits.kl_peak_bytes(16, 8, 32), "x", "y", SHARED)  # the KL lab's defaults fit
+    limits.check_request(limits.candidates_peak_bytes(32, 8, 32), "x", "y", SHARED)  # K = 32 × 32 tokens fit
     assert "GB per request" in refusal(limits.check_request, limits.kl_peak_bytes(16, 256, 64), "x", "y", SHARED)
     assert "at most 256" in refusal(limits.check_prompt_tokens, 257, SHARED)
     limits.check_request(1e15, "x", "y", LOCAL)
@@ -253,12 +305,12 @@ def test_kl_lab_and_candidates_refuse_long_prompts_in_shared_mode(shared_env, ti
     from rlhf_demo.rewards.functions import make_reward
     from rlhf_demo.theory.candidates import MAX_PROMPT_CHARS, CandidatesConfig, TheoryInputError, sample_candidates
 
-    long = "great " * 300                                           # 300 tokens: under KL's 2000 characters
+    long = "great " * 300  # 300 tokens: under KL's 2000 characters
     with pytest.raises(LimitError, match="tokens"):
         estimator_lab(tiny_bundle, tiny_bundle, long, EstimatorLabConfig(n_samples=2, response_tokens=2))
     with pytest.raises(LimitError, match="tokens"):
         sample_candidates(tiny_bundle, long, make_reward("length"), CandidatesConfig(k=2, response_tokens=2))
-    with pytest.raises(TheoryInputError, match="characters"):       # in every mode
+    with pytest.raises(TheoryInputError, match="characters"):  # in every mode
         sample_candidates(tiny_bundle, "x" * (MAX_PROMPT_CHARS + 1), make_reward("length"), CandidatesConfig(k=2))
 
 
@@ -278,11 +330,11 @@ def test_logits_cover_every_position_as_the_model_says(tiny_bundle):
     assert logits.untyped_storage().nbytes() == limits.logits_bytes(3, len(q) + 3)
 
 
-PEAK = r'''
+PEAK = r"""
 import gc, json, sys
 import torch
 torch.set_num_threads(1)
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.ppo.config import preset
 from rlhf_demo.ppo.trainer import PPOTrainer
@@ -311,7 +363,7 @@ q = len(b.tokenizer(prompt, add_special_tokens=False).input_ids)
 out["lab"] = (peak(lambda: estimator_lab(b, b, prompt, EstimatorLabConfig(n_samples=16, response_tokens=24))),
               limits.kl_peak_bytes(16, q, 24))
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak RSS")
@@ -323,8 +375,9 @@ def test_memory_model_against_the_measured_peak(tiny_model_dir, tmp_path):
     script.write_text(PEAK)
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     env.pop(limits.SHARED_ENV, None)
-    out = subprocess.run([sys.executable, str(script), str(tiny_model_dir)], capture_output=True, text=True, env=env,
-                         timeout=240, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tiny_model_dir)], capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     for what, (measured, model) in json.loads(out.stdout.strip().splitlines()[-1]).items():
         assert measured <= model <= 1.35 * measured, (what, measured, model)

@@ -3,6 +3,7 @@
 ``gold_reward_mean`` VADER's, both recomputed independently from the logged samples; the Reward-model
 panel's core (disagreement ranking, scoring) against hand computations; ``rm:`` folders that are not
 reward models refused in one line before anything trains (CLI and PPO panel). One real-model run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,7 @@ from rlhf_demo.cli.main import main
 from rlhf_demo.ppo.config import preset as ppo_preset
 from rlhf_demo.ppo.trainer import PPOTrainer
 from rlhf_demo.reward_model.config import RewardConfig
-from rlhf_demo.reward_model.inspect import (Scorers, disagreements, heldout_texts, latest_heldout, percentile,
-                                            reward_model_runs)
+from rlhf_demo.reward_model.inspect import Scorers, disagreements, heldout_texts, latest_heldout, percentile, reward_model_runs
 from rlhf_demo.reward_model.trainer import RewardTrainer
 from rlhf_demo.rewards.functions import RewardError, make_reward
 from rlhf_demo.runs.folder import read_metrics, write_run
@@ -45,8 +45,19 @@ def folder_hash(path: Path) -> str:
 @pytest.fixture(scope="module")
 def rm_run(tiny_model_dir, tmp_path_factory) -> Path:
     """A 3-step reward model on the tiny model, written as a run folder (pairs 3 and 6 held out)."""
-    cfg = RewardConfig.preset("quick-cpu", model=str(tiny_model_dir), heldout_every=3, batch_size=2, steps=3,
-                              eval_every=0, eval_at_start=False, max_seconds=0.0, lr=1e-2, seed=0, device="cpu")
+    cfg = RewardConfig.preset(
+        "quick-cpu",
+        model=str(tiny_model_dir),
+        heldout_every=3,
+        batch_size=2,
+        steps=3,
+        eval_every=0,
+        eval_at_start=False,
+        max_seconds=0.0,
+        lr=1e-2,
+        seed=0,
+        device="cpu",
+    )
     out = tmp_path_factory.mktemp("overopt") / "rm"
     list(write_run(RewardTrainer(cfg, PAIRS), out))
     return out
@@ -74,16 +85,26 @@ def test_ppo_on_rm_run_folder_policy_moves_reward_model_does_not_and_logs_proxy_
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     on_disk = folder_hash(rm_run / "policy")
-    cfg = ppo_preset("no-kl", model=str(tiny_model_dir), reward=f"rm:{rm_run}", batch_size=4, num_mini_batches=2,
-                     ppo_epochs=1, steps=2, lr=1e-2, response_tokens=(5, 5), eval_final=False, device="cpu")
+    cfg = ppo_preset(
+        "no-kl",
+        model=str(tiny_model_dir),
+        reward=f"rm:{rm_run}",
+        batch_size=4,
+        num_mini_batches=2,
+        ppo_epochs=1,
+        steps=2,
+        lr=1e-2,
+        response_tokens=(5, 5),
+        eval_final=False,
+        device="cpu",
+    )
     tr = PPOTrainer(cfg, prompts=PROMPTS)
     rm_before = {k: v.clone() for k, v in tr.reward_fn.model.state_dict().items()}
     lora = {n: p.detach().clone() for n, p in tr.policy.model.named_parameters() if "lora_" in n}
     out = tmp_path / "ppo"
     recs = list(write_run(tr, out))
     assert tr.status == "finished" and [r["step"] for r in recs] == [1, 2]
-    assert any(not torch.equal(p, lora[n]) for n, p in tr.policy.model.named_parameters() if "lora_" in n), \
-        "the policy did not move"
+    assert any(not torch.equal(p, lora[n]) for n, p in tr.policy.model.named_parameters() if "lora_" in n), "the policy did not move"
     assert all(torch.equal(v, rm_before[k]) for k, v in tr.reward_fn.model.state_dict().items()), "the reward model moved"
     assert folder_hash(rm_run / "policy") == on_disk, "the reward model's files changed"
 
@@ -132,7 +153,7 @@ def test_held_out_texts_and_scores_come_from_the_last_evaluation(rm_run):
     rm_scores, gold = scorers.score(rm_run, ["A wonderful film.", "An awful film."])
     assert rm_scores == pytest.approx([one_score(model, tok, t) for t in ["A wonderful film.", "An awful film."]], abs=1e-4)
     assert gold == make_reward("vader-positive")(["A wonderful film.", "An awful film."])
-    assert scorers.reward(rm_run) is scorers.reward(str(rm_run))            # loaded once
+    assert scorers.reward(rm_run) is scorers.reward(str(rm_run))  # loaded once
     assert reward_model_runs([rm_run, rm_run.parent]) == [rm_run]
 
 
@@ -154,26 +175,33 @@ def _two_label_classifier(tiny_model_dir: Path, root: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("what, message", [
-    ("dpo", "is a DPO run (a policy), not a reward model"),
-    ("causal", "is a causal language model, not a reward model"),
-    ("nothing", "does not exist"),
-    ("empty", "holds no model"),
-    ("two-labels", "classifier with 2 labels"),
-])
+@pytest.mark.parametrize(
+    "what, message",
+    [
+        ("dpo", "is a DPO run (a policy), not a reward model"),
+        ("causal", "is a causal language model, not a reward model"),
+        ("nothing", "does not exist"),
+        ("empty", "holds no model"),
+        ("two-labels", "classifier with 2 labels"),
+    ],
+)
 @pytest.mark.parametrize("flag", ["--reward", "--gold-reward"])
-def test_cli_refuses_a_folder_that_is_no_reward_model_before_loading_the_policy(what, message, flag, tiny_model_dir,
-                                                                                 tmp_path, capsys):
+def test_cli_refuses_a_folder_that_is_no_reward_model_before_loading_the_policy(what, message, flag, tiny_model_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    folder = {"dpo": lambda: _dpo_run(tmp_path), "causal": lambda: tiny_model_dir, "nothing": lambda: tmp_path / "none",
-              "empty": lambda: tmp_path / "empty", "two-labels": lambda: _two_label_classifier(tiny_model_dir, tmp_path)}[what]()
+    folder = {
+        "dpo": lambda: _dpo_run(tmp_path),
+        "causal": lambda: tiny_model_dir,
+        "nothing": lambda: tmp_path / "none",
+        "empty": lambda: tmp_path / "empty",
+        "two-labels": lambda: _two_label_classifier(tiny_model_dir, tmp_path),
+    }[what]()
     out = tmp_path / "P"
     rc = main(["train", "--algo", "ppo", "--out", str(out), "--model", "/no/such/policy/model", flag, f"rm:{folder}"])
     err = capsys.readouterr().err
     lines = [l for l in err.strip().splitlines() if l.startswith("error: ")]
     assert rc == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in err
-    assert "/no/such/policy/model" not in err     # refused before the policy model was even looked for
-    assert not out.exists()                       # nothing written
+    assert "/no/such/policy/model" not in err  # refused before the policy model was even looked for
+    assert not out.exists()  # nothing written
 
 
 def test_a_one_label_classifier_folder_is_a_reward_model(tiny_model_dir, tmp_path):
@@ -197,7 +225,7 @@ def test_ppo_panel_refuses_a_bad_rm_folder_at_start(tiny_model_dir, tmp_path):
             check_reward_folders(cfg)
         with pytest.raises(RewardError, match=message):
             check_reward_folders(ppo_preset("quick-cpu", gold_reward=spec))
-    check_reward_folders(ppo_preset("quick-cpu"))             # no rm: nothing to check
+    check_reward_folders(ppo_preset("quick-cpu"))  # no rm: nothing to check
 
 
 # --------------------------------------------------------------------------- the real default model
@@ -220,7 +248,8 @@ def test_real_model_ppo_on_a_real_reward_model_moves_the_policy_not_the_reward_m
     vader = SentimentIntensityAnalyzer()
     for rec in recs:
         texts = [s["query"] + s["response"] for s in rec["samples"]]
-        assert rec["gold_reward_mean"] == pytest.approx(sum(vader.polarity_scores(t)["compound"] for t in texts) / 8,
-                                                        abs=1e-6)
-    print(f"real model: proxy {recs[0]['reward_mean']:+.3f} → {recs[-1]['reward_mean']:+.3f}, gold "
-          f"{recs[0]['gold_reward_mean']:+.3f} → {recs[-1]['gold_reward_mean']:+.3f}")
+        assert rec["gold_reward_mean"] == pytest.approx(sum(vader.polarity_scores(t)["compound"] for t in texts) / 8, abs=1e-6)
+    print(
+        f"real model: proxy {recs[0]['reward_mean']:+.3f} → {recs[-1]['reward_mean']:+.3f}, gold "
+        f"{recs[0]['gold_reward_mean']:+.3f} → {recs[-1]['gold_reward_mean']:+.3f}"
+    )

@@ -1,5 +1,6 @@
 """The Playground's figures (``plots/decoding.py``): plain dicts in plotly's JSON schema, which plotly
 itself accepts as a figure and Gradio's ``gr.Plot`` sends as they are."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,28 @@ import plotly.graph_objects as go
 
 from rlhf_demo.plots.decoding import FILTERED_COLOR, bias_figure, candidates_figure, entropy_figure
 
-CANDIDATES = pd.DataFrame({"rank": [1, 2, 3], "token": [" good", " bad", "\n"], "token_id": [1, 2, 3], "raw_prob": [0.5, 0.3, 0.1],
-                           "prob": [0.625, 0.375, 0.0], "kept": [True, True, False], "chosen": [False, True, False]})
-STEPS = pd.DataFrame({"step": [0, 1], "token": [" good", "!"], "token_id": [1, 4], "prob": [0.6, 0.9], "raw_prob": [0.5, 0.8],
-                      "entropy": [1.2, 0.3], "forced": [False, False]})
+CANDIDATES = pd.DataFrame(
+    {
+        "rank": [1, 2, 3],
+        "token": [" good", " bad", "\n"],
+        "token_id": [1, 2, 3],
+        "raw_prob": [0.5, 0.3, 0.1],
+        "prob": [0.625, 0.375, 0.0],
+        "kept": [True, True, False],
+        "chosen": [False, True, False],
+    }
+)
+STEPS = pd.DataFrame(
+    {
+        "step": [0, 1],
+        "token": [" good", "!"],
+        "token_id": [1, 4],
+        "prob": [0.6, 0.9],
+        "raw_prob": [0.5, 0.8],
+        "entropy": [1.2, 0.3],
+        "forced": [False, False],
+    }
+)
 BIAS = pd.DataFrame([dict(word="great", form=" great", token=" great", bias=5.0, before=0.01, after_bias=0.2, final=0.3, applies=True)])
 
 

@@ -1,5 +1,6 @@
 """The over-optimisation figure (DataFrame in, plotly out): its traces hold exactly the records' proxy, gold
 and KL, in step order, one colour per run, proxy solid on the left axis and gold dashed on the right."""
+
 from __future__ import annotations
 
 import math
@@ -13,15 +14,17 @@ NAN = math.nan
 
 def live_records() -> pd.DataFrame:
     """Records as one PPO job yields them (no run column); step 2's gold is missing, step 3 is evaluated."""
-    return pd.DataFrame({
-        "step": [1, 2, 3, 4],
-        "objective/kl_exact": [0.1, 1.5, 4.0, 9.0],
-        "reward_mean": [0.2, 0.9, 1.6, 2.4],
-        "gold_reward_mean": [0.3, NAN, 0.5, 0.1],
-        "eval/kl": [NAN, NAN, 3.8, NAN],
-        "eval/reward_mean": [NAN, NAN, 1.5, NAN],
-        "eval/gold_reward_mean": [NAN, NAN, 0.45, NAN],
-    })
+    return pd.DataFrame(
+        {
+            "step": [1, 2, 3, 4],
+            "objective/kl_exact": [0.1, 1.5, 4.0, 9.0],
+            "reward_mean": [0.2, 0.9, 1.6, 2.4],
+            "gold_reward_mean": [0.3, NAN, 0.5, 0.1],
+            "eval/kl": [NAN, NAN, 3.8, NAN],
+            "eval/reward_mean": [NAN, NAN, 1.5, NAN],
+            "eval/gold_reward_mean": [NAN, NAN, 0.45, NAN],
+        }
+    )
 
 
 def test_live_traces_equal_the_records():
@@ -29,7 +32,7 @@ def test_live_traces_equal_the_records():
     by_name = {t.name: t for t in fig.data}
     assert set(by_name) == {"proxy (batch)", "gold (batch)", "proxy (held-out ◆)", "gold (held-out ◆)"}
     proxy, gold = by_name["proxy (batch)"], by_name["gold (batch)"]
-    assert list(proxy.x) == [0.1, 4.0, 9.0] and list(proxy.y) == [0.2, 1.6, 2.4]   # step 2 has no gold: left out
+    assert list(proxy.x) == [0.1, 4.0, 9.0] and list(proxy.y) == [0.2, 1.6, 2.4]  # step 2 has no gold: left out
     assert list(gold.x) == [0.1, 4.0, 9.0] and list(gold.y) == [0.3, 0.5, 0.1]
     assert proxy.line.dash == "solid" and gold.line.dash == "dash"
     assert proxy.yaxis == "y" and gold.yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
@@ -40,15 +43,16 @@ def test_live_traces_equal_the_records():
 
 def test_several_runs_one_colour_each_in_step_order():
     a = live_records().assign(run="beta0")
-    b = pd.DataFrame({"step": [2, 1], "objective/kl_exact": [2.0, 0.5], "reward_mean": [0.7, 0.1],
-                      "gold_reward_mean": [0.4, 0.2]}).assign(run="preset")
-    c = pd.DataFrame({"step": [1], "loss": [0.6]}).assign(run="dpo")          # no gold: draws nothing
+    b = pd.DataFrame({"step": [2, 1], "objective/kl_exact": [2.0, 0.5], "reward_mean": [0.7, 0.1], "gold_reward_mean": [0.4, 0.2]}).assign(
+        run="preset"
+    )
+    c = pd.DataFrame({"step": [1], "loss": [0.6]}).assign(run="dpo")  # no gold: draws nothing
     fig = overopt_figure(pd.concat([a, b, c], ignore_index=True))
     names = [t.name for t in fig.data]
     assert not any(n.startswith("dpo") for n in names)
     pb = next(t for t in fig.data if t.name == "preset: proxy (batch)")
     gb = next(t for t in fig.data if t.name == "preset: gold (batch)")
-    assert list(pb.x) == [0.5, 2.0] and list(pb.y) == [0.1, 0.7] and list(gb.y) == [0.2, 0.4]   # sorted by step
+    assert list(pb.x) == [0.5, 2.0] and list(pb.y) == [0.1, 0.7] and list(gb.y) == [0.2, 0.4]  # sorted by step
     colors = {t.name.split(":")[0]: t.line.color for t in fig.data if t.mode != "markers"}
     assert colors["beta0"] != colors["preset"]
     assert {t.line.color or t.marker.color for t in fig.data if t.name.startswith("beta0")} == {colors["beta0"]}

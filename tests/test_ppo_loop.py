@@ -1,24 +1,34 @@
 """The PPO loop on a tiny random Llama (mechanics), and one short run on the real default model."""
+
 import json
 
 import pytest
 import torch
 
 from rlhf_demo.data.prompts import PromptError, load_prompts, parse_prompts
+from rlhf_demo.decoding.sampling import sample_responses
 from rlhf_demo.models.loading import load_model
-from rlhf_demo.ppo.trainer import PPOTrainer
-from rlhf_demo.ppo.forward import forward_response, gather_logprobs
 from rlhf_demo.ppo.config import MAX_STEPS, preset
+from rlhf_demo.ppo.forward import forward_response, gather_logprobs
+from rlhf_demo.ppo.trainer import PPOTrainer
 from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.runs.folder import RunWriter, read_metrics, write_run
-from rlhf_demo.decoding.sampling import sample_responses
 
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
 
 
 def tiny_cfg(model_dir, **kw):
-    base = dict(model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=1, steps=1, lr=1e-2,
-                response_tokens=(4, 4), eval_final=False, device="cpu")
+    base = dict(
+        model=str(model_dir),
+        batch_size=4,
+        num_mini_batches=2,
+        ppo_epochs=1,
+        steps=1,
+        lr=1e-2,
+        response_tokens=(4, 4),
+        eval_final=False,
+        device="cpu",
+    )
     base.update(kw)
     return preset("quick-cpu", **base)
 
@@ -47,9 +57,22 @@ def test_update_changes_policy_not_reference(tiny_model_dir):
     assert torch.allclose(ref_before, pol_before)  # LoRA B starts at zero: policy = reference
     records = list(tr.train())
     assert len(records) == 1 and records[0]["step"] == 1
-    for key in ("reward_mean", "reward_std", "objective/kl", "objective/kl_exact", "objective/scores", "objective/rlhf_reward",
-                "objective/entropy", "policy/clipfrac_avg", "policy/approxkl_avg", "loss/policy_avg", "loss/value_avg",
-                "val/clipfrac_avg", "beta", "time_s"):
+    for key in (
+        "reward_mean",
+        "reward_std",
+        "objective/kl",
+        "objective/kl_exact",
+        "objective/scores",
+        "objective/rlhf_reward",
+        "objective/entropy",
+        "policy/clipfrac_avg",
+        "policy/approxkl_avg",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "val/clipfrac_avg",
+        "beta",
+        "time_s",
+    ):
         assert key in records[0] and records[0][key] == records[0][key], key
     # the trainable weights moved, the base weights did not
     assert any(not torch.equal(p, lora[n]) for n, p in tr.policy.model.named_parameters() if "lora_" in n)
@@ -66,11 +89,11 @@ def test_update_changes_policy_not_reference(tiny_model_dir):
 @pytest.mark.parametrize("through", [True, False])
 def test_value_loss_reaches_the_policy_only_when_asked(tiny_model_dir, through):
     tr = PPOTrainer(tiny_cfg(tiny_model_dir), prompts=PROMPTS)
-    torch.nn.init.normal_(tr.value_head.summary.weight)   # zero-initialised heads pass no gradient back at all
+    torch.nn.init.normal_(tr.value_head.summary.weight)  # zero-initialised heads pass no gradient back at all
     batch = sample_responses(tr.policy.model, tr.tok, [[100, 200, 300]] * 2, 4, seed=0)
     _, values = forward_response(tr.policy.model, batch, tr.value_head, value_grad_to_policy=through)
     values.square().sum().backward()
-    lora_grads = [p.grad for n, p in tr.policy.model.named_parameters() if "lora_B" in n]   # (A gets none while B = 0)
+    lora_grads = [p.grad for n, p in tr.policy.model.named_parameters() if "lora_B" in n]  # (A gets none while B = 0)
     assert tr.value_head.summary.weight.grad.abs().sum() > 0
     assert any(g is not None and g.abs().sum() > 0 for g in lora_grads) == through
 
@@ -104,13 +127,14 @@ def test_rollout_entropy_is_the_sampling_policys(tiny_model_dir):
     ro = tr.rollout()
     b = ro.batch
     with torch.no_grad():
-        out = tr.policy.model(input_ids=b.input_ids, attention_mask=b.attention_mask,
-                        position_ids=(b.attention_mask.cumsum(-1) - 1).clamp_min(0))
-    logits = out.logits[:, b.query_len - 1:-1].double()                     # [B, R, V]
+        out = tr.policy.model(
+            input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=(b.attention_mask.cumsum(-1) - 1).clamp_min(0)
+        )
+    logits = out.logits[:, b.query_len - 1 : -1].double()  # [B, R, V]
     p = torch.softmax(logits, -1)
-    per_token = -(p * p.log()).sum(-1)                                      # [B, R]
+    per_token = -(p * p.log()).sum(-1)  # [B, R]
     assert ro.entropy == pytest.approx(float(per_token.mean()), abs=1e-4)
-    tr._checked = ro                                                        # the next update uses this batch
+    tr._checked = ro  # the next update uses this batch
     assert tr.step()["policy/entropy_avg"] == ro.entropy
 
 
@@ -126,8 +150,16 @@ def test_stop_leaves_a_complete_loadable_run_folder(tiny_model_dir, tmp_path):
     records = list(write_run(tr, out))
     assert [r["step"] for r in records] == [1, 2]
     assert tr.status == "stopped" and "after step 2" in tr.message
-    for name in ("config.json", "metrics.jsonl", "samples.jsonl", "summary.json", "before_after.json",
-                 "policy/adapter_model.safetensors", "policy/adapter_config.json", "policy/base_model.txt"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "samples.jsonl",
+        "summary.json",
+        "before_after.json",
+        "policy/adapter_model.safetensors",
+        "policy/adapter_config.json",
+        "policy/base_model.txt",
+    ):
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "stopped" and summary["steps"] == 2
@@ -163,8 +195,7 @@ def test_nan_loss_stops_with_diverged_at_step_k(tiny_model_dir, tmp_path):
 
 
 def test_time_budget_and_evaluation_records(tiny_model_dir):
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=50, max_seconds=0.5, eval_final=True, eval_at_start=True),
-                    prompts=PROMPTS)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=50, max_seconds=0.5, eval_final=True, eval_at_start=True), prompts=PROMPTS)
     records = list(tr.train())
     assert records[0]["step"] == 0 and "eval/reward_mean" in records[0]
     assert records[-1]["step"] < 50 and "time budget" in tr.message
@@ -174,19 +205,22 @@ def test_time_budget_and_evaluation_records(tiny_model_dir):
     assert tr.before_after and {"query", "reference", "policy", "reference_reward", "policy_reward"} <= set(tr.before_after[0])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"beta": -0.1}, "beta must be between"),
-    ({"lr": 0.0}, "lr must be between"),
-    ({"lr": 5.0}, "lr must be between"),
-    ({"steps": MAX_STEPS + 1}, "steps must be between"),
-    ({"steps": 2.5}, "steps must be a whole number"),
-    ({"batch_size": 6, "num_mini_batches": 4}, "divisible"),
-    ({"response_tokens": "10:5"}, "minimum is above its maximum"),
-    ({"response_tokens": "4:x"}, "must be N or MIN:MAX"),
-    ({"kl_estimator": "k7"}, "kl_estimator must be one of"),
-    ({"beta": float("nan")}, "finite"),
-    ({"eval_at_seconds": "60,-1"}, "eval_at_seconds must be between"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"beta": -0.1}, "beta must be between"),
+        ({"lr": 0.0}, "lr must be between"),
+        ({"lr": 5.0}, "lr must be between"),
+        ({"steps": MAX_STEPS + 1}, "steps must be between"),
+        ({"steps": 2.5}, "steps must be a whole number"),
+        ({"batch_size": 6, "num_mini_batches": 4}, "divisible"),
+        ({"response_tokens": "10:5"}, "minimum is above its maximum"),
+        ({"response_tokens": "4:x"}, "must be N or MIN:MAX"),
+        ({"kl_estimator": "k7"}, "kl_estimator must be one of"),
+        ({"beta": float("nan")}, "finite"),
+        ({"eval_at_seconds": "60,-1"}, "eval_at_seconds must be between"),
+    ],
+)
 def test_bad_config_is_a_clear_error(overrides, message):
     with pytest.raises(ValueError, match=message):
         preset("quick-cpu", **overrides).validate()
@@ -226,7 +260,7 @@ def test_presets_differ_as_documented():
     q, n, c = preset("quick-cpu"), preset("no-kl"), preset("course")
     assert q.beta > 0 and n.beta == 0 and not n.adaptive_kl
     assert c.model == "lvwerra/gpt2-imdb" and c.reward == "hf:lvwerra/distilbert-imdb:POSITIVE" and c.full_finetune
-    assert c.value_grad_to_policy and not q.value_grad_to_policy   # the course keeps TRL's shared value gradient
+    assert c.value_grad_to_policy and not q.value_grad_to_policy  # the course keeps TRL's shared value gradient
     for cfg in (q, n, c):
         cfg.validate()
 
@@ -240,7 +274,7 @@ def test_short_run_on_the_default_model(tmp_path):
     assert [r["step"] for r in records] == [1, 2] and tr.status == "finished"
     r = records[-1]
     assert -1 <= r["reward_mean"] <= 1 and r["reward_std"] >= 0
-    assert abs(records[0]["objective/kl"]) < 1e-3           # first batch: policy = reference (generation vs forward rounding)
+    assert abs(records[0]["objective/kl"]) < 1e-3  # first batch: policy = reference (generation vs forward rounding)
     assert 0 < r["policy/entropy_avg"] < 11 and r["response_length"] == 12
     assert any((tr.policy.model.get_parameter(n) != 0).any() for n, _ in tr.policy.model.named_parameters() if "lora_B" in n)
     assert (tmp_path / "run" / "policy" / "adapter_model.safetensors").exists()
@@ -254,8 +288,11 @@ def test_bfloat16_policy_scores_old_logprobs_as_its_epochs_do(tiny_model_dir, mo
     differently in bf16 (its log-probs would differ from the forward's by ~0.01–0.1); the tiny one
     rounds alike either way, so only the real model's case can catch π_old taken from decoding."""
     name = str(tiny_model_dir) if model == "tiny" else "default"
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, model=name, dtype="bfloat16", num_mini_batches=1, lora_layers=lora_layers,
-                             response_tokens=(8, 8)), prompts=PROMPTS, reward_fn=chars)
+    tr = PPOTrainer(
+        tiny_cfg(tiny_model_dir, model=name, dtype="bfloat16", num_mini_batches=1, lora_layers=lora_layers, response_tokens=(8, 8)),
+        prompts=PROMPTS,
+        reward_fn=chars,
+    )
     assert tr.policy.model.get_output_embeddings().weight.dtype == torch.bfloat16
     assert {p.dtype for p in tr.all_params()} == {torch.float32}
     ro = tr.rollout()

@@ -1,13 +1,12 @@
 """PPO maths against hand-worked numbers and independent computations."""
+
 import math
 
 import pytest
 import torch
 
 from rlhf_demo.ppo.kl_control import AdaptiveKLController, FixedKLController
-from rlhf_demo.ppo.loss import (compute_rewards, entropy_from_logits, gae,
-                                kl_per_token, last_token_index, policy_loss,
-                                value_loss, whiten)
+from rlhf_demo.ppo.loss import compute_rewards, entropy_from_logits, gae, kl_per_token, last_token_index, policy_loss, value_loss, whiten
 
 
 def t(x):
@@ -95,7 +94,7 @@ def test_policy_loss_clipping():
     assert out["clipfrac"].item() == pytest.approx(0.5)
     out["loss"].backward()
     g = new.grad[0]
-    assert g[0] == 0 and g[3] == 0          # clipped: no gradient
+    assert g[0] == 0 and g[3] == 0  # clipped: no gradient
     assert g[1] != 0 and g[2] != 0
     r = torch.tensor([1.5, 0.5, 1.5, 0.5], dtype=torch.float64)
     assert out["approx_kl"].item() == pytest.approx(((r - 1) - r.log()).mean().item())
@@ -125,13 +124,13 @@ def test_entropy_from_logits():
 
 def test_adaptive_kl_controller():
     c = AdaptiveKLController(0.1, target=4.0, horizon=100)
-    c.update(8.0, n_steps=10)            # error clipped to +0.2 → ×(1 + 0.2·10/100)
+    c.update(8.0, n_steps=10)  # error clipped to +0.2 → ×(1 + 0.2·10/100)
     assert c.value == pytest.approx(0.1 * 1.02)
     c2 = AdaptiveKLController(0.1, target=4.0, horizon=100)
-    c2.update(3.0, n_steps=10)           # error −0.25 clipped to −0.2
+    c2.update(3.0, n_steps=10)  # error −0.25 clipped to −0.2
     assert c2.value == pytest.approx(0.1 * 0.98)
     c3 = AdaptiveKLController(0.1, target=4.0, horizon=100)
-    c3.update(4.4, n_steps=10)           # error 0.1
+    c3.update(4.4, n_steps=10)  # error 0.1
     assert c3.value == pytest.approx(0.1 * 1.01)
     c4 = AdaptiveKLController(0.1, 4.0, 100)
     c4.update(4.0, 10)

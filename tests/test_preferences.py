@@ -1,13 +1,21 @@
 """Preference data: upload validation (per-row errors, whole-file errors), the shipped set, synthesis."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from rlhf_demo.data.preferences import (
+    MAX_FILE_BYTES,
+    PreferenceError,
+    SynthConfig,
+    load_preferences,
+    parse_preferences,
+    synthesize_pairs,
+    to_csv,
+)
 from rlhf_demo.data.prompts import builtin_prompts
-from rlhf_demo.data.preferences import (MAX_FILE_BYTES, PreferenceError, SynthConfig, load_preferences, parse_preferences,
-                                   synthesize_pairs, to_csv)
 from rlhf_demo.rewards.functions import make_reward
 
 GOOD = {"prompt": "This movie was", "chosen": " great", "rejected": " awful"}
@@ -18,8 +26,15 @@ def jsonl(*objs) -> bytes:
 
 
 def test_jsonl_bad_rows_are_reported_and_good_rows_kept():
-    data = jsonl(GOOD, "{not json", {"prompt": "x", "chosen": "y"}, {**GOOD, "rejected": GOOD["chosen"]},
-                 {**GOOD, "chosen": [{"role": "assistant", "content": "hi"}]}, {**GOOD, "score": 1.0}, "")
+    data = jsonl(
+        GOOD,
+        "{not json",
+        {"prompt": "x", "chosen": "y"},
+        {**GOOD, "rejected": GOOD["chosen"]},
+        {**GOOD, "chosen": [{"role": "assistant", "content": "hi"}]},
+        {**GOOD, "score": 1.0},
+        "",
+    )
     out = parse_preferences(data, "up.jsonl")
     assert len(out) == 2
     assert out.rows[1]["score"] == 1.0
@@ -37,16 +52,19 @@ def test_csv_round_trip_and_row_errors():
     assert out.errors == ["row 3: empty chosen or rejected response"]
 
 
-@pytest.mark.parametrize("data,name,match", [
-    (b"", "a.jsonl", "empty"),
-    (b"   \n", "a.csv", "empty"),
-    ("prompt,chosen,rejected\ncaf\xe9,a,b\n".encode("latin-1"), "a.csv", "not UTF-8"),
-    (b"text,label\nhello,1\n", "a.csv", "missing: prompt, chosen, rejected"),
-    (jsonl({"text": "a", "label": 1}), "a.jsonl", "no prompt/chosen/rejected fields"),
-    (jsonl("{oops", "[1"), "a.jsonl", "no usable preference pairs"),
-    (b"x" * (MAX_FILE_BYTES + 1), "a.jsonl", "limit"),
-    (jsonl(GOOD), "a.parquet", "unsupported file type"),
-])
+@pytest.mark.parametrize(
+    "data,name,match",
+    [
+        (b"", "a.jsonl", "empty"),
+        (b"   \n", "a.csv", "empty"),
+        ("prompt,chosen,rejected\ncaf\xe9,a,b\n".encode("latin-1"), "a.csv", "not UTF-8"),
+        (b"text,label\nhello,1\n", "a.csv", "missing: prompt, chosen, rejected"),
+        (jsonl({"text": "a", "label": 1}), "a.jsonl", "no prompt/chosen/rejected fields"),
+        (jsonl("{oops", "[1"), "a.jsonl", "no usable preference pairs"),
+        (b"x" * (MAX_FILE_BYTES + 1), "a.jsonl", "limit"),
+        (jsonl(GOOD), "a.parquet", "unsupported file type"),
+    ],
+)
 def test_whole_file_problems_raise_clear_errors(data, name, match):
     with pytest.raises(PreferenceError, match=match):
         parse_preferences(data, name)
@@ -75,8 +93,7 @@ def test_shipped_set_is_valid_and_never_uses_heldout_openings():
 def test_synthesize_best_vs_worst(tiny_bundle):
     seen = []
     cfg = SynthConfig(n_prompts=4, cuts_per_prompt=2, samples=3, response_tokens=6, reward="length", seed=3)
-    rows = synthesize_pairs(tiny_bundle.model, tiny_bundle.tokenizer, make_reward("length"), cfg,
-                            progress=lambda f, m: seen.append(f))
+    rows = synthesize_pairs(tiny_bundle.model, tiny_bundle.tokenizer, make_reward("length"), cfg, progress=lambda f, m: seen.append(f))
     assert 1 <= len(rows) <= 8
     assert seen[-1] == 1.0
     for r in rows:

@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
+from rlhf_demo.decoding.sampling import response_logits, sample_responses, token_logprobs
 from rlhf_demo.evaluate import EvalConfig, distinct_n, evaluate_policy
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.folder import RunWriter, list_runs, policy_choices, read_metrics
-from rlhf_demo.decoding.sampling import response_logits, sample_responses, token_logprobs
 
 
 def test_left_padded_scoring_matches_generation(tiny_bundle):
@@ -20,8 +20,9 @@ def test_left_padded_scoring_matches_generation(tiny_bundle):
     with torch.no_grad():
         fwd = response_logits(model, batch)
     # batch.logits: the raw logits generate() computed at each step, before any processor
-    torch.testing.assert_close(token_logprobs(fwd, batch.response_ids), token_logprobs(batch.logits, batch.response_ids),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        token_logprobs(fwd, batch.response_ids), token_logprobs(batch.logits, batch.response_ids), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_inverse_cdf_sampler_draws_from_the_softmax():
@@ -72,6 +73,7 @@ def test_eval_of_fresh_lora_has_zero_kl_and_fixed_samples(tiny_model_dir):
     r1 = evaluate_policy(pol, b.tokenizer, make_reward("length"), cfg)
     assert r1["n"] == 8 and r1["kl"] == 0.0 and r1["kl_k1"] == 0.0
     from rlhf_demo.evaluate import on_topic_share
+
     assert r1["on_topic"] == on_topic_share([row["response"] for row in r1["samples"]])
     # a perturbed adapter moves the policy: exact KL > 0, and evaluation is deterministic
     with torch.no_grad():
@@ -107,8 +109,9 @@ def test_policy_choices_lists_saved_policies(tmp_path):
     assert [c for c in policy_choices(tmp_path) if "run: r" in c[0]] == []
     (run / "policy").mkdir()
     (run / "policy" / "adapter_config.json").write_text("{}")
-    assert any(v == "run:r" for _, v in policy_choices(tmp_path))          # a short name, never a server path
-    from rlhf_demo import limits
+    assert any(v == "run:r" for _, v in policy_choices(tmp_path))  # a short name, never a server path
+    from rlhf_demo.classroom import limits
+
     assert limits.check_model("run:r", own_runs=[str(run)]) == str(run / "policy")
 
 
@@ -118,16 +121,25 @@ def test_on_topic_hand_cases():
 
     assert on_topic(" The actors were wonderful") and on_topic("we WATCHED it twice") and on_topic("a sci-fi sequel")
     assert not on_topic(" can greatly impact customer satisfaction and overall business success.")
-    assert not on_topic("") and not on_topic("the factory")          # a word must *begin* with a keyword
+    assert not on_topic("") and not on_topic("the factory")  # a word must *begin* with a keyword
     assert on_topic_share(["a film", "a loan", "the plot", "tax"]) == 0.5 and on_topic_share([]) == 0.0
     assert on_topic_share(["my bank"], keywords=("bank",)) == 1.0
-    ev = {"reward_mean": 0.1, "reward_std": 0.2, "reward_sem": 0.03, "kl": 1.0, "kl_k1": 0.9, "distinct2": 0.9,
-          "on_topic": 0.25, "n": 4, "samples": []}
+    ev = {
+        "reward_mean": 0.1,
+        "reward_std": 0.2,
+        "reward_sem": 0.03,
+        "kl": 1.0,
+        "kl_k1": 0.9,
+        "distinct2": 0.9,
+        "on_topic": 0.25,
+        "n": 4,
+        "samples": [],
+    }
     assert eval_record(ev)["eval/on_topic"] == 0.25 and "eval/on_topic" in KEYS
 
 
 def test_status_line_shows_on_topic_beside_distinct2():
-    from rlhf_demo.runs.status import heldout_line
+    from rlhf_demo.training.status import heldout_line
 
     rec = {"eval/reward_mean": 0.3, "eval/reward_sem": 0.04, "eval/kl": 2.0, "eval/distinct2": 0.91}
     assert heldout_line(rec).endswith("distinct-2 0.91")

@@ -2,6 +2,7 @@
 moment in two threads each get exactly what they get alone, and a seeded call leaves the global RNG
 state as it found it (issue: "Samplers seed the global torch RNG: under concurrent sessions their
 streams interleave")."""
+
 from __future__ import annotations
 
 import threading
@@ -43,6 +44,7 @@ def _sampled(bundle):
     def run(seed):
         batch = sample_responses(bundle.model, bundle.tokenizer, QUERIES, TOKENS, temperature=1.0, seed=seed)
         return batch.response_ids.tolist()  # [B, R]
+
     return run
 
 
@@ -50,6 +52,7 @@ def _played(bundle):
     def run(seed):
         res = generate(bundle, "The movie was", DecodingConfig(top_k=0, num_samples=2, max_new_tokens=TOKENS, seed=seed))
         return [(s.token_ids, [st.prob for st in s.steps]) for s in res.sequences]
+
     return run
 
 

@@ -1,6 +1,7 @@
 """Work of many users on one server (``rlhf_demo/shared_work.py``, ``kl/served.py``, ``theory/served.py``):
 identical concurrent requests are one computation, and a batched KL or Theory result equals the one
 computed alone for each row. The tiny model; not timed."""
+
 from __future__ import annotations
 
 import threading
@@ -144,7 +145,7 @@ def test_a_training_forward_gives_way_while_a_request_holds_the_model(tiny_model
 
     bundle = load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
     lock = ModelLock(max_pause_s=60.0)
-    for m in bundle.model.modules():        # point the hooks at this test's lock (load_model used MODEL_LOCK)
+    for m in bundle.model.modules():  # point the hooks at this test's lock (load_model used MODEL_LOCK)
         m._gives_way = False
         m._forward_pre_hooks.clear()
     assert give_way_to_requests(bundle.model, lock) == bundle.model.config.num_hidden_layers
@@ -158,14 +159,14 @@ def test_a_training_forward_gives_way_while_a_request_holds_the_model(tiny_model
             bundle.model(ids)
         done.set()
 
-    with lock:                                   # a request is being served
+    with lock:  # a request is being served
         with torch.no_grad():
-            torch.testing.assert_close(bundle.model(ids).logits, free)   # the holder runs, no wait
+            torch.testing.assert_close(bundle.model(ids).logits, free)  # the holder runs, no wait
         t = threading.Thread(target=training_forward, daemon=True)
         t.start()
-        assert not done.wait(0.5)                # the training waits between layers meanwhile
+        assert not done.wait(0.5)  # the training waits between layers meanwhile
         assert lock.pauses >= 1
-    assert done.wait(30)                         # released: it goes on
+    assert done.wait(30)  # released: it goes on
 
 
 def test_a_pause_is_bounded_so_a_training_never_stalls():
@@ -184,9 +185,9 @@ def test_a_pause_is_bounded_so_a_training_never_stalls():
     t.start()
     while not lock.locked():
         pass
-    lock.yield_point()                           # waits at most max_pause_s, then ...
+    lock.yield_point()  # waits at most max_pause_s, then ...
     assert lock.pauses == 1
-    lock.yield_point()                           # ... runs min_run_s without pausing
+    lock.yield_point()  # ... runs min_run_s without pausing
     assert lock.pauses == 1
     release.set()
     t.join(30)

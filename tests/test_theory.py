@@ -1,5 +1,6 @@
 """The optimal KL-regularised policy (theory/optimal.py), candidates (theory/candidates.py), the toy
 REINFORCE (theory/toy.py) and its session (theory/toy_session.py)."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,17 @@ import torch
 
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.theory.candidates import MAX_CANDIDATES, CandidatesConfig, distinct_rows, sample_candidates
-from rlhf_demo.theory.optimal import (TheoryInputError, beta_sweep, beta_view, default_betas, log_partition,
-                                      optimal_log_policy, optimal_table, policy_stats, renormalised_log_ref)
+from rlhf_demo.theory.optimal import (
+    TheoryInputError,
+    beta_sweep,
+    beta_view,
+    default_betas,
+    log_partition,
+    optimal_log_policy,
+    optimal_table,
+    policy_stats,
+    renormalised_log_ref,
+)
 from rlhf_demo.theory.toy import MAX_TOY_STEPS, ToyConfig, toy_run, toy_step
 from rlhf_demo.theory.toy_session import MAX_HISTORY, ToySession, parse_list, toy_config_from_text
 
@@ -100,8 +110,9 @@ def test_distinct_rows_keeps_first_occurrences_in_order():
 
 def test_beta_view_against_numpy():
     """π*, its statistics and the sweep recomputed independently in numpy (float64, no log-space)."""
-    cands = pd.DataFrame({"response": ["a", "b", "c", "d"], "logp_ref": [-5.0, -6.0, -7.0, -5.5],
-                          "reward": [-1.0, 0.2, 0.9, 0.4], "n_tokens": 3})
+    cands = pd.DataFrame(
+        {"response": ["a", "b", "c", "d"], "logp_ref": [-5.0, -6.0, -7.0, -5.5], "reward": [-1.0, 0.2, 0.9, 0.4], "n_tokens": 3}
+    )
     beta = 0.4
     view = beta_view(cands, beta)
     p_ref = np.exp(cands["logp_ref"].to_numpy())
@@ -131,8 +142,7 @@ def test_beta_view_against_numpy():
 def test_reinforce_sign_facts():
     """Without a baseline a positive reward raises its word's logit, a negative one lowers it; the
     maximum-likelihood step on the same samples raises every sampled word's probability mass."""
-    cfg = ToyConfig(words=("up", "zero", "down"), rewards=(1.0, 0.0, -1.0), baseline=False, batch_size=64,
-                    lr=0.3).validate()
+    cfg = ToyConfig(words=("up", "zero", "down"), rewards=(1.0, 0.0, -1.0), baseline=False, batch_size=64, lr=0.3).validate()
     logits = torch.zeros(3, dtype=torch.float64)
     rec = toy_step(cfg, logits, 0)
     tab = rec.samples_table()
@@ -188,15 +198,18 @@ def test_toy_run_is_reproducible_and_resumable():
     assert torch.equal(full[-1].logits_after, rest[-1].logits_after)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(words=("a",), rewards=(1.0,)), "2…"),
-    (dict(words=("a", "a"), rewards=(1.0, 2.0)), "distinct"),
-    (dict(words=("a", "b"), rewards=(1.0,)), "one reward per word"),
-    (dict(kl_beta=-0.1), "≥ 0"),
-    (dict(batch_size=10_000), "N must be"),
-    (dict(lr=0.0), "learning rate"),
-    (dict(ref_probs=(1, 0, 1, 1, 1)), "positive"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(words=("a",), rewards=(1.0,)), "2…"),
+        (dict(words=("a", "a"), rewards=(1.0, 2.0)), "distinct"),
+        (dict(words=("a", "b"), rewards=(1.0,)), "one reward per word"),
+        (dict(kl_beta=-0.1), "≥ 0"),
+        (dict(batch_size=10_000), "N must be"),
+        (dict(lr=0.0), "learning rate"),
+        (dict(ref_probs=(1, 0, 1, 1, 1)), "positive"),
+    ],
+)
 def test_toy_config_validation(kwargs, match):
     with pytest.raises(TheoryInputError, match=match):
         ToyConfig(**kwargs).validate()
@@ -223,7 +236,7 @@ def test_toy_session_steps_equal_toy_run_and_resume_keeps_the_policy():
     assert s.step == 0 and s.samples_frame().empty and list(s.probs_frame().columns) == ["word", "before", "optimal"]
     assert np.allclose(s.probs_frame()["before"], np.array(cfg.ref_probs) / sum(cfg.ref_probs))
     s.advance(3)
-    s = ToySession.resume(s, cfg)          # same words: the policy goes on
+    s = ToySession.resume(s, cfg)  # same words: the policy goes on
     chunks = [x.step for x in s.run(7, chunk=3)]
     assert chunks == [6, 9, 10]
     direct = list(toy_run(cfg, 10))

@@ -1,6 +1,7 @@
 """Experiment tracking (``--report-to``): trackio receives a run's records offline, into ``$TRACKIO_DIR``,
 under the same names and steps as ``metrics.jsonl`` (read back with trackio's own storage API); a
 tracker that is not installed, or any tracker on a shared server, is one line before training."""
+
 from __future__ import annotations
 
 import json
@@ -12,32 +13,56 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.cli.main import main
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.runs.folder import read_metrics
 from rlhf_demo.runs.tracking import scalars
 
 ROOT = Path(__file__).resolve().parents[1]
-READ_BACK = ("import json, sys; from rlhf_demo.runs.tracking import read_trackio; "
-             "print(json.dumps(read_trackio(sys.argv[1]), default=str))")
+READ_BACK = "import json, sys; from rlhf_demo.runs.tracking import read_trackio; print(json.dumps(read_trackio(sys.argv[1]), default=str))"
 
 
 def _env(trackio_dir: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRACKIO_DIR": str(trackio_dir),
-            "RLHF_DEMO_CHECKPOINT_S": "1000"}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRACKIO_DIR": str(trackio_dir), "RLHF_DEMO_CHECKPOINT_S": "1000"}
 
 
 def test_ppo_report_to_trackio_leaves_the_runs_metrics_in_trackio_dir(tiny_model_dir, tmp_path):
     run, store = tmp_path / "P", tmp_path / "trackio"
-    res = subprocess.run([sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "2",
-                          "--report-to", "trackio", "--model", str(tiny_model_dir), "--batch-size", "8",
-                          "--num-mini-batches", "2", "--response-tokens", "6", "--out", str(run)],
-                         capture_output=True, text=True, cwd=ROOT, env=_env(store), timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_demo",
+            "train",
+            "--algo",
+            "ppo",
+            "--steps",
+            "2",
+            "--report-to",
+            "trackio",
+            "--model",
+            str(tiny_model_dir),
+            "--batch-size",
+            "8",
+            "--num-mini-batches",
+            "2",
+            "--response-tokens",
+            "6",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(store),
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert list(store.glob("*.db")), "trackio wrote no database into TRACKIO_DIR"
-    back = subprocess.run([sys.executable, "-c", READ_BACK, run.name], capture_output=True, text=True, cwd=ROOT,
-                          env=_env(store), timeout=120)
+    back = subprocess.run(
+        [sys.executable, "-c", READ_BACK, run.name], capture_output=True, text=True, cwd=ROOT, env=_env(store), timeout=120
+    )
     assert back.returncode == 0, back.stderr[-2000:]
     logged = {int(row["step"]): row for row in json.loads(back.stdout)}
     ours = read_metrics(run)
@@ -45,11 +70,11 @@ def test_ppo_report_to_trackio_leaves_the_runs_metrics_in_trackio_dir(tiny_model
     for rec in ours.to_dict("records"):
         want = scalars({k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))})
         got = logged[int(rec["step"])]
-        assert set(want) <= set(got), sorted(set(want) - set(got))      # the same names ...
+        assert set(want) <= set(got), sorted(set(want) - set(got))  # the same names ...
         for k in ("reward_mean", "objective/kl", "loss/policy_avg", "eval/reward_mean", "eval/kl"):
             if k in want:
-                assert got[k] == pytest.approx(want[k], rel=1e-6), k      # ... and the same numbers
-    assert "eval/reward_mean" in logged[2]                               # the final held-out evaluation too
+                assert got[k] == pytest.approx(want[k], rel=1e-6), k  # ... and the same numbers
+    assert "eval/reward_mean" in logged[2]  # the final held-out evaluation too
     assert json.loads((run / "config.json").read_text())["report_to"] == "trackio"
 
 

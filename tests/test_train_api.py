@@ -7,6 +7,7 @@ neither sees nor uses it. An ended job keeps its records, never its trainer.
 
 Marked ``integration`` + ``slow``: six one-step PPO runs on the real default model leave the server's RSS
 within 300 MB of what it was after the second."""
+
 from __future__ import annotations
 
 import gc
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo import limits
-from rlhf_demo.runs.queue import QUEUE
+from rlhf_demo.classroom import limits
+from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.context import NOT_YOURS
 
 ENDED = ("finished", "stopped", "interrupted", "diverged", "failed")
@@ -47,8 +48,18 @@ def client(app):
 
 def tiny(model_dir, **kw) -> str:
     """Settings for a short PPO run on the tiny model, without the held-out evaluation."""
-    return json.dumps({"model": str(model_dir), "batch_size": 4, "num_mini_batches": 2, "response_tokens": 4,
-                       "eval_final": False, "kl_budget": 0.0, "steps": 2, **kw})
+    return json.dumps(
+        {
+            "model": str(model_dir),
+            "batch_size": 4,
+            "num_mini_batches": 2,
+            "response_tokens": 4,
+            "eval_final": False,
+            "kl_budget": 0.0,
+            "steps": 2,
+            **kw,
+        }
+    )
 
 
 def start(c, settings: str, algo: str = "ppo", preset: str = "") -> dict:
@@ -84,18 +95,18 @@ def test_a_run_from_start_to_its_end(app, tiny_model_dir):
     assert "/" not in got["run"] and got["run"].startswith("ppo-")
     end = wait(c, got["run"])
     assert end["state"] == "finished" and end["step"] == 2 and end["total_steps"] == 2, end
-    assert "finished" in end["lines"] and str(app[1].runs_dir) not in end["lines"]     # no server path
+    assert "finished" in end["lines"] and str(app[1].runs_dir) not in end["lines"]  # no server path
     assert "reward_mean" in end["metrics"]
     folder = Path(app[1].runs_dir) / got["run"]
     assert json.loads((folder / "summary.json").read_text())["status"] == "finished"
     job = QUEUE.find_run(got["run"])
-    assert job.trainer is None and job.build is None and job.cfg.steps == 2   # the model was let go, the config kept
+    assert job.trainer is None and job.build is None and job.cfg.steps == 2  # the model was let go, the config kept
     again = json.loads(c.predict(run=got["run"], api_name="/train_stop"))
     assert again == {"run": got["run"], "state": "finished", "said": "nothing to stop: the run is not waiting or running"}
 
 
 def test_stop_a_running_and_a_waiting_run(app, tiny_model_dir):
-    a, b = client(app), client(app)          # two sessions: two owners, one training slot
+    a, b = client(app), client(app)  # two sessions: two owners, one training slot
     first = start(a, tiny(tiny_model_dir, steps=200))
     wait(a, first["run"], until=lambda s: s["state"] == "running" and s["step"] >= 1)
     second = start(b, tiny(tiny_model_dir))
@@ -110,17 +121,19 @@ def test_stop_a_running_and_a_waiting_run(app, tiny_model_dir):
     assert end["state"] == "stopped" and 1 <= end["step"] < 200
 
 
-@pytest.mark.parametrize("algo, settings", [
-    ("dpo", {"batch_size": 4, "max_length": 24}),
-    ("reward", {"batch_size": 4, "max_length": 24}),
-    ("grpo", {"batch_size": 4, "num_generations": 2, "response_tokens": 4}),
-])
+@pytest.mark.parametrize(
+    "algo, settings",
+    [
+        ("dpo", {"batch_size": 4, "max_length": 24}),
+        ("reward", {"batch_size": 4, "max_length": 24}),
+        ("grpo", {"batch_size": 4, "num_generations": 2, "response_tokens": 4}),
+    ],
+)
 def test_every_algorithm_starts_by_its_cli_name(app, tiny_model_dir, algo, settings):
     """The same trainers as the page's and the CLI's (``algorithms.make_trainer``), from the shipped pairs
     or the built-in prompts."""
     c = client(app)
-    got = start(c, json.dumps({"model": str(tiny_model_dir), "steps": 1, "eval_at_start": False, "eval_every": 0,
-                               **settings}), algo=algo)
+    got = start(c, json.dumps({"model": str(tiny_model_dir), "steps": 1, "eval_at_start": False, "eval_every": 0, **settings}), algo=algo)
     assert got["run"].startswith(f"{algo}-")
     end = wait(c, got["run"])
     assert end["state"] == "finished" and end["step"] == 1 and end["algo"] == algo, end
@@ -140,7 +153,7 @@ def test_unknown_runs_bad_knobs_and_bad_json(app, tiny_model_dir):
     assert "steps must be a whole number" in refused(start, c, '{"steps": "many"}')
     assert "algo must be one of ppo, dpo, reward, grpo" in refused(start, c, "{}", algo="sft")
     assert "unknown PPO preset 'fast'" in refused(start, c, "{}", preset="fast")
-    assert "unknown DPO setting 'kl_budget'" in refused(start, c, '{"kl_budget": 1}', algo="dpo")   # that algorithm's knobs
+    assert "unknown DPO setting 'kl_budget'" in refused(start, c, '{"kl_budget": 1}', algo="dpo")  # that algorithm's knobs
     assert "uploads go through the Training tab" in refused(start, c, tiny(tiny_model_dir, prompts="upload:x.txt"))
 
 
@@ -148,7 +161,7 @@ def test_unknown_runs_bad_knobs_and_bad_json(app, tiny_model_dir):
 def test_shared_mode_trains_on_the_sessions_own_reward_model(app, tiny_model_dir, monkeypatch, short):
     """The page and the API check the limits with the session's runs; the trainer, which validates its
     config again in the queue, must not check them again from the environment (which knows no session's
-    runs): before, this run failed in the queue with "reward: this shared server builds ...". """
+    runs): before, this run failed in the queue with "reward: this shared server builds ..."."""
     from rlhf_demo.classroom.identity import session_user_id
 
     monkeypatch.setenv(limits.SHARED_ENV, "1")
@@ -156,21 +169,21 @@ def test_shared_mode_trains_on_the_sessions_own_reward_model(app, tiny_model_dir
     for k in (limits.MAX_TRAIN_S_ENV, limits.FULL_FINETUNE_ENV, "RLHF_DEMO_TEACHER_KEY"):
         monkeypatch.delenv(k, raising=False)
     ctx = app[1]
-    monkeypatch.setenv("RLHF_DEMO_RUNS", str(ctx.runs_dir))                  # where run:NAME is looked up
+    monkeypatch.setenv("RLHF_DEMO_RUNS", str(ctx.runs_dir))  # where run:NAME is looked up
     me, other = client(app), client(app)
     rm = Path(ctx.runs_dir) / f"reward-20260101-000000-mine0{int(short)}"
     shutil.copytree(EXAMPLE_REWARD, rm)
     ctx.record.set_owner(rm, session_user_id(me.session_hash), "me")
     spec = f"rm:run:{rm.name}" if short else f"rm:{rm}"
     settings = tiny(tiny_model_dir, steps=1, reward=spec, gold_reward="none", max_seconds=60)
-    assert "reward: this shared server" in refused(start, other, settings)      # not the other session's
+    assert "reward: this shared server" in refused(start, other, settings)  # not the other session's
     got = start(me, settings)
     end = wait(me, got["run"])
     assert end["state"] == "finished" and end["step"] == 1, end
-    for run in (got["run"], rm.name):                                            # nor are its runs
+    for run in (got["run"], rm.name):  # nor are its runs
         assert NOT_YOURS in refused(other.predict, run=run, api_name="/train_status")
         assert NOT_YOURS in refused(other.predict, run=run, api_name="/train_stop")
-    assert status(me, rm.name)["state"] == "finished"                            # read from the folder
+    assert status(me, rm.name)["state"] == "finished"  # read from the folder
 
 
 def test_classroom_mode_asks_the_pages_gate_first(app, monkeypatch):
@@ -198,7 +211,7 @@ def test_six_trainings_in_a_row_leave_memory_flat(app, capsys):
     as its owner's latest: six students (six sessions) training once each grew the server by ~2.6 GB."""
     rss, seconds = [], []
     for _ in range(6):
-        c = client(app)                         # a new session each time: six owners, as in a class
+        c = client(app)  # a new session each time: six owners, as in a class
         t0 = time.monotonic()
         got = start(c, json.dumps({"steps": 1, "batch_size": 8, "eval_final": False}))
         end = wait(c, got["run"], timeout=300)
@@ -206,7 +219,7 @@ def test_six_trainings_in_a_row_leave_memory_flat(app, capsys):
         job = QUEUE.find_run(got["run"])
         while QUEUE.running() is not None or job.ended is None:
             time.sleep(0.1)
-        time.sleep(0.5)                         # the worker collects after it marks the job ended
+        time.sleep(0.5)  # the worker collects after it marks the job ended
         seconds.append(time.monotonic() - t0)
         rss.append(_rss_mb())
     with capsys.disabled():

@@ -2,16 +2,17 @@
 
 The fast path must give the same numbers as a full forward, for the policy after updates (LoRA ≠ 0)
 and for the reference; the rollout's exact KL must equal an explicit sum over the vocabulary."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.ppo.trainer import PPOTrainer
-from rlhf_demo.ppo.forward import forward_response
-from rlhf_demo.ppo.config import preset
 from rlhf_demo.decoding.sampling import left_pad, position_ids, sample_responses
+from rlhf_demo.ppo.config import preset
+from rlhf_demo.ppo.forward import forward_response
+from rlhf_demo.ppo.trainer import PPOTrainer
 from rlhf_demo.ppo.trunk import check_trunk, num_layers, top_forward
 
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
@@ -25,16 +26,28 @@ def chars(texts):
 
 
 def tiny_cfg(model_dir, **kw):
-    base = dict(model=str(model_dir), batch_size=4, num_mini_batches=2, ppo_epochs=2, steps=2, lr=3e-2,
-                response_tokens=(5, 5), query_tokens=(1, 5), eval_final=False, device="cpu", lora_layers=1)
+    base = dict(
+        model=str(model_dir),
+        batch_size=4,
+        num_mini_batches=2,
+        ppo_epochs=2,
+        steps=2,
+        lr=3e-2,
+        response_tokens=(5, 5),
+        query_tokens=(1, 5),
+        eval_final=False,
+        device="cpu",
+        lora_layers=1,
+    )
     base.update(kw)
     return preset("quick-cpu", **base)
 
 
 def test_top_forward_matches_full_forward_with_left_padding(tiny_bundle):
     model, tok = tiny_bundle.model, tiny_bundle.tokenizer
-    ids, am = left_pad([tok.encode("The movie was great"), tok.encode("Bad"), tok.encode("I watched this film twice")],
-                       tok.pad_token_id, "cpu")
+    ids, am = left_pad(
+        [tok.encode("The movie was great"), tok.encode("Bad"), tok.encode("I watched this film twice")], tok.pad_token_id, "cpu"
+    )
     pos = position_ids(am)
     with torch.no_grad():
         full = model(input_ids=ids, attention_mask=am, position_ids=pos, output_hidden_states=True)
@@ -109,8 +122,7 @@ def test_rollout_exact_kl_is_an_explicit_vocabulary_sum(tiny_model_dir):
 
 def test_controller_reads_the_exact_kl(tiny_model_dir):
     """With a tiny target, β must grow after an update, by the controller's formula on the batch's exact KL."""
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3, kl_target=1e-6, kl_horizon=4.0, kl_budget=0.0),
-                    prompts=PROMPTS, reward_fn=chars)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=3, kl_target=1e-6, kl_horizon=4.0, kl_budget=0.0), prompts=PROMPTS, reward_fn=chars)
     assert tr.cfg.adaptive_kl
     last = list(tr.train())[-1]
     err = min(max(last["objective/kl_exact"] / 1e-6 - 1, -0.2), 0.2)
@@ -128,8 +140,7 @@ def test_kl_budget_undoes_the_update_that_crossed_it(tiny_model_dir):
     """Update 1 moves the policy; the batch of update 2 shows it past a tiny budget, so update 1 is
     undone (weights and optimiser state as before it) and update 2 is skipped. The restored policy is
     not judged again on the next batch: update 3 trains, update 4 is undone again."""
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_lr_factor=1.0, beta=0.05),
-                    prompts=PROMPTS, reward_fn=chars)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_lr_factor=1.0, beta=0.05), prompts=PROMPTS, reward_fn=chars)
     start = {n: p.detach().clone() for n, p in tr.policy.model.named_parameters() if p.requires_grad}
     it = tr.train()
     r1 = next(it)
@@ -151,8 +162,9 @@ def test_kl_budget_undoes_the_update_that_crossed_it(tiny_model_dir):
 def test_kl_budget_backtracks_the_step_after_an_undo_and_recovers(tiny_model_dir):
     """After an undone update the next one uses lr × factor; once the budget accepts an update the
     learning rate goes back up (up to lr)."""
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_lr_factor=0.5,
-                             beta=0.05, lr=3e-2), prompts=PROMPTS, reward_fn=chars)
+    tr = PPOTrainer(
+        tiny_cfg(tiny_model_dir, steps=4, kl_budget=1e-4, kl_budget_lr_factor=0.5, beta=0.05, lr=3e-2), prompts=PROMPTS, reward_fn=chars
+    )
     it = tr.train()
     r1, r2, r3 = next(it), next(it), next(it)
     assert r1["learning_rate"] == pytest.approx(3e-2) and r2["kl_budget/rollback"] == 1
@@ -166,14 +178,14 @@ def test_kl_budget_backtracks_the_step_after_an_undo_and_recovers(tiny_model_dir
 def test_the_last_update_is_judged_before_it_is_evaluated_or_saved(tiny_model_dir):
     """Each update is judged by the next batch; the last one has no next batch, so the trainer samples
     it before evaluating: past the budget, the policy kept is the one before that update."""
-    strict = PPOTrainer(tiny_cfg(tiny_model_dir, steps=1, kl_budget=1e-4, beta=0.05, lr=3e-2),
-                        prompts=PROMPTS, reward_fn=chars)
+    strict = PPOTrainer(tiny_cfg(tiny_model_dir, steps=1, kl_budget=1e-4, beta=0.05, lr=3e-2), prompts=PROMPTS, reward_fn=chars)
     (rec,) = list(strict.train())
     assert rec["kl_budget/rollback"] == 0 and rec["kl_budget/undone_at_check"] == 1
     assert rec["kl_budget/check_kl"] > 1e-4 and strict.kl_budget.rollbacks == 1
     assert all((p == 0).all() for n, p in strict.policy.model.named_parameters() if "lora_B" in n)  # back to the reference
-    loose = PPOTrainer(tiny_cfg(tiny_model_dir, steps=2, eval_every=1, kl_budget=1000.0, beta=0.05,
-                                lr=3e-2), prompts=PROMPTS, reward_fn=chars)
+    loose = PPOTrainer(
+        tiny_cfg(tiny_model_dir, steps=2, eval_every=1, kl_budget=1000.0, beta=0.05, lr=3e-2), prompts=PROMPTS, reward_fn=chars
+    )
     r1, r2 = list(loose.train())
     assert r1["kl_budget/undone_at_check"] == 0 and "eval/kl" in r1
     # the batch the check sampled is the one the next update trains on (not sampled twice)

@@ -22,6 +22,7 @@ launch) turns uvicorn's rewriting off so the app sees the real peer and this mod
 
 IPv6 clients are keyed by their /64 network (one household or phone gets a whole /64).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -56,8 +57,7 @@ class Trust:
             if item == "*":
                 continue
             try:
-                (self.nets.append(ipaddress.ip_network(item, strict=False)) if "/" in item
-                 else self.hosts.add(ipaddress.ip_address(item)))
+                (self.nets.append(ipaddress.ip_network(item, strict=False)) if "/" in item else self.hosts.add(ipaddress.ip_address(item)))
             except ValueError:
                 continue
 
@@ -80,7 +80,7 @@ def _host(entry: str) -> str:
     """An ``X-Forwarded-For`` entry without its port: ``1.2.3.4:5``, ``[::1]:5`` or a bare address."""
     entry = entry.strip()
     if entry.startswith("[") and "]" in entry:
-        return entry[1:entry.index("]")]
+        return entry[1 : entry.index("]")]
     if entry.count(":") == 1:
         return entry.split(":")[0]
     return entry
@@ -114,7 +114,7 @@ def client_address(request) -> str:
     """The client address of ``request`` (a ``gr.Request``, a Starlette request, or None → 'local')."""
     if request is None:
         return "local"
-    inner = getattr(request, "request", None)         # gr.Request wraps the Starlette request
+    inner = getattr(request, "request", None)  # gr.Request wraps the Starlette request
     raw = inner if inner is not None and hasattr(inner, "scope") else request
     client = getattr(raw, "client", None)
     peer = getattr(client, "host", None) or ""

@@ -8,6 +8,7 @@ tie; skips carry no judgement, and a labeller's last label of a pair counts):
     chance agreement     P_e = Σ_k p_k²,  p_k = Σ_i n_ik / Σ_i n_i              (two labels drawn at random)
     Fleiss' kappa        κ   = (P_o − P_e) / (1 − P_e)                          (1 = always agree, 0 = chance)
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict

@@ -5,6 +5,7 @@ The defaults are sized for a class of 30 behind one school address (the lesson b
 everyone from 127.0.0.1): per-address numbers let a whole class through, per-session and per-identity
 numbers stop one client. Where a number comes from is said beside it.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,7 @@ class ClassLimits:
     key_window_s: float = 600.0
 
     @classmethod
-    def from_env(cls) -> "ClassLimits":
+    def from_env(cls) -> ClassLimits:
         kw = {}
         for f in fields(cls):
             raw = os.environ.get("RLHF_DEMO_" + f.name.upper())
@@ -76,9 +77,10 @@ def pending_refusal(pending, session: str, address: str, lim: ClassLimits) -> st
         n_session += s == session
         n_address += a == address
     if session and n_session >= lim.pending_per_session:
-        return (f"this page already has {n_session} requests waiting: wait for them to finish "
-                f"(at most {lim.pending_per_session} at a time)")
+        return f"this page already has {n_session} requests waiting: wait for them to finish (at most {lim.pending_per_session} at a time)"
     if n_address >= lim.pending_per_address:
-        return (f"your network already has {n_address} requests waiting on this server: try again in a moment "
-                f"(at most {lim.pending_per_address} at a time)")
+        return (
+            f"your network already has {n_address} requests waiting on this server: try again in a moment "
+            f"(at most {lim.pending_per_address} at a time)"
+        )
     return ""

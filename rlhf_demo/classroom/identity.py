@@ -11,6 +11,7 @@ so it survives reloads and restarts and is worthless in another browser) or by a
 listed in ``RLHF_DEMO_TEACHERS`` (Spaces with ``hf_oauth: true``). Wrong keys meet a growing delay
 per identity and a budget per address (``classroom.key_guard``). Local use (not shared, no key) has no roles: the one person is owner and teacher.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,10 @@ _ANIMAL = ("otter", "heron", "lynx", "panda", "falcon", "koala", "badger", "geck
 
 @dataclass(frozen=True)
 class User:
-    id: str              # public: hash of the browser's token (or of the API session); shown nowhere but files
+    id: str  # public: hash of the browser's token (or of the API session); shown nowhere but files
     nickname: str
     teacher: bool = False
-    anonymous: bool = False   # no browser token: an API client or a page that has not identified yet
+    anonymous: bool = False  # no browser token: an API client or a page that has not identified yet
 
 
 def new_token() -> str:

@@ -19,6 +19,7 @@ per window per address), so one address gets at most that many × ``free_wrong``
 beyond its budget, each identity paced by its own throttle. With a teacher key of 16 random characters
 that is hopeless for a guesser; a short key is not made safe by any throttle (``docs/api.md``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,12 +30,19 @@ from rlhf_demo.classroom.rate import Buckets
 
 
 class KeyGuard:
-    def __init__(self, base_s: float = 2.0, max_s: float = 300.0, free_wrong: int = 3, wrong_per_address: int = 10,
-                 window_s: float = 600.0, max_keys: int = 20_000):
+    def __init__(
+        self,
+        base_s: float = 2.0,
+        max_s: float = 300.0,
+        free_wrong: int = 3,
+        wrong_per_address: int = 10,
+        window_s: float = 600.0,
+        max_keys: int = 20_000,
+    ):
         self.base_s, self.max_s, self.free_wrong, self.max_keys = base_s, max_s, free_wrong, max_keys
         self.budget = Buckets(burst=wrong_per_address, per_s=wrong_per_address / window_s, max_keys=max_keys)
         self._lock = threading.Lock()
-        self._fails: OrderedDict[str, tuple[int, float]] = OrderedDict()   # identity → (wrong keys, refused until)
+        self._fails: OrderedDict[str, tuple[int, float]] = OrderedDict()  # identity → (wrong keys, refused until)
 
     def _shares_budget(self, identity: str, anonymous: bool) -> bool:
         return anonymous or self._fails.get(identity, (0, 0.0))[0] >= self.free_wrong

@@ -8,6 +8,7 @@ A run folder written by the command line (no owner file) belongs to the teacher:
 only the teacher sees it until it is pinned. The shipped examples (outside RUNS) are everyone's.
 Every write is atomic (a temporary file, then a rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,7 @@ class ClassRecord:
         return self.dir / "owners" / f"{Path(run).name}.json"
 
     def set_owner(self, run: str | Path, owner_id: str, nickname: str) -> None:
-        _write_atomic(self._owner_file(Path(run)), {"owner": owner_id, "nickname": nickname,
-                                                    "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+        _write_atomic(self._owner_file(Path(run)), {"owner": owner_id, "nickname": nickname, "time": time.strftime("%Y-%m-%d %H:%M:%S")})
 
     def owner(self, run: str | Path) -> dict:
         """{"owner", "nickname", "time"} of a run in ``runs_dir``; {} for a run nobody in the class started."""

@@ -5,6 +5,7 @@ token, or waits ``(1 − tokens) / per_s`` seconds. At most ``max_keys`` keys ar
 recently used are forgotten: a forgotten key starts with a full bucket, so forgetting only ever errs
 towards letting someone through).
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,7 @@ class Buckets:
     def __init__(self, burst: float, per_s: float, max_keys: int = 20_000):
         self.burst, self.per_s, self.max_keys = float(burst), float(per_s), max_keys
         self._lock = threading.Lock()
-        self._b: OrderedDict[str, tuple[float, float]] = OrderedDict()   # key → (tokens, at)
+        self._b: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key → (tokens, at)
 
     def _level(self, key: str, now: float) -> float:
         tokens, at = self._b.get(key, (self.burst, now))

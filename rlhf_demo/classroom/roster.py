@@ -17,6 +17,7 @@ address, so one client cannot mint hundreds (each identity gets a few teacher-ke
 **Removed labellers** (``RUNS/.class/removed.json``, survives restarts): their labels left the pool
 (``data.feedback.FeedbackStore.remove_labeller``) and they may not label again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from rlhf_demo.classroom.identity import write_once
 from rlhf_demo.classroom.class_limits import ClassLimits
+from rlhf_demo.classroom.identity import write_once
 from rlhf_demo.classroom.rate import Buckets
 
 CLASS_CODE_ENV = "RLHF_DEMO_CLASS_CODE"
@@ -83,8 +84,8 @@ class Roster:
         self.runs_dir = Path(runs_dir)
         self.limits = lim = limits or ClassLimits()
         self._lock = threading.Lock()
-        self._known: OrderedDict[str, float] = OrderedDict()       # identity → first seen
-        self._joined: OrderedDict[str, dict] = OrderedDict()       # identity → {"nickname", "time"}
+        self._known: OrderedDict[str, float] = OrderedDict()  # identity → first seen
+        self._joined: OrderedDict[str, dict] = OrderedDict()  # identity → {"nickname", "time"}
         per_s = lim.new_identities_per_address / lim.identity_window_s
         self._new = Buckets(lim.new_identities_per_address, per_s)
         self._wrong = Buckets(lim.wrong_codes_per_address, lim.wrong_codes_per_address / lim.identity_window_s)
@@ -102,8 +103,9 @@ class Roster:
                 return
         wait = self._new.take(address)
         if wait > 0:
-            raise RosterError(f"too many new visitors from your network: try again in {wait / 60:.0f} min "
-                              "(or reuse the browser you came with)")
+            raise RosterError(
+                f"too many new visitors from your network: try again in {wait / 60:.0f} min (or reuse the browser you came with)"
+            )
         with self._lock:
             self._known[uid] = time.time()
             while len(self._known) > MAX_KNOWN:

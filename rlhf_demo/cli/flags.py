@@ -4,6 +4,7 @@ CLI offers exactly the knobs the config has, with the config's own help, kinds a
 Every flag defaults to None ("not given": the preset's value stands). Booleans take ``--name`` /
 ``--no-name``; ranges take ``N`` or ``MIN:MAX``; number lists take ``A,B,C``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def add_config_flags(parser: argparse.ArgumentParser, configs: list[type]) -> No
             cls = owners[0][0]
             help_text = f"[{cls.algo.upper()}] {meta['help']} (default {show(f.default) or repr(f.default)})"
         else:
-            help_text = " ".join(f"[{c.algo.upper()}] {g.metadata['help']} (default {show(g.default) or repr(g.default)})"
-                                 for c, g in owners)
+            help_text = " ".join(
+                f"[{c.algo.upper()}] {g.metadata['help']} (default {show(g.default) or repr(g.default)})" for c, g in owners
+            )
         help_text = help_text.replace("%", "%%")
         kw: dict = {"dest": name, "default": None, "help": help_text}
         kind = meta["kind"]
@@ -58,8 +60,7 @@ def config_from_args(cls, args: argparse.Namespace, preset: str | None = None):
     (``TrainerConfig.from_inputs``), validated as a config (``cli/train.py`` then checks a shared server's
     limits, once). A flag given that ``cls`` does not have is an error."""
     own = {f.name for f in cls.knobs()}
-    others = sorted(k for k, v in vars(args).items()
-                    if v is not None and k not in own and k in KNOB_DESTS)
+    others = sorted(k for k, v in vars(args).items() if v is not None and k not in own and k in KNOB_DESTS)
     if others:
         raise ValueError(f"{', '.join(flag(k) for k in others)}: not a {cls.algo.upper()} setting")
     inputs = {name: getattr(args, name, None) for name in own}

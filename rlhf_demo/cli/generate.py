@@ -6,6 +6,7 @@ the plain softmax of the logits, ``prob`` the probability after every logits pro
 the raw distribution's entropy (nats) and ``top`` the N most probable candidates after processing.
 Without it, a readable table per sequence.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,11 +43,20 @@ def add_arguments(p):
 def config_from_args(args) -> DecodingConfig:
     strategy = "greedy" if args.greedy else ("beam" if args.num_beams > 1 else "sample")
     return DecodingConfig(
-        strategy=strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
+        strategy=strategy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
         num_beams=args.num_beams if args.num_beams > 1 else DecodingConfig().num_beams,
-        max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, num_samples=args.num_return_sequences,
-        seed=args.seed, word_bias=parse_word_bias(args.word_bias), chat_template=args.chat,
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.min_new_tokens,
+        num_samples=args.num_return_sequences,
+        seed=args.seed,
+        word_bias=parse_word_bias(args.word_bias),
+        chat_template=args.chat,
     )
 
 
@@ -55,14 +65,20 @@ def _show(text: str) -> str:
 
 
 def format_table(result: GenerationResult) -> str:
-    lines = [f"model: {result.model}   mode: {result.mode}   generated in {result.seconds:.2f} s",
-             "processors (in order): " + (" → ".join(result.processors) or "none")]
+    lines = [
+        f"model: {result.model}   mode: {result.mode}   generated in {result.seconds:.2f} s",
+        "processors (in order): " + (" → ".join(result.processors) or "none"),
+    ]
     lines += [f"note: {n}" for n in result.notices]
     lines.append(f"prompt: {_show(result.prompt_text)}")
     for i, seq in enumerate(result.sequences):
         extra = f"   score {seq.score:.3f}" if seq.score is not None else ""
-        lines += ["", f"sequence {i + 1}: {_show(seq.text)}", f"  cumulative log-prob {seq.cum_logprob:.3f}{extra}",
-                  f"  {'step':>4}  {'token':<14} {'prob':>7} {'raw':>7} {'entropy':>7}  top candidates: prob (raw)"]
+        lines += [
+            "",
+            f"sequence {i + 1}: {_show(seq.text)}",
+            f"  cumulative log-prob {seq.cum_logprob:.3f}{extra}",
+            f"  {'step':>4}  {'token':<14} {'prob':>7} {'raw':>7} {'entropy':>7}  top candidates: prob (raw)",
+        ]
         for t, s in enumerate(seq.steps):
             top = "  ".join(f"{_show(c.token)} {c.prob:.1%} ({c.raw_prob:.1%})" for c in s.top)
             lines.append(f"  {t:>4}  {_show(s.token)[:14]:<14} {s.prob:>7.1%} {s.raw_prob:>7.1%} {s.entropy:>7.2f}  {top}")

@@ -6,6 +6,7 @@
 JSON: {"tokens": [{"token", "logp_policy", "logp_ref", "k1", "k2", "k3", "kl_exact"}, ...],
        "total": {"k1", "k2", "k3", "kl_exact"}}, one entry per response token (see kl_analysis.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,16 @@ def run(args) -> int:
         raise KLInputError("--response is empty: give a response, or leave the flag out to let the policy write one")
     policy = REGISTRY.get(args.policy)
     reference = REGISTRY.get(args.reference)
-    res = token_kl(policy, reference, args.prompt, args.response, max_new_tokens=args.max_new_tokens,
-                   policy_temperature=args.policy_temperature, seed=args.seed, top_n=max(1, args.top))
+    res = token_kl(
+        policy,
+        reference,
+        args.prompt,
+        args.response,
+        max_new_tokens=args.max_new_tokens,
+        policy_temperature=args.policy_temperature,
+        seed=args.seed,
+        top_n=max(1, args.top),
+    )
     if args.json:
         print(json.dumps(res.to_json(), ensure_ascii=False))
         return 0
@@ -42,8 +51,10 @@ def run(args) -> int:
     print(f"response: {res.response!r}{' (sampled from the policy)' if res.generated else ''}")
     print(f"{'#':>3} {'token':<16} {'log π':>9} {'log π_ref':>9} {'k1':>9} {'k2':>9} {'k3':>9} {'KL exact':>9}")
     for r in res.table.to_dict("records"):
-        print(f"{r['position']:>3} {r['token']!r:<16} {r['logp_policy']:>9.4f} {r['logp_ref']:>9.4f} "
-              f"{r['k1']:>9.4f} {r['k2']:>9.4f} {r['k3']:>9.4f} {r['kl_exact']:>9.4f}")
+        print(
+            f"{r['position']:>3} {r['token']!r:<16} {r['logp_policy']:>9.4f} {r['logp_ref']:>9.4f} "
+            f"{r['k1']:>9.4f} {r['k2']:>9.4f} {r['k3']:>9.4f} {r['kl_exact']:>9.4f}"
+        )
     t = res.totals
     print(f"{'':>3} {'total':<16} {'':>9} {'':>9} {t['k1']:>9.4f} {t['k2']:>9.4f} {t['k3']:>9.4f} {t['kl_exact']:>9.4f}")
     print(f"\nlargest exact KL at position {res.max_position}; top candidates (π | π_ref):")

@@ -3,6 +3,7 @@
 Each command lives in ``rlhf_demo/cli/NAME.py`` and provides ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``. Errors a user can fix are printed as one line ``error: ...`` (exit 2).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """``python -m rlhf_demo runs [--json] [--root DIR]``: the run folders with their status (running,
 finished, stopped, interrupted, diverged, failed), steps and last metrics."""
+
 from __future__ import annotations
 
 import json

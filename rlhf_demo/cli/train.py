@@ -16,19 +16,21 @@ more GPUs")::
 
     accelerate launch --cpu --num_processes 2 -m rlhf_demo train --algo dpo --out runs/dpo-2p
 """
+
 from __future__ import annotations
 
 import sys
-
 from pathlib import Path
 
-from rlhf_demo import limits
 from rlhf_demo.algorithms import CONFIGS, make_trainer
+from rlhf_demo.classroom import limits
 from rlhf_demo.cli.flags import KNOB_DESTS, add_config_flags, config_from_args, flag, register
 from rlhf_demo.config import show
 
-HELP = ("Train a policy with PPO or GRPO (from a reward function) or DPO (from preference pairs), or a reward model "
-        "(from preference pairs); writes a run folder.")
+HELP = (
+    "Train a policy with PPO or GRPO (from a reward function) or DPO (from preference pairs), or a reward model "
+    "(from preference pairs); writes a run folder."
+)
 
 
 def add_arguments(p):
@@ -38,9 +40,13 @@ def add_arguments(p):
     p.add_argument("--preset", default=None, help=f"named preset of the algorithm's settings ({presets})")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty run folder")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
-    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
-                   help="after training, write a model card into RUN/policy/ and push that folder to this Hub "
-                        "repository (offline or without a token: the card is written, nothing is pushed)")
+    p.add_argument(
+        "--push-to-hub",
+        default=None,
+        metavar="REPO_ID",
+        help="after training, write a model card into RUN/policy/ and push that folder to this Hub "
+        "repository (offline or without a token: the card is written, nothing is pushed)",
+    )
     add_config_flags(p, list(CONFIGS.values()))
     register(list(CONFIGS.values()))
 
@@ -54,39 +60,50 @@ def _argv(args) -> list[str]:
     for k, v in vars(args).items():
         if v is None or v is False and k not in KNOB_DESTS or k.startswith("_") or k == "command":
             continue
-        out += ([flag(k)] if v is True else [f"--no-{k.replace('_', '-')}"] if v is False else [flag(k), show(v)])
+        out += [flag(k)] if v is True else [f"--no-{k.replace('_', '-')}"] if v is False else [flag(k), show(v)]
     return out
 
 
 def run(args) -> int:
-    from rlhf_demo.runs import card, distributed
+    from rlhf_demo.runs import card
     from rlhf_demo.runs.folder import RunWriter, write_run
-    from rlhf_demo.runs.status import final_lines, progress_lines
+    from rlhf_demo.training import distributed
+    from rlhf_demo.training.status import final_lines, progress_lines
 
     cfg = config_from_args(CONFIGS[args.algo], args, args.preset)
-    limits.check_training(cfg, limits.current())      # a shared server's limits, once (the trainer trusts cfg)
-    RunWriter.check(args.out, args.overwrite)          # before a model is loaded
+    limits.check_training(cfg, limits.current())  # a shared server's limits, once (the trainer trusts cfg)
+    RunWriter.check(args.out, args.overwrite)  # before a model is loaded
     n = distributed.planned_processes()
-    if (unit := cfg.batch_unit()) is not None:         # a batch N processes cannot share: one line, before they start
+    if (unit := cfg.batch_unit()) is not None:  # a batch N processes cannot share: one line, before they start
         distributed.share(cfg.batch_size, "batch_size", unit, n=n)
-    distributed.relaunch_cpu_processes(["-m", "rlhf_demo", *sys.argv[1:]], n)   # accelerate launch --cpu --num_processes N
+    distributed.relaunch_cpu_processes(["-m", "rlhf_demo", *sys.argv[1:]], n)  # accelerate launch --cpu --num_processes N
     distributed.init()
-    distributed.barrier()                              # every process checked the folder before process 0 writes
+    distributed.barrier()  # every process checked the folder before process 0 writes
     main, command = distributed.is_main(), card.command_line(_argv(args))
-    args.quiet = args.quiet or not main                # one process prints
+    args.quiet = args.quiet or not main  # one process prints
     hub_note = card.push_problem(args.push_to_hub) if args.push_to_hub else ""
     if hub_note and main:
-        print(f"note: --push-to-hub {args.push_to_hub}: {hub_note}; the model card will be written, nothing pushed",
-              file=sys.stderr, flush=True)
+        print(
+            f"note: --push-to-hub {args.push_to_hub}: {hub_note}; the model card will be written, nothing pushed",
+            file=sys.stderr,
+            flush=True,
+        )
     say = (lambda f, m: None) if args.quiet else (lambda f, m: print(m, file=sys.stderr, flush=True))
     trainer = make_trainer(cfg, progress=say)
     total = trainer.planned_steps() if hasattr(trainer, "planned_steps") else cfg.steps
     if not args.quiet:
-        what = (f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if getattr(cfg, "gold_reward", "none") != "none" else "")
-                if cfg.algo in ("ppo", "grpo") else f"{len(trainer.rows)} preference pairs ({trainer.source})"
-                + (f", {len(trainer.heldout)} held out" if cfg.algo == "reward" else ""))
-        print(f"{cfg.algo.upper()} on {cfg.model}: {what}, {total} steps planned → {args.out}"
-              + (f"; {trainer.note}" if getattr(trainer, "note", "") else ""), file=sys.stderr, flush=True)
+        what = (
+            f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if getattr(cfg, "gold_reward", "none") != "none" else "")
+            if cfg.algo in ("ppo", "grpo")
+            else f"{len(trainer.rows)} preference pairs ({trainer.source})"
+            + (f", {len(trainer.heldout)} held out" if cfg.algo == "reward" else "")
+        )
+        print(
+            f"{cfg.algo.upper()} on {cfg.model}: {what}, {total} steps planned → {args.out}"
+            + (f"; {trainer.note}" if getattr(trainer, "note", "") else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         for note in getattr(trainer, "notes", [])[:5]:
             print(f"note: {note}", file=sys.stderr)
     for rec in write_run(trainer, args.out, preset=args.preset, overwrite=args.overwrite, info={"command": command}):
@@ -95,8 +112,10 @@ def run(args) -> int:
     if not args.quiet and trainer.before_after:
         print("\nbefore → after (same fixed held-out queries, same seed):")
         for row in trainer.before_after:
-            print(f"  {row['query']!r}\n    reference {row['reference_reward']:+.2f}: {row['reference']!r}"
-                  f"\n    policy    {row['policy_reward']:+.2f}: {row['policy']!r}")
+            print(
+                f"  {row['query']!r}\n    reference {row['reference_reward']:+.2f}: {row['reference']!r}"
+                f"\n    policy    {row['policy_reward']:+.2f}: {row['policy']!r}"
+            )
     if not main:
         return 0 if trainer.status in ("finished", "stopped") else 1
     print("\n".join(final_lines(trainer, args.out)))

@@ -19,6 +19,7 @@ the majority vote, the agreement and the class's DPO set never see them again. `
 per labeller cheaply (it reads only what was appended since its last call), for the caps per labeller
 and in total.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,7 @@ class FeedbackStore:
     """Append-only JSONL of labels. Safe for several threads of one process (a lock around each write)."""
 
     _locks: dict[str, threading.Lock] = {}
-    _tallies: dict[str, dict] = {}      # path → {"inode", "offset", "per": {labeller: n}} (see ``tally``)
+    _tallies: dict[str, dict] = {}  # path → {"inode", "offset", "per": {labeller: n}} (see ``tally``)
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path).expanduser() if path is not None else default_feedback_path()
@@ -68,7 +69,7 @@ class FeedbackStore:
             with open(self.path, "rb") as f:
                 f.seek(t["offset"])
                 chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]       # a torn last line waits for its newline
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for its newline
             for line in complete.splitlines():
                 try:
                     rec = json.loads(line)
@@ -109,8 +110,9 @@ class FeedbackStore:
             tmp.replace(self.path)
             return len(out)
 
-    def add(self, prompt: str, response_a: str, response_b: str, label: str, labeller: str = "",
-            pair_id: str | None = None, nickname: str = "") -> dict:
+    def add(
+        self, prompt: str, response_a: str, response_b: str, label: str, labeller: str = "", pair_id: str | None = None, nickname: str = ""
+    ) -> dict:
         """Append one label and fsync it before returning the stored record. ``labeller`` is a user id
         (``classroom.identity``), never a nickname or a token; ``pair_id`` names a pair shown to several
         people (a new one when None)."""
@@ -125,8 +127,17 @@ class FeedbackStore:
             raise ValueError("there is no pair to label yet")
         if pair_id is not None and not (isinstance(pair_id, str) and pair_id.isalnum() and len(pair_id) <= 32):
             raise ValueError("unknown pair")
-        rec = {"id": uuid.uuid4().hex[:12], "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "labeller": str(labeller)[:32],
-               "nickname": str(nickname)[:32], "pair_id": pair_id or uuid.uuid4().hex[:12], "prompt": prompt, "response_a": response_a, "response_b": response_b, "label": label}
+        rec = {
+            "id": uuid.uuid4().hex[:12],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "labeller": str(labeller)[:32],
+            "nickname": str(nickname)[:32],
+            "pair_id": pair_id or uuid.uuid4().hex[:12],
+            "prompt": prompt,
+            "response_a": response_a,
+            "response_b": response_b,
+            "label": label,
+        }
         line = json.dumps(rec, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,17 +241,25 @@ def _row(rec: dict, winner: str) -> dict:
     return {"prompt": rec["prompt"], "chosen": a if winner == "A" else b, "rejected": b if winner == "A" else a}
 
 
-def make_pair(model, tokenizer, prompt: str, *, query_tokens: int | None = None, response_tokens: int = 16,
-              temperature: float = 1.0, seed: int | None = None) -> tuple[str, str, str]:
+def make_pair(
+    model,
+    tokenizer,
+    prompt: str,
+    *,
+    query_tokens: int | None = None,
+    response_tokens: int = 16,
+    temperature: float = 1.0,
+    seed: int | None = None,
+) -> tuple[str, str, str]:
     """Two responses sampled from ``model`` for one prompt: (prompt text, response A, response B).
 
     ``query_tokens`` cuts the prompt to that many tokens first (None = the whole prompt)."""
-    return make_pairs(model, tokenizer, [(prompt, query_tokens)], response_tokens=response_tokens,
-                      temperature=temperature, seed=seed)[0]
+    return make_pairs(model, tokenizer, [(prompt, query_tokens)], response_tokens=response_tokens, temperature=temperature, seed=seed)[0]
 
 
-def make_pairs(model, tokenizer, prompts: list[tuple[str, int | None]], *, response_tokens: int = 16,
-               temperature: float = 1.0, seed: int | None = None) -> list[tuple[str, str, str]]:
+def make_pairs(
+    model, tokenizer, prompts: list[tuple[str, int | None]], *, response_tokens: int = 16, temperature: float = 1.0, seed: int | None = None
+) -> list[tuple[str, str, str]]:
     """``make_pair`` for many (prompt, query_tokens) at once: one ``generate`` of 2·len(prompts) rows
     (what a class drawing pairs together costs one batch, not thirty)."""
     from rlhf_demo.data.prompts import truncate_prompt
@@ -249,8 +268,9 @@ def make_pairs(model, tokenizer, prompts: list[tuple[str, int | None]], *, respo
     rows = []
     for prompt, query_tokens in prompts:
         ids = truncate_prompt(tokenizer, prompt, query_tokens or 10_000)
-        rows += [ids, ids]                                        # A and B of one pair side by side
-    batch = sample_responses(model, tokenizer, rows, response_tokens, temperature=temperature,
-                             seed=seed if seed is not None else random.randrange(2**31))
+        rows += [ids, ids]  # A and B of one pair side by side
+    batch = sample_responses(
+        model, tokenizer, rows, response_tokens, temperature=temperature, seed=seed if seed is not None else random.randrange(2**31)
+    )
     queries, responses = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
     return [(queries[2 * i], responses[2 * i], responses[2 * i + 1]) for i in range(len(prompts))]

@@ -13,17 +13,18 @@ Three sources, one format:
 Responses are plain continuation text (not chat messages): the prompt is a review opening and the
 completion continues it. TRL appends EOS to both completions when it tokenises them.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.textcheck import MAX_LINE_CHARS, TextError, check_text, check_upload, json_loads
 
@@ -68,6 +69,7 @@ class PreferenceSet:
 # ---------------------------------------------------------------------------------------------
 # validation and loading
 # ---------------------------------------------------------------------------------------------
+
 
 def validate_row(obj, where: str) -> tuple[dict | None, str | None]:
     """One row → (clean row, None) or (None, error). Extra keys are kept (scores, source, ...)."""
@@ -121,22 +123,26 @@ def parse_preferences(data: bytes, filename: str = "preferences.jsonl") -> Prefe
         raise PreferenceError("the preference file: expected the file's bytes")
     try:
         return _parse_preferences(bytes(data), str(filename))
-    except (csv.Error, RecursionError, MemoryError) as exc:   # anything else a parser can say: still one line
-        raise PreferenceError(f"the preference file could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): save it as JSONL or "
-                              "CSV with prompt, chosen, rejected") from None
+    except (csv.Error, RecursionError, MemoryError) as exc:  # anything else a parser can say: still one line
+        raise PreferenceError(
+            f"the preference file could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): save it as JSONL or "
+            "CSV with prompt, chosen, rejected"
+        ) from None
 
 
 def _parse_preferences(data: bytes, filename: str) -> PreferenceSet:
     name = filename.lower()
-    text = _decode(data, None if name.endswith(".json") else MAX_LINE_CHARS)   # a JSON array may be one line
+    text = _decode(data, None if name.endswith(".json") else MAX_LINE_CHARS)  # a JSON array may be one line
     rows, errors = [], []
     if name.endswith((".csv", ".tsv")):
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if name.endswith(".tsv") else ",")
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise PreferenceError(f"the CSV header must name the columns prompt, chosen, rejected; missing: {', '.join(missing)} "
-                                  f"(found: {', '.join(header) or 'nothing'})")
+            raise PreferenceError(
+                f"the CSV header must name the columns prompt, chosen, rejected; missing: {', '.join(missing)} "
+                f"(found: {', '.join(header) or 'nothing'})"
+            )
         reader.fieldnames = header
         items = ((i, r) for i, r in enumerate(reader, 1))
         kind = "row"
@@ -149,6 +155,7 @@ def _parse_preferences(data: bytes, filename: str) -> PreferenceSet:
                 raise PreferenceError(str(exc)) from None
             items = ((i, r) for i, r in enumerate(items_list, 1))
         else:
+
             def gen():
                 for i, line in enumerate(lines, 1):
                     if not line.strip():
@@ -157,6 +164,7 @@ def _parse_preferences(data: bytes, filename: str) -> PreferenceSet:
                         yield i, json_loads(line, "the line")
                     except TextError as exc:
                         yield i, ValueError(str(exc).removeprefix("the line").strip(" :"))
+
             items = gen()
         kind = "line"
     else:
@@ -180,14 +188,17 @@ def _parse_preferences(data: bytes, filename: str) -> PreferenceSet:
             raise PreferenceError(f"no prompt/chosen/rejected fields found (the rows have: {', '.join(first_keys)})")
         detail = ("; ".join(errors[:3]) + (" …" if len(errors) > 3 else "")) if errors else "the file holds no rows"
         raise PreferenceError(f"no usable preference pairs: {detail}")
-    return PreferenceSet(rows, errors[:MAX_REPORTED_ERRORS] + ([f"… and {len(errors) - MAX_REPORTED_ERRORS} more"] if len(errors) > MAX_REPORTED_ERRORS else []),
-                         Path(filename).name)
+    return PreferenceSet(
+        rows,
+        errors[:MAX_REPORTED_ERRORS] + ([f"… and {len(errors) - MAX_REPORTED_ERRORS} more"] if len(errors) > MAX_REPORTED_ERRORS else []),
+        Path(filename).name,
+    )
 
 
 def load_preferences(source: str | Path | None = None) -> PreferenceSet:
     """Pairs from ``None``/``"shipped"`` (the shipped set), a local file, or ``hf:DATASET[:SPLIT]``.
 
-    On a shared server (``rlhf_demo.limits``) no local file: a Hub id only, loaded remote-only, and
+    On a shared server (``rlhf_demo.classroom.limits``) no local file: a Hub id only, loaded remote-only, and
     every refusal or failure of a Hub id reads one line (LimitError)."""
     if source in (None, "", "shipped", "default"):
         source = SHIPPED_PREFERENCES
@@ -215,7 +226,7 @@ def load_hub_preferences(spec: str) -> PreferenceSet:
     """``DATASET[:SPLIT]`` from the Hugging Face Hub (needs network), plain-text prompt/chosen/rejected columns."""
     name, _, split = spec.partition(":")
     split = split or "train"
-    path = limits.hub_dataset_path(name, "preferences", feedback=True)   # shared: remote only, size checked
+    path = limits.hub_dataset_path(name, "preferences", feedback=True)  # shared: remote only, size checked
     try:
         from datasets import load_dataset
 
@@ -259,6 +270,7 @@ def to_csv(rows: list[dict]) -> str:
 # synthesis: best-of-k vs worst-of-k from the reference model
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class SynthConfig:
     """How a synthetic preference set is made (the DPO paper's IMDb recipe)."""
@@ -280,7 +292,7 @@ class SynthConfig:
     min_gap: float = 1e-6
     """skip queries whose best and worst scores differ by less than this (ties carry no preference)"""
 
-    def validate(self) -> "SynthConfig":
+    def validate(self) -> SynthConfig:
         if self.n_prompts is not None and not 1 <= self.n_prompts <= 5000:
             raise ValueError(f"--prompts must be between 1 and 5000, got {self.n_prompts}")
         if not 2 <= self.samples <= 32:
@@ -296,8 +308,9 @@ class SynthConfig:
         return self
 
 
-def synthesize_pairs(model, tokenizer, reward_fn, cfg: SynthConfig, prompts: list[str] | None = None,
-                     progress: ProgressFn | None = None) -> list[dict]:
+def synthesize_pairs(
+    model, tokenizer, reward_fn, cfg: SynthConfig, prompts: list[str] | None = None, progress: ProgressFn | None = None
+) -> list[dict]:
     """Sample ``cfg.samples`` responses per query from ``model`` and keep (best, worst) as (chosen, rejected).
 
     Returns rows ``{prompt, chosen, rejected, chosen_score, rejected_score}``; ``prompt`` is the decoded
@@ -313,16 +326,20 @@ def synthesize_pairs(model, tokenizer, reward_fn, cfg: SynthConfig, prompts: lis
     if not prompts:
         raise PreferenceError("no prompts to build preference pairs from")
     rng = random.Random(cfg.seed)
-    queries = [truncate_prompt(tokenizer, p, rng.randint(cfg.min_query_tokens, cfg.max_query_tokens))
-               for p in prompts for _ in range(cfg.cuts_per_prompt)]
+    queries = [
+        truncate_prompt(tokenizer, p, rng.randint(cfg.min_query_tokens, cfg.max_query_tokens))
+        for p in prompts
+        for _ in range(cfg.cuts_per_prompt)
+    ]
     per_call = max(1, cfg.batch_size // cfg.samples)  # queries per generate call, each repeated k times
     rows = []
     total = len(queries)
     for start in range(0, total, per_call):
-        chunk = queries[start:start + per_call]
-        flat = [q for q in chunk for _ in range(cfg.samples)]           # [len(chunk) * k]
-        batch = sample_responses(model, tokenizer, flat, cfg.response_tokens, temperature=cfg.temperature,
-                                 seed=cfg.seed * 1_000_003 + start)
+        chunk = queries[start : start + per_call]
+        flat = [q for q in chunk for _ in range(cfg.samples)]  # [len(chunk) * k]
+        batch = sample_responses(
+            model, tokenizer, flat, cfg.response_tokens, temperature=cfg.temperature, seed=cfg.seed * 1_000_003 + start
+        )
         q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
         scores = reward_fn([q + r for q, r in zip(q_txt, r_txt)])
         for j in range(len(chunk)):
@@ -332,8 +349,15 @@ def synthesize_pairs(model, tokenizer, reward_fn, cfg: SynthConfig, prompts: lis
             worst = min(group, key=lambda t: t[0])
             if best[0] - worst[0] < cfg.min_gap or best[1] == worst[1]:
                 continue
-            rows.append({"prompt": q_txt[lo], "chosen": best[1], "rejected": worst[1],
-                         "chosen_score": round(float(best[0]), 4), "rejected_score": round(float(worst[0]), 4)})
+            rows.append(
+                {
+                    "prompt": q_txt[lo],
+                    "chosen": best[1],
+                    "rejected": worst[1],
+                    "chosen_score": round(float(best[0]), 4),
+                    "rejected_score": round(float(worst[0]), 4),
+                }
+            )
         done = min(start + per_call, total)
         say(done / total, f"sampled {done}/{total} queries × {cfg.samples} responses; {len(rows)} pairs so far")
     return rows

@@ -4,6 +4,7 @@ The built-in set (``assets/review_openings.txt``, written for this project) is s
 all into a training part and a held-out part (every 5th opening). Held-out prompts are never used
 for training: evaluation (reward gain, KL) is always measured on them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.textcheck import TextError, check_text, check_upload, json_loads
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -48,14 +49,16 @@ def parse_prompts(data: bytes, filename: str = "prompts.txt") -> list[str]:
     if not isinstance(data, (bytes, bytearray)):
         raise PromptError("prompts file: expected the file's bytes")
     if len(data) > MAX_PROMPT_FILE_BYTES:
-        raise PromptError(f"prompts file is {len(data)/1e6:.1f} MB; the limit is {MAX_PROMPT_FILE_BYTES/1e6:.0f} MB")
+        raise PromptError(f"prompts file is {len(data) / 1e6:.1f} MB; the limit is {MAX_PROMPT_FILE_BYTES / 1e6:.0f} MB")
     try:
         return _parse_prompts(bytes(data), str(filename))
     except TextError as exc:
         raise PromptError(str(exc)) from None
-    except (csv.Error, RecursionError, MemoryError) as exc:   # anything else a parser can say: still one line
-        raise PromptError(f"prompts file could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): save it as one prompt per line, "
-                          "or as CSV / JSONL with a 'prompt' column") from None
+    except (csv.Error, RecursionError, MemoryError) as exc:  # anything else a parser can say: still one line
+        raise PromptError(
+            f"prompts file could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): save it as one prompt per line, "
+            "or as CSV / JSONL with a 'prompt' column"
+        ) from None
 
 
 def _parse_prompts(data: bytes, filename: str) -> list[str]:
@@ -77,8 +80,6 @@ def _parse_prompts(data: bytes, filename: str) -> list[str]:
         col = col or 0
         prompts = [r[col].strip() for r in body if len(r) > col]
     elif name.endswith(".jsonl"):
-        import json
-
         for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -100,7 +101,7 @@ def _parse_prompts(data: bytes, filename: str) -> list[str]:
 def load_prompts(source: str | None = None, split: str = "train") -> list[str]:
     """Prompts from ``None``/``"builtin"`` (the built-in set), a local file, or ``hf:DATASET[:COLUMN]``.
 
-    On a shared server (``rlhf_demo.limits``) no local file: a Hub id only, loaded remote-only
+    On a shared server (``rlhf_demo.classroom.limits``) no local file: a Hub id only, loaded remote-only
     (``limits.hub_dataset_path``), and every refusal or failure reads one line (LimitError)."""
     if source in (None, "", "builtin"):
         return builtin_prompts(split)

@@ -30,6 +30,7 @@ together as one batch:
 
 Post-processing (per-step numbers, top candidates) runs in each request's own thread, after the batch.
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,8 +40,8 @@ from typing import Any
 
 import torch
 
-from rlhf_demo.shared_work import MODEL_LOCK
 from rlhf_demo.decoding.generate import DecodingConfig, GenerationResult, Prompt, generate_from_ids, prepare, result_from_rows, run_rows
+from rlhf_demo.shared_work import MODEL_LOCK
 
 MAX_BATCH_ROWS = 32
 MAX_BATCH_CELLS = 32 * 32
@@ -55,8 +56,15 @@ def batch_key(cfg: DecodingConfig) -> tuple | None:
     if cfg.mode == "beam":
         return None
     warpers = (cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p) if cfg.mode == "sample" else ()
-    return (cfg.mode, cfg.max_new_tokens, cfg.min_new_tokens, cfg.repetition_penalty, cfg.no_repeat_ngram_size,
-            tuple((cfg.word_bias or {}).items()), *warpers)
+    return (
+        cfg.mode,
+        cfg.max_new_tokens,
+        cfg.min_new_tokens,
+        cfg.repetition_penalty,
+        cfg.no_repeat_ngram_size,
+        tuple((cfg.word_bias or {}).items()),
+        *warpers,
+    )
 
 
 @dataclass(eq=False)  # compared by identity
@@ -80,8 +88,13 @@ class Batcher:
     :func:`~rlhf_demo.decoding.generate.generate` does.
     """
 
-    def __init__(self, max_rows: int = MAX_BATCH_ROWS, max_cells: int = MAX_BATCH_CELLS, lock: threading.Lock | None = None,
-                 gather_s: float = GATHER_S):
+    def __init__(
+        self,
+        max_rows: int = MAX_BATCH_ROWS,
+        max_cells: int = MAX_BATCH_CELLS,
+        lock: threading.Lock | None = None,
+        gather_s: float = GATHER_S,
+    ):
         self.max_rows, self.max_cells, self.gather_s = max_rows, max_cells, gather_s
         self.lock = lock or MODEL_LOCK  # held while a batch runs: the KL and Theory tabs' work waits meanwhile (shared_work.py)
         self._cond = threading.Condition()

@@ -3,6 +3,7 @@
 Every value may come straight from an HTTP request, so :meth:`DecodingConfig.validate` turns nonsense
 into a :class:`DecodingError` whose message says what to change.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,18 +36,22 @@ class DecodingConfig:
     top_k: int = _help("Keep only the k most probable tokens (0 = off).", 50)
     top_p: float = _help("Nucleus: keep the smallest set of tokens whose probability sums to ≥ p (1 = off).", 1.0)
     min_p: float = _help("Drop tokens whose probability is below min_p × the top token's (0 = off).", 0.0)
-    repetition_penalty: float = _help("Divide positive (multiply negative) logits of tokens already in the text by r (1 = off). Keskar et al. 2019.", 1.0)
+    repetition_penalty: float = _help(
+        "Divide positive (multiply negative) logits of tokens already in the text by r (1 = off). Keskar et al. 2019.", 1.0
+    )
     no_repeat_ngram_size: int = _help("Forbid any n-gram of this size from occurring twice (0 = off).", 0)
     num_beams: int = _help("Beams kept by beam search (strategy 'beam'); all are returned with their log-probabilities.", 4)
     max_new_tokens: int = _help(f"Stop after this many new tokens (1–{MAX_NEW_TOKENS}).", 32)
     min_new_tokens: int = _help("End-of-sequence is forbidden before this many new tokens.", 0)
     num_samples: int = _help(f"Independent samples drawn from the same prompt (1–{MAX_SEQUENCES}; sampling only).", 1)
     seed: int = _help("Random seed: the same seed and settings give the same samples.", 0)
-    word_bias: dict = _help("Words → logit bias added when the word would come next (transformers' sequence_bias), e.g. {'great': 5}.", None)
+    word_bias: dict = _help(
+        "Words → logit bias added when the word would come next (transformers' sequence_bias), e.g. {'great': 5}.", None
+    )
     chat_template: bool = _help("Wrap the prompt in the model's chat template as a user message.", False)
 
     # ------------------------------------------------------------------ validation
-    def validate(self, vocab_size: int | None = None) -> "DecodingConfig":
+    def validate(self, vocab_size: int | None = None) -> DecodingConfig:
         """Check every value (they may come straight from an HTTP request); return a clean copy."""
         c = replace(self, word_bias=dict(self.word_bias or {}))
         if c.strategy not in STRATEGIES:

@@ -15,6 +15,7 @@ does; its sampling warpers are never applied (``do_sample=False``).
 Branching at step i keeps the first i tokens, forces a chosen candidate (or a typed word's tokens)
 and lets the decoder continue with the same settings and the remaining token budget.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,14 +25,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_demo.decoding.generate import (DecodingConfig, DecodingError, GenerationResult, Sequence, build_processors, generate_from_ids,
-                       generation_config, sequence_bias_for, summarize)
+from rlhf_demo.decoding.generate import (
+    DecodingConfig,
+    DecodingError,
+    GenerationResult,
+    Sequence,
+    build_processors,
+    generate_from_ids,
+    generation_config,
+    sequence_bias_for,
+    summarize,
+)
 
 
 def _check(result: GenerationResult, seq_index, step) -> Sequence:
     if result is None or result.raw_logits is None:
         raise DecodingError("generate first: there is no stored generation to explore")
-    if isinstance(seq_index, bool) or not isinstance(seq_index, (int, float)) or int(seq_index) != seq_index or not 0 <= seq_index < len(result.sequences):
+    if (
+        isinstance(seq_index, bool)
+        or not isinstance(seq_index, (int, float))
+        or int(seq_index) != seq_index
+        or not 0 <= seq_index < len(result.sequences)
+    ):
         raise DecodingError(f"sequence {seq_index!r} does not exist (there are {len(result.sequences)})")
     seq = result.sequences[int(seq_index)]
     if isinstance(step, bool) or not isinstance(step, (int, float)) or int(step) != step or not 0 <= step < len(seq.steps):
@@ -70,24 +85,55 @@ def candidate_frame(tokenizer, raw_probs: np.ndarray, probs: np.ndarray, chosen_
         ids.add(int(chosen_id))
     ids = sorted(ids, key=lambda i: -max(raw_probs[i], probs[i]))
     names = tokenizer.batch_decode([[i] for i in ids])
-    rows = [{"rank": r + 1, "token": t, "token_id": int(i), "raw_prob": float(raw_probs[i]), "prob": float(probs[i]),
-             "kept": bool(probs[i] > 0), "chosen": chosen_id is not None and int(i) == int(chosen_id)}
-            for r, (i, t) in enumerate(zip(ids, names))]
+    rows = [
+        {
+            "rank": r + 1,
+            "token": t,
+            "token_id": int(i),
+            "raw_prob": float(raw_probs[i]),
+            "prob": float(probs[i]),
+            "kept": bool(probs[i] > 0),
+            "chosen": chosen_id is not None and int(i) == int(chosen_id),
+        }
+        for r, (i, t) in enumerate(zip(ids, names))
+    ]
     return pd.DataFrame(rows, columns=["rank", "token", "token_id", "raw_prob", "prob", "kept", "chosen"])
 
 
 def steps_frame(seq: Sequence) -> pd.DataFrame:
     """One row per step: ``step token token_id prob raw_prob entropy forced``."""
-    return pd.DataFrame([{"step": i, "token": s.token, "token_id": s.token_id, "prob": s.prob, "raw_prob": s.raw_prob,
-                          "entropy": s.entropy, "forced": s.forced} for i, s in enumerate(seq.steps)],
-                        columns=["step", "token", "token_id", "prob", "raw_prob", "entropy", "forced"])
+    return pd.DataFrame(
+        [
+            {
+                "step": i,
+                "token": s.token,
+                "token_id": s.token_id,
+                "prob": s.prob,
+                "raw_prob": s.raw_prob,
+                "entropy": s.entropy,
+                "forced": s.forced,
+            }
+            for i, s in enumerate(seq.steps)
+        ],
+        columns=["step", "token", "token_id", "prob", "raw_prob", "entropy", "forced"],
+    )
 
 
 def sequences_frame(result: GenerationResult) -> pd.DataFrame:
     """One row per returned sequence (beams: cumulative and length-normalised log-probabilities)."""
-    return pd.DataFrame([{"#": i + 1, "text": s.text, "tokens": len(s.token_ids), "cum_logprob": round(s.cum_logprob, 3),
-                          "score": None if s.score is None else round(s.score, 3), "ended": s.finished}
-                         for i, s in enumerate(result.sequences)])
+    return pd.DataFrame(
+        [
+            {
+                "#": i + 1,
+                "text": s.text,
+                "tokens": len(s.token_ids),
+                "cum_logprob": round(s.cum_logprob, 3),
+                "score": None if s.score is None else round(s.score, 3),
+                "ended": s.finished,
+            }
+            for i, s in enumerate(result.sequences)
+        ]
+    )
 
 
 def bias_frame(bundle, result: GenerationResult, seq_index: int, step: int, cfg: DecodingConfig | None = None) -> pd.DataFrame:
@@ -111,10 +157,19 @@ def bias_frame(bundle, result: GenerationResult, seq_index: int, step: int, cfg:
     for word, b in cfg.word_bias.items():
         for ids, bias in sequence_bias_for(tok, {word: b}):
             last, head = ids[-1], ids[:-1]
-            applies = not head or prefix[-len(head):] == head
-            rows.append({"word": word, "form": tok.decode(ids), "token": tok.decode([last]), "bias": bias,
-                         "before": float(before[last]), "after_bias": float(after_bias[last]), "final": float(final[last]),
-                         "applies": applies})
+            applies = not head or prefix[-len(head) :] == head
+            rows.append(
+                {
+                    "word": word,
+                    "form": tok.decode(ids),
+                    "token": tok.decode([last]),
+                    "bias": bias,
+                    "before": float(before[last]),
+                    "after_bias": float(after_bias[last]),
+                    "final": float(final[last]),
+                    "applies": applies,
+                }
+            )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -131,8 +186,9 @@ def _word_ids(tokenizer, word: str, prefix: list[int]) -> list[int]:
 
 
 @torch.no_grad()
-def branch(bundle, result: GenerationResult, seq_index: int, step: int, token_id: int | None = None,
-           word: str | None = None, top_n: int = 10) -> GenerationResult:
+def branch(
+    bundle, result: GenerationResult, seq_index: int, step: int, token_id: int | None = None, word: str | None = None, top_n: int = 10
+) -> GenerationResult:
     """Keep tokens ``0..step-1`` of a sequence, force ``token_id`` (or the tokens of ``word``) at
     ``step``, and let the decoder continue with the same settings and the tokens left in the budget."""
     seq = _check(result, seq_index, step)
@@ -176,5 +232,14 @@ def branch(bundle, result: GenerationResult, seq_index: int, step: int, token_id
     what = repr(tok.decode(forced))
     notices.insert(0, f"Branch at step {step}: forced {what} (the model gave it {forced_steps[0].raw_prob:.2%}) and continued.")
     new = Sequence(tok.decode(token_ids, skip_special_tokens=True), token_ids, steps, cum, None, finished)
-    return GenerationResult(result.model, result.mode, cfg, result.prompt_text, result.prompt_ids, [new],
-                            result.processors, notices, [np.concatenate(kept, axis=0)])
+    return GenerationResult(
+        result.model,
+        result.mode,
+        cfg,
+        result.prompt_text,
+        result.prompt_ids,
+        [new],
+        result.processors,
+        notices,
+        [np.concatenate(kept, axis=0)],
+    )

@@ -26,6 +26,7 @@ users into it, and a prompt gets the same tokens alone or batched. The knobs are
 
 What is simplified here: beam search runs one prompt at a time.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from rlhf_demo.decoding.config import MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS, DecodingConfig, DecodingError
-from rlhf_demo.decoding.config import parse_word_bias  # noqa: F401 (the UI, the CLI and tests import it from here)
+from rlhf_demo.decoding.config import (
+    MAX_PROMPT_CHARS,
+    MAX_PROMPT_TOKENS,
+    DecodingConfig,
+    DecodingError,
+    parse_word_bias,  # noqa: F401 (the UI, the CLI and tests import it from here)
+)
 from rlhf_demo.decoding.sampling import generate_rows, make_generator
 
 
@@ -83,11 +89,15 @@ def encode_prompt(tokenizer, prompt: str, cfg: DecodingConfig, context_length: i
     notices = []
     budget = min(context_length - cfg.max_new_tokens, MAX_PROMPT_TOKENS)
     if budget < 1:
-        raise DecodingError(f"max_new_tokens ({cfg.max_new_tokens}) leaves no room for a prompt in the model's context of {context_length} tokens")
+        raise DecodingError(
+            f"max_new_tokens ({cfg.max_new_tokens}) leaves no room for a prompt in the model's context of {context_length} tokens"
+        )
     if len(ids) > budget:
         why = "the model's context" if budget < MAX_PROMPT_TOKENS else "the playground's prompt limit"
-        notices.append(f"The prompt has {len(ids)} tokens; only its last {budget} were kept ({why}: "
-                       f"{context_length} tokens of context, {cfg.max_new_tokens} reserved for the answer, at most {MAX_PROMPT_TOKENS} for the prompt).")
+        notices.append(
+            f"The prompt has {len(ids)} tokens; only its last {budget} were kept ({why}: "
+            f"{context_length} tokens of context, {cfg.max_new_tokens} reserved for the answer, at most {MAX_PROMPT_TOKENS} for the prompt)."
+        )
         ids = ids[-budget:]
         text = tokenizer.decode(ids)
     return Prompt(text, ids, notices)
@@ -108,8 +118,14 @@ def generation_config(cfg: DecodingConfig, tokenizer):
     if cfg.word_bias:
         kw["sequence_bias"] = sequence_bias_for(tokenizer, cfg.word_bias)
     if cfg.mode == "sample":
-        kw.update(do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                  min_p=cfg.min_p or None, num_return_sequences=cfg.num_samples)
+        kw.update(
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            min_p=cfg.min_p or None,
+            num_return_sequences=cfg.num_samples,
+        )
     elif cfg.mode == "beam":
         kw.update(do_sample=False, num_beams=cfg.num_beams, num_return_sequences=cfg.num_beams)
     else:
@@ -129,8 +145,12 @@ def build_processors(model, gen_config, prompt_ids: torch.Tensor, attention_mask
     gc.max_length = prompt_ids.shape[1] + (gc.max_new_tokens or 0)
     mask = torch.ones_like(prompt_ids) if attention_mask is None else attention_mask
     return model._get_logits_processor(
-        generation_config=gc, input_ids_seq_length=prompt_ids.shape[1], encoder_input_ids=prompt_ids,
-        logits_processor=LogitsProcessorList(), device=prompt_ids.device, model_kwargs={"attention_mask": mask, **model_kwargs},
+        generation_config=gc,
+        input_ids_seq_length=prompt_ids.shape[1],
+        encoder_input_ids=prompt_ids,
+        logits_processor=LogitsProcessorList(),
+        device=prompt_ids.device,
+        model_kwargs={"attention_mask": mask, **model_kwargs},
     )
 
 
@@ -138,8 +158,15 @@ def describe_processors(processors) -> list[str]:
     """``["RepetitionPenaltyLogitsProcessor(penalty=1.2)", "TemperatureLogitsWarper(temperature=0.7)", ...]``."""
     out = []
     for p in processors:
-        args = {k: v for k, v in vars(p).items() if not k.startswith("_") and isinstance(v, (int, float))
-                and not isinstance(v, bool) and k != "filter_value" and not (k == "min_tokens_to_keep" and v == 1)}
+        args = {
+            k: v
+            for k, v in vars(p).items()
+            if not k.startswith("_")
+            and isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k != "filter_value"
+            and not (k == "min_tokens_to_keep" and v == 1)
+        }
         if type(p).__name__ == "SequenceBiasLogitsProcessor":
             args = {"sequences": len(p.sequence_bias)}
         out.append(f"{type(p).__name__}({', '.join(f'{k}={v:g}' for k, v in args.items())})")
@@ -194,10 +221,23 @@ class GenerationResult:
     def to_dict(self) -> dict:
         """The CLI's ``--json`` schema (and a few extra fields)."""
         return {
-            "model": self.model, "mode": self.mode, "prompt": self.prompt_text, "processors": self.processors,
-            "notices": self.notices, "config": asdict(self.config), "seconds": round(self.seconds, 3),
-            "sequences": [{"text": s.text, "cum_logprob": s.cum_logprob, "score": s.score, "finished": s.finished,
-                           "steps": [asdict(st) for st in s.steps]} for s in self.sequences],
+            "model": self.model,
+            "mode": self.mode,
+            "prompt": self.prompt_text,
+            "processors": self.processors,
+            "notices": self.notices,
+            "config": asdict(self.config),
+            "seconds": round(self.seconds, 3),
+            "sequences": [
+                {
+                    "text": s.text,
+                    "cum_logprob": s.cum_logprob,
+                    "score": s.score,
+                    "finished": s.finished,
+                    "steps": [asdict(st) for st in s.steps],
+                }
+                for s in self.sequences
+            ],
         }
 
 
@@ -255,7 +295,9 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def run_rows(bundle, requests: list[tuple[list[int], DecodingConfig]], stop=None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
+def run_rows(
+    bundle, requests: list[tuple[list[int], DecodingConfig]], stop=None
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
     """Sampling or greedy decoding of several prompts in ONE ``model.generate`` (their settings equal
     but for ``seed`` and ``num_samples``; see ``batch.batch_key``): per prompt ``(tokens [R, T], raw
     logits [R, T, V], processed logits [R, T, V])`` for its ``R = cfg.num_sequences`` rows.
@@ -273,23 +315,43 @@ def run_rows(bundle, requests: list[tuple[list[int], DecodingConfig]], stop=None
         spans.append(slice(len(queries), len(queries) + n))
         queries += [list(ids)] * n
         generators += [make_generator(c.seed, bundle.device)] * n  # one stream per prompt, shared by its rows
-    out = generate_rows(model, queries, lambda ids, mask: build_processors(model, gc, ids, mask),
-                        generators if cfg.mode == "sample" else None, max_new_tokens=cfg.max_new_tokens,
-                        pad_token_id=tok.pad_token_id, eos_token_id=gc.eos_token_id, stop=stop)
+    out = generate_rows(
+        model,
+        queries,
+        lambda ids, mask: build_processors(model, gc, ids, mask),
+        generators if cfg.mode == "sample" else None,
+        max_new_tokens=cfg.max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=gc.eos_token_id,
+        stop=stop,
+    )
     if out is None:
         return None
     tokens, raw, proc = out
     return [(tokens[s], raw[s], proc[s]) for s in spans]
 
 
-def result_from_rows(bundle, prompt_ids: list[int], cfg: DecodingConfig, gen: torch.Tensor, raw: torch.Tensor, proc: torch.Tensor,
-                     top_n: int = 10, keep_logits: bool = False, prompt_text: str | None = None, notices: list[str] | None = None,
-                     seconds: float = 0.0, batch: int = 1, sequences_scores=None) -> GenerationResult:
+def result_from_rows(
+    bundle,
+    prompt_ids: list[int],
+    cfg: DecodingConfig,
+    gen: torch.Tensor,
+    raw: torch.Tensor,
+    proc: torch.Tensor,
+    top_n: int = 10,
+    keep_logits: bool = False,
+    prompt_text: str | None = None,
+    notices: list[str] | None = None,
+    seconds: float = 0.0,
+    batch: int = 1,
+    sequences_scores=None,
+) -> GenerationResult:
     """Every step's numbers from one prompt's rows: tokens ``gen [R, T]``, raw and processed logits
     ``[R, T, V]`` (``proc`` is overwritten with its softmax)."""
     tok = bundle.tokenizer
-    processors = describe_processors(build_processors(bundle.model, generation_config(cfg, tok),
-                                                      torch.tensor([prompt_ids], dtype=torch.long, device=bundle.device)))
+    processors = describe_processors(
+        build_processors(bundle.model, generation_config(cfg, tok), torch.tensor([prompt_ids], dtype=torch.long, device=bundle.device))
+    )
     eos = _eos_ids(bundle.model, tok)
     lengths, finished = [], []
     for row in gen.tolist():
@@ -310,13 +372,31 @@ def result_from_rows(bundle, prompt_ids: list[int], cfg: DecodingConfig, gen: to
             cum, score = sum(math.log(x.prob) for x in st), None  # chosen tokens always survive processing
         seqs.append(Sequence(tok.decode(ids, skip_special_tokens=True), ids, st, cum, score, finished[r]))
     kept = [raw[r, :n].cpu().numpy() for r, n in enumerate(lengths)] if keep_logits else None  # views, no copy
-    return GenerationResult(bundle.name, cfg.mode, cfg, prompt_text if prompt_text is not None else tok.decode(prompt_ids),
-                            list(prompt_ids), seqs, processors, list(notices or []), kept, seconds, batch)
+    return GenerationResult(
+        bundle.name,
+        cfg.mode,
+        cfg,
+        prompt_text if prompt_text is not None else tok.decode(prompt_ids),
+        list(prompt_ids),
+        seqs,
+        processors,
+        list(notices or []),
+        kept,
+        seconds,
+        batch,
+    )
 
 
 @torch.no_grad()
-def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n: int = 10, keep_logits: bool = False,
-                      prompt_text: str | None = None, notices: list[str] | None = None) -> GenerationResult:
+def generate_from_ids(
+    bundle,
+    prompt_ids: list[int],
+    cfg: DecodingConfig,
+    top_n: int = 10,
+    keep_logits: bool = False,
+    prompt_text: str | None = None,
+    notices: list[str] | None = None,
+) -> GenerationResult:
     """Run ``generate()`` once and return every step's raw/processed numbers. ``cfg`` must be validated."""
     t0, scores = time.perf_counter(), None
     if cfg.mode == "beam":  # beam search as configured; its processed scores are out.scores
@@ -325,12 +405,13 @@ def generate_from_ids(bundle, prompt_ids: list[int], cfg: DecodingConfig, top_n:
         gc.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
         out = bundle.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc)
         raw, proc = _beam_tensors(out)  # [R, T, V]
-        gen, scores = out.sequences[:, ids.shape[1]: ids.shape[1] + raw.shape[1]], getattr(out, "sequences_scores", None)
+        gen, scores = out.sequences[:, ids.shape[1] : ids.shape[1] + raw.shape[1]], getattr(out, "sequences_scores", None)
         raw, proc = raw[:, : gen.shape[1]], proc[:, : gen.shape[1]]  # beams may end before the search does
     else:
-        (gen, raw, proc), = run_rows(bundle, [(prompt_ids, cfg)])
-    return result_from_rows(bundle, prompt_ids, cfg, gen, raw, proc, top_n, keep_logits, prompt_text, notices,
-                            time.perf_counter() - t0, 1, scores)
+        ((gen, raw, proc),) = run_rows(bundle, [(prompt_ids, cfg)])
+    return result_from_rows(
+        bundle, prompt_ids, cfg, gen, raw, proc, top_n, keep_logits, prompt_text, notices, time.perf_counter() - t0, 1, scores
+    )
 
 
 def prepare(bundle, prompt: str, cfg: DecodingConfig, top_n: int = 10) -> tuple[DecodingConfig, Prompt]:

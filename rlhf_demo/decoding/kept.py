@@ -13,6 +13,7 @@ up to float rounding (a full forward instead of the KV cache: ~1e-5).
 A service that keeps state for many users, so it owns its memory (STYLE §15): what it keeps has a
 budget, and the oldest goes first.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,7 @@ def recompute_logits(bundle, prompt_ids: list[int], token_ids: list[int]) -> np.
     if not token_ids:
         return np.zeros((0, int(bundle.model.config.vocab_size)), dtype=np.float32)
     ids = torch.tensor([list(prompt_ids) + list(token_ids[:-1])], device=bundle.device)  # [1, P + T − 1]
-    logits = bundle.model(ids, logits_to_keep=len(token_ids)).logits[0]                 # [T, V]
+    logits = bundle.model(ids, logits_to_keep=len(token_ids)).logits[0]  # [T, V]
     return logits.float().cpu().numpy()
 
 

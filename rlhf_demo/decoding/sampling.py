@@ -18,6 +18,7 @@ Every draw uses an explicit ``torch.Generator`` (nanoGPT / nanochat do the same)
 RNG: two sessions sampling at once in two threads keep their own streams, and a seeded call leaves
 the global RNG state untouched.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -51,7 +52,7 @@ class Batch:
 
     @property
     def response_ids(self) -> torch.Tensor:  # [B, R]
-        return self.input_ids[:, self.query_len:]
+        return self.input_ids[:, self.query_len :]
 
 
 class InverseCDFSampler:
@@ -90,8 +91,8 @@ class InverseCDFSampler:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # scores [B, V]
         if self.scores is not None:
             self.scores.append(scores)  # not modified afterwards: the output below is a new tensor
-        cdf = torch.softmax(scores.double(), dim=-1).cumsum(dim=-1)                     # [B, V]
-        u = self.uniforms(scores.shape[0], scores.device) * cdf[:, -1:]                 # [B, 1]
+        cdf = torch.softmax(scores.double(), dim=-1).cumsum(dim=-1)  # [B, V]
+        u = self.uniforms(scores.shape[0], scores.device) * cdf[:, -1:]  # [B, 1]
         token = torch.searchsorted(cdf, u, right=True).clamp_max(scores.shape[-1] - 1)  # [B, 1]
         return torch.full_like(scores, float("-inf")).scatter_(1, token, 0.0)
 
@@ -104,8 +105,7 @@ def make_generator(seed: int | None, device="cpu") -> torch.Generator:
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
 
 
-def sampling_processors(temperature: float, top_k: int = 0, top_p: float = 1.0,
-                        generator: torch.Generator | None = None) -> list:
+def sampling_processors(temperature: float, top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None) -> list:
     """transformers' own warpers in ``generate``'s order, then the inverse-CDF draw from ``generator``."""
     from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
@@ -125,8 +125,8 @@ def left_pad(queries: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     ids = torch.full((len(queries), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(queries), width), dtype=torch.long)
     for i, q in enumerate(queries):
-        ids[i, width - len(q):] = torch.tensor(q, dtype=torch.long)
-        mask[i, width - len(q):] = 1
+        ids[i, width - len(q) :] = torch.tensor(q, dtype=torch.long)
+        mask[i, width - len(q) :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -147,7 +147,7 @@ class PerPrompt:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # [B, L], [B, V]
         if len(self.groups) == 1:
-            return self.processor(input_ids[:, next(iter(self.groups)):], scores)
+            return self.processor(input_ids[:, next(iter(self.groups)) :], scores)
         out = torch.empty_like(scores)
         for w, rows in self.groups.items():
             out[rows] = self.processor(input_ids[rows, w:], scores[rows])
@@ -183,8 +183,9 @@ class _StopWhen:
 
 
 @torch.no_grad()
-def generate_rows(model, queries: list[list[int]], processors, generators: list | None, *, max_new_tokens: int,
-                  pad_token_id: int, eos_token_id, stop=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def generate_rows(
+    model, queries: list[list[int]], processors, generators: list | None, *, max_new_tokens: int, pad_token_id: int, eos_token_id, stop=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """One ``model.generate`` over left-padded ``queries`` (one row each): ``(tokens [B, T], raw logits
     [B, T, V], processed logits [B, T, V])``, the processed ones being what each row's token was
     chosen from.
@@ -203,19 +204,31 @@ def generate_rows(model, queries: list[list[int]], processors, generators: list 
     procs = padded_processors(processors(ids, mask), mask)
     draw = InverseCDFSampler(generators, keep_scores=True) if generators is not None else None
     halt = _StopWhen(stop, ids.shape[1]) if stop is not None else None
-    run = GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=pad_token_id, eos_token_id=eos_token_id, do_sample=False,
-                           output_logits=True, output_scores=draw is None, return_dict_in_generate=True, **cache_settings(device))
-    out = model.generate(ids, attention_mask=mask, generation_config=run,
-                         logits_processor=LogitsProcessorList(procs + ([draw] if draw is not None else [])),
-                         stopping_criteria=StoppingCriteriaList([halt] if halt is not None else []))
+    run = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
+        do_sample=False,
+        output_logits=True,
+        output_scores=draw is None,
+        return_dict_in_generate=True,
+        **cache_settings(device),
+    )
+    out = model.generate(
+        ids,
+        attention_mask=mask,
+        generation_config=run,
+        logits_processor=LogitsProcessorList(procs + ([draw] if draw is not None else [])),
+        stopping_criteria=StoppingCriteriaList([halt] if halt is not None else []),
+    )
     if halt is not None and halt.fired:
         return None
-    tokens, logits, scores = out.sequences[:, ids.shape[1]:], list(out.logits), out.scores if draw is None else draw.scores
+    tokens, logits, scores = out.sequences[:, ids.shape[1] :], list(out.logits), out.scores if draw is None else draw.scores
     del out, draw  # each step's [B, V] tensors are stacked into one below: drop the lists as they are copied
-    raw = torch.stack(logits, dim=1).float()                                                        # [B, T, V]
+    raw = torch.stack(logits, dim=1).float()  # [B, T, V]
     del logits
-    proc = torch.stack(scores[: raw.shape[1]], dim=1).float()                                       # [B, T, V]
-    return tokens, raw, proc                                                                        # tokens [B, T]
+    proc = torch.stack(scores[: raw.shape[1]], dim=1).float()  # [B, T, V]
+    return tokens, raw, proc  # tokens [B, T]
 
 
 @torch.no_grad()
@@ -260,7 +273,7 @@ def sample_responses(
         kwargs.update(output_logits=True, output_hidden_states=True, return_dict_in_generate=True)
     gen = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
     out = gen.sequences if keep_outputs else gen  # [B, Q + R]
-    resp = out[:, ids.shape[1]:]
+    resp = out[:, ids.shape[1] :]
     resp_mask = torch.ones_like(resp)
     if not ban_special_tokens and tokenizer.eos_token_id is not None:
         # everything after the first EOS is padding
@@ -269,7 +282,7 @@ def sample_responses(
         resp_mask = (~after).long()
     full_mask = torch.cat([mask, resp_mask], dim=1)
     if keep_outputs:
-        logits = torch.stack(gen.logits, dim=1)                              # [B, R, V]
+        logits = torch.stack(gen.logits, dim=1)  # [B, R, V]
         # step 0 sees the whole query (keep its last position), later steps one new token each
         hidden = torch.cat([gen.hidden_states[0][-1][:, -1:]] + [h[-1] for h in gen.hidden_states[1:]], dim=1)
         trunk = None
@@ -288,7 +301,7 @@ def response_logits(model, batch: Batch) -> torch.Tensor:
         use_cache=False,
     )
     q = batch.query_len
-    return out.logits[:, q - 1:-1, :]  # position t predicts token t+1
+    return out.logits[:, q - 1 : -1, :]  # position t predicts token t+1
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -305,5 +318,4 @@ def decode_responses(tokenizer, batch: Batch) -> list[str]:
 
 def decode_queries(tokenizer, batch: Batch) -> list[str]:
     q = batch.query_len
-    return [tokenizer.decode(ids[:q][m[:q].bool()], skip_special_tokens=True)
-            for ids, m in zip(batch.input_ids, batch.attention_mask)]
+    return [tokenizer.decode(ids[:q][m[:q].bool()], skip_special_tokens=True) for ids, m in zip(batch.input_ids, batch.attention_mask)]

@@ -11,17 +11,43 @@ Presets
 - ``ipo``: the IPO loss (Azar et al. 2023) at β 0.5.
 - ``full-finetune``: every weight trains (lr 1e-5), a frozen copy is the reference.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
-from rlhf_demo.knobs import (device_knob, eval_at_seconds_knob, eval_at_start_knob, eval_every_knob, full_finetune_knob,
-                             lora_alpha_knob, lora_r_knob, lr_knob, max_grad_norm_knob, max_seconds_knob, model_knob,
-                             report_to_knob, reward_knob, seed_knob)
+from rlhf_demo.knobs import (
+    device_knob,
+    eval_at_seconds_knob,
+    eval_at_start_knob,
+    eval_every_knob,
+    full_finetune_knob,
+    lora_alpha_knob,
+    lora_r_knob,
+    lr_knob,
+    max_grad_norm_knob,
+    max_seconds_knob,
+    model_knob,
+    report_to_knob,
+    reward_knob,
+    seed_knob,
+)
 
-LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down",
-              "sigmoid_norm", "discopop", "exo_pair")
+LOSS_TYPES = (
+    "sigmoid",
+    "ipo",
+    "hinge",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "nca_pair",
+    "apo_zero",
+    "apo_down",
+    "sigmoid_norm",
+    "discopop",
+    "exo_pair",
+)
 """The single loss types of TRL 1.16's DPOTrainer offered here (``sigmoid`` is the DPO paper's)."""
 MAX_STEPS = 10_000
 
@@ -31,30 +57,78 @@ class DPOConfig(TrainerConfig):
     algo = "dpo"
 
     model: str = model_knob()
-    preferences: str = knob("shipped", "Preference pairs: 'shipped' (the synthetic set in the package), 'feedback' (the "
-                            "Feedback tab's labels), a .jsonl/.csv file with prompt/chosen/rejected, or hf:DATASET.",
-                            kind="str", group="Data", label="Preference pairs")
+    preferences: str = knob(
+        "shipped",
+        "Preference pairs: 'shipped' (the synthetic set in the package), 'feedback' (the "
+        "Feedback tab's labels), a .jsonl/.csv file with prompt/chosen/rejected, or hf:DATASET.",
+        kind="str",
+        group="Data",
+        label="Preference pairs",
+    )
     reward: str = reward_knob("Reward of the held-out evaluation (the same one PPO trains on)")
     seed: int = seed_knob()
-    steps: int = knob(0, f"Optimizer steps, at most {MAX_STEPS}; 0 = as many as the epochs need.", kind="int", lo=0,
-                      hi=MAX_STEPS, group="Run", label="Steps (0 = from the epochs)")
-    epochs: float = knob(1.0, "Passes over the preference pairs (when steps is 0).", kind="float", lo=0.01, hi=100.0,
-                         group="Run", label="Epochs")
+    steps: int = knob(
+        0,
+        f"Optimizer steps, at most {MAX_STEPS}; 0 = as many as the epochs need.",
+        kind="int",
+        lo=0,
+        hi=MAX_STEPS,
+        group="Run",
+        label="Steps (0 = from the epochs)",
+    )
+    epochs: float = knob(
+        1.0, "Passes over the preference pairs (when steps is 0).", kind="float", lo=0.01, hi=100.0, group="Run", label="Epochs"
+    )
     max_seconds: float = max_seconds_knob()
 
-    batch_size: int = knob(8, "Pairs per optimizer step.", kind="int", lo=1, hi=128, group="Optimisation",
-                           label="Batch size (pairs per step)")
-    max_length: int = knob(32, "Tokens of prompt + response kept; pairs whose prompt alone is this long are dropped.",
-                           kind="int", lo=4, hi=2048, group="Optimisation", label="Max length (tokens)")
-    beta: float = knob(0.1, "β: temperature of the implicit reward r = β·(log π − log π_ref); larger β keeps the policy "
-                       "closer to the reference.", kind="float", lo=1e-4, hi=10.0, group="DPO loss", label="β")
-    loss_type: str = knob("sigmoid", "TRL loss: 'sigmoid' is the DPO paper's −log σ(β h); 'ipo', 'hinge', 'robust', ... "
-                          "are variants.", kind="choice", choices=LOSS_TYPES, group="DPO loss", label="Loss")
-    sft_weight: float = knob(0.0, "Weight of an extra NLL loss on the chosen responses (TRL's 'sft' term, as in RPO, Pang "
-                             "et al. 2024): keeps log π(chosen) from falling; 0 = plain DPO.", kind="float", lo=0.0, hi=10.0,
-                             group="DPO loss", label="SFT weight (RPO)")
-    label_smoothing: float = knob(0.0, "Probability that a label is flipped ('robust'; 'exo_pair' needs > 0, e.g. 1e-3).",
-                                  kind="float", lo=0.0, hi=0.499, group="DPO loss", label="Label smoothing")
+    batch_size: int = knob(
+        8, "Pairs per optimizer step.", kind="int", lo=1, hi=128, group="Optimisation", label="Batch size (pairs per step)"
+    )
+    max_length: int = knob(
+        32,
+        "Tokens of prompt + response kept; pairs whose prompt alone is this long are dropped.",
+        kind="int",
+        lo=4,
+        hi=2048,
+        group="Optimisation",
+        label="Max length (tokens)",
+    )
+    beta: float = knob(
+        0.1,
+        "β: temperature of the implicit reward r = β·(log π − log π_ref); larger β keeps the policy closer to the reference.",
+        kind="float",
+        lo=1e-4,
+        hi=10.0,
+        group="DPO loss",
+        label="β",
+    )
+    loss_type: str = knob(
+        "sigmoid",
+        "TRL loss: 'sigmoid' is the DPO paper's −log σ(β h); 'ipo', 'hinge', 'robust', ... are variants.",
+        kind="choice",
+        choices=LOSS_TYPES,
+        group="DPO loss",
+        label="Loss",
+    )
+    sft_weight: float = knob(
+        0.0,
+        "Weight of an extra NLL loss on the chosen responses (TRL's 'sft' term, as in RPO, Pang "
+        "et al. 2024): keeps log π(chosen) from falling; 0 = plain DPO.",
+        kind="float",
+        lo=0.0,
+        hi=10.0,
+        group="DPO loss",
+        label="SFT weight (RPO)",
+    )
+    label_smoothing: float = knob(
+        0.0,
+        "Probability that a label is flipped ('robust'; 'exo_pair' needs > 0, e.g. 1e-3).",
+        kind="float",
+        lo=0.0,
+        hi=0.499,
+        group="DPO loss",
+        label="Label smoothing",
+    )
     lr: float = lr_knob(5e-4, "AdamW learning rate (LoRA takes ~100× larger rates than full fine-tuning).")
     max_grad_norm: float = max_grad_norm_knob()
 
@@ -65,12 +139,26 @@ class DPOConfig(TrainerConfig):
     eval_every: int = eval_every_knob(10, "steps")
     eval_at_seconds: tuple = eval_at_seconds_knob()
     eval_at_start: bool = eval_at_start_knob(True)
-    kl_stop: float = knob(0.0, "Stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last "
-                          "evaluated policy under it (early stopping; 0 = never). DPO's KL keeps climbing.", kind="float",
-                          lo=0.0, hi=1000.0, group="Evaluation", label="Stop at held-out KL (0 = never)")
-    fine_eval_from: float = knob(0.5, "With a KL stop: once the held-out KL passes this fraction of it, evaluate after every "
-                                 "step, so the policy kept is the last one just under it (DPO's KL can jump ~0.4 nats a step).",
-                                 kind="float", lo=1e-3, hi=1.0, group="Evaluation", label="Evaluate every step from (× KL stop)")
+    kl_stop: float = knob(
+        0.0,
+        "Stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last "
+        "evaluated policy under it (early stopping; 0 = never). DPO's KL keeps climbing.",
+        kind="float",
+        lo=0.0,
+        hi=1000.0,
+        group="Evaluation",
+        label="Stop at held-out KL (0 = never)",
+    )
+    fine_eval_from: float = knob(
+        0.5,
+        "With a KL stop: once the held-out KL passes this fraction of it, evaluate after every "
+        "step, so the policy kept is the last one just under it (DPO's KL can jump ~0.4 nats a step).",
+        kind="float",
+        lo=1e-3,
+        hi=1.0,
+        group="Evaluation",
+        label="Evaluate every step from (× KL stop)",
+    )
     device: str = device_knob()
     report_to: str = report_to_knob()
 
@@ -89,7 +177,7 @@ class DPOConfig(TrainerConfig):
     DEFAULT_PRESET = "quick-cpu"
 
     def batch_unit(self) -> int:
-        return 1                                    # pairs per process and step: any whole share
+        return 1  # pairs per process and step: any whole share
 
     def check(self) -> None:
         if self.loss_type == "exo_pair" and self.label_smoothing <= 0:

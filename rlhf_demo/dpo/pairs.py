@@ -1,4 +1,5 @@
 """The preference pairs DPO trains on: where they come from, and which of them TRL will use."""
+
 from __future__ import annotations
 
 from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences

@@ -4,13 +4,28 @@ the KL stop: the last evaluated policy under ``kl_stop`` is remembered, and once
 passes it, training stops and that policy is put back (early stopping; DPO's KL keeps climbing).
 What is DPO's here: which of TRL's metrics a record keeps, and β on every record.
 """
+
 from __future__ import annotations
 
-from rlhf_demo.runs.trl_callback import make_stream_callback
+from rlhf_demo.training.trl_callback import make_stream_callback
 
-TRL_KEYS = ("loss", "grad_norm", "learning_rate", "rewards/chosen", "rewards/rejected", "rewards/margins",
-            "rewards/accuracies", "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected",
-            "entropy", "mean_token_accuracy", "num_tokens", "epoch")
+TRL_KEYS = (
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+    "logits/chosen",
+    "logits/rejected",
+    "entropy",
+    "mean_token_accuracy",
+    "num_tokens",
+    "epoch",
+)
 
 
 def record(logs: dict) -> dict:
@@ -22,8 +37,7 @@ def record(logs: dict) -> dict:
 
 def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None):
     """The TrainerCallback of one DPO run (``runs.trl_callback.make_stream_callback``): records carry β."""
-    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=record,
-                                fixed={"beta": cfg.beta})
+    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=record, fixed={"beta": cfg.beta})
 
 
 __all__ = ["TRL_KEYS", "make_callback", "record"]

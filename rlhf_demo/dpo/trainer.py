@@ -19,7 +19,7 @@ What is simplified here:
   sampled ones.
 - No gradient accumulation, a constant learning rate. Under ``accelerate launch --num_processes N``
   TRL's trainer runs data-parallel with batch_size / N pairs per process (the same global batch);
-  only process 0 evaluates (the result is broadcast) and writes (``runs/distributed.py``).
+  only process 0 evaluates (the result is broadcast) and writes (``training/distributed.py``).
 - LoRA by default; its reference is the same model with the adapter switched off (no second copy).
   Full fine-tuning keeps a frozen copy as the reference.
 - The reference log-probabilities are computed once before training, so each step is one
@@ -29,12 +29,13 @@ Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/re
 names for its quantities) and ``runs.folder.write_run`` writes the run folder. TRL's loop runs in a
 worker thread; the records come back through a queue.
 """
+
 from __future__ import annotations
 
 import math
 import tempfile
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -47,8 +48,8 @@ from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
-from rlhf_demo.runs import distributed
-from rlhf_demo.runs.trl_thread import stream_trl
+from rlhf_demo.training import distributed
+from rlhf_demo.training.trl_thread import stream_trl
 
 
 class DPOTrainer:
@@ -57,15 +58,23 @@ class DPOTrainer:
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
     ``policy`` (a ``models.lora.TrainablePolicy``) and ``restored`` (the step put back by the KL stop)."""
 
-    def __init__(self, cfg: DPOConfig, pairs: list[dict] | None = None, *, reward_fn: Callable | None = None,
-                 stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None,
-                 bundle=None, reference=None):
+    def __init__(
+        self,
+        cfg: DPOConfig,
+        pairs: list[dict] | None = None,
+        *,
+        reward_fn: Callable | None = None,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        bundle=None,
+        reference=None,
+    ):
         """``bundle``/``reference``: a ``ModelBundle`` to train in place and a frozen reference model
         (default: fresh copies of ``cfg.model``; never pass the shared read-only models)."""
         self.cfg = cfg.validate()
         self.say = progress or (lambda f, m: None)
         distributed.init()
-        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())   # pairs per process and step
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())  # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
         if pairs is None:
             prefs = load_pairs(cfg.preferences)
@@ -92,8 +101,8 @@ class DPOTrainer:
         self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
         self.last_eval: dict | None = None
         self.before_after: list[dict] = []
-        self.stream_state: dict = {}   # what TRL's callback left (runs/trl_thread.py)
-        self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the policy now and then
+        self.stream_state: dict = {}  # what TRL's callback left (training/trl_thread.py)
+        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
 
     @property
     def restored(self) -> dict | None:
@@ -106,8 +115,7 @@ class DPOTrainer:
         return max(1, math.ceil(math.ceil(len(self.rows) / self.cfg.batch_size) * self.cfg.epochs))
 
     def run_info(self) -> dict:
-        return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "preferences": self.source,
-                "restored": self.restored}
+        return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "preferences": self.source, "restored": self.restored}
 
     def _on_step(self, step: int) -> None:
         """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
@@ -117,49 +125,76 @@ class DPOTrainer:
 
     def evaluate(self) -> dict:
         """Held-out evaluation: process 0 runs it, every process gets its result (the KL stop reads it)."""
-        ev = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig(),
-                             reference=self.policy.frozen_reference) if distributed.is_main() else None
+        ev = (
+            evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig(), reference=self.policy.frozen_reference)
+            if distributed.is_main()
+            else None
+        )
         self.last_eval = distributed.broadcast(ev)
         return eval_record(self.last_eval)
 
     def train(self) -> Iterator[dict]:
         """One record per optimizer step (the first, step 0, evaluates the base when ``eval_at_start``).
         Closing the generator stops training after the current step."""
-        yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self._bundle, self.policy.frozen_reference,
-                                                               self.rows, self.say),
-                              make_callback, name="dpo-train", what="DPO")
+        yield from stream_trl(
+            self,
+            lambda: _build_trl_trainer(self.cfg, self._bundle, self.policy.frozen_reference, self.rows, self.say),
+            make_callback,
+            name="dpo-train",
+            what="DPO",
+        )
         if self.status != "diverged" and self.step_no > 0 and distributed.is_main():
             self.before_after = before_after(self.policy, self.reward_fn)
 
 
 def _build_trl_trainer(cfg: DPOConfig, bundle, reference, rows: list[dict], say):
     """trl.DPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU)."""
+    import datasets
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig as TRLConfig
     from trl import DPOTrainer as TRLTrainer
 
-    import datasets
-
     cuda = bundle.device.type == "cuda"
     args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-dpo-"), per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
-        learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, num_train_epochs=cfg.epochs,
-        max_steps=cfg.steps or -1, beta=cfg.beta,
+        output_dir=tempfile.mkdtemp(prefix="rlhf-dpo-"),
+        per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.steps or -1,
+        beta=cfg.beta,
         loss_type=[cfg.loss_type] + (["sft"] if cfg.sft_weight > 0 else []),
         loss_weights=[1.0, cfg.sft_weight] if cfg.sft_weight > 0 else None,
-        label_smoothing=cfg.label_smoothing, max_length=cfg.max_length,
+        label_smoothing=cfg.label_smoothing,
+        max_length=cfg.max_length,
         # TRL's precomputed reference log-probs go through a per-process temporary file: one process only
-        precompute_ref_log_probs=distributed.world_size() == 1, precompute_ref_batch_size=32,
+        precompute_ref_log_probs=distributed.world_size() == 1,
+        precompute_ref_batch_size=32,
         activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
-        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
-        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        fp16=False,
+        use_cpu=not cuda,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
     )
     peft = None if cfg.full_finetune else lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha)
     say(0.3, "tokenising pairs and computing reference log-probabilities…")
     datasets.disable_progress_bars()
-    trainer = TRLTrainer(model=bundle.model, ref_model=reference, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=bundle.tokenizer, peft_config=peft)
+    trainer = TRLTrainer(
+        model=bundle.model,
+        ref_model=reference,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=bundle.tokenizer,
+        peft_config=peft,
+    )
     trainer.remove_callback(PrinterCallback)  # we report the records ourselves
     return trainer

@@ -18,14 +18,27 @@ Presets
 - ``dr-grpo``: Dr. GRPO (Liu et al. 2025): advantages not divided by the group's standard deviation,
   token losses summed and divided by a constant.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
-from rlhf_demo.knobs import (device_knob, eval_at_seconds_knob, eval_at_start_knob, eval_every_knob, lora_alpha_knob,
-                             lora_r_knob, lr_knob, max_grad_norm_knob, max_seconds_knob, model_knob, report_to_knob,
-                             reward_knob, seed_knob)
+from rlhf_demo.knobs import (
+    device_knob,
+    eval_at_seconds_knob,
+    eval_at_start_knob,
+    eval_every_knob,
+    lora_alpha_knob,
+    lora_r_knob,
+    lr_knob,
+    max_grad_norm_knob,
+    max_seconds_knob,
+    model_knob,
+    report_to_knob,
+    reward_knob,
+    seed_knob,
+)
 
 MAX_STEPS = 2000
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
@@ -37,47 +50,117 @@ class GRPOConfig(TrainerConfig):
     algo = "grpo"
 
     model: str = model_knob()
-    reward: str = reward_knob("Reward on query + response text, the one GRPO maximises (and the held-out evaluation "
-                              "reports); rm:RUN_DIR = a reward model from `train --algo reward`. Choices")
-    prompts: str = knob("builtin", "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a "
-                        ".txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].", kind="str", group="Data", label="Prompts",
-                        ui=False)
+    reward: str = reward_knob(
+        "Reward on query + response text, the one GRPO maximises (and the held-out evaluation "
+        "reports); rm:RUN_DIR = a reward model from `train --algo reward`. Choices"
+    )
+    prompts: str = knob(
+        "builtin",
+        "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].",
+        kind="str",
+        group="Data",
+        label="Prompts",
+        ui=False,
+    )
     seed: int = seed_knob()
-    steps: int = knob(200, f"Optimizer steps (each = one batch of groups), at most {MAX_STEPS}.", kind="int", lo=1,
-                      hi=MAX_STEPS, group="Run", label="Steps")
+    steps: int = knob(
+        200,
+        f"Optimizer steps (each = one batch of groups), at most {MAX_STEPS}.",
+        kind="int",
+        lo=1,
+        hi=MAX_STEPS,
+        group="Run",
+        label="Steps",
+    )
     max_seconds: float = max_seconds_knob()
 
-    batch_size: int = knob(16, "Completions per optimizer step: batch_size / num_generations prompts, each answered "
-                           "num_generations times.", kind="int", lo=2, hi=512, group="Optimisation",
-                           label="Batch size (completions per step)")
-    num_generations: int = knob(4, "Group size G: completions sampled per prompt. Each completion's advantage is its "
-                                "reward minus its group's mean (divided by the group's std with scale_rewards=group): "
-                                "the group is the baseline, no value model.", kind="int", lo=2, hi=64,
-                                group="Rollouts", label="Group size G (completions per prompt)")
-    query_tokens: tuple = knob((2, 8), "Query length in tokens, N or MIN:MAX: each training prompt is cut once to a "
-                               "length drawn uniformly from the range (as PPO's).", kind="range", lo=1, hi=256,
-                               group="Rollouts", label="Query tokens (N or MIN:MAX)")
-    response_tokens: int = knob(16, "Tokens per completion (TRL's max_completion_length).", kind="int", lo=1, hi=256,
-                                group="Rollouts", label="Response tokens")
-    ban_special_tokens: bool = knob(True, "Suppress EOS and other special tokens so every completion has the full "
-                                    "length (as PPO's rollouts).", kind="bool", group="Rollouts",
-                                    label="Ban EOS / special tokens")
+    batch_size: int = knob(
+        16,
+        "Completions per optimizer step: batch_size / num_generations prompts, each answered num_generations times.",
+        kind="int",
+        lo=2,
+        hi=512,
+        group="Optimisation",
+        label="Batch size (completions per step)",
+    )
+    num_generations: int = knob(
+        4,
+        "Group size G: completions sampled per prompt. Each completion's advantage is its "
+        "reward minus its group's mean (divided by the group's std with scale_rewards=group): "
+        "the group is the baseline, no value model.",
+        kind="int",
+        lo=2,
+        hi=64,
+        group="Rollouts",
+        label="Group size G (completions per prompt)",
+    )
+    query_tokens: tuple = knob(
+        (2, 8),
+        "Query length in tokens, N or MIN:MAX: each training prompt is cut once to a length drawn uniformly from the range (as PPO's).",
+        kind="range",
+        lo=1,
+        hi=256,
+        group="Rollouts",
+        label="Query tokens (N or MIN:MAX)",
+    )
+    response_tokens: int = knob(
+        16, "Tokens per completion (TRL's max_completion_length).", kind="int", lo=1, hi=256, group="Rollouts", label="Response tokens"
+    )
+    ban_special_tokens: bool = knob(
+        True,
+        "Suppress EOS and other special tokens so every completion has the full length (as PPO's rollouts).",
+        kind="bool",
+        group="Rollouts",
+        label="Ban EOS / special tokens",
+    )
 
-    beta: float = knob(0.04, "KL coefficient β: the loss adds β·KL(π‖π_ref) per token (k3 estimate, DeepSeekMath "
-                       "eq. 4). 0 = no penalty, and TRL then logs no batch KL.", kind="float", lo=0.0, hi=10.0,
-                       group="KL penalty", label="β (KL coefficient)")
-    cliprange: float = knob(0.2, "Clip ε of the probability ratio π/π_old (TRL: epsilon); only acts when "
-                            "num_iterations > 1.", kind="float", lo=1e-3, hi=10.0, group="Optimisation",
-                            label="Clip ε (policy ratio)")
-    num_iterations: int = knob(1, "Optimizer steps on each batch of groups (μ in DeepSeekMath; TRL: num_iterations).",
-                               kind="int", lo=1, hi=16, group="Optimisation", label="Steps per batch (μ)")
-    scale_rewards: str = knob("group", "Advantage scaling: 'group' = (r − mean_group) / std_group (GRPO), 'batch' = "
-                              "divide by the batch's std, 'none' = no division (Dr. GRPO).", kind="choice",
-                              choices=("group", "batch", "none"), group="Optimisation", label="Advantage scaling")
-    loss_type: str = knob("grpo", "How token losses are averaged: 'grpo' per completion then over the batch "
-                          "(DeepSeekMath), 'dapo'/'bnpo' over all tokens, 'dr_grpo' sum / a constant. With EOS banned "
-                          "every completion has the same length and they differ little.", kind="choice",
-                          choices=LOSS_TYPES, group="Optimisation", label="Loss aggregation")
+    beta: float = knob(
+        0.04,
+        "KL coefficient β: the loss adds β·KL(π‖π_ref) per token (k3 estimate, DeepSeekMath "
+        "eq. 4). 0 = no penalty, and TRL then logs no batch KL.",
+        kind="float",
+        lo=0.0,
+        hi=10.0,
+        group="KL penalty",
+        label="β (KL coefficient)",
+    )
+    cliprange: float = knob(
+        0.2,
+        "Clip ε of the probability ratio π/π_old (TRL: epsilon); only acts when num_iterations > 1.",
+        kind="float",
+        lo=1e-3,
+        hi=10.0,
+        group="Optimisation",
+        label="Clip ε (policy ratio)",
+    )
+    num_iterations: int = knob(
+        1,
+        "Optimizer steps on each batch of groups (μ in DeepSeekMath; TRL: num_iterations).",
+        kind="int",
+        lo=1,
+        hi=16,
+        group="Optimisation",
+        label="Steps per batch (μ)",
+    )
+    scale_rewards: str = knob(
+        "group",
+        "Advantage scaling: 'group' = (r − mean_group) / std_group (GRPO), 'batch' = "
+        "divide by the batch's std, 'none' = no division (Dr. GRPO).",
+        kind="choice",
+        choices=("group", "batch", "none"),
+        group="Optimisation",
+        label="Advantage scaling",
+    )
+    loss_type: str = knob(
+        "grpo",
+        "How token losses are averaged: 'grpo' per completion then over the batch "
+        "(DeepSeekMath), 'dapo'/'bnpo' over all tokens, 'dr_grpo' sum / a constant. With EOS banned "
+        "every completion has the same length and they differ little.",
+        kind="choice",
+        choices=LOSS_TYPES,
+        group="Optimisation",
+        label="Loss aggregation",
+    )
     lr: float = lr_knob(1e-3, "AdamW learning rate of the LoRA weights (TRL's default, 1e-6, is for full fine-tuning).")
     max_grad_norm: float = max_grad_norm_knob()
 
@@ -87,12 +170,26 @@ class GRPOConfig(TrainerConfig):
     eval_every: int = eval_every_knob(10, "steps")
     eval_at_seconds: tuple = eval_at_seconds_knob()
     eval_at_start: bool = eval_at_start_knob(True)
-    kl_stop: float = knob(0.0, "Stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last "
-                          "evaluated policy under it (early stopping; 0 = never).", kind="float", lo=0.0, hi=1000.0,
-                          group="Evaluation", label="Stop at held-out KL (0 = never)")
-    fine_eval_from: float = knob(0.5, "With a KL stop: once the held-out KL passes this fraction of it, evaluate after every "
-                                 "step, so the policy kept is the last one just under it.", kind="float", lo=1e-3, hi=1.0,
-                                 group="Evaluation", label="Evaluate every step from (× KL stop)")
+    kl_stop: float = knob(
+        0.0,
+        "Stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last "
+        "evaluated policy under it (early stopping; 0 = never).",
+        kind="float",
+        lo=0.0,
+        hi=1000.0,
+        group="Evaluation",
+        label="Stop at held-out KL (0 = never)",
+    )
+    fine_eval_from: float = knob(
+        0.5,
+        "With a KL stop: once the held-out KL passes this fraction of it, evaluate after every "
+        "step, so the policy kept is the last one just under it.",
+        kind="float",
+        lo=1e-3,
+        hi=1.0,
+        group="Evaluation",
+        label="Evaluate every step from (× KL stop)",
+    )
     device: str = device_knob()
     report_to: str = report_to_knob()
 
@@ -112,8 +209,10 @@ class GRPOConfig(TrainerConfig):
         g = self.num_generations
         if self.batch_size % g:
             near = [m for m in (self.batch_size // g * g, self.batch_size // g * g + g) if m > 0]
-            raise ValueError(f"batch_size ({self.batch_size} completions per step) must be a multiple of num_generations "
-                             f"({g} per prompt), e.g. {' or '.join(map(str, near))}")
+            raise ValueError(
+                f"batch_size ({self.batch_size} completions per step) must be a multiple of num_generations "
+                f"({g} per prompt), e.g. {' or '.join(map(str, near))}"
+            )
 
 
 GROUP_BASELINE = (

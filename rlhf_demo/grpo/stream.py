@@ -13,14 +13,27 @@ marks, every step once the held-out KL nears ``kl_stop``, and at the end) and ap
 (``runs.trl_callback.kl_stop``: the last evaluated policy under it is put back). Evaluation time is kept
 off the training clock.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from rlhf_demo.runs.trl_callback import make_stream_callback
+from rlhf_demo.training.trl_callback import make_stream_callback
 
-TRL_KEYS = ("loss", "grad_norm", "learning_rate", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
-            "completions/mean_length", "clip_ratio/region_mean", "num_tokens", "epoch")
+TRL_KEYS = (
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "reward",
+    "reward_std",
+    "frac_reward_zero_std",
+    "kl",
+    "entropy",
+    "completions/mean_length",
+    "clip_ratio/region_mean",
+    "num_tokens",
+    "epoch",
+)
 """What TRL 1.16's GRPOTrainer logs per step that the panels and the run folder keep."""
 
 __all__ = ["TRL_KEYS", "make_callback", "record"]
@@ -29,19 +42,18 @@ __all__ = ["TRL_KEYS", "make_callback", "record"]
 def record(logs: dict) -> dict:
     """A step's keys: TRL's metrics under TRL's names, and ``reward_mean`` / ``reward_std`` as PPO's."""
     rec = {k: logs[k] for k in TRL_KEYS if logs.get(k) is not None}
-    if logs.get("reward") is not None:   # with num_iterations μ > 1, only the steps that generated
+    if logs.get("reward") is not None:  # with num_iterations μ > 1, only the steps that generated
         rec["reward_mean"], rec["reward_std"] = logs["reward"], logs["reward_std"]
     return rec
 
 
-def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None,
-                  batch: Callable[[], list[dict]] = lambda: []):
+def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None, batch: Callable[[], list[dict]] = lambda: []):
     """The TrainerCallback of one GRPO run (``runs.trl_callback.make_stream_callback``): records carry β,
     and ``samples``, the rows ``batch()`` gives (what the reward function scored last: the step's
     completions)."""
+
     def with_samples(logs: dict) -> dict:
         rec, rows = record(logs), batch()
         return {**rec, "samples": rows} if rows else rec
 
-    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=with_samples,
-                                fixed={"beta": cfg.beta})
+    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=with_samples, fixed={"beta": cfg.beta})

@@ -30,13 +30,14 @@ Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/re
 PPO's and DPO's (``evaluate.py``), so GRPO runs land on the same reward–KL axes in the Runs tab.
 TRL's loop runs in a worker thread; the records come back through a queue.
 """
+
 from __future__ import annotations
 
 import functools
 import random
 import tempfile
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -49,7 +50,7 @@ from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
-from rlhf_demo.runs.trl_thread import stream_trl
+from rlhf_demo.training.trl_thread import stream_trl
 
 BATCH_ROWS = 16
 """Completions of the step kept in its record (``samples``) for the UI and samples.jsonl."""
@@ -66,7 +67,7 @@ class GroupReward:
     """TRL's reward-function interface ``f(prompts, completions, **kw) -> list[float]`` over one of ours
     (texts → scores), remembering the last batch it scored."""
 
-    __name__ = "reward"            # TRL names its per-function metrics after it: rewards/reward/mean
+    __name__ = "reward"  # TRL names its per-function metrics after it: rewards/reward/mean
 
     def __init__(self, reward_fn):
         self.reward_fn = reward_fn
@@ -88,9 +89,16 @@ class GRPOTrainer:
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
     ``policy`` (a ``models.lora.TrainablePolicy``) and ``restored`` (the step put back by the KL stop)."""
 
-    def __init__(self, cfg: GRPOConfig, prompts: list[str] | None = None, *, reward_fn: Callable | None = None,
-                 stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None,
-                 bundle=None):
+    def __init__(
+        self,
+        cfg: GRPOConfig,
+        prompts: list[str] | None = None,
+        *,
+        reward_fn: Callable | None = None,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        bundle=None,
+    ):
         """``bundle``: a ``ModelBundle`` to train in place (default: a fresh copy of ``cfg.model``; never
         pass the shared read-only models)."""
         self.cfg = cfg.validate()
@@ -111,8 +119,8 @@ class GRPOTrainer:
         self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
         self.last_eval: dict | None = None
         self.before_after: list[dict] = []
-        self.stream_state: dict = {}   # what TRL's callback left (runs/trl_thread.py)
-        self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the policy now and then
+        self.stream_state: dict = {}  # what TRL's callback left (training/trl_thread.py)
+        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
         self.note = f"{len(self.queries)} prompts, {cfg.batch_size // cfg.num_generations} × G {cfg.num_generations} per step"
 
     @property
@@ -141,9 +149,13 @@ class GRPOTrainer:
         """One record per optimizer step (the first, step 0, evaluates the base when ``eval_at_start``).
         Closing the generator stops training after the current step."""
         callback = functools.partial(make_callback, batch=self.group_reward.take)
-        yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self._bundle, self.queries, self.group_reward,
-                                                               self.say),
-                              callback, name="grpo-train", what="GRPO")
+        yield from stream_trl(
+            self,
+            lambda: _build_trl_trainer(self.cfg, self._bundle, self.queries, self.group_reward, self.say),
+            callback,
+            name="grpo-train",
+            what="GRPO",
+        )
         if self.status != "diverged" and self.step_no > 0:
             self.before_after = before_after(self.policy, self.reward_fn)
 
@@ -151,31 +163,54 @@ class GRPOTrainer:
 def _build_trl_trainer(cfg: GRPOConfig, bundle, queries: list[str], reward, say):
     """trl.GRPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), LoRA
     on the attention projections."""
+    import datasets
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig as TRLConfig
     from trl import GRPOTrainer as TRLTrainer
 
-    import datasets
-
     tok = bundle.tokenizer
     cuda = bundle.device.type == "cuda"
     banned = {"suppress_tokens": sorted(set(tok.all_special_ids))} if cfg.ban_special_tokens else {}
     args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-grpo-"), per_device_train_batch_size=cfg.batch_size,
-        num_generations=cfg.num_generations, max_completion_length=cfg.response_tokens, temperature=1.0,
-        generation_kwargs=banned or None, beta=cfg.beta, epsilon=cfg.cliprange, num_iterations=cfg.num_iterations,
-        scale_rewards=cfg.scale_rewards, loss_type=cfg.loss_type,
-        learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, max_steps=cfg.steps,
+        output_dir=tempfile.mkdtemp(prefix="rlhf-grpo-"),
+        per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.response_tokens,
+        temperature=1.0,
+        generation_kwargs=banned or None,
+        beta=cfg.beta,
+        epsilon=cfg.cliprange,
+        num_iterations=cfg.num_iterations,
+        scale_rewards=cfg.scale_rewards,
+        loss_type=cfg.loss_type,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_steps=cfg.steps,
         gradient_checkpointing=False,  # TRL defaults it on; 2.5× slower here
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
-        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
-        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, log_completions=False,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        fp16=False,
+        use_cpu=not cuda,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        log_completions=False,
     )
     say(0.3, "building TRL's GRPO trainer…")
     datasets.disable_progress_bars()
-    trainer = TRLTrainer(model=bundle.model, reward_funcs=[reward], args=args,
-                         train_dataset=Dataset.from_list([{"prompt": q} for q in queries]), processing_class=tok,
-                         peft_config=lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha))
+    trainer = TRLTrainer(
+        model=bundle.model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": q} for q in queries]),
+        processing_class=tok,
+        peft_config=lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha),
+    )
     trainer.remove_callback(PrinterCallback)  # we report the records ourselves
     return trainer

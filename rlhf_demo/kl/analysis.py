@@ -18,6 +18,7 @@ estimators are still defined, but only kl_exact means "KL at this position".
 A "policy temperature" T ≠ 1 makes π = softmax(logits/T): with the base model as both policy and
 reference this gives a non-zero, exactly known KL without any trained model.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rlhf_demo.kl.estimators import ESTIMATORS, exact_kl
 from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses
+from rlhf_demo.kl.estimators import ESTIMATORS, exact_kl
 
 MAX_RESPONSE_TOKENS = 64
 """Longest response analysed or generated (2 forwards of the real model over it per request)."""
@@ -55,18 +56,21 @@ def check_same_tokenizer(policy_tok, reference_tok) -> None:
     if len(policy_tok) != len(reference_tok):
         raise KLInputError(
             f"policy and reference use different tokenizers ({len(policy_tok)} vs {len(reference_tok)} tokens): "
-            "per-token KL needs the same vocabulary; pick a reference the policy was trained from")
+            "per-token KL needs the same vocabulary; pick a reference the policy was trained from"
+        )
     if policy_tok.get_vocab() != reference_tok.get_vocab():
         raise KLInputError(
             "policy and reference use different tokenizers (same size, but the token ids differ): "
-            "per-token KL needs the same vocabulary; pick a reference the policy was trained from")
+            "per-token KL needs the same vocabulary; pick a reference the policy was trained from"
+        )
 
 
 def check_vocab_size(logits_policy: torch.Tensor, logits_ref: torch.Tensor) -> None:
     if logits_policy.shape[-1] != logits_ref.shape[-1]:
         raise KLInputError(
             f"policy and reference output different vocabulary sizes ({logits_policy.shape[-1]} vs "
-            f"{logits_ref.shape[-1]}): they are not the same model family")
+            f"{logits_ref.shape[-1]}): they are not the same model family"
+        )
 
 
 def check_temperature(t: float) -> float:
@@ -105,7 +109,7 @@ def encode_response(tokenizer, response: str) -> list[int]:
 def logprobs_pair(policy, reference, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """log π and log π_ref over the vocabulary at every response position: two [B, R, V] tensors, with
     π = softmax(policy logits / T) and π_ref = softmax(reference logits) (the KL tab and ``kl.lab``)."""
-    logits = response_logits(policy.model, batch).float()                       # [B, R, V]
+    logits = response_logits(policy.model, batch).float()  # [B, R, V]
     ref_batch = batch if reference.device == policy.device else _to(batch, reference.device)
     logits_ref = response_logits(reference.model, ref_batch).float().to(logits.device)  # [B, R, V]
     check_vocab_size(logits, logits_ref)
@@ -113,15 +117,14 @@ def logprobs_pair(policy, reference, batch: Batch, temperature: float) -> tuple[
 
 
 def _to(batch: Batch, device) -> Batch:
-    return Batch(batch.input_ids.to(device), batch.attention_mask.to(device), batch.query_len,
-                 batch.response_mask.to(device))
+    return Batch(batch.input_ids.to(device), batch.attention_mask.to(device), batch.query_len, batch.response_mask.to(device))
 
 
 def per_position(logp: torch.Tensor, logp_ref: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-position quantities for tokens [B, R] under logp, logp_ref [B, R, V]: each [B, R]."""
-    lp = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)          # [B, R]
+    lp = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, R]
     lp_ref = logp_ref.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, R]
-    logr = lp - lp_ref                                               # [B, R]
+    logr = lp - lp_ref  # [B, R]
     out = {"logp_policy": lp, "logp_ref": lp_ref, "log_ratio": logr, "kl_exact": exact_kl(logp, logp_ref)}
     out.update({name: fn(logr) for name, fn in ESTIMATORS.items()})
     return out
@@ -175,22 +178,33 @@ def top_candidates(tokenizer, logp: torch.Tensor, logp_ref: torch.Tensor, n: int
     rows = []
     for i in range(n):
         a, b = int(top_p[i]), int(top_r[i])
-        rows.append({
-            "rank": i + 1,
-            "policy_token": _decode_token(tokenizer, a),
-            "policy_p": float(p[a]),
-            "policy_p_ref": float(p_ref[a]),
-            "contribution": float(p[a] * (logp[a] - logp_ref[a])),
-            "ref_token": _decode_token(tokenizer, b),
-            "ref_p": float(p_ref[b]),
-            "ref_p_policy": float(p[b]),
-        })
+        rows.append(
+            {
+                "rank": i + 1,
+                "policy_token": _decode_token(tokenizer, a),
+                "policy_p": float(p[a]),
+                "policy_p_ref": float(p_ref[a]),
+                "contribution": float(p[a] * (logp[a] - logp_ref[a])),
+                "ref_token": _decode_token(tokenizer, b),
+                "ref_p": float(p_ref[b]),
+                "ref_p_policy": float(p[b]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def token_kl(policy, reference, prompt: str, response: str | None = None, *, max_new_tokens: int = 24,
-             policy_temperature: float = 1.0, seed: int = 0, top_n: int = 10) -> TokenKLResult:
+def token_kl(
+    policy,
+    reference,
+    prompt: str,
+    response: str | None = None,
+    *,
+    max_new_tokens: int = 24,
+    policy_temperature: float = 1.0,
+    seed: int = 0,
+    top_n: int = 10,
+) -> TokenKLResult:
     """Per-token KL(π‖π_ref) of ``response`` after ``prompt`` (ModelBundles in; see the module docstring).
 
     ``response=None`` lets the policy write one: up to ``max_new_tokens`` tokens sampled from π
@@ -205,8 +219,7 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
     if generated:
         if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_RESPONSE_TOKENS:
             raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {max_new_tokens!r}")
-        batch = sample_responses(policy.model, tok, [q], max_new_tokens, temperature=t, seed=seed,
-                                 ban_special_tokens=False)
+        batch = sample_responses(policy.model, tok, [q], max_new_tokens, temperature=t, seed=seed, ban_special_tokens=False)
         n_real = int(batch.response_mask[0].sum())
         r_ids = batch.response_ids[0, :n_real].tolist()
         response = tok.decode(r_ids, skip_special_tokens=True)
@@ -215,22 +228,25 @@ def token_kl(policy, reference, prompt: str, response: str | None = None, *, max
     ids, mask = left_pad([q + r_ids], tok.pad_token_id, policy.device)
     batch = Batch(ids, mask, len(q), torch.ones((1, len(r_ids)), dtype=torch.long, device=policy.device))
 
-    logp, logp_ref = logprobs_pair(policy, reference, batch, t)              # [1, R, V] each
+    logp, logp_ref = logprobs_pair(policy, reference, batch, t)  # [1, R, V] each
     return _token_result(tok, prompt, response, generated, r_ids, logp[0], logp_ref[0], t, top_n)
 
 
-def _token_result(tok, prompt: str, response: str, generated: bool, r_ids: list[int], logp: torch.Tensor,
-                  logp_ref: torch.Tensor, t: float, top_n: int) -> TokenKLResult:
+def _token_result(
+    tok, prompt: str, response: str, generated: bool, r_ids: list[int], logp: torch.Tensor, logp_ref: torch.Tensor, t: float, top_n: int
+) -> TokenKLResult:
     """The per-token table of one response from log π and log π_ref over the vocabulary ([R, V] each)."""
-    tokens = torch.tensor([r_ids], device=logp.device)                       # [1, R]
+    tokens = torch.tensor([r_ids], device=logp.device)  # [1, R]
     vals = {k: v[0].double().cpu() for k, v in per_position(logp[None], logp_ref[None], tokens).items()}  # each [R]
 
-    table = pd.DataFrame({
-        "position": range(len(r_ids)),
-        "token": [_decode_token(tok, i) for i in r_ids],
-        "token_id": r_ids,
-        **{k: vals[k].numpy() for k in ("logp_policy", "logp_ref", "log_ratio", "kl_exact", "k1", "k2", "k3")},
-    })
+    table = pd.DataFrame(
+        {
+            "position": range(len(r_ids)),
+            "token": [_decode_token(tok, i) for i in r_ids],
+            "token_id": r_ids,
+            **{k: vals[k].numpy() for k in ("logp_policy", "logp_ref", "log_ratio", "kl_exact", "k1", "k2", "k3")},
+        }
+    )
     for k in ("kl_exact", "k1", "k2", "k3"):
         table[f"cum_{k}"] = table[k].cumsum()
     totals = {k: float(vals[k].sum()) for k in ("k1", "k2", "k3", "kl_exact")}
@@ -240,8 +256,9 @@ def _token_result(tok, prompt: str, response: str, generated: bool, r_ids: list[
 
 
 @torch.no_grad()
-def token_kl_batch(policy, reference, prompt: str, seeds: list[int], *, max_new_tokens: int = 24,
-                   policy_temperature: float = 1.0, top_n: int = 10) -> list[TokenKLResult]:
+def token_kl_batch(
+    policy, reference, prompt: str, seeds: list[int], *, max_new_tokens: int = 24, policy_temperature: float = 1.0, top_n: int = 10
+) -> list[TokenKLResult]:
     """``token_kl(policy, reference, prompt, None, seed=s, ...)`` for every seed in ``seeds``, as ONE
     sampling pass and ONE scoring pass of both models over ``len(seeds)`` rows (the KL tab batches
     students' clicks this way: ``shared_work.py``).
@@ -257,13 +274,17 @@ def token_kl_batch(policy, reference, prompt: str, seeds: list[int], *, max_new_
     if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_RESPONSE_TOKENS:
         raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {max_new_tokens!r}")
     generators = [make_generator(s, policy.device) for s in seeds]
-    batch = sample_responses(policy.model, tok, [q] * len(seeds), max_new_tokens, temperature=t, generator=generators,
-                             ban_special_tokens=False)                       # [B, Q + R]
-    logp, logp_ref = logprobs_pair(policy, reference, batch, t)              # [B, R, V] each
+    batch = sample_responses(
+        policy.model, tok, [q] * len(seeds), max_new_tokens, temperature=t, generator=generators, ban_special_tokens=False
+    )  # [B, Q + R]
+    logp, logp_ref = logprobs_pair(policy, reference, batch, t)  # [B, R, V] each
     out = []
     for i in range(len(seeds)):
         n_real = int(batch.response_mask[i].sum())
         r_ids = batch.response_ids[i, :n_real].tolist()
-        out.append(_token_result(tok, prompt, tok.decode(r_ids, skip_special_tokens=True), True, r_ids,
-                                 logp[i, :n_real], logp_ref[i, :n_real], t, top_n))
+        out.append(
+            _token_result(
+                tok, prompt, tok.decode(r_ids, skip_special_tokens=True), True, r_ids, logp[i, :n_real], logp_ref[i, :n_real], t, top_n
+            )
+        )
     return out

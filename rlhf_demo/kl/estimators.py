@@ -16,6 +16,7 @@ Exact KL at one position, summed over the whole vocabulary V:
 
 All functions are pure tensor maths (torch only).
 """
+
 from __future__ import annotations
 
 import torch

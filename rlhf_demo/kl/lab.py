@@ -17,6 +17,7 @@ Memory: one scoring pass holds both models' logits for every position of ``batch
 (``limits.kl_peak_bytes``); on a shared server ``check_request_size`` refuses a request whose pass
 would exceed ``limits.Limits.max_request_bytes``, or whose prompt is longer than ``max_prompt_tokens``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,10 +25,18 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from rlhf_demo import limits as limits_mod
-from rlhf_demo.kl.analysis import (ESTIMATOR_NAMES, MAX_RESPONSE_TOKENS, KLInputError, check_temperature,
-                                   logprobs_pair, check_same_tokenizer, encode_prompt, per_position)
+from rlhf_demo.classroom import limits as limits_mod
 from rlhf_demo.decoding.sampling import sample_responses
+from rlhf_demo.kl.analysis import (
+    ESTIMATOR_NAMES,
+    MAX_RESPONSE_TOKENS,
+    KLInputError,
+    check_same_tokenizer,
+    check_temperature,
+    encode_prompt,
+    logprobs_pair,
+    per_position,
+)
 from rlhf_demo.kl.estimators import masked_sum
 
 MAX_SAMPLES = 64
@@ -49,7 +58,7 @@ class EstimatorLabConfig:
     batch_size: int = 16
     """responses scored per forward pass (memory: ``limits.kl_peak_bytes(batch, prompt, tokens)``)"""
 
-    def validate(self) -> "EstimatorLabConfig":
+    def validate(self) -> EstimatorLabConfig:
         if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
             raise KLInputError(f"number of samples N must be 1…{MAX_SAMPLES}, got {self.n_samples!r}")
         if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_RESPONSE_TOKENS:
@@ -80,17 +89,19 @@ def summarize_estimates(samples: pd.DataFrame) -> tuple[pd.DataFrame, float]:
         x = samples[name].astype(float)
         mean = float(x.mean())
         std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
-        rows.append({
-            "estimator": name,
-            "mean": mean,
-            "true": true,
-            "bias": mean - true,
-            "std": std,
-            "bias_rel": (mean - true) / true if true > 0 else float("nan"),
-            "std_rel": std / true if true > 0 else float("nan"),
-            "frac_negative": float((x < 0).mean()),
-            "min": float(x.min()),
-        })
+        rows.append(
+            {
+                "estimator": name,
+                "mean": mean,
+                "true": true,
+                "bias": mean - true,
+                "std": std,
+                "bias_rel": (mean - true) / true if true > 0 else float("nan"),
+                "std_rel": std / true if true > 0 else float("nan"),
+                "frac_negative": float((x < 0).mean()),
+                "min": float(x.min()),
+            }
+        )
     return pd.DataFrame(rows), true
 
 
@@ -103,8 +114,12 @@ def check_request_size(tokenizer, prompt: str, *, rows: int, response_tokens: in
         return
     q = len(encode_prompt(tokenizer, prompt))
     limits_mod.check_prompt_tokens(q, lim)
-    limits_mod.check_request(limits_mod.kl_peak_bytes(rows, q, response_tokens), "this request",
-                             "lower N samples or the tokens per response, or shorten the prompt", lim)
+    limits_mod.check_request(
+        limits_mod.kl_peak_bytes(rows, q, response_tokens),
+        "this request",
+        "lower N samples or the tokens per response, or shorten the prompt",
+        lim,
+    )
 
 
 @torch.no_grad()
@@ -119,16 +134,23 @@ def estimator_lab(policy, reference, prompt: str, cfg: EstimatorLabConfig | None
     rows = []
     for start in range(0, cfg.n_samples, cfg.batch_size):
         n = min(cfg.batch_size, cfg.n_samples - start)
-        batch = sample_responses(policy.model, tok, [q] * n, cfg.response_tokens, temperature=t,
-                                 seed=cfg.seed + start, ban_special_tokens=False)  # [n, Q + R]
-        logp, logp_ref = logprobs_pair(policy, reference, batch, t)             # [n, R, V]
-        vals = per_position(logp, logp_ref, batch.response_ids)                   # each [n, R]
-        mask = batch.response_mask.to(logp.dtype)                                 # [n, R]
+        batch = sample_responses(
+            policy.model, tok, [q] * n, cfg.response_tokens, temperature=t, seed=cfg.seed + start, ban_special_tokens=False
+        )  # [n, Q + R]
+        logp, logp_ref = logprobs_pair(policy, reference, batch, t)  # [n, R, V]
+        vals = per_position(logp, logp_ref, batch.response_ids)  # each [n, R]
+        mask = batch.response_mask.to(logp.dtype)  # [n, R]
         sums = {k: masked_sum(vals[k].double(), mask.double()).cpu() for k in ("kl_exact",) + ESTIMATOR_NAMES}
         for i in range(n):
             r_ids = batch.response_ids[i][batch.response_mask[i].bool()].tolist()
-            rows.append({"sample": start + i, "response": tok.decode(r_ids, skip_special_tokens=True),
-                         "n_tokens": len(r_ids), **{k: float(v[i]) for k, v in sums.items()}})
+            rows.append(
+                {
+                    "sample": start + i,
+                    "response": tok.decode(r_ids, skip_special_tokens=True),
+                    "n_tokens": len(r_ids),
+                    **{k: float(v[i]) for k, v in sums.items()},
+                }
+            )
     samples = pd.DataFrame(rows)
     summary, true = summarize_estimates(samples)
     return EstimatorLabResult(samples, summary, true, cfg)

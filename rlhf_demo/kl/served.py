@@ -7,6 +7,7 @@
   rows × tokens per batch (each holds both models' logits, [rows, tokens, V]).
 * Every computation holds the server's one model lock, as the Playground's batches do.
 """
+
 from __future__ import annotations
 
 from rlhf_demo.kl.analysis import TokenKLResult, token_kl, token_kl_batch
@@ -27,21 +28,49 @@ class KLService:
     def __init__(self):
         self.work = SharedWork(size=lambda item: item[1], max_size=MAX_BATCH_CELLS)
 
-    def token_kl(self, policy, reference, prompt: str, response: str | None = None, *, max_new_tokens: int = 24,
-                 policy_temperature: float = 1.0, seed: int = 0) -> TokenKLResult:
+    def token_kl(
+        self,
+        policy,
+        reference,
+        prompt: str,
+        response: str | None = None,
+        *,
+        max_new_tokens: int = 24,
+        policy_temperature: float = 1.0,
+        seed: int = 0,
+    ) -> TokenKLResult:
         """What :func:`~rlhf_demo.kl.analysis.token_kl` returns, shared with identical requests and
         batched with compatible ones. The result is shared: do not modify it."""
         models = (_model_id(policy), _model_id(reference), float(policy_temperature), prompt)
         if response is not None:  # a typed response: deduplicated, never batched
             key = ("typed", *models, response)
-            return self.work.run(key, key, (None, len(response)), lambda _: [
-                token_kl(policy, reference, prompt, response, policy_temperature=policy_temperature)])
+            return self.work.run(
+                key,
+                key,
+                (None, len(response)),
+                lambda _: [token_kl(policy, reference, prompt, response, policy_temperature=policy_temperature)],
+            )
         group = ("sampled", *models, max_new_tokens)
-        return self.work.run((*group, seed), group, (seed, max_new_tokens), lambda items: token_kl_batch(
-            policy, reference, prompt, [s for s, _ in items], max_new_tokens=max_new_tokens, policy_temperature=policy_temperature))
+        return self.work.run(
+            (*group, seed),
+            group,
+            (seed, max_new_tokens),
+            lambda items: token_kl_batch(
+                policy, reference, prompt, [s for s, _ in items], max_new_tokens=max_new_tokens, policy_temperature=policy_temperature
+            ),
+        )
 
     def estimator_lab(self, policy, reference, prompt: str, cfg: EstimatorLabConfig) -> EstimatorLabResult:
         """:func:`~rlhf_demo.kl.lab.estimator_lab`, shared with identical requests (already a batch itself)."""
-        key = ("lab", _model_id(policy), _model_id(reference), prompt, cfg.n_samples, cfg.response_tokens,
-               float(cfg.policy_temperature), cfg.seed, cfg.batch_size)
+        key = (
+            "lab",
+            _model_id(policy),
+            _model_id(reference),
+            prompt,
+            cfg.n_samples,
+            cfg.response_tokens,
+            float(cfg.policy_temperature),
+            cfg.seed,
+            cfg.batch_size,
+        )
         return self.work.run(key, key, (None, 0), lambda _: [estimator_lab(policy, reference, prompt, cfg)])

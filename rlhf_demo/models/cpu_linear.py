@@ -37,6 +37,7 @@ Inputs that are not float32 on a CPU (CUDA, bfloat16), CPUs other than x86-64 (m
 on ARM, PyTorch's own BLAS may well be the faster one) and PyTorch builds without oneDNN take
 ``F.linear`` unchanged, so moving the model to a GPU needs no undoing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,8 +60,8 @@ def onednn_available() -> bool:
     try:
         if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
             return False
-        x = torch.arange(15.0).reshape(3, 5).sin()       # fixed numbers: no draw from the global RNG,
-        w = torch.arange(20.0).reshape(4, 5).cos()       # which a seeded sampler may be about to use
+        x = torch.arange(15.0).reshape(3, 5).sin()  # fixed numbers: no draw from the global RNG,
+        w = torch.arange(20.0).reshape(4, 5).cos()  # which a seeded sampler may be about to use
         return bool(torch.allclose(_onednn_product(x, w), F.linear(x, w), atol=1e-5))
     except (AttributeError, NotImplementedError, RuntimeError):
         return False
@@ -72,13 +73,13 @@ class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight):
         ctx.save_for_backward(x, weight)
-        return _onednn_product(x, weight)               # [M, N]
+        return _onednn_product(x, weight)  # [M, N]
 
     @staticmethod
-    def backward(ctx, grad):                            # grad [M, N]
+    def backward(ctx, grad):  # grad [M, N]
         x, weight = ctx.saved_tensors
-        grad_x = grad @ weight if ctx.needs_input_grad[0] else None        # [M, K]
-        grad_w = grad.t() @ x if ctx.needs_input_grad[1] else None         # [N, K]
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None  # [M, K]
+        grad_w = grad.t() @ x if ctx.needs_input_grad[1] else None  # [N, K]
         return grad_x, grad_w
 
 
@@ -87,9 +88,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     x [..., K], weight [N, K] → [..., N]."""
     if x.device.type != "cpu" or x.dim() < 2 or not weight.is_contiguous():
         return F.linear(x, weight, bias)
-    if x.dtype != torch.float32 or weight.dtype != torch.float32:   # e.g. bfloat16: F.linear, on a contiguous x
+    if x.dtype != torch.float32 or weight.dtype != torch.float32:  # e.g. bfloat16: F.linear, on a contiguous x
         return F.linear(x.contiguous(), weight, bias)
-    x2 = x.reshape(-1, x.shape[-1]).contiguous()        # [M, K]; copies a sliced (non-contiguous) input
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()  # [M, K]; copies a sliced (non-contiguous) input
     y = _OneDNNLinear.apply(x2, weight) if onednn_available() else F.linear(x2, weight)  # [M, N]
     if bias is not None:
         y = y + bias

@@ -16,21 +16,22 @@ default model's also goes on the embedded model. Short names (``example-ppo``, `
 ``runs/names.py``) load their run's policy; a model's ``name`` is its short name, and messages name a
 run's folder by its name (no server path). A reward model (a sequence classifier) is refused as a policy.
 """
+
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from rlhf_demo.shared_work import give_way_to_requests
 from rlhf_demo.models.cpu_linear import speed_up_linears
 from rlhf_demo.runs import names
+from rlhf_demo.shared_work import give_way_to_requests
 
 DEFAULT_MODEL = "default"
 """The name under which the embedded SmolLM2-135M-Instruct is known everywhere (UI, CLI, runs)."""
@@ -164,10 +165,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def require_hub(what: str, hint: str = "use the embedded default model or a local folder") -> None:
     """Raise a clear ModelLoadError when ``what`` (a Hub id) cannot be fetched because we are offline."""
     if not hub_reachable():
-        raise ModelLoadError(
-            f"{what!r} is not a local path, and the Hugging Face Hub is unreachable from this machine "
-            f"(offline): {hint}"
-        )
+        raise ModelLoadError(f"{what!r} is not a local path, and the Hugging Face Hub is unreachable from this machine (offline): {hint}")
 
 
 def _is_adapter_dir(path: Path) -> bool:
@@ -179,8 +177,12 @@ def shown(name) -> str:
     ("example-ppo (shipped)", "your run NAME"), anything typed (a folder, a Hub id) as it was typed."""
     s = str(name)
     short = names.model_short(s)
-    if short != s or s.startswith(names.RUN) or names.example_run(s) is not None \
-            or (Path(s).is_absolute() and (names.ASSETS in Path(s).parents or str(cache_dir()) in s)):
+    if (
+        short != s
+        or s.startswith(names.RUN)
+        or names.example_run(s) is not None
+        or (Path(s).is_absolute() and (names.ASSETS in Path(s).parents or str(cache_dir()) in s))
+    ):
         return names.shown(short)
     return repr(s)
 
@@ -203,8 +205,10 @@ def _read_json(path: Path) -> dict:
 
 
 def reward_model_refusal(name) -> str:
-    return (f"{shown(name)} is a reward model (it scores text, it does not write it): choose a policy here, "
-            "or use it as a reward (rm:) in the Training tab")
+    return (
+        f"{shown(name)} is a reward model (it scores text, it does not write it): choose a policy here, "
+        "or use it as a reward (rm:) in the Training tab"
+    )
 
 
 def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
@@ -233,13 +237,25 @@ def resolve_source(name: str, progress: ProgressFn | None = None) -> str:
 
 def _friendly(exc: Exception, name: str) -> ModelLoadError:
     text = str(exc)
-    if any(s in text for s in ("offline", "connect", "Connection", "resolve", "Max retries", "couldn't connect", "not a valid model identifier", "is not a local folder")):
+    if any(
+        s in text
+        for s in (
+            "offline",
+            "connect",
+            "Connection",
+            "resolve",
+            "Max retries",
+            "couldn't connect",
+            "not a valid model identifier",
+            "is not a local folder",
+        )
+    ):
         return ModelLoadError(
             f"could not load {shown(name)}: it is not a local folder and the Hugging Face Hub is unreachable "
             f"or has no such model ({type(exc).__name__})"
         )
     first = text.splitlines()[0] if text else ""
-    for folder in {str(Path(name).expanduser()), str(cache_dir())}:   # no server path in the line
+    for folder in {str(Path(name).expanduser()), str(cache_dir())}:  # no server path in the line
         first = first.replace(folder, "…") if len(folder) > 1 else first
     return ModelLoadError(f"could not load {shown(name)}: {type(exc).__name__}: {first}")
 
@@ -279,14 +295,17 @@ def hub_id(name: str, _depth: int = 0) -> str:
         return HUB_DEFAULT_ID
     p = Path(names.resolve_model(name) or name).expanduser()
     if not p.exists():
-        return name                                                     # a Hub id
+        return name  # a Hub id
     if _depth < 8 and _is_adapter_dir(p):
         base = _read_json(p / "adapter_config.json").get("base_model_name_or_path") or ""
         if base and not Path(base).is_absolute() and not Path(base).exists():
             return base
         return hub_id(_adapter_base(p), _depth + 1)
-    if names.ASSETS in p.resolve().parents or p.resolve() == (cache_dir() / "SmolLM2-135M-Instruct").resolve() \
-            or (p / "SOURCE.txt").exists():
+    if (
+        names.ASSETS in p.resolve().parents
+        or p.resolve() == (cache_dir() / "SmolLM2-135M-Instruct").resolve()
+        or (p / "SOURCE.txt").exists()
+    ):
         return HUB_DEFAULT_ID
     recorded = str(_read_json(p / "config.json").get("_name_or_path") or "")
     return recorded if recorded.count("/") == 1 and not Path(recorded).exists() else p.name
@@ -314,7 +333,7 @@ def load_model(
     path = Path(src)
     if path.is_dir() and is_reward_model(path):
         raise ModelLoadError(reward_model_refusal(name))
-    name = names.model_short(name)          # what pages and status lines call it (no server path)
+    name = names.model_short(name)  # what pages and status lines call it (no server path)
     try:
         if path.is_dir() and _is_adapter_dir(path):
             from peft import PeftModel
@@ -335,7 +354,7 @@ def load_model(
         raise _friendly(exc, name) from exc
     model.to(dev).eval()
     if dev.type == "cpu" and dt == torch.bfloat16 and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")   # SDPA's bf16 backward on CPU: 18 ms a call against eager's ~2 (docs/experiments.md)
+        model.set_attn_implementation("eager")  # SDPA's bf16 backward on CPU: 18 ms a call against eager's ~2 (docs/experiments.md)
     speed_up_linears(model)  # float32 on CPU: LM head (and MLP on AMD) through oneDNN, same numbers to rounding (cpu_linear.py)
     give_way_to_requests(model)  # a training in the app pauses between layers while a click is served (shared_work.py)
     tok = load_tokenizer(src)

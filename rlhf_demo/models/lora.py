@@ -13,15 +13,16 @@ into a temporary folder first and then renamed, so a reader never sees half a po
 server path, so peft's ``AutoPeftModelForCausalLM`` and ``AutoTokenizer`` load a downloaded policy
 (or reward model) anywhere.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -33,12 +34,12 @@ ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 @dataclass
 class TrainablePolicy:
-    model: torch.nn.Module            # a peft model (LoRA) or the plain model (full fine-tuning)
+    model: torch.nn.Module  # a peft model (LoRA) or the plain model (full fine-tuning)
     tokenizer: object
-    base_name: str                    # what the policy started from ('default', a folder, a Hub id)
+    base_name: str  # what the policy started from ('default', a folder, a Hub id)
     device: torch.device
-    frozen_reference: torch.nn.Module | None = None   # full fine-tuning only
-    lora_first_layer: int | None = None                # LoRA on layers [first, L) only, else None
+    frozen_reference: torch.nn.Module | None = None  # full fine-tuning only
+    lora_first_layer: int | None = None  # LoRA on layers [first, L) only, else None
 
     @property
     def is_lora(self) -> bool:
@@ -123,9 +124,18 @@ def lora_targets(model) -> list[str] | None:
     return [t for t in ATTENTION if t in names] if {"q_proj", "v_proj"} <= names else None
 
 
-def build_policy(model_name: str, *, full_finetune: bool = False, lora_r: int = 8, lora_alpha: int = 16,
-                 lora_layers: int = 0, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                 seed: int = 0, progress: Callable[[float, str], None] | None = None) -> TrainablePolicy:
+def build_policy(
+    model_name: str,
+    *,
+    full_finetune: bool = False,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    lora_layers: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> TrainablePolicy:
     """Load a fresh training copy of ``model_name`` (never the shared read-only one) as a policy.
 
     ``lora_layers`` N > 0: LoRA only on the top N decoder layers (the trunk below is then identical
@@ -162,6 +172,13 @@ def lora_config(model, r: int, alpha: int, top_layers: int = 0):
 
     L = num_layers(model)
     top = top_layers if 0 < top_layers < L else 0
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
-                      target_modules=lora_targets(model), layers_to_transform=list(range(L - top, L)) if top else None,
-                      layers_pattern="layers" if top else None)
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        target_modules=lora_targets(model),
+        layers_to_transform=list(range(L - top, L)) if top else None,
+        layers_pattern="layers" if top else None,
+    )

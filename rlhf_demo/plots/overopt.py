@@ -15,6 +15,7 @@ records) or from run folders (``runs.compare.load_curves``: a ``run`` column, on
 Points of a run are joined in step order, so its path is visible. Rows missing the KL, the proxy or
 the gold are left out; a run without a gold reward draws nothing. No torch here.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -25,8 +26,10 @@ from rlhf_demo.plots.training import empty_figure
 
 KL, PROXY, GOLD = "objective/kl_exact", "reward_mean", "gold_reward_mean"
 EVAL_KL, EVAL_PROXY, EVAL_GOLD = "eval/kl", "eval/reward_mean", "eval/gold_reward_mean"
-NO_GOLD = ("No gold reward logged yet: train PPO on a learned reward (rm:RUN_DIR) with a gold reward "
-           "(VADER by default) to see proxy and gold against KL.")
+NO_GOLD = (
+    "No gold reward logged yet: train PPO on a learned reward (rm:RUN_DIR) with a gold reward "
+    "(VADER by default) to see proxy and gold against KL."
+)
 
 
 def _runs(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
@@ -56,26 +59,49 @@ def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420
         color, label = colors[run], ("" if run is None else f"{run}: ")
         batch = overopt_points(d)
         held = overopt_points(d, EVAL_KL, EVAL_PROXY, EVAL_GOLD)
-        for what, col, ecol, dash, axis in (("proxy", PROXY, EVAL_PROXY, "solid", "y"),
-                                           ("gold", GOLD, EVAL_GOLD, "dash", "y2")):
+        for what, col, ecol, dash, axis in (("proxy", PROXY, EVAL_PROXY, "solid", "y"), ("gold", GOLD, EVAL_GOLD, "dash", "y2")):
             if len(batch):
-                fig.add_trace(go.Scatter(x=batch[KL], y=batch[col], name=f"{label}{what} (batch)", yaxis=axis,
-                                         mode="lines+markers", line={"color": color, "dash": dash, "width": 2},
-                                         marker={"size": 4}, legendgroup=f"{run}:{what}",
-                                         hovertemplate=f"{what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>"))
+                fig.add_trace(
+                    go.Scatter(
+                        x=batch[KL],
+                        y=batch[col],
+                        name=f"{label}{what} (batch)",
+                        yaxis=axis,
+                        mode="lines+markers",
+                        line={"color": color, "dash": dash, "width": 2},
+                        marker={"size": 4},
+                        legendgroup=f"{run}:{what}",
+                        hovertemplate=f"{what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>",
+                    )
+                )
             if len(held):
-                fig.add_trace(go.Scatter(x=held[EVAL_KL], y=held[ecol], name=f"{label}{what} (held-out ◆)", yaxis=axis,
-                                         mode="markers", legendgroup=f"{run}:{what}",
-                                         marker={"symbol": "diamond" if what == "proxy" else "diamond-open", "size": 11,
-                                                 "color": color, "line": {"color": color, "width": 2}},
-                                         hovertemplate=f"held-out {what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>"))
+                fig.add_trace(
+                    go.Scatter(
+                        x=held[EVAL_KL],
+                        y=held[ecol],
+                        name=f"{label}{what} (held-out ◆)",
+                        yaxis=axis,
+                        mode="markers",
+                        legendgroup=f"{run}:{what}",
+                        marker={
+                            "symbol": "diamond" if what == "proxy" else "diamond-open",
+                            "size": 11,
+                            "color": color,
+                            "line": {"color": color, "width": 2},
+                        },
+                        hovertemplate=f"held-out {what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>",
+                    )
+                )
     if not fig.data:
         return empty_figure(NO_GOLD)
-    fig.update_layout(height=height, template="plotly_white", margin=dict(l=60, r=60, t=50, b=40),
-                      title=title or "Over-optimisation: proxy (solid) and gold (dashed) reward vs KL",
-                      xaxis={"title": "KL(π‖π_ref), nats per response (batch, exact)", "rangemode": "tozero"},
-                      yaxis={"title": "proxy reward (trained on)"},
-                      yaxis2={"title": "gold reward (never trained on)", "overlaying": "y", "side": "right",
-                              "showgrid": False},
-                      legend={"orientation": "h", "y": -0.18, "x": 0})
+    fig.update_layout(
+        height=height,
+        template="plotly_white",
+        margin=dict(l=60, r=60, t=50, b=40),
+        title=title or "Over-optimisation: proxy (solid) and gold (dashed) reward vs KL",
+        xaxis={"title": "KL(π‖π_ref), nats per response (batch, exact)", "rangemode": "tozero"},
+        yaxis={"title": "proxy reward (trained on)"},
+        yaxis2={"title": "gold reward (never trained on)", "overlaying": "y", "side": "right", "showgrid": False},
+        legend={"orientation": "h", "y": -0.18, "x": 0},
+    )
     return fig

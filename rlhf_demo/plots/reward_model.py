@@ -1,5 +1,6 @@
 """The reward model's training curves: which record columns go in which panel (``training.training_figure``
 draws them; ◆ = held-out pairs, never trained on). No torch here."""
+
 from __future__ import annotations
 
 REWARD_PANELS: list[tuple[str, list[str]]] = [

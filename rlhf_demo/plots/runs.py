@@ -9,6 +9,7 @@
   ``pi_star`` (``compare.pi_star_curve``) the KL-regularised optimum π* is drawn from the base point:
   the most held-out reward any policy could buy at each KL (estimated; ``bench/ppo_frontier.py``).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,7 @@ from plotly.subplots import make_subplots
 
 from rlhf_demo.plots.training import empty_figure
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#7f7f7f"]
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 SYMBOLS = {"ppo": "circle", "dpo": "diamond", "base": "star"}
 
 COMPARE_PANELS: list[tuple[str, str, str | None]] = [
@@ -45,8 +45,9 @@ def _rows(curves: pd.DataFrame, algo: str | None) -> pd.DataFrame:
     return curves[curves["algo"].astype(str).str.lower() == algo]
 
 
-def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str, str | None]] | None = None, x: str = "step",
-                   cols: int = 3, height_per_row: int = 250) -> go.Figure:
+def overlay_figure(
+    curves: pd.DataFrame, panels: list[tuple[str, str, str | None]] | None = None, x: str = "step", cols: int = 3, height_per_row: int = 250
+) -> go.Figure:
     """One subplot per (title, column, algo); each run one line (markers where the metric is sparse)."""
     panels = COMPARE_PANELS if panels is None else panels
     if curves is None or len(curves) == 0 or x not in curves.columns:
@@ -57,8 +58,13 @@ def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str, str | None
     runs = list(dict.fromkeys(curves["run"]))
     colors = run_colors(runs)
     rows = math.ceil(len(present) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _c, _a in present], horizontal_spacing=0.07,
-                        vertical_spacing=0.14 if rows > 1 else 0.1)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[t for t, _c, _a in present],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.14 if rows > 1 else 0.1,
+    )
     shown: set[str] = set()
     for i, (_t, col, algo) in enumerate(present):
         r, c = i // cols + 1, i % cols + 1
@@ -69,21 +75,40 @@ def overlay_figure(curves: pd.DataFrame, panels: list[tuple[str, str, str | None
                 continue
             n_run = (sub["run"] == run).sum()
             sparse = len(d) < 0.5 * n_run or col.startswith("eval/")
-            fig.add_trace(go.Scatter(x=d[x], y=d[col], name=run, legendgroup=run, showlegend=run not in shown,
-                                     mode="lines+markers" if sparse else "lines",
-                                     line={"color": colors[run], "dash": "dot" if sparse else "solid"},
-                                     marker={"size": 7}), row=r, col=c)
+            fig.add_trace(
+                go.Scatter(
+                    x=d[x],
+                    y=d[col],
+                    name=run,
+                    legendgroup=run,
+                    showlegend=run not in shown,
+                    mode="lines+markers" if sparse else "lines",
+                    line={"color": colors[run], "dash": "dot" if sparse else "solid"},
+                    marker={"size": 7},
+                ),
+                row=r,
+                col=c,
+            )
             shown.add(run)
-    fig.update_layout(height=rows * height_per_row + 70, template="plotly_white", margin=dict(l=40, r=20, t=40, b=30),
-                      legend={"orientation": "h", "y": -0.06 / rows, "x": 0})
+    fig.update_layout(
+        height=rows * height_per_row + 70,
+        template="plotly_white",
+        margin=dict(l=40, r=20, t=40, b=30),
+        legend={"orientation": "h", "y": -0.06 / rows, "x": 0},
+    )
     return fig
 
 
 PI_STAR_COLOR = "#555555"
 
 
-def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: tuple[float, float] | None = None,
-                    pi_star: pd.DataFrame | None = None, base_reward: float | None = None) -> go.Figure:
+def frontier_figure(
+    points: pd.DataFrame,
+    kl_max: float | None = None,
+    target: tuple[float, float] | None = None,
+    pi_star: pd.DataFrame | None = None,
+    base_reward: float | None = None,
+) -> go.Figure:
     """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl).
 
     ``target`` = (minimum reward, maximum KL) draws the course's target box (``compare.frontier_target``:
@@ -101,31 +126,63 @@ def frontier_figure(points: pd.DataFrame, kl_max: float | None = None, target: t
         top = max(float(points["reward"].max()), lo) + 0.05
         if pi_star is not None and len(pi_star) and base_reward is not None:
             top = max(top, base_reward + float(pi_star["gain"].max()) + 0.05)
-        fig.add_shape(type="rect", x0=0, x1=kmax, y0=lo, y1=top, fillcolor="rgba(44,160,44,0.08)",
-                      line={"color": "rgba(44,160,44,0.6)", "dash": "dash"})
-        fig.add_annotation(x=kmax, y=top, text=f"target: reward ≥ {lo:+.2f} at KL ≤ {kmax:g}", showarrow=False,
-                           xanchor="right", yanchor="top", font={"size": 11, "color": "#2ca02c"})
+        fig.add_shape(
+            type="rect",
+            x0=0,
+            x1=kmax,
+            y0=lo,
+            y1=top,
+            fillcolor="rgba(44,160,44,0.08)",
+            line={"color": "rgba(44,160,44,0.6)", "dash": "dash"},
+        )
+        fig.add_annotation(
+            x=kmax,
+            y=top,
+            text=f"target: reward ≥ {lo:+.2f} at KL ≤ {kmax:g}",
+            showarrow=False,
+            xanchor="right",
+            yanchor="top",
+            font={"size": 11, "color": "#2ca02c"},
+        )
     if pi_star is not None and len(pi_star) and base_reward is not None:
         curve = pd.concat([pd.DataFrame([{"beta": float("inf"), "gain": 0.0, "kl": 0.0}]), pi_star], ignore_index=True)
-        fig.add_trace(go.Scatter(
-            x=curve["kl"], y=base_reward + curve["gain"], name="π* (optimum, estimated)", mode="lines",
-            line={"color": PI_STAR_COLOR, "width": 2, "dash": "dash"},
-            text=[f"β = {b:g}" for b in curve["beta"]],
-            hovertemplate="π* at %{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>π*</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=curve["kl"],
+                y=base_reward + curve["gain"],
+                name="π* (optimum, estimated)",
+                mode="lines",
+                line={"color": PI_STAR_COLOR, "width": 2, "dash": "dash"},
+                text=[f"β = {b:g}" for b in curve["beta"]],
+                hovertemplate="π* at %{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>π*</extra>",
+            )
+        )
     for run in runs:
         d = points[points["run"] == run].sort_values("step")
         algo = str(d["algo"].iloc[0]).lower()
         err = d["reward_sem"] if "reward_sem" in d.columns and d["reward_sem"].notna().any() else None
-        fig.add_trace(go.Scatter(
-            x=d["kl"], y=d["reward"], name=f"{run} ({algo})", mode="lines+markers",
-            line={"color": colors[run], "width": 1.5}, marker={"symbol": SYMBOLS.get(algo, "circle"), "size": 10 if algo != "base" else 16},
-            error_y={"type": "data", "array": list(err.fillna(0)), "thickness": 1, "width": 3} if err is not None else None,
-            text=[f"step {s}" for s in d["step"]],
-            hovertemplate="%{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>" + run + "</extra>"))
-    fig.update_layout(height=460, template="plotly_white", margin=dict(l=50, r=20, t=40, b=40),
-                      title="Held-out reward vs KL(π‖π_ref) — every evaluation of every run",
-                      xaxis_title="KL(π‖π_ref), nats per response", yaxis_title="held-out mean reward",
-                      legend={"orientation": "v", "x": 1.01, "y": 1})
+        fig.add_trace(
+            go.Scatter(
+                x=d["kl"],
+                y=d["reward"],
+                name=f"{run} ({algo})",
+                mode="lines+markers",
+                line={"color": colors[run], "width": 1.5},
+                marker={"symbol": SYMBOLS.get(algo, "circle"), "size": 10 if algo != "base" else 16},
+                error_y={"type": "data", "array": list(err.fillna(0)), "thickness": 1, "width": 3} if err is not None else None,
+                text=[f"step {s}" for s in d["step"]],
+                hovertemplate="%{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>" + run + "</extra>",
+            )
+        )
+    fig.update_layout(
+        height=460,
+        template="plotly_white",
+        margin=dict(l=50, r=20, t=40, b=40),
+        title="Held-out reward vs KL(π‖π_ref) — every evaluation of every run",
+        xaxis_title="KL(π‖π_ref), nats per response",
+        yaxis_title="held-out mean reward",
+        legend={"orientation": "v", "x": 1.01, "y": 1},
+    )
     if kl_max is not None:
         fig.update_xaxes(range=[0, kl_max])
     return fig

@@ -4,6 +4,7 @@
 - ``beta_curves_figure``: E_π*[r] and KL(π*‖π_ref) against β, the β sweep of ``theory.optimal``.
 - ``toy_update_figure`` / ``toy_history_figure``: one REINFORCE step, and π(word) over the steps.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -12,8 +13,20 @@ from plotly.subplots import make_subplots
 
 from rlhf_demo.plots.kl import COLORS, layout
 
-WORD_PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
-                "#ea580c", "#4b5563", "#0d9488", "#a16207"]
+WORD_PALETTE = [
+    "#2563eb",
+    "#16a34a",
+    "#f59e0b",
+    "#dc2626",
+    "#7c3aed",
+    "#0891b2",
+    "#db2777",
+    "#65a30d",
+    "#ea580c",
+    "#4b5563",
+    "#0d9488",
+    "#a16207",
+]
 """One colour per toy word (12 = MAX_WORDS)."""
 
 
@@ -33,17 +46,30 @@ def optimal_policy_figure(table: pd.DataFrame, beta: float) -> go.Figure:
 def beta_curves_figure(sweep: pd.DataFrame, beta: float | None = None) -> go.Figure:
     """Expected reward of π* and KL(π*‖π_ref) against β (log axis); the current β marked."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["expected_reward"], name="E_π*[r]",
-                             line=dict(color=COLORS["optimal"])), secondary_y=False)
-    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["ref_expected_reward"], name="E_π_ref[r]",
-                             line=dict(color=COLORS["reference"], dash="dot")), secondary_y=False)
-    fig.add_trace(go.Scatter(x=sweep["beta"], y=sweep["kl"], name="KL(π*‖π_ref)",
-                             line=dict(color=COLORS["kl_exact"], dash="dash")), secondary_y=True)
+    fig.add_trace(
+        go.Scatter(x=sweep["beta"], y=sweep["expected_reward"], name="E_π*[r]", line=dict(color=COLORS["optimal"])), secondary_y=False
+    )
+    fig.add_trace(
+        go.Scatter(x=sweep["beta"], y=sweep["ref_expected_reward"], name="E_π_ref[r]", line=dict(color=COLORS["reference"], dash="dot")),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(x=sweep["beta"], y=sweep["kl"], name="KL(π*‖π_ref)", line=dict(color=COLORS["kl_exact"], dash="dash")), secondary_y=True
+    )
     if beta is not None and beta > 0:  # a trace, not a shape: shapes on log axes take log10 units
         lo, hi = float(sweep["expected_reward"].min()), float(sweep["expected_reward"].max())
-        fig.add_trace(go.Scatter(x=[beta, beta], y=[lo, hi], mode="lines+text", name=f"β = {beta:g}",
-                                 text=["", f"β = {beta:g}"], textposition="top right",
-                                 line=dict(color="#dc2626", width=2)), secondary_y=False)
+        fig.add_trace(
+            go.Scatter(
+                x=[beta, beta],
+                y=[lo, hi],
+                mode="lines+text",
+                name=f"β = {beta:g}",
+                text=["", f"β = {beta:g}"],
+                textposition="top right",
+                line=dict(color="#dc2626", width=2),
+            ),
+            secondary_y=False,
+        )
     fig.update_xaxes(type="log", title_text="β (small: chase reward · large: stay at π_ref)")
     fig.update_yaxes(title_text="expected reward", secondary_y=False)
     fig.update_yaxes(title_text="KL (nats)", secondary_y=True)
@@ -53,9 +79,12 @@ def beta_curves_figure(sweep: pd.DataFrame, beta: float | None = None) -> go.Fig
 def toy_update_figure(probs: pd.DataFrame) -> go.Figure:
     """Toy policy before the step, after REINFORCE, after maximum likelihood on the same samples, π*."""
     fig = go.Figure()
-    series = [("before", "before the step", COLORS["reference"]), ("reinforce", "after REINFORCE", COLORS["policy"]),
-              ("max_likelihood", "after max-likelihood (same samples)", COLORS["ml"]),
-              ("optimal", "analytic π*", COLORS["optimal"])]
+    series = [
+        ("before", "before the step", COLORS["reference"]),
+        ("reinforce", "after REINFORCE", COLORS["policy"]),
+        ("max_likelihood", "after max-likelihood (same samples)", COLORS["ml"]),
+        ("optimal", "analytic π*", COLORS["optimal"]),
+    ]
     for col, name, color in series:
         if col in probs:
             fig.add_trace(go.Bar(x=probs["word"], y=probs[col], name=name, marker_color=color))

@@ -4,6 +4,7 @@ Generic: ``training_figure(df, panels)`` takes a list of ``(title, [columns])``;
 ``bands`` gets a shaded ±band (e.g. reward_mean ± reward_std); columns that are only sometimes present
 (``eval/...``) are drawn as markers on the rows that have them. ``PPO_PANELS`` and ``DPO_PANELS`` are the two trainers' sets. No torch here.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,10 +43,19 @@ GRPO_PANELS: list[tuple[str, list[str]]] = [
 ]
 BANDS = {"reward_mean": "reward_std"}
 LABELS = {
-    "reward_mean": "batch reward", "eval/reward_mean": "held-out reward", "objective/kl": "batch KL (k1)",
-    "objective/kl_exact": "batch KL (exact)", "eval/kl": "held-out KL (exact)", "objective/rlhf_reward": "score − β·KL", "policy/entropy_avg": "entropy",
-    "policy/clipfrac_avg": "policy clipfrac", "val/clipfrac_avg": "value clipfrac",
-    "policy/approxkl_avg": "approx-KL", "loss/value_avg": "value loss", "response_length": "tokens", "beta": "β",
+    "reward_mean": "batch reward",
+    "eval/reward_mean": "held-out reward",
+    "objective/kl": "batch KL (k1)",
+    "objective/kl_exact": "batch KL (exact)",
+    "eval/kl": "held-out KL (exact)",
+    "objective/rlhf_reward": "score − β·KL",
+    "policy/entropy_avg": "entropy",
+    "policy/clipfrac_avg": "policy clipfrac",
+    "val/clipfrac_avg": "value clipfrac",
+    "policy/approxkl_avg": "approx-KL",
+    "loss/value_avg": "value loss",
+    "response_length": "tokens",
+    "beta": "β",
 }
 ZERO_BASED = {"beta", "objective/kl", "objective/kl_exact", "eval/kl"}
 """Columns whose panel's y axis starts at 0 (a constant β = 0.03 must not look like β = 0)."""
@@ -60,9 +70,16 @@ def empty_figure(message: str = "Start a run to see its curves here.") -> go.Fig
     return fig
 
 
-def training_figure(df: pd.DataFrame, panels: list[tuple[str, list[str]]] | None = None, x: str = "step",
-                    bands: dict[str, str] | None = None, cols: int = 3, height_per_row: int = 230,
-                    title: str | None = None, hlines: dict[str, tuple[float, str]] | None = None) -> go.Figure:
+def training_figure(
+    df: pd.DataFrame,
+    panels: list[tuple[str, list[str]]] | None = None,
+    x: str = "step",
+    bands: dict[str, str] | None = None,
+    cols: int = 3,
+    height_per_row: int = 230,
+    title: str | None = None,
+    hlines: dict[str, tuple[float, str]] | None = None,
+) -> go.Figure:
     """Subplots of metric curves. Panels whose columns are all absent are skipped.
 
     ``hlines`` maps a panel title to (y, label): a dashed reference line, e.g. the KL budget."""
@@ -75,8 +92,9 @@ def training_figure(df: pd.DataFrame, panels: list[tuple[str, list[str]]] | None
     if not present:
         return empty_figure("No metrics to plot yet.")
     rows = math.ceil(len(present) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in present],
-                        horizontal_spacing=0.07, vertical_spacing=0.12 if rows > 1 else 0.1)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=[t for t, _ in present], horizontal_spacing=0.07, vertical_spacing=0.12 if rows > 1 else 0.1
+    )
     for i, (_title, columns) in enumerate(present):
         r, c = i // cols + 1, i % cols + 1
         for j, col in enumerate(columns):
@@ -85,21 +103,44 @@ def training_figure(df: pd.DataFrame, panels: list[tuple[str, list[str]]] | None
             sparse = d.shape[0] < 0.5 * df[x].notna().sum() or col.startswith("eval/")
             if col in bands and bands[col] in d.columns:
                 lo, hi = d[col] - d[bands[col]], d[col] + d[bands[col]]
-                fig.add_trace(go.Scatter(x=list(d[x]) + list(d[x])[::-1], y=list(hi) + list(lo)[::-1], fill="toself",
-                                         fillcolor="rgba(31,119,180,0.15)", line={"width": 0}, hoverinfo="skip",
-                                         showlegend=False), row=r, col=c)
-            fig.add_trace(go.Scatter(x=d[x], y=d[col], name=LABELS.get(col, col), legendgroup=col,
-                                     mode="markers+lines" if sparse or len(d) < 25 else "lines",
-                                     marker={"symbol": "diamond", "size": 9} if sparse else {"size": 4},
-                                     line={"color": color, "dash": "dot" if sparse else "solid"},
-                                     showlegend=len(columns) > 1), row=r, col=c)
+                fig.add_trace(
+                    go.Scatter(
+                        x=list(d[x]) + list(d[x])[::-1],
+                        y=list(hi) + list(lo)[::-1],
+                        fill="toself",
+                        fillcolor="rgba(31,119,180,0.15)",
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        showlegend=False,
+                    ),
+                    row=r,
+                    col=c,
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=d[x],
+                    y=d[col],
+                    name=LABELS.get(col, col),
+                    legendgroup=col,
+                    mode="markers+lines" if sparse or len(d) < 25 else "lines",
+                    marker={"symbol": "diamond", "size": 9} if sparse else {"size": 4},
+                    line={"color": color, "dash": "dot" if sparse else "solid"},
+                    showlegend=len(columns) > 1,
+                ),
+                row=r,
+                col=c,
+            )
         if any(col in ZERO_BASED for col in columns):
             fig.update_yaxes(rangemode="tozero", row=r, col=c)
         if hlines and _title in hlines:
             y, label = hlines[_title]
-            fig.add_hline(y=y, line_dash="dash", line_color="#555", annotation_text=label,
-                          annotation_position="top left", row=r, col=c)
-    fig.update_layout(height=rows * height_per_row + 60, margin=dict(l=40, r=20, t=60 if title else 40, b=30),
-                      legend={"orientation": "h", "y": -0.04 / rows, "x": 0}, title=title, template="plotly_white")
+            fig.add_hline(y=y, line_dash="dash", line_color="#555", annotation_text=label, annotation_position="top left", row=r, col=c)
+    fig.update_layout(
+        height=rows * height_per_row + 60,
+        margin=dict(l=40, r=20, t=60 if title else 40, b=30),
+        legend={"orientation": "h", "y": -0.04 / rows, "x": 0},
+        title=title,
+        template="plotly_white",
+    )
     fig.update_xaxes(title_text=None)
     return fig

@@ -24,6 +24,7 @@ divided by it again (up to 1) each time the budget accepts an update:
 Without it (``lr_factor`` 1) a policy just under the budget can stall there for good: measured, every
 full step from it crossed the budget and was undone, 7 times in a row, and the policy never changed again.
 """
+
 from __future__ import annotations
 
 import copy

@@ -4,6 +4,7 @@ PPO needs, for a batch of query + response, the log-probabilities of the respons
 current policy (and under the reference) and the value head's prediction at each of them. Position t
 predicts token t + 1, so only the R positions before the response tokens go through the LM head.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,9 @@ class ValueHead(nn.Module):
         return self.summary(hidden.float()).squeeze(-1)
 
 
-def forward_response(model, batch: Batch, value_head: ValueHead | None = None, trunk_layer: int | None = None,
-                     value_grad_to_policy: bool = True):
+def forward_response(
+    model, batch: Batch, value_head: ValueHead | None = None, trunk_layer: int | None = None, value_grad_to_policy: bool = True
+):
     """One forward over query+response. Returns (logits [B, R, V] in float32, values [B, R] or None).
 
     Position t predicts token t+1, so only the R positions before each response token go through the
@@ -40,20 +42,32 @@ def forward_response(model, batch: Batch, value_head: ValueHead | None = None, t
     q = batch.query_len
     want_hidden = value_head is not None
     if trunk_layer is not None and batch.trunk is not None:
-        T = batch.trunk.shape[1]                                                  # Q + R − 1
-        out = top_forward(model, batch.trunk, batch.attention_mask[:, :T], position_ids(batch.attention_mask)[:, :T],
-                          trunk_layer, logits_to_keep=R, output_hidden_states=want_hidden)
-        logits = out.logits.float()                                               # [B, R, V]
-        hidden = out.hidden_states[-1][:, q - 1:, :] if want_hidden else None    # [B, R, H]
+        T = batch.trunk.shape[1]  # Q + R − 1
+        out = top_forward(
+            model,
+            batch.trunk,
+            batch.attention_mask[:, :T],
+            position_ids(batch.attention_mask)[:, :T],
+            trunk_layer,
+            logits_to_keep=R,
+            output_hidden_states=want_hidden,
+        )
+        logits = out.logits.float()  # [B, R, V]
+        hidden = out.hidden_states[-1][:, q - 1 :, :] if want_hidden else None  # [B, R, H]
     else:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=position_ids(batch.attention_mask), use_cache=False,
-                    output_hidden_states=want_hidden, logits_to_keep=R + 1)
-        logits = out.logits[:, :-1, :].float()                                    # [B, R, V]
-        hidden = out.hidden_states[-1][:, q - 1:-1, :] if want_hidden else None  # [B, R, H]
+        out = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=position_ids(batch.attention_mask),
+            use_cache=False,
+            output_hidden_states=want_hidden,
+            logits_to_keep=R + 1,
+        )
+        logits = out.logits[:, :-1, :].float()  # [B, R, V]
+        hidden = out.hidden_states[-1][:, q - 1 : -1, :] if want_hidden else None  # [B, R, H]
     if want_hidden and not value_grad_to_policy:
         hidden = hidden.detach()
-    values = value_head(hidden) if want_hidden else None                          # [B, R]
+    values = value_head(hidden) if want_hidden else None  # [B, R]
     return logits, values
 
 
@@ -69,5 +83,10 @@ def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 def subset(batch: Batch, idx: torch.Tensor) -> Batch:
     """Rows ``idx`` of a batch (query padding kept, so ``query_len`` stays valid)."""
-    return Batch(batch.input_ids[idx], batch.attention_mask[idx], batch.query_len, batch.response_mask[idx],
-                 trunk=batch.trunk[idx] if batch.trunk is not None else None)
+    return Batch(
+        batch.input_ids[idx],
+        batch.attention_mask[idx],
+        batch.query_len,
+        batch.response_mask[idx],
+        trunk=batch.trunk[idx] if batch.trunk is not None else None,
+    )

@@ -1,5 +1,6 @@
 """The KL coefficient β over a run: fixed, or adapted toward a KL target (lm-human-preferences,
 ``train_policy.py``). Both expose ``value`` (β now) and ``update(current_kl, n_steps)``."""
+
 from __future__ import annotations
 
 

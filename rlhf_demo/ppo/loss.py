@@ -11,6 +11,7 @@ References
 - cleanrl ``ppo.py``: clipped surrogate, ``approx_kl`` = mean((r − 1) − log r)
   (http://joschu.net/blog/kl-approx.html).
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,7 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     """Per-token KL estimate [B, R] from the sampled tokens' log-probs under π and π_ref.
 
     k1 = log π − log π_ref (unbiased, can be negative); k3 = (r − 1) − log r, r = π_ref/π (≥ 0)."""
-    logr = logprobs - ref_logprobs                        # [B, R]
+    logr = logprobs - ref_logprobs  # [B, R]
     if estimator == "k1":
         return k1(logr)
     if estimator == "k3":
@@ -37,8 +38,9 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).max(dim=1).values
 
 
-def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
-                    mask: torch.Tensor, beta: float, estimator: str = "k1"):
+def compute_rewards(
+    scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, beta: float, estimator: str = "k1"
+):
     """Token-level rewards as in lm-human-preferences ``compute_rewards``:
 
         kl_t        = estimate of log π(y_t) − log π_ref(y_t)
@@ -49,16 +51,17 @@ def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: 
     non_score_reward, kl), each [B, R], zero where mask is 0.
     """
     mask = mask.to(logprobs.dtype)
-    kl = kl_per_token(logprobs, ref_logprobs, estimator) * mask      # [B, R]
-    non_score_reward = -beta * kl                                      # [B, R]
+    kl = kl_per_token(logprobs, ref_logprobs, estimator) * mask  # [B, R]
+    non_score_reward = -beta * kl  # [B, R]
     rewards = non_score_reward.clone()
-    last = last_token_index(mask)                                      # [B]
+    last = last_token_index(mask)  # [B]
     rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
     return rewards * mask, non_score_reward, kl
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True, eps: float = 1e-8,
-           total=lambda s: s) -> torch.Tensor:
+def whiten(
+    x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True, eps: float = 1e-8, total=lambda s: s
+) -> torch.Tensor:
     """(x − mean) / std over the masked entries (mean kept when ``shift_mean`` is False).
 
     Uses the unbiased variance, like TRL's ``masked_whiten``. Masked entries come back as 0.
@@ -100,8 +103,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages * mask, returns * mask
 
 
-def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, cliprange: float) -> dict:
+def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cliprange: float) -> dict:
     """PPO's clipped surrogate (Schulman et al. 2017), as a loss to minimise:
 
         ratio             = exp(log π − log π_old)
@@ -112,7 +114,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     Also returns diagnostics: ``clipfrac`` (share of tokens where clipping is active), ``approx_kl``
     = mean((ratio − 1) − log ratio) (k3 of π_old vs π; cleanrl), ``ratio`` mean.
     """
-    logratio = logprobs - old_logprobs                                 # [b, R]
+    logratio = logprobs - old_logprobs  # [b, R]
     ratio = torch.exp(logratio)
     pg_loss_unclipped = -advantages * ratio
     pg_loss_clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
@@ -124,14 +126,13 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     return {"loss": pg_loss, "clipfrac": clipfrac, "approx_kl": approx_kl, "ratio": ratio_mean}
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-               mask: torch.Tensor, cliprange_value: float) -> dict:
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange_value: float) -> dict:
     """Clipped value loss (TRL / OpenAI baselines):
 
-        v_clipped        = V_old + clip(V − V_old, −ε_v, ε_v)
-        v_loss_unclipped = (V − returns)²
-        v_loss_clipped   = (v_clipped − returns)²
-        v_loss           = ½ · mean(max(v_loss_unclipped, v_loss_clipped))
+    v_clipped        = V_old + clip(V − V_old, −ε_v, ε_v)
+    v_loss_unclipped = (V − returns)²
+    v_loss_clipped   = (v_clipped − returns)²
+    v_loss           = ½ · mean(max(v_loss_unclipped, v_loss_clipped))
     """
     v_clipped = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     v_loss_unclipped = (values - returns) ** 2

@@ -19,7 +19,7 @@ What is simplified here
 - The value head (one linear layer) reads the policy's hidden states instead of being a separate
   model. Under ``accelerate launch --num_processes N`` each process samples batch_size / N episodes
   (its own seed stream), advantages are whitened over the whole batch, gradients are averaged and
-  the records reduced (``runs/distributed.py``); one process is the default.
+  the records reduced (``training/distributed.py``); one process is the default.
 - Rollouts sample the policy's full distribution at temperature 1 (banned special tokens change what
   is sampled, not the π in the ratio, as in TRL's old trainer).
 - No reward normalisation across batches, no early stopping of PPO epochs on approx-KL, no entropy
@@ -28,11 +28,12 @@ What is simplified here
 The trainer does no I/O: it takes a config and yields one record per update (the keys are listed in
 ``runs/records.py``); ``runs.folder.write_run`` writes the run folder for it.
 """
+
 from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -52,9 +53,9 @@ from rlhf_demo.ppo.loss import compute_rewards, gae, whiten
 from rlhf_demo.ppo.rollout import Rollout, episode_rows, rollout
 from rlhf_demo.ppo.trunk import check_trunk
 from rlhf_demo.rewards.functions import make_reward
-from rlhf_demo.runs import distributed
 from rlhf_demo.runs.records import eval_record
-from rlhf_demo.runs.schedule import TrainingClock
+from rlhf_demo.training import distributed
+from rlhf_demo.training.clock import TrainingClock
 
 
 class PPOTrainer:
@@ -63,14 +64,21 @@ class PPOTrainer:
     After the loop: ``status`` (finished / stopped / diverged), ``message``, ``before_after`` (rows),
     ``last_eval`` (the last held-out evaluation), ``policy`` (a ``models.lora.TrainablePolicy``)."""
 
-    def __init__(self, cfg: PPOConfig, *, reward_fn: Callable | None = None, prompts: list[str] | None = None,
-                 stop: Callable[[], bool] | None = None, progress: Callable[[float, str], None] | None = None):
+    def __init__(
+        self,
+        cfg: PPOConfig,
+        *,
+        reward_fn: Callable | None = None,
+        prompts: list[str] | None = None,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+    ):
         self.cfg = cfg.validate()
         say = progress or (lambda f, m: None)
         distributed.init()
-        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())   # this process's episodes
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())  # this process's episodes
         self.reward_fn = reward_fn if reward_fn is not None else make_reward(cfg.reward, device=cfg.device or None)
-        self.gold_fn = self._gold(reward_fn)                                          # fail fast, before the model
+        self.gold_fn = self._gold(reward_fn)  # fail fast, before the model
         self.prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
         if prompts is None and cfg.prompts in ("builtin", ""):
             held = set(builtin_prompts("heldout"))
@@ -79,9 +87,17 @@ class PPOTrainer:
             raise ValueError("no training prompts")
         self.stop = stop or (lambda: False)
         self.rng = random.Random(distributed.seed_for(cfg.seed))
-        self.policy = build_policy(cfg.model, full_finetune=cfg.full_finetune, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                   lora_layers=cfg.lora_layers, device=cfg.device or None, seed=cfg.seed, progress=say,
-                                   dtype=resolve_dtype(cfg.dtype))
+        self.policy = build_policy(
+            cfg.model,
+            full_finetune=cfg.full_finetune,
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_layers=cfg.lora_layers,
+            device=cfg.device or None,
+            seed=cfg.seed,
+            progress=say,
+            dtype=resolve_dtype(cfg.dtype),
+        )
         self.tok, self.device = self.policy.tokenizer, self.policy.device
         self.trunk_layer = self._trunk_layer(say)
         with torch.random.fork_rng(devices=[]):
@@ -91,15 +107,14 @@ class PPOTrainer:
         distributed.broadcast_params(params)
         self.n_trainable = sum(p.numel() for p in params)
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
-        self.kl_ctl = (AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
-                       else FixedKLController(cfg.beta))
+        self.kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.beta)
         self.kl_budget = KLBudget(cfg.kl_budget, cfg.kl_budget_lr_factor)
         self.status, self.message = "running", ""
         self.before_after: list[dict] = []
         self.last_eval: dict | None = None
         self.step_no = 0
-        self._checked: Rollout | None = None   # a batch sampled by check_budget(), for the next update
-        self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the policy now and then
+        self._checked: Rollout | None = None  # a batch sampled by check_budget(), for the next update
+        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
         say(1.0, "Ready")
 
     def _trunk_layer(self, say) -> int | None:
@@ -108,8 +123,11 @@ class PPOTrainer:
         first = self.policy.lora_first_layer
         if first is None:
             return None
-        ids, am = left_pad([self.tok.encode(p)[:10] for p in self.prompts[:2]] + [[self.tok.eos_token_id or 0]],
-                           self.tok.pad_token_id if self.tok.pad_token_id is not None else 0, self.device)
+        ids, am = left_pad(
+            [self.tok.encode(p)[:10] for p in self.prompts[:2]] + [[self.tok.eos_token_id or 0]],
+            self.tok.pad_token_id if self.tok.pad_token_id is not None else 0,
+            self.device,
+        )
         if not check_trunk(self.policy.model, ids, am, position_ids(am), first):
             return None
         say(0.8, f"LoRA on the top layers from {first}: the reference and PPO passes run only those")
@@ -130,34 +148,58 @@ class PPOTrainer:
     # ------------------------------------------------------------------ 1-4
     def rollout(self) -> Rollout:
         cfg = self.cfg
-        queries = [truncate_prompt(self.tok, self.prompts[self.rng.randrange(len(self.prompts))],
-                                   self.rng.randint(*cfg.query_tokens)) for _ in range(self.local_batch)]
-        return rollout(self.policy, self.value_head, self.tok, queries, self.rng.randint(*cfg.response_tokens),
-                       self.reward_fn, seed=distributed.seed_for(cfg.seed * 100_003 + self.step_no), ban_special_tokens=cfg.ban_special_tokens,
-                       trunk_layer=self.trunk_layer, gold_fn=self.gold_fn)
+        queries = [
+            truncate_prompt(self.tok, self.prompts[self.rng.randrange(len(self.prompts))], self.rng.randint(*cfg.query_tokens))
+            for _ in range(self.local_batch)
+        ]
+        return rollout(
+            self.policy,
+            self.value_head,
+            self.tok,
+            queries,
+            self.rng.randint(*cfg.response_tokens),
+            self.reward_fn,
+            seed=distributed.seed_for(cfg.seed * 100_003 + self.step_no),
+            ban_special_tokens=cfg.ban_special_tokens,
+            trunk_layer=self.trunk_layer,
+            gold_fn=self.gold_fn,
+        )
 
     # ------------------------------------------------------------------ one update
     def step(self) -> dict:
         """One PPO update; returns its metrics record (without time_s / eval keys)."""
         cfg = self.cfg
         ro, self._checked = (self._checked or self.rollout()), None
-        mask = ro.batch.response_mask.float()                                       # [B, R]
+        mask = ro.batch.response_mask.float()  # [B, R]
         B, beta = self.local_batch, self.kl_ctl.value
-        exact_per_seq = masked_sum(ro.exact_kl, mask, dim=1)                        # [B] exact KL(π_old‖π_ref)
-        k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)         # [B]
-        batch = {"step": self.step_no + 1, "episodes": (self.step_no + 1) * cfg.batch_size,
-                 "reward_mean": float(ro.scores.mean()), "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
-                 "objective/kl": float(k1_per_seq.mean()), "objective/kl_exact": float(exact_per_seq.mean()),
-                 "objective/scores": float(ro.scores.mean()), "beta": beta,
-                 **({"gold_reward_mean": float(ro.gold_scores.mean())} if ro.gold_scores is not None else {}),
-                 "response_length": float(mask.sum(1).mean()), "samples": episode_rows(ro, k1_per_seq), **ro.timings}
-        batch = distributed.reduce_record(batch)                                    # the whole batch's, on every process
-        if self.kl_budget.crossed(batch["objective/kl_exact"]):                    # undo the last update instead
+        exact_per_seq = masked_sum(ro.exact_kl, mask, dim=1)  # [B] exact KL(π_old‖π_ref)
+        k1_per_seq = masked_sum(ro.logprobs - ro.ref_logprobs, mask, dim=1)  # [B]
+        batch = {
+            "step": self.step_no + 1,
+            "episodes": (self.step_no + 1) * cfg.batch_size,
+            "reward_mean": float(ro.scores.mean()),
+            "reward_std": float(ro.scores.std()) if B > 1 else 0.0,
+            "objective/kl": float(k1_per_seq.mean()),
+            "objective/kl_exact": float(exact_per_seq.mean()),
+            "objective/scores": float(ro.scores.mean()),
+            "beta": beta,
+            **({"gold_reward_mean": float(ro.gold_scores.mean())} if ro.gold_scores is not None else {}),
+            "response_length": float(mask.sum(1).mean()),
+            "samples": episode_rows(ro, k1_per_seq),
+            **ro.timings,
+        }
+        batch = distributed.reduce_record(batch)  # the whole batch's, on every process
+        if self.kl_budget.crossed(batch["objective/kl_exact"]):  # undo the last update instead
             self.kl_budget.restore(self.all_params(), self.optimizer)
-            return {**batch, "kl_budget/rollback": 1, "kl_budget/rollbacks": self.kl_budget.rollbacks,
-                    "beta_next": self.kl_ctl.value, "learning_rate": cfg.lr * self.kl_budget.step_scale}
+            return {
+                **batch,
+                "kl_budget/rollback": 1,
+                "kl_budget/rollbacks": self.kl_budget.rollbacks,
+                "beta_next": self.kl_ctl.value,
+                "learning_rate": cfg.lr * self.kl_budget.step_scale,
+            }
         self.kl_budget.keep(self.all_params(), self.optimizer)
-        lr = cfg.lr * self.kl_budget.step_scale                                     # smaller steps after an undo
+        lr = cfg.lr * self.kl_budget.step_scale  # smaller steps after an undo
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         # 5. token rewards: −β·KL per token, score on the last token
@@ -166,28 +208,49 @@ class PPOTrainer:
         advantages, returns = gae(rewards, ro.values, mask, cfg.gamma, cfg.lam)
         advantages = whiten(advantages, mask, total=distributed.sum_all)
         # 7. PPO epochs × mini-batches
-        stats, timings = ppo_epochs(self.policy.model, self.value_head, self.optimizer, self.all_params(), ro, mask,
-                                    advantages, returns, cfg, trunk_layer=self.trunk_layer,
-                                    generator=torch.Generator().manual_seed(cfg.seed * 7919 + self.step_no))
+        stats, timings = ppo_epochs(
+            self.policy.model,
+            self.value_head,
+            self.optimizer,
+            self.all_params(),
+            ro,
+            mask,
+            advantages,
+            returns,
+            cfg,
+            trunk_layer=self.trunk_layer,
+            generator=torch.Generator().manual_seed(cfg.seed * 7919 + self.step_no),
+        )
         # 8. adapt β (on the exact KL), log
         self.kl_ctl.update(batch["objective/kl_exact"], cfg.batch_size)
-        non_score = masked_sum(non_score_reward, mask, dim=1)                       # [B]
+        non_score = masked_sum(non_score_reward, mask, dim=1)  # [B]
         mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-        return {**batch, **distributed.reduce_record({                            # batch: reduced above
-            **timings,
-            "objective/kl_penalised": float(masked_sum(kl, mask, dim=1).mean()),
-            "objective/non_score_reward": float(non_score.mean()),
-            "objective/rlhf_reward": float((ro.scores + non_score).mean()),
-            "objective/entropy": float(masked_sum(-ro.logprobs, mask, dim=1).mean()),
-            "policy/entropy_avg": ro.entropy,   # of π_old, over the batch's response tokens
-            "policy/approxkl_avg": mean(stats["approxkl"]), "policy/clipfrac_avg": mean(stats["pg_clipfrac"]),
-            "loss/policy_avg": mean(stats["pg_loss"]), "loss/value_avg": mean(stats["vf_loss"]),
-            "val/clipfrac_avg": mean(stats["vf_clipfrac"]), "val/ratio": mean(stats["ratio"]),
-            "val/mean_value": float(masked_mean(ro.values, mask)),
-            "val/advantage_std": float(masked_mean(advantages ** 2, mask).sqrt()),
-            "grad_norm": mean(stats["grad_norm"]), "beta_next": self.kl_ctl.value, "learning_rate": lr,
-            "kl_budget/rollback": 0, "kl_budget/rollbacks": self.kl_budget.rollbacks,
-        })}
+        return {
+            **batch,
+            **distributed.reduce_record(
+                {  # batch: reduced above
+                    **timings,
+                    "objective/kl_penalised": float(masked_sum(kl, mask, dim=1).mean()),
+                    "objective/non_score_reward": float(non_score.mean()),
+                    "objective/rlhf_reward": float((ro.scores + non_score).mean()),
+                    "objective/entropy": float(masked_sum(-ro.logprobs, mask, dim=1).mean()),
+                    "policy/entropy_avg": ro.entropy,  # of π_old, over the batch's response tokens
+                    "policy/approxkl_avg": mean(stats["approxkl"]),
+                    "policy/clipfrac_avg": mean(stats["pg_clipfrac"]),
+                    "loss/policy_avg": mean(stats["pg_loss"]),
+                    "loss/value_avg": mean(stats["vf_loss"]),
+                    "val/clipfrac_avg": mean(stats["vf_clipfrac"]),
+                    "val/ratio": mean(stats["ratio"]),
+                    "val/mean_value": float(masked_mean(ro.values, mask)),
+                    "val/advantage_std": float(masked_mean(advantages**2, mask).sqrt()),
+                    "grad_norm": mean(stats["grad_norm"]),
+                    "beta_next": self.kl_ctl.value,
+                    "learning_rate": lr,
+                    "kl_budget/rollback": 0,
+                    "kl_budget/rollbacks": self.kl_budget.rollbacks,
+                }
+            ),
+        }
 
     def all_params(self) -> list[torch.Tensor]:
         """Every trainable weight (policy and value head): what the optimiser steps and the KL budget snapshots."""
@@ -202,23 +265,29 @@ class PPOTrainer:
         This samples the next update's batch now (it is kept, and trains that update) and undoes the
         last update if the batch shows it past the budget, as ``step`` would."""
         ro = self.rollout()
-        batch_kl = float(distributed.sum_all(masked_sum(ro.exact_kl, ro.batch.response_mask.float(), dim=1).mean())
-                         / distributed.world_size())
+        batch_kl = float(
+            distributed.sum_all(masked_sum(ro.exact_kl, ro.batch.response_mask.float(), dim=1).mean()) / distributed.world_size()
+        )
         undone = int(self.kl_budget.crossed(batch_kl))
         if undone:
-            self.kl_budget.restore(self.all_params(), self.optimizer)   # that batch came from the undone policy
+            self.kl_budget.restore(self.all_params(), self.optimizer)  # that batch came from the undone policy
         else:
             self._checked = ro
-        return {"kl_budget/check_kl": batch_kl, "kl_budget/undone_at_check": undone,
-                "kl_budget/rollbacks": self.kl_budget.rollbacks, "beta_next": self.kl_ctl.value}
+        return {
+            "kl_budget/check_kl": batch_kl,
+            "kl_budget/undone_at_check": undone,
+            "kl_budget/rollbacks": self.kl_budget.rollbacks,
+            "beta_next": self.kl_ctl.value,
+        }
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
         """Held-out evaluation (process 0 only: the weights are the same everywhere)."""
         if not distributed.is_main():
             return {}
-        self.last_eval = evaluate_policy(self.policy.model, self.tok, self.reward_fn, EvalConfig(),
-                                         reference=self.policy.frozen_reference, gold_fn=self.gold_fn)
+        self.last_eval = evaluate_policy(
+            self.policy.model, self.tok, self.reward_fn, EvalConfig(), reference=self.policy.frozen_reference, gold_fn=self.gold_fn
+        )
         return eval_record(self.last_eval)
 
     # ------------------------------------------------------------------ the loop
@@ -243,16 +312,17 @@ class PPOTrainer:
                     self.status, self.message = "diverged", f"diverged at step {self.step_no + 1}: {exc}"
                     yield {"step": self.step_no + 1, "time_s": clock.time_s, "diverged": True}
                     break
-                dt = distributed.max_all(time.perf_counter() - t0)        # processes agree on the clock
+                dt = distributed.max_all(time.perf_counter() - t0)  # processes agree on the clock
                 self.step_no += 1
                 clock.step_done(dt)
-                record.update({"time_s": clock.time_s, "time/update": dt,
-                               "cpu_per_wall": (time.process_time() - c0) / dt})  # ≈ threads when the CPU is ours alone
+                record.update(
+                    {"time_s": clock.time_s, "time/update": dt, "cpu_per_wall": (time.process_time() - c0) / dt}
+                )  # ≈ threads when the CPU is ours alone
                 budget_hit = clock.out_of_time()
                 last = self.step_no >= cfg.steps or budget_hit
                 due = clock.eval_due() or bool(cfg.eval_every and self.step_no % cfg.eval_every == 0) or (last and cfg.eval_final)
                 if (due or last) and self.kl_budget.budget and not record.get("kl_budget/rollback"):
-                    t1 = time.perf_counter()                                    # judge this update first
+                    t1 = time.perf_counter()  # judge this update first
                     record.update(self.check_budget())
                     clock.add(distributed.max_all(time.perf_counter() - t1))
                     record["time_s"] = clock.time_s
@@ -271,6 +341,6 @@ class PPOTrainer:
             if self.status != "diverged" and distributed.is_main():
                 self.before_after = before_after(self.policy, self.reward_fn, cfg.response_tokens[1])
         finally:
-            if self.status == "running":   # closed from outside (e.g. the UI cancelled the generator)
+            if self.status == "running":  # closed from outside (e.g. the UI cancelled the generator)
                 self.status, self.message = "stopped", f"stopped after step {self.step_no}"
             self.time_s = clock.time_s

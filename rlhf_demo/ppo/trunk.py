@@ -17,6 +17,7 @@ stay transformers' code. ``check_trunk`` compares the result with a full forward
 which it does not hold (other layouts, embedding scaling, per-layer attention types) use full
 forwards instead.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -39,32 +40,51 @@ def only_top_layers(model, first: int):
         owner.layers = full
 
 
-def top_forward(model, trunk: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, first: int,
-                logits_to_keep: int, output_hidden_states: bool = False):
+def top_forward(
+    model,
+    trunk: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    first: int,
+    logits_to_keep: int,
+    output_hidden_states: bool = False,
+):
     """Forward of layers ``first..L−1`` (+ norm + LM head) on trunk states [B, T, H] entering layer ``first``.
 
     attention_mask / position_ids: [B, T] for the same T positions. Returns the model's output
     (``logits`` [B, logits_to_keep, V]; ``hidden_states[-1]`` = the final normed states)."""
     with only_top_layers(model, first):
-        return model(inputs_embeds=trunk, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
-                     output_hidden_states=output_hidden_states, logits_to_keep=logits_to_keep)
+        return model(
+            inputs_embeds=trunk,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            logits_to_keep=logits_to_keep,
+        )
 
 
 @torch.no_grad()
-def check_trunk(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, first: int,
-                atol: float = 1e-3) -> bool:
+def check_trunk(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, first: int, atol: float = 1e-3
+) -> bool:
     """True when ``top_forward`` on the states entering layer ``first`` reproduces a full forward's logits."""
     if decoder_layers_owner(model) is None or not 0 < first < num_layers(model):
         return False
-    full = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
-                 output_hidden_states=True)
+    full = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, output_hidden_states=True)
     try:
-        top = top_forward(model, full.hidden_states[first], attention_mask, position_ids, first,
-                          logits_to_keep=input_ids.shape[1], output_hidden_states=True)
+        top = top_forward(
+            model,
+            full.hidden_states[first],
+            attention_mask,
+            position_ids,
+            first,
+            logits_to_keep=input_ids.shape[1],
+            output_hidden_states=True,
+        )
     except Exception:  # noqa: BLE001 - any layout this trick does not fit means: use full forwards
         return False
     real = attention_mask.bool()
     same_logits = torch.allclose(full.logits[real].float(), top.logits[real].float(), atol=atol, rtol=1e-3)
-    same_hidden = torch.allclose(full.hidden_states[-1][real].float(), top.hidden_states[-1][real].float(),
-                                 atol=atol, rtol=1e-3)
+    same_hidden = torch.allclose(full.hidden_states[-1][real].float(), top.hidden_states[-1][real].float(), atol=atol, rtol=1e-3)
     return bool(same_logits and same_hidden)

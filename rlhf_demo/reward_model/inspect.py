@@ -16,6 +16,7 @@ The held-out texts and their reward-model scores are those of the run's last hel
 (``samples.jsonl``, kind "eval": every held-out pair's prompt + chosen and prompt + rejected), so the
 table needs no model; scoring a new text loads the reward model once (``Scorers``, a small cache).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,7 @@ TABLE_COLUMNS = ["text", "reward model", "gold (VADER)", "z reward model", "z go
 
 def reward_model_runs(runs: list[Path]) -> list[Path]:
     """The runs among ``runs`` that are reward models with a saved model (``train --algo reward``)."""
-    return [Path(r) for r in runs
-            if read_json(Path(r) / "config.json").get("algo") == "reward" and (Path(r) / "policy").is_dir()]
+    return [Path(r) for r in runs if read_json(Path(r) / "config.json").get("algo") == "reward" and (Path(r) / "policy").is_dir()]
 
 
 def latest_heldout(run_dir: str | Path) -> list[dict]:
@@ -48,7 +48,7 @@ def latest_heldout(run_dir: str | Path) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue           # a torn last line of a run still writing
+            continue  # a torn last line of a run still writing
         if row.get("kind") == "eval" and "reward_chosen" in row:
             rows.append(row)
     last = max((r["step"] for r in rows), default=None)
@@ -88,9 +88,13 @@ def percentile(value: float, among: pd.Series) -> float:
 
 def score_line(text: str, rm_score: float, gold_score: float, texts: pd.DataFrame, gold: list[float]) -> dict:
     """One typed text's scores and where they fall among the held-out texts (percentiles 0…1)."""
-    return {"text": text, "reward_model": float(rm_score), "gold": float(gold_score),
-            "reward_model_percentile": percentile(rm_score, texts["reward model"]) if len(texts) else float("nan"),
-            "gold_percentile": percentile(gold_score, pd.Series(gold, dtype=float))}
+    return {
+        "text": text,
+        "reward_model": float(rm_score),
+        "gold": float(gold_score),
+        "reward_model_percentile": percentile(rm_score, texts["reward model"]) if len(texts) else float("nan"),
+        "gold_percentile": percentile(gold_score, pd.Series(gold, dtype=float)),
+    }
 
 
 class Scorers:
@@ -112,7 +116,7 @@ class Scorers:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-            rm = LearnedReward(str(run_dir), device=self.device)       # RewardError in one line if not a reward model
+            rm = LearnedReward(str(run_dir), device=self.device)  # RewardError in one line if not a reward model
             self._models[key] = rm
             while len(self._models) > self.size:
                 self._models.popitem(last=False)

@@ -3,6 +3,7 @@ pairs and a held-out tenth (by position in the source, so every run of a source 
 
 The split is by pair, not by prompt: the shipped set cuts one review opening at several lengths, so a
 held-out pair's prompt may open a training pair too. The responses differ."""
+
 from __future__ import annotations
 
 from rlhf_demo.rewards.learned import encode
@@ -14,8 +15,11 @@ def fit_pairs(pairs: list[dict], tokenizer, max_length: int) -> tuple[list[dict]
     for i, p in enumerate(pairs, 1):
         if not all(isinstance(p.get(k), str) for k in ("prompt", "chosen", "rejected")):
             raise ValueError(f"pair {i} lacks a text prompt/chosen/rejected")
-    kept = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs
-            if max(len(encode(tokenizer, p["prompt"] + p[k], 10**9)) for k in ("chosen", "rejected")) <= max_length]
+    kept = [
+        {k: p[k] for k in ("prompt", "chosen", "rejected")}
+        for p in pairs
+        if max(len(encode(tokenizer, p["prompt"] + p[k], 10**9)) for k in ("chosen", "rejected")) <= max_length
+    ]
     return kept, len(pairs) - len(kept)
 
 
@@ -32,11 +36,12 @@ def prepare_pairs(pairs: list[dict], tokenizer, max_length: int, every: int) -> 
         raise ValueError("no usable examples: the preference set is empty")
     kept, dropped = fit_pairs(pairs, tokenizer, max_length)
     if not kept:
-        raise ValueError(f"no usable examples: all {len(pairs)} pairs are longer than max_length = {max_length} tokens; "
-                         "raise max length")
+        raise ValueError(f"no usable examples: all {len(pairs)} pairs are longer than max_length = {max_length} tokens; raise max length")
     train, heldout = split_pairs(kept, every)
     if not heldout:
-        raise ValueError(f"only {len(kept)} usable pairs: holding out every {every}-th leaves none to measure the "
-                         f"held-out accuracy on; lower heldout_every (≥ 2) or add pairs")
+        raise ValueError(
+            f"only {len(kept)} usable pairs: holding out every {every}-th leaves none to measure the "
+            f"held-out accuracy on; lower heldout_every (≥ 2) or add pairs"
+        )
     note = f"{dropped} of {len(pairs)} pairs dropped: longer than max length {max_length} tokens" if dropped else ""
     return train, heldout, note

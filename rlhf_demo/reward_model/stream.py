@@ -5,12 +5,12 @@ writes TRL's metrics under TRL's names (``loss``, ``accuracy``, ``margin``, ``me
 measures the held-out pairs when due (every ``eval_every`` steps, at the ``eval_at_seconds`` marks and
 at the end, however the run ends). Held-out scoring is kept off the training clock.
 """
+
 from __future__ import annotations
 
-from rlhf_demo.runs.trl_callback import make_stream_callback
+from rlhf_demo.training.trl_callback import make_stream_callback
 
-TRL_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy", "margin", "mean_reward", "min_reward", "max_reward",
-            "num_tokens", "epoch")
+TRL_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy", "margin", "mean_reward", "min_reward", "max_reward", "num_tokens", "epoch")
 """What TRL 1.16's RewardTrainer logs per step (``compute_loss``), averaged over the step's batch."""
 
 __all__ = ["TRL_KEYS", "make_callback", "record"]
@@ -23,5 +23,4 @@ def record(logs: dict) -> dict:
 def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None):
     """The TrainerCallback of one reward-model run (``runs.trl_callback.make_stream_callback``): the
     held-out pairs are measured at the end however the run ends, a Stop request included."""
-    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=record,
-                                eval_if_stopped=True)
+    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=record, eval_if_stopped=True)

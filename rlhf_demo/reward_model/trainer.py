@@ -20,19 +20,20 @@ What is simplified here:
   fine-tuning, no reward centring (TRL's ``center_rewards_coefficient``), no margins from ratings.
 - No gradient accumulation, a constant learning rate. Under ``accelerate launch --num_processes N``
   TRL's trainer runs data-parallel with batch_size / N pairs per process (the same global batch);
-  only process 0 evaluates (the result is broadcast) and writes (``runs/distributed.py``).
+  only process 0 evaluates (the result is broadcast) and writes (``training/distributed.py``).
 
 Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py``) and
 ``runs.folder.write_run`` writes the run folder; the model in ``RUN/policy/`` is a SEQ_CLS LoRA adapter
 with ``base_model.txt``, read back by ``rewards.learned.load_reward_model`` (``rm:RUN_DIR``). TRL's loop
 runs in a worker thread; the records come back through a queue.
 """
+
 from __future__ import annotations
 
 import math
 import tempfile
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -43,20 +44,25 @@ from rlhf_demo.models.lora import TrainablePolicy, lora_targets
 from rlhf_demo.reward_model.config import RewardConfig
 from rlhf_demo.reward_model.pairs import prepare_pairs
 from rlhf_demo.reward_model.stream import make_callback
-from rlhf_demo.runs import distributed
-from rlhf_demo.runs.trl_thread import stream_trl
 from rlhf_demo.rewards.learned import load_sequence_classifier, score_texts
+from rlhf_demo.training import distributed
+from rlhf_demo.training.trl_thread import stream_trl
 
 
 def pair_metrics(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> dict:
     """Bradley–Terry loss, accuracy and mean margin of ``model`` on ``pairs`` (no gradient), with the
     pairs' scores as rows."""
-    r_c = torch.tensor(score_texts(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], batch_size))    # [N]
+    r_c = torch.tensor(score_texts(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs], batch_size))  # [N]
     r_r = torch.tensor(score_texts(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs], batch_size))  # [N]
-    delta = r_c - r_r                                                                                              # [N]
+    delta = r_c - r_r  # [N]
     rows = [{**p, "reward_chosen": float(c), "reward_rejected": float(r)} for p, c, r in zip(pairs, r_c, r_r)]
-    return {"accuracy": float((delta > 0).float().mean()), "margin": float(delta.mean()),
-            "loss": float(-F.logsigmoid(delta).mean()), "n": len(pairs), "samples": rows}
+    return {
+        "accuracy": float((delta > 0).float().mean()),
+        "margin": float(delta.mean()),
+        "loss": float(-F.logsigmoid(delta).mean()),
+        "n": len(pairs),
+        "samples": rows,
+    }
 
 
 class RewardTrainer:
@@ -66,12 +72,18 @@ class RewardTrainer:
     margin, loss), ``policy`` (a ``models.lora.TrainablePolicy`` whose model is the reward model),
     ``rows`` / ``heldout`` (the training and held-out pairs)."""
 
-    def __init__(self, cfg: RewardConfig, pairs: list[dict] | None = None, *, stop: Callable[[], bool] | None = None,
-                 progress: Callable[[float, str], None] | None = None):
+    def __init__(
+        self,
+        cfg: RewardConfig,
+        pairs: list[dict] | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+    ):
         self.cfg = cfg.validate()
         self.say = progress or (lambda f, m: None)
         distributed.init()
-        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())   # pairs per process and step
+        self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())  # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
         if pairs is None:
             prefs = load_pairs(cfg.preferences)
@@ -83,7 +95,7 @@ class RewardTrainer:
         self.say(0.05, f"loading {cfg.model} with a scalar score head…")
         device = torch.device(cfg.device) if cfg.device else default_device()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)                      # the new score head's initialisation
+            torch.manual_seed(cfg.seed)  # the new score head's initialisation
             model, tok = load_sequence_classifier(cfg.model, device)
         self.rows, self.heldout, self.note = prepare_pairs(pairs, tok, cfg.max_length, cfg.heldout_every)
         distributed.share_rows(len(self.rows), "training pairs")
@@ -91,8 +103,8 @@ class RewardTrainer:
         self.status, self.message = "running", ""
         self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
         self.last_eval: dict | None = None
-        self.before_after: list[dict] = []               # a reward model writes no text
-        self.checkpoint: Callable | None = None   # set by runs.folder.write_run: saves the model now and then
+        self.before_after: list[dict] = []  # a reward model writes no text
+        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the model now and then
 
     def planned_steps(self) -> int:
         if self.cfg.steps:
@@ -100,8 +112,7 @@ class RewardTrainer:
         return max(1, math.ceil(math.ceil(len(self.rows) / self.cfg.batch_size) * self.cfg.epochs))
 
     def run_info(self) -> dict:
-        return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "n_heldout": len(self.heldout),
-                "preferences": self.source}
+        return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "n_heldout": len(self.heldout), "preferences": self.source}
 
     def _on_step(self, step: int) -> None:
         """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
@@ -111,44 +122,73 @@ class RewardTrainer:
 
     def evaluate(self) -> dict:
         """Held-out pair accuracy, margin and loss as record keys (``eval/…``), with the pairs' scores."""
-        self.last_eval = distributed.broadcast(pair_metrics(self.policy.model, self.policy.tokenizer, self.heldout)
-                                               if distributed.is_main() else None)   # process 0 measures
-        return {**{f"eval/{k}": self.last_eval[k] for k in ("accuracy", "margin", "loss")},
-                "eval/n_pairs": self.last_eval["n"], "eval/samples": self.last_eval["samples"]}
+        self.last_eval = distributed.broadcast(
+            pair_metrics(self.policy.model, self.policy.tokenizer, self.heldout) if distributed.is_main() else None
+        )  # process 0 measures
+        return {
+            **{f"eval/{k}": self.last_eval[k] for k in ("accuracy", "margin", "loss")},
+            "eval/n_pairs": self.last_eval["n"],
+            "eval/samples": self.last_eval["samples"],
+        }
 
     def train(self) -> Iterator[dict]:
         """One record per optimizer step (the first, step 0, measures the untrained model when
         ``eval_at_start``). Closing the generator stops training after the current step."""
-        yield from stream_trl(self, lambda: _build_trl_trainer(self.cfg, self.policy, self.rows, self.say), make_callback,
-                              name="reward-train", what="reward model")
+        yield from stream_trl(
+            self,
+            lambda: _build_trl_trainer(self.cfg, self.policy, self.rows, self.say),
+            make_callback,
+            name="reward-train",
+            what="reward model",
+        )
 
 
 def _build_trl_trainer(cfg: RewardConfig, policy: TrainablePolicy, rows: list[dict], say):
     """trl.RewardTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), with
     LoRA on the attention projections and the score head trained in full (``modules_to_save``)."""
+    import datasets
     from datasets import Dataset
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
     from trl import RewardConfig as TRLConfig
     from trl import RewardTrainer as TRLTrainer
 
-    import datasets
-
     cuda = policy.device.type == "cuda"
     args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"), per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
-        learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, num_train_epochs=cfg.epochs,
-        max_steps=cfg.steps or -1, max_length=cfg.max_length,
+        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"),
+        per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.steps or -1,
+        max_length=cfg.max_length,
         activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
-        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
-        seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        fp16=False,
+        use_cpu=not cuda,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
     )
-    peft = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, bias="none", task_type="SEQ_CLS",
-                      target_modules=lora_targets(policy.model), modules_to_save=["score"])
+    peft = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        bias="none",
+        task_type="SEQ_CLS",
+        target_modules=lora_targets(policy.model),
+        modules_to_save=["score"],
+    )
     say(0.3, "tokenising pairs…")
     datasets.disable_progress_bars()
-    trainer = TRLTrainer(model=policy.model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=policy.tokenizer, peft_config=peft)
+    trainer = TRLTrainer(
+        model=policy.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=policy.tokenizer, peft_config=peft
+    )
     trainer.remove_callback(PrinterCallback)  # we report the records ourselves
     return trainer

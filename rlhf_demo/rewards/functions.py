@@ -13,6 +13,7 @@
 
 Every reward keeps its raw outputs (``last_details``; the course's ``pipe_outputs``) for display.
 """
+
 from __future__ import annotations
 
 import re
@@ -137,5 +138,4 @@ def make_reward(spec: str, device=None) -> RewardFunction:
         from rlhf_demo.rewards.learned import LearnedReward
 
         return LearnedReward(spec[3:].strip(), device=device)
-    raise RewardError(f"unknown reward {spec!r}: use vader-positive, vader-negative, length, keyword:WORD, "
-                      "hf:MODEL:LABEL or rm:RUN_DIR")
+    raise RewardError(f"unknown reward {spec!r}: use vader-positive, vader-negative, length, keyword:WORD, hf:MODEL:LABEL or rm:RUN_DIR")

@@ -15,6 +15,7 @@ sequence-classification model folder with one label loads as it is.
 ``LearnedReward`` (``rm:RUN_DIR`` in ``functions.make_reward``) scores decoded **text**, re-tokenised
 with the reward model's own tokenizer: a policy with another tokenizer can be trained on it.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def find_reward_model(path: str | Path) -> Path:
     """``RUN_DIR`` (a reward-model run), its ``policy/`` folder, or a sequence-classification model
     folder → the folder holding the model; ``RewardError`` in one line saying what the folder is instead."""
     p = Path(path).expanduser()
-    if not p.exists() and (run := find_run(str(path))) is not None:   # rm:example-reward, rm:run:NAME (runs/names.py)
+    if not p.exists() and (run := find_run(str(path))) is not None:  # rm:example-reward, rm:run:NAME (runs/names.py)
         p = run
     if not str(path).strip():
         raise RewardError("rm: needs a folder: rm:RUN_DIR (a run of `train --algo reward`)")
@@ -52,30 +53,39 @@ def find_reward_model(path: str | Path) -> Path:
     if is_run:
         algo = _read_json(p / "config.json").get("algo") or "?"
         if algo != "reward":
-            raise RewardError(f"{str(path)!r} is a {algo.upper()} run (a policy), not a reward model: "
-                              "train one with `train --algo reward`")
+            raise RewardError(f"{str(path)!r} is a {algo.upper()} run (a policy), not a reward model: train one with `train --algo reward`")
         if not (p / "policy").is_dir():
             raise RewardError(f"{str(path)!r}: the reward-model run has saved no model yet (no policy/)")
     model_dir = p / "policy" if (p / "policy").is_dir() else p
     adapter = _read_json(model_dir / "adapter_config.json")
     if adapter:
         if adapter.get("task_type") != "SEQ_CLS":
-            raise RewardError(f"{str(path)!r} holds a {adapter.get('task_type') or 'peft'} adapter (a policy), not a "
-                              "reward model (a SEQ_CLS adapter with a score head)")
+            raise RewardError(
+                f"{str(path)!r} holds a {adapter.get('task_type') or 'peft'} adapter (a policy), not a "
+                "reward model (a SEQ_CLS adapter with a score head)"
+            )
         return model_dir
     config = _read_json(model_dir / "config.json")
     if not config:
         raise RewardError(f"{str(path)!r}: the folder holds no model (no policy/, adapter_config.json or config.json)")
     archs = config.get("architectures") or []
     if not any(a.endswith("ForSequenceClassification") for a in archs):
-        what = ("a causal language model" if any(a.endswith("ForCausalLM") for a in archs)
-                else f"a {', '.join(archs)}" if archs else "a model of unknown architecture")
-        raise RewardError(f"{str(path)!r} is {what}, not a reward model (a sequence classifier with one output): "
-                          "train one with `train --algo reward`")
+        what = (
+            "a causal language model"
+            if any(a.endswith("ForCausalLM") for a in archs)
+            else f"a {', '.join(archs)}"
+            if archs
+            else "a model of unknown architecture"
+        )
+        raise RewardError(
+            f"{str(path)!r} is {what}, not a reward model (a sequence classifier with one output): train one with `train --algo reward`"
+        )
     labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
     if labels != 1:
-        raise RewardError(f"{str(path)!r} is a classifier with {labels} labels; a reward model has one output "
-                          "(for a labelled classifier use hf:MODEL:LABEL)")
+        raise RewardError(
+            f"{str(path)!r} is a classifier with {labels} labels; a reward model has one output "
+            "(for a labelled classifier use hf:MODEL:LABEL)"
+        )
     return model_dir
 
 
@@ -99,17 +109,16 @@ def load_sequence_classifier(name: str, device: torch.device, dtype: torch.dtype
 
     src = resolve_source(name)
     if (Path(src) / "adapter_config.json").exists():
-        raise ModelLoadError(f"{name!r} is a LoRA adapter; start a reward model from a full model folder, "
-                             "'default' or a Hub id")
+        raise ModelLoadError(f"{name!r} is a LoRA adapter; start a reward model from a full model folder, 'default' or a Hub id")
     try:
         with suppress_seqcls_warning():
-            model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1, dtype=dtype,
-                                                                       trust_remote_code=False)
+            model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1, dtype=dtype, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - one clear line
-        raise ModelLoadError(f"could not load {name!r} as a reward model: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise ModelLoadError(
+            f"could not load {name!r} as a reward model: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
     tok = load_tokenizer(src)
-    model.config.pad_token_id = tok.pad_token_id      # the head reads the last non-pad token
+    model.config.pad_token_id = tok.pad_token_id  # the head reads the last non-pad token
     return model.to(device), tok
 
 
@@ -152,11 +161,11 @@ def score_texts(model, tokenizer, texts: list[str], batch_size: int = 32, max_to
     out: list[float] = []
     try:
         for start in range(0, len(texts), batch_size):
-            ids = [encode(tokenizer, t, max_tokens) for t in texts[start:start + batch_size]]
+            ids = [encode(tokenizer, t, max_tokens) for t in texts[start : start + batch_size]]
             T = max(len(x) for x in ids)
-            input_ids = torch.tensor([x + [pad] * (T - len(x)) for x in ids], device=device)           # [b, T]
-            mask = torch.tensor([[1] * len(x) + [0] * (T - len(x)) for x in ids], device=device)       # [b, T]
-            r = model(input_ids=input_ids, attention_mask=mask).logits.squeeze(-1)                     # [b]
+            input_ids = torch.tensor([x + [pad] * (T - len(x)) for x in ids], device=device)  # [b, T]
+            mask = torch.tensor([[1] * len(x) + [0] * (T - len(x)) for x in ids], device=device)  # [b, T]
+            r = model(input_ids=input_ids, attention_mask=mask).logits.squeeze(-1)  # [b]
             out += r.float().tolist()
     finally:
         model.train(was_training)

@@ -8,6 +8,7 @@ was pushed; ``push_problem`` says so before training starts.
 
 Reads a finished run folder (``runs/folder.py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,16 +21,21 @@ from rlhf_demo.runs.folder import read_json, read_metrics
 HUB_DEFAULT_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """What ``--model default`` is (``models.loading.HUB_DEFAULT_ID``; that module imports torch)."""
 CURVE_ROWS = 10
-CURVES = {"ppo": ("reward_mean", "gold_reward_mean", "objective/kl_exact", "beta", "eval/reward_mean", "eval/kl"),
-          "dpo": ("loss", "rewards/margins", "rewards/accuracies", "eval/reward_mean", "eval/kl"),
-          "reward": ("loss", "accuracy", "margin", "eval/accuracy", "eval/loss")}
-WHAT = {"ppo": "a policy fine-tuned with PPO from a reward function", "dpo": "a policy fine-tuned with DPO from "
-        "preference pairs", "reward": "a reward model (Bradley–Terry) trained on preference pairs"}
+CURVES = {
+    "ppo": ("reward_mean", "gold_reward_mean", "objective/kl_exact", "beta", "eval/reward_mean", "eval/kl"),
+    "dpo": ("loss", "rewards/margins", "rewards/accuracies", "eval/reward_mean", "eval/kl"),
+    "reward": ("loss", "accuracy", "margin", "eval/accuracy", "eval/loss"),
+}
+WHAT = {
+    "ppo": "a policy fine-tuned with PPO from a reward function",
+    "dpo": "a policy fine-tuned with DPO from preference pairs",
+    "reward": "a reward model (Bradley–Terry) trained on preference pairs",
+}
 
 
 def command_line(argv: list[str] | None = None) -> str:
     """The command that made this run, as it would be typed again (``accelerate launch`` for several processes)."""
-    from rlhf_demo.runs import distributed
+    from rlhf_demo.training import distributed
 
     args = list(sys.argv[1:] if argv is None else argv)
     n = distributed.world_size()
@@ -70,13 +76,21 @@ def _heldout(algo: str, final: dict) -> list[str]:
     if not final:
         return ["No held-out evaluation was recorded."]
     if algo == "reward":
-        rows = [("held-out pair accuracy", final.get("accuracy")), ("held-out margin", final.get("margin")),
-                ("held-out Bradley–Terry loss", final.get("loss")), ("held-out pairs", final.get("n"))]
+        rows = [
+            ("held-out pair accuracy", final.get("accuracy")),
+            ("held-out margin", final.get("margin")),
+            ("held-out Bradley–Terry loss", final.get("loss")),
+            ("held-out pairs", final.get("n")),
+        ]
     else:
-        rows = [("held-out reward (mean)", final.get("reward_mean")), ("its standard error", final.get("reward_sem")),
-                ("held-out gold reward", final.get("gold_reward_mean")),
-                ("held-out KL(π‖π_ref), nats per response", final.get("kl")),
-                ("distinct-2", final.get("distinct2")), ("held-out samples", final.get("n"))]
+        rows = [
+            ("held-out reward (mean)", final.get("reward_mean")),
+            ("its standard error", final.get("reward_sem")),
+            ("held-out gold reward", final.get("gold_reward_mean")),
+            ("held-out KL(π‖π_ref), nats per response", final.get("kl")),
+            ("distinct-2", final.get("distinct2")),
+            ("held-out samples", final.get("n")),
+        ]
     return ["| figure | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows if v is not None]
 
 
@@ -104,32 +118,56 @@ def card_text(run_dir: str | Path, command: str | None = None) -> str:
     cfg, summary = read_json(run / "config.json"), read_json(run / "summary.json")
     algo, base = cfg.get("algo", "?"), _base_model(cfg.get("model", ""))
     peft = (run / "policy" / "adapter_config.json").exists()
-    data = (f"prompts: `{cfg.get('prompts')}`, reward: `{cfg.get('reward')}`" if algo == "ppo"
-            else f"preference pairs: `{cfg.get('preferences')}` ({summary.get('n_pairs', '?')} pairs"
-            + (f", {summary['n_heldout']} held out)" if "n_heldout" in summary else ")"))
-    meta = ModelCardData(base_model=base, library_name="peft" if peft else "transformers",
-                         pipeline_tag="text-classification" if algo == "reward" else "text-generation",
-                         tags=["rlhf-lab", "rlhf", {"reward": "reward-model"}.get(algo, algo), "trl"])
-    settings = ", ".join(f"{k} {cfg[k]}" for k in ("lr", "beta", "batch_size", "lora_r", "full_finetune", "seed",
-                                                  "num_processes") if k in cfg)
+    data = (
+        f"prompts: `{cfg.get('prompts')}`, reward: `{cfg.get('reward')}`"
+        if algo == "ppo"
+        else f"preference pairs: `{cfg.get('preferences')}` ({summary.get('n_pairs', '?')} pairs"
+        + (f", {summary['n_heldout']} held out)" if "n_heldout" in summary else ")")
+    )
+    meta = ModelCardData(
+        base_model=base,
+        library_name="peft" if peft else "transformers",
+        pipeline_tag="text-classification" if algo == "reward" else "text-generation",
+        tags=["rlhf-lab", "rlhf", {"reward": "reward-model"}.get(algo, algo), "trl"],
+    )
+    settings = ", ".join(
+        f"{k} {cfg[k]}" for k in ("lr", "beta", "batch_size", "lora_r", "full_finetune", "seed", "num_processes") if k in cfg
+    )
     body = [
-        f"# {run.name}", "",
-        f"{WHAT.get(algo, algo)}, made with RLHF Lab (`python -m rlhf_demo`).", "",
+        f"# {run.name}",
+        "",
+        f"{WHAT.get(algo, algo)}, made with RLHF Lab (`python -m rlhf_demo`).",
+        "",
         f"- **Base model:** `{base}`" + (" (a LoRA adapter on it)" if peft else ""),
         f"- **Data:** {data}",
         f"- **Run:** {summary.get('status', '?')}: {summary.get('message', '')}; "
         f"{summary.get('steps', '?')} steps, {float(summary.get('time_s') or 0):.0f} s of training",
-        f"- **Settings:** {settings} (all of them: `config.json` of the run)", "",
-        "## The exact command", "", "```bash", command or cfg.get("command") or "(not recorded)", "```", "",
-        "## Held-out evaluation (at the end)", "", *_heldout(algo, summary.get("final_eval") or {}), "",
-        "## Training curves", "", *curve_table(run, algo), "",
+        f"- **Settings:** {settings} (all of them: `config.json` of the run)",
+        "",
+        "## The exact command",
+        "",
+        "```bash",
+        command or cfg.get("command") or "(not recorded)",
+        "```",
+        "",
+        "## Held-out evaluation (at the end)",
+        "",
+        *_heldout(algo, summary.get("final_eval") or {}),
+        "",
+        "## Training curves",
+        "",
+        *curve_table(run, algo),
+        "",
     ]
     examples = read_json(run / "before_after.json") if (run / "before_after.json").exists() else []
     if isinstance(examples, list) and examples:
-        body += ["## Before → after (the same held-out queries, same seed)", "",
-                 "| query | reference | policy |", "|---|---|---|"]
-        body += [f"| {r['query']!r} | {r['reference']!r} ({r['reference_reward']:+.2f}) | {r['policy']!r} "
-                 f"({r['policy_reward']:+.2f}) |".replace("\n", " ") for r in examples[:5]]
+        body += ["## Before → after (the same held-out queries, same seed)", "", "| query | reference | policy |", "|---|---|---|"]
+        body += [
+            f"| {r['query']!r} | {r['reference']!r} ({r['reference_reward']:+.2f}) | {r['policy']!r} ({r['policy_reward']:+.2f}) |".replace(
+                "\n", " "
+            )
+            for r in examples[:5]
+        ]
         body.append("")
     return ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(body)).content
 

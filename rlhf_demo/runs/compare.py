@@ -14,6 +14,7 @@ Held-out evaluations are the ``eval/reward_mean``, ``eval/kl`` (, ``eval/reward_
 record, for every algorithm. DPO runs written before DPO used those names logged them as top-level
 ``reward_mean`` / ``kl``; ``with_held_out_keys`` reads those runs as if they had the new keys.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,24 @@ TARGET_GAIN, TARGET_KL = 0.3, 6.0
 LEGACY_DPO_KEYS = {"eval/reward_mean": "reward_mean", "eval/kl": "kl"}
 """Held-out keys of DPO records → the top-level keys DPO runs wrote them under before the rename."""
 
-SETTING_KEYS = ("algo", "preset", "model", "beta", "learning_rate", "lr", "batch_size", "loss_type", "epochs",
-                "steps", "seed", "full_finetune", "preferences", "n_pairs", "reward", "kl_target")
+SETTING_KEYS = (
+    "algo",
+    "preset",
+    "model",
+    "beta",
+    "learning_rate",
+    "lr",
+    "batch_size",
+    "loss_type",
+    "epochs",
+    "steps",
+    "seed",
+    "full_finetune",
+    "preferences",
+    "n_pairs",
+    "reward",
+    "kl_target",
+)
 
 
 def base_point(path: str | Path = BASE_EVAL) -> dict | None:
@@ -80,8 +97,12 @@ def with_held_out_keys(df: pd.DataFrame, algo: str) -> pd.DataFrame:
     """``df`` with ``eval/reward_mean`` and ``eval/kl`` for every algorithm: a DPO run that has no
     ``eval/reward_mean`` at all was written before the rename, and its top-level ``reward_mean`` /
     ``kl`` are its held-out values (copied; the record's own keys are kept)."""
-    legacy = (str(algo).lower() == "dpo" and len(df) > 0 and "reward_mean" in df.columns
-              and ("eval/reward_mean" not in df.columns or df["eval/reward_mean"].isna().all()))
+    legacy = (
+        str(algo).lower() == "dpo"
+        and len(df) > 0
+        and "reward_mean" in df.columns
+        and ("eval/reward_mean" not in df.columns or df["eval/reward_mean"].isna().all())
+    )
     if not legacy:
         return df
     return df.assign(**{new: df[old] for new, old in LEGACY_DPO_KEYS.items() if old in df.columns})
@@ -148,16 +169,37 @@ def eval_points(runs: list[Path], base_reward: float | None = None, base_sem: fl
         pts = pd.DataFrame(columns=cols)
     else:
         d = curves[curves["eval/kl"].notna() & curves["eval/reward_mean"].notna()]
-        pts = pd.DataFrame({
-            "run": d["run"], "algo": d["algo"], "step": d["step"],
-            "time_s": d["time_s"] if "time_s" in d.columns else None,
-            "reward": d["eval/reward_mean"], "kl": d["eval/kl"],
-            "reward_sem": d["eval/reward_sem"] if "eval/reward_sem" in d.columns else None,
-        })
+        pts = pd.DataFrame(
+            {
+                "run": d["run"],
+                "algo": d["algo"],
+                "step": d["step"],
+                "time_s": d["time_s"] if "time_s" in d.columns else None,
+                "reward": d["eval/reward_mean"],
+                "kl": d["eval/kl"],
+                "reward_sem": d["eval/reward_sem"] if "eval/reward_sem" in d.columns else None,
+            }
+        )
     if base_reward is not None:
-        pts = pd.concat([pd.DataFrame([{"run": "base model", "algo": "base", "step": 0, "time_s": 0.0,
-                                        "reward": float(base_reward), "kl": 0.0, "reward_sem": base_sem}]), pts],
-                        ignore_index=True)
+        pts = pd.concat(
+            [
+                pd.DataFrame(
+                    [
+                        {
+                            "run": "base model",
+                            "algo": "base",
+                            "step": 0,
+                            "time_s": 0.0,
+                            "reward": float(base_reward),
+                            "kl": 0.0,
+                            "reward_sem": base_sem,
+                        }
+                    ]
+                ),
+                pts,
+            ],
+            ignore_index=True,
+        )
     return pts.reset_index(drop=True)
 
 
@@ -195,4 +237,3 @@ def find_runs(root: str | Path | None = None, extra_roots: list[str | Path] = ()
         if Path(extra).exists():
             found += [r for r in list_runs(extra, include_example=False) if r not in found]
     return found
-

@@ -19,6 +19,7 @@ from records already reduced over the processes, and ``config.json`` says ``num_
 Runs live under ``$RLHF_DEMO_RUNS`` (default ``./runs``). The shipped example policy lives in the
 package (``rlhf_demo/assets/example-ppo``) and is listed like a run.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,16 @@ import math
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
-from rlhf_demo.runs import distributed, tracking
+from rlhf_demo.runs import tracking
 from rlhf_demo.runs.names import RUNS_ENV, model_short, run_short, runs_root  # noqa: F401 - runs_root is re-exported
+from rlhf_demo.training import distributed
+
 CHECKPOINT_ENV = "RLHF_DEMO_CHECKPOINT_S"
 CHECKPOINT_S = 30.0
 EXAMPLE_RUN = Path(__file__).resolve().parents[1] / "assets" / "example-ppo"
@@ -88,7 +91,7 @@ class RunWriter:
 
     def log_samples(self, step: int, rows: list[dict], kind: str = "batch") -> None:
         for r in rows:
-            row = {k: v for k, v in r.items() if k != "details"}   # raw reward-model outputs stay on screen only
+            row = {k: v for k, v in r.items() if k != "details"}  # raw reward-model outputs stay on screen only
             self._samples.write(json.dumps(_clean({"step": step, "kind": kind, **row})) + "\n")
         self._samples.flush()
 
@@ -135,8 +138,15 @@ def checkpoint_seconds() -> float:
     return float(os.environ.get(CHECKPOINT_ENV, CHECKPOINT_S))
 
 
-def write_run(trainer, out: str | Path, *, preset: str | None = None, overwrite: bool = False,
-              info: dict | None = None, checkpoint_s: float | None = None) -> Iterator[dict]:
+def write_run(
+    trainer,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    overwrite: bool = False,
+    info: dict | None = None,
+    checkpoint_s: float | None = None,
+) -> Iterator[dict]:
     """Run ``trainer.train()`` and write its run folder as it goes; yield the records unchanged.
 
     Works for every trainer with ``cfg`` (a ``config.TrainerConfig``), ``train()`` (records), ``policy``
@@ -171,7 +181,7 @@ def write_run(trainer, out: str | Path, *, preset: str | None = None, overwrite:
         failed = exc
         raise
     finally:
-        records.close()   # a closed write_run (Stop, a closed tab) ends the trainer's loop too
+        records.close()  # a closed write_run (Stop, a closed tab) ends the trainer's loop too
         try:
             if trainer.step_no > 0:
                 trainer.checkpoint.save(trainer.policy, trainer.step_no)
@@ -180,8 +190,9 @@ def write_run(trainer, out: str | Path, *, preset: str | None = None, overwrite:
             final = {k: v for k, v in (trainer.last_eval or {}).items() if k != "samples"}
             status = "failed" if failed is not None else trainer.status
             message = str(failed) if failed is not None else trainer.message
-            writer.finish(status, message, steps=trainer.step_no, time_s=getattr(trainer, "time_s", 0.0),
-                          final_eval=final, **trainer.run_info())
+            writer.finish(
+                status, message, steps=trainer.step_no, time_s=getattr(trainer, "time_s", 0.0), final_eval=final, **trainer.run_info()
+            )
         finally:
             writer.close()
             tracker.finish()
@@ -248,7 +259,6 @@ def policy_choices(root: str | Path | None = None) -> list[tuple[str, str]]:
             algo = read_json(run / "config.json").get("algo", "?")
             if algo == "reward" or is_reward_model(pol):
                 continue
-            label = (f"example: {algo.upper()}-tuned (shipped)" if run.parent == EXAMPLE_RUN.parent
-                     else f"run: {run.name} ({algo})")
+            label = f"example: {algo.upper()}-tuned (shipped)" if run.parent == EXAMPLE_RUN.parent else f"run: {run.name} ({algo})"
             out.append((label, run_short(run)))
     return out

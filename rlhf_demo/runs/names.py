@@ -11,6 +11,7 @@ A typed folder or Hub id is passed through unchanged (local use: the CLI and tes
 ``shown`` is how a message names a model or run: "example-ppo (shipped)", "your run ppo-2026…".
 Imports neither torch nor gradio nor pandas (``limits`` reads it).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,7 @@ def find_run(name: str, own_runs=(), local: bool = True) -> Path | None:
     if not isinstance(name, str):
         return None
     name = name.strip()
-    bare = name[len(RUN):] if name.startswith(RUN) else name
+    bare = name[len(RUN) :] if name.startswith(RUN) else name
     if not safe_name(bare):
         return None
     if not name.startswith(RUN) and (ex := example_run(bare)) is not None:
@@ -112,7 +113,7 @@ def shown(name) -> str:
         return "the base model ('default')"
     p = Path(s)
     if s.startswith(RUN):
-        return f"your run {s[len(RUN):]}"
+        return f"your run {s[len(RUN) :]}"
     if example_run(s) is not None:
         return f"{s} (shipped)"
     if p.is_absolute() or s.startswith(("~", ".")) or ("/" in s and p.is_dir()):

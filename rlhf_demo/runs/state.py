@@ -5,6 +5,7 @@
 - ``interrupted``: no summary, and that process is gone (killed, crashed, the machine restarted):
   its metrics up to the last step and its last checkpoint (``policy/``) are still usable.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,6 +57,14 @@ def run_state(run: str | Path) -> dict:
         status = "interrupted"
         message = f"interrupted at step {steps}" + (f"; last checkpoint at step {ckpt}" if ckpt else "; no checkpoint")
     has_policy = (run / "policy" / "adapter_config.json").exists() or (run / "policy" / "config.json").exists()
-    return {"name": run.name, "path": str(run), "algo": cfg.get("algo", "?"), "status": status, "message": message,
-            "steps": steps, "checkpoint_step": ckpt, "policy": str(run / "policy") if has_policy else None,
-            "last": {k: v for k, v in last.items() if isinstance(v, (int, float)) and not k.startswith("time/")}}
+    return {
+        "name": run.name,
+        "path": str(run),
+        "algo": cfg.get("algo", "?"),
+        "status": status,
+        "message": message,
+        "steps": steps,
+        "checkpoint_step": ckpt,
+        "policy": str(run / "policy") if has_policy else None,
+        "last": {k: v for k, v in last.items() if isinstance(v, (int, float)) and not k.startswith("time/")},
+    }

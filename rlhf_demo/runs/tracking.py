@@ -15,6 +15,7 @@ for every trainer the same way, TRL's included: TRL's own tracking callback woul
 
 ``check(report_to)`` refuses a tracker that is not installed, in one line, before any model is loaded.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -32,14 +33,19 @@ def check(report_to: str) -> None:
     if report_to not in CHOICES:
         raise ValueError(f"report_to must be one of {', '.join(CHOICES)}; got {report_to!r}")
     if report_to != "none" and importlib.util.find_spec(PACKAGE[report_to]) is None:
-        raise ValueError(f"--report-to {report_to}: the {report_to} package is not installed "
-                         f"(pip install {PACKAGE[report_to]}), or choose --report-to none")
+        raise ValueError(
+            f"--report-to {report_to}: the {report_to} package is not installed "
+            f"(pip install {PACKAGE[report_to]}), or choose --report-to none"
+        )
 
 
 def scalars(record: dict) -> dict:
     """The numbers of a record (what a tracker plots): no sample rows, no None, no NaN."""
-    return {k: float(v) for k, v in record.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "step"}
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "step"
+    }
 
 
 class Tracker:

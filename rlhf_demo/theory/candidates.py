@@ -16,6 +16,7 @@ Memory: scoring holds the reference's logits for every position of the K candida
 (``limits.candidates_peak_bytes``), so the prompt is capped (``MAX_PROMPT_CHARS``, ``MAX_PROMPT_TOKENS``)
 and, on a shared server, K × (prompt + 3 × tokens) by ``limits.Limits.max_request_bytes``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses, token_logprobs
 from rlhf_demo.theory.optimal import TheoryInputError
 
@@ -51,7 +52,7 @@ class CandidatesConfig:
     reward: str = "vader-positive"
     """reward function, as in training (see rewards/functions.py): scores prompt + response"""
 
-    def validate(self) -> "CandidatesConfig":
+    def validate(self) -> CandidatesConfig:
         if not isinstance(self.k, int) or not 2 <= self.k <= MAX_CANDIDATES:
             raise TheoryInputError(f"number of candidates K must be 2…{MAX_CANDIDATES}, got {self.k!r}")
         if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_CANDIDATE_TOKENS:
@@ -80,8 +81,11 @@ def _check_prompt(reference, prompt: str, cfg: CandidatesConfig) -> list[int]:
     if len(q) > MAX_PROMPT_TOKENS:
         raise TheoryInputError(f"the prompt has {len(q)} tokens; the limit is {MAX_PROMPT_TOKENS}")
     limits.check_prompt_tokens(len(q))
-    limits.check_request(limits.candidates_peak_bytes(cfg.k, len(q), cfg.response_tokens), f"{cfg.k} candidates",
-                         "lower K, the tokens per candidate, or shorten the prompt")
+    limits.check_request(
+        limits.candidates_peak_bytes(cfg.k, len(q), cfg.response_tokens),
+        f"{cfg.k} candidates",
+        "lower K, the tokens per candidate, or shorten the prompt",
+    )
     return q
 
 
@@ -105,21 +109,23 @@ def sample_candidates_batch(reference, prompt: str, reward_fn, cfgs: list[Candid
     q = _check_prompt(reference, prompt, max(cfgs, key=lambda c: c.k))
     tok = reference.tokenizer
     generators = [g for c in cfgs for g in [make_generator(c.seed, reference.device)] * c.k]  # one stream per request
-    batch = sample_responses(reference.model, tok, [q] * len(generators), first.response_tokens,
-                             temperature=first.temperature, generator=generators)          # [ΣK, Q + R]
+    batch = sample_responses(
+        reference.model, tok, [q] * len(generators), first.response_tokens, temperature=first.temperature, generator=generators
+    )  # [ΣK, Q + R]
     rows, spans, start = batch.response_ids.tolist(), [], 0
-    keep = []                                                                              # Σ K' row indices
+    keep = []  # Σ K' row indices
     for c in cfgs:
-        mine = [start + i for i in distinct_rows(rows[start:start + c.k])]                 # duplicates merged per request
+        mine = [start + i for i in distinct_rows(rows[start : start + c.k])]  # duplicates merged per request
         spans.append(slice(len(keep), len(keep) + len(mine)))
         keep += mine
         start += c.k
     ids, mask = left_pad([q + rows[i] for i in keep], tok.pad_token_id, reference.device)
-    uniq = Batch(ids, mask, len(q), torch.ones((len(keep), batch.response_ids.shape[1]), dtype=torch.long,
-                                               device=reference.device))
-    logits = response_logits(reference.model, uniq)                                    # [ΣK', R, V]
-    logp_ref = token_logprobs(logits, uniq.response_ids).double().sum(-1).cpu()        # [ΣK']
+    uniq = Batch(ids, mask, len(q), torch.ones((len(keep), batch.response_ids.shape[1]), dtype=torch.long, device=reference.device))
+    logits = response_logits(reference.model, uniq)  # [ΣK', R, V]
+    logp_ref = token_logprobs(logits, uniq.response_ids).double().sum(-1).cpu()  # [ΣK']
     texts = [tok.decode(r, skip_special_tokens=True) for r in uniq.response_ids.tolist()]
     rewards = [float(x) for x in reward_fn([prompt + t for t in texts])]
-    return [pd.DataFrame({"response": texts[s], "logp_ref": logp_ref[s].numpy(), "reward": rewards[s],
-                          "n_tokens": uniq.response_ids.shape[1]}) for s in spans]
+    return [
+        pd.DataFrame({"response": texts[s], "logp_ref": logp_ref[s].numpy(), "reward": rewards[s], "n_tokens": uniq.response_ids.shape[1]})
+        for s in spans
+    ]

@@ -19,6 +19,7 @@ The Theory tab's other pieces: ``theory.candidates`` (the K responses sampled fr
 
 What is simplified: π* is the optimum over a finite set of whole responses, not over all texts.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,7 +56,7 @@ def optimal_log_policy(logp_ref: torch.Tensor, rewards: torch.Tensor, beta: floa
 def policy_stats(log_pi: torch.Tensor, logp_ref: torch.Tensor, rewards: torch.Tensor, beta: float | None = None) -> dict:
     """Expected reward, KL(π‖q) and (if β is given) the objective of a policy π over the set [K]:
 
-        expected_reward = Σ_y π(y)·r(y),   kl = Σ_y π(y)·(log π(y) − log q(y)),   objective = E[r] − β·KL
+    expected_reward = Σ_y π(y)·r(y),   kl = Σ_y π(y)·(log π(y) − log q(y)),   objective = E[r] − β·KL
     """
     log_q = renormalised_log_ref(logp_ref.double())
     pi = log_pi.double().exp()
@@ -123,9 +124,16 @@ def beta_view(candidates: pd.DataFrame, beta: float) -> BetaView:
     """π* over ``candidates`` (columns response, logp_ref, reward) at β, its statistics and the β sweep."""
     beta = check_beta(beta)
     table = optimal_table(candidates, beta)
-    lp = torch.tensor(table["logp_ref"].to_numpy(), dtype=torch.float64)     # [K]
-    r = torch.tensor(table["reward"].to_numpy(), dtype=torch.float64)        # [K]
+    lp = torch.tensor(table["logp_ref"].to_numpy(), dtype=torch.float64)  # [K]
+    r = torch.tensor(table["reward"].to_numpy(), dtype=torch.float64)  # [K]
     stats = policy_stats(optimal_log_policy(lp, r, beta), lp, r, beta)
     ref_reward = float((renormalised_log_ref(lp).exp() * r).sum())
-    return BetaView(beta, table.sort_values("reward", ascending=False, kind="stable").reset_index(drop=True),
-                    stats["expected_reward"], ref_reward, stats["kl"], stats["objective"], beta_sweep(lp, r))
+    return BetaView(
+        beta,
+        table.sort_values("reward", ascending=False, kind="stable").reset_index(drop=True),
+        stats["expected_reward"],
+        ref_reward,
+        stats["kl"],
+        stats["objective"],
+        beta_sweep(lp, r),
+    )

@@ -5,6 +5,7 @@ computation; requests that differ only in K and seed run as ONE batch
 (:func:`~rlhf_demo.theory.candidates.sample_candidates_batch`), at most ``MAX_BATCH_ROWS`` candidates
 in all; every computation holds the server's one model lock.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -26,5 +27,6 @@ class CandidatesService:
         """What :func:`~rlhf_demo.theory.candidates.sample_candidates` returns (shared: do not modify it)."""
         cfg = cfg.validate()
         group = (reference.name, id(reference), cfg.reward, prompt, cfg.response_tokens, float(cfg.temperature))
-        return self.work.run((*group, cfg.k, cfg.seed), group, cfg,
-                             lambda cfgs: sample_candidates_batch(reference, prompt, reward_fn, cfgs))
+        return self.work.run(
+            (*group, cfg.k, cfg.seed), group, cfg, lambda cfgs: sample_candidates_batch(reference, prompt, reward_fn, cfgs)
+        )

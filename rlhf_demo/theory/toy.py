@@ -19,11 +19,12 @@ for free!"), as in TRL's RLOO trainer.
 
 What is simplified: one "prompt", single-token "responses", exact softmax gradients, no PPO clipping.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pandas as pd
 import torch
@@ -60,7 +61,7 @@ class ToyConfig:
     seed: int = 0
     """step t draws with a generator seeded from (seed, t): same settings, same run"""
 
-    def validate(self) -> "ToyConfig":
+    def validate(self) -> ToyConfig:
         words = [str(w).strip() for w in self.words]
         if not 2 <= len(words) <= MAX_WORDS:
             raise TheoryInputError(f"the toy needs 2…{MAX_WORDS} words, got {len(words)}")
@@ -111,17 +112,17 @@ class ToyStep:
 
     step: int
     words: tuple[str, ...]
-    probs_before: torch.Tensor      # [W]
-    samples: torch.Tensor           # [B] word indices
-    rewards: torch.Tensor           # [B] r(y_i)
-    log_ratio: torch.Tensor         # [B] log π(y_i) − log π_ref(y_i)
-    scores: torch.Tensor            # [B] r − β·log_ratio
-    baselines: torch.Tensor         # [B]
-    advantages: torch.Tensor        # [B]
+    probs_before: torch.Tensor  # [W]
+    samples: torch.Tensor  # [B] word indices
+    rewards: torch.Tensor  # [B] r(y_i)
+    log_ratio: torch.Tensor  # [B] log π(y_i) − log π_ref(y_i)
+    scores: torch.Tensor  # [B] r − β·log_ratio
+    baselines: torch.Tensor  # [B]
+    advantages: torch.Tensor  # [B]
     per_sample_update: torch.Tensor  # [B, W]
-    logits_after: torch.Tensor      # [W] θ + Δθ
-    probs_after: torch.Tensor       # [W]
-    probs_ml: torch.Tensor          # [W] after the maximum-likelihood step on the same samples
+    logits_after: torch.Tensor  # [W] θ + Δθ
+    probs_after: torch.Tensor  # [W]
+    probs_ml: torch.Tensor  # [W] after the maximum-likelihood step on the same samples
     metrics: dict = field(default_factory=dict)
 
     def samples_table(self) -> pd.DataFrame:
@@ -130,16 +131,31 @@ class ToyStep:
         rows = []
         for i, w in enumerate(self.samples.tolist()):
             d = float(self.per_sample_update[i, w])
-            rows.append({"sample": i + 1, "word": self.words[w], "reward": float(self.rewards[i]),
-                         "log_ratio": float(self.log_ratio[i]), "score": float(self.scores[i]),
-                         "baseline": float(self.baselines[i]), "advantage": float(self.advantages[i]),
-                         "delta_own_logit": d, "push": "up" if d > 0 else ("down" if d < 0 else "none")})
+            rows.append(
+                {
+                    "sample": i + 1,
+                    "word": self.words[w],
+                    "reward": float(self.rewards[i]),
+                    "log_ratio": float(self.log_ratio[i]),
+                    "score": float(self.scores[i]),
+                    "baseline": float(self.baselines[i]),
+                    "advantage": float(self.advantages[i]),
+                    "delta_own_logit": d,
+                    "push": "up" if d > 0 else ("down" if d < 0 else "none"),
+                }
+            )
         return pd.DataFrame(rows)
 
     def probs_table(self, optimal: torch.Tensor | None = None) -> pd.DataFrame:
         """Columns word, before, reinforce, max_likelihood (and optimal if given): one row per word."""
-        out = pd.DataFrame({"word": list(self.words), "before": self.probs_before.numpy(),
-                            "reinforce": self.probs_after.numpy(), "max_likelihood": self.probs_ml.numpy()})
+        out = pd.DataFrame(
+            {
+                "word": list(self.words),
+                "before": self.probs_before.numpy(),
+                "reinforce": self.probs_after.numpy(),
+                "max_likelihood": self.probs_ml.numpy(),
+            }
+        )
         if optimal is not None:
             out["optimal"] = optimal.numpy()
         return out
@@ -150,34 +166,48 @@ def toy_step(cfg: ToyConfig, logits: torch.Tensor, step: int) -> ToyStep:
     W, B = len(cfg.words), cfg.batch_size
     gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + int(step))
     theta = logits.double()
-    log_pi = F.log_softmax(theta, -1)                                  # [W]
+    log_pi = F.log_softmax(theta, -1)  # [W]
     pi = log_pi.exp()
-    idx = torch.multinomial(pi, B, replacement=True, generator=gen)   # [B]
-    r = cfg.reward_tensor[idx]                                          # [B]
-    log_ratio = log_pi[idx] - cfg.log_ref[idx]                          # [B]
-    scores = r - cfg.kl_beta * log_ratio                                # [B]
+    idx = torch.multinomial(pi, B, replacement=True, generator=gen)  # [B]
+    r = cfg.reward_tensor[idx]  # [B]
+    log_ratio = log_pi[idx] - cfg.log_ref[idx]  # [B]
+    scores = r - cfg.kl_beta * log_ratio  # [B]
     if cfg.baseline and B > 1:
-        baselines = (scores.sum() - scores) / (B - 1)                   # [B] leave-one-out mean
+        baselines = (scores.sum() - scores) / (B - 1)  # [B] leave-one-out mean
     else:
         baselines = torch.zeros_like(scores)
-    adv = scores - baselines                                            # [B]
-    grad_logp = F.one_hot(idx, W).double() - pi                         # [B, W] ∇θ log π(y_i)
-    per_sample = cfg.lr * adv[:, None] * grad_logp / B                  # [B, W]
-    new_theta = theta + per_sample.sum(0)                               # [W]
-    ml_theta = theta + cfg.lr * grad_logp.mean(0)                       # [W]
+    adv = scores - baselines  # [B]
+    grad_logp = F.one_hot(idx, W).double() - pi  # [B, W] ∇θ log π(y_i)
+    per_sample = cfg.lr * adv[:, None] * grad_logp / B  # [B, W]
+    new_theta = theta + per_sample.sum(0)  # [W]
+    ml_theta = theta + cfg.lr * grad_logp.mean(0)  # [W]
     probs_after = F.softmax(new_theta, -1)
     metrics = toy_metrics(cfg, new_theta)
     metrics.update({"step": step + 1, "batch_reward_mean": float(r.mean())})
-    return ToyStep(step + 1, cfg.words, pi, idx, r, log_ratio, scores, baselines, adv, per_sample,
-                   new_theta, probs_after, F.softmax(ml_theta, -1), metrics)
+    return ToyStep(
+        step + 1,
+        cfg.words,
+        pi,
+        idx,
+        r,
+        log_ratio,
+        scores,
+        baselines,
+        adv,
+        per_sample,
+        new_theta,
+        probs_after,
+        F.softmax(ml_theta, -1),
+        metrics,
+    )
 
 
 def toy_metrics(cfg: ToyConfig, logits: torch.Tensor) -> dict:
     """Expected reward, KL(π‖π_ref), objective and (with β_kl > 0) total-variation distance to π*:
 
-        tv_to_optimal = ½ Σ_w |π(w) − π*(w)|      (NaN without a KL penalty)
+    tv_to_optimal = ½ Σ_w |π(w) − π*(w)|      (NaN without a KL penalty)
     """
-    log_pi = F.log_softmax(logits.double(), -1)                        # [W]
+    log_pi = F.log_softmax(logits.double(), -1)  # [W]
     stats = policy_stats(log_pi, cfg.log_ref, cfg.reward_tensor, cfg.kl_beta)
     opt = cfg.optimal_probs()
     stats["tv_to_optimal"] = float(0.5 * (log_pi.exp() - opt).abs().sum()) if opt is not None else float("nan")

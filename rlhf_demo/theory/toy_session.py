@@ -4,10 +4,11 @@ learning across "Step" and "Run", and DataFrames for its figures (the Theory tab
 ``ToySession`` owns the logits θ [W], the step counter and the history of π_t(word); each method
 returns plain numbers or DataFrames, so the UI only formats them. The maths is ``theory.toy``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pandas as pd
 import torch
@@ -24,7 +25,7 @@ MAX_LIST_CHARS = 2000
 
 
 def parse_list(text: str, what: str, cast=str) -> tuple:
-    """"a, b, c" → (cast(a), cast(b), cast(c)); blanks dropped; a clear error for a bad number."""
+    """ "a, b, c" → (cast(a), cast(b), cast(c)); blanks dropped; a clear error for a bad number."""
     if text is not None and not isinstance(text, str):
         raise TheoryInputError(f"{what}: comma-separated text please, got {type(text).__name__}")
     if len(text or "") > MAX_LIST_CHARS:
@@ -36,18 +37,25 @@ def parse_list(text: str, what: str, cast=str) -> tuple:
         raise TheoryInputError(f"{what}: comma-separated numbers please ({exc})") from exc
 
 
-def toy_config_from_text(words: str, rewards: str, ref_probs: str, lr: float, batch_size: int, baseline: bool,
-                         kl_beta: float, seed: int | None) -> ToyConfig:
+def toy_config_from_text(
+    words: str, rewards: str, ref_probs: str, lr: float, batch_size: int, baseline: bool, kl_beta: float, seed: int | None
+) -> ToyConfig:
     """A validated ToyConfig from the tab's widgets: comma-separated words, rewards and (blank =
     uniform) reference probabilities, and the numbers."""
     try:
         lr, batch_size, kl_beta = float(lr), int(batch_size), float(kl_beta)
     except (TypeError, ValueError) as exc:
         raise TheoryInputError(f"learning rate, N and β must be numbers ({exc})") from exc
-    return ToyConfig(words=parse_list(words, "words"), rewards=parse_list(rewards, "rewards", float),
-                     ref_probs=parse_list(ref_probs, "reference probabilities", float) or None,
-                     lr=lr, batch_size=batch_size, baseline=bool(baseline), kl_beta=kl_beta,
-                     seed=int(seed or 0)).validate()
+    return ToyConfig(
+        words=parse_list(words, "words"),
+        rewards=parse_list(rewards, "rewards", float),
+        ref_probs=parse_list(ref_probs, "reference probabilities", float) or None,
+        lr=lr,
+        batch_size=batch_size,
+        baseline=bool(baseline),
+        kl_beta=kl_beta,
+        seed=int(seed or 0),
+    ).validate()
 
 
 @dataclass
@@ -55,20 +63,20 @@ class ToySession:
     """One learner's toy policy: θ, the steps taken, π over the steps, and the last step's details."""
 
     cfg: ToyConfig
-    logits: torch.Tensor                                 # [W] θ
+    logits: torch.Tensor  # [W] θ
     step: int = 0
-    history: list[dict] = field(default_factory=list)    # {"step": t, word: π_t(word), …} per step
+    history: list[dict] = field(default_factory=list)  # {"step": t, word: π_t(word), …} per step
     last: ToyStep | None = None
 
     @classmethod
-    def start(cls, cfg: ToyConfig) -> "ToySession":
+    def start(cls, cfg: ToyConfig) -> ToySession:
         """A fresh policy at the reference (θ = log π_ref), step 0."""
         cfg.validate()
         theta = toy_initial_logits(cfg)
         return cls(cfg, theta, 0, [cls._row(cfg, 0, torch.softmax(theta, -1))])
 
     @classmethod
-    def resume(cls, previous: "ToySession | None", cfg: ToyConfig) -> "ToySession":
+    def resume(cls, previous: ToySession | None, cfg: ToyConfig) -> ToySession:
         """Go on from ``previous`` under the settings ``cfg`` (lr, N, β, rewards may change between
         clicks); start afresh when there is no previous session or its words differ."""
         cfg.validate()
@@ -89,7 +97,7 @@ class ToySession:
         self.logits, self.step = self.last.logits_after, self.last.step
         return self.last
 
-    def run(self, steps: int, chunk: int = RUN_CHUNK) -> Iterator["ToySession"]:
+    def run(self, steps: int, chunk: int = RUN_CHUNK) -> Iterator[ToySession]:
         """Take ``steps`` steps in chunks of ``chunk``, yielding the session after each chunk (a bad
         ``steps`` raises here, before the first step)."""
         check_steps(steps)
@@ -114,8 +122,7 @@ class ToySession:
         β·log Z (None without a KL penalty): at π* every word's score r − β·log(π*/π_ref) equals it."""
         out = {"step": self.step, **toy_metrics(self.cfg, self.logits), "beta_log_z": None}
         if self.cfg.kl_beta > 0:
-            out["beta_log_z"] = self.cfg.kl_beta * log_partition(self.cfg.log_ref, self.cfg.reward_tensor,
-                                                                 self.cfg.kl_beta)
+            out["beta_log_z"] = self.cfg.kl_beta * log_partition(self.cfg.log_ref, self.cfg.reward_tensor, self.cfg.kl_beta)
         return out
 
     def probs_frame(self) -> pd.DataFrame:

@@ -14,6 +14,7 @@ Gradio session, so once it has joined, its later calls act as that identity; pas
 ``/join`` again from another client resumes it. Every endpoint calls the same function as the page
 (``ui.class_actions``, ``ui.labelling``), so the checks are the page's: nothing relies on being private.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,12 +29,14 @@ from rlhf_demo.ui.context import AppContext
 
 def _one_line(fn):
     """Refusals (ValueError, a model that will not load) as ``gr.Error`` with their one line."""
+
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (ValueError, ModelLoadError) as exc:
             raise gr.Error(str(exc)) from exc
+
     return wrapped
 
 
@@ -75,8 +78,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         """The class code students join with (teacher only)."""
         return class_actions.teacher_class_code(ctx, request)
 
-    for fn in (join, teacher_login, teacher_logout, teacher_pin, teacher_remove_labeller, teacher_class_code,
-               feedback_label):
+    for fn in (join, teacher_login, teacher_logout, teacher_pin, teacher_remove_labeller, teacher_class_code, feedback_label):
         gr.api(_one_line(fn), api_name=fn.__name__, concurrency_limit=None)
     # samples the model: every waiting draw joins one batched generate (ui.labelling.PAIRS), so no listener limit
     gr.api(_one_line(feedback_pair), api_name="feedback_pair", concurrency_limit=None)

@@ -8,6 +8,7 @@ teacher any. Nothing here relies on being private: every check is in the handler
 
 Each endpoint returns one JSON object as a string; a refusal is a ``gr.Error`` with one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from rlhf_demo import limits
 from rlhf_demo.algorithms import FROM_PAIRS, config_class
+from rlhf_demo.classroom import limits
 from rlhf_demo.runs.folder import read_json
-from rlhf_demo.runs.queue import QUEUE, WAITING, Job, QueueError
 from rlhf_demo.runs.state import run_state
+from rlhf_demo.training.queue import QUEUE, WAITING, Job, QueueError
 from rlhf_demo.ui import training_run
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
@@ -40,11 +41,10 @@ def parse_settings(cls, settings) -> dict:
     if settings is None or (isinstance(settings, str) and not settings.strip()):
         return {}
     if not isinstance(settings, str) or len(settings) > MAX_SETTINGS_CHARS:
-        raise ValueError(f"settings must be a string holding a JSON object of at most {MAX_SETTINGS_CHARS} characters, "
-                         f"e.g. {EXAMPLE}")
+        raise ValueError(f"settings must be a string holding a JSON object of at most {MAX_SETTINGS_CHARS} characters, e.g. {EXAMPLE}")
     try:
         obj = json.loads(settings)
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")          # lone surrogates ("\ud800") are not text
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\ud800") are not text
     except (ValueError, RecursionError, UnicodeError):
         raise ValueError(f"settings is not valid JSON: send a JSON object of knob overrides, e.g. {EXAMPLE}") from None
     if not isinstance(obj, dict):
@@ -53,8 +53,10 @@ def parse_settings(cls, settings) -> dict:
     unknown = [k for k in obj if k not in known]
     if unknown:
         names = ", ".join(repr(k[:40]) for k in unknown[:3]) + (" …" if len(unknown) > 3 else "")
-        raise ValueError(f"unknown {cls.algo.upper()} setting {names}: the settings are the knobs of "
-                         f"`python -m rlhf_demo train --algo {cls.algo} --help` (with _ for -)")
+        raise ValueError(
+            f"unknown {cls.algo.upper()} setting {names}: the settings are the knobs of "
+            f"`python -m rlhf_demo train --algo {cls.algo} --help` (with _ for -)"
+        )
     for k, v in obj.items():
         if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, (list, dict)) for x in v)):
             raise ValueError(f"{k}: a number, text, true/false or a list of numbers; got a nested value")
@@ -70,7 +72,7 @@ def build_config(algo, preset, settings, lim: limits.Limits):
         raise ValueError(f"preset must be text: one of {', '.join(cls.PRESETS)} ('' = {cls.DEFAULT_PRESET})")
     preset = (preset or "").strip() or None
     overrides = parse_settings(cls, settings)
-    base = cls.preset(preset)                                       # an unknown preset: one line naming the choices
+    base = cls.preset(preset)  # an unknown preset: one line naming the choices
     fitted = {f.name: lim.fit(f.name, getattr(base, f.name)) for f in cls.knobs() if f.name not in overrides}
     moved = {k: v for k, v in fitted.items() if v != getattr(base, k)}
     return cls.from_inputs(preset, {**moved, **overrides}).validate(), preset
@@ -82,8 +84,10 @@ def training_data(ctx: AppContext, cfg, request) -> dict:
     else None (the trainer loads ``cfg.preferences`` / ``cfg.prompts``). Uploads go through the page."""
     source = getattr(cfg, "preferences" if cfg.algo in FROM_PAIRS else "prompts", "")
     if isinstance(source, str) and source.startswith(limits.UPLOAD):
-        raise ValueError(f"{source[:60]!r}: uploads go through the Training tab; the API takes the built-in sets, "
-                         "'feedback' (preference pairs) or a Hub dataset id (hf:OWNER/NAME)")
+        raise ValueError(
+            f"{source[:60]!r}: uploads go through the Training tab; the API takes the built-in sets, "
+            "'feedback' (preference pairs) or a Hub dataset id (hf:OWNER/NAME)"
+        )
     if cfg.algo not in FROM_PAIRS:
         return {}
     if source == "feedback":
@@ -112,8 +116,14 @@ def job_status(job: Job) -> dict:
     """A queued job as the API reports it."""
     last = job.records[-1] if job.records else {}
     state = STATES.get(job.state, job.state)
-    out = {"run": job.out.name, "algo": job.algo, "state": state, "step": int(last.get("step", 0) or 0),
-           "total_steps": int(job.total_steps or 0), "lines": "\n".join(job.lines)}
+    out = {
+        "run": job.out.name,
+        "algo": job.algo,
+        "state": state,
+        "step": int(last.get("step", 0) or 0),
+        "total_steps": int(job.total_steps or 0),
+        "lines": "\n".join(job.lines),
+    }
     if state == WAITING:
         out.update(position=QUEUE.position(job), eta_s=round(QUEUE.eta_s(job), 1), lines=QUEUE.waiting_line(job))
     if job.error:
@@ -124,17 +134,22 @@ def job_status(job: Job) -> dict:
 
 def numbers(record: dict) -> dict:
     """The finite numbers of a metrics record (strict JSON has no NaN)."""
-    return {k: v for k, v in record.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def folder_status(folder: Path) -> dict:
     """A run the queue no longer holds (or never held: the CLI's), read from its folder."""
     st = run_state(folder)
     total = read_json(folder / "config.json").get("steps") or 0
-    return {"run": st["name"], "algo": st["algo"], "state": st["status"], "step": st["steps"],
-            "total_steps": int(total) if isinstance(total, (int, float)) else 0, "lines": st["message"],
-            "metrics": numbers(st["last"])}
+    return {
+        "run": st["name"],
+        "algo": st["algo"],
+        "state": st["status"],
+        "step": st["steps"],
+        "total_steps": int(total) if isinstance(total, (int, float)) else 0,
+        "lines": st["message"],
+        "metrics": numbers(st["last"]),
+    }
 
 
 # ----------------------------------------------------------------------------- endpoints
@@ -146,7 +161,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         settings (a JSON object of knob overrides, e.g. {"steps": 1, "batch_size": 8, "eval_final": false}).
         Returns a JSON object: run (the run's name), state, position (0 = training now, k = k-th in line)."""
         try:
-            ctx.gate(request, "train")          # before any data is loaded (training_run.start asks again)
+            ctx.gate(request, "train")  # before any data is loaded (training_run.start asks again)
             cfg, preset_name = build_config(algo, preset, settings, ctx.session_limits(request))
             data = training_data(ctx, cfg, request)
         except training_run.USER_ERRORS as exc:
@@ -174,8 +189,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if job is not None and not job.done:
             try:
                 mine = job.owner == ctx.user(request).id
-                said = QUEUE.remove(job.id, **({"why": "You left the queue."} if mine else {}))   # else: the teacher's line
-            except QueueError:       # it ended meanwhile
+                said = QUEUE.remove(job.id, **({"why": "You left the queue."} if mine else {}))  # else: the teacher's line
+            except QueueError:  # it ended meanwhile
                 pass
         st = job_status(job) if job is not None else folder_status(folder)
         return json.dumps({"run": st["run"], "state": st["state"], "said": said})

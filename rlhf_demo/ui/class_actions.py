@@ -6,14 +6,26 @@ Each takes the ``AppContext`` and the Gradio request, binds or checks the sessio
 (``AppContext.sessions``) and returns plain data; a refusal is ``limits.LimitError`` with one line.
 No layout; nothing here relies on an event being private.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.classroom.address import client_address
-from rlhf_demo.classroom.identity import (User, browser_secret, check_proof, clean_nickname, default_nickname,
-                                          key_matches, new_token, teacher_key, teacher_proof, user_id, valid_token)
+from rlhf_demo.classroom.identity import (
+    User,
+    browser_secret,
+    check_proof,
+    clean_nickname,
+    default_nickname,
+    key_matches,
+    new_token,
+    teacher_key,
+    teacher_proof,
+    user_id,
+    valid_token,
+)
 from rlhf_demo.classroom.roster import RosterError, check_join_proof, class_code, join_proof
 from rlhf_demo.ui.context import AppContext, session_of
 from rlhf_demo.ui.labelling import store
@@ -157,8 +169,9 @@ def labeller_id(ctx: AppContext, labeller) -> str:
             names[r["labeller"]] = True
     if len(names) == 1:
         return next(iter(names))
-    raise limits.LimitError(f"{str(labeller)[:40]!r}: no labeller by that id or nickname"
-                            + (" (several have it: use the id)" if names else ""))
+    raise limits.LimitError(
+        f"{str(labeller)[:40]!r}: no labeller by that id or nickname" + (" (several have it: use the id)" if names else "")
+    )
 
 
 def remove_labeller(ctx: AppContext, request, labeller) -> dict:

@@ -2,15 +2,16 @@
 knob group, and the way back: widget values → ``TrainerConfig.from_inputs`` (the same path the CLI
 takes), so the UI and the command line give the same config for the same inputs. Lays out only.
 
-On a shared server (``rlhf_demo.limits``) the widgets show the limits before anyone hits them: the
+On a shared server (``rlhf_demo.classroom.limits``) the widgets show the limits before anyone hits them: the
 time budget and the step count get the server's maximum, values are moved inside it (a preset's
 "no time limit" becomes the cap, so the first click works), full fine-tuning is greyed out, and each
 capped widget says why in its info line. The limits are read when the form is built."""
+
 from __future__ import annotations
 
 import gradio as gr
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.config import show
 
 
@@ -18,8 +19,11 @@ def widget(f, value, elem_prefix: str, lim: limits.Limits | None = None):
     lim = lim or limits.current()
     meta = f.metadata
     note = lim.knob_note(f.name)
-    kw = {"label": meta["label"] or f.name, "info": f"{meta['help']} {note}".strip(),
-          "elem_id": f"{elem_prefix}-{f.name.replace('_', '-')}"}
+    kw = {
+        "label": meta["label"] or f.name,
+        "info": f"{meta['help']} {note}".strip(),
+        "elem_id": f"{elem_prefix}-{f.name.replace('_', '-')}",
+    }
     kind, value = meta["kind"], lim.fit(f.name, value)
     if kind == "bool":
         return gr.Checkbox(value, interactive=False if note and f.name == "full_finetune" else None, **kw)

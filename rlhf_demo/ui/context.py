@@ -13,17 +13,19 @@ their own runs, the runs the teacher pinned and the shipped examples; the teache
 tab loads models through ``AppContext.model(name, request)``, whose allowlist (``limits.check_model``)
 holds the policies of the runs that user may see, and nothing else.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.classroom.address import client_address
 from rlhf_demo.classroom.class_limits import ClassLimits
 from rlhf_demo.classroom.identity import User, default_nickname, session_user_id, teacher_key
@@ -37,8 +39,7 @@ from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, policy_choices, runs_r
 MAX_SESSIONS = ClassLimits.max_sessions
 """Pages whose identity is remembered (the least recently active are forgotten first; a forgotten page
 is an anonymous user until it loads again)."""
-NOT_YOURS = ("no run by that name that you may see: choose one of your own runs, a run the teacher pinned, "
-             "or a shipped example")
+NOT_YOURS = "no run by that name that you may see: choose one of your own runs, a run the teacher pinned, or a shipped example"
 NOT_JOINED = "join the class first: type the class code your teacher shows into the box at the top of the page"
 ONLY_TEACHER = "only the teacher can do this: unlock teacher mode with the key at the top of the page"
 
@@ -93,7 +94,7 @@ class Sessions:
             user = self._users.get(session)
             if user is not None:
                 self._users.move_to_end(session)
-                self._closed.pop(session, None)      # it is active again
+                self._closed.pop(session, None)  # it is active again
             return user
 
     def close(self, session: str, now: float | None = None) -> None:
@@ -172,11 +173,12 @@ class AppContext:
     def __post_init__(self):
         lim = self.class_limits
         self.roster = self.roster or Roster(self.runs_dir, lim)
-        self.guard = self.guard or KeyGuard(free_wrong=lim.key_free_wrong, wrong_per_address=lim.key_wrong_per_address,
-                                            window_s=lim.key_window_s)
+        self.guard = self.guard or KeyGuard(
+            free_wrong=lim.key_free_wrong, wrong_per_address=lim.key_wrong_per_address, window_s=lim.key_window_s
+        )
         self._label_ids = Buckets(lim.label_burst, 1.0 / max(lim.label_gap_s, 1e-6))
         self._label_addresses = Buckets(lim.label_address_burst, lim.labels_per_address_s)
-        self._addresses: OrderedDict[str, str] = OrderedDict()     # identity → the address it last trained from
+        self._addresses: OrderedDict[str, str] = OrderedDict()  # identity → the address it last trained from
         self._lock = threading.Lock()
         self.sessions.max_sessions, self.sessions.grace_s = lim.max_sessions, lim.session_grace_s
         self.sessions.on_free.append(self._forget_pair)
@@ -239,7 +241,7 @@ class AppContext:
             return user
         if self.teacher_mode() and not self.roster.joined(user.id):
             raise limits.LimitError(NOT_JOINED)
-        if action == "pair":            # drawing a pair to label: joined is enough
+        if action == "pair":  # drawing a pair to label: joined is enough
             return user
         address = client_address(request)
         if action == "label":
@@ -269,7 +271,7 @@ class AppContext:
             raise limits.LimitError(f"too many labels from your network at once: try again in {wait:.1f} s")
 
     def _check_training(self, user: User, address: str) -> None:
-        from rlhf_demo.runs.queue import QUEUE
+        from rlhf_demo.training.queue import QUEUE
 
         with self._lock:
             self._addresses[user.id] = address
@@ -279,8 +281,9 @@ class AppContext:
             mine = sum(1 for j in QUEUE.waiting() if j.owner != user.id and self._addresses.get(j.owner) == address)
         cap = self.class_limits.waiting_trainings_per_address
         if mine >= cap:
-            raise limits.LimitError(f"{mine} trainings from your network are already waiting (at most {cap}): "
-                                    "try again when one has started")
+            raise limits.LimitError(
+                f"{mine} trainings from your network are already waiting (at most {cap}): try again when one has started"
+            )
 
     # ------------------------------------------------------------------ whose runs
     def register_run(self, request, folder: Path) -> None:

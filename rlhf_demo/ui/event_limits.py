@@ -15,6 +15,7 @@
   store is held at ``max_sessions`` too (``launch(state_session_capacity=…)`` does the same when the
   app is started through ``app.launch``).
 """
+
 from __future__ import annotations
 
 import gradio as gr
@@ -23,7 +24,7 @@ from rlhf_demo.classroom.address import client_address
 from rlhf_demo.classroom.class_limits import pending_refusal
 from rlhf_demo.ui.context import AppContext, session_of
 
-_ADDRESS = "_rlhf_address"      # the address an event came from, kept on Gradio's Event
+_ADDRESS = "_rlhf_address"  # the address an event came from, kept on Gradio's Event
 
 
 def limit_pending(demo: gr.Blocks, ctx: AppContext) -> None:
@@ -64,7 +65,7 @@ def free_gradio_state(demo: gr.Blocks, session: str) -> None:
 def cap_gradio_sessions(demo: gr.Blocks, cap: int) -> None:
     holder = getattr(demo, "state_holder", None)
     if holder is not None and holder.capacity > cap:
-        holder.capacity = cap          # its own LRU then drops the least recently used beyond the cap
+        holder.capacity = cap  # its own LRU then drops the least recently used beyond the cap
 
 
 def free_on_unload(demo: gr.Blocks, ctx: AppContext) -> None:

@@ -7,6 +7,7 @@ agreement. Drawing and labelling are ``ui.labelling`` (the same as ``/feedback_p
 ``/feedback_label``): in classroom mode only after joining, rate-limited and capped. A download of your
 pairs in TRL's prompt/chosen/rejected format, and "Use for DPO" (points the DPO panel at your labels). Lays out and wires only: the store is ``rlhf_demo.data.feedback``.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,6 @@ from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.ui import labelling
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, feedback_store
-from rlhf_demo.textcheck import check_text
-
 
 INTRO = """### Human feedback: which continuation is better?
 Two responses are sampled from the base model for the same opening. Pick the one you prefer — **A**, **B**,
@@ -46,13 +45,15 @@ KEYS_JS = """
 
 
 def counts_md(mine: dict, everyone: dict) -> str:
-    return (f"**You: {mine['total']}** labels ({mine['pairs']} A/B pairs for DPO) · **class: {everyone['total']}** "
-            f"(A {everyone['A']} · B {everyone['B']} · tie {everyone['tie']} · skip {everyone['skip']})")
+    return (
+        f"**You: {mine['total']}** labels ({mine['pairs']} A/B pairs for DPO) · **class: {everyone['total']}** "
+        f"(A {everyone['A']} · B {everyone['B']} · tie {everyone['tie']} · skip {everyone['skip']})"
+    )
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     store = feedback_store(ctx)
-    pair = gr.State(None)          # the id of the pair on screen (its text is kept server-side: ``ui.labelling``)
+    pair = gr.State(None)  # the id of the pair on screen (its text is kept server-side: ``ui.labelling``)
     gr.Markdown(INTRO)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt (the opening both responses continue)", interactive=False, elem_id="fb-prompt", scale=4)
@@ -70,8 +71,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Row():
         export = gr.Button("Export pairs (JSONL)", elem_id="fb-export")
         use = gr.Button("Use for DPO", variant="secondary", elem_id="fb-use")
-    download = gr.File(label="Preference pairs (prompt / chosen / rejected)", interactive=False, elem_id="fb-file", height=80,
-                       visible=False)
+    download = gr.File(
+        label="Preference pairs (prompt / chosen / rejected)", interactive=False, elem_id="fb-file", height=80, visible=False
+    )
     note = gr.Markdown("", elem_id="fb-note")
     with gr.Accordion("Settings", open=False):
         resp_tokens = gr.Slider(4, 48, value=16, step=1, label="Response tokens", elem_id="fb-tokens")
@@ -102,12 +104,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 raise gr.Error(str(exc)) from exc
             # clear the pair, so a double click cannot label it twice
             return None, counts_md(c["you"], c["class"]), gr.update(value="…"), gr.update(value="…")
+
         return save
 
     for btn, which in ((btn_a, "a"), (btn_b, "b"), (btn_tie, "tie"), (btn_skip, "skip")):
-        btn.click(label(which), [pair], [pair, counts, resp_a, resp_b],
-                  api_visibility="private", concurrency_limit=None).success(
-            next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private", concurrency_limit=None)
+        btn.click(label(which), [pair], [pair, counts, resp_a, resp_b], api_visibility="private", concurrency_limit=None).success(
+            next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private", concurrency_limit=None
+        )
     new.click(next_pair, [resp_tokens, temperature], pair_outputs, api_visibility="private", concurrency_limit=None)
 
     def first_pair(current, n_tokens, temp, request: gr.Request):
@@ -138,9 +141,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         c = store.counts(ctx.user(request).id)
         if not c["pairs"]:
             raise gr.Error("You have no A/B labels yet: label a few pairs first.")
-        msg = (f"The DPO panel now trains on your **{c['pairs']} labelled pairs**: open **Training → DPO** and "
-               f"press Start (a few dozen pairs already move the model a little; the shipped set has 487). "
-               f"Choose “{WHOSE[1]}” there to train on everyone's.")
+        msg = (
+            f"The DPO panel now trains on your **{c['pairs']} labelled pairs**: open **Training → DPO** and "
+            f"press Start (a few dozen pairs already move the model a little; the shipped set has 487). "
+            f"Choose “{WHOSE[1]}” there to train on everyone's."
+        )
         return (msg, gr.update(value=SOURCES[1]), gr.update(value=WHOSE[0], visible=True)) if dpo_source is not None else (msg,)
 
     use.click(on_use, None, [note, dpo_source, dpo_whose] if dpo_source is not None else [note], api_visibility="private")

@@ -10,6 +10,7 @@ the server binds this page's session to that user (``AppContext.sessions``) and 
 change refreshes whatever depends on the user. The bar is shown only on a shared server; in local use
 everyone is owner and teacher.
 """
+
 from __future__ import annotations
 
 import gradio as gr
@@ -21,7 +22,7 @@ from rlhf_demo.ui.context import AppContext
 
 def _who_line(u: User) -> str:
     role = " · **teacher**" if u.teacher else ""
-    return f"You are **{u.nickname}**{role}"   # nicknames hold only letters, digits, spaces and -_.'
+    return f"You are **{u.nickname}**{role}"  # nicknames hold only letters, digits, spaces and -_.'
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
@@ -31,13 +32,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Row(visible=classroom, elem_id="who-bar", equal_height=True):
         who_md = gr.Markdown("", elem_id="who")
         with gr.Row(visible=False, elem_id="who-join-row") as join_row:
-            code = gr.Textbox(label="Class code", placeholder="the code on your teacher's screen", max_lines=1,
-                              elem_id="who-code", scale=2)
+            code = gr.Textbox(label="Class code", placeholder="the code on your teacher's screen", max_lines=1, elem_id="who-code", scale=2)
             join = gr.Button("Join the class", variant="primary", elem_id="who-join", scale=1)
         with gr.Accordion("Your name · teacher", open=False, elem_id="who-settings"):
             with gr.Row():
-                nick = gr.Textbox(label=f"Nickname (what the class sees, up to {MAX_NICK} characters)", max_length=MAX_NICK,
-                                  elem_id="who-nick", scale=3)
+                nick = gr.Textbox(
+                    label=f"Nickname (what the class sees, up to {MAX_NICK} characters)", max_length=MAX_NICK, elem_id="who-nick", scale=3
+                )
                 rename = gr.Button("Save name", elem_id="who-rename", scale=1)
             with gr.Row(visible=bool(teacher_key())):
                 key = gr.Textbox(label="Teacher key", type="password", elem_id="who-key", scale=3)
@@ -49,8 +50,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return f"{u.id}|{int(u.teacher)}|{u.nickname}|{int(ctx.roster.joined(u.id))}"
 
     def show(value: dict, u: User):
-        return (value, who_value(u), _who_line(u), u.nickname,
-                gr.update(visible=ctx.classroom() and not class_actions.joined(ctx, u)))
+        return (value, who_value(u), _who_line(u), u.nickname, gr.update(visible=ctx.classroom() and not class_actions.joined(ctx, u)))
 
     def token_of(value) -> str:
         return value.get("token") if isinstance(value, dict) and valid_token(value.get("token")) else ""
@@ -59,12 +59,23 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         value = value if isinstance(value, dict) else {}
         token = token_of(value) or new_token()
         try:
-            u = class_actions.identify(ctx, request, token, value.get("nick"), value.get("proof"), value.get("joined"),
-                                       username=getattr(request, "username", None) or "")
+            u = class_actions.identify(
+                ctx,
+                request,
+                token,
+                value.get("nick"),
+                value.get("proof"),
+                value.get("joined"),
+                username=getattr(request, "username", None) or "",
+            )
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
-        value = {"token": token, "nick": u.nickname, "proof": value.get("proof") if u.teacher else "",
-                 "joined": value.get("joined") if ctx.roster.joined(u.id) else ""}
+        value = {
+            "token": token,
+            "nick": u.nickname,
+            "proof": value.get("proof") if u.teacher else "",
+            "joined": value.get("joined") if ctx.roster.joined(u.id) else "",
+        }
         return show(value, u)
 
     def on_join(typed, value, request: gr.Request):

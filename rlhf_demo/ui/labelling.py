@@ -11,12 +11,13 @@
 No layout here; refusals are ``limits.LimitError`` / ``ValueError`` with one line (the callers turn
 them into ``gr.Error``).
 """
+
 from __future__ import annotations
 
 import random
 import uuid
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.data.feedback import FeedbackStore, make_pairs
 from rlhf_demo.data.prompts import builtin_prompts
 from rlhf_demo.models.loading import DEFAULT_MODEL
@@ -74,7 +75,6 @@ def save_label(ctx: AppContext, request, pair_id, choice) -> dict:
     if pair is None or not isinstance(pair_id, str) or pair_id != pair["pair_id"]:
         raise limits.LimitError(NO_PAIR)
     user = ctx.gate(request, "label")
-    store(ctx).add(pair["prompt"], pair["a"], pair["b"], which, labeller=user.id, pair_id=pair["pair_id"],
-                   nickname=user.nickname)
+    store(ctx).add(pair["prompt"], pair["a"], pair["b"], which, labeller=user.id, pair_id=pair["pair_id"], nickname=user.nickname)
     ctx.hand_out(session, None)
     return counts(ctx, request)

@@ -13,6 +13,7 @@ reads and writes the ``gr.State`` of the first session of the batch only (the ot
 empty or get a neighbour's result: measured with gradio 6.31), and one ``gr.Error`` fails every request
 of the batch; the core batcher keeps each session's handler, state, progress and errors its own.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,26 @@ from dataclasses import replace
 import gradio as gr
 from gradio.components.plot import PlotData
 
+from rlhf_demo.classroom import limits
 from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
-from rlhf_demo import limits
+from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
 from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, parse_word_bias
 from rlhf_demo.decoding.kept import shared_store
-from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
-from rlhf_demo.plots.decoding import (COLOR_MAP, FORCED_COLOR, FORCED_LABEL, bias_figure, candidates_figure, entropy_figure, highlight,
-                              processors_markdown, samples_html)
+from rlhf_demo.plots.decoding import (
+    COLOR_MAP,
+    FORCED_COLOR,
+    FORCED_LABEL,
+    bias_figure,
+    candidates_figure,
+    entropy_figure,
+    highlight,
+    processors_markdown,
+    samples_html,
+)
+from rlhf_demo.textcheck import check_text
 from rlhf_demo.ui.config_form import strict
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.textcheck import check_text
 
 INTRO = """### Where do the words come from?
 At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that
@@ -59,8 +69,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             prompt = gr.Textbox("The movie was", label="Prompt", lines=3, max_lines=12)
             chat = gr.Checkbox(False, label="Wrap in the chat template", info=H["chat_template"])
             with gr.Row():
-                model = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Model", allow_custom_value=True,
-                                    info="base model, a trained run, or a local folder / Hub id", scale=4)
+                model = gr.Dropdown(
+                    ctx.model_choices(),
+                    value=DEFAULT_MODEL,
+                    label="Model",
+                    allow_custom_value=True,
+                    info="base model, a trained run, or a local folder / Hub id",
+                    scale=4,
+                )
                 refresh = gr.Button("↻", scale=0, min_width=40)
             strategy = gr.Radio(["sample", "greedy", "beam"], value="sample", label="Decoding", info=H["strategy"])
             temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature", info=H["temperature"])
@@ -76,13 +92,21 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 samples = gr.Slider(1, 8, 1, step=1, label="Samples (side by side)", info=H["num_samples"])
                 seed = gr.Number(0, label="Seed", precision=0)
             strict(temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed)
-            bias = gr.Textbox("", label="Word bias", placeholder="great: 5, terrible: -5",
-                              info="add this to the logit of a word when it could come next (transformers' sequence_bias)")
+            bias = gr.Textbox(
+                "",
+                label="Word bias",
+                placeholder="great: 5, terrible: -5",
+                info="add this to the logit of a word when it could come next (transformers' sequence_bias)",
+            )
             go = gr.Button("Generate", variant="primary")
             status = gr.Markdown("Model loads on the first **Generate** (a few seconds).", elem_id="pg-status")
         with gr.Column(scale=2):
-            tokens = gr.HighlightedText(label="Output: each token coloured by the probability it was chosen with (click one)",
-                                        color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True, elem_id="pg-tokens")
+            tokens = gr.HighlightedText(
+                label="Output: each token coloured by the probability it was chosen with (click one)",
+                color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR},
+                show_legend=True,
+                elem_id="pg-tokens",
+            )
             with gr.Row():
                 seq_pick = gr.Dropdown([1], value=1, label="Explore sequence", scale=1, min_width=120)
                 step = gr.Slider(0, 19, 0, step=1, label="Step", scale=4)
@@ -94,26 +118,57 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 branch_btn = gr.Button("Branch from this step", scale=1)
             with gr.Row():
                 original = gr.HighlightedText(label="Original", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True)
-                branched = gr.HighlightedText(label="Branch (forced tokens in blue)", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR},
-                                              show_legend=True)
+                branched = gr.HighlightedText(
+                    label="Branch (forced tokens in blue)", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True
+                )
             with gr.Row():
                 entropy = gr.Plot(label="Entropy per step")
                 bias_plot = gr.Plot(label="Word bias: before / after")
             procs = gr.Markdown()
             samples_view = gr.HTML(label="Samples side by side")
-            beams_table = gr.Dataframe(label="Sequences (beam search: cumulative log-probability and length-normalised score)",
-                                       interactive=False, wrap=True, column_widths=["5%", "59%", "9%", "11%", "9%", "7%"])
+            beams_table = gr.Dataframe(
+                label="Sequences (beam search: cumulative log-probability and length-normalised score)",
+                interactive=False,
+                wrap=True,
+                column_widths=["5%", "59%", "9%", "11%", "9%", "7%"],
+            )
 
     # The public handlers spell out every knob: Gradio names an endpoint's API parameters after the
     # function's own (``*args`` would show as param_2, param_3, …).
     knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat]
 
-    def config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams, max_new_tokens,
-               min_new_tokens, num_samples, seed, word_bias, chat_template) -> DecodingConfig:
-        return DecodingConfig(strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                              repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams,
-                              max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, num_samples=num_samples, seed=seed,
-                              word_bias=parse_word_bias(word_bias), chat_template=chat_template)
+    def config(
+        strategy,
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repetition_penalty,
+        no_repeat_ngram_size,
+        num_beams,
+        max_new_tokens,
+        min_new_tokens,
+        num_samples,
+        seed,
+        word_bias,
+        chat_template,
+    ) -> DecodingConfig:
+        return DecodingConfig(
+            strategy=strategy,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+            num_samples=num_samples,
+            seed=seed,
+            word_bias=parse_word_bias(word_bias),
+            chat_template=chat_template,
+        )
 
     def get_bundle(name, progress=None, request=None):
         """The model through ``ctx.model``: in shared mode only the allowlist (``limits.check_model``)."""
@@ -130,21 +185,59 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         df = candidate_frame(bundle.tokenizer, raw_p, p, chosen.token_id, n=TOP_N)
         title = f"Step {t}: candidates for the next token (chosen: {chosen.token!r})"
         note = "" if cfg.mode == "sample" else f" In **{cfg.mode}** mode no sampling warpers apply: bars show the processed distribution."
-        caption = (f"**Step {t}** — chosen {chosen.token!r}: p = {chosen.prob:.1%} when generated (raw {chosen.raw_prob:.1%}), "
-                   f"entropy {chosen.entropy:.2f} nats. Kept now: {int((p > 0).sum())} of {len(p)} tokens.{note}")
+        caption = (
+            f"**Step {t}** — chosen {chosen.token!r}: p = {chosen.prob:.1%} when generated (raw {chosen.raw_prob:.1%}), "
+            f"entropy {chosen.entropy:.2f} nats. Kept now: {int((p > 0).sum())} of {len(p)} tokens.{note}"
+        )
         choices = [(f"{r.token!r}  raw {r.raw_prob:.1%}", int(r.token_id)) for r in df.itertuples() if r.token_id != chosen.token_id]
         bias = bias_frame(bundle, res, seq_i, t, cfg)
         if bias.empty and "none" not in no_bias:  # the same "no word bias" figure for everyone: built once
             no_bias["none"] = plot(bias_figure(bias))
-        return (plot(candidates_figure(df, title)), caption, gr.update(choices=choices, value=choices[0][1] if choices else None),
-                no_bias["none"] if bias.empty else plot(bias_figure(bias)), plot(entropy_figure(steps_frame(seq), current=t)))
+        return (
+            plot(candidates_figure(df, title)),
+            caption,
+            gr.update(choices=choices, value=choices[0][1] if choices else None),
+            no_bias["none"] if bias.empty else plot(bias_figure(bias)),
+            plot(entropy_figure(steps_frame(seq), current=t)),
+        )
 
-    def on_generate(prompt, model, strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
-                    max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template, progress=gr.Progress()):
+    def on_generate(
+        prompt,
+        model,
+        strategy,
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repetition_penalty,
+        no_repeat_ngram_size,
+        num_beams,
+        max_new_tokens,
+        min_new_tokens,
+        num_samples,
+        seed,
+        word_bias,
+        chat_template,
+        progress=gr.Progress(),
+    ):
         """Generate from `prompt` with `model` (a base model, run or folder); `word_bias` reads "great: 5, terrible: -5"."""
         try:
-            cfg = config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
-                         max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template).validate()
+            cfg = config(
+                strategy,
+                temperature,
+                top_k,
+                top_p,
+                min_p,
+                repetition_penalty,
+                no_repeat_ngram_size,
+                num_beams,
+                max_new_tokens,
+                min_new_tokens,
+                num_samples,
+                seed,
+                word_bias,
+                chat_template,
+            ).validate()
             check_text(prompt, "the prompt")
             check_prompt(prompt)
             bundle = get_bundle(model, progress=lambda f, m: progress(f, desc=m))
@@ -155,23 +248,64 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         seq = res.sequences[0]
         frames = [(f"{'beam' if res.mode == 'beam' else 'sample'} {i + 1}", steps_frame(s)) for i, s in enumerate(res.sequences)]
         shared = f" (one batch with {res.batch - 1} other request{'s' * (res.batch > 2)})" if res.batch > 1 else ""
-        msg = (f"Generated {len(seq.steps)} tokens with **{res.model}** ({res.mode}) in {res.seconds:.1f} s{shared}."
-               + "".join(f"\n\n⚠️ {n}" for n in res.notices))
+        msg = f"Generated {len(seq.steps)} tokens with **{res.model}** ({res.mode}) in {res.seconds:.1f} s{shared}." + "".join(
+            f"\n\n⚠️ {n}" for n in res.notices
+        )
         picks = list(range(1, len(res.sequences) + 1))
-        return (st, highlight(frames[0][1], res.prompt_text), gr.update(choices=picks, value=1),
-                gr.update(maximum=max(len(seq.steps) - 1, 1), value=0), *step_outputs({"result": res}, 1, 0, res.config),
-                processors_markdown(res.processors, res.mode), samples_html(res.prompt_text, frames), sequences_frame(res), msg,
-                highlight(frames[0][1], res.prompt_text), None)
+        return (
+            st,
+            highlight(frames[0][1], res.prompt_text),
+            gr.update(choices=picks, value=1),
+            gr.update(maximum=max(len(seq.steps) - 1, 1), value=0),
+            *step_outputs({"result": res}, 1, 0, res.config),
+            processors_markdown(res.processors, res.mode),
+            samples_html(res.prompt_text, frames),
+            sequences_frame(res),
+            msg,
+            highlight(frames[0][1], res.prompt_text),
+            None,
+        )
 
-    def on_step(st, sequence, step, strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
-                max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template):
+    def on_step(
+        st,
+        sequence,
+        step,
+        strategy,
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repetition_penalty,
+        no_repeat_ngram_size,
+        num_beams,
+        max_new_tokens,
+        min_new_tokens,
+        num_samples,
+        seed,
+        word_bias,
+        chat_template,
+    ):
         """The candidates at `step` (from 0) of `sequence` (from 1) of this session's last generation, re-processed for these knobs."""
         if not st:
             raise gr.Error("Generate first, then explore its steps.")
         try:
             seq_i, t = _index(sequence, "sequence"), _index(step, "step")
-            cfg = config(strategy, temperature, top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, num_beams,
-                         max_new_tokens, min_new_tokens, num_samples, seed, word_bias, chat_template)
+            cfg = config(
+                strategy,
+                temperature,
+                top_k,
+                top_p,
+                min_p,
+                repetition_penalty,
+                no_repeat_ngram_size,
+                num_beams,
+                max_new_tokens,
+                min_new_tokens,
+                num_samples,
+                seed,
+                word_bias,
+                chat_template,
+            )
             return step_outputs(st, seq_i, t, cfg.validate())
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
@@ -184,11 +318,32 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if not 1 <= seq_i <= len(res.sequences):
             raise gr.Error(f"sequence {seq_i} does not exist")
         seq = res.sequences[seq_i - 1]
-        return (highlight(steps_frame(seq), res.prompt_text), gr.update(maximum=max(len(seq.steps) - 1, 1), value=0),
-                *on_step(st, seq_i, 0, *knob_values), highlight(steps_frame(seq), res.prompt_text))
+        return (
+            highlight(steps_frame(seq), res.prompt_text),
+            gr.update(maximum=max(len(seq.steps) - 1, 1), value=0),
+            *on_step(st, seq_i, 0, *knob_values),
+            highlight(steps_frame(seq), res.prompt_text),
+        )
 
-    def on_token_click(st, seq_i, strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed,
-                       bias, chat, evt: gr.SelectData):  # gradio fills `evt` only for named parameters, hence no *args
+    def on_token_click(
+        st,
+        seq_i,
+        strategy,
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        rep,
+        ngram,
+        beams,
+        max_new,
+        min_new,
+        samples,
+        seed,
+        bias,
+        chat,
+        evt: gr.SelectData,
+    ):  # gradio fills `evt` only for named parameters, hence no *args
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         t = max(0, int(index) - 1)  # entry 0 is the prompt
         knob_values = (strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat)
@@ -207,8 +362,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error(str(exc)) from None
         orig = res.sequences[_index(sequence, "sequence") - 1]
         new_state = {"result": st["result"], "branch": replace(br, raw_logits=None)}  # the branch's logits are not kept
-        return (new_state, highlight(steps_frame(orig), res.prompt_text), highlight(steps_frame(br.sequences[0]), res.prompt_text),
-                " ".join(br.notices))
+        return (
+            new_state,
+            highlight(steps_frame(orig), res.prompt_text),
+            highlight(steps_frame(br.sequences[0]), res.prompt_text),
+            " ".join(br.notices),
+        )
 
     step_views = [bars, step_info, cand, bias_plot, entropy]
     generated = [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched]
@@ -218,17 +377,25 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     prompt.submit(on_generate, [prompt, model, *knobs], generated, api_visibility="private", **batching)
     step.release(on_step, [state, seq_pick, step, *knobs], step_views, api_name="step", show_progress="hidden")
     for knob in (temperature, top_k, top_p, min_p):  # re-draw the bars from stored logits, no generation
-        knob.input(on_step, [state, seq_pick, step, *knobs], step_views, api_visibility="private", show_progress="hidden",
-                   trigger_mode="always_last")
+        knob.input(
+            on_step,
+            [state, seq_pick, step, *knobs],
+            step_views,
+            api_visibility="private",
+            show_progress="hidden",
+            trigger_mode="always_last",
+        )
     seq_pick.input(on_pick_sequence, [state, seq_pick, *knobs], [tokens, step, *step_views, original], api_visibility="private")
     tokens.select(on_token_click, [state, seq_pick, *knobs], [step, *step_views], api_visibility="private", show_progress="hidden")
-    branch_btn.click(on_branch, [state, seq_pick, step, cand, word], [state, original, branched, status], api_name="branch",
-                     show_progress_on=[status])
+    branch_btn.click(
+        on_branch, [state, seq_pick, step, cand, word], [state, original, branched, status], api_name="branch", show_progress_on=[status]
+    )
+
     def on_refresh(request: gr.Request):
         return gr.update(choices=ctx.model_choices(request))
 
     refresh.click(on_refresh, None, model, api_visibility="private")
-    ctx.model_dropdowns.append(model)      # its choices follow the user (ui/identity.py)
+    ctx.model_dropdowns.append(model)  # its choices follow the user (ui/identity.py)
 
 
 def plot(fig: dict) -> PlotData:

@@ -8,6 +8,7 @@ compares and downloads only the runs they may see (``AppContext.may_see``: their
 teacher pinned, the shipped examples; the teacher sees all); any other run name, foreign or unknown,
 gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API too.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,14 +16,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from rlhf_demo.classroom.quota import cached_zip, downloads_dir, export_path
 from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
-from rlhf_demo.runs.compare import (base_point, eval_points, export_csv, frontier_target, load_curves, pi_star_curve,
-                                    run_label, runs_table)
-from rlhf_demo.runs.quota import cached_zip, downloads_dir, export_path
+from rlhf_demo.runs.compare import base_point, eval_points, export_csv, frontier_target, load_curves, pi_star_curve, run_label, runs_table
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
 
-INTRO = """### Runs: compare PPO and DPO on the same axes
+INTRO = r"""### Runs: compare PPO and DPO on the same axes
 Every training run is a folder (`config.json`, `metrics.jsonl`, `policy/`). Pick runs to overlay their curves.
 The **frontier** plots each held-out evaluation of each run as mean reward against KL(π‖π_ref): up is more
 reward, right is further from the reference. Good methods get high reward for little KL (the DPO paper's
@@ -51,15 +51,19 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh", scale=0)
-        pick = gr.Dropdown([], multiselect=True, label="Runs to compare", elem_id="runs-pick", scale=5,
-                           allow_custom_value=True,    # names are checked by the handlers (pick_runs), not the choices
-                           info="Newest first; up to 8 are selected at start.")
-    table = gr.Dataframe(label="Runs and their settings", wrap=True, max_height=300, elem_id="runs-table",
-                         interactive=False)
+        pick = gr.Dropdown(
+            [],
+            multiselect=True,
+            label="Runs to compare",
+            elem_id="runs-pick",
+            scale=5,
+            allow_custom_value=True,  # names are checked by the handlers (pick_runs), not the choices
+            info="Newest first; up to 8 are selected at start.",
+        )
+    table = gr.Dataframe(label="Runs and their settings", wrap=True, max_height=300, elem_id="runs-table", interactive=False)
     frontier = gr.Plot(label="Held-out reward vs KL", elem_id="runs-frontier")
     overlay = gr.Plot(label="Curves, overlaid", elem_id="runs-overlay")
-    overopt = gr.Plot(label="Over-optimisation: proxy and gold reward against KL (PPO runs with a gold reward)",
-                      elem_id="runs-overopt")
+    overopt = gr.Plot(label="Over-optimisation: proxy and gold reward against KL (PPO runs with a gold reward)", elem_id="runs-overopt")
     with gr.Row():
         csv_btn = gr.Button("Export metrics of the selected runs (CSV)", elem_id="runs-csv")
         one = gr.Dropdown([], label="Run whose policy to download", elem_id="runs-one", scale=2, allow_custom_value=True)
@@ -73,8 +77,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         base = base_point()
         reward = base["reward_mean"] if base else None
         pts = eval_points(chosen, base_reward=reward, base_sem=base.get("reward_sem") if base else None)
-        return (frontier_figure(pts, target=frontier_target(reward), pi_star=pi_star_curve(), base_reward=reward),
-                overlay_figure(load_curves(chosen)))
+        return (
+            frontier_figure(pts, target=frontier_target(reward), pi_star=pi_star_curve(), base_reward=reward),
+            overlay_figure(load_curves(chosen)),
+        )
 
     def overopt_runs(selected_runs: list[str] | None, request: gr.Request):
         """Proxy (``reward_mean``) and gold (``gold_reward_mean``) reward against KL for the selected runs
@@ -88,16 +94,20 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         labels = list(runs)
         selected = [s for s in (selected_runs or []) if isinstance(s, str) and s in runs] or labels[:8]
         with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
-        return (gr.update(choices=labels, value=selected), runs_table(list(runs.values())),
-                gr.update(choices=with_policy, value=with_policy[0] if with_policy else None),
-                *compare_runs(selected, request), overopt_runs(selected, request))
+        return (
+            gr.update(choices=labels, value=selected),
+            runs_table(list(runs.values())),
+            gr.update(choices=with_policy, value=with_policy[0] if with_policy else None),
+            *compare_runs(selected, request),
+            overopt_runs(selected, request),
+        )
 
     def export_runs_csv(selected_runs: list[str] | None, request: gr.Request):
         """The stacked metrics of the selected runs as one CSV file."""
         chosen = pick_runs(selected_runs, request)
         if not chosen:
             raise gr.Error("Select at least one run.")
-        path = export_path(f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv")   # cleaned by age, counted in the quota
+        path = export_path(f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.csv")  # cleaned by age, counted in the quota
         return gr.update(value=str(export_csv(chosen, path)), visible=True)
 
     def download_run_policy(run: str | None, request: gr.Request):
@@ -106,14 +116,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error("Choose a run with a saved policy.")
         folder = pick_runs(run, request)[0]
         try:
-            path = cached_zip(folder, downloads_dir())   # built once per checkpoint, reused by later clicks
+            path = cached_zip(folder, downloads_dir())  # built once per checkpoint, reused by later clicks
             return gr.update(value=str(path), visible=True)
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 
     outs = [pick, table, one, frontier, overlay, overopt]
     refresh.click(refresh_runs, pick, outs, api_name="runs_refresh")
-    if ctx.who is not None:     # once the page has said who it is (ui/identity.py)
+    if ctx.who is not None:  # once the page has said who it is (ui/identity.py)
         ctx.who.change(refresh_runs, pick, outs, api_visibility="private", show_progress="hidden")
     else:
         demo.load(refresh_runs, pick, outs, api_visibility="private")

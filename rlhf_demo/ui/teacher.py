@@ -5,6 +5,7 @@ the class's runs and labels. Lays out and wires only: the queue is ``runs.queue`
 ``classroom.ownership``, agreement ``classroom.agreement``; pins, the code and removing a labeller are
 ``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``).
 """
+
 from __future__ import annotations
 
 import time
@@ -16,9 +17,9 @@ import pandas as pd
 
 from rlhf_demo.classroom.agreement import agreement
 from rlhf_demo.classroom.ownership import OwnershipError
+from rlhf_demo.classroom.quota import downloads_dir
 from rlhf_demo.runs.folder import list_runs
-from rlhf_demo.runs.queue import QUEUE, QueueError
-from rlhf_demo.runs.quota import downloads_dir
+from rlhf_demo.training.queue import QUEUE, QueueError
 from rlhf_demo.ui import class_actions
 from rlhf_demo.ui.context import ONLY_TEACHER, AppContext
 from rlhf_demo.ui.training_dpo import feedback_store
@@ -34,8 +35,10 @@ def agreement_md(records: list[dict]) -> str:
     if not a["pairs"]:
         return "No pair has been labelled by two people yet (the Feedback tab shows pairs others labelled to the next students)."
     kappa = f", Fleiss' κ = {a['kappa']:.2f}" if a["kappa"] is not None else ""
-    return (f"**Agreement:** {a['pairs']} pairs labelled by two or more people; labellers agree on "
-            f"**{a['observed']:.0%}** of them (chance {a['chance']:.0%}{kappa}).")
+    return (
+        f"**Agreement:** {a['pairs']} pairs labelled by two or more people; labellers agree on "
+        f"**{a['observed']:.0%}** of them (chance {a['chance']:.0%}{kappa})."
+    )
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
@@ -44,8 +47,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     refresh = gr.Button("Refresh", size="sm", elem_id="teacher-refresh")
     code_md = gr.Markdown("", elem_id="teacher-code")
     gr.Markdown("#### Training queue")
-    queue_table = gr.Dataframe(headers=["#", "who", "algorithm", "state", "run"], interactive=False,
-                               elem_id="teacher-queue")
+    queue_table = gr.Dataframe(headers=["#", "who", "algorithm", "state", "run"], interactive=False, elem_id="teacher-queue")
     with gr.Row():
         job = gr.Dropdown([], label="Job", elem_id="teacher-job", scale=3)
         earlier = gr.Button("Earlier", size="sm", elem_id="teacher-earlier")
@@ -68,8 +70,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         drop = gr.Button("Remove this labeller and their labels", variant="stop", size="sm", elem_id="teacher-drop")
     with gr.Row():
         clear_sure = gr.Checkbox(False, label="I am sure", elem_id="teacher-clear-sure")
-        clear = gr.Button("Clear the class's labels (kept in a file beside them)", variant="stop", size="sm",
-                          elem_id="teacher-clear")
+        clear = gr.Button("Clear the class's labels (kept in a file beside them)", variant="stop", size="sm", elem_id="teacher-clear")
         bundle = gr.Button("Download the class's runs and labels (zip)", size="sm", elem_id="teacher-bundle")
     files = gr.File(label="Download", interactive=False, visible=False, height=80, elem_id="teacher-file")
     msg = gr.Markdown("", elem_id="teacher-msg")
@@ -79,29 +80,43 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error(ONLY_TEACHER.capitalize() + ".")
 
     def view(request: gr.Request):
-        if not ctx.is_teacher(request):      # a student's page: nothing of the class is sent
+        if not ctx.is_teacher(request):  # a student's page: nothing of the class is sent
             return (gr.skip(),) * len(view_outs)
         jobs = QUEUE.jobs()
-        q = pd.DataFrame([[i, j.nickname, j.algo.upper(), j.state, j.out.name] for i, j in enumerate(jobs)],
-                         columns=["#", "who", "algorithm", "state", "run"])
+        q = pd.DataFrame(
+            [[i, j.nickname, j.algo.upper(), j.state, j.out.name] for i, j in enumerate(jobs)],
+            columns=["#", "who", "algorithm", "state", "run"],
+        )
         job_choices = [(f"{i}. {j.nickname} ({j.algo.upper()}, {j.state})", j.id) for i, j in enumerate(jobs)]
         record = ctx.record
         runs = [r for r in list_runs(ctx.runs_dir, include_example=False)]
         pins = set(record.pins())
-        rt = pd.DataFrame([[r.name, record.owner(r).get("nickname", "(command line)"), "📌" if r.name in pins else ""]
-                           for r in runs], columns=["run", "owner", "pinned"])
+        rt = pd.DataFrame(
+            [[r.name, record.owner(r).get("nickname", "(command line)"), "📌" if r.name in pins else ""] for r in runs],
+            columns=["run", "owner", "pinned"],
+        )
         recs = store.records()
         names = {r["labeller"]: r.get("nickname") or r["labeller"][:6] for r in recs}
         per = pd.DataFrame([[names.get(k, k[:6]), n] for k, n in store.labellers().items()], columns=["who", "labels"])
         c = store.counts()
-        text = (f"**{c['total']}** labels from **{len(per)}** people — {c['pairs']} A/B preferences. "
-                + agreement_md(recs))
+        text = f"**{c['total']}** labels from **{len(per)}** people — {c['pairs']} A/B preferences. " + agreement_md(recs)
         who_choices = [(f"{names.get(k, k[:6])} ({n} labels, id {k})", k) for k, n in store.labellers().items()]
-        code = (f"### Class code: `{class_actions.code(ctx)}`\nStudents type it into the box at the top of the page "
-                "to train, label and choose a name." if ctx.teacher_mode() else "")
-        return (q, gr.update(choices=job_choices, value=job_choices[0][1] if job_choices else None), rt,
-                gr.update(choices=[r.name for r in runs], value=runs[0].name if runs else None), text, per,
-                gr.update(choices=who_choices, value=None), code)
+        code = (
+            f"### Class code: `{class_actions.code(ctx)}`\nStudents type it into the box at the top of the page "
+            "to train, label and choose a name."
+            if ctx.teacher_mode()
+            else ""
+        )
+        return (
+            q,
+            gr.update(choices=job_choices, value=job_choices[0][1] if job_choices else None),
+            rt,
+            gr.update(choices=[r.name for r in runs], value=runs[0].name if runs else None),
+            text,
+            per,
+            gr.update(choices=who_choices, value=None),
+            code,
+        )
 
     view_outs = [queue_table, job, runs_table, run, labels_md, labellers, labeller, code_md]
 
@@ -113,6 +128,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             except QueueError as exc:
                 raise gr.Error(str(exc)) from exc
             return (f"Job: {said}.", *view(request))
+
         return act
 
     for btn, action in ((earlier, "earlier"), (later, "later"), (remove, "remove")):
@@ -131,6 +147,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             except ValueError as exc:
                 raise gr.Error(str(exc) + ".") from exc
             return (f"`{name}` {'pinned: every student now sees it' if on else 'unpinned'}.", *view(request))
+
         return act
 
     def on_drop(who, really, request: gr.Request):
@@ -141,8 +158,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             out = class_actions.remove_labeller(ctx, request, who)
         except ValueError as exc:
             raise gr.Error(str(exc) + ".") from exc
-        return (f"Removed the labeller and {out['removed']} labels from the pool; they cannot label again.", False,
-                *view(request))
+        return (f"Removed the labeller and {out['removed']} labels from the pool; they cannot label again.", False, *view(request))
 
     drop.click(on_drop, [labeller, drop_sure], [msg, drop_sure, *view_outs], api_visibility="private")
 
@@ -169,8 +185,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         if not really:
             raise gr.Error("Tick “I am sure” first.")
         kept = store.clear()
-        return (f"The class's label pool is empty; the old labels are kept in `{kept.name}`." if kept
-                else "There were no labels.", False, *view(request))
+        return (
+            f"The class's label pool is empty; the old labels are kept in `{kept.name}`." if kept else "There were no labels.",
+            False,
+            *view(request),
+        )
 
     clear.click(on_clear, clear_sure, [msg, clear_sure, *view_outs], api_visibility="private")
 

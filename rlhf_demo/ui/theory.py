@@ -7,6 +7,7 @@ Public API endpoints (each handler's parameters are the API's names): ``/theory_
 ``AppContext.model`` and the reward through ``limits.check_reward`` (shared mode: allowlists only); the
 per-session states live ``limits.STATE_TTL_S`` after their last update.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,16 +15,16 @@ import time
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.plots import theory as plots_theory
 from rlhf_demo.rewards.functions import REWARD_CHOICES, make_reward
+from rlhf_demo.textcheck import check_text
 from rlhf_demo.theory.candidates import MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, CandidatesConfig
-from rlhf_demo.theory.served import CandidatesService
 from rlhf_demo.theory.optimal import BetaView, beta_view, check_beta
+from rlhf_demo.theory.served import CandidatesService
 from rlhf_demo.theory.toy_session import ToySession, toy_config_from_text
 from rlhf_demo.ui.config_form import strict
-from rlhf_demo.textcheck import check_text
 
 PANEL3 = """### β and the optimal policy
 For one prompt, K responses are sampled from the reference and scored with a reward (the same reward
@@ -60,36 +61,45 @@ def _sig(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 def _beta_outputs(view: BetaView):
     """(π* figure, β curves, status markdown, table) of one BetaView."""
-    md = (f"At β = {view.beta:g}: E_π\\*[r] = **{view.expected_reward:+.3f}** (π_ref: "
-          f"{view.ref_expected_reward:+.3f}), KL(π\\*‖π_ref) = **{view.kl:.3f}** nats, "
-          f"objective E[r] − β·KL = {view.objective:+.3f}.")
-    return (plots_theory.optimal_policy_figure(view.table, view.beta),
-            plots_theory.beta_curves_figure(view.sweep, view.beta), md, view.table[TABLE_COLUMNS].round(4))
+    md = (
+        f"At β = {view.beta:g}: E_π\\*[r] = **{view.expected_reward:+.3f}** (π_ref: "
+        f"{view.ref_expected_reward:+.3f}), KL(π\\*‖π_ref) = **{view.kl:.3f}** nats, "
+        f"objective E[r] − β·KL = {view.objective:+.3f}."
+    )
+    return (
+        plots_theory.optimal_policy_figure(view.table, view.beta),
+        plots_theory.beta_curves_figure(view.sweep, view.beta),
+        md,
+        view.table[TABLE_COLUMNS].round(4),
+    )
 
 
 def _toy_outputs(session: ToySession):
     """(status markdown, this-step figure, history figure, samples table, session) of the toy."""
     m = session.summary()
     opt = session.optimal()
-    md = (f"Step {m['step']}: E_π[r] = {m['expected_reward']:+.3f}, KL(π‖π_ref) = {m['kl']:.3f}"
-          + (f", distance to π\\* (total variation) = {m['tv_to_optimal']:.4f}" if opt is not None else ""))
+    md = f"Step {m['step']}: E_π[r] = {m['expected_reward']:+.3f}, KL(π‖π_ref) = {m['kl']:.3f}" + (
+        f", distance to π\\* (total variation) = {m['tv_to_optimal']:.4f}" if opt is not None else ""
+    )
     if m["beta_log_z"] is not None:
-        md += (f". At π\\* every word's score r − β·log(π\\*/π_ref) equals β·log Z = {m['beta_log_z']:+.3f}, "
-               "so near π\\* the advantages (and the updates) shrink to zero.")
+        md += (
+            f". At π\\* every word's score r − β·log(π\\*/π_ref) equals β·log Z = {m['beta_log_z']:+.3f}, "
+            "so near π\\* the advantages (and the updates) shrink to zero."
+        )
     history = plots_theory.toy_history_figure(session.history_frame(), list(session.cfg.words), opt)
-    return (md, plots_theory.toy_update_figure(session.probs_frame()), history, _sig(session.samples_frame()),
-            session)
+    return (md, plots_theory.toy_update_figure(session.probs_frame()), history, _sig(session.samples_frame()), session)
 
 
 def build(ctx, demo: gr.Blocks) -> None:
-    served = CandidatesService()   # every session's candidates: deduplicated, batched, one model computation at a time
+    served = CandidatesService()  # every session's candidates: deduplicated, batched, one model computation at a time
     # ---- panel 3
     gr.Markdown(PANEL3)
     with gr.Row():
-        ref_model = gr.Dropdown(ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref",
-                                allow_custom_value=True, elem_id="th-ref", scale=3)
+        ref_model = gr.Dropdown(
+            ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref", allow_custom_value=True, elem_id="th-ref", scale=3
+        )
         refresh = gr.Button("↻ Refresh model list", scale=1)
-        ctx.model_dropdowns.append(ref_model)   # its choices follow the user (ui/identity.py)
+        ctx.model_dropdowns.append(ref_model)  # its choices follow the user (ui/identity.py)
         reward = gr.Dropdown(REWARD_CHOICES, value="vader-positive", label="Reward", allow_custom_value=True, scale=2)
     with gr.Row():
         prompt = gr.Textbox("The movie was", label="Prompt", scale=3, elem_id="th-prompt")
@@ -103,35 +113,44 @@ def build(ctx, demo: gr.Blocks) -> None:
         pi_plot = gr.Plot(label="π* beside π_ref", elem_id="th-pistar-plot")
         curves_plot = gr.Plot(label="Expected reward and KL vs β", elem_id="th-curves-plot")
     cand_table = gr.Dataframe(label="Candidates", max_height=320, wrap=True)
-    cands_state = gr.State(None, time_to_live=limits.STATE_TTL_S)   # ≤ 32 candidates with their numbers
+    cands_state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # ≤ 32 candidates with their numbers
 
     def on_refresh(request: gr.Request):
         return gr.update(choices=ctx.model_choices(request))
 
     refresh.click(on_refresh, None, ref_model, api_visibility="private")
 
-    def sample_theory_candidates(reference_model: str, reward: str, prompt: str, k: int, response_tokens: int,
-                                 seed: int, beta: float, request: gr.Request):
+    def sample_theory_candidates(
+        reference_model: str, reward: str, prompt: str, k: int, response_tokens: int, seed: int, beta: float, request: gr.Request
+    ):
         """Sample K candidates from the reference, score them, and show π* at β over them."""
         outs = [pi_plot, curves_plot, cand_table, cands_state]
         yield "Working: loading the reference and sampling candidates…", *[gr.skip()] * len(outs)
         try:
-            cfg = CandidatesConfig(k=_whole(k, "K"), response_tokens=_whole(response_tokens, "tokens per candidate"),
-                                   seed=_whole(seed or 0, "seed"), reward=reward).validate()
+            cfg = CandidatesConfig(
+                k=_whole(k, "K"),
+                response_tokens=_whole(response_tokens, "tokens per candidate"),
+                seed=_whole(seed or 0, "seed"),
+                reward=reward,
+            ).validate()
             check_beta(beta)
             check_text(prompt, "the prompt")
             reward_fn = make_reward(limits.check_reward(reward))
             bundle = ctx.model(reference_model, request, what="reference")
-            cands = served.sample(bundle, prompt, reward_fn, cfg)   # identical clicks: one computation; others batched
+            cands = served.sample(bundle, prompt, reward_fn, cfg)  # identical clicks: one computation; others batched
             fig, curves, md, show = _beta_outputs(beta_view(cands, beta))
         except USER_ERRORS as exc:
             yield _error(exc), *[gr.skip()] * len(outs)
             return
         yield f"**Done:** {len(cands)} distinct candidates. " + md, fig, curves, show, cands
 
-    sample_btn.click(sample_theory_candidates, [ref_model, reward, prompt, k, n_tok, seed, beta],
-                     [th_status, pi_plot, curves_plot, cand_table, cands_state], api_name="theory_candidates",
-                     show_progress_on=th_status)
+    sample_btn.click(
+        sample_theory_candidates,
+        [ref_model, reward, prompt, k, n_tok, seed, beta],
+        [th_status, pi_plot, curves_plot, cand_table, cands_state],
+        api_name="theory_candidates",
+        show_progress_on=th_status,
+    )
 
     def move_theory_beta(candidates: pd.DataFrame | None, beta: float):
         """π* at a new β over the candidates this session sampled."""
@@ -143,8 +162,7 @@ def build(ctx, demo: gr.Blocks) -> None:
             return _error(exc), gr.skip(), gr.skip(), gr.skip()
         return md, fig, curves, show
 
-    beta.release(move_theory_beta, [cands_state, beta], [th_status, pi_plot, curves_plot, cand_table],
-                 api_name="theory_beta")
+    beta.release(move_theory_beta, [cands_state, beta], [th_status, pi_plot, curves_plot, cand_table], api_name="theory_beta")
 
     # ---- panel 4
     gr.Markdown(PANEL4)
@@ -168,43 +186,66 @@ def build(ctx, demo: gr.Blocks) -> None:
     with gr.Row():
         update_plot = gr.Plot(label="This step", elem_id="toy-update-plot")
         history_plot = gr.Plot(label="Policy over steps", elem_id="toy-history-plot")
-    samples_table = gr.Dataframe(label="Each sample's update (Δ of its own logit)", max_height=300,
-                                 elem_id="toy-samples")
+    samples_table = gr.Dataframe(label="Each sample's update (Δ of its own logit)", max_height=300, elem_id="toy-samples")
     toy_state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # a ToySession (≤ MAX_HISTORY steps of history)
 
-    strict(k, n_tok, seed, beta, lr, n, kl_beta, toy_seed, run_steps)   # wrong-typed API input → a clear error
+    strict(k, n_tok, seed, beta, lr, n, kl_beta, toy_seed, run_steps)  # wrong-typed API input → a clear error
     toy_inputs = [words, rewards, ref_probs, lr, n, baseline, kl_beta, toy_seed]
     outs = [toy_status, update_plot, history_plot, samples_table, toy_state]
     skip = (gr.skip(),) * (len(outs) - 1)
 
-    def reset_toy(words: str, rewards: str, reference_probs: str, learning_rate: float, samples_per_step: int,
-                  baseline: bool, kl_beta: float, seed: int):
+    def reset_toy(
+        words: str,
+        rewards: str,
+        reference_probs: str,
+        learning_rate: float,
+        samples_per_step: int,
+        baseline: bool,
+        kl_beta: float,
+        seed: int,
+    ):
         """Start the toy policy afresh at π_ref."""
         try:
-            cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline,
-                                       kl_beta, seed)
+            cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline, kl_beta, seed)
         except USER_ERRORS as exc:
             return _error(exc), *skip
         return _toy_outputs(ToySession.start(cfg))
 
-    def step_toy(words: str, rewards: str, reference_probs: str, learning_rate: float, samples_per_step: int,
-                 baseline: bool, kl_beta: float, seed: int, session: ToySession | None):
+    def step_toy(
+        words: str,
+        rewards: str,
+        reference_probs: str,
+        learning_rate: float,
+        samples_per_step: int,
+        baseline: bool,
+        kl_beta: float,
+        seed: int,
+        session: ToySession | None,
+    ):
         """One REINFORCE step of this session's toy policy (a fresh one if the words changed)."""
         try:
-            cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline,
-                                       kl_beta, seed)
+            cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline, kl_beta, seed)
             session = ToySession.resume(session, cfg)
             session.advance(1)
         except USER_ERRORS as exc:
             return _error(exc), *skip
         return _toy_outputs(session)
 
-    def run_toy(words: str, rewards: str, reference_probs: str, learning_rate: float, samples_per_step: int,
-                baseline: bool, kl_beta: float, seed: int, steps: int, session: ToySession | None):
+    def run_toy(
+        words: str,
+        rewards: str,
+        reference_probs: str,
+        learning_rate: float,
+        samples_per_step: int,
+        baseline: bool,
+        kl_beta: float,
+        seed: int,
+        steps: int,
+        session: ToySession | None,
+    ):
         """``steps`` REINFORCE steps of this session's toy policy, the views refreshed as it goes."""
         try:
-            cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline,
-                                       kl_beta, seed)
+            cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline, kl_beta, seed)
             session = ToySession.resume(session, cfg)
             steps = _whole(steps, "steps per run")
             chunks = session.run(steps)
@@ -219,7 +260,6 @@ def build(ctx, demo: gr.Blocks) -> None:
 
     reset_btn.click(reset_toy, toy_inputs, outs, api_name="toy_reset")
     step_btn.click(step_toy, toy_inputs + [toy_state], outs, api_name="toy_step")
-    run_ev = run_btn.click(run_toy, toy_inputs + [run_steps, toy_state], outs, api_name="toy_run",
-                           show_progress_on=toy_status)
+    run_ev = run_btn.click(run_toy, toy_inputs + [run_steps, toy_state], outs, api_name="toy_run", show_progress_on=toy_status)
     stop_btn.click(None, None, None, cancels=[run_ev], api_visibility="private")
     demo.load(reset_toy, toy_inputs, outs, api_visibility="private")

@@ -1,6 +1,7 @@
 """The DPO panel of the Training tab: where the pairs come from (shipped, the Feedback tab's labels, an
 upload, a Hub dataset), every knob (built from ``DPOConfig``'s metadata), Start/Stop, live curves and
 the latest held-out samples. Lays out and wires only."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.data.feedback import FEEDBACK_ENV, FeedbackStore
 from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences, parse_preferences
 from rlhf_demo.dpo.config import CHOSEN_GOES_DOWN, DPOConfig
@@ -39,8 +40,7 @@ def feedback_store(ctx: AppContext) -> FeedbackStore:
     return FeedbackStore(os.environ.get(FEEDBACK_ENV) or Path(ctx.runs_dir) / "feedback" / "labels.jsonl")
 
 
-def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, whose: str | None = None,
-                request=None) -> PreferenceSet:
+def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, whose: str | None = None, request=None) -> PreferenceSet:
     """The pairs of the chosen source. Feedback labels: the user's own (``whose`` = "Mine") or the
     class's, one per pair by majority vote (the default). A Hub id goes through ``limits.check_source``
     (shared mode: an OWNER/NAME id, never a server path; ``load_preferences`` then loads it remote-only)."""
@@ -49,8 +49,10 @@ def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, w
         mine = whose == WHOSE[0]
         rows = store.export_pairs(ctx.user(request).id if mine else None)
         if not rows:
-            raise PreferenceError(("you have no A/B labels yet" if mine else "the class has no A/B labels yet")
-                                  + ": label some pairs in the Feedback tab (ties and skips carry no preference)")
+            raise PreferenceError(
+                ("you have no A/B labels yet" if mine else "the class has no A/B labels yet")
+                + ": label some pairs in the Feedback tab (ties and skips carry no preference)"
+            )
         return PreferenceSet(rows, [], "feedback")
     if source == SOURCES[2]:
         if not upload:
@@ -70,59 +72,105 @@ def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, w
 
 def samples_frame(rows) -> pd.DataFrame:
     rows = rows or []
-    return pd.DataFrame([{"query": r["query"], "response": r["response"], "reward": round(float(r["reward"]), 3)}
-                         for r in rows[:16]], columns=["query", "response", "reward"])
+    return pd.DataFrame(
+        [{"query": r["query"], "response": r["response"], "reward": round(float(r["reward"]), 3)} for r in rows[:16]],
+        columns=["query", "response", "reward"],
+    )
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     defaults = DPOConfig.preset(DPOConfig.DEFAULT_PRESET)
-    seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
+    seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
     if limits.current().shared:
         gr.Markdown(limits.describe(), elem_id="dpo-limits")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown([(label, key) for key, label in DPOConfig.PRESET_LABELS.items()],
-                                    value=DPOConfig.DEFAULT_PRESET, label="Preset", elem_id="dpo-preset",
-                                    info="Quick CPU demo: LoRA, about 2–3 minutes on a laptop CPU.")
-            source = gr.Radio(SOURCES, value=SOURCES[0], label="Preference pairs", elem_id="dpo-source",
-                              info="Shipped: best vs worst of 4 samples from the base model, scored by VADER. "
-                                   "Feedback: your A/B labels from the Feedback tab.")
-            upload = gr.File(label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)",
-                             file_types=[".jsonl", ".csv", ".json", ".tsv"], type="filepath", height=150, visible=False,
-                             elem_id="dpo-upload")
+            preset_dd = gr.Dropdown(
+                [(label, key) for key, label in DPOConfig.PRESET_LABELS.items()],
+                value=DPOConfig.DEFAULT_PRESET,
+                label="Preset",
+                elem_id="dpo-preset",
+                info="Quick CPU demo: LoRA, about 2–3 minutes on a laptop CPU.",
+            )
+            source = gr.Radio(
+                SOURCES,
+                value=SOURCES[0],
+                label="Preference pairs",
+                elem_id="dpo-source",
+                info="Shipped: best vs worst of 4 samples from the base model, scored by VADER. "
+                "Feedback: your A/B labels from the Feedback tab.",
+            )
+            upload = gr.File(
+                label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)",
+                file_types=[".jsonl", ".csv", ".json", ".tsv"],
+                type="filepath",
+                height=150,
+                visible=False,
+                elem_id="dpo-upload",
+            )
             whose = gr.Radio(WHOSE, value=WHOSE[1], label="Whose labels", visible=False, elem_id="dpo-whose")
-            hub_id = gr.Textbox(label="Hub dataset id (online only)", visible=False, elem_id="dpo-hub",
-                                placeholder="trl-lib/ultrafeedback_binarized")
+            hub_id = gr.Textbox(
+                label="Hub dataset id (online only)", visible=False, elem_id="dpo-hub", placeholder="trl-lib/ultrafeedback_binarized"
+            )
             check = gr.Button("Check the pairs", size="sm", elem_id="dpo-check")
             data_info = gr.Markdown("", elem_id="dpo-data-info")
-            steps = gr.Number(limits.current().fit("steps", defaults.steps), precision=0, label="Steps (0 = by epochs)",
-                              info=DPOConfig.help("steps"), **bounds(DPOConfig.knob("steps")), elem_id="dpo-steps")
-            reward = gr.Dropdown(REWARD_CHOICES, value=defaults.reward, allow_custom_value=True,
-                                 label="Held-out evaluation reward", info=DPOConfig.help("reward"), elem_id="dpo-eval-reward")
+            steps = gr.Number(
+                limits.current().fit("steps", defaults.steps),
+                precision=0,
+                label="Steps (0 = by epochs)",
+                info=DPOConfig.help("steps"),
+                **bounds(DPOConfig.knob("steps")),
+                elem_id="dpo-steps",
+            )
+            reward = gr.Dropdown(
+                REWARD_CHOICES,
+                value=defaults.reward,
+                allow_custom_value=True,
+                label="Held-out evaluation reward",
+                info=DPOConfig.help("reward"),
+                elem_id="dpo-eval-reward",
+            )
             with gr.Accordion("Hyper-parameters", open=False):
-                comps = config_form(DPOConfig, defaults, "dpo", skip=TOP + ("preferences",),
-                                    open_groups=("Run", "Optimisation", "DPO loss", "Model and LoRA", "Evaluation"))
+                comps = config_form(
+                    DPOConfig,
+                    defaults,
+                    "dpo",
+                    skip=TOP + ("preferences",),
+                    open_groups=("Run", "Optimisation", "DPO loss", "Model and LoRA", "Evaluation"),
+                )
             with gr.Row():
                 start = gr.Button("Start DPO", variant="primary", elem_id="dpo-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="dpo-stop")
         with gr.Column(scale=3):
-            status = gr.Markdown("Press **Start DPO**. One training runs at a time on this machine; others wait in line.",
-                                 elem_id="dpo-status")
-            plot = gr.Plot(empty_figure("Start a DPO run to see loss, rewards, margins and held-out reward/KL here."),
-                           label="DPO curves", elem_id="dpo-plot")
+            status = gr.Markdown(
+                "Press **Start DPO**. One training runs at a time on this machine; others wait in line.", elem_id="dpo-status"
+            )
+            plot = gr.Plot(
+                empty_figure("Start a DPO run to see loss, rewards, margins and held-out reward/KL here."),
+                label="DPO curves",
+                elem_id="dpo-plot",
+            )
             gr.Markdown(CHOSEN_GOES_DOWN, elem_id="dpo-explain")
-            samples = gr.Dataframe(headers=["query", "response", "reward"], wrap=True, max_height=320,
-                                   label="Latest held-out samples from the policy", elem_id="dpo-samples")
-    ctx.dpo_source, ctx.dpo_whose = source, whose   # the Feedback tab (built later) points this panel at the labels
+            samples = gr.Dataframe(
+                headers=["query", "response", "reward"],
+                wrap=True,
+                max_height=320,
+                label="Latest held-out samples from the policy",
+                elem_id="dpo-samples",
+            )
+    ctx.dpo_source, ctx.dpo_whose = source, whose  # the Feedback tab (built later) points this panel at the labels
     comps = {"reward": reward, "steps": steps, **comps}
     names = list(comps)
 
-    source.change(lambda s: (gr.update(visible=s == SOURCES[2]), gr.update(visible=s == SOURCES[3]),
-                             gr.update(visible=s == SOURCES[1])), source, [upload, hub_id, whose], api_visibility="private")
-    preset_dd.change(lambda name: preset_values(DPOConfig, name, names), preset_dd, [comps[n] for n in names],
-                     api_visibility="private")
+    source.change(
+        lambda s: (gr.update(visible=s == SOURCES[2]), gr.update(visible=s == SOURCES[3]), gr.update(visible=s == SOURCES[1])),
+        source,
+        [upload, hub_id, whose],
+        api_visibility="private",
+    )
+    preset_dd.change(lambda name: preset_values(DPOConfig, name, names), preset_dd, [comps[n] for n in names], api_visibility="private")
 
     def on_check(src, up, hub, who, request: gr.Request):
         try:
@@ -138,14 +186,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def start_run(data: dict, request: gr.Request):
         try:
-            ctx.gate(request, "train")          # before any data is loaded (training_run.start asks again)
+            ctx.gate(request, "train")  # before any data is loaded (training_run.start asks again)
             prefs = load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
-            cfg = config_from_form(DPOConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
-                                                                "preferences": prefs.source})
+            cfg = config_from_form(DPOConfig, data[preset_dd], {**{n: data[comps[n]] for n in names}, "preferences": prefs.source})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
-        text, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)   # limits, the queue
+        text, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)  # limits, the queue
         return f"{len(prefs)} pairs{note}. " + text, empty_figure("Waiting for the first step…"), None, -1, tick
 
     def on_tick(seen, request: gr.Request):
@@ -156,7 +203,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         stop_run(request)
 
     outputs = [status, plot, samples, seen, timer]
-    start.click(start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None,
-                api_visibility="private")
+    start.click(
+        start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private"
+    )
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")

@@ -5,12 +5,13 @@ before/after. Lays out and wires only.
 
 Start puts the run in the app's training queue (``runs.queue``), a ``gr.Timer`` shows the session's
 job as it goes; Stop leaves the queue or stops the run after its current step (the policy is saved)."""
+
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 from rlhf_demo.grpo.config import GROUP_BASELINE, GRPOConfig
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import GRPO_PANELS, empty_figure
@@ -35,57 +36,97 @@ SAMPLE_COLUMNS = ["query", "response", "reward"]
 
 def samples_frame(rows) -> pd.DataFrame:
     """The step's completions (groups of G answers to one query) or the latest held-out samples."""
-    return pd.DataFrame([{"query": r["query"], "response": r["response"], "reward": round(float(r["reward"]), 3)}
-                         for r in (rows or [])[:16]], columns=SAMPLE_COLUMNS)
+    return pd.DataFrame(
+        [{"query": r["query"], "response": r["response"], "reward": round(float(r["reward"]), 3)} for r in (rows or [])[:16]],
+        columns=SAMPLE_COLUMNS,
+    )
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     defaults = GRPOConfig.preset(GRPOConfig.DEFAULT_PRESET)
-    seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
+    seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
     if limits.current().shared:
         gr.Markdown(limits.describe(), elem_id="grpo-limits")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown([(label, key) for key, label in GRPOConfig.PRESET_LABELS.items()],
-                                    value=GRPOConfig.DEFAULT_PRESET, label="Preset", elem_id="grpo-preset",
-                                    info="Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.")
-            reward = gr.Dropdown(reward_choices(ctx), value=defaults.reward, label="Reward", allow_custom_value=True,
-                                 info=GRPOConfig.help("reward"), elem_id="grpo-reward")
+            preset_dd = gr.Dropdown(
+                [(label, key) for key, label in GRPOConfig.PRESET_LABELS.items()],
+                value=GRPOConfig.DEFAULT_PRESET,
+                label="Preset",
+                elem_id="grpo-preset",
+                info="Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.",
+            )
+            reward = gr.Dropdown(
+                reward_choices(ctx),
+                value=defaults.reward,
+                label="Reward",
+                allow_custom_value=True,
+                info=GRPOConfig.help("reward"),
+                elem_id="grpo-reward",
+            )
             lim = limits.current()
-            steps = gr.Number(lim.fit("steps", defaults.steps), precision=0, label="Steps", info=GRPOConfig.help("steps"),
-                              **bounds(GRPOConfig.knob("steps")), elem_id="grpo-steps")
-            max_seconds = gr.Number(lim.fit("max_seconds", defaults.max_seconds), label="Time budget (s of training, 0 = none)",
-                                    info=GRPOConfig.help("max_seconds"), **bounds(GRPOConfig.knob("max_seconds")),
-                                    elem_id="grpo-seconds")
+            steps = gr.Number(
+                lim.fit("steps", defaults.steps),
+                precision=0,
+                label="Steps",
+                info=GRPOConfig.help("steps"),
+                **bounds(GRPOConfig.knob("steps")),
+                elem_id="grpo-steps",
+            )
+            max_seconds = gr.Number(
+                lim.fit("max_seconds", defaults.max_seconds),
+                label="Time budget (s of training, 0 = none)",
+                info=GRPOConfig.help("max_seconds"),
+                **bounds(GRPOConfig.knob("max_seconds")),
+                elem_id="grpo-seconds",
+            )
             with gr.Accordion("Hyper-parameters", open=False):
-                comps = config_form(GRPOConfig, defaults, "grpo", skip=TOP,
-                                    open_groups=("Rollouts", "KL penalty", "Optimisation", "Model and LoRA", "Evaluation"))
+                comps = config_form(
+                    GRPOConfig,
+                    defaults,
+                    "grpo",
+                    skip=TOP,
+                    open_groups=("Rollouts", "KL penalty", "Optimisation", "Model and LoRA", "Evaluation"),
+                )
             with gr.Row():
                 start = gr.Button("Start GRPO", variant="primary", elem_id="grpo-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="grpo-stop")
         with gr.Column(scale=3):
-            status = gr.Markdown("Press **Start GRPO**. One training runs at a time on this machine; others wait in line.",
-                                 elem_id="grpo-status")
-            plot = gr.Plot(empty_figure("Start a GRPO run to see batch reward, KL and held-out reward/KL here."),
-                           label="GRPO curves", elem_id="grpo-plot")
+            status = gr.Markdown(
+                "Press **Start GRPO**. One training runs at a time on this machine; others wait in line.", elem_id="grpo-status"
+            )
+            plot = gr.Plot(
+                empty_figure("Start a GRPO run to see batch reward, KL and held-out reward/KL here."),
+                label="GRPO curves",
+                elem_id="grpo-plot",
+            )
             gr.Markdown(GROUP_BASELINE, elem_id="grpo-explain")
-            samples = gr.Dataframe(headers=SAMPLE_COLUMNS, wrap=True, max_height=360, elem_id="grpo-samples",
-                                   label="The step's completions (G per query) or the latest held-out samples")
-            before_after = gr.Dataframe(headers=BEFORE_AFTER_COLUMNS, wrap=True, max_height=360, elem_id="grpo-before-after",
-                                        label="Before / after: the same held-out queries answered by the reference and the trained policy")
+            samples = gr.Dataframe(
+                headers=SAMPLE_COLUMNS,
+                wrap=True,
+                max_height=360,
+                elem_id="grpo-samples",
+                label="The step's completions (G per query) or the latest held-out samples",
+            )
+            before_after = gr.Dataframe(
+                headers=BEFORE_AFTER_COLUMNS,
+                wrap=True,
+                max_height=360,
+                elem_id="grpo-before-after",
+                label="Before / after: the same held-out queries answered by the reference and the trained policy",
+            )
     comps = {"reward": reward, "steps": steps, "max_seconds": max_seconds, **comps}
     names = list(comps)
-    preset_dd.change(lambda name: preset_values(GRPOConfig, name, names), preset_dd, [comps[n] for n in names],
-                     api_visibility="private")
+    preset_dd.change(lambda name: preset_values(GRPOConfig, name, names), preset_dd, [comps[n] for n in names], api_visibility="private")
 
     def start_run(data: dict, request: gr.Request):
         try:
             cfg = config_from_form(GRPOConfig, data[preset_dd], {n: data[comps[n]] for n in names})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        text, tick = submit(ctx, request, cfg, data[preset_dd])   # limits, rm: folders, the queue
+        text, tick = submit(ctx, request, cfg, data[preset_dd])  # limits, rm: folders, the queue
         return text, empty_figure("Waiting for the first step…"), None, None, -1, tick
 
     def on_tick(seen, request: gr.Request):
@@ -94,8 +135,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     def on_choices(request: gr.Request):
         return gr.update(choices=reward_choices(ctx, request))
 
-    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) \
-            + [reward.focus]:
+    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) + [reward.focus]:
         event(on_choices, None, reward, api_visibility="private", show_progress="hidden", queue=False)
 
     def on_stop(request: gr.Request):

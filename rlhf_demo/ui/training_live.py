@@ -6,6 +6,7 @@ reads them (``runs.queue.QUEUE.current()``) and gets a figure built once per job
 viewers (``_figure``), so thirty screens cost no model compute and one figure per update. The timer
 runs only while the Training tab is open (``app.py`` switches it with the tabs).
 """
+
 from __future__ import annotations
 
 import threading
@@ -15,15 +16,20 @@ import pandas as pd
 
 from rlhf_demo.plots import training as training_plots
 from rlhf_demo.plots.training import empty_figure, training_figure
-from rlhf_demo.runs.queue import QUEUE, Job, QueueError
+from rlhf_demo.training.queue import QUEUE, Job, QueueError
 from rlhf_demo.ui.context import AppContext
 
 NO_SUCH = "no training by that name that you may stop: only its owner and the teacher can stop a run"
 
 POLL_S = 2.0
 SAMPLE_COLUMNS = [("query", "query"), ("response", "response"), ("reward", "reward"), ("kl", "KL (k1)")]
-BEFORE_AFTER = [("query", "query"), ("reference", "reference response"), ("reference_reward", "reference reward"),
-                ("policy", "policy response"), ("policy_reward", "policy reward")]
+BEFORE_AFTER = [
+    ("query", "query"),
+    ("reference", "reference response"),
+    ("reference_reward", "reference reward"),
+    ("policy", "policy response"),
+    ("policy_reward", "policy reward"),
+]
 _cache: dict[str, tuple[int, object]] = {}
 _cache_lock = threading.Lock()
 
@@ -43,11 +49,10 @@ def _figure(job: Job):
         hit = _cache.get(job.id)
         if hit is not None and hit[0] == job.version:
             return hit[1]
-    cfg = job.cfg              # kept after the job ended (its trainer is not)
+    cfg = job.cfg  # kept after the job ended (its trainer is not)
     budget = getattr(cfg, "kl_budget", None)
     hlines = {training_plots.KL_PANEL: (budget, f"KL budget {budget:g}")} if budget and job.algo == "ppo" else None
-    fig = training_figure(pd.DataFrame(job.records), panels_for(job.algo), hlines=hlines,
-                          **({"bands": {}} if job.algo != "ppo" else {}))
+    fig = training_figure(pd.DataFrame(job.records), panels_for(job.algo), hlines=hlines, **({"bands": {}} if job.algo != "ppo" else {}))
     with _cache_lock:
         _cache[job.id] = (job.version, fig)
         while len(_cache) > 8:
@@ -57,8 +62,10 @@ def _figure(job: Job):
 
 def _frame(rows: list[dict], columns) -> pd.DataFrame:
     keys = [(k, label) for k, label in columns if any(k in r for r in rows)]
-    return pd.DataFrame([[round(r[k], 3) if isinstance(r.get(k), float) else r.get(k, "") for k, _ in keys]
-                         for r in rows[:16]], columns=[label for _, label in keys])
+    return pd.DataFrame(
+        [[round(r[k], 3) if isinstance(r.get(k), float) else r.get(k, "") for k, _ in keys] for r in rows[:16]],
+        columns=[label for _, label in keys],
+    )
 
 
 def status_line(job: Job | None) -> str:
@@ -84,7 +91,7 @@ def status_line(job: Job | None) -> str:
 
 def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
     """The live section; returns its timer (off until the Training tab is opened)."""
-    seen = gr.State("")       # "job id:version" last drawn by this page
+    seen = gr.State("")  # "job id:version" last drawn by this page
     timer = gr.Timer(POLL_S, active=False)
     with gr.Accordion("Now training on this machine (everyone sees this)", open=True, elem_id="live"):
         status = gr.Markdown("Open this tab to follow the training that runs on this machine.", elem_id="live-status")
@@ -93,10 +100,22 @@ def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
             stop = gr.Button("Stop this run (owner or teacher)", variant="stop", size="sm", elem_id="live-stop", scale=1)
         plot = gr.Plot(empty_figure("Nothing is training yet."), label="Curves of the run training now", elem_id="live-plot")
         with gr.Row():
-            batch = gr.Dataframe(headers=[label for _, label in SAMPLE_COLUMNS], label="Its latest batch / held-out samples", wrap=True, max_height=300, elem_id="live-batch",
-                                 interactive=False)
-            before_after = gr.Dataframe(headers=[label for _, label in BEFORE_AFTER], label="Before / after (at the end)", wrap=True, max_height=300,
-                                        elem_id="live-before-after", interactive=False)
+            batch = gr.Dataframe(
+                headers=[label for _, label in SAMPLE_COLUMNS],
+                label="Its latest batch / held-out samples",
+                wrap=True,
+                max_height=300,
+                elem_id="live-batch",
+                interactive=False,
+            )
+            before_after = gr.Dataframe(
+                headers=[label for _, label in BEFORE_AFTER],
+                label="Before / after (at the end)",
+                wrap=True,
+                max_height=300,
+                elem_id="live-before-after",
+                interactive=False,
+            )
 
     def on_tick(seen_key: str):
         job = QUEUE.current()
@@ -111,8 +130,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
         ba = _frame(job.before_after, BEFORE_AFTER) if job.done and job.before_after else gr.skip()
         return line, job.out.name, fig, rows, ba, key
 
-    timer.tick(on_tick, seen, [status, run_name, plot, batch, before_after, seen], concurrency_limit=None,
-               show_progress="hidden", api_visibility="private")
+    timer.tick(
+        on_tick,
+        seen,
+        [status, run_name, plot, batch, before_after, seen],
+        concurrency_limit=None,
+        show_progress="hidden",
+        api_visibility="private",
+    )
 
     def stop_run(run: str, request: gr.Request) -> str:
         """Stop the training of run folder `run` after its current step (or take it out of the queue):

@@ -8,6 +8,7 @@ holds no slot of Gradio's queue) and a ``gr.Timer`` shows the session's job as i
 the queue or stops the run after its current update (the policy is saved, the run folder completed).
 The per-session ``gr.State`` holds only the version of the job last drawn.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,16 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from rlhf_demo.classroom import limits
 from rlhf_demo.data.prompts import PromptError, parse_prompts
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.reward_model.inspect import reward_model_runs
-from rlhf_demo.runs.names import reward_short
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
-from rlhf_demo.runs.queue import QUEUE
-from rlhf_demo import limits
+from rlhf_demo.runs.names import reward_short
+from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_run import POLL_S, check_reward_folders, owner, submit, watch  # noqa: F401 (check_…: re-exported)
@@ -42,7 +43,7 @@ off). Watch the reward rise, the KL grow, and the responses change. Held-out pro
 same texts and never trained on. The over-optimisation panel draws both against KL: where the proxy keeps rising
 and the gold stalls or falls, the policy exploits the reward model (Gao et al. 2022)."""
 USER_ERRORS = (ValueError, ModelLoadError, RewardError, PromptError, FileExistsError, FileNotFoundError)
-TOP = ("reward", "gold_reward", "steps", "max_seconds")          # shown above the accordions
+TOP = ("reward", "gold_reward", "steps", "max_seconds")  # shown above the accordions
 GOLD_CHOICES = ["vader-positive", "vader-negative", "length", "none"]
 BATCH_COLUMNS = ["query", "response", "reward", "KL (k1)", "reward model output"]
 BEFORE_AFTER_COLUMNS = ["query", "reference response", "reference reward", "policy response", "policy reward"]
@@ -62,21 +63,24 @@ def _short(details) -> str:
 
 
 def batch_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([[r["query"], r["response"], round(r["reward"], 3), round(r["kl"], 2), _short(r.get("details"))]
-                         for r in rows], columns=BATCH_COLUMNS)
+    return pd.DataFrame(
+        [[r["query"], r["response"], round(r["reward"], 3), round(r["kl"], 2), _short(r.get("details"))] for r in rows],
+        columns=BATCH_COLUMNS,
+    )
 
 
 def before_after_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([[r["query"], r["reference"], round(r["reference_reward"], 3), r["policy"], round(r["policy_reward"], 3)]
-                         for r in rows], columns=BEFORE_AFTER_COLUMNS)
+    return pd.DataFrame(
+        [[r["query"], r["reference"], round(r["reference_reward"], 3), r["policy"], round(r["policy_reward"], 3)] for r in rows],
+        columns=BEFORE_AFTER_COLUMNS,
+    )
 
 
 def reward_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
     """(label, spec) for the reward dropdown: the reward functions, then the reward models among the runs
     this user may see (``rm:RUN``; on a shared server ``limits.check_reward`` accepts exactly those)."""
     runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
-    return ([(c, c) for c in REWARD_CHOICES]
-            + [(f"rm: reward model {r.name}", reward_short(r)) for r in reward_model_runs(runs)])
+    return [(c, c) for c in REWARD_CHOICES] + [(f"rm: reward model {r.name}", reward_short(r)) for r in reward_model_runs(runs)]
 
 
 def shows_overopt(cfg: PPOConfig) -> bool:
@@ -85,7 +89,7 @@ def shows_overopt(cfg: PPOConfig) -> bool:
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
+    seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     defaults = PPOConfig.preset(PPOConfig.DEFAULT_PRESET, **UI_DEFAULTS)
     gr.Markdown(INTRO)
@@ -93,36 +97,74 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         gr.Markdown(limits.describe(), elem_id="ppo-limits")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown([(label, key) for key, label in PPOConfig.PRESET_LABELS.items()],
-                                    value=PPOConfig.DEFAULT_PRESET, label="Preset", elem_id="ppo-preset",
-                                    info="Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub.")
-            reward = gr.Dropdown(reward_choices(ctx), value=defaults.reward, label="Reward", allow_custom_value=True,
-                                 info=PPOConfig.help("reward"), elem_id="ppo-reward")
-            gold = gr.Dropdown(GOLD_CHOICES, value=defaults.gold_reward, label=PPOConfig.knob("gold_reward").metadata["label"],
-                               allow_custom_value=True, info=PPOConfig.help("gold_reward"), elem_id="ppo-gold-reward")
+            preset_dd = gr.Dropdown(
+                [(label, key) for key, label in PPOConfig.PRESET_LABELS.items()],
+                value=PPOConfig.DEFAULT_PRESET,
+                label="Preset",
+                elem_id="ppo-preset",
+                info="Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub.",
+            )
+            reward = gr.Dropdown(
+                reward_choices(ctx),
+                value=defaults.reward,
+                label="Reward",
+                allow_custom_value=True,
+                info=PPOConfig.help("reward"),
+                elem_id="ppo-reward",
+            )
+            gold = gr.Dropdown(
+                GOLD_CHOICES,
+                value=defaults.gold_reward,
+                label=PPOConfig.knob("gold_reward").metadata["label"],
+                allow_custom_value=True,
+                info=PPOConfig.help("gold_reward"),
+                elem_id="ppo-gold-reward",
+            )
             lim = limits.current()
-            steps = gr.Number(lim.fit("steps", defaults.steps), precision=0, label="Updates", info=PPOConfig.help("steps"),
-                              **bounds(PPOConfig.knob("steps")), elem_id="ppo-steps")
-            max_seconds = gr.Number(lim.fit("max_seconds", defaults.max_seconds), label="Time budget (s of training, 0 = none)",
-                                    info=PPOConfig.help("max_seconds"), **bounds(PPOConfig.knob("max_seconds")),
-                                    elem_id="ppo-seconds")
-            prompts_file = gr.File(label="Prompts file (optional: .txt one per line, .csv/.tsv/.jsonl)",
-                                   file_types=[".txt", ".csv", ".tsv", ".jsonl"], type="filepath", height=150,
-                                   elem_id="ppo-prompts-file")
+            steps = gr.Number(
+                lim.fit("steps", defaults.steps),
+                precision=0,
+                label="Updates",
+                info=PPOConfig.help("steps"),
+                **bounds(PPOConfig.knob("steps")),
+                elem_id="ppo-steps",
+            )
+            max_seconds = gr.Number(
+                lim.fit("max_seconds", defaults.max_seconds),
+                label="Time budget (s of training, 0 = none)",
+                info=PPOConfig.help("max_seconds"),
+                **bounds(PPOConfig.knob("max_seconds")),
+                elem_id="ppo-seconds",
+            )
+            prompts_file = gr.File(
+                label="Prompts file (optional: .txt one per line, .csv/.tsv/.jsonl)",
+                file_types=[".txt", ".csv", ".tsv", ".jsonl"],
+                type="filepath",
+                height=150,
+                elem_id="ppo-prompts-file",
+            )
             comps = config_form(PPOConfig, defaults, "ppo", skip=TOP)
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="ppo-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="ppo-stop")
         with gr.Column(scale=3):
-            status = gr.Markdown("Press **Start training**. One training runs at a time on this machine; others wait in line.",
-                                 elem_id="ppo-status")
-            overopt = gr.Plot(empty_figure(), label="Over-optimisation: proxy and gold reward against KL", visible=False,
-                              elem_id="ppo-overopt")
+            status = gr.Markdown(
+                "Press **Start training**. One training runs at a time on this machine; others wait in line.", elem_id="ppo-status"
+            )
+            overopt = gr.Plot(
+                empty_figure(), label="Over-optimisation: proxy and gold reward against KL", visible=False, elem_id="ppo-overopt"
+            )
             plot = gr.Plot(empty_figure(), label="Training curves", elem_id="ppo-plot")
-            batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Current batch (query → response, reward)",
-                                       wrap=True, max_height=360, elem_id="ppo-batch")
-            before_after = gr.Dataframe(headers=BEFORE_AFTER_COLUMNS, wrap=True, max_height=360, elem_id="ppo-before-after",
-                                        label="Before / after: the same held-out queries answered by the reference and the trained policy")
+            batch_table = gr.Dataframe(
+                headers=BATCH_COLUMNS, label="Current batch (query → response, reward)", wrap=True, max_height=360, elem_id="ppo-batch"
+            )
+            before_after = gr.Dataframe(
+                headers=BEFORE_AFTER_COLUMNS,
+                wrap=True,
+                max_height=360,
+                elem_id="ppo-before-after",
+                label="Before / after: the same held-out queries answered by the reference and the trained policy",
+            )
     comps = {"reward": reward, "gold_reward": gold, "steps": steps, "max_seconds": max_seconds, **comps}
     names = list(comps)
 
@@ -135,7 +177,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     def start_run(data: dict, request: gr.Request):
         preset, pfile = data[preset_dd], data[prompts_file]
         try:
-            ctx.gate(request, "train")          # before the upload is read (training_run.start asks again)
+            ctx.gate(request, "train")  # before the upload is read (training_run.start asks again)
             values = {n: data[comps[n]] for n in names}
             prompts = None
             if pfile:
@@ -145,29 +187,35 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             cfg = config_from_form(PPOConfig, preset, values)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
-        text, tick = submit(ctx, request, cfg, preset, prompts=prompts)     # limits, rm: folders, the queue
+        text, tick = submit(ctx, request, cfg, preset, prompts=prompts)  # limits, rm: folders, the queue
         over = gr.Plot(empty_figure("Waiting for the first update…"), visible=shows_overopt(cfg))
         return text, empty_figure("Waiting for the first update…"), None, None, -1, tick, over
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))
-        fresh = (job is not None and job.algo == "ppo" and job.version != seen and job.records
-                 and job.cfg is not None and shows_overopt(job.cfg))
+        fresh = (
+            job is not None and job.algo == "ppo" and job.version != seen and job.records and job.cfg is not None and shows_overopt(job.cfg)
+        )
         records = list(job.records) if fresh else []
-        out = watch("ppo", seen, request, panels=PPO_PANELS, table=batch_frame, before_after=before_after_frame,
-                    hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None)
+        out = watch(
+            "ppo",
+            seen,
+            request,
+            panels=PPO_PANELS,
+            table=batch_frame,
+            before_after=before_after_frame,
+            hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None,
+        )
         return (*out, gr.Plot(overopt_figure(pd.DataFrame(records)), visible=True) if records else gr.skip())
 
     def on_choices(request: gr.Request):
         return gr.update(choices=reward_choices(ctx, request))
 
-    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) \
-            + [reward.focus]:
+    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) + [reward.focus]:
         event(on_choices, None, reward, api_visibility="private", show_progress="hidden", queue=False)
 
     outputs = [status, plot, batch_table, before_after, seen, timer, overopt]
-    start.click(start_run, {preset_dd, prompts_file, *comps.values()}, outputs, concurrency_limit=None,
-                api_visibility="private")
+    start.click(start_run, {preset_dd, prompts_file, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private")
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
 
     def on_stop(request: gr.Request):

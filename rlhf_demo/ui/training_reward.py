@@ -2,6 +2,7 @@
 the same preference sources as the DPO panel, with live loss and accuracy and the held-out pair accuracy at
 the end; then look into it: score any text (reward model beside the gold, VADER) and see the held-out texts
 where the two disagree most (``reward_model.inspect``). Lays out and wires only."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +10,25 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo import limits
-from rlhf_demo.runs.names import find_run, run_short
-from rlhf_demo.textcheck import check_text
+from rlhf_demo.classroom import limits
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.reward_model import REWARD_PANELS
 from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.reward_model.config import BRADLEY_TERRY, RewardConfig
-from rlhf_demo.reward_model.inspect import (TABLE_COLUMNS, Scorers, disagreements, heldout_texts, latest_heldout,
-                                            reward_model_runs, score_line)
+from rlhf_demo.reward_model.inspect import (
+    TABLE_COLUMNS,
+    Scorers,
+    disagreements,
+    heldout_texts,
+    latest_heldout,
+    reward_model_runs,
+    score_line,
+)
 from rlhf_demo.rewards.functions import RewardError
-from rlhf_demo.runs.queue import QUEUE
+from rlhf_demo.runs.names import find_run, run_short
+from rlhf_demo.textcheck import check_text
+from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
@@ -42,7 +50,7 @@ SCORERS = Scorers(size=1)
 def run_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
     """(label, folder) of the reward-model runs this user may see."""
     runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
-    return [(r.name, run_short(r)) for r in reward_model_runs(runs)]   # short names (runs/names.py): no server path
+    return [(r.name, run_short(r)) for r in reward_model_runs(runs)]  # short names (runs/names.py): no server path
 
 
 def disagreement_frame(pairs: list[dict]) -> pd.DataFrame:
@@ -53,76 +61,113 @@ def disagreement_frame(pairs: list[dict]) -> pd.DataFrame:
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     defaults = RewardConfig.preset(RewardConfig.DEFAULT_PRESET)
-    seen = gr.State(-1)          # the version of this session's job last drawn (runs.queue.Job.version)
+    seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
     if limits.current().shared:
         gr.Markdown(limits.describe(), elem_id="rm-limits")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown([(label, key) for key, label in RewardConfig.PRESET_LABELS.items()],
-                                    value=RewardConfig.DEFAULT_PRESET, label="Preset", elem_id="rm-preset",
-                                    info="Quick CPU demo: about 2 minutes on a laptop CPU for the shipped pairs.")
-            source = gr.Radio(SOURCES, value=SOURCES[0], label="Preference pairs", elem_id="rm-source",
-                              info="The same sources as DPO. Shipped: best vs worst of 4 samples, scored by VADER.")
-            upload = gr.File(label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)",
-                             file_types=[".jsonl", ".csv", ".json", ".tsv"], type="filepath", height=150, visible=False,
-                             elem_id="rm-upload")
+            preset_dd = gr.Dropdown(
+                [(label, key) for key, label in RewardConfig.PRESET_LABELS.items()],
+                value=RewardConfig.DEFAULT_PRESET,
+                label="Preset",
+                elem_id="rm-preset",
+                info="Quick CPU demo: about 2 minutes on a laptop CPU for the shipped pairs.",
+            )
+            source = gr.Radio(
+                SOURCES,
+                value=SOURCES[0],
+                label="Preference pairs",
+                elem_id="rm-source",
+                info="The same sources as DPO. Shipped: best vs worst of 4 samples, scored by VADER.",
+            )
+            upload = gr.File(
+                label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)",
+                file_types=[".jsonl", ".csv", ".json", ".tsv"],
+                type="filepath",
+                height=150,
+                visible=False,
+                elem_id="rm-upload",
+            )
             whose = gr.Radio(WHOSE, value=WHOSE[1], label="Whose labels", visible=False, elem_id="rm-whose")
-            hub_id = gr.Textbox(label="Hub dataset id (online only)", visible=False, elem_id="rm-hub",
-                                placeholder="trl-lib/ultrafeedback_binarized")
-            steps = gr.Number(limits.current().fit("steps", defaults.steps), precision=0, label="Steps (0 = by epochs)",
-                              info=RewardConfig.help("steps"), **bounds(RewardConfig.knob("steps")), elem_id="rm-steps")
+            hub_id = gr.Textbox(
+                label="Hub dataset id (online only)", visible=False, elem_id="rm-hub", placeholder="trl-lib/ultrafeedback_binarized"
+            )
+            steps = gr.Number(
+                limits.current().fit("steps", defaults.steps),
+                precision=0,
+                label="Steps (0 = by epochs)",
+                info=RewardConfig.help("steps"),
+                **bounds(RewardConfig.knob("steps")),
+                elem_id="rm-steps",
+            )
             with gr.Accordion("Hyper-parameters", open=False):
-                comps = config_form(RewardConfig, defaults, "rm", skip=TOP,
-                                    open_groups=("Run", "Optimisation", "Model and LoRA", "Evaluation", "Data"))
+                comps = config_form(
+                    RewardConfig, defaults, "rm", skip=TOP, open_groups=("Run", "Optimisation", "Model and LoRA", "Evaluation", "Data")
+                )
             with gr.Row():
                 start = gr.Button("Train the reward model", variant="primary", elem_id="rm-start")
                 stop = gr.Button("Stop", variant="stop", elem_id="rm-stop")
         with gr.Column(scale=3):
-            status = gr.Markdown("Press **Train the reward model**. One training runs at a time on this machine.",
-                                 elem_id="rm-status")
-            plot = gr.Plot(empty_figure("Start a run to see loss and pair accuracy (◆ held-out) here."),
-                           label="Reward-model curves", elem_id="rm-plot")
+            status = gr.Markdown("Press **Train the reward model**. One training runs at a time on this machine.", elem_id="rm-status")
+            plot = gr.Plot(
+                empty_figure("Start a run to see loss and pair accuracy (◆ held-out) here."), label="Reward-model curves", elem_id="rm-plot"
+            )
             gr.Markdown(BRADLEY_TERRY, elem_id="rm-explain")
             gr.Markdown("#### Look into a reward model")
             with gr.Row():
-                run = gr.Dropdown(run_choices(ctx), value=None, label="Reward model (a run of this panel or "
-                                  "`train --algo reward`)", elem_id="rm-run", scale=3)
-                text = gr.Textbox(label="Score any text", placeholder="This movie was a delight from start to finish.",
-                                  elem_id="rm-text", scale=4)
+                run = gr.Dropdown(
+                    run_choices(ctx),
+                    value=None,
+                    label="Reward model (a run of this panel or `train --algo reward`)",
+                    elem_id="rm-run",
+                    scale=3,
+                )
+                text = gr.Textbox(
+                    label="Score any text", placeholder="This movie was a delight from start to finish.", elem_id="rm-text", scale=4
+                )
                 score = gr.Button("Score", elem_id="rm-score", scale=1)
             scored = gr.Markdown("", elem_id="rm-scored")
-            table = gr.Dataframe(headers=TABLE_COLUMNS, wrap=True, max_height=380, elem_id="rm-disagree",
-                                 label="Held-out texts where the reward model and the gold (VADER) disagree most "
-                                       "(scores standardised over the held-out texts; gap > 0: the model likes it more)")
+            table = gr.Dataframe(
+                headers=TABLE_COLUMNS,
+                wrap=True,
+                max_height=380,
+                elem_id="rm-disagree",
+                label="Held-out texts where the reward model and the gold (VADER) disagree most "
+                "(scores standardised over the held-out texts; gap > 0: the model likes it more)",
+            )
     comps = {"steps": steps, **comps}
     names = list(comps)
 
-    source.change(lambda s: (gr.update(visible=s == SOURCES[2]), gr.update(visible=s == SOURCES[3]),
-                             gr.update(visible=s == SOURCES[1])), source, [upload, hub_id, whose], api_visibility="private")
-    preset_dd.change(lambda name: preset_values(RewardConfig, name, names), preset_dd, [comps[n] for n in names],
-                     api_visibility="private")
+    source.change(
+        lambda s: (gr.update(visible=s == SOURCES[2]), gr.update(visible=s == SOURCES[3]), gr.update(visible=s == SOURCES[1])),
+        source,
+        [upload, hub_id, whose],
+        api_visibility="private",
+    )
+    preset_dd.change(lambda name: preset_values(RewardConfig, name, names), preset_dd, [comps[n] for n in names], api_visibility="private")
 
     def start_run(data: dict, request: gr.Request):
         try:
-            ctx.gate(request, "train")          # before any data is loaded (training_run.start asks again)
+            ctx.gate(request, "train")  # before any data is loaded (training_run.start asks again)
             prefs = load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
-            cfg = config_from_form(RewardConfig, data[preset_dd], {**{n: data[comps[n]] for n in names},
-                                                                   "preferences": prefs.source})
+            cfg = config_from_form(RewardConfig, data[preset_dd], {**{n: data[comps[n]] for n in names}, "preferences": prefs.source})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
-        text_, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)   # limits, the queue
+        text_, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)  # limits, the queue
         return f"{len(prefs)} pairs{note}. " + text_, empty_figure("Waiting for the first step…"), None, -1, tick, gr.skip()
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))
-        text_, fig, rows, _ba, version, tick = watch("reward", seen, request, panels=REWARD_PANELS,
-                                                     table=disagreement_frame, bands={})
-        ended = job is not None and job.algo == "reward" and version != seen and not tick.active   # drew the end now
-        pick = gr.update(choices=run_choices(ctx, request), value=run_short(job.out)) if ended and \
-            (Path(job.out) / "policy").is_dir() else gr.skip()
+        text_, fig, rows, _ba, version, tick = watch("reward", seen, request, panels=REWARD_PANELS, table=disagreement_frame, bands={})
+        ended = job is not None and job.algo == "reward" and version != seen and not tick.active  # drew the end now
+        pick = (
+            gr.update(choices=run_choices(ctx, request), value=run_short(job.out))
+            if ended and (Path(job.out) / "policy").is_dir()
+            else gr.skip()
+        )
         return text_, fig, rows, version, tick, pick
 
     def on_run(folder, request: gr.Request):
@@ -146,9 +191,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error(str(exc)) from exc
         texts = heldout_texts(latest_heldout(folder))
         line = score_line(typed, rm, gold, texts, SCORERS.gold()(list(texts["text"])) if len(texts) else [])
-        pct = (lambda p: f" (above {p:.0%} of the held-out texts)" if p == p else "")
-        return (f"**Reward model: {line['reward_model']:+.3f}**{pct(line['reward_model_percentile'])} · "
-                f"**gold (VADER): {line['gold']:+.3f}**{pct(line['gold_percentile'])}")
+        pct = lambda p: f" (above {p:.0%} of the held-out texts)" if p == p else ""
+        return (
+            f"**Reward model: {line['reward_model']:+.3f}**{pct(line['reward_model_percentile'])} · "
+            f"**gold (VADER): {line['gold']:+.3f}**{pct(line['gold_percentile'])}"
+        )
 
     def on_stop(request: gr.Request):
         stop_run(request)
@@ -157,13 +204,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return gr.update(choices=run_choices(ctx, request))
 
     outputs = [status, plot, table, seen, timer, run]
-    start.click(start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None,
-                api_visibility="private")
+    start.click(
+        start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private"
+    )
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")
     run.change(on_run, run, table, api_visibility="private", show_progress="hidden")
     score.click(on_score, [run, text], scored, api_visibility="private", concurrency_limit=1)
     text.submit(on_score, [run, text], scored, api_visibility="private", concurrency_limit=1)
-    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) \
-            + [run.focus]:
+    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) + [run.focus]:
         event(on_who, None, run, api_visibility="private", show_progress="hidden", queue=False)

@@ -11,6 +11,7 @@ that validates it again in the queue trusts it.
 Start returns at once (the job waits in the queue, holding no slot of Gradio's event queue); the
 timer reads the job's state every ``POLL_S`` seconds and redraws only when a new record arrived.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo import limits
 from rlhf_demo.algorithms import make_trainer
+from rlhf_demo.classroom import limits
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.data.prompts import PromptError
 from rlhf_demo.models.loading import ModelLoadError
@@ -29,7 +30,7 @@ from rlhf_demo.plots.training import training_figure
 from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.rewards.learned import find_reward_model
 from rlhf_demo.runs.folder import RunWriter
-from rlhf_demo.runs.queue import QUEUE, Job, QueueError
+from rlhf_demo.training.queue import QUEUE, Job, QueueError
 from rlhf_demo.ui.context import current_user
 
 POLL_S = 2.0
@@ -64,8 +65,7 @@ def check_reward_folders(cfg) -> None:
             find_reward_model(spec[3:].strip())
 
 
-def start(ctx, request, cfg, preset: str | None, *, pairs: list[dict] | None = None,
-          prompts: list[str] | None = None) -> Job:
+def start(ctx, request, cfg, preset: str | None, *, pairs: list[dict] | None = None, prompts: list[str] | None = None) -> Job:
     """Queue a training of the validated ``cfg`` for the user of ``request``: the one path of the panels'
     Start buttons and of ``/train_start``. In order: the user may train (``ctx.gate``), the shared
     server's limits for this session (``limits.check_training`` with ``ctx.session_limits``: once, here),
@@ -85,8 +85,9 @@ def start(ctx, request, cfg, preset: str | None, *, pairs: list[dict] | None = N
         return make_trainer(cfg, pairs=pairs, prompts=prompts, stop=stop)
 
     try:
-        return QUEUE.submit(user.id, cfg.algo, out, build, preset=preset, budget_s=cfg.max_seconds,
-                            total_steps=cfg.steps, nickname=user.nickname, cfg=cfg)
+        return QUEUE.submit(
+            user.id, cfg.algo, out, build, preset=preset, budget_s=cfg.max_seconds, total_steps=cfg.steps, nickname=user.nickname, cfg=cfg
+        )
     except QueueError as exc:
         raise gr.Error(str(exc)) from exc
 
@@ -108,7 +109,7 @@ def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hl
     job = QUEUE.latest(owner(request))
     if job is None or job.algo != algo:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=False)
-    version, done = job.snapshot()      # together: the timer stops only once the ending version is drawn
+    version, done = job.snapshot()  # together: the timer stops only once the ending version is drawn
     waiting = QUEUE.waiting_line(job)
     if version == seen:
         return (waiting or gr.skip()), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=not done)
@@ -116,8 +117,11 @@ def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hl
     if done and job.state not in ("cancelled", "failed"):
         text += f"  \nChoose the run in the Playground / KL tab, or compare it in Runs: `{job.out.name}`."
     lines = hlines(job.cfg) if hlines is not None and job.cfg is not None else None
-    fig = training_figure(pd.DataFrame(job.records), panels, hlines=lines, **({} if bands is None else {"bands": bands})) \
-        if job.records else gr.skip()
+    fig = (
+        training_figure(pd.DataFrame(job.records), panels, hlines=lines, **({} if bands is None else {"bands": bands}))
+        if job.records
+        else gr.skip()
+    )
     rows = table(job.samples) if job.samples else gr.skip()
     ba = before_after(job.before_after) if before_after is not None and done and job.before_after else gr.skip()
     return text, fig, rows, ba, version, gr.Timer(active=not done)

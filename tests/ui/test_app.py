@@ -1,4 +1,5 @@
 """The whole app in headless Chromium: every tab is there and opens."""
+
 from pathlib import Path
 
 import pytest

@@ -12,6 +12,7 @@ on one server with a teacher key (RLHF_DEMO_TEACHER_KEY, hence shared mode), on 
 4. labels from A and B reach the class count and the teacher's panel.
 Screenshots of a student's and the teacher's views during the live run go to /tmp/shots/.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlhf_demo import limits
-from rlhf_demo.runs.queue import QUEUE
+from rlhf_demo.classroom import limits
+from rlhf_demo.training.queue import QUEUE
 
 KEY = "class-key-7f3a"
 CODE = "K7M2QX"
@@ -42,7 +43,7 @@ def server(tmp_path_factory):
         mp.delenv(k, raising=False)
     root = tmp_path_factory.mktemp("classroom") / "runs"
     mp.setenv("RLHF_DEMO_FEEDBACK", str(root / "feedback" / "labels.jsonl"))
-    assert limits.current().shared                    # a teacher key means a class's server
+    assert limits.current().shared  # a teacher key means a class's server
     ctx = AppContext(runs_dir=root)
     demo = build_demo(ctx)
     demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
@@ -61,9 +62,8 @@ def people(browser, server):
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.goto(server.url)
-        page.wait_for_function("() => (document.querySelector('#who')?.innerText || '').includes('You are')",
-                               timeout=60_000)
-        if who != "teacher":                      # students join with the class code the teacher shows
+        page.wait_for_function("() => (document.querySelector('#who')?.innerText || '').includes('You are')", timeout=60_000)
+        if who != "teacher":  # students join with the class code the teacher shows
             page.locator("#who-code input, #who-code textarea").first.fill(CODE.lower())
             page.locator("#who-join").click()
             page.locator("#who-join").wait_for(state="hidden", timeout=30_000)
@@ -86,12 +86,12 @@ def _fill(page, elem_id, value):
 def _wait_text(page, elem_id, needle, timeout=60_000):
     try:
         page.wait_for_function(
-            "([id, s]) => (document.querySelector('#' + id)?.innerText || '').includes(s)", arg=[elem_id, needle],
-            timeout=timeout)
+            "([id, s]) => (document.querySelector('#' + id)?.innerText || '').includes(s)", arg=[elem_id, needle], timeout=timeout
+        )
     except Exception:
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / f"classroom-failed-{elem_id}.png"), full_page=True)
-        raise AssertionError(f"#{elem_id} never showed {needle!r}: {page.locator('#' + elem_id).inner_text()[:300]!r}")
+        raise AssertionError(f"#{elem_id} never showed {needle!r}: {page.locator('#' + elem_id).inner_text()[:300]!r}") from None
 
 
 def _rename(page, name):
@@ -99,12 +99,13 @@ def _rename(page, name):
 
     page.get_by_text("Your name · teacher").click()
     page.locator("#who-nick input, #who-nick textarea").first.wait_for()
-    for _ in range(3):          # a fill racing the page's first render can be lost: type it again
+    for _ in range(3):  # a fill racing the page's first render can be lost: type it again
         _fill(page, "who-nick", name)
         page.locator("#who-rename").click()
         try:
-            page.wait_for_function("(s) => (document.querySelector('#who')?.innerText || '').includes(s)",
-                                   arg=clean_nickname(name, ""), timeout=10_000)
+            page.wait_for_function(
+                "(s) => (document.querySelector('#who')?.innerText || '').includes(s)", arg=clean_nickname(name, ""), timeout=10_000
+            )
             return
         except Exception:
             continue
@@ -112,13 +113,13 @@ def _rename(page, name):
 
 def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(people):
     t, a = people.teacher, people.a
-    assert a.get_by_role("tab", name="Teacher").count() == 0        # students never see the tab
+    assert a.get_by_role("tab", name="Teacher").count() == 0  # students never see the tab
     t.get_by_text("Your name · teacher").click()
     _fill(t, "who-key", "guess")
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "not the teacher key")
     assert "next try in 2 s" in _text(t, "who-key-msg")
-    _fill(t, "who-key", KEY)                                         # at once: still refused, even the right key
+    _fill(t, "who-key", KEY)  # at once: still refused, even the right key
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "Too many wrong keys")
     time.sleep(2.2)
@@ -126,16 +127,16 @@ def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(p
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "Teacher mode on")
     t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
-    assert KEY not in t.content()                                    # the key is not left in the page
+    assert KEY not in t.content()  # the key is not left in the page
     t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
-    t.reload()                                                       # typed once per browser
+    t.reload()  # typed once per browser
     _wait_text(t, "who", "teacher")
     t.get_by_role("tab", name="Teacher").wait_for(timeout=20_000)
     assert "teacher" not in _text(a, "who")
     t.get_by_role("tab", name="Teacher").click()
-    _wait_text(t, "teacher-code", CODE)                              # the code students join with
-    t.get_by_text("Your name · teacher").click()                      # (closed again by the reload)
-    t.locator("#who-leave").click()                                  # a shared lab PC: teacher mode off again
+    _wait_text(t, "teacher-code", CODE)  # the code students join with
+    t.get_by_text("Your name · teacher").click()  # (closed again by the reload)
+    t.locator("#who-leave").click()  # a shared lab PC: teacher mode off again
     _wait_text(t, "who-key-msg", "Teacher mode is off")
     t.reload()
     _wait_text(t, "who", "You are")
@@ -158,20 +159,21 @@ def test_a_run_trains_live_on_every_screen_and_only_owner_or_teacher_stops_it(pe
     a.locator("#ppo-start").click()
     b.get_by_role("tab", name="Training").click()
     _wait_text(b, "live-status", "Training now", timeout=120_000)
-    assert "bAnnbimg srcx" in _text(b, "live-status")     # whose run: as plain text
+    assert "bAnnbimg srcx" in _text(b, "live-status")  # whose run: as plain text
     assert b.locator("#live-status img, #live-status b").count() == 0
-    b.wait_for_function("() => document.querySelectorAll('#live-plot .scatterlayer .trace').length > 0",
-                        timeout=180_000)                                # B sees A's curves, live
+    b.wait_for_function(
+        "() => document.querySelectorAll('#live-plot .scatterlayer .trace').length > 0", timeout=180_000
+    )  # B sees A's curves, live
     run = b.locator("#live-run input, #live-run textarea").first.input_value()
     assert run.startswith("ppo-") and (server.root / run).is_dir()
     server.state["run"] = run
     SHOTS.mkdir(exist_ok=True)
     b.screenshot(path=str(SHOTS / "classroom-student-watching.png"), full_page=True)
 
-    outsider = Client(server.url, verbose=False)                       # B's twin through the HTTP API
+    outsider = Client(server.url, verbose=False)  # B's twin through the HTTP API
     with pytest.raises(Exception, match="that you may stop"):
         outsider.predict(run, api_name="/stop_run")
-    b.locator("#live-stop").click()                                    # nor from B's page: an error toast
+    b.locator("#live-stop").click()  # nor from B's page: an error toast
     b.get_by_text("that you may stop").first.wait_for(timeout=20_000)
     job = next(j for j in QUEUE.jobs() if j.out.name == run)
     assert not job.done and not job.stop_event.is_set()
@@ -199,14 +201,14 @@ def test_a_students_run_is_invisible_to_another_until_the_teacher_pins_it(people
     assert run not in _text(b, "runs-table")
     a.get_by_role("tab", name="Runs").click()
     a.locator("#runs-refresh").click()
-    _wait_text(a, "runs-table", run)                                   # the owner sees it
+    _wait_text(a, "runs-table", run)  # the owner sees it
 
     outsider = Client(server.url, verbose=False)
     for args, api in (([run], "/runs_compare"), (run, "/runs_download_policy"), ([run], "/runs_export_csv")):
         with pytest.raises(Exception, match="that you may see"):
             outsider.predict(args, api_name=api)
     with pytest.raises(Exception, match="that you may see"):
-        outsider.predict(["no-such-run"], api_name="/runs_compare")    # unknown reads the same as foreign
+        outsider.predict(["no-such-run"], api_name="/runs_compare")  # unknown reads the same as foreign
 
     t.get_by_role("tab", name="Teacher").click()
     t.locator("#teacher-refresh").click()
@@ -215,7 +217,7 @@ def test_a_students_run_is_invisible_to_another_until_the_teacher_pins_it(people
     _wait_text(t, "teacher-msg", "pinned")
     b.locator("#runs-refresh").click()
     _wait_text(b, "runs-table", run)
-    frontier, _overlay = outsider.predict([run], api_name="/runs_compare")   # pinned: the class may compare it
+    frontier, _overlay = outsider.predict([run], api_name="/runs_compare")  # pinned: the class may compare it
     assert frontier
 
 
@@ -223,9 +225,9 @@ def test_labels_of_two_students_reach_the_class_count_and_the_teacher(people, se
     a, b, t = people.a, people.b, people.teacher
     for page in (a, b):
         page.get_by_role("tab", name="Feedback").click()
-        page.wait_for_function(                                          # a pair is on screen as the tab opens
-            "() => { const t = document.querySelector('#fb-resp-b textarea'); return t && t.value && t.value !== '…'; }",
-            timeout=120_000)
+        page.wait_for_function(  # a pair is on screen as the tab opens
+            "() => { const t = document.querySelector('#fb-resp-b textarea'); return t && t.value && t.value !== '…'; }", timeout=120_000
+        )
         page.locator("#fb-a").click()
         _wait_text(page, "fb-counts", "You: 1")
     _wait_text(b, "fb-counts", "class: 2")

@@ -5,6 +5,7 @@ after the class guessed wrong, a labeller removed by the teacher, Gradio's queue
 pending event of one page while another page still gets in, and a page's session freed when it
 unloads. The base model is the tiny one (a registry that hands it out, and can hold the model back so
 events pile up in Gradio's queue). No browser."""
+
 from __future__ import annotations
 
 import http.client
@@ -19,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 
 KEY = "teacher-key-3f9c1a7be20d"
 CODE = "QX7K2M"
@@ -52,8 +53,7 @@ def app(tiny_bundle, tmp_path_factory):
         mp.delenv(k, raising=False)
     root = tmp_path_factory.mktemp("class-api") / "runs"
     mp.setenv("RLHF_DEMO_FEEDBACK", str(root / "feedback" / "labels.jsonl"))
-    lim = ClassLimits(label_burst=1, label_gap_s=1.0, labels_per_identity=2, key_wrong_per_address=10,
-                      session_grace_s=0.0)
+    lim = ClassLimits(label_burst=1, label_gap_s=1.0, labels_per_identity=2, key_wrong_per_address=10, session_grace_s=0.0)
     ctx = AppContext(runs_dir=root, registry=TinyRegistry(tiny_bundle), sessions=Sessions(), class_limits=lim)
     demo = build_demo(ctx)
     demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
@@ -87,13 +87,13 @@ def test_join_labels_rate_and_cap(app):
     assert counts["you"]["total"] == 1 and counts["class"]["A"] == 1
     assert "no pair on your screen" in refused(c.predict, pair["pair_id"], "b", api_name="/feedback_label")  # once
     pair = json.loads(c.predict(api_name="/feedback_pair"))
-    assert "slow down" in refused(c.predict, pair["pair_id"], "b", api_name="/feedback_label")    # 1 a second
+    assert "slow down" in refused(c.predict, pair["pair_id"], "b", api_name="/feedback_label")  # 1 a second
     time.sleep(1.1)
     c.predict(pair["pair_id"], "b", api_name="/feedback_label")
     time.sleep(1.1)
     pair = json.loads(c.predict(api_name="/feedback_pair"))
     assert "the most one person" in refused(c.predict, pair["pair_id"], "tie", api_name="/feedback_label")  # 2 each
-    again = app.client()                                       # the token resumes the identity in another client
+    again = app.client()  # the token resumes the identity in another client
     assert json.loads(again.predict(CODE, "", me["token"], api_name="/join"))["user"] == me["user"]
     records = [json.loads(x) for x in (app.root / "feedback" / "labels.jsonl").read_text().splitlines()]
     assert [r["labeller"] for r in records] == [me["user"]] * 2
@@ -102,12 +102,12 @@ def test_join_labels_rate_and_cap(app):
 
 def test_teacher_key_throttled_per_address_despite_spoofed_forwarded_for(app):
     answers = []
-    for i in range(12):           # a fresh anonymous client per guess, each claiming another address
+    for i in range(12):  # a fresh anonymous client per guess, each claiming another address
         guesser = app.client(headers={"X-Forwarded-For": f"6.6.6.{i}"})
         answers.append(refused(guesser.predict, "guess", "", api_name="/teacher_login"))
     assert all("not the teacher key" in a for a in answers[:10]), answers
-    assert all("too many wrong keys" in a for a in answers[10:]), answers      # all counted at 127.0.0.1
-    teacher = app.client()        # the teacher's browser identity: its guess is evaluated all the same
+    assert all("too many wrong keys" in a for a in answers[10:]), answers  # all counted at 127.0.0.1
+    teacher = app.client()  # the teacher's browser identity: its guess is evaluated all the same
     from rlhf_demo.classroom.identity import new_token
 
     out = json.loads(teacher.predict(KEY, new_token(), api_name="/teacher_login"))
@@ -130,8 +130,7 @@ def test_teacher_key_throttled_per_address_despite_spoofed_forwarded_for(app):
 
 
 def _join_queue(app, fn_index: int, session: str) -> int:
-    body = json.dumps({"data": [16, 1.0], "fn_index": fn_index, "session_hash": session, "event_data": None,
-                       "trigger_id": None}).encode()
+    body = json.dumps({"data": [16, 1.0], "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}).encode()
     req = urllib.request.Request(f"{app.url}/gradio_api/queue/join", body, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -146,14 +145,14 @@ def test_one_page_cannot_fill_the_event_queue(app):
 
     fn = next(i for i, f in app.demo.fns.items() if f.api_name == "feedback_pair")
     page, other = uuid.uuid4().hex[:11], uuid.uuid4().hex[:11]
-    for s, uid in ((page, "u-page"), (other, "u-other")):     # two joined pages (as /join would bind them)
+    for s, uid in ((page, "u-page"), (other, "u-other")):  # two joined pages (as /join would bind them)
         app.ctx.sessions.bind(s, User(uid, uid))
         app.ctx.roster.rejoin(uid, uid)
-    app.ctx.registry.hold.clear()                 # the model is slow: events stay pending
+    app.ctx.registry.hold.clear()  # the model is slow: events stay pending
     try:
         codes = [_join_queue(app, fn, page) for _ in range(15)]
         assert codes == [200] * 12 + [503] * 3, codes
-        assert _join_queue(app, fn, other) == 200                      # another page still gets in
+        assert _join_queue(app, fn, other) == 200  # another page still gets in
     finally:
         app.ctx.registry.hold.set()
 
@@ -167,8 +166,8 @@ def test_a_page_that_unloads_frees_its_session(app):
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
     conn.request("GET", f"/gradio_api/heartbeat/{sh}")
     resp = conn.getresponse()
-    resp.read(5)                                   # the heartbeat is open: the page is there
-    conn.close()                                   # the tab closes
+    resp.read(5)  # the heartbeat is open: the page is there
+    conn.close()  # the tab closes
     t0 = time.monotonic()
     while sh in app.ctx.sessions._users or sh in app.demo.state_holder:
         assert time.monotonic() - t0 < 30, "the session was never freed"

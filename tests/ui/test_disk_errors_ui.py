@@ -2,6 +2,7 @@
 each kind in the runs folder): ``/config`` holds no server path (model and reward choices are short
 names), a lone surrogate sent to ``/generate`` gets the clear line (and ``gradio_client`` still serves), uploads are cleaned on Gradio's
 schedule (``delete_cache``), and a CSV export leaves no temporary folder behind. No browser."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ def app(tmp_path_factory, tiny_model_dir):
     shutil.copytree(ASSETS / "example-reward", root / REWARD_RUN)
     mp = pytest.MonkeyPatch()
     mp.setenv("RLHF_DEMO_RUNS", str(root))
-    mp.setenv("RLHF_DEMO_TMP_AGE_S", "2")            # Gradio's cache: checked every second, files older than 2 s go
+    mp.setenv("RLHF_DEMO_TMP_AGE_S", "2")  # Gradio's cache: checked every second, files older than 2 s go
     for k in ("RLHF_DEMO_SHARED", "SPACE_ID", "RLHF_DEMO_TEACHER_KEY"):
         mp.delenv(k, raising=False)
     demo = build_demo()
@@ -49,15 +50,18 @@ def test_config_holds_no_server_path_and_offers_short_names(app):
     with urllib.request.urlopen(f"{app.url}/config", timeout=30) as r:
         text = r.read().decode()
     for path in (str(REPO), str(app.root), str(Path.home() / ".cache")):
-        assert path not in text, f"{path} in /config: …{text[max(0, text.find(path) - 200):text.find(path) + 100]}…"
+        assert path not in text, f"{path} in /config: …{text[max(0, text.find(path) - 200) : text.find(path) + 100]}…"
     config = json.loads(text)
     values = json.dumps(config)
     for short in ('"example-ppo"', f'"run:{PPO_RUN}"', '"rm:example-reward"', f'"rm:run:{REWARD_RUN}"'):
         assert short in values, short
-    model_lists = [[c[1] for c in comp["props"]["choices"]] for comp in config["components"]
-                   if ["base: SmolLM2-135M-Instruct (default)", "default"] in (comp.get("props", {}).get("choices") or [])]
-    assert len(model_lists) >= 4                                  # Playground, KL (π and π_ref), Theory
-    for names in model_lists:                                     # no reward model offered as a policy
+    model_lists = [
+        [c[1] for c in comp["props"]["choices"]]
+        for comp in config["components"]
+        if ["base: SmolLM2-135M-Instruct (default)", "default"] in (comp.get("props", {}).get("choices") or [])
+    ]
+    assert len(model_lists) >= 4  # Playground, KL (π and π_ref), Theory
+    for names in model_lists:  # no reward model offered as a policy
         assert f"run:{PPO_RUN}" in names and f"run:{REWARD_RUN}" not in names and "example-reward" not in names
 
 
@@ -67,8 +71,9 @@ def raw_call(app, api_name: str, data: list) -> tuple[bool, str]:
     fn = next(i for i, f in app.demo.fns.items() if f.api_name == api_name)
     sh = uuid.uuid4().hex[:11]
     body = json.dumps({"data": data, "fn_index": fn, "session_hash": sh, "event_data": None, "trigger_id": None}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{app.url}/gradio_api/queue/join", body,
-                                                  {"Content-Type": "application/json"}), timeout=30).read()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{app.url}/gradio_api/queue/join", body, {"Content-Type": "application/json"}), timeout=30
+    ).read()
     with urllib.request.urlopen(f"{app.url}/gradio_api/queue/data?session_hash={sh}", timeout=120) as r:
         for line in r:
             msg = json.loads(line[5:]) if line.startswith(b"data:") else {}
@@ -85,7 +90,7 @@ def test_generate_with_a_lone_surrogate_gets_the_clear_line(app):
     ok, text = raw_call(app, "generate", list(args.values()))
     assert not ok and "the prompt holds a lone surrogate (U+D800 at position 11)" in text, text
     out = app.client.predict(prompt="The movie was", model=app.tiny, max_new_tokens=2, api_name="/generate")
-    assert "Generated 2 tokens" in out[11]                      # and the server keeps serving
+    assert "Generated 2 tokens" in out[11]  # and the server keeps serving
 
 
 def test_a_shipped_policy_loads_by_its_short_name_and_a_reward_model_is_refused(app):
@@ -109,7 +114,7 @@ def test_uploads_are_cleaned_on_a_schedule(app):
 
 
 def test_a_csv_export_leaves_no_temporary_folder(app):
-    from rlhf_demo.runs.quota import exports_dir
+    from rlhf_demo.classroom.quota import exports_dir
 
     before = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
     out = app.client.predict([PPO_RUN], api_name="/runs_export_csv")
@@ -117,4 +122,4 @@ def test_a_csv_export_leaves_no_temporary_folder(app):
     assert got and Path(got).read_text().startswith(("run", "step", "algo")) or Path(got).stat().st_size > 0
     new = {p.name for p in Path(tempfile.gettempdir()).iterdir()} - before
     assert not [n for n in new if n.startswith(("rlhf-runs-", "tmp"))], new
-    assert list(exports_dir().glob("export-*/metrics-*.csv"))   # in the downloads folder: cleaned by age, counted
+    assert list(exports_dir().glob("export-*/metrics-*.csv"))  # in the downloads folder: cleaned by age, counted

@@ -1,5 +1,6 @@
 """The KL and Theory tabs: through their HTTP API on the tiny model (fast, bad inputs answered clearly)
 and in headless Chromium on the real default model (plots drawn; screenshots in /tmp/shots/)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,11 +31,14 @@ def test_api_kl_tokens_tiny_model(client, tiny_model_dir):
     assert out[3] is not None and out[4] is not None  # per-token figure, top-candidates figure
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(response=""), "response is empty"),
-    (dict(prompt=""), "prompt is empty"),
-    (dict(policy="./no/such/model"), "does not exist"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(response=""), "response is empty"),
+        (dict(prompt=""), "prompt is empty"),
+        (dict(policy="./no/such/model"), "does not exist"),
+    ],
+)
 def test_api_kl_bad_inputs_are_clear_and_server_keeps_serving(client, tiny_model_dir, change, message):
     tiny = str(tiny_model_dir)
     kw = {"policy": tiny, "ref": tiny, **change}
@@ -71,8 +75,7 @@ def test_api_theory_bad_beta_and_toy(client, tiny_model_dir):
 def test_api_theory_endpoints_have_named_parameters(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = {ep: [p["parameter_name"] for p in api[ep]["parameters"]] for ep in api}
-    assert names["/theory_candidates"] == ["reference_model", "reward", "prompt", "k", "response_tokens", "seed",
-                                           "beta"]
+    assert names["/theory_candidates"] == ["reference_model", "reward", "prompt", "k", "response_tokens", "seed", "beta"]
     assert names["/theory_beta"] == ["beta"]  # the candidates stay in the session
     toy = ["words", "rewards", "reference_probs", "learning_rate", "samples_per_step", "baseline", "kl_beta", "seed"]
     assert names["/toy_reset"] == names["/toy_step"] == toy and names["/toy_run"] == toy + ["steps"]
@@ -80,8 +83,9 @@ def test_api_theory_endpoints_have_named_parameters(client):
 
 
 def test_api_toy_reset_and_run(client):
-    toy = dict(words="up, down", rewards="1, -1", reference_probs="", learning_rate=0.5, samples_per_step=8,
-               baseline=True, kl_beta=0.5, seed=0)
+    toy = dict(
+        words="up, down", rewards="1, -1", reference_probs="", learning_rate=0.5, samples_per_step=8, baseline=True, kl_beta=0.5, seed=0
+    )
     res = client.predict(**toy, api_name="/toy_reset")
     assert res[0].startswith("Step 0") and "β·log Z" in res[0]
     res = client.predict(**toy, steps=30, api_name="/toy_run")
@@ -154,8 +158,9 @@ def _shot_region(page, top_sel: str, bottom_sel: str, path: Path) -> None:
     y0 = top["y"]
     y1 = bottom["y"] + bottom["height"]
     scroll = page.evaluate("window.scrollY")
-    page.screenshot(path=str(path), full_page=True,
-                    clip={"x": 0, "y": y0 + scroll, "width": page.viewport_size["width"], "height": max(50, y1 - y0)})
+    page.screenshot(
+        path=str(path), full_page=True, clip={"x": 0, "y": y0 + scroll, "width": page.viewport_size["width"], "height": max(50, y1 - y0)}
+    )
 
 
 @pytest.mark.browser

@@ -2,6 +2,7 @@
 run on a learned reward model (``rm:``, listed in the reward dropdown) draws proxy and gold against KL; a
 tiny reward model trained from the panel shows its curves, its held-out accuracy, the disagreement table
 and a typed text's scores."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import pytest
 
 from rlhf_demo.ppo.config import preset as ppo_preset
 from rlhf_demo.reward_model.config import RewardConfig
+from rlhf_demo.reward_model.inspect import latest_heldout
 from rlhf_demo.reward_model.trainer import RewardTrainer
 from rlhf_demo.runs.folder import write_run
-from rlhf_demo.reward_model.inspect import latest_heldout
 from rlhf_demo.ui.training_ppo import reward_choices, shows_overopt
 from rlhf_demo.ui.training_reward import disagreement_frame
 
@@ -30,8 +31,18 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def rm_run(tiny_model_dir) -> Path:
     """A tiny reward-model run in the app's runs folder (so the PPO panel lists it)."""
-    cfg = RewardConfig.preset("quick-cpu", model=str(tiny_model_dir), heldout_every=2, batch_size=2, steps=2,
-                              eval_every=0, eval_at_start=False, max_seconds=0.0, lr=1e-2, device="cpu")
+    cfg = RewardConfig.preset(
+        "quick-cpu",
+        model=str(tiny_model_dir),
+        heldout_every=2,
+        batch_size=2,
+        steps=2,
+        eval_every=0,
+        eval_at_start=False,
+        max_seconds=0.0,
+        lr=1e-2,
+        device="cpu",
+    )
     out = Path(os.environ["RLHF_DEMO_RUNS"]) / "reward-tiny-for-overopt"
     if not (out / "summary.json").exists():
         list(write_run(RewardTrainer(cfg, PAIRS), out, overwrite=True))
@@ -42,10 +53,10 @@ def test_reward_dropdown_lists_reward_model_runs_and_the_panel_needs_a_distinct_
     from rlhf_demo.ui.context import AppContext
 
     values = [v for _label, v in reward_choices(AppContext())]
-    assert "vader-positive" in values and f"rm:run:{rm_run.name}" in values      # a short name (runs/names.py)
-    assert not any(v.startswith("rm:") and "example-ppo" in v for v in values)   # the example PPO run is no reward model
+    assert "vader-positive" in values and f"rm:run:{rm_run.name}" in values  # a short name (runs/names.py)
+    assert not any(v.startswith("rm:") and "example-ppo" in v for v in values)  # the example PPO run is no reward model
     assert shows_overopt(ppo_preset("quick-cpu", reward=f"rm:{rm_run}"))
-    assert not shows_overopt(ppo_preset("quick-cpu"))                             # gold = reward: nothing to compare
+    assert not shows_overopt(ppo_preset("quick-cpu"))  # gold = reward: nothing to compare
     assert not shows_overopt(ppo_preset("quick-cpu", reward=f"rm:{rm_run}", gold_reward="none"))
 
 
@@ -67,8 +78,8 @@ def test_browser_overopt_panel_appears_with_proxy_and_gold(page, app_url, tiny_m
         page.get_by_text(title, exact=True).first.click()
     reward = page.locator("#ppo-reward input").first
     reward.click()
-    page.wait_for_timeout(800)                        # focus refreshes the choices from the run folders
-    page.get_by_role("option", name=f"rm: reward model {rm_run.name}").click()     # listed among the runs
+    page.wait_for_timeout(800)  # focus refreshes the choices from the run folders
+    page.get_by_role("option", name=f"rm: reward model {rm_run.name}").click()  # listed among the runs
     page.wait_for_function("document.querySelector('#ppo-reward input').value.includes('reward model')")
     _fill(page, "ppo-model", tiny_model_dir)
     _fill(page, "ppo-steps", 3)
@@ -79,9 +90,9 @@ def test_browser_overopt_panel_appears_with_proxy_and_gold(page, app_url, tiny_m
     page.locator("#ppo-start").click()
     page.locator("#ppo-overopt .js-plotly-plot").wait_for(timeout=120_000)
     page.locator("#ppo-status").get_by_text("finished", exact=False).wait_for(timeout=180_000)
-    page.wait_for_timeout(2500)                       # the last tick redraws the panel
+    page.wait_for_timeout(2500)  # the last tick redraws the panel
     traces = page.locator("#ppo-overopt .js-plotly-plot .scatterlayer .trace")
-    assert traces.count() == 2                        # proxy (batch) and gold (batch); no held-out ◆ without an eval
+    assert traces.count() == 2  # proxy (batch) and gold (batch); no held-out ◆ without an eval
     legend = page.locator("#ppo-overopt .legend").first.text_content()
     assert "proxy (batch)" in legend and "gold (batch)" in legend
     page.locator("#ppo-overopt").screenshot(path=str(SHOTS / "overopt_panel_live.png"))

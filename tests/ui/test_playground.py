@@ -1,4 +1,5 @@
 """The Playground tab through its HTTP API (gradio_client) and in headless Chromium (Playwright)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,22 @@ from pathlib import Path
 import pytest
 
 SHOTS = Path("/tmp/shots")
-DEFAULTS = dict(strategy="sample", temperature=0.8, top_k=40, top_p=0.95, min_p=0.0, rep=1.0, ngram=0, beams=4, max_new=6, min_new=0,
-                samples=1, seed=0, bias="", chat=False)
+DEFAULTS = dict(
+    strategy="sample",
+    temperature=0.8,
+    top_k=40,
+    top_p=0.95,
+    min_p=0.0,
+    rep=1.0,
+    ngram=0,
+    beams=4,
+    max_new=6,
+    min_new=0,
+    samples=1,
+    seed=0,
+    bias="",
+    chat=False,
+)
 
 
 def _args(prompt, model, **change):
@@ -41,16 +56,19 @@ def test_api_generate_step_and_branch(client, tiny_model_dir):
     assert "Branch at step 2" in status and "wonderful" in status
 
 
-@pytest.mark.parametrize("change, message", [  # Gradio's slider bounds answer first; the core checks again behind them
-    (dict(max_new=10**6), r"greater than maximum value 128|max_new_tokens must be"),
-    (dict(temperature=-1), r"less than minimum value 0|temperature must be"),
-    (dict(top_p=0), r"less than minimum value 0.05|top_p must be > 0"),
-    (dict(top_k=10**6), r"greater than maximum value 200|larger than the vocabulary"),
-    (dict(samples=50), r"greater than maximum value 8|num_samples must be"),
-    (dict(strategy="nucleus"), r"nucleus|strategy must be one of"),
-    (dict(seed=-5), r"seed must be between 0"),
-    (dict(bias="great"), r"WORD:BIAS"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [  # Gradio's slider bounds answer first; the core checks again behind them
+        (dict(max_new=10**6), r"greater than maximum value 128|max_new_tokens must be"),
+        (dict(temperature=-1), r"less than minimum value 0|temperature must be"),
+        (dict(top_p=0), r"less than minimum value 0.05|top_p must be > 0"),
+        (dict(top_k=10**6), r"greater than maximum value 200|larger than the vocabulary"),
+        (dict(samples=50), r"greater than maximum value 8|num_samples must be"),
+        (dict(strategy="nucleus"), r"nucleus|strategy must be one of"),
+        (dict(seed=-5), r"seed must be between 0"),
+        (dict(bias="great"), r"WORD:BIAS"),
+    ],
+)
 def test_api_rejects_out_of_range_values_clearly(client, tiny_model_dir, change, message):
     with pytest.raises(Exception, match=message):
         client.predict(*_args("The movie was", str(tiny_model_dir), **change), api_name="/generate")

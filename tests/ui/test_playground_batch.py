@@ -1,6 +1,7 @@
 """Generate requests of several sessions at once run as one batch (``decoding/batch.py``) and each
 session still gets exactly what the same call gets alone: tokens, probability bins and the bars'
 probabilities. No browser; the tiny model; four ``gradio_client`` sessions in four threads."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,21 @@ import threading
 
 import pytest
 
-KNOBS = dict(strategy="sample", temperature=0.8, top_k=40, top_p=0.95, min_p=0.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
-             num_beams=4, max_new_tokens=24, min_new_tokens=0, num_samples=1, word_bias="", chat_template=False)
+KNOBS = dict(
+    strategy="sample",
+    temperature=0.8,
+    top_k=40,
+    top_p=0.95,
+    min_p=0.0,
+    repetition_penalty=1.0,
+    no_repeat_ngram_size=0,
+    num_beams=4,
+    max_new_tokens=24,
+    min_new_tokens=0,
+    num_samples=1,
+    word_bias="",
+    chat_template=False,
+)
 REQUESTS = [("The movie was", 1), ("Hi", 2), ("Once upon a time, in a land far away, there lived", 3), ("I think that the", 4)]
 ROUNDS = 5
 
@@ -43,7 +57,7 @@ def test_four_sessions_at_once_each_get_what_they_get_alone(app_url, tiny_model_
     for _ in range(ROUNDS):
         barrier, results, errors = threading.Barrier(len(REQUESTS)), [None] * len(REQUESTS), []
 
-        def work(i):
+        def work(i, barrier=barrier, results=results, errors=errors):
             try:
                 barrier.wait(timeout=60)
                 results[i] = _call(clients[i], model, *REQUESTS[i])

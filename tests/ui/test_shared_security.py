@@ -4,6 +4,7 @@ run. The app is served in-process on 127.0.0.1 with the tiny model allowlisted (
 nothing loads the real model. Private endpoints (no api_name) are called the way an attacker would:
 ``/gradio_api/queue/join`` with their fn_index. Every input tried and its answer is written to
 ``$TMPDIR/rlhf-shared-security.txt`` (and printed with ``-s``)."""
+
 from __future__ import annotations
 
 import http.client
@@ -19,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlhf_demo import limits
+from rlhf_demo.classroom import limits
 
 REPO = Path(__file__).resolve().parents[2]
 LOG: list[tuple[str, str, str]] = []
@@ -55,7 +56,7 @@ def app(tiny_model_dir, tmp_path_factory):
     mp.setenv(limits.MODELS_ENV, str(tiny_model_dir))
     for k in (limits.MAX_TRAIN_S_ENV, limits.MAX_REQUEST_GB_ENV, limits.FULL_FINETUNE_ENV):
         mp.delenv(k, raising=False)
-    mp.chdir(REPO)                        # relative probes (rlhf_demo/assets, ../..) mean the source tree
+    mp.chdir(REPO)  # relative probes (rlhf_demo/assets, ../..) mean the source tree
     root = tmp_path_factory.mktemp("shared") / "runs"
     other = _run(root, "ppo-20260101-000000-aaaaaa", tiny_model_dir)
     mine = _run(root, "ppo-20260101-000001-bbbbbb", tiny_model_dir)
@@ -68,8 +69,7 @@ def app(tiny_model_dir, tmp_path_factory):
         client = Client(url, verbose=False)
         ctx.register_run(Req(client.session_hash), mine)
         fn = {f.api_name: i for i, f in demo.fns.items()}
-        yield SimpleNamespace(url=url, demo=demo, ctx=ctx, client=client, other=other, mine=mine, tiny=str(tiny_model_dir),
-                              fn=fn)
+        yield SimpleNamespace(url=url, demo=demo, ctx=ctx, client=client, other=other, mine=mine, tiny=str(tiny_model_dir), fn=fn)
     finally:
         demo.close()
         mp.undo()
@@ -95,8 +95,7 @@ def call(app, endpoint: str, *args, **kw) -> str:
 def raw(app, endpoint: str, data: list, session: str | None = None) -> str:
     """Any endpoint by fn_index through /gradio_api/queue/join (JSON may carry NaN and Infinity)."""
     sh = session or uuid.uuid4().hex[:11]
-    body = json.dumps({"data": data, "fn_index": app.fn[endpoint], "session_hash": sh, "event_data": None,
-                       "trigger_id": None}).encode()
+    body = json.dumps({"data": data, "fn_index": app.fn[endpoint], "session_hash": sh, "event_data": None, "trigger_id": None}).encode()
     req = urllib.request.Request(f"{app.url}/gradio_api/queue/join", body, {"Content-Type": "application/json"})
     text = "no answer"
     try:
@@ -107,8 +106,11 @@ def raw(app, endpoint: str, data: list, session: str | None = None) -> str:
                 msg = json.loads(line[5:]) if line.startswith("data:") else {}
                 if msg.get("msg") == "process_completed":
                     out = msg.get("output") or {}
-                    text = (repr(out.get("data", [None])[0]) if msg.get("success") else
-                            f"AppError: {out.get('error') or 'Error (generic: no message)'}")
+                    text = (
+                        repr(out.get("data", [None])[0])
+                        if msg.get("success")
+                        else f"AppError: {out.get('error') or 'Error (generic: no message)'}"
+                    )
                     break
     except urllib.error.HTTPError as exc:
         text = f"HTTP {exc.code}"
@@ -120,8 +122,9 @@ def serving(app) -> None:
     """The server still answers a good request on every model endpoint."""
     t = app.tiny
     assert "Generated 2 tokens" in app.client.predict(prompt="The movie was", model=t, max_new_tokens=2, api_name="/generate")[11]
-    assert app.client.predict(t, t, 0.7, "The movie was", "type it in", " great", 4, 0, "kl_exact",
-                              api_name="/kl_tokens")[0].startswith("**Done")
+    assert app.client.predict(t, t, 0.7, "The movie was", "type it in", " great", 4, 0, "kl_exact", api_name="/kl_tokens")[0].startswith(
+        "**Done"
+    )
     assert app.client.predict(t, t, 0.7, "The movie was", 2, 2, 0, api_name="/kl_estimator_lab")[0].startswith("**Done")
     assert app.client.predict(t, "length", "The movie was", 3, 2, 0, 0.5, api_name="/theory_candidates")[0].startswith("**Done")
 
@@ -130,10 +133,22 @@ def serving(app) -> None:
 def _server_paths(app) -> list[str]:
     from rlhf_demo.models.loading import cache_dir
 
-    return ["/etc", "../..", "../../../../etc/passwd", str(app.other / "policy"), str(app.other),
-            os.path.relpath(app.other / "policy"), str(cache_dir()), str(cache_dir() / "SmolLM2-135M-Instruct"),
-            "~/.cache/rlhf_demo", "~/.cache/rlhf_demo/SmolLM2-135M-Instruct", "/no/such/dir", "no/such/../dir",
-            str(REPO / "rlhf_demo"), "someone/some-hub-model"]
+    return [
+        "/etc",
+        "../..",
+        "../../../../etc/passwd",
+        str(app.other / "policy"),
+        str(app.other),
+        os.path.relpath(app.other / "policy"),
+        str(cache_dir()),
+        str(cache_dir() / "SmolLM2-135M-Instruct"),
+        "~/.cache/rlhf_demo",
+        "~/.cache/rlhf_demo/SmolLM2-135M-Instruct",
+        "/no/such/dir",
+        "no/such/../dir",
+        str(REPO / "rlhf_demo"),
+        "someone/some-hub-model",
+    ]
 
 
 def test_model_fields_refuse_server_paths_with_one_line(app):
@@ -146,7 +161,7 @@ def test_model_fields_refuse_server_paths_with_one_line(app):
         ("theory_candidates", lambda n: dict(reference_model=n, reward="length"), "reference"),
     ]:
         answers = {call(app, endpoint, **make(n)) for n in _server_paths(app)}
-        assert len(answers) == 1, (endpoint, answers)             # existing and missing paths read the same
+        assert len(answers) == 1, (endpoint, answers)  # existing and missing paths read the same
         assert limits.model_refusal(what, lim) in answers.pop()
     # what is allowed still loads: the session's own run, the allowlisted id
     own = app.client.predict(prompt="Hi", model=str(app.mine / "policy"), max_new_tokens=2, api_name="/generate")[11]
@@ -158,6 +173,7 @@ def test_model_fields_refuse_server_paths_with_one_line(app):
 def test_training_forms_refuse_server_paths(app):
     """The training panels' Start and Check (private endpoints, reached by fn_index): the model field,
     the DPO Hub id, and uploads that name a server file (Gradio refuses those before any handler)."""
+
     def form(endpoint, **change):
         values = {c.elem_id: c.value for c in app.demo.fns[app.fn[endpoint]].inputs}
         values.update({"ppo-seconds": 5, "dpo-max-seconds": 5, "ppo-steps": 1, "dpo-steps": 1, **change})
@@ -194,7 +210,7 @@ def test_widgets_show_the_limits(app):
 def _get(app, path: str) -> tuple[int, bytes]:
     host = urllib.parse.urlsplit(app.url)
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
-    conn.request("GET", path)                 # sent as written: no client-side normalisation of '..'
+    conn.request("GET", path)  # sent as written: no client-side normalisation of '..'
     r = conn.getresponse()
     body = r.read()
     conn.close()
@@ -205,22 +221,29 @@ def _get(app, path: str) -> tuple[int, bytes]:
 def test_file_route_serves_nothing_of_the_server(app):
     from rlhf_demo.models.loading import cache_dir
 
-    secrets = {"/etc/passwd": b"root:", str(app.other / "config.json"): b'"algo"',
-               str(app.other / "policy" / "config.json"): b"vocab_size",
-               str(app.mine / "policy" / "config.json"): b"vocab_size",
-               str(REPO / "rlhf_demo" / "limits.py"): b"LimitError", "rlhf_demo/limits.py": b"LimitError",
-               "rlhf_demo/assets/preferences.jsonl": b"chosen"}
+    secrets = {
+        "/etc/passwd": b"root:",
+        str(app.other / "config.json"): b'"algo"',
+        str(app.other / "policy" / "config.json"): b"vocab_size",
+        str(app.mine / "policy" / "config.json"): b"vocab_size",
+        str(REPO / "rlhf_demo" / "limits.py"): b"LimitError",
+        "rlhf_demo/classroom/limits.py": b"LimitError",
+        "rlhf_demo/assets/preferences.jsonl": b"chosen",
+    }
     cached = cache_dir() / "SmolLM2-135M-Instruct" / "config.json"
     secrets[str(cached)] = b"vocab_size"
     tmp = Path(tempfile.gettempdir())
     variants = lambda p: [p, urllib.parse.quote(p), p.replace("/", "%2F")]  # noqa: E731
-    probes = [(f"{prefix}{v}", needle) for p, needle in secrets.items() for v in variants(p)
-              for prefix in ("/gradio_api/file=", "/file=")]
-    probes += [(f"/gradio_api/file={tmp}/gradio/../../etc/passwd", b"root:"),
-               (f"/gradio_api/file={tmp}/gradio/%2e%2e/%2e%2e/etc/passwd", b"root:"),
-               ("/gradio_api/file=../../../../../../etc/passwd", b"root:"),
-               ("/gradio_api/file=/ETC/passwd", b"root:"), ("/gradio_api/file=//etc/passwd", b"root:"),
-               ("/gradio_api/static/../../../etc/passwd", b"root:"), ("/static/%2e%2e/%2e%2e/etc/passwd", b"root:")]
+    probes = [(f"{prefix}{v}", needle) for p, needle in secrets.items() for v in variants(p) for prefix in ("/gradio_api/file=", "/file=")]
+    probes += [
+        (f"/gradio_api/file={tmp}/gradio/../../etc/passwd", b"root:"),
+        (f"/gradio_api/file={tmp}/gradio/%2e%2e/%2e%2e/etc/passwd", b"root:"),
+        ("/gradio_api/file=../../../../../../etc/passwd", b"root:"),
+        ("/gradio_api/file=/ETC/passwd", b"root:"),
+        ("/gradio_api/file=//etc/passwd", b"root:"),
+        ("/gradio_api/static/../../../etc/passwd", b"root:"),
+        ("/static/%2e%2e/%2e%2e/etc/passwd", b"root:"),
+    ]
     for path, needle in probes:
         status, body = _get(app, path)
         assert not (status == 200 and needle in body), path
@@ -233,12 +256,12 @@ def test_oversized_nan_and_wrong_typed_inputs_answer_clearly(app):
     lab = [t, t, 1.0, "The movie was", 4, 4, 0]
     th = [t, "length", "The movie was", 3, 2, 0, 0.5]
     toy = ["great, good, bad", "1, 0, -1", "", 0.5, 8, True, 0.0, 0]
-    long_prompt = "great " * 300                       # under every character cap, over the 256-token one
+    long_prompt = "great " * 300  # under every character cap, over the 256-token one
 
     def sub(args, i, v):
-        return [*args[:i], v, *args[i + 1:]]
+        return [*args[:i], v, *args[i + 1 :]]
 
-    cases = [   # (answer, what it must say)
+    cases = [  # (answer, what it must say)
         (call(app, "generate", prompt="x" * 30_000, model=t), "at most 20000"),
         (call(app, "generate", prompt="", model=t), "prompt is empty"),
         (call(app, "generate", prompt="Hi", model=t, max_new_tokens=10**6), "greater than maximum"),
@@ -277,9 +300,11 @@ def test_oversized_nan_and_wrong_typed_inputs_answer_clearly(app):
         (raw(app, "toy_run", toy + [NAN, None]), "steps per run must be a whole number"),
         (call(app, "toy_reset", *sub(toy, 1, "1, nan, 2")), "finite"),
     ]
-    assert call(app, "theory_candidates", *th).startswith("**Done")       # the session has candidates to move
-    cases += [(call(app, "theory_beta", "x"), "is not a valid value"),
-              (raw(app, "theory_beta", [None, NAN], session=app.client.session_hash), "positive number")]
+    assert call(app, "theory_candidates", *th).startswith("**Done")  # the session has candidates to move
+    cases += [
+        (call(app, "theory_beta", "x"), "is not a valid value"),
+        (raw(app, "theory_beta", [None, NAN], session=app.client.session_hash), "positive number"),
+    ]
     for answer, needle in cases:
         assert answer.startswith(("AppError", "**Error", "'**Error", "⚠️")), answer
         if needle is GENERIC:
@@ -322,10 +347,10 @@ def test_run_dir_remembers_the_session_without_showing_its_hash(app):
     req = Req("secret-session-hash")
     out = run_dir(app.ctx, "ppo", req)
     out.mkdir()
-    (out / "config.json").write_text("{}")              # as the trainer writes it when the run starts
+    (out / "config.json").write_text("{}")  # as the trainer writes it when the run starts
     assert app.ctx.own_runs(req) == (str(out),) and "secret" not in out.name
     assert limits.check_model(str(out / "policy"), limits=app.ctx.session_limits(req)) == str(out / "policy")
     with pytest.raises(limits.LimitError):
         limits.check_model(str(out / "policy"), limits=app.ctx.session_limits(Req("another")))
     names = [n for _, n in app.ctx.model_choices(Req(app.client.session_hash))]
-    assert f"run:{app.mine.name}" in names and f"run:{app.other.name}" not in names and app.tiny in names   # short names
+    assert f"run:{app.mine.name}" in names and f"run:{app.other.name}" not in names and app.tiny in names  # short names

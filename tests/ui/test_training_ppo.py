@@ -1,4 +1,5 @@
 """The PPO panel of the Training tab in headless Chromium: start a tiny run, watch the curves, Stop."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,7 @@ from rlhf_demo.ui.training_ppo import batch_frame, before_after_frame
 def make_config(preset, values):
     return config_from_form(PPOConfig, preset, values)
 
+
 SHOTS = Path("/tmp/shots")
 
 
@@ -26,14 +28,23 @@ def test_make_config_turns_ui_values_into_clear_errors():
         make_config("quick-cpu", {"lr": None})
     with pytest.raises(ValueError, match="beta"):
         make_config("quick-cpu", {"beta": -1.0})
-    assert make_config("course", {"beta": 0.0}).adaptive_kl is False   # β = 0: no controller, as on the CLI
+    assert make_config("course", {"beta": 0.0}).adaptive_kl is False  # β = 0: no controller, as on the CLI
     assert make_config("quick-cpu", {"response_tokens": "8:12"}).response_tokens == (8, 12)
     assert make_config("no-kl", {}).beta == 0
 
 
 def test_tables_show_raw_reward_outputs():
-    df = batch_frame([{"query": "q", "response": "r", "reward": 0.51234, "kl": 0.1,
-                       "details": {"neg": 0.0, "neu": 0.5, "pos": 0.5, "compound": 0.51234}}])
+    df = batch_frame(
+        [
+            {
+                "query": "q",
+                "response": "r",
+                "reward": 0.51234,
+                "kl": 0.1,
+                "details": {"neg": 0.0, "neu": 0.5, "pos": 0.5, "compound": 0.51234},
+            }
+        ]
+    )
     assert list(df.iloc[0])[:4] == ["q", "r", 0.512, 0.1] and "compound 0.51" in df.iloc[0, 4]
     ba = before_after_frame([{"query": "q", "reference": "a", "reference_reward": 0.0, "policy": "b", "policy_reward": 0.9}])
     assert isinstance(ba, pd.DataFrame) and ba.shape == (1, 5)
@@ -47,8 +58,7 @@ def _fill(page, elem_id, value):
 
 def _wait_for_the_end(page, timeout=180_000):
     """Until the status line says how the run ended (whichever way: the assertion after it then shows the words)."""
-    page.wait_for_function("/(finished|stopped|diverged|failed)[:]/.test(document.querySelector('#ppo-status').innerText)",
-                           timeout=timeout)
+    page.wait_for_function("/(finished|stopped|diverged|failed)[:]/.test(document.querySelector('#ppo-status').innerText)", timeout=timeout)
 
 
 @pytest.mark.browser

@@ -17,6 +17,7 @@ before/after, and lets go of the trainer and of the function that built it; the 
 the cycles torch modules leave and hands the freed heap back to the OS. Ended jobs are remembered per
 owner (``latest``) up to ``MAX_ENDED``, the oldest forgotten first.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,12 +26,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from rlhf_demo.runs.folder import write_run
-from rlhf_demo.runs.status import final_lines, progress_lines
+from rlhf_demo.training.status import final_lines, progress_lines
 
 WAITING, LOADING, RUNNING = "waiting", "loading", "running"
 OVERHEAD_S = 40.0
@@ -52,24 +53,24 @@ class Job:
     algo: str
     out: Path
     preset: str | None
-    build: Callable | None     # build(stop: Callable[[], bool]) -> a trainer (loads the model: runs in the worker);
-                               # None once the job ended (a closure may hold what the trainer needs)
-    budget_s: float            # the training-time budget (0 = none: ETAs then use a default)
+    build: Callable | None  # build(stop: Callable[[], bool]) -> a trainer (loads the model: runs in the worker);
+    # None once the job ended (a closure may hold what the trainer needs)
+    budget_s: float  # the training-time budget (0 = none: ETAs then use a default)
     total_steps: int = 0
-    nickname: str = ""         # the owner's nickname, shown to the class ("whose run is training")
-    cfg: object = None         # the validated config (what readers need: kl_budget, steps, ...); kept after the end
+    nickname: str = ""  # the owner's nickname, shown to the class ("whose run is training")
+    cfg: object = None  # the validated config (what readers need: kl_budget, steps, ...); kept after the end
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = WAITING
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     ended: float | None = None
-    records: list = field(default_factory=list)    # metrics records without their sample rows
-    samples: list = field(default_factory=list)    # the latest batch / held-out samples
+    records: list = field(default_factory=list)  # metrics records without their sample rows
+    samples: list = field(default_factory=list)  # the latest batch / held-out samples
     before_after: list = field(default_factory=list)
     lines: list = field(default_factory=lambda: ["Waiting for the training slot…"])
-    version: int = 0                               # bumped at every change: readers redraw only then
+    version: int = 0  # bumped at every change: readers redraw only then
     error: str = ""
-    trainer: object = None     # only while it trains (None once it ended: the model is let go)
+    trainer: object = None  # only while it trains (None once it ended: the model is let go)
     stop_event: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -105,19 +106,33 @@ class TrainingQueue:
     def __init__(self, max_waiting: int = MAX_WAITING):
         self.max_waiting = max_waiting
         self._lock = threading.Condition()
-        self._jobs: list[Job] = []          # waiting and running, in order
-        self._latest: OrderedDict[str, Job] = OrderedDict()   # owner → their latest job (ended ones too), oldest first
+        self._jobs: list[Job] = []  # waiting and running, in order
+        self._latest: OrderedDict[str, Job] = OrderedDict()  # owner → their latest job (ended ones too), oldest first
         self._worker: threading.Thread | None = None
-        self._last: Job | None = None       # the job that started last (kept once it ended: viewers see its end)
+        self._last: Job | None = None  # the job that started last (kept once it ended: viewers see its end)
 
     # ------------------------------------------------------------------ what sessions ask
-    def submit(self, owner: str, algo: str, out: Path, build: Callable, *, preset: str | None = None,
-               budget_s: float = 0.0, total_steps: int = 0, nickname: str = "", cfg=None) -> Job:
+    def submit(
+        self,
+        owner: str,
+        algo: str,
+        out: Path,
+        build: Callable,
+        *,
+        preset: str | None = None,
+        budget_s: float = 0.0,
+        total_steps: int = 0,
+        nickname: str = "",
+        cfg=None,
+    ) -> Job:
         with self._lock:
             mine = [j for j in self._jobs if j.owner == owner]
             if mine:
-                raise QueueError("you already have a training " + ("running" if mine[0].state != WAITING else "waiting")
-                                 + ": stop it or leave the queue first")
+                raise QueueError(
+                    "you already have a training "
+                    + ("running" if mine[0].state != WAITING else "waiting")
+                    + ": stop it or leave the queue first"
+                )
             if sum(j.state == WAITING for j in self._jobs) >= self.max_waiting:
                 raise QueueError(f"the training queue is full ({self.max_waiting} waiting): try again in a few minutes")
             job = Job(owner, algo, Path(out), preset, build, budget_s, total_steps, nickname=nickname or owner[:6], cfg=cfg)
@@ -150,7 +165,7 @@ class TrainingQueue:
     def _forget_old(self) -> None:
         """At most ``MAX_ENDED`` ended jobs stay in ``_latest`` (the oldest go first)."""
         ended = [owner for owner, job in self._latest.items() if job.done]
-        for owner in ended[:max(0, len(ended) - MAX_ENDED)]:
+        for owner in ended[: max(0, len(ended) - MAX_ENDED)]:
             del self._latest[owner]
 
     def running(self) -> Job | None:
@@ -209,7 +224,7 @@ class TrainingQueue:
         with self._lock:
             if job.state != WAITING or job not in self._jobs:
                 return 0.0
-            ahead = self._jobs[:self._jobs.index(job)]
+            ahead = self._jobs[: self._jobs.index(job)]
             return sum(j.remaining_s() for j in ahead)
 
     def cancel(self, owner: str) -> str:
@@ -256,15 +271,15 @@ class TrainingQueue:
                 self._touch_positions()
             try:
                 self._run(job)
-                from rlhf_demo.limits import current
+                from rlhf_demo.classroom.limits import current
 
                 if current().shared:
                     from rlhf_demo.classroom.ownership import ClassRecord
-                    from rlhf_demo.runs.quota import after_run
+                    from rlhf_demo.classroom.quota import after_run
 
-                    after_run(job.out.parent, pinned=set(ClassRecord(job.out.parent).pins()))   # pins are kept
+                    after_run(job.out.parent, pinned=set(ClassRecord(job.out.parent).pins()))  # pins are kept
             finally:
-                job.trainer = job.build = None     # the ended job keeps its records, never its model
+                job.trainer = job.build = None  # the ended job keeps its records, never its model
                 with self._lock:
                     if job in self._jobs:
                         self._jobs.remove(job)
@@ -278,7 +293,7 @@ class TrainingQueue:
         try:
             trainer = job.build(job.stop_event.is_set)
             job.trainer, job.cfg = trainer, trainer.cfg
-            job.total_steps = (trainer.planned_steps() if hasattr(trainer, "planned_steps") else trainer.cfg.steps)
+            job.total_steps = trainer.planned_steps() if hasattr(trainer, "planned_steps") else trainer.cfg.steps
             job._touch(["Training…"], state=RUNNING)
             for rec in write_run(trainer, job.out, preset=job.preset):
                 rows = rec.get("samples") or rec.get("eval/samples")
@@ -287,9 +302,9 @@ class TrainingQueue:
                 job.records.append({k: v for k, v in rec.items() if k not in ("samples", "eval/samples")})
                 job._touch(progress_lines(trainer.cfg, rec, job.total_steps))
             job.before_after = trainer.before_after
-            job._touch(final_lines(trainer, job.out.name), state=trainer.status)   # the run's name, never a server path
+            job._touch(final_lines(trainer, job.out.name), state=trainer.status)  # the run's name, never a server path
         except Exception as exc:  # noqa: BLE001 - shown to the job's owner; the queue goes on
-            job.error = str(exc)       # the text only: the exception's traceback holds the trainer's frames
+            job.error = str(exc)  # the text only: the exception's traceback holds the trainer's frames
             job._touch([f"failed: {exc}"], state="failed")
 
 
@@ -299,7 +314,7 @@ def release_memory() -> None:
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc: the memory is reused by the process, only RSS stays higher
+    except (OSError, AttributeError):  # not glibc: the memory is reused by the process, only RSS stays higher
         pass
 
 

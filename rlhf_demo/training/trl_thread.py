@@ -9,17 +9,18 @@ The trainer object passed in (ours) provides ``cfg``, ``policy`` (a ``models.lor
 Closing the generator stops training after the current step; the evaluation time is kept off the
 training clock (``StepClock``).
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
-from rlhf_demo.runs import distributed
-from rlhf_demo.runs.schedule import TrainingClock
+from rlhf_demo.training import distributed
+from rlhf_demo.training.clock import TrainingClock
 
 
 class StepClock:
@@ -63,10 +64,13 @@ def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, n
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed)
                 trainer = build()
-            owner.policy.model = trainer.model      # now the peft-wrapped model TRL trains
+            owner.policy.model = trainer.model  # now the peft-wrapped model TRL trains
             owner.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-            trainer.add_callback(make_callback(cfg, evaluate, out_q, lambda: owner.stop_event.is_set() or owner._stop(),
-                                               clock, state, on_step=owner._on_step))
+            trainer.add_callback(
+                make_callback(
+                    cfg, evaluate, out_q, lambda: owner.stop_event.is_set() or owner._stop(), clock, state, on_step=owner._on_step
+                )
+            )
             trainer.train()
             owner.step_no = trainer.state.global_step
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
@@ -87,11 +91,12 @@ def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, n
     finally:
         owner.stop_event.set()  # a consumer that walks away stops the run after the current step
         thread.join()
-        owner.time_s = round(clock.now(agree=False), 2)   # no collective here: a process may have failed
+        owner.time_s = round(clock.now(agree=False), 2)  # no collective here: a process may have failed
         default = "failed" if "error" in state else "stopped" if walked_away else "finished"
         owner.status = state.get("status", default)
-        owner.message = state.get("message") or (f"stopped after step {owner.step_no}" if walked_away
-                                                 else f"completed {owner.step_no} steps")
+        owner.message = state.get("message") or (
+            f"stopped after step {owner.step_no}" if walked_away else f"completed {owner.step_no} steps"
+        )
     if "error" in state:
         exc = state["error"]
         if isinstance(exc, (ValueError, RuntimeError)):

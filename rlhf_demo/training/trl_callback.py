@@ -12,15 +12,16 @@ GRPO and the reward model (each stream names only what its records hold: ``recor
   (:func:`kl_stop`).
 - At step 0 (``cfg.eval_at_start``), a record of the untrained model's evaluation.
 """
+
 from __future__ import annotations
 
 import math
 import queue
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from rlhf_demo.runs.trl_thread import StepClock
+from rlhf_demo.training.trl_thread import StepClock
 
 
 def stop_at_step_end(cfg, step: int, control, should_stop: Callable[[], bool], clock: StepClock, state: dict):
@@ -50,8 +51,7 @@ def kl_stop(limit: float, step: int, rec: dict, model, control, state: dict) -> 
         with torch.no_grad():
             for p, v in zip(params, saved):
                 p.copy_(v)
-        msg += (f"; restored the policy of step {k} (held-out reward {ev_k['eval/reward_mean']:+.3f}, "
-                f"KL {ev_k['eval/kl']:.2f})")
+        msg += f"; restored the policy of step {k} (held-out reward {ev_k['eval/reward_mean']:+.3f}, KL {ev_k['eval/kl']:.2f})"
         state["restored"] = {"step": k, **ev_k}
     state["message"] = msg
     control.should_training_stop = True
@@ -64,9 +64,19 @@ def eval_due(cfg, step: int, clock: StepClock, state: dict) -> bool:
     return clock.schedule.eval_due() or (cfg.eval_every > 0 and step % cfg.eval_every == 0) or near
 
 
-def make_stream_callback(cfg, evaluate: Callable[[], dict], out_q: queue.Queue, should_stop: Callable[[], bool],
-                         clock: StepClock, state: dict, on_step: Callable[[int], None], *,
-                         record: Callable[[dict], dict], fixed: dict | None = None, eval_if_stopped: bool = False):
+def make_stream_callback(
+    cfg,
+    evaluate: Callable[[], dict],
+    out_q: queue.Queue,
+    should_stop: Callable[[], bool],
+    clock: StepClock,
+    state: dict,
+    on_step: Callable[[int], None],
+    *,
+    record: Callable[[dict], dict],
+    fixed: dict | None = None,
+    eval_if_stopped: bool = False,
+):
     """The TrainerCallback for one run. ``evaluate()`` returns eval record keys (and pauses the clock);
     ``record(logs)`` the step's keys from TRL's logs; records go to ``out_q``; ``state`` carries
     status, message and the KL stop's snapshot back to the trainer; ``on_step(step)`` runs after each

@@ -6,6 +6,7 @@ A step's time is known only after it ran, so with ``slack`` > 0 the clock looks 
 cross the budget (or the mark). Evaluations then stay within the budget. With ``slack`` = 0 it says
 so once the time has passed (for trainers whose steps are too short to matter).
 """
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,7 @@ class TrainingClock:
         self.max_seconds = float(max_seconds or 0.0)
         self.marks = sorted(float(m) for m in marks)
         self.slack = float(slack)
-        self.time_s = 0.0               # training time so far (what the budget and the marks count)
+        self.time_s = 0.0  # training time so far (what the budget and the marks count)
         self.per_step: float | None = None
         self._wall0 = time.perf_counter()
 

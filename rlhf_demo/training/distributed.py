@@ -17,6 +17,7 @@ Our own PPO loop calls these functions directly (its forward runs through the Lo
 ``accelerate`` and gather their own metrics. One process (no ``accelerate launch``) is the default,
 and every function here is then a no-op: single-process numerics are unchanged.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,7 +70,7 @@ def _launcher_processes() -> int:
         return 1
     from accelerate.commands.launch import launch_command_parser
 
-    known, _ = launch_command_parser().parse_known_args(argv[argv.index("launch") + 1:])
+    known, _ = launch_command_parser().parse_known_args(argv[argv.index("launch") + 1 :])
     return int(known.num_processes or 1)
 
 
@@ -101,8 +102,18 @@ def relaunch_cpu_processes(module_argv: list[str], n: int | None = None) -> None
     n = _cpu_launch_processes() if n is None else n
     if n <= 1:
         return
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr",
-           os.environ["MASTER_ADDR"], "--master_port", os.environ.get("MASTER_PORT", "29500"), *module_argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(n),
+        "--master_addr",
+        os.environ["MASTER_ADDR"],
+        "--master_port",
+        os.environ.get("MASTER_PORT", "29500"),
+        *module_argv,
+    ]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, cmd)
@@ -115,8 +126,7 @@ def share(total: int, what: str, unit: int = 1, n: int | None = None) -> int:
     n = n or world_size()
     if total % (n * unit) or total < n * unit:
         need = f"a multiple of {n * unit}" + (f" ({unit} per process × {n} processes)" if unit > 1 else "")
-        raise ValueError(f"{what} = {total} cannot be split over {n} processes: it must be {need}; "
-                         f"lower --num_processes or change {what}")
+        raise ValueError(f"{what} = {total} cannot be split over {n} processes: it must be {need}; lower --num_processes or change {what}")
     return total // n
 
 
@@ -135,13 +145,13 @@ def average_gradients(params: list[torch.Tensor]) -> None:
     if not active():
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])                    # [P]
+    flat = torch.cat([g.reshape(-1) for g in grads])  # [P]
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= world_size()
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
 
 
@@ -211,4 +221,3 @@ def share_rows(n: int, what: str) -> None:
     """Refuse more processes than data rows (each process must get at least one)."""
     if n < world_size():
         raise ValueError(f"{n} {what} cannot be shared by {world_size()} processes: lower --num_processes")
-

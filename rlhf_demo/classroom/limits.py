@@ -25,6 +25,7 @@ and the CLI, where the session is known), the model loading of every tab
 (``ui.context.AppContext.model``), the data loaders and the UI's widget ranges all read it.
 It imports neither torch nor gradio.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,16 +84,20 @@ class Limits:
     """the run folders of the session asking (``ui.context`` fills it in): their policies are allowed models"""
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         shared = _flag(SHARED_ENV, default=bool(os.environ.get("SPACE_ID") or os.environ.get("RLHF_DEMO_TEACHER_KEY")))
         models = tuple(m.strip() for m in os.environ.get(MODELS_ENV, "").split(",") if m.strip())
-        return cls(shared=shared, max_train_s=float(os.environ.get(MAX_TRAIN_S_ENV, 300)),
-                   max_tensor_bytes=float(os.environ.get(MAX_TENSOR_GB_ENV, 2)) * 1e9,
-                   max_request_bytes=float(os.environ.get(MAX_REQUEST_GB_ENV, 1)) * 1e9,
-                   max_dataset_bytes=float(os.environ.get(MAX_DATASET_MB_ENV, 200)) * 1e6,
-                   allow_full_finetune=_flag(FULL_FINETUNE_ENV), extra_models=models)
+        return cls(
+            shared=shared,
+            max_train_s=float(os.environ.get(MAX_TRAIN_S_ENV, 300)),
+            max_tensor_bytes=float(os.environ.get(MAX_TENSOR_GB_ENV, 2)) * 1e9,
+            max_request_bytes=float(os.environ.get(MAX_REQUEST_GB_ENV, 1)) * 1e9,
+            max_dataset_bytes=float(os.environ.get(MAX_DATASET_MB_ENV, 200)) * 1e6,
+            allow_full_finetune=_flag(FULL_FINETUNE_ENV),
+            extra_models=models,
+        )
 
-    def for_session(self, runs) -> "Limits":
+    def for_session(self, runs) -> Limits:
         """These limits for a session whose own run folders are ``runs``."""
         return replace(self, own_runs=tuple(str(r) for r in runs))
 
@@ -145,9 +150,11 @@ def describe(limits: Limits | None = None) -> str:
     if not lim.shared:
         return ""
     ff = "" if lim.allow_full_finetune else ", LoRA only"
-    return (f"**Shared server:** a training runs at most {lim.max_train_s:g} s and {lim.max_steps} steps, with at most "
-            f"{lim.max_tensor_bytes / 1e9:g} GB of tensors (batch × tokens){ff}; models: the base model, the shipped "
-            "example and your own runs' policies.")
+    return (
+        f"**Shared server:** a training runs at most {lim.max_train_s:g} s and {lim.max_steps} steps, with at most "
+        f"{lim.max_tensor_bytes / 1e9:g} GB of tensors (batch × tokens){ff}; models: the base model, the shipped "
+        "example and your own runs' policies."
+    )
 
 
 # ----------------------------------------------------------------------------- models
@@ -167,16 +174,18 @@ def allowed_models(limits: Limits | None = None) -> dict[str, str]:
     out = {DEFAULT_MODEL: DEFAULT_MODEL, **{m: m for m in lim.extra_models}}
     for pol in example_policies() + [Path(r) / "policy" for r in lim.own_runs]:
         out[path_key(pol)] = str(pol)
-        out[names.run_short(pol.parent)] = str(pol)     # the short name a dropdown sends (runs/names.py)
+        out[names.run_short(pol.parent)] = str(pol)  # the short name a dropdown sends (runs/names.py)
     return out
 
 
 def model_refusal(what: str = "model", limits: Limits | None = None) -> str:
     lim = limits or current()
-    shown = [m for m in lim.extra_models if not m.startswith(("/", ".", "~"))]   # Hub ids; never a folder's path
+    shown = [m for m in lim.extra_models if not m.startswith(("/", ".", "~"))]  # Hub ids; never a folder's path
     extra = "".join(f", {m!r}" for m in shown) + (", the other models in the list" if len(shown) < len(lim.extra_models) else "")
-    return (f"{what}: this shared server offers only its own models: the base model ('default'), the shipped "
-            f"example{extra}, the policies of your own runs and of the runs the teacher pinned; choose one from the list")
+    return (
+        f"{what}: this shared server offers only its own models: the base model ('default'), the shipped "
+        f"example{extra}, the policies of your own runs and of the runs the teacher pinned; choose one from the list"
+    )
 
 
 def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "model") -> str:
@@ -192,10 +201,11 @@ def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "mo
     if name is None:
         name = ""
     if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
-        raise LimitError(model_refusal(what, lim) if lim.shared else
-                         f"{what}: choose a model from the list, or type a local folder / Hub id")
+        raise LimitError(
+            model_refusal(what, lim) if lim.shared else f"{what}: choose a model from the list, or type a local folder / Hub id"
+        )
     name = name.strip() or DEFAULT_MODEL
-    short = names.resolve_model(name, lim.own_runs, local=not lim.shared)   # example-ppo, run:NAME → its policy/
+    short = names.resolve_model(name, lim.own_runs, local=not lim.shared)  # example-ppo, run:NAME → its policy/
     if short is not None:
         return short
     if not lim.shared:
@@ -221,21 +231,28 @@ def check_reward(spec, limits: Limits | None = None) -> str:
     kind, _, rest = spec.partition(":")
     shipped = {c.split(":")[1] for c in REWARD_CHOICES if c.startswith("hf:")}
     own = {path_key(r) for r in lim.own_runs} | {path_key(Path(r) / "policy") for r in lim.own_runs}
-    if (spec in ("vader-positive", "vader-negative", "length") or (kind == "keyword" and rest)
-            or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
-            or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)
-            or (kind == "rm" and names.find_run(rest.strip(), lim.own_runs, local=False) is not None)):
+    if (
+        spec in ("vader-positive", "vader-negative", "length")
+        or (kind == "keyword" and rest)
+        or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
+        or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)
+        or (kind == "rm" and names.find_run(rest.strip(), lim.own_runs, local=False) is not None)
+    ):
         return spec
-    raise LimitError("reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
-                     "listed hf: reward models and rm: reward models you trained in this session; other model "
-                     "folders and Hub ids are not available here")
+    raise LimitError(
+        "reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
+        "listed hf: reward models and rm: reward models you trained in this session; other model "
+        "folders and Hub ids are not available here"
+    )
 
 
 # ----------------------------------------------------------------------------- data sources
 def data_refusal(what: str, feedback: bool = False) -> str:
     fb = " the Feedback tab's labels," if feedback else ""
-    return (f"{what}: on this shared server use the built-in set,{fb} an uploaded file or a Hub dataset id "
-            "(hf:OWNER/NAME); server paths and folders are not available here")
+    return (
+        f"{what}: on this shared server use the built-in set,{fb} an uploaded file or a Hub dataset id "
+        "(hf:OWNER/NAME); server paths and folders are not available here"
+    )
 
 
 def check_hub_id(name, what: str = "dataset", feedback: bool = False) -> str:
@@ -268,8 +285,10 @@ def check_source(source, what: str = "prompts", limits: Limits | None = None) ->
 
 
 def hub_refusal(name: str) -> str:
-    return (f"could not load Hub dataset {name!r}: this server loads only public Hub datasets it can reach "
-            "(offline, private, or no such dataset)")
+    return (
+        f"could not load Hub dataset {name!r}: this server loads only public Hub datasets it can reach "
+        "(offline, private, or no such dataset)"
+    )
 
 
 def hub_dataset_path(name: str, what: str = "dataset", limits: Limits | None = None, feedback: bool = False) -> str:
@@ -288,8 +307,9 @@ def hub_dataset_path(name: str, what: str = "dataset", limits: Limits | None = N
     except Exception:  # noqa: BLE001 - offline, gated, missing: one line for all
         raise LimitError(hub_refusal(name)) from None
     if size > lim.max_dataset_bytes:
-        raise LimitError(f"Hub dataset {name!r} holds {size / 1e6:.0f} MB of files; this shared server loads at most "
-                         f"{lim.max_dataset_bytes / 1e6:g} MB")
+        raise LimitError(
+            f"Hub dataset {name!r} holds {size / 1e6:.0f} MB of files; this shared server loads at most {lim.max_dataset_bytes / 1e6:g} MB"
+        )
     return "hf://datasets/" + name
 
 
@@ -345,8 +365,10 @@ def check_request(peak: float, what: str, advice: str, limits: Limits | None = N
     """LimitError when a request would hold more than the shared server's ``max_request_bytes``."""
     lim = limits or current()
     if lim.shared and peak > lim.max_request_bytes:
-        raise LimitError(f"{what} would hold ≈{peak / 1e9:.1f} GB of logits; this shared server allows "
-                         f"{lim.max_request_bytes / 1e9:g} GB per request: {advice}")
+        raise LimitError(
+            f"{what} would hold ≈{peak / 1e9:.1f} GB of logits; this shared server allows "
+            f"{lim.max_request_bytes / 1e9:g} GB per request: {advice}"
+        )
 
 
 # ----------------------------------------------------------------------------- trainings
@@ -372,12 +394,15 @@ def check_training(cfg, limits: Limits) -> None:
     if getattr(cfg, "report_to", "none") != "none":
         raise LimitError("experiment tracking is off on this shared server: report_to must be none")
     if not cfg.max_seconds or cfg.max_seconds > lim.max_train_s:
-        raise LimitError(f"on this shared server a training runs at most {lim.max_train_s:g} s: set max_seconds "
-                         f"between 1 and {lim.max_train_s:g}")
+        raise LimitError(
+            f"on this shared server a training runs at most {lim.max_train_s:g} s: set max_seconds between 1 and {lim.max_train_s:g}"
+        )
     if cfg.steps and cfg.steps > lim.max_steps:
         raise LimitError(f"on this shared server a training has at most {lim.max_steps} steps; got {cfg.steps}")
-    peak = {"ppo": ppo_peak_bytes, "dpo": dpo_peak_bytes}.get(cfg.algo, lambda c: 0.0)(cfg)   # others: not modelled yet
+    peak = {"ppo": ppo_peak_bytes, "dpo": dpo_peak_bytes}.get(cfg.algo, lambda c: 0.0)(cfg)  # others: not modelled yet
     if peak > lim.max_tensor_bytes:
-        what = ("batch_size × response_tokens" if cfg.algo == "ppo" else "batch_size × max_length")
-        raise LimitError(f"this {algo} run would hold ≈{peak / 1e9:.1f} GB of tensors; the shared server allows "
-                         f"{lim.max_tensor_bytes / 1e9:g} GB: lower {what}")
+        what = "batch_size × response_tokens" if cfg.algo == "ppo" else "batch_size × max_length"
+        raise LimitError(
+            f"this {algo} run would hold ≈{peak / 1e9:.1f} GB of tensors; the shared server allows "
+            f"{lim.max_tensor_bytes / 1e9:g} GB: lower {what}"
+        )

@@ -14,6 +14,7 @@
 
 ``RLHF_DEMO_DISK_GB`` (default 5) and ``RLHF_DEMO_TMP_AGE_S`` (default 3600) set them.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,6 @@ def cache_schedule() -> tuple[int, int]:
     return max(1, min(600, age // 2)), age
 
 
-
 def export_path(filename: str) -> Path:
     """A new file ``filename`` for an export, in its own folder under ``exports_dir()`` (cleaned by age
     and counted in the quota); the temporary folders are swept of old files first."""
@@ -69,8 +69,7 @@ def export_path(filename: str) -> Path:
 
 def after_run(root: str | Path, pinned: set[str] = frozenset()) -> list[str]:
     """What the shared server does when a run ends: hold the runs, downloads, exports and uploads within the quota."""
-    return enforce(root, disk_bytes(), pinned=pinned, tmp_dirs=(downloads_dir(),), counted=(gradio_cache_dir(),),
-                   max_age_s=tmp_age_s())
+    return enforce(root, disk_bytes(), pinned=pinned, tmp_dirs=(downloads_dir(),), counted=(gradio_cache_dir(),), max_age_s=tmp_age_s())
 
 
 def folder_bytes(path: Path) -> int:
@@ -78,7 +77,7 @@ def folder_bytes(path: Path) -> int:
     for f in Path(path).rglob("*"):
         try:
             total += f.stat().st_size if f.is_file() else 0
-        except OSError:                     # removed meanwhile (Gradio cleans its cache on its own)
+        except OSError:  # removed meanwhile (Gradio cleans its cache on its own)
             continue
     return total
 
@@ -93,7 +92,7 @@ def _remove(f: Path, removed: list[str]) -> None:
     parent = f.parent
     try:
         while parent.name.startswith("export-"):
-            parent.rmdir()                  # an emptied export folder goes too
+            parent.rmdir()  # an emptied export folder goes too
             parent = parent.parent
     except OSError:
         pass
@@ -113,14 +112,22 @@ def cached_zip(run: str | Path, cache: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     zip_policy(run, tmp)
     tmp.replace(path)
-    for old in cache.glob(f"{run.name}-policy-*.zip"):   # older zips of the same run
+    for old in cache.glob(f"{run.name}-policy-*.zip"):  # older zips of the same run
         if old != path:
             old.unlink(missing_ok=True)
     return path
 
 
-def enforce(root: str | Path | None, max_bytes: float, *, pinned: set[str] = frozenset(), tmp_dirs: tuple = (),
-            counted: tuple = (), max_age_s: float = 3600.0, now: float | None = None) -> list[str]:
+def enforce(
+    root: str | Path | None,
+    max_bytes: float,
+    *,
+    pinned: set[str] = frozenset(),
+    tmp_dirs: tuple = (),
+    counted: tuple = (),
+    max_age_s: float = 3600.0,
+    now: float | None = None,
+) -> list[str]:
     """Remove what exceeds the quota; return what was removed (run names and file paths). ``tmp_dirs``
     are ours to clean; ``counted`` (Gradio's cache, which Gradio cleans itself) only count."""
     now = time.time() if now is None else now
@@ -137,11 +144,14 @@ def enforce(root: str | Path | None, max_bytes: float, *, pinned: set[str] = fro
             else:
                 tmp.append((st.st_mtime, st.st_size, f))
     root = Path(root) if root is not None else None
-    runs = sorted((p for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()),
-                  key=lambda p: p.stat().st_mtime) if root is not None and root.exists() else []   # oldest first
+    runs = (
+        sorted((p for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()), key=lambda p: p.stat().st_mtime)
+        if root is not None and root.exists()
+        else []
+    )  # oldest first
     sizes = {p: folder_bytes(p) for p in runs}
     total = sum(sizes.values()) + sum(size for _, size, _ in tmp) + sum(folder_bytes(d) for d in counted if Path(d).exists())
-    for _, size, f in sorted(tmp, key=lambda t: t[0]):               # temporary files first, oldest first
+    for _, size, f in sorted(tmp, key=lambda t: t[0]):  # temporary files first, oldest first
         if total <= max_bytes:
             break
         _remove(f, removed)
