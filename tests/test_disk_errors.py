@@ -17,7 +17,7 @@ from rlhf_demo.data.preferences import PreferenceError, parse_preferences
 from rlhf_demo.data.prompts import PromptError, parse_prompts
 from rlhf_demo.textcheck import TextError, check_text
 
-ASSETS = Path(limits.__file__).resolve().parent / "assets"
+ASSETS = limits.ASSETS
 REPO = ASSETS.parents[1]
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 

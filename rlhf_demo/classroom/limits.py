@@ -46,7 +46,7 @@ VOCAB = 49_152
 """The default model's vocabulary: the widest axis of every big tensor (logits [rows, vocab])."""
 DEFAULT_MODEL = "default"
 """The embedded model's name (``models.loading.DEFAULT_MODEL``; that module imports torch)."""
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 STATE_TTL_S = 1800
 """Seconds a tab's per-session ``gr.State`` lives after its last update (Gradio keeps the state of a
 closed tab an hour whatever this says)."""
