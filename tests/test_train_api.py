@@ -189,7 +189,7 @@ def test_shared_mode_trains_on_the_sessions_own_reward_model(app, tiny_model_dir
 def test_classroom_mode_asks_the_pages_gate_first(app, monkeypatch):
     """The checks of the page's Start (``AppContext.gate``): a client that did not join the class is refused
     before anything is loaded (here: the class's labels for DPO)."""
-    from rlhf_demo.ui.context import NOT_JOINED
+    from rlhf_demo.classroom.permissions import NOT_JOINED
 
     monkeypatch.setenv("RLHF_DEMO_TEACHER_KEY", "a-teacher-key-for-the-test")
     msg = refused(start, client(app), '{"preferences": "feedback", "steps": 1}', algo="dpo")

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import limits, permissions
 from rlhf_demo.classroom.address import client_address
 from rlhf_demo.classroom.class_limits import ClassLimits
 from rlhf_demo.classroom.identity import User, default_nickname, session_user_id, teacher_key
 from rlhf_demo.classroom.key_guard import KeyGuard
 from rlhf_demo.classroom.ownership import ClassRecord
-from rlhf_demo.classroom.rate import Buckets
+from rlhf_demo.classroom.permissions import Permissions
 from rlhf_demo.classroom.roster import Roster
 from rlhf_demo.models.loading import REGISTRY, ModelRegistry
 from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, policy_choices, runs_root
@@ -40,8 +40,6 @@ MAX_SESSIONS = ClassLimits.max_sessions
 """Pages whose identity is remembered (the least recently active are forgotten first; a forgotten page
 is an anonymous user until it loads again)."""
 NOT_YOURS = "no run by that name that you may see: choose one of your own runs, a run the teacher pinned, or a shipped example"
-NOT_JOINED = "join the class first: type the class code your teacher shows into the box at the top of the page"
-ONLY_TEACHER = "only the teacher can do this: unlock teacher mode with the key at the top of the page"
 
 
 def session_of(request=None) -> str:
@@ -167,6 +165,8 @@ class AppContext:
     """Known identities, who joined with the class code, removed labellers (``classroom.roster``)."""
     guard: KeyGuard = None
     """Teacher-key guesses (``classroom.key_guard``)."""
+    permissions: Permissions = None
+    """Who may do what (``classroom.permissions``): ``gate`` asks it."""
     pairs: OrderedDict = field(default_factory=OrderedDict)
     """session → the feedback pair handed to it and not labelled yet (``ui.labelling``); freed with the session."""
 
@@ -176,9 +176,7 @@ class AppContext:
         self.guard = self.guard or KeyGuard(
             free_wrong=lim.key_free_wrong, wrong_per_address=lim.key_wrong_per_address, window_s=lim.key_window_s
         )
-        self._label_ids = Buckets(lim.label_burst, 1.0 / max(lim.label_gap_s, 1e-6))
-        self._label_addresses = Buckets(lim.label_address_burst, lim.labels_per_address_s)
-        self._addresses: OrderedDict[str, str] = OrderedDict()  # identity → the address it last trained from
+        self.permissions = self.permissions or Permissions(lim, self.roster, self.feedback_path)
         self._lock = threading.Lock()
         self.sessions.max_sessions, self.sessions.grace_s = lim.max_sessions, lim.session_grace_s
         self.sessions.on_free.append(self._forget_pair)
@@ -229,61 +227,11 @@ class AppContext:
 
     def gate(self, request, action: str) -> User:
         """The user of ``request`` once they may do ``action`` ("train", "label", "pair", "name",
-        "teacher"), else
-        ``limits.LimitError`` with one line that says why (not joined with the class code, too many
-        requests, ...). Every handler that writes (page events and named API alike) asks this first."""
+        "teacher"), else ``limits.LimitError`` with one line that says why (``classroom.permissions``).
+        Every handler that writes (page events and named API alike) asks this first."""
         user = self.user(request)
-        if action == "teacher":
-            if not user.teacher:
-                raise limits.LimitError(ONLY_TEACHER)
-            return user
-        if not self.classroom() or user.teacher:
-            return user
-        if self.teacher_mode() and not self.roster.joined(user.id):
-            raise limits.LimitError(NOT_JOINED)
-        if action == "pair":  # drawing a pair to label: joined is enough
-            return user
-        address = client_address(request)
-        if action == "label":
-            self._check_label(user, address)
-        elif action == "train" and not self.teacher_mode():
-            self._check_training(user, address)
+        self.permissions.check(user, client_address(request), action, shared=self.classroom(), teacher_mode=self.teacher_mode())
         return user
-
-    def _check_label(self, user: User, address: str) -> None:
-        lim = self.class_limits
-        if user.anonymous:
-            raise limits.LimitError("labels need a browser identity: label from the page, or call /join first (docs/api.md)")
-        if user.id in self.roster.removed():
-            raise limits.LimitError("the teacher took your labels out of the class's pool: ask them before labelling again")
-        from rlhf_demo.data.feedback import FeedbackStore
-
-        tally = FeedbackStore(self.feedback_path()).tally()
-        if tally.get(user.id, 0) >= lim.labels_per_identity:
-            raise limits.LimitError(f"you have given {lim.labels_per_identity} labels, the most one person may give here: thank you!")
-        if sum(tally.values()) >= lim.labels_total:
-            raise limits.LimitError(f"the class's label pool is full ({lim.labels_total} labels): the teacher can clear it")
-        wait = self._label_ids.take(user.id)
-        if wait > 0:
-            raise limits.LimitError(f"slow down: one label a second (next in {wait:.1f} s)")
-        wait = self._label_addresses.take(address)
-        if wait > 0:
-            raise limits.LimitError(f"too many labels from your network at once: try again in {wait:.1f} s")
-
-    def _check_training(self, user: User, address: str) -> None:
-        from rlhf_demo.training.queue import QUEUE
-
-        with self._lock:
-            self._addresses[user.id] = address
-            self._addresses.move_to_end(user.id)
-            while len(self._addresses) > 20_000:
-                self._addresses.popitem(last=False)
-            mine = sum(1 for j in QUEUE.waiting() if j.owner != user.id and self._addresses.get(j.owner) == address)
-        cap = self.class_limits.waiting_trainings_per_address
-        if mine >= cap:
-            raise limits.LimitError(
-                f"{mine} trainings from your network are already waiting (at most {cap}): try again when one has started"
-            )
 
     # ------------------------------------------------------------------ whose runs
     def register_run(self, request, folder: Path) -> None:
@@ -295,15 +243,12 @@ class AppContext:
         return self.record.owner(folder).get("owner") == self.user(request).id
 
     def may_act(self, request, folder: Path) -> bool:
-        """Stop, delete, or anything only the owner may do: the owner and the teacher."""
-        return self.is_teacher(request) or self.owns_run(request, folder)
+        """Stop, delete, or anything only the owner may do (``classroom.permissions.may_act``)."""
+        return permissions.may_act(self.user(request), self.record, folder)
 
     def may_see(self, request, folder: Path) -> bool:
-        """List, compare, download, load its policy: the owner, the teacher, anyone once it is pinned or shipped."""
-        folder = Path(folder)
-        if limits.path_key(folder) == limits.path_key(EXAMPLE_RUN) or folder.parent == limits.ASSETS:
-            return True
-        return self.may_act(request, folder) or self.record.pinned(folder)
+        """List, compare, download, load its policy (``classroom.permissions.may_see``)."""
+        return permissions.may_see(self.user(request), self.record, folder, EXAMPLE_RUN)
 
     def visible_runs(self, request=None) -> list[Path]:
         """The run folders (newest first, the shipped example last) this user may see."""

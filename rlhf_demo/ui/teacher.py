@@ -17,11 +17,12 @@ import pandas as pd
 
 from rlhf_demo.classroom.agreement import agreement
 from rlhf_demo.classroom.ownership import OwnershipError
+from rlhf_demo.classroom.permissions import ONLY_TEACHER
 from rlhf_demo.classroom.quota import downloads_dir
 from rlhf_demo.runs.folder import list_runs
 from rlhf_demo.training.queue import QUEUE, QueueError
 from rlhf_demo.ui import class_actions
-from rlhf_demo.ui.context import ONLY_TEACHER, AppContext
+from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import feedback_store
 
 INTRO = """### Teacher
