@@ -27,6 +27,7 @@ from rlhf_demo.classroom.identity import (
     valid_token,
 )
 from rlhf_demo.classroom.roster import RosterError, check_join_proof, class_code, join_proof
+from rlhf_demo.ui import labelling
 from rlhf_demo.ui.context import AppContext, session_of
 from rlhf_demo.ui.labelling import store
 
@@ -92,6 +93,7 @@ def join(ctx: AppContext, request, class_code_typed, nickname, token) -> dict:
     current = ctx.sessions.get(session_of(request))
     teacher = bool(current and current.id == uid and current.teacher)
     ctx.sessions.bind(session_of(request), User(uid, nick, teacher=teacher))
+    labelling.warm(ctx)  # the class will label soon: pairs are drawn ahead (data/pair_pool.py)
     return {"user": uid, "nickname": nick, "token": token, "proof": proof_of_join(ctx, token)}
 
 

@@ -15,13 +15,15 @@ them into ``gr.Error``).
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 
 from rlhf_demo.classroom import limits
 from rlhf_demo.data.feedback import FeedbackStore, make_pairs
+from rlhf_demo.data.pair_pool import PairPool
 from rlhf_demo.data.prompts import builtin_prompts
 from rlhf_demo.models.loading import DEFAULT_MODEL
-from rlhf_demo.shared_work import SharedWork
+from rlhf_demo.shared_work import MODEL_LOCK, SharedWork
 from rlhf_demo.ui.context import AppContext, session_of
 
 SHARE_P = 0.5
@@ -31,6 +33,36 @@ NO_PAIR = "no pair on your screen by that id: draw one first (New pair, or /feed
 PAIRS = SharedWork(max_items=16, cache_size=1, ttl_s=0.0)
 """Fresh pairs of everyone who asks at once come from one batched ``generate`` (one model computation at a
 time with the other tabs: ``shared_work.MODEL_LOCK``)."""
+POOLED = (16, 1.0)
+"""(response tokens, temperature) of the pairs drawn ahead on a shared server: the Feedback tab's defaults."""
+_pools: dict[int, PairPool] = {}  # id(bundle) → its pool (one base model in practice)
+
+
+def _random_item() -> tuple[str, int]:
+    """A training prompt and how many of its tokens open the pair (3–8)."""
+    return random.choice(builtin_prompts("train")), random.randint(3, 8)
+
+
+def pool(ctx: AppContext) -> PairPool:
+    """The pool of fresh pairs drawn ahead for ``POOLED`` settings (``data.pair_pool``), one per base model."""
+    bundle = ctx.registry.get(DEFAULT_MODEL)
+
+    def make(n: int) -> list:
+        with MODEL_LOCK:  # one model computation at a time, like every other request's
+            return make_pairs(
+                bundle.model, bundle.tokenizer, [_random_item() for _ in range(n)], response_tokens=POOLED[0], temperature=POOLED[1]
+            )
+
+    if id(bundle) not in _pools:
+        _pools.clear()  # a pool holds its model: keep the current base model's only
+    return _pools.setdefault(id(bundle), PairPool(make))
+
+
+def warm(ctx: AppContext) -> None:
+    """On a shared server, start drawing pairs ahead (a page joined: the class will label soon). Returns
+    at once: the model loads, if it must, in the background too."""
+    if ctx.classroom():
+        threading.Thread(target=lambda: pool(ctx).refill(), name="pair-pool-warm", daemon=True).start()
 
 
 def store(ctx: AppContext) -> FeedbackStore:
@@ -51,9 +83,12 @@ def draw_pair(ctx: AppContext, request, response_tokens: int = 16, temperature: 
     if others and random.random() < SHARE_P:
         p = others[0]
         pair = {"pair_id": p["pair_id"], "prompt": p["prompt"], "a": p["response_a"], "b": p["response_b"], "shared": True}
+    elif ctx.classroom() and (int(response_tokens), float(temperature)) == POOLED and (ahead := pool(ctx).take()) is not None:
+        q, a, b = ahead
+        pair = {"pair_id": uuid.uuid4().hex[:12], "prompt": q, "a": a, "b": b, "shared": False}
     else:
         bundle = ctx.registry.get(DEFAULT_MODEL)
-        item = (random.choice(builtin_prompts("train")), random.randint(3, 8))
+        item = _random_item()
         group = (int(response_tokens), float(temperature))
 
         def run_batch(items):
