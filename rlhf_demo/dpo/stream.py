@@ -1,13 +1,11 @@
-"""TRL's DPOTrainer drives the steps; ``runs.trl_callback`` turns them into our records, one per step:
+"""TRL's DPOTrainer drives the steps; ``training.trl_callback`` turns them into our records, one per step:
 the run's stops, held-out evaluation when due (every step once the held-out KL nears the stop) and
 the KL stop: the last evaluated policy under ``kl_stop`` is remembered, and once the held-out KL
 passes it, training stops and that policy is put back (early stopping; DPO's KL keeps climbing).
-What is DPO's here: which of TRL's metrics a record keeps, and β on every record.
+What is DPO's here: which of TRL's metrics a record keeps (β on every record: ``DPOTrainer.fixed``).
 """
 
 from __future__ import annotations
-
-from rlhf_demo.training.trl_callback import make_stream_callback
 
 TRL_KEYS = (
     "loss",
@@ -35,9 +33,4 @@ def record(logs: dict) -> dict:
     return rec
 
 
-def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None):
-    """The TrainerCallback of one DPO run (``runs.trl_callback.make_stream_callback``): records carry β."""
-    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=record, fixed={"beta": cfg.beta})
-
-
-__all__ = ["TRL_KEYS", "make_callback", "record"]
+__all__ = ["TRL_KEYS", "record"]

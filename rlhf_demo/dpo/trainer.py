@@ -33,30 +33,30 @@ worker thread; the records come back through a queue.
 from __future__ import annotations
 
 import math
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-
-import torch
+from collections.abc import Callable
 
 from rlhf_demo.before_after import before_after
+from rlhf_demo.dpo import stream
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.dpo.pairs import check_pairs, load_pairs
-from rlhf_demo.dpo.stream import make_callback
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
 from rlhf_demo.training import distributed
-from rlhf_demo.training.trl_thread import stream_trl
+from rlhf_demo.training.trl_base import TRLRun, finish, quiet_datasets, trl_args
+from rlhf_demo.training.trl_callback import KLStop
 
 
-class DPOTrainer:
+class DPOTrainer(TRLRun):
     """``trainer = DPOTrainer(cfg); for record in trainer.train(): ...`` (``pairs`` default: ``cfg.preferences``).
 
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
     ``policy`` (a ``models.lora.TrainablePolicy``) and ``restored`` (the step put back by the KL stop)."""
+
+    name, what = "dpo-train", "DPO"
+    record = staticmethod(stream.record)
 
     def __init__(
         self,
@@ -71,8 +71,8 @@ class DPOTrainer:
     ):
         """``bundle``/``reference``: a ``ModelBundle`` to train in place and a frozen reference model
         (default: fresh copies of ``cfg.model``; never pass the shared read-only models)."""
+        super().__init__(stop, progress)
         self.cfg = cfg.validate()
-        self.say = progress or (lambda f, m: None)
         distributed.init()
         self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())  # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
@@ -82,8 +82,6 @@ class DPOTrainer:
         else:
             self.notes = []
         self.reward_fn = reward_fn or make_reward(cfg.reward)
-        self.stop_event = threading.Event()
-        self._stop = stop or (lambda: False)
         self.say(0.05, "loading a trainable copy of the policy…")
         bundle = bundle or load_model(cfg.model, device=cfg.device or None)
         self.rows, self.note = check_pairs(pairs, bundle.tokenizer, cfg.max_length)
@@ -97,17 +95,15 @@ class DPOTrainer:
                 p.requires_grad_(False)
         self._bundle = bundle
         self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device, frozen_reference=reference)
-        self.status, self.message = "running", ""
-        self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
-        self.last_eval: dict | None = None
-        self.before_after: list[dict] = []
-        self.stream_state: dict = {}  # what TRL's callback left (training/trl_thread.py)
-        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
 
-    @property
-    def restored(self) -> dict | None:
-        """The evaluation of the policy the KL stop put back (its step), if it did."""
-        return self.stream_state.get("restored")
+    def fixed(self) -> dict:
+        """β on every record."""
+        return {"beta": self.cfg.beta}
+
+    def kl_watch(self) -> KLStop | None:
+        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
+        ``fine_eval_from`` × it."""
+        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
 
     def planned_steps(self) -> int:
         if self.cfg.steps:
@@ -116,12 +112,6 @@ class DPOTrainer:
 
     def run_info(self) -> dict:
         return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "preferences": self.source, "restored": self.restored}
-
-    def _on_step(self, step: int) -> None:
-        """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
-        self.step_no = step
-        if self.checkpoint is not None:
-            self.checkpoint(self.policy, step)
 
     def evaluate(self) -> dict:
         """Held-out evaluation: process 0 runs it, every process gets its result (the KL stop reads it)."""
@@ -133,68 +123,45 @@ class DPOTrainer:
         self.last_eval = distributed.broadcast(ev)
         return eval_record(self.last_eval)
 
-    def train(self) -> Iterator[dict]:
-        """One record per optimizer step (the first, step 0, evaluates the base when ``eval_at_start``).
-        Closing the generator stops training after the current step."""
-        yield from stream_trl(
-            self,
-            lambda: _build_trl_trainer(self.cfg, self._bundle, self.policy.frozen_reference, self.rows, self.say),
-            make_callback,
-            name="dpo-train",
-            what="DPO",
-        )
+    def after_train(self) -> None:
         if self.status != "diverged" and self.step_no > 0 and distributed.is_main():
             self.before_after = before_after(self.policy, self.reward_fn)
 
+    def build_trl_trainer(self):
+        """trl.DPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU)."""
+        from datasets import Dataset
+        from trl import DPOConfig as TRLConfig
+        from trl import DPOTrainer as TRLTrainer
 
-def _build_trl_trainer(cfg: DPOConfig, bundle, reference, rows: list[dict], say):
-    """trl.DPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU)."""
-    import datasets
-    from datasets import Dataset
-    from transformers.trainer_callback import PrinterCallback
-    from trl import DPOConfig as TRLConfig
-    from trl import DPOTrainer as TRLTrainer
-
-    cuda = bundle.device.type == "cuda"
-    args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-dpo-"),
-        per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
-        learning_rate=cfg.lr,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.steps or -1,
-        beta=cfg.beta,
-        loss_type=[cfg.loss_type] + (["sft"] if cfg.sft_weight > 0 else []),
-        loss_weights=[1.0, cfg.sft_weight] if cfg.sft_weight > 0 else None,
-        label_smoothing=cfg.label_smoothing,
-        max_length=cfg.max_length,
-        # TRL's precomputed reference log-probs go through a per-process temporary file: one process only
-        precompute_ref_log_probs=distributed.world_size() == 1,
-        precompute_ref_batch_size=32,
-        activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
-        fp16=False,
-        use_cpu=not cuda,
-        max_grad_norm=cfg.max_grad_norm,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-    )
-    peft = None if cfg.full_finetune else lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha)
-    say(0.3, "tokenising pairs and computing reference log-probabilities…")
-    datasets.disable_progress_bars()
-    trainer = TRLTrainer(
-        model=bundle.model,
-        ref_model=reference,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=bundle.tokenizer,
-        peft_config=peft,
-    )
-    trainer.remove_callback(PrinterCallback)  # we report the records ourselves
-    return trainer
+        cfg, bundle = self.cfg, self._bundle
+        args = trl_args(
+            TRLConfig,
+            cfg,
+            bundle.device,
+            "rlhf-dpo-",
+            per_device_train_batch_size=self.local_batch,
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.steps or -1,
+            beta=cfg.beta,
+            loss_type=[cfg.loss_type] + (["sft"] if cfg.sft_weight > 0 else []),
+            loss_weights=[1.0, cfg.sft_weight] if cfg.sft_weight > 0 else None,
+            label_smoothing=cfg.label_smoothing,
+            max_length=cfg.max_length,
+            # TRL's precomputed reference log-probs go through a per-process temporary file: one process only
+            precompute_ref_log_probs=distributed.world_size() == 1,
+            precompute_ref_batch_size=32,
+            activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
+        )
+        peft = None if cfg.full_finetune else lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha)
+        self.say(0.3, "tokenising pairs and computing reference log-probabilities…")
+        quiet_datasets()
+        return finish(
+            TRLTrainer(
+                model=bundle.model,
+                ref_model=self.policy.frozen_reference,
+                args=args,
+                train_dataset=Dataset.from_list(self.rows),
+                processing_class=bundle.tokenizer,
+                peft_config=peft,
+            )
+        )

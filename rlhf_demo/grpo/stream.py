@@ -1,4 +1,4 @@
-"""TRL's GRPOTrainer drives the steps; ``runs.trl_callback`` turns them into our records, one per step.
+"""TRL's GRPOTrainer drives the steps; ``training.trl_callback`` turns them into our records, one per step.
 
 Each record holds TRL's own metrics under TRL's names (``reward``, ``reward_std``, ``kl``,
 ``frac_reward_zero_std``, ``entropy``, ``completions/mean_length``, ``clip_ratio/region_mean``,
@@ -10,15 +10,11 @@ when β > 0); ``eval/kl`` is the held-out exact KL per *response*, as in PPO and
 At each step end it applies the run's stops (a Stop request, the time budget); at each log it
 evaluates on held-out prompts when due (every ``eval_every`` steps, at the ``eval_at_seconds``
 marks, every step once the held-out KL nears ``kl_stop``, and at the end) and applies the KL stop
-(``runs.trl_callback.kl_stop``: the last evaluated policy under it is put back). Evaluation time is kept
+(``training.trl_callback.kl_stop``: the last evaluated policy under it is put back). Evaluation time is kept
 off the training clock.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-from rlhf_demo.training.trl_callback import make_stream_callback
 
 TRL_KEYS = (
     "loss",
@@ -36,7 +32,7 @@ TRL_KEYS = (
 )
 """What TRL 1.16's GRPOTrainer logs per step that the panels and the run folder keep."""
 
-__all__ = ["TRL_KEYS", "make_callback", "record"]
+__all__ = ["TRL_KEYS", "record"]
 
 
 def record(logs: dict) -> dict:
@@ -45,15 +41,3 @@ def record(logs: dict) -> dict:
     if logs.get("reward") is not None:  # with num_iterations μ > 1, only the steps that generated
         rec["reward_mean"], rec["reward_std"] = logs["reward"], logs["reward_std"]
     return rec
-
-
-def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None, batch: Callable[[], list[dict]] = lambda: []):
-    """The TrainerCallback of one GRPO run (``runs.trl_callback.make_stream_callback``): records carry β,
-    and ``samples``, the rows ``batch()`` gives (what the reward function scored last: the step's
-    completions)."""
-
-    def with_samples(logs: dict) -> dict:
-        rec, rows = record(logs), batch()
-        return {**rec, "samples": rows} if rows else rec
-
-    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=with_samples, fixed={"beta": cfg.beta})

@@ -33,24 +33,20 @@ TRL's loop runs in a worker thread; the records come back through a queue.
 
 from __future__ import annotations
 
-import functools
 import random
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-
-import torch
+from collections.abc import Callable
 
 from rlhf_demo.before_after import before_after
 from rlhf_demo.data.prompts import LengthSampler, load_prompts, truncate_prompt
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
+from rlhf_demo.grpo import stream
 from rlhf_demo.grpo.config import GRPOConfig
-from rlhf_demo.grpo.stream import make_callback
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
-from rlhf_demo.training.trl_thread import stream_trl
+from rlhf_demo.training.trl_base import TRLRun, finish, quiet_datasets, trl_args
+from rlhf_demo.training.trl_callback import KLStop
 
 BATCH_ROWS = 16
 """Completions of the step kept in its record (``samples``) for the UI and samples.jsonl."""
@@ -83,11 +79,13 @@ class GroupReward:
         return rows
 
 
-class GRPOTrainer:
+class GRPOTrainer(TRLRun):
     """``trainer = GRPOTrainer(cfg); for record in trainer.train(): ...`` (``prompts`` default: ``cfg.prompts``).
 
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
     ``policy`` (a ``models.lora.TrainablePolicy``) and ``restored`` (the step put back by the KL stop)."""
+
+    name, what = "grpo-train", "GRPO"
 
     def __init__(
         self,
@@ -101,13 +99,11 @@ class GRPOTrainer:
     ):
         """``bundle``: a ``ModelBundle`` to train in place (default: a fresh copy of ``cfg.model``; never
         pass the shared read-only models)."""
+        super().__init__(stop, progress)
         self.cfg = cfg.validate()
-        self.say = progress or (lambda f, m: None)
         prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
         self.reward_fn = reward_fn or make_reward(cfg.reward)
         self.group_reward = GroupReward(self.reward_fn)
-        self.stop_event = threading.Event()
-        self._stop = stop or (lambda: False)
         self.say(0.05, "loading a trainable copy of the policy…")
         bundle = bundle or load_model(cfg.model, device=cfg.device or None)
         self.queries = training_queries(bundle.tokenizer, prompts, cfg.query_tokens, cfg.seed)
@@ -115,18 +111,22 @@ class GRPOTrainer:
             raise ValueError(f"{len(self.queries)} usable prompts; a step needs {cfg.batch_size // cfg.num_generations}")
         self._bundle = bundle
         self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device)
-        self.status, self.message = "running", ""
-        self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
-        self.last_eval: dict | None = None
-        self.before_after: list[dict] = []
-        self.stream_state: dict = {}  # what TRL's callback left (training/trl_thread.py)
-        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
         self.note = f"{len(self.queries)} prompts, {cfg.batch_size // cfg.num_generations} × G {cfg.num_generations} per step"
 
-    @property
-    def restored(self) -> dict | None:
-        """The evaluation of the policy the KL stop put back (its step), if it did."""
-        return self.stream_state.get("restored")
+    def record(self, logs: dict) -> dict:
+        """``grpo.stream.record`` and ``samples``: what the reward function scored last (the step's
+        completions, up to ``BATCH_ROWS``)."""
+        rec, rows = stream.record(logs), self.group_reward.take()
+        return {**rec, "samples": rows} if rows else rec
+
+    def fixed(self) -> dict:
+        """β on every record."""
+        return {"beta": self.cfg.beta}
+
+    def kl_watch(self) -> KLStop | None:
+        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
+        ``fine_eval_from`` × it."""
+        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
 
     def planned_steps(self) -> int:
         return self.cfg.steps
@@ -134,83 +134,53 @@ class GRPOTrainer:
     def run_info(self) -> dict:
         return {"n_trainable": self.n_trainable, "n_prompts": len(self.queries), "restored": self.restored}
 
-    def _on_step(self, step: int) -> None:
-        """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
-        self.step_no = step
-        if self.checkpoint is not None:
-            self.checkpoint(self.policy, step)
-
     def evaluate(self) -> dict:
         """Held-out reward and KL, the same evaluation as PPO's and DPO's (reference: adapter off)."""
         self.last_eval = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig())
         return eval_record(self.last_eval)
 
-    def train(self) -> Iterator[dict]:
-        """One record per optimizer step (the first, step 0, evaluates the base when ``eval_at_start``).
-        Closing the generator stops training after the current step."""
-        callback = functools.partial(make_callback, batch=self.group_reward.take)
-        yield from stream_trl(
-            self,
-            lambda: _build_trl_trainer(self.cfg, self._bundle, self.queries, self.group_reward, self.say),
-            callback,
-            name="grpo-train",
-            what="GRPO",
-        )
+    def after_train(self) -> None:
         if self.status != "diverged" and self.step_no > 0:
             self.before_after = before_after(self.policy, self.reward_fn)
 
+    def build_trl_trainer(self):
+        """trl.GRPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), LoRA
+        on the attention projections."""
+        from datasets import Dataset
+        from trl import GRPOConfig as TRLConfig
+        from trl import GRPOTrainer as TRLTrainer
 
-def _build_trl_trainer(cfg: GRPOConfig, bundle, queries: list[str], reward, say):
-    """trl.GRPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), LoRA
-    on the attention projections."""
-    import datasets
-    from datasets import Dataset
-    from transformers.trainer_callback import PrinterCallback
-    from trl import GRPOConfig as TRLConfig
-    from trl import GRPOTrainer as TRLTrainer
-
-    tok = bundle.tokenizer
-    cuda = bundle.device.type == "cuda"
-    banned = {"suppress_tokens": sorted(set(tok.all_special_ids))} if cfg.ban_special_tokens else {}
-    args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-grpo-"),
-        per_device_train_batch_size=cfg.batch_size,
-        num_generations=cfg.num_generations,
-        max_completion_length=cfg.response_tokens,
-        temperature=1.0,
-        generation_kwargs=banned or None,
-        beta=cfg.beta,
-        epsilon=cfg.cliprange,
-        num_iterations=cfg.num_iterations,
-        scale_rewards=cfg.scale_rewards,
-        loss_type=cfg.loss_type,
-        learning_rate=cfg.lr,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        max_steps=cfg.steps,
-        gradient_checkpointing=False,  # TRL defaults it on; 2.5× slower here
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
-        fp16=False,
-        use_cpu=not cuda,
-        max_grad_norm=cfg.max_grad_norm,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        log_completions=False,
-    )
-    say(0.3, "building TRL's GRPO trainer…")
-    datasets.disable_progress_bars()
-    trainer = TRLTrainer(
-        model=bundle.model,
-        reward_funcs=[reward],
-        args=args,
-        train_dataset=Dataset.from_list([{"prompt": q} for q in queries]),
-        processing_class=tok,
-        peft_config=lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha),
-    )
-    trainer.remove_callback(PrinterCallback)  # we report the records ourselves
-    return trainer
+        cfg, bundle = self.cfg, self._bundle
+        tok = bundle.tokenizer
+        banned = {"suppress_tokens": sorted(set(tok.all_special_ids))} if cfg.ban_special_tokens else {}
+        args = trl_args(
+            TRLConfig,
+            cfg,
+            bundle.device,
+            "rlhf-grpo-",
+            per_device_train_batch_size=cfg.batch_size,
+            num_generations=cfg.num_generations,
+            max_completion_length=cfg.response_tokens,
+            temperature=1.0,
+            generation_kwargs=banned or None,
+            beta=cfg.beta,
+            epsilon=cfg.cliprange,
+            num_iterations=cfg.num_iterations,
+            scale_rewards=cfg.scale_rewards,
+            loss_type=cfg.loss_type,
+            max_steps=cfg.steps,
+            gradient_checkpointing=False,  # TRL defaults it on; 2.5× slower here
+            log_completions=False,
+        )
+        self.say(0.3, "building TRL's GRPO trainer…")
+        quiet_datasets()
+        return finish(
+            TRLTrainer(
+                model=bundle.model,
+                reward_funcs=[self.group_reward],
+                args=args,
+                train_dataset=Dataset.from_list([{"prompt": q} for q in self.queries]),
+                processing_class=tok,
+                peft_config=lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha),
+            )
+        )

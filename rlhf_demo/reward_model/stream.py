@@ -1,26 +1,19 @@
-"""TRL's RewardTrainer drives the steps; ``runs.trl_callback`` turns them into our records, one per step.
+"""TRL's RewardTrainer drives the steps; ``training.trl_callback`` turns them into our records, one per step.
 
 At each step end it applies the run's stops (a Stop request, the time budget); at each step's log it
 writes TRL's metrics under TRL's names (``loss``, ``accuracy``, ``margin``, ``mean_reward``, ...) and
 measures the held-out pairs when due (every ``eval_every`` steps, at the ``eval_at_seconds`` marks and
-at the end, however the run ends). Held-out scoring is kept off the training clock.
+at the end, however the run ends: ``RewardTrainer.eval_if_stopped``). Held-out scoring is kept off the training clock.
 """
 
 from __future__ import annotations
 
-from rlhf_demo.training.trl_callback import make_stream_callback
-
 TRL_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy", "margin", "mean_reward", "min_reward", "max_reward", "num_tokens", "epoch")
 """What TRL 1.16's RewardTrainer logs per step (``compute_loss``), averaged over the step's batch."""
 
-__all__ = ["TRL_KEYS", "make_callback", "record"]
+__all__ = ["TRL_KEYS", "record"]
 
 
 def record(logs: dict) -> dict:
+    """A step's keys: TRL's metrics under TRL's names."""
     return {k: logs[k] for k in TRL_KEYS if k in logs}
-
-
-def make_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step=lambda step: None):
-    """The TrainerCallback of one reward-model run (``runs.trl_callback.make_stream_callback``): the
-    held-out pairs are measured at the end however the run ends, a Stop request included."""
-    return make_stream_callback(cfg, evaluate, out_q, should_stop, clock, state, on_step, record=record, eval_if_stopped=True)

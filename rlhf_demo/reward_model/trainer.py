@@ -31,9 +31,7 @@ runs in a worker thread; the records come back through a queue.
 from __future__ import annotations
 
 import math
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,12 +39,12 @@ import torch.nn.functional as F
 from rlhf_demo.dpo.pairs import load_pairs
 from rlhf_demo.models.loading import default_device
 from rlhf_demo.models.lora import TrainablePolicy, lora_targets
+from rlhf_demo.reward_model import stream
 from rlhf_demo.reward_model.config import RewardConfig
 from rlhf_demo.reward_model.pairs import prepare_pairs
-from rlhf_demo.reward_model.stream import make_callback
 from rlhf_demo.rewards.learned import load_sequence_classifier, score_texts
 from rlhf_demo.training import distributed
-from rlhf_demo.training.trl_thread import stream_trl
+from rlhf_demo.training.trl_base import TRLRun, finish, quiet_datasets, trl_args
 
 
 def pair_metrics(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> dict:
@@ -65,12 +63,16 @@ def pair_metrics(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> d
     }
 
 
-class RewardTrainer:
+class RewardTrainer(TRLRun):
     """``trainer = RewardTrainer(cfg); for record in trainer.train(): ...`` (``pairs`` default: ``cfg.preferences``).
 
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval`` (held-out accuracy,
     margin, loss), ``policy`` (a ``models.lora.TrainablePolicy`` whose model is the reward model),
     ``rows`` / ``heldout`` (the training and held-out pairs)."""
+
+    name, what = "reward-train", "reward model"
+    eval_if_stopped = True  # the held-out pairs are measured at the end however the run ends
+    record = staticmethod(stream.record)
 
     def __init__(
         self,
@@ -80,8 +82,8 @@ class RewardTrainer:
         stop: Callable[[], bool] | None = None,
         progress: Callable[[float, str], None] | None = None,
     ):
+        super().__init__(stop, progress)
         self.cfg = cfg.validate()
-        self.say = progress or (lambda f, m: None)
         distributed.init()
         self.local_batch = distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit())  # pairs per process and step
         self.source = "given" if pairs is not None else cfg.preferences
@@ -90,8 +92,6 @@ class RewardTrainer:
             pairs, self.notes = prefs.rows, prefs.errors
         else:
             self.notes = []
-        self.stop_event = threading.Event()
-        self._stop = stop or (lambda: False)
         self.say(0.05, f"loading {cfg.model} with a scalar score head…")
         device = torch.device(cfg.device) if cfg.device else default_device()
         with torch.random.fork_rng(devices=[]):
@@ -99,12 +99,7 @@ class RewardTrainer:
             model, tok = load_sequence_classifier(cfg.model, device)
         self.rows, self.heldout, self.note = prepare_pairs(pairs, tok, cfg.max_length, cfg.heldout_every)
         distributed.share_rows(len(self.rows), "training pairs")
-        self.policy = TrainablePolicy(model, tok, cfg.model, device)
-        self.status, self.message = "running", ""
-        self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
-        self.last_eval: dict | None = None
-        self.before_after: list[dict] = []  # a reward model writes no text
-        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the model now and then
+        self.policy = TrainablePolicy(model, tok, cfg.model, device)  # before_after stays []: a reward model writes no text
 
     def planned_steps(self) -> int:
         if self.cfg.steps:
@@ -113,12 +108,6 @@ class RewardTrainer:
 
     def run_info(self) -> dict:
         return {"n_trainable": self.n_trainable, "n_pairs": len(self.rows), "n_heldout": len(self.heldout), "preferences": self.source}
-
-    def _on_step(self, step: int) -> None:
-        """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
-        self.step_no = step
-        if self.checkpoint is not None:
-            self.checkpoint(self.policy, step)
 
     def evaluate(self) -> dict:
         """Held-out pair accuracy, margin and loss as record keys (``eval/…``), with the pairs' scores."""
@@ -131,64 +120,43 @@ class RewardTrainer:
             "eval/samples": self.last_eval["samples"],
         }
 
-    def train(self) -> Iterator[dict]:
-        """One record per optimizer step (the first, step 0, measures the untrained model when
-        ``eval_at_start``). Closing the generator stops training after the current step."""
-        yield from stream_trl(
-            self,
-            lambda: _build_trl_trainer(self.cfg, self.policy, self.rows, self.say),
-            make_callback,
-            name="reward-train",
-            what="reward model",
+    def build_trl_trainer(self):
+        """trl.RewardTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), with
+        LoRA on the attention projections and the score head trained in full (``modules_to_save``)."""
+        from datasets import Dataset
+        from peft import LoraConfig
+        from trl import RewardConfig as TRLConfig
+        from trl import RewardTrainer as TRLTrainer
+
+        cfg, policy = self.cfg, self.policy
+        args = trl_args(
+            TRLConfig,
+            cfg,
+            policy.device,
+            "rlhf-reward-",
+            per_device_train_batch_size=self.local_batch,
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.steps or -1,
+            max_length=cfg.max_length,
+            activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
         )
-
-
-def _build_trl_trainer(cfg: RewardConfig, policy: TrainablePolicy, rows: list[dict], say):
-    """trl.RewardTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), with
-    LoRA on the attention projections and the score head trained in full (``modules_to_save``)."""
-    import datasets
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers.trainer_callback import PrinterCallback
-    from trl import RewardConfig as TRLConfig
-    from trl import RewardTrainer as TRLTrainer
-
-    cuda = policy.device.type == "cuda"
-    args = TRLConfig(
-        output_dir=tempfile.mkdtemp(prefix="rlhf-reward-"),
-        per_device_train_batch_size=distributed.share(cfg.batch_size, "batch_size", cfg.batch_unit()),
-        learning_rate=cfg.lr,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.steps or -1,
-        max_length=cfg.max_length,
-        activation_checkpointing=False,  # TRL defaults it on; 2.5× slower here
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
-        fp16=False,
-        use_cpu=not cuda,
-        max_grad_norm=cfg.max_grad_norm,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-    )
-    peft = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=0.0,
-        bias="none",
-        task_type="SEQ_CLS",
-        target_modules=lora_targets(policy.model),
-        modules_to_save=["score"],
-    )
-    say(0.3, "tokenising pairs…")
-    datasets.disable_progress_bars()
-    trainer = TRLTrainer(
-        model=policy.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=policy.tokenizer, peft_config=peft
-    )
-    trainer.remove_callback(PrinterCallback)  # we report the records ourselves
-    return trainer
+        peft = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=0.0,
+            bias="none",
+            task_type="SEQ_CLS",
+            target_modules=lora_targets(policy.model),
+            modules_to_save=["score"],
+        )
+        self.say(0.3, "tokenising pairs…")
+        quiet_datasets()
+        return finish(
+            TRLTrainer(
+                model=policy.model,
+                args=args,
+                train_dataset=Dataset.from_list(self.rows),
+                processing_class=policy.tokenizer,
+                peft_config=peft,
+            )
+        )

@@ -1,13 +1,10 @@
 """TRL's trainers drive their own loop; ours are generators. This runs a TRL trainer in a worker thread
-and hands its step records back through a queue, the same way for every TRL-based trainer (DPO, the
-reward model, ...).
+and hands its step records back through a queue, the same way for every TRL-based trainer (DPO, GRPO,
+the reward model: ``training/trl_base.py``).
 
-The trainer object passed in (ours) provides ``cfg``, ``policy`` (a ``models.lora.TrainablePolicy``),
-``evaluate()`` (eval record keys), ``stop_event``, ``_stop()`` (the caller's stop request) and
-``_on_step(step)`` (its checkpoint); the stream sets its ``step_no``, ``n_trainable``, ``time_s``,
-``status``, ``message`` and ``stream_state`` (what the callback left: e.g. DPO's restored step).
-Closing the generator stops training after the current step; the evaluation time is kept off the
-training clock (``StepClock``).
+What the two threads share is a :class:`StreamState` (the callback writes it in TRL's thread, the
+generator reads it once TRL's thread has ended) and a :class:`StepClock` (evaluation time kept off
+the training clock). Closing the generator stops training after the current step.
 """
 
 from __future__ import annotations
@@ -16,11 +13,42 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
 from rlhf_demo.training import distributed
 from rlhf_demo.training.clock import TrainingClock
+
+
+@dataclass
+class KLSnapshot:
+    """The last evaluated policy under the KL stop: its step, its trainable parameters (copies, in
+    ``model.parameters()`` order) and its ``eval/…`` record keys."""
+
+    step: int
+    params: list[torch.Tensor]
+    eval: dict
+
+
+@dataclass
+class StreamState:
+    """What TRL's callback leaves for the trainer, written in TRL's thread and read after it ends."""
+
+    status: str | None = None
+    """How the run ended when the callback decided it: "stopped" (a Stop request) or "diverged" (a loss
+    that is not finite); None: the generator decides ("finished", "stopped" when walked away, "failed")."""
+    message: str = ""
+    """The run's end in words (a Stop, the time budget, divergence, the KL stop); "" for the default."""
+    error: BaseException | None = None
+    """What TRL's thread raised, handed to the consumer."""
+    last_kl: float | None = None
+    """The held-out KL of the last evaluation (nats per response): past ``fine_from`` × the KL stop,
+    every step is evaluated."""
+    snapshot: KLSnapshot | None = None
+    """The KL stop's last policy under it (``training.trl_callback.kl_stop``)."""
+    restored: dict | None = None
+    """The evaluation of the policy the KL stop put back, with its ``step``; None when it did not."""
 
 
 class StepClock:
@@ -43,19 +71,19 @@ class StepClock:
         return self.schedule.time_s
 
 
-def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, name: str, what: str) -> Iterator[dict]:
-    """Yield the records of the TRL trainer ``build()`` makes (built in the worker, seeded with
-    ``owner.cfg.seed`` in a forked RNG), with ``make_callback(cfg, evaluate, out_q, should_stop, clock,
-    state, on_step=...)`` turning its steps into records."""
-    cfg = owner.cfg
+def stream_trl(run, make_callback: Callable, *, name: str, what: str) -> Iterator[dict]:
+    """Yield the records of the TRL trainer ``run.build_trl_trainer()`` makes (built in the worker,
+    seeded with ``run.cfg.seed`` in a forked RNG), with ``make_callback(evaluate, out_q, clock)``
+    turning its steps into records. ``run`` is a ``training.trl_base.TRLRun``: this sets its
+    ``stream_state``, ``step_no``, ``n_trainable``, ``time_s``, ``status`` and ``message``."""
+    cfg = run.cfg
     out_q: queue.Queue = queue.Queue()
-    state: dict = {}
-    owner.stream_state = state
+    state = run.stream_state = StreamState()
     clock = StepClock(cfg)
 
     def evaluate() -> dict:
         t0 = time.perf_counter()
-        rec = owner.evaluate()
+        rec = run.evaluate()
         clock.paused += time.perf_counter() - t0
         return rec
 
@@ -63,18 +91,14 @@ def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, n
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed)
-                trainer = build()
-            owner.policy.model = trainer.model  # now the peft-wrapped model TRL trains
-            owner.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-            trainer.add_callback(
-                make_callback(
-                    cfg, evaluate, out_q, lambda: owner.stop_event.is_set() or owner._stop(), clock, state, on_step=owner._on_step
-                )
-            )
+                trainer = run.build_trl_trainer()
+            run.policy.model = trainer.model  # now the peft-wrapped model TRL trains
+            run.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+            trainer.add_callback(make_callback(evaluate, out_q, clock))
             trainer.train()
-            owner.step_no = trainer.state.global_step
+            run.step_no = trainer.state.global_step
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
-            state["error"] = exc
+            state.error = exc
         finally:
             out_q.put(None)
 
@@ -83,22 +107,20 @@ def stream_trl(owner, build: Callable[[], object], make_callback: Callable, *, n
     walked_away = False
     try:
         while (rec := out_q.get()) is not None:
-            owner.step_no = max(owner.step_no, rec["step"])
+            run.step_no = max(run.step_no, rec["step"])
             yield rec
     except GeneratorExit:
         walked_away = True
         raise
     finally:
-        owner.stop_event.set()  # a consumer that walks away stops the run after the current step
+        run.stop_event.set()  # a consumer that walks away stops the run after the current step
         thread.join()
-        owner.time_s = round(clock.now(agree=False), 2)  # no collective here: a process may have failed
-        default = "failed" if "error" in state else "stopped" if walked_away else "finished"
-        owner.status = state.get("status", default)
-        owner.message = state.get("message") or (
-            f"stopped after step {owner.step_no}" if walked_away else f"completed {owner.step_no} steps"
-        )
-    if "error" in state:
-        exc = state["error"]
+        run.time_s = round(clock.now(agree=False), 2)  # no collective here: a process may have failed
+        default = "failed" if state.error is not None else "stopped" if walked_away else "finished"
+        run.status = state.status or default
+        run.message = state.message or (f"stopped after step {run.step_no}" if walked_away else f"completed {run.step_no} steps")
+    if state.error is not None:
+        exc = state.error
         if isinstance(exc, (ValueError, RuntimeError)):
             raise exc
         raise RuntimeError(f"{what} training failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,152 @@
+"""One base for the trainers that TRL drives (DPO, GRPO, the reward model): what they share once.
+
+A subclass sets ``cfg`` and ``policy`` in its ``__init__`` (after ``super().__init__``) and keeps only
+what is its own:
+
+- ``build_trl_trainer()``: TRL's trainer (its config from :func:`trl_args`, then :func:`finish`);
+- ``record(logs)``: which of TRL's logged metrics a record keeps (its ``stream.py``);
+- ``evaluate()``: the held-out evaluation as ``eval/…`` record keys;
+- optionally ``fixed()`` (keys on every record, e.g. β), ``kl_watch()`` (the KL stop),
+  ``eval_if_stopped`` and ``after_train()``.
+
+``train()`` runs TRL's loop in a worker thread (``training/trl_thread.py``) with one callback
+(``training/trl_callback.py``) and yields one record per optimizer step. After the loop: ``status``,
+``message``, ``step_no``, ``time_s``, ``n_trainable``, ``last_eval``, ``before_after`` and
+``restored`` (the step the KL stop put back).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+
+import torch
+
+from rlhf_demo.training.trl_callback import KLStop, make_stream_callback
+from rlhf_demo.training.trl_thread import StreamState, stream_trl
+
+
+class TRLRun:
+    """The shared part of a TRL-driven trainer: stop handling, progress, the checkpoint hook, the
+    worker-thread stream and the state it leaves (:class:`StreamState`)."""
+
+    name = "trl-train"
+    """The worker thread's name."""
+    what = "TRL"
+    """The run's kind in error messages ("DPO training failed: …")."""
+    eval_if_stopped = False
+    """Evaluate at the end after a Stop request too (the reward model: its held-out pairs are cheap)."""
+
+    cfg: object
+    policy: object  # a models.lora.TrainablePolicy
+
+    def __init__(self, stop: Callable[[], bool] | None, progress: Callable[[float, str], None] | None) -> None:
+        """The state every run starts with (a subclass calls it first, then sets ``cfg`` and ``policy``)."""
+        self.say = progress or (lambda f, m: None)
+        self.stop_event = threading.Event()
+        self._stop = stop or (lambda: False)
+        self.status, self.message = "running", ""
+        self.step_no, self.time_s, self.n_trainable = 0, 0.0, 0
+        self.last_eval: dict | None = None
+        self.before_after: list[dict] = []
+        self.stream_state = StreamState()  # what TRL's callback left (training/trl_thread.py)
+        self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
+
+    @property
+    def restored(self) -> dict | None:
+        """The evaluation of the policy the KL stop put back (its step), if it did."""
+        return self.stream_state.restored
+
+    # what a subclass gives
+    def build_trl_trainer(self):
+        raise NotImplementedError
+
+    def record(self, logs: dict) -> dict:
+        raise NotImplementedError
+
+    def evaluate(self) -> dict:
+        raise NotImplementedError
+
+    def fixed(self) -> dict:
+        """Keys on every record (the step-0 one included)."""
+        return {}
+
+    def kl_watch(self) -> KLStop | None:
+        """The KL stop, if the run has one."""
+        return None
+
+    def after_train(self) -> None:
+        """After the loop, once TRL's thread has ended."""
+
+    # the shared loop
+    def _on_step(self, step: int) -> None:
+        """After each optimizer step, in TRL's thread (the weights do not move meanwhile)."""
+        self.step_no = step
+        if self.checkpoint is not None:
+            self.checkpoint(self.policy, step)
+
+    def _should_stop(self) -> bool:
+        return self.stop_event.is_set() or self._stop()
+
+    def _make_callback(self, evaluate, out_q, clock):
+        return make_stream_callback(
+            self.cfg,
+            evaluate,
+            out_q,
+            self._should_stop,
+            clock,
+            self.stream_state,
+            self._on_step,
+            record=self.record,
+            fixed=self.fixed(),
+            eval_if_stopped=self.eval_if_stopped,
+            watch=self.kl_watch(),
+        )
+
+    def train(self) -> Iterator[dict]:
+        """One record per optimizer step (the first, step 0, evaluates the untrained model when
+        ``eval_at_start``). Closing the generator stops training after the current step."""
+        yield from stream_trl(self, self._make_callback, name=self.name, what=self.what)
+        self.after_train()
+
+
+def trl_args(config_cls, cfg, device: torch.device, prefix: str, **own):
+    """A TRL config (``config_cls``: ``trl.DPOConfig``, ...) with what every run here shares: a constant
+    learning rate without warm-up, one record per step (``logging_steps=1``), no saving or reporting
+    (we write the run folder), bf16 on a GPU that has it and fp32 on CPU, seeds; ``own``: the
+    trainer's own fields."""
+    cuda = device.type == "cuda"
+    return config_cls(
+        output_dir=tempfile.mkdtemp(prefix=prefix),
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        fp16=False,
+        use_cpu=not cuda,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        **own,
+    )
+
+
+def quiet_datasets() -> None:
+    """No progress bars from ``datasets`` while TRL tokenises."""
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+def finish(trainer):
+    """TRL's trainer without its printer (we report the records ourselves)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
