@@ -40,21 +40,49 @@ class ModelLock:
     and the training pauses between two layers. A pause lasts at most ``max_pause_s``; after a pause that
     ran out, the training runs ``min_run_s`` without pausing, so under a steady stream of requests it
     still gets ``min_run_s / (max_pause_s + min_run_s)`` of the time: it slows, it never stalls.
-    A thread that holds the lock never waits on itself; with no request held the call returns at once."""
+    A thread that holds the lock never waits on itself; with no request held the call returns at once.
 
-    def __init__(self, max_pause_s: float = 1.0, min_run_s: float = 0.5):
-        self.max_pause_s, self.min_run_s = max_pause_s, min_run_s
+    A long request gives way too: between two steps of its work the holder calls :meth:`pass_turn`,
+    which hands the lock to a request waiting for it once the holder has had it ``turn_s`` (one
+    Generate at the caps, 8 × 128 tokens, held it ~50 s while the class's pair draws waited)."""
+
+    def __init__(self, max_pause_s: float = 1.0, min_run_s: float = 0.5, turn_s: float = 2.0):
+        self.max_pause_s, self.min_run_s, self.turn_s = max_pause_s, min_run_s, turn_s
         self._lock = threading.Lock()
         self._free = threading.Condition(threading.Lock())
         self._owner: int | None = None
+        self._since = 0.0      # when the owner took it
+        self._waiting = 0      # threads blocked in acquire()
         self._run_until = 0.0
         self.pauses = 0
+        self.turns = 0         # turns passed by pass_turn
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        ok = self._lock.acquire(blocking, timeout)
+        with self._free:
+            self._waiting += 1
+        try:
+            ok = self._lock.acquire(blocking, timeout)
+        finally:
+            with self._free:
+                self._waiting -= 1
         if ok:
-            self._owner = threading.get_ident()
+            self._owner, self._since = threading.get_ident(), time.monotonic()
+            with self._free:
+                self._free.notify_all()   # a holder passing its turn waits for this
         return ok
+
+    def pass_turn(self) -> bool:
+        """Called by the holder between two steps of a long computation: when another thread waits for
+        the lock and the holder has had it ``turn_s`` or more, let that thread run its work, then take
+        the lock back (blocks meanwhile). Returns whether it gave way. Not for trainings (they never hold it)."""
+        if self._owner != threading.get_ident() or not self._waiting or time.monotonic() - self._since < self.turn_s:
+            return False
+        self.release()
+        with self._free:   # until a waiter took it (or gave up): a plain re-acquire could win again at once
+            self._free.wait_for(lambda: self._owner is not None or not self._waiting, timeout=1.0)
+        self.turns += 1
+        self.acquire()
+        return True
 
     def release(self) -> None:
         self._owner = None

@@ -191,3 +191,69 @@ def test_a_pause_is_bounded_so_a_training_never_stalls():
     assert lock.pauses == 1
     release.set()
     t.join(30)
+
+
+def test_a_long_request_passes_its_turn_to_a_waiting_one_and_takes_the_lock_back():
+    """The holder's pass_turn hands the lock to a thread waiting for it (once ``turn_s`` passed), waits
+    for that thread's work, then holds the lock again; with nobody waiting it passes nothing."""
+    import threading
+
+    from rlhf_demo.shared_work import ModelLock
+
+    lock = ModelLock(turn_s=0.0)
+    order = []
+    with lock:
+        assert lock.pass_turn() is False                 # nobody waits
+        waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("waiter"), lock.release()), daemon=True)
+        waiter.start()
+        while not lock._waiting:
+            pass
+        assert lock.pass_turn() is True                  # the waiter ran meanwhile ...
+        order.append("holder")
+        assert lock._owner == threading.get_ident()      # ... and the holder has the lock again
+    waiter.join(30)
+    assert order == ["waiter", "holder"] and lock.turns == 1
+    patient = ModelLock(turn_s=3600.0)
+    with patient:
+        t = threading.Thread(target=lambda: (patient.acquire(), patient.release()), daemon=True)
+        t.start()
+        while not patient._waiting:
+            pass
+        assert patient.pass_turn() is False              # held for less than turn_s: no turn passed
+    t.join(30)
+
+
+def test_a_long_generation_lets_a_waiting_request_run_before_it_ends(tiny_bundle):
+    """A Playground batch (real ``run_rows`` on the tiny model) passes the model lock between its steps:
+    a KL/Theory/pair request that waits for the lock runs while the generation is still going, and the
+    generation's tokens are those it makes alone."""
+    import threading
+
+    from rlhf_demo.decoding.batch import Batcher
+    from rlhf_demo.decoding.generate import DecodingConfig, generate
+    from rlhf_demo.shared_work import ModelLock
+
+    lock = ModelLock(turn_s=0.0)
+    cfg = DecodingConfig(temperature=0.8, top_k=40, top_p=0.95, max_new_tokens=64, min_new_tokens=64, seed=3)
+    batcher, seen = Batcher(lock=lock), {}
+    started = threading.Event()
+    orig_should = batcher._should_give_way
+
+    def should(group, made):
+        started.set()
+        if made == 2:            # the generation is under way: a request arrives and waits for the lock
+            def request():
+                with lock:
+                    seen["request_done_at"] = made_so_far[0]
+            threading.Thread(target=request, daemon=True).start()
+            while not lock._waiting:
+                pass
+        made_so_far[0] = made
+        return orig_should(group, made)
+
+    made_so_far = [0]
+    batcher._should_give_way = should
+    res = batcher.generate(tiny_bundle, "The movie was", cfg, keep_logits=True)
+    assert lock.turns >= 1 and 2 <= seen["request_done_at"] < 64      # it ran mid-generation
+    alone = generate(tiny_bundle, "The movie was", cfg, keep_logits=True)
+    assert res.sequences[0].token_ids == alone.sequences[0].token_ids

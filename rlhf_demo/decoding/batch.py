@@ -27,6 +27,8 @@ together as one batch:
 * **One bad request fails only itself.** If a batch raises, its requests run again one by one.
 * **One model computation at a time in the server.** A batch holds ``shared_work.MODEL_LOCK``, which
   the KL and Theory tabs' batches hold too: each gets both cores instead of thrashing them together.
+  A long batch passes its turn between two steps (``ModelLock.pass_turn``) once it has held the lock
+  ``turn_s``: a Generate at the caps no longer holds up the class's other clicks for its whole length.
 
 Post-processing (per-step numbers, top candidates) runs in each request's own thread, after the batch.
 """
@@ -176,7 +178,12 @@ class Batcher:
     def _run(self, group: list[_Job], may_give_way: bool = False) -> bool:
         """Run ``group`` as one batch; False if it gave way to a bigger one (nothing recorded then)."""
         t0 = time.perf_counter()
-        stop = (lambda made: self._should_give_way(group, made)) if may_give_way else None
+
+        def stop(made: int) -> bool:  # after every step: let a waiting KL/Theory/pair request run, then maybe give way
+            if hasattr(self.lock, "pass_turn"):
+                self.lock.pass_turn()
+            return may_give_way and self._should_give_way(group, made)
+
         try:
             outs = run_rows(group[0].bundle, [(j.prompt.ids, j.cfg) for j in group], stop=stop)
         except Exception as exc:  # noqa: BLE001 - handed to the caller(s) below
