@@ -98,8 +98,10 @@ class Log:
         self.lock = threading.Lock()
         self.times: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, list[str]] = defaultdict(list)
+        self.events: list[tuple[str, float, float]] = []  # (action or endpoint, start since the log began, seconds)
+        self.t0 = time.perf_counter()
 
-    def timed(self, action: str, fn, *args, **kwargs):
+    def timed(self, action: str, fn, *args, tag: str | None = None, **kwargs):
         t0 = time.perf_counter()
         try:
             out = fn(*args, **kwargs)
@@ -109,6 +111,7 @@ class Log:
             return None
         with self.lock:
             self.times[action].append(time.perf_counter() - t0)
+            self.events.append((tag or action, round(t0 - self.t0, 3), round(time.perf_counter() - t0, 3)))
         return out
 
 
@@ -166,7 +169,7 @@ class Student:
     def call(self, action: str, api_name: str, **kw):
         if self.client is None:
             return None
-        return self.log.timed(action, lambda: self.client.predict(**kw, api_name=api_name))
+        return self.log.timed(action, lambda: self.client.predict(**kw, api_name=api_name), tag=f"{action} {api_name}")
 
     def join(self):
         return self.call("join", "/join", class_code=CLASS_CODE, nickname=f"student {self.i}", token="")
@@ -367,6 +370,10 @@ def main() -> int:
     ap.add_argument("--labels", type=int, default=10, help="pairs each student labels")
     ap.add_argument("--json", default=None, help="also write the figures as one JSON object to this file")
     ap.add_argument("--no-abuse", action="store_true", help="skip the abuse round")
+    ap.add_argument(
+        "--no-watch", action="store_true", help="diagnostics: after labelling, each student stops its training instead of watching it end"
+    )
+    ap.add_argument("--events", default=None, help="also write every timed call (endpoint, start s, seconds) as JSON lines here")
     args = ap.parse_args()
     if not 1 <= args.students <= 40 or not 0 <= args.labels <= 20:
         ap.error("--students: 1 to 40; --labels: 0 to 20")
@@ -406,6 +413,8 @@ def main() -> int:
             if s.i == 0:
                 s.call("generate_at_caps", "/generate", prompt=PROMPT, seed=0, **AT_CAPS)
             s.label(args.labels)
+            if args.no_watch and s.run:
+                s.call("stop", "/train_stop", run=s.run)
             states[s.i] = s.watch(deadline - 150)
 
         states = {}
@@ -492,6 +501,8 @@ def main() -> int:
         )
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
+        if args.events:
+            Path(args.events).write_text("".join(json.dumps(e) + "\n" for e in sorted(log.events, key=lambda e: e[1])))
     finally:
         server.terminate()
         try:

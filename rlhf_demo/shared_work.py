@@ -51,11 +51,11 @@ class ModelLock:
         self._lock = threading.Lock()
         self._free = threading.Condition(threading.Lock())
         self._owner: int | None = None
-        self._since = 0.0      # when the owner took it
-        self._waiting = 0      # threads blocked in acquire()
+        self._since = 0.0  # when the owner took it
+        self._waiting = 0  # threads blocked in acquire()
         self._run_until = 0.0
         self.pauses = 0
-        self.turns = 0         # turns passed by pass_turn
+        self.turns = 0  # turns passed by pass_turn
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         with self._free:
@@ -68,7 +68,7 @@ class ModelLock:
         if ok:
             self._owner, self._since = threading.get_ident(), time.monotonic()
             with self._free:
-                self._free.notify_all()   # a holder passing its turn waits for this
+                self._free.notify_all()  # a holder passing its turn waits for this
         return ok
 
     def pass_turn(self) -> bool:
@@ -78,7 +78,7 @@ class ModelLock:
         if self._owner != threading.get_ident() or not self._waiting or time.monotonic() - self._since < self.turn_s:
             return False
         self.release()
-        with self._free:   # until a waiter took it (or gave up): a plain re-acquire could win again at once
+        with self._free:  # until a waiter took it (or gave up): a plain re-acquire could win again at once
             self._free.wait_for(lambda: self._owner is not None or not self._waiting, timeout=1.0)
         self.turns += 1
         self.acquire()

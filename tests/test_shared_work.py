@@ -203,14 +203,14 @@ def test_a_long_request_passes_its_turn_to_a_waiting_one_and_takes_the_lock_back
     lock = ModelLock(turn_s=0.0)
     order = []
     with lock:
-        assert lock.pass_turn() is False                 # nobody waits
+        assert lock.pass_turn() is False  # nobody waits
         waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("waiter"), lock.release()), daemon=True)
         waiter.start()
         while not lock._waiting:
             pass
-        assert lock.pass_turn() is True                  # the waiter ran meanwhile ...
+        assert lock.pass_turn() is True  # the waiter ran meanwhile ...
         order.append("holder")
-        assert lock._owner == threading.get_ident()      # ... and the holder has the lock again
+        assert lock._owner == threading.get_ident()  # ... and the holder has the lock again
     waiter.join(30)
     assert order == ["waiter", "holder"] and lock.turns == 1
     patient = ModelLock(turn_s=3600.0)
@@ -219,7 +219,7 @@ def test_a_long_request_passes_its_turn_to_a_waiting_one_and_takes_the_lock_back
         t.start()
         while not patient._waiting:
             pass
-        assert patient.pass_turn() is False              # held for less than turn_s: no turn passed
+        assert patient.pass_turn() is False  # held for less than turn_s: no turn passed
     t.join(30)
 
 
@@ -241,10 +241,12 @@ def test_a_long_generation_lets_a_waiting_request_run_before_it_ends(tiny_bundle
 
     def should(group, made):
         started.set()
-        if made == 2:            # the generation is under way: a request arrives and waits for the lock
+        if made == 2:  # the generation is under way: a request arrives and waits for the lock
+
             def request():
                 with lock:
                     seen["request_done_at"] = made_so_far[0]
+
             threading.Thread(target=request, daemon=True).start()
             while not lock._waiting:
                 pass
@@ -254,6 +256,6 @@ def test_a_long_generation_lets_a_waiting_request_run_before_it_ends(tiny_bundle
     made_so_far = [0]
     batcher._should_give_way = should
     res = batcher.generate(tiny_bundle, "The movie was", cfg, keep_logits=True)
-    assert lock.turns >= 1 and 2 <= seen["request_done_at"] < 64      # it ran mid-generation
+    assert lock.turns >= 1 and 2 <= seen["request_done_at"] < 64  # it ran mid-generation
     alone = generate(tiny_bundle, "The movie was", cfg, keep_logits=True)
     assert res.sequences[0].token_ids == alone.sequences[0].token_ids
