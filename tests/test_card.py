@@ -27,7 +27,7 @@ def test_ppo_card_on_the_real_model_offline(tmp_path, capsys, monkeypatch):
         "--steps",
         "2",
         "--batch-size",
-        "8",
+        "4",
         "--num-mini-batches",
         "2",
         "--out",
@@ -47,7 +47,7 @@ def test_ppo_card_on_the_real_model_offline(tmp_path, capsys, monkeypatch):
     text = path.read_text()
     command = json.loads((run / "config.json").read_text())["command"]
     assert command.startswith("python -m rlhf_demo train --algo ppo") and command in text  # the exact command
-    for given in ("--steps 2", "--batch-size 8", "--num-mini-batches 2", f"--out {run}"):
+    for given in ("--steps 2", "--batch-size 4", "--num-mini-batches 2", f"--out {run}"):
         assert given in command
     assert "prompts: `builtin`, reward: `vader-positive`" in text  # the data
     final = read_json(run / "summary.json")["final_eval"]

@@ -187,7 +187,7 @@ def _trl_one_and_two(tmp_path, algo: str, extra: list[str], keys: tuple[str, ...
 
 @pytest.mark.integration
 def test_dpo_on_the_real_model_two_processes_match_one(tmp_path):
-    _trl_one_and_two(tmp_path, "dpo", ["--kl-stop", "0"], ("loss", "rewards/margins", "logps/chosen"), pairs=16)
+    _trl_one_and_two(tmp_path, "dpo", ["--kl-stop", "0"], ("loss", "rewards/margins", "logps/chosen"), pairs=8)
 
 
 def test_reward_model_two_processes_match_one(tiny_model_dir, tmp_path):

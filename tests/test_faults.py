@@ -135,14 +135,14 @@ def test_runs_lists_finished_runs_with_their_last_metrics(tiny_model_dir, tmp_pa
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_killed_real_model_run_keeps_a_checkpoint(tmp_path):
-    """The default model, the quick preset at batch 8: killed after its first checkpoint (10 s here)."""
+    """The default model, the quick preset at batch 4: killed after its first checkpoint (5 s here)."""
     run = tmp_path / "ppo-real"
     _kill_mid_run(
-        ["train", "--algo", "ppo", "--batch-size", "8", "--steps", "50", "--no-eval-final", "--out", str(run)],
+        ["train", "--algo", "ppo", "--batch-size", "4", "--steps", "50", "--no-eval-final", "--out", str(run)],
         run,
         2,
         400,
-        {"RLHF_DEMO_CHECKPOINT_S": "10"},
+        {"RLHF_DEMO_CHECKPOINT_S": "5"},
     )
     state = run_state(run)
     assert state["status"] == "interrupted" and state["checkpoint_step"] >= 1

@@ -234,9 +234,9 @@ def test_real_model_ppo_on_a_real_reward_model_moves_the_policy_not_the_reward_m
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     rm = tmp_path / "rm"
-    list(write_run(RewardTrainer(RewardConfig.preset("quick-cpu", steps=3, eval_every=0, eval_at_start=False)), rm))
+    list(write_run(RewardTrainer(RewardConfig.preset("quick-cpu", steps=1, eval_every=0, eval_at_start=False)), rm))
     on_disk = folder_hash(rm / "policy")
-    cfg = ppo_preset("no-kl", reward=f"rm:{rm}", steps=2, batch_size=8, num_mini_batches=2, eval_final=False)
+    cfg = ppo_preset("no-kl", reward=f"rm:{rm}", steps=2, batch_size=4, num_mini_batches=2, eval_final=False)
     tr = PPOTrainer(cfg)
     rm_before = {k: v.clone() for k, v in tr.reward_fn.model.state_dict().items()}
     lora = {n: p.detach().clone() for n, p in tr.policy.model.named_parameters() if "lora_" in n}
@@ -248,7 +248,7 @@ def test_real_model_ppo_on_a_real_reward_model_moves_the_policy_not_the_reward_m
     vader = SentimentIntensityAnalyzer()
     for rec in recs:
         texts = [s["query"] + s["response"] for s in rec["samples"]]
-        assert rec["gold_reward_mean"] == pytest.approx(sum(vader.polarity_scores(t)["compound"] for t in texts) / 8, abs=1e-6)
+        assert rec["gold_reward_mean"] == pytest.approx(sum(vader.polarity_scores(t)["compound"] for t in texts) / len(texts), abs=1e-6)
     print(
         f"real model: proxy {recs[0]['reward_mean']:+.3f} → {recs[-1]['reward_mean']:+.3f}, gold "
         f"{recs[0]['gold_reward_mean']:+.3f} → {recs[-1]['gold_reward_mean']:+.3f}"

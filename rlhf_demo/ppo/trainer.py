@@ -18,8 +18,9 @@ What is simplified here
 -----------------------
 - The value head (one linear layer) reads the policy's hidden states instead of being a separate
   model. Under ``accelerate launch --num_processes N`` each process samples batch_size / N episodes
-  (its own seed stream), advantages are whitened over the whole batch, gradients are averaged and
-  the records reduced (``training/distributed.py``); one process is the default.
+  (its own seed stream; the streams are named in ``seeds.py``), advantages are whitened over the
+  whole batch, gradients are averaged and the records reduced (``training/distributed.py``); one
+  process is the default.
 - Rollouts sample the policy's full distribution at temperature 1 (banned special tokens change what
   is sampled, not the π in the ratio, as in TRL's old trainer).
 - No reward normalisation across batches, no early stopping of PPO epochs on approx-KL, no entropy
@@ -51,6 +52,7 @@ from rlhf_demo.ppo.forward import ValueHead
 from rlhf_demo.ppo.kl_control import AdaptiveKLController, FixedKLController
 from rlhf_demo.ppo.loss import compute_rewards, gae, whiten
 from rlhf_demo.ppo.rollout import Rollout, episode_rows, rollout
+from rlhf_demo.ppo.seeds import minibatch_generator, rollout_seed
 from rlhf_demo.ppo.trunk import check_trunk
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
@@ -159,7 +161,7 @@ class PPOTrainer:
             queries,
             self.rng.randint(*cfg.response_tokens),
             self.reward_fn,
-            seed=distributed.seed_for(cfg.seed * 100_003 + self.step_no),
+            seed=distributed.seed_for(rollout_seed(cfg.seed, self.step_no)),
             ban_special_tokens=cfg.ban_special_tokens,
             trunk_layer=self.trunk_layer,
             gold_fn=self.gold_fn,
@@ -219,7 +221,7 @@ class PPOTrainer:
             returns,
             cfg,
             trunk_layer=self.trunk_layer,
-            generator=torch.Generator().manual_seed(cfg.seed * 7919 + self.step_no),
+            generator=minibatch_generator(cfg.seed, self.step_no),
         )
         # 8. adapt β (on the exact KL), log
         self.kl_ctl.update(batch["objective/kl_exact"], cfg.batch_size)
