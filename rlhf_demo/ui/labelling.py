@@ -35,6 +35,9 @@ PAIRS = SharedWork(max_items=16, cache_size=1, ttl_s=0.0)
 time with the other tabs: ``shared_work.MODEL_LOCK``)."""
 POOLED = (16, 1.0)
 """(response tokens, temperature) of the pairs drawn ahead on a shared server: the Feedback tab's defaults."""
+POOL_SIZE = 32
+"""Fresh pairs kept ahead: a class's first draws; refilled by halves (one batch of 16 pairs, 32 rows ×
+16 tokens). 64 measured no better in the lesson (label p95 21.2 s against 16.0 s: docs/lesson.md)."""
 _pools: dict[int, PairPool] = {}  # id(bundle) → its pool (one base model in practice)
 
 
@@ -55,7 +58,7 @@ def pool(ctx: AppContext) -> PairPool:
 
     if id(bundle) not in _pools:
         _pools.clear()  # a pool holds its model: keep the current base model's only
-    return _pools.setdefault(id(bundle), PairPool(make))
+    return _pools.setdefault(id(bundle), PairPool(make, size=POOL_SIZE, low=POOL_SIZE // 2, batch=POOL_SIZE // 2))
 
 
 def warm(ctx: AppContext) -> None:
