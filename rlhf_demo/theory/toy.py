@@ -161,10 +161,15 @@ class ToyStep:
         return out
 
 
+STEP_STREAM = 1_000_003
+"""The toy's draws at step t come from a generator seeded with ``seed · STEP_STREAM + t`` (a prime spacing
+two seeds' streams apart; the number the toy always used)."""
+
+
 def toy_step(cfg: ToyConfig, logits: torch.Tensor, step: int) -> ToyStep:
     """One REINFORCE step from logits θ [W] (pure: returns the new logits, never mutates)."""
     W, B = len(cfg.words), cfg.batch_size
-    gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + int(step))
+    gen = torch.Generator().manual_seed(int(cfg.seed) * STEP_STREAM + int(step))
     theta = logits.double()
     log_pi = F.log_softmax(theta, -1)  # [W]
     pi = log_pi.exp()

@@ -212,9 +212,14 @@ def max_all(x: float) -> float:
     return float(t)
 
 
+PROCESS_STREAM = 1_000_003
+"""The per-process stream's spacing: process r samples its share from ``seed + PROCESS_STREAM · r`` (a
+prime; the number every multi-process run so far was made with)."""
+
+
 def seed_for(seed: int) -> int:
     """Process r's own seed stream for sampling its share (process 0, and a single process, keep ``seed``)."""
-    return seed + 1_000_003 * rank()
+    return seed + PROCESS_STREAM * rank()
 
 
 def share_rows(n: int, what: str) -> None:
