@@ -65,7 +65,7 @@ def whiten(
     """(x − mean) / std over the masked entries (mean kept when ``shift_mean`` is False).
 
     Uses the unbiased variance, like TRL's ``masked_whiten``. Masked entries come back as 0.
-    ``total``: how a sum becomes the whole batch's (``runs.distributed.sum_all`` when the batch is
+    ``total``: how a sum becomes the whole batch's (``training.distributed.sum_all`` when the batch is
     split over processes, so each share is whitened with the whole batch's mean and variance)."""
     if mask is None:
         mask = torch.ones_like(x)

@@ -58,7 +58,7 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
 
         if ctx.live_timer is not None:  # the live training view polls only while its tab is open
             tabs.select(on_tab, None, ctx.live_timer, api_visibility="private", show_progress="hidden")
-    demo.queue(max_size=ctx.class_limits.queue_size, default_concurrency_limit=2)  # trainings wait in runs.queue, not here
+    demo.queue(max_size=ctx.class_limits.queue_size, default_concurrency_limit=2)  # trainings wait in training.queue, not here
     event_limits.limit_pending(demo, ctx)  # pending events per session and per address (ui/event_limits.py)
     keep_real_peer()  # client addresses: classroom/address.py decides, not uvicorn's default
     return demo

@@ -1,6 +1,6 @@
 """What every tab shares: the model registry (base models loaded once, read-only), the runs folder,
 who each session is, and whose runs are whose. The one training slot of the machine is the core's
-training queue (``runs.queue.QUEUE``).
+training queue (``training.queue.QUEUE``).
 
 Who: a page says who it is once it has loaded (``ui.identity``: the browser's token → a
 ``classroom.identity.User``, bound here to the page's Gradio ``session_hash``); a client that never

@@ -1,7 +1,7 @@
 """The Teacher tab (shown to the teacher only, every action checked on the server too): the class code
 students join with, the training queue (reorder, remove, stop the running run), pins and deletes of
 runs, the class's labels (counts per labeller, agreement, remove a labeller, clear) and one download of
-the class's runs and labels. Lays out and wires only: the queue is ``runs.queue``, owners and pins
+the class's runs and labels. Lays out and wires only: the queue is ``training.queue``, owners and pins
 ``classroom.ownership``, agreement ``classroom.agreement``; pins, the code and removing a labeller are
 ``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``).
 """
