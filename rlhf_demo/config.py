@@ -24,8 +24,9 @@ import math
 from dataclasses import MISSING, Field, asdict, field, fields, replace
 from typing import Any, ClassVar
 
-KINDS = ("int", "float", "bool", "str", "choice", "floats", "range")
-"""``floats``: a tuple of numbers (``"60,120"``); ``range``: a (min, max) pair of ints (``"12"`` or ``"4:16"``)."""
+KINDS = ("int", "float", "bool", "str", "choice", "floats", "range", "weights")
+"""``floats``: a tuple of numbers (``"60,120"``); ``range``: a (min, max) pair of ints (``"12"`` or ``"4:16"``);
+``weights``: a word → number mapping (``"great: 5, terrible: -10"``; default None = empty)."""
 
 
 def knob(
@@ -40,14 +41,33 @@ def knob(
     choices: tuple = (),
     cli: bool = True,
     ui: bool = True,
+    flag: str = "",
+    slider: tuple = (),
+    parse=None,
 ) -> Field:
     """A config field with everything the faces need in its metadata.
 
     ``lo``/``hi``: inclusive bounds (numbers; for ``range`` both ends); ``choices``: allowed values of
-    a ``choice``; ``cli``/``ui``: whether the face offers it (every knob is settable in code)."""
+    a ``choice``; ``cli``/``ui``: whether the face offers it (every knob is settable in code);
+    ``flag``: the command-line name when it is not the field's (a public flag kept, ``num-return-sequences``);
+    ``slider``: ``(lo, hi, step)`` of the UI's slider, a span narrower than the valid one (the Playground's);
+    ``parse``: text → value for a ``weights`` knob, when its syntax errors should say more than the kind's."""
     if kind not in KINDS:
         raise ValueError(f"unknown knob kind {kind!r}")
-    meta = {"help": help, "kind": kind, "group": group, "label": label, "lo": lo, "hi": hi, "choices": tuple(choices), "cli": cli, "ui": ui}
+    meta = {
+        "help": help,
+        "kind": kind,
+        "group": group,
+        "label": label,
+        "lo": lo,
+        "hi": hi,
+        "choices": tuple(choices),
+        "cli": cli,
+        "ui": ui,
+        "flag": flag,
+        "slider": tuple(slider),
+        "parse": parse,
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("knob defaults must be immutable (use a tuple)")
     return field(default=default, metadata=meta)
@@ -80,9 +100,27 @@ def _number(name: str, value) -> float:
     return x
 
 
+def _weights(name: str, text: str) -> dict[str, float]:
+    """``"great: 5, terrible: -10"`` → ``{"great": 5.0, "terrible": -10.0}``."""
+    out: dict[str, float] = {}
+    for part in text.replace("\n", ",").split(","):
+        if part.strip():
+            word, sep, num = part.rpartition(":")
+            if not sep or not word.strip():
+                raise ValueError(f"{name}: write WORD:NUMBER, e.g. 'great: 5, terrible: -10' (got {part.strip()!r})")
+            out[word.strip()] = _number(f"{name} of {word.strip()!r}", num)
+    return out
+
+
 def coerce(f: Field, value: Any):
     """One raw input (from argparse, a widget or code) → the field's type; ValueError if it cannot be."""
     kind, name = f.metadata["kind"], f.name
+    if kind == "weights":  # None or text or a mapping → a new dict of finite numbers
+        if isinstance(value, str):
+            value = (f.metadata.get("parse") or (lambda text: _weights(name, text)))(value)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{name} must be WORD:NUMBER pairs, got {value!r}")
+        return {k: _number(f"{name} of {k!r}", v) for k, v in (value or {}).items()}
     if value is None:
         raise ValueError(f"{name} is empty")
     if kind == "int":
@@ -121,7 +159,9 @@ def coerce(f: Field, value: Any):
 
 
 def show(value) -> str:
-    """A value as a face shows it: (4, 16) → '4:16', (60.0, 120.0) → '60,120'."""
+    """A value as a face shows it: (4, 16) → '4:16', (60.0, 120.0) → '60,120', {'great': 5.0} → 'great: 5'."""
+    if value is None or isinstance(value, dict):
+        return ", ".join(f"{k}: {v:g}" for k, v in (value or {}).items())
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return f"{value[0]}:{value[1]}" if value[0] != value[1] else str(value[0])
     if isinstance(value, tuple):
@@ -129,15 +169,32 @@ def show(value) -> str:
     return str(value)
 
 
-class TrainerConfig:
-    """Mixin for a trainer's ``@dataclass`` config: presets, coercion, validation, serialisation."""
+def _bound(x) -> str:
+    """A range's end as a message shows it: 4294967295 in full, 0.1 and 1e-08 short."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
-    algo: ClassVar[str] = ""
-    PRESETS: ClassVar[dict[str, dict]] = {}
+
+class KnobConfig:
+    """Mixin for any ``@dataclass`` config whose fields are ``knob``s (a trainer's, the decoding knobs,
+    the small labs'): presets, coercion, validation, serialisation.
+
+    ``ERROR``: the ValueError subclass its messages are raised as (``DecodingError``, ``KLInputError``);
+    ``SAY``: how a message names a knob: its field ``name`` (a config, an API parameter), its widget's
+    ``label`` (a tab) or its command-line ``flag`` (a config only the CLI sets)."""
+
+    NAME: ClassVar[str] = "config"
+    PRESETS: ClassVar[dict[str, dict]] = {"default": {}}
     PRESET_LABELS: ClassVar[dict[str, str]] = {}
-    DEFAULT_PRESET: ClassVar[str] = ""
+    DEFAULT_PRESET: ClassVar[str] = "default"
+    ERROR: ClassVar[type[ValueError]] = ValueError
+    SAY: ClassVar[str] = "name"
 
     # ---------------------------------------------------------------- metadata
+    @classmethod
+    def title(cls) -> str:
+        """What messages call this config ("PPO", "decoding")."""
+        return cls.NAME
+
     @classmethod
     def knobs(cls) -> list[Field]:
         return [f for f in fields(cls) if "kind" in f.metadata]
@@ -147,11 +204,20 @@ class TrainerConfig:
         for f in fields(cls):
             if f.name == name:
                 return f
-        raise ValueError(f"unknown {cls.algo.upper()} setting {name!r}")
+        raise ValueError(f"unknown {cls.title()} setting {name!r}")
 
     @classmethod
     def help(cls, name: str) -> str:
         return cls.knob(name).metadata["help"]
+
+    @classmethod
+    def say(cls, f: Field) -> str:
+        """The knob as this config's messages name it (``SAY``)."""
+        if cls.SAY == "label" and f.metadata["label"]:
+            return f.metadata["label"]
+        if cls.SAY == "flag" and f.metadata["cli"]:
+            return "--" + (f.metadata["flag"] or f.name).replace("_", "-")
+        return f.name
 
     # ---------------------------------------------------------------- presets and inputs
     @classmethod
@@ -160,7 +226,7 @@ class TrainerConfig:
         Not validated: call ``validate()``."""
         name = name or cls.DEFAULT_PRESET
         if name not in cls.PRESETS:
-            raise ValueError(f"unknown {cls.algo.upper()} preset {name!r}: choose one of {', '.join(cls.PRESETS)}")
+            raise cls.ERROR(f"unknown {cls.title()} preset {name!r}: choose one of {', '.join(cls.PRESETS)}")
         return cls.from_inputs(name, overrides)
 
     @classmethod
@@ -169,55 +235,84 @@ class TrainerConfig:
         each coerced by its knob's kind. The one place where a face's values become a config."""
         name = preset or cls.DEFAULT_PRESET
         if name not in cls.PRESETS:
-            raise ValueError(f"unknown {cls.algo.upper()} preset {name!r}: choose one of {', '.join(cls.PRESETS)}")
+            raise cls.ERROR(f"unknown {cls.title()} preset {name!r}: choose one of {', '.join(cls.PRESETS)}")
         values = {**cls.PRESETS[name], **{k: v for k, v in inputs.items() if v is not None}}
-        clean = {k: coerce(cls.knob(k), v) for k, v in values.items()}
+        clean = {k: cls._coerce(cls.knob(k), v) for k, v in values.items()}
         return replace(cls(), **clean)
 
+    @classmethod
+    def _coerce(cls, f: Field, value):
+        try:
+            return coerce(f, value)
+        except ValueError as exc:
+            raise cls.ERROR(str(exc).replace(f.name, cls.say(f), 1)) from None
+
     # ---------------------------------------------------------------- validation
+    def validate(self):
+        """Raise ``ERROR`` with one clear message for nonsense (types, ranges, choices, the config's own
+        ``check()``); return self."""
+        for f in self.knobs():
+            meta, name = f.metadata, self.say(f)
+            value = self._coerce(f, getattr(self, f.name))  # 3 → 3.0 for a float, [4, 16] → (4, 16), ...
+            setattr(self, f.name, value)
+            if meta["choices"] and value not in meta["choices"]:
+                raise self.ERROR(f"{name} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+            items = value if meta["kind"] in ("floats", "range") else (value,)
+            for v in items if meta["kind"] in ("int", "float", "floats", "range") else ():
+                if (meta["lo"] is not None and v < meta["lo"]) or (meta["hi"] is not None and v > meta["hi"]):
+                    raise self.ERROR(
+                        f"{name} must be between {_bound(meta['lo'])} and {_bound(meta['hi'])}, got {show(value)}"
+                        if meta["hi"] is not None
+                        else f"{name} must be ≥ {_bound(meta['lo'])}, got {show(value)}"
+                    )
+            if meta["kind"] == "range" and value[0] > value[1]:
+                raise self.ERROR(f"{name} is the range {show(value)}: its minimum is above its maximum")
+            if meta["kind"] == "str" and not value:
+                raise self.ERROR(f"{name} is empty")
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Rules that tie fields together (each config's own); raise ``ERROR``."""
+
+    # ---------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict:
+        """JSON-ready: tuples as lists."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+class TrainerConfig(KnobConfig):
+    """Mixin for a trainer's ``@dataclass`` config: a ``KnobConfig`` that names its algorithm, checks its
+    experiment tracker and says how its batch splits over processes."""
+
+    algo: ClassVar[str] = ""
+    PRESETS: ClassVar[dict[str, dict]] = {}
+    DEFAULT_PRESET: ClassVar[str] = ""
+
+    @classmethod
+    def title(cls) -> str:
+        return cls.algo.upper()
+
     def validate(self):
         """Raise ValueError with one clear message for nonsense (types, ranges, choices, the trainer's own
         ``check()``); return self. Reads nothing of the environment: a shared server's limits are checked
         once, where the session asking is known (``limits.check_training(cfg, limits)``: the UI, the named
         API, the CLI), and the trainer that validates again trusts what it was given."""
-        for f in self.knobs():
-            meta = f.metadata
-            value = coerce(f, getattr(self, f.name))  # 3 → 3.0 for a float, [4, 16] → (4, 16), ...
-            setattr(self, f.name, value)
-            if meta["choices"] and value not in meta["choices"]:
-                raise ValueError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
-            items = value if meta["kind"] in ("floats", "range") else (value,)
-            for v in items if meta["kind"] in ("int", "float", "floats", "range") else ():
-                if (meta["lo"] is not None and v < meta["lo"]) or (meta["hi"] is not None and v > meta["hi"]):
-                    raise ValueError(
-                        f"{f.name} must be between {meta['lo']:g} and {meta['hi']:g}, got {show(value)}"
-                        if meta["hi"] is not None
-                        else f"{f.name} must be ≥ {meta['lo']:g}, got {show(value)}"
-                    )
-            if meta["kind"] == "range" and value[0] > value[1]:
-                raise ValueError(f"{f.name} is the range {show(value)}: its minimum is above its maximum")
-            if meta["kind"] == "str" and not value:
-                raise ValueError(f"{f.name} is empty")
-        self.check()
+        super().validate()
         from rlhf_demo.runs.tracking import check as check_tracker
 
         check_tracker(getattr(self, "report_to", "none"))  # an installed tracker, or one line now
         return self
-
-    def check(self) -> None:
-        """Rules that tie fields together (each trainer's own); raise ValueError."""
 
     def batch_unit(self) -> int | None:
         """What each process's share of ``batch_size`` must be a multiple of when several processes
         train (``runs.distributed.share``); ``None``: the trainer does not split the batch itself."""
         return None
 
-    # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         """JSON-ready: tuples as lists, plus ``algo``."""
-        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-        return {"algo": self.algo, **d}
-
-    @classmethod
-    def defaults(cls) -> dict:
-        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        return {"algo": self.algo, **super().to_dict()}

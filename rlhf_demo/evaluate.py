@@ -24,37 +24,37 @@ import math
 import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.decoding.sampling import Batch, decode_queries, decode_responses, response_logits, sample_responses
 from rlhf_demo.kl.estimators import exact_kl, masked_sum
 
 
 @dataclass
-class EvalConfig:
-    n_prompts: int = 32
-    """held-out prompts used (the built-in held-out split has 45)"""
-    samples_per_prompt: int = 2
-    """responses sampled per prompt (32 × 2 = 64 samples)"""
-    query_tokens: int = 4
-    """each held-out opening is cut to this many tokens"""
-    response_tokens: int = 12
-    """tokens per response"""
-    temperature: float = 1.0
-    seed: int = 1234
-    batch_size: int = 32
+class EvalConfig(KnobConfig):
+    """The held-out evaluation every trainer runs (the same for every run, so runs compare); settable in
+    code and by the benchmarks, offered by no face."""
 
-    def validate(self) -> EvalConfig:
-        for name in ("n_prompts", "samples_per_prompt", "query_tokens", "response_tokens", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"evaluation {name} must be a positive integer, got {v!r}")
+    NAME: ClassVar[str] = "evaluation"
+
+    n_prompts: int = knob(32, "Held-out prompts used (the built-in held-out split has 45).", kind="int", lo=1, hi=1024, cli=False, ui=False)
+    samples_per_prompt: int = knob(2, "Responses sampled per prompt (32 × 2 = 64 samples).", kind="int", lo=1, hi=1024, cli=False, ui=False)
+    query_tokens: int = knob(4, "Each held-out opening is cut to this many tokens.", kind="int", lo=1, hi=1024, cli=False, ui=False)
+    response_tokens: int = knob(12, "Tokens per sampled response.", kind="int", lo=1, hi=1024, cli=False, ui=False)
+    temperature: float = knob(1.0, "Sampling temperature of the evaluated policy.", kind="float", lo=1e-3, hi=100.0, cli=False, ui=False)
+    seed: int = knob(
+        1234, "Seed of the evaluation's sampler: every evaluation sees the same stream.", kind="int", lo=0, cli=False, ui=False
+    )
+    batch_size: int = knob(32, "Responses sampled and scored per forward pass.", kind="int", lo=1, hi=1024, cli=False, ui=False)
+
+    def check(self) -> None:
         if self.n_prompts * self.samples_per_prompt > 1024:
             raise ValueError("evaluation is limited to 1024 samples")
-        return self
 
 
 @contextmanager

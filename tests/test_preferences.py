@@ -108,4 +108,4 @@ def test_synth_config_rejects_nonsense():
     with pytest.raises(ValueError, match="samples"):
         SynthConfig(samples=1).validate()
     with pytest.raises(ValueError, match="prompts"):
-        SynthConfig(n_prompts=0).validate()
+        SynthConfig(n_prompts=-1).validate()  # 0 = all of the training split

@@ -83,7 +83,7 @@ def test_eval_of_fresh_lora_has_zero_kl_and_fixed_samples(tiny_model_dir):
     r2 = evaluate_policy(pol, b.tokenizer, make_reward("length"), cfg)
     r3 = evaluate_policy(pol, b.tokenizer, make_reward("length"), cfg)
     assert r2["kl"] > 0 and r2["kl"] == pytest.approx(r3["kl"]) and r2["samples"] == r3["samples"]
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="n_prompts must be between 1"):
         EvalConfig(n_prompts=0).validate()
 
 

@@ -16,6 +16,21 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def flag_of(f) -> str:
+    """A knob's flag: its field's name, or the public name its metadata keeps (``--num-return-sequences``)."""
+    return flag(f.metadata.get("flag") or f.name)
+
+
+def _tag(cls) -> str:
+    """``[PPO] `` before a trainer's help, where one flag may serve several; nothing for other configs."""
+    algo = getattr(cls, "algo", "")
+    return f"[{algo.upper()}] " if algo else ""
+
+
+def _default(value) -> str:
+    return show(value) or ("none" if value is None else repr(value))
+
+
 def add_config_flags(parser: argparse.ArgumentParser, configs: list[type]) -> None:
     """One flag per knob of any of ``configs`` (a knob several share gets one flag, its help per trainer)."""
     seen: dict[str, list] = {}
@@ -29,18 +44,14 @@ def add_config_flags(parser: argparse.ArgumentParser, configs: list[type]) -> No
         meta = f.metadata
         title = meta["group"] or "settings"
         group = groups.setdefault(title, parser.add_argument_group(title))
-        if len(owners) == 1:
-            cls = owners[0][0]
-            help_text = f"[{cls.algo.upper()}] {meta['help']} (default {show(f.default) or repr(f.default)})"
-        else:
-            help_text = " ".join(
-                f"[{c.algo.upper()}] {g.metadata['help']} (default {show(g.default) or repr(g.default)})" for c, g in owners
-            )
+        help_text = " ".join(f"{_tag(c)}{g.metadata['help']} (default {_default(g.default)})" for c, g in owners)
         help_text = help_text.replace("%", "%%")
         kw: dict = {"dest": name, "default": None, "help": help_text}
+        if meta.get("flag") and meta["kind"] != "bool":
+            kw["metavar"] = meta["flag"].upper()
         kind = meta["kind"]
         if kind == "bool":
-            group.add_argument(flag(name), action=argparse.BooleanOptionalAction, **kw)
+            group.add_argument(flag_of(f), action=argparse.BooleanOptionalAction, **kw)
             continue
         if kind == "int":
             kw["type"] = int
@@ -52,7 +63,14 @@ def add_config_flags(parser: argparse.ArgumentParser, configs: list[type]) -> No
             kw["metavar"] = "N|MIN:MAX"
         elif kind == "floats":
             kw["metavar"] = "A,B,..."
-        group.add_argument(flag(name), **kw)
+        elif kind == "weights":
+            kw["metavar"] = "WORD:X,..."
+        group.add_argument(flag_of(f), **kw)
+
+
+def inputs_from_args(cls, args: argparse.Namespace) -> dict:
+    """The values of ``cls``'s flags (None: not given) by knob name, for ``cls.from_inputs``."""
+    return {f.name: getattr(args, f.name, None) for f in cls.knobs()}
 
 
 def config_from_args(cls, args: argparse.Namespace, preset: str | None = None):

@@ -12,52 +12,31 @@ from __future__ import annotations
 import json
 import sys
 
-from rlhf_demo.decoding.generate import DecodingConfig, GenerationResult, check_prompt, generate, parse_word_bias
+from rlhf_demo.cli.flags import add_config_flags, inputs_from_args
+from rlhf_demo.decoding.generate import DecodingConfig, GenerationResult, check_prompt, generate
 
 HELP = "Generate text and show each step's token probabilities (raw softmax vs after decoding processors)."
 
 
 def add_arguments(p):
-    d = DecodingConfig()
-    h = DecodingConfig.help()
     p.add_argument("--prompt", required=True, help="text for the model to continue")
     p.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M-Instruct), a local folder or a Hub id")
-    p.add_argument("--temperature", type=float, default=d.temperature, help=h["temperature"])
-    p.add_argument("--top-k", type=int, default=d.top_k, help=h["top_k"])
-    p.add_argument("--top-p", type=float, default=d.top_p, help=h["top_p"])
-    p.add_argument("--min-p", type=float, default=d.min_p, help=h["min_p"])
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help=h["repetition_penalty"])
-    p.add_argument("--no-repeat-ngram-size", type=int, default=d.no_repeat_ngram_size, help=h["no_repeat_ngram_size"])
-    p.add_argument("--num-beams", type=int, default=1, help="beam search with B beams when B > 1 (all beams are printed)")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help=h["max_new_tokens"])
-    p.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help=h["min_new_tokens"])
-    p.add_argument("--num-return-sequences", type=int, default=d.num_samples, help=h["num_samples"])
-    p.add_argument("--seed", type=int, default=d.seed, help=h["seed"])
-    p.add_argument("--greedy", action="store_true", help="greedy decoding (same as --temperature 0)")
-    p.add_argument("--word-bias", default="", help="bias words, e.g. 'great:5,terrible:-10' (transformers' sequence_bias)")
-    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    add_config_flags(p, [DecodingConfig])  # every decoding knob, with its help and range (decoding/config.py)
+    p.add_argument("--greedy", action="store_true", help="greedy decoding (same as --strategy greedy or --temperature 0)")
     p.add_argument("--top", type=int, default=5, help="candidates listed per step (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 def config_from_args(args) -> DecodingConfig:
-    strategy = "greedy" if args.greedy else ("beam" if args.num_beams > 1 else "sample")
-    return DecodingConfig(
-        strategy=strategy,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        num_beams=args.num_beams if args.num_beams > 1 else DecodingConfig().num_beams,
-        max_new_tokens=args.max_new_tokens,
-        min_new_tokens=args.min_new_tokens,
-        num_samples=args.num_return_sequences,
-        seed=args.seed,
-        word_bias=parse_word_bias(args.word_bias),
-        chat_template=args.chat,
-    )
+    """The flags given on top of the defaults (the ``plain`` preset), the same path as the Playground's
+    widgets (``DecodingConfig.from_inputs``). Without ``--strategy``: ``--greedy`` is greedy decoding and
+    ``--num-beams`` above 1 beam search."""
+    inputs = inputs_from_args(DecodingConfig, args)
+    if inputs["strategy"] is None:
+        inputs["strategy"] = "greedy" if args.greedy else "beam" if (args.num_beams or 1) > 1 else None
+    elif args.greedy and inputs["strategy"] != "greedy":
+        raise ValueError(f"--greedy contradicts --strategy {inputs['strategy']}")
+    return DecodingConfig.from_inputs(None, inputs)
 
 
 def _show(text: str) -> str:

@@ -6,24 +6,19 @@ from __future__ import annotations
 import sys
 import time
 
+from rlhf_demo.cli.flags import add_config_flags, inputs_from_args
+from rlhf_demo.data.preferences import SynthConfig
+
 HELP = "Build a synthetic preference set (best vs worst of k reference samples) as prompt/chosen/rejected JSONL."
 
 
 def add_arguments(p):
     p.add_argument("--out", required=True, help="JSONL file to write (.jsonl; a .csv name writes CSV)")
     p.add_argument(
-        "--prompts", type=int, default=None, help="number of built-in training openings to use (default: all of the training split)"
-    )
-    p.add_argument(
         "--prompt-file", default=None, help="openings from a .txt/.csv/.jsonl file or hf:DATASET[:COLUMN] instead of the built-in set"
     )
-    p.add_argument("--samples", type=int, default=4, help="k responses sampled per query; chosen = best, rejected = worst (default 4)")
-    p.add_argument("--cuts", type=int, default=3, help="random 2–8-token prefixes cut from each opening (default 3)")
-    p.add_argument("--response-tokens", type=int, default=12, help="tokens per sampled response (default 12)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
-    p.add_argument("--reward", default="vader-positive", help="reward that ranks the samples (default vader-positive)")
+    add_config_flags(p, [SynthConfig])  # --prompts --cuts --samples --response-tokens --temperature --reward --seed
     p.add_argument("--model", default="default", help="reference model that writes the responses (default: the embedded model)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
 
@@ -33,7 +28,7 @@ def run(args) -> int:
 
     import torch
 
-    from rlhf_demo.data.preferences import SynthConfig, synthesize_pairs, to_csv, write_jsonl
+    from rlhf_demo.data.preferences import synthesize_pairs, to_csv, write_jsonl
     from rlhf_demo.data.prompts import load_prompts
     from rlhf_demo.models.loading import load_model
     from rlhf_demo.rewards.functions import make_reward
@@ -41,19 +36,11 @@ def run(args) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{str(out)!r} exists; pass --overwrite to replace it")
-    cfg = SynthConfig(
-        n_prompts=args.prompts,
-        cuts_per_prompt=args.cuts,
-        samples=args.samples,
-        response_tokens=args.response_tokens,
-        temperature=args.temperature,
-        reward=args.reward,
-        seed=args.seed,
-    ).validate()
+    cfg = SynthConfig.from_inputs(None, inputs_from_args(SynthConfig, args)).validate()
     prompts = load_prompts(args.prompt_file, "train")
-    reward = make_reward(args.reward)
+    reward = make_reward(cfg.reward)
     t0 = time.time()
-    torch.manual_seed(args.seed)
+    torch.manual_seed(cfg.seed)
     bundle = load_model(args.model)
     last = [0.0]
 

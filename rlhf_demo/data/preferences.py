@@ -23,8 +23,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from rlhf_demo.classroom import limits
+from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.textcheck import MAX_LINE_CHARS, TextError, check_text, check_upload, json_loads
 
@@ -272,40 +274,40 @@ def to_csv(rows: list[dict]) -> str:
 
 
 @dataclass
-class SynthConfig:
-    """How a synthetic preference set is made (the DPO paper's IMDb recipe)."""
+class SynthConfig(KnobConfig):
+    """How a synthetic preference set is made (the DPO paper's IMDb recipe). ``python -m rlhf_demo
+    preferences`` builds its flags from these knobs, so its messages name a knob by its flag."""
 
-    n_prompts: int | None = None
-    """training openings used (None = all of the built-in training split; held-out ones are never used)"""
-    cuts_per_prompt: int = 3
-    """random prefixes cut from each opening"""
-    min_query_tokens: int = 2
-    max_query_tokens: int = 8
-    samples: int = 4
-    """k responses sampled per query; chosen = best, rejected = worst"""
-    response_tokens: int = 12
-    temperature: float = 1.0
-    reward: str = "vader-positive"
-    seed: int = 0
-    batch_size: int = 32
-    """sequences sampled per generate call"""
-    min_gap: float = 1e-6
-    """skip queries whose best and worst scores differ by less than this (ties carry no preference)"""
+    NAME: ClassVar[str] = "synthetic preferences"
+    SAY: ClassVar[str] = "flag"
 
-    def validate(self) -> SynthConfig:
-        if self.n_prompts is not None and not 1 <= self.n_prompts <= 5000:
-            raise ValueError(f"--prompts must be between 1 and 5000, got {self.n_prompts}")
-        if not 2 <= self.samples <= 32:
-            raise ValueError(f"--samples must be between 2 and 32 (best vs worst of k), got {self.samples}")
-        if not 1 <= self.cuts_per_prompt <= 20:
-            raise ValueError(f"cuts per prompt must be between 1 and 20, got {self.cuts_per_prompt}")
-        if not 1 <= self.min_query_tokens <= self.max_query_tokens <= 64:
-            raise ValueError(f"query token range [{self.min_query_tokens}, {self.max_query_tokens}] is invalid")
-        if not 1 <= self.response_tokens <= 128:
-            raise ValueError(f"response tokens must be between 1 and 128, got {self.response_tokens}")
-        if not 0 < self.temperature <= 5:
-            raise ValueError(f"temperature must be in (0, 5], got {self.temperature}")
-        return self
+    n_prompts: int = knob(
+        0,
+        "Built-in training openings used (0 = all of the training split; held-out ones are never used).",
+        kind="int",
+        lo=0,
+        hi=5000,
+        flag="prompts",
+    )
+    cuts_per_prompt: int = knob(
+        3, "Random prefixes (2–8 tokens: query_tokens) cut from each opening.", kind="int", lo=1, hi=20, flag="cuts"
+    )
+    query_tokens: tuple[int, int] = knob(
+        (2, 8), "Length of each cut prefix in tokens: N or MIN:MAX (drawn uniformly).", kind="range", lo=1, hi=64, cli=False
+    )
+    samples: int = knob(4, "k responses sampled per query; chosen = best, rejected = worst.", kind="int", lo=2, hi=32)
+    response_tokens: int = knob(12, "Tokens per sampled response.", kind="int", lo=1, hi=128)
+    temperature: float = knob(1.0, "Sampling temperature of the reference.", kind="float", lo=1e-3, hi=5.0)
+    reward: str = knob("vader-positive", "Reward that ranks the samples.", kind="str")
+    seed: int = knob(0, "Random seed (prefix cuts and sampling).", kind="int", lo=0)
+    batch_size: int = knob(32, "Sequences sampled per generate call.", kind="int", lo=1, hi=1024, cli=False)
+    min_gap: float = knob(
+        1e-6,
+        "Skip queries whose best and worst scores differ by less than this (ties carry no preference).",
+        kind="float",
+        lo=0.0,
+        cli=False,
+    )
 
 
 def synthesize_pairs(
@@ -321,16 +323,12 @@ def synthesize_pairs(
     cfg.validate()
     say = progress or (lambda f, m: None)
     prompts = list(prompts if prompts is not None else builtin_prompts("train"))
-    if cfg.n_prompts is not None:
+    if cfg.n_prompts:
         prompts = prompts[: cfg.n_prompts]
     if not prompts:
         raise PreferenceError("no prompts to build preference pairs from")
     rng = random.Random(cfg.seed)
-    queries = [
-        truncate_prompt(tokenizer, p, rng.randint(cfg.min_query_tokens, cfg.max_query_tokens))
-        for p in prompts
-        for _ in range(cfg.cuts_per_prompt)
-    ]
+    queries = [truncate_prompt(tokenizer, p, rng.randint(*cfg.query_tokens)) for p in prompts for _ in range(cfg.cuts_per_prompt)]
     per_call = max(1, cfg.batch_size // cfg.samples)  # queries per generate call, each repeated k times
     rows = []
     total = len(queries)

@@ -1,13 +1,18 @@
 """The decoding knobs of the playground and ``python -m rlhf_demo generate``, and their checks.
 
-Every value may come straight from an HTTP request, so :meth:`DecodingConfig.validate` turns nonsense
-into a :class:`DecodingError` whose message says what to change.
+The knobs follow the project's one convention (``rlhf_demo/config.py``): help, kind, range, label and
+the Playground's slider span in each field's metadata, from which ``generate``'s flags and the
+Playground's widgets are built. Every value may come straight from an HTTP request, so
+:meth:`DecodingConfig.validate` turns nonsense into a :class:`DecodingError` whose message says what to
+change.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from rlhf_demo.config import KnobConfig, knob
 
 MAX_NEW_TOKENS = 512
 MAX_SEQUENCES = 8
@@ -23,72 +28,159 @@ class DecodingError(ValueError):
     """Bad decoding settings or prompt; the message says what to change."""
 
 
-def _help(text: str, default, **kw):
-    return field(default=default, metadata={"help": text, **kw})
-
-
 @dataclass
-class DecodingConfig:
-    """Every decoding knob of the playground and ``python -m rlhf_demo generate``."""
+class DecodingConfig(KnobConfig):
+    """Every decoding knob of the playground and ``python -m rlhf_demo generate``, declared as knobs
+    (``rlhf_demo/config.py``): the CLI's flags and the Playground's widgets are built from them.
 
-    strategy: str = _help("'sample' (draw from the processed distribution), 'greedy' (argmax) or 'beam' (beam search).", "sample")
-    temperature: float = _help("Divide logits by T before softmax: T<1 sharpens, T>1 flattens; T=0 means greedy.", 1.0)
-    top_k: int = _help("Keep only the k most probable tokens (0 = off).", 50)
-    top_p: float = _help("Nucleus: keep the smallest set of tokens whose probability sums to ≥ p (1 = off).", 1.0)
-    min_p: float = _help("Drop tokens whose probability is below min_p × the top token's (0 = off).", 0.0)
-    repetition_penalty: float = _help(
-        "Divide positive (multiply negative) logits of tokens already in the text by r (1 = off). Keskar et al. 2019.", 1.0
+    Presets: ``plain`` (the dataclass defaults: transformers' own, T = 1, top-k 50; the CLI's) and
+    ``playground`` (what the Playground opens with: a little sharper, fewer tokens)."""
+
+    NAME: ClassVar[str] = "decoding"
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "plain": {},
+        "playground": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "max_new_tokens": 20},
+    }
+    PRESET_LABELS: ClassVar[dict[str, str]] = {"plain": "transformers' defaults", "playground": "the Playground's start"}
+    DEFAULT_PRESET: ClassVar[str] = "plain"
+    ERROR: ClassVar[type[ValueError]] = DecodingError
+
+    strategy: str = knob(
+        "sample",
+        "'sample' (draw from the processed distribution), 'greedy' (argmax) or 'beam' (beam search).",
+        kind="choice",
+        choices=STRATEGIES,
+        label="Decoding",
     )
-    no_repeat_ngram_size: int = _help("Forbid any n-gram of this size from occurring twice (0 = off).", 0)
-    num_beams: int = _help("Beams kept by beam search (strategy 'beam'); all are returned with their log-probabilities.", 4)
-    max_new_tokens: int = _help(f"Stop after this many new tokens (1–{MAX_NEW_TOKENS}).", 32)
-    min_new_tokens: int = _help("End-of-sequence is forbidden before this many new tokens.", 0)
-    num_samples: int = _help(f"Independent samples drawn from the same prompt (1–{MAX_SEQUENCES}; sampling only).", 1)
-    seed: int = _help("Random seed: the same seed and settings give the same samples.", 0)
-    word_bias: dict = _help(
-        "Words → logit bias added when the word would come next (transformers' sequence_bias), e.g. {'great': 5}.", None
+    temperature: float = knob(
+        1.0,
+        "Divide logits by T before softmax: T<1 sharpens, T>1 flattens; T=0 means greedy.",
+        kind="float",
+        lo=0.0,
+        hi=100.0,
+        label="Temperature",
+        slider=(0, 2, 0.05),
     )
-    chat_template: bool = _help("Wrap the prompt in the model's chat template as a user message.", False)
+    top_k: int = knob(50, "Keep only the k most probable tokens (0 = off).", kind="int", lo=0, label="Top-k", slider=(0, 200, 1))
+    top_p: float = knob(
+        1.0,
+        "Nucleus: keep the smallest set of tokens whose probability sums to ≥ p (1 = off).",
+        kind="float",
+        lo=0.0,
+        hi=1.0,
+        label="Top-p",
+        slider=(0.05, 1, 0.01),
+    )
+    min_p: float = knob(
+        0.0,
+        "Drop tokens whose probability is below min_p × the top token's (0 = off).",
+        kind="float",
+        lo=0.0,
+        hi=1.0,
+        label="Min-p",
+        slider=(0, 0.5, 0.01),
+    )
+    repetition_penalty: float = knob(
+        1.0,
+        "Divide positive (multiply negative) logits of tokens already in the text by r (1 = off). Keskar et al. 2019.",
+        kind="float",
+        lo=0.0,
+        hi=10.0,
+        label="Repetition penalty",
+        slider=(0.5, 2, 0.05),
+    )
+    no_repeat_ngram_size: int = knob(
+        0,
+        "Forbid any n-gram of this size from occurring twice (0 = off).",
+        kind="int",
+        lo=0,
+        hi=16,
+        label="No-repeat n-gram size",
+        slider=(0, 6, 1),
+    )
+    num_beams: int = knob(
+        4,
+        "Beams kept by beam search (strategy 'beam'; on the command line B > 1 chooses it); all are returned with their log-probabilities.",
+        kind="int",
+        lo=1,
+        hi=MAX_SEQUENCES,
+        label="Beams",
+        slider=(2, MAX_SEQUENCES, 1),
+    )
+    max_new_tokens: int = knob(
+        32,
+        f"Stop after this many new tokens (1–{MAX_NEW_TOKENS}).",
+        kind="int",
+        lo=1,
+        hi=MAX_NEW_TOKENS,
+        label="Max new tokens",
+        slider=(1, 128, 1),
+    )
+    min_new_tokens: int = knob(
+        0,
+        "End-of-sequence is forbidden before this many new tokens.",
+        kind="int",
+        lo=0,
+        hi=MAX_NEW_TOKENS,
+        label="Min new tokens",
+        slider=(0, 64, 1),
+    )
+    num_samples: int = knob(
+        1,
+        f"Independent samples drawn from the same prompt (1–{MAX_SEQUENCES}; sampling only).",
+        kind="int",
+        lo=1,
+        hi=MAX_SEQUENCES,
+        label="Samples (side by side)",
+        flag="num_return_sequences",  # the public flag, as transformers names it
+        slider=(1, MAX_SEQUENCES, 1),
+    )
+    seed: int = knob(0, "Random seed: the same seed and settings give the same samples.", kind="int", lo=0, hi=2**32 - 1, label="Seed")
+    word_bias: dict | None = knob(
+        None,
+        "Add this to the logit of a word when it could come next (transformers' sequence_bias), e.g. 'great: 5, terrible: -10'.",
+        kind="weights",
+        label="Word bias",
+        parse=lambda text: parse_word_bias(text),
+    )
+    chat_template: bool = knob(
+        False,
+        "Wrap the prompt in the model's chat template as a user message.",
+        kind="bool",
+        label="Wrap in the chat template",
+        flag="chat",
+    )
 
     # ------------------------------------------------------------------ validation
     def validate(self, vocab_size: int | None = None) -> DecodingConfig:
-        """Check every value (they may come straight from an HTTP request); return a clean copy."""
-        c = replace(self, word_bias=dict(self.word_bias or {}))
-        if c.strategy not in STRATEGIES:
-            raise DecodingError(f"strategy must be one of {', '.join(STRATEGIES)} (got {c.strategy!r})")
-        c.temperature = _real("temperature", c.temperature, 0.0, 100.0)
-        c.top_p = _real("top_p", c.top_p, 0.0, 1.0)
-        if c.top_p <= 0.0:
-            raise DecodingError("top_p must be > 0 (top_p = 0 would keep no token); use 1 to turn it off")
-        c.min_p = _real("min_p", c.min_p, 0.0, 1.0)
-        if c.min_p >= 1.0:
-            raise DecodingError("min_p must be < 1 (1 would drop every token but ties of the top one); use 0 to turn it off")
-        c.repetition_penalty = _real("repetition_penalty", c.repetition_penalty, 0.0, 10.0)
-        if c.repetition_penalty <= 0.0:
-            raise DecodingError("repetition_penalty must be > 0 (1 = off, >1 discourages repeats)")
-        c.top_k = _int("top_k", c.top_k, 0, None)
+        """Check every value (they may come straight from an HTTP request): each knob's kind and range
+        (``KnobConfig.validate``), then ``check()`` and the vocabulary. Return a clean copy."""
+        c = KnobConfig.validate(replace(self))
         if vocab_size is not None and c.top_k > vocab_size:
             raise DecodingError(f"top_k = {c.top_k} is larger than the vocabulary ({vocab_size} tokens); use 0 to turn top-k off")
-        c.no_repeat_ngram_size = _int("no_repeat_ngram_size", c.no_repeat_ngram_size, 0, 16)
-        c.num_beams = _int("num_beams", c.num_beams, 1, MAX_SEQUENCES)
-        c.max_new_tokens = _int("max_new_tokens", c.max_new_tokens, 1, MAX_NEW_TOKENS)
-        c.min_new_tokens = _int("min_new_tokens", c.min_new_tokens, 0, MAX_NEW_TOKENS)
-        if c.min_new_tokens > c.max_new_tokens:
-            raise DecodingError(f"min_new_tokens ({c.min_new_tokens}) is larger than max_new_tokens ({c.max_new_tokens})")
-        c.num_samples = _int("num_samples", c.num_samples, 1, MAX_SEQUENCES)
-        c.seed = _int("seed", c.seed, 0, 2**32 - 1)
-        if c.strategy == "beam" and c.num_beams < 2:
+        return c
+
+    def check(self) -> None:
+        if self.top_p <= 0.0:
+            raise DecodingError("top_p must be > 0 (top_p = 0 would keep no token); use 1 to turn it off")
+        if self.min_p >= 1.0:
+            raise DecodingError("min_p must be < 1 (1 would drop every token but ties of the top one); use 0 to turn it off")
+        if self.repetition_penalty <= 0.0:
+            raise DecodingError("repetition_penalty must be > 0 (1 = off, >1 discourages repeats)")
+        if self.min_new_tokens > self.max_new_tokens:
+            raise DecodingError(f"min_new_tokens ({self.min_new_tokens}) is larger than max_new_tokens ({self.max_new_tokens})")
+        if self.strategy == "beam" and self.num_beams < 2:
             raise DecodingError("beam search needs num_beams ≥ 2 (one beam is greedy decoding)")
-        if len(c.word_bias) > MAX_BIAS_WORDS:
+        if len(self.word_bias) > MAX_BIAS_WORDS:
             raise DecodingError(f"at most {MAX_BIAS_WORDS} biased words")
         clean = {}
-        for word, bias in c.word_bias.items():
+        for word, bias in self.word_bias.items():
             if not isinstance(word, str) or not word.strip() or len(word) > 50:
                 raise DecodingError(f"a biased word must be 1–50 characters (got {word!r})")
-            clean[word.strip()] = _real(f"bias of {word!r}", bias, -MAX_BIAS, MAX_BIAS)
-        c.word_bias = clean
-        c.chat_template = bool(c.chat_template)
-        return c
+            if not -MAX_BIAS <= bias <= MAX_BIAS:
+                raise DecodingError(f"bias of {word!r} must be between {-MAX_BIAS:g} and {MAX_BIAS:g} (got {bias:g})")
+            clean[word.strip()] = bias
+        self.word_bias = clean
 
     @property
     def mode(self) -> str:
@@ -100,30 +192,6 @@ class DecodingConfig:
     @property
     def num_sequences(self) -> int:
         return {"sample": self.num_samples, "greedy": 1, "beam": self.num_beams}[self.mode]
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-
-def _real(name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DecodingError(f"{name} must be a number (got {value!r})")
-    v = float(value)
-    if not math.isfinite(v):
-        raise DecodingError(f"{name} must be a finite number (got {v})")
-    if not lo <= v <= hi:
-        raise DecodingError(f"{name} must be between {lo:g} and {hi:g} (got {v:g})")
-    return v
-
-
-def _int(name: str, value, lo: int, hi: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) or float(value) != int(value):
-        raise DecodingError(f"{name} must be a whole number (got {value!r})")
-    v = int(value)
-    if v < lo or (hi is not None and v > hi):
-        raise DecodingError(f"{name} must be between {lo} and {hi if hi is not None else '∞'} (got {v})")
-    return v
 
 
 def parse_word_bias(text: str) -> dict[str, float]:

@@ -21,11 +21,13 @@ would exceed ``limits.Limits.max_request_bytes``, or whose prompt is longer than
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 import torch
 
 from rlhf_demo.classroom import limits as limits_mod
+from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.decoding.sampling import sample_responses
 from rlhf_demo.kl.analysis import (
     ESTIMATOR_NAMES,
@@ -44,29 +46,42 @@ MAX_SAMPLES = 64
 
 
 @dataclass
-class EstimatorLabConfig:
-    """Settings of the estimator lab (defaults take a few seconds on 2 CPU cores)."""
+class EstimatorLabConfig(KnobConfig):
+    """Settings of the estimator lab (defaults take a few seconds on 2 CPU cores); its messages name a
+    knob as the KL tab's widget does."""
 
-    n_samples: int = 16
-    """responses sampled from the policy (1…MAX_SAMPLES)"""
-    response_tokens: int = 16
-    """tokens per response at most (EOS may end one earlier)"""
-    policy_temperature: float = 1.0
-    """π = softmax(logits / T); with the base model as both models, T ≠ 1 gives a known non-zero KL"""
-    seed: int = 0
-    """seed of the sampler (same seed, same responses)"""
-    batch_size: int = 16
-    """responses scored per forward pass (memory: ``limits.kl_peak_bytes(batch, prompt, tokens)``)"""
+    NAME: ClassVar[str] = "estimator lab"
+    ERROR: ClassVar[type[ValueError]] = KLInputError
+    SAY: ClassVar[str] = "label"
 
-    def validate(self) -> EstimatorLabConfig:
-        if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
-            raise KLInputError(f"number of samples N must be 1…{MAX_SAMPLES}, got {self.n_samples!r}")
-        if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_RESPONSE_TOKENS:
-            raise KLInputError(f"response length must be 1…{MAX_RESPONSE_TOKENS} tokens, got {self.response_tokens!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise KLInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
+    n_samples: int = knob(16, "Responses sampled from the policy.", kind="int", lo=1, hi=MAX_SAMPLES, label="Number of samples N")
+    response_tokens: int = knob(
+        16,
+        "Tokens per response at most (EOS may end one earlier).",
+        kind="int",
+        lo=1,
+        hi=MAX_RESPONSE_TOKENS,
+        label="Response length (tokens)",
+    )
+    policy_temperature: float = knob(
+        1.0,
+        "π = softmax(logits / T); with the base model as both models, T ≠ 1 gives a known non-zero KL.",
+        kind="float",
+        lo=0.0,
+        label="Policy temperature T",
+    )
+    seed: int = knob(0, "Seed of the sampler (same seed, same responses).", kind="int", lo=0, label="Seed")
+    batch_size: int = knob(
+        16,
+        "Responses scored per forward pass (memory: ``limits.kl_peak_bytes(batch, prompt, tokens)``).",
+        kind="int",
+        lo=1,
+        label="Batch size",
+        ui=False,
+    )
+
+    def check(self) -> None:
         check_temperature(self.policy_temperature)
-        return self
 
 
 @dataclass

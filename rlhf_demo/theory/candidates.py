@@ -20,11 +20,13 @@ and, on a shared server, K × (prompt + 3 × tokens) by ``limits.Limits.max_requ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 import torch
 
 from rlhf_demo.classroom import limits
+from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses, token_logprobs
 from rlhf_demo.theory.optimal import TheoryInputError
 
@@ -38,28 +40,37 @@ MAX_PROMPT_TOKENS = 512
 
 
 @dataclass
-class CandidatesConfig:
-    """How the K candidate responses are drawn from the reference."""
+class CandidatesConfig(KnobConfig):
+    """How the K candidate responses are drawn from the reference; its messages name a knob as the
+    Theory tab's widget does."""
 
-    k: int = 8
-    """candidates sampled from π_ref (duplicates are merged), 2…MAX_CANDIDATES"""
-    response_tokens: int = 12
-    """tokens per candidate (special tokens are banned, so all have this length)"""
-    temperature: float = 1.0
-    """sampling temperature (the probabilities shown are always π_ref's own, at T = 1)"""
-    seed: int = 0
-    """seed of the sampler: same seed, same candidates"""
-    reward: str = "vader-positive"
-    """reward function, as in training (see rewards/functions.py): scores prompt + response"""
+    NAME: ClassVar[str] = "candidates"
+    ERROR: ClassVar[type[ValueError]] = TheoryInputError
+    SAY: ClassVar[str] = "label"
 
-    def validate(self) -> CandidatesConfig:
-        if not isinstance(self.k, int) or not 2 <= self.k <= MAX_CANDIDATES:
-            raise TheoryInputError(f"number of candidates K must be 2…{MAX_CANDIDATES}, got {self.k!r}")
-        if not isinstance(self.response_tokens, int) or not 1 <= self.response_tokens <= MAX_CANDIDATE_TOKENS:
-            raise TheoryInputError(f"candidate length must be 1…{MAX_CANDIDATE_TOKENS} tokens, got {self.response_tokens!r}")
-        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise TheoryInputError(f"sampling temperature must be positive, got {self.temperature!r}")
-        return self
+    k: int = knob(
+        8, "Candidates sampled from π_ref (duplicates are merged).", kind="int", lo=2, hi=MAX_CANDIDATES, label="Number of candidates K"
+    )
+    response_tokens: int = knob(
+        12,
+        "Tokens per candidate (special tokens are banned, so all have this length).",
+        kind="int",
+        lo=1,
+        hi=MAX_CANDIDATE_TOKENS,
+        label="Candidate length (tokens)",
+    )
+    temperature: float = knob(
+        1.0,
+        "Sampling temperature (the probabilities shown are always π_ref's own, at T = 1).",
+        kind="float",
+        lo=1e-3,
+        hi=100.0,
+        label="Sampling temperature",
+    )
+    seed: int = knob(0, "Seed of the sampler: same seed, same candidates.", kind="int", lo=0, label="Seed")
+    reward: str = knob(
+        "vader-positive", "Reward function, as in training (rewards/functions.py): scores prompt + response.", kind="str", label="Reward"
+    )
 
 
 def distinct_rows(ids: list[list[int]]) -> list[int]:

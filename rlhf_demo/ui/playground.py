@@ -23,9 +23,10 @@ import gradio as gr
 from gradio.components.plot import PlotData
 
 from rlhf_demo.classroom import limits
+from rlhf_demo.config import show
 from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
 from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
-from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, parse_word_bias
+from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt
 from rlhf_demo.decoding.kept import shared_store
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.plots.decoding import (
@@ -47,7 +48,10 @@ INTRO = """### Where do the words come from?
 At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that
 distribution before a token is picked. Generate, then click a token (or move the step slider) to see the
 candidates at that step; move temperature / top-k / top-p / min-p to re-draw the bars at once."""
-H = DecodingConfig.help()
+START = DecodingConfig.preset("playground")
+"""What the widgets open with: the ``playground`` preset (``decoding/config.py``)."""
+NAMES = [f.name for f in DecodingConfig.knobs()]
+"""The decoding knobs in the order of ``knobs`` below and of the public handlers' parameters."""
 USER_ERRORS = (DecodingError, ModelLoadError, ValueError)
 TOP_N = 10
 
@@ -67,7 +71,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             prompt = gr.Textbox("The movie was", label="Prompt", lines=3, max_lines=12)
-            chat = gr.Checkbox(False, label="Wrap in the chat template", info=H["chat_template"])
+            chat = knob_widget("chat_template")
             with gr.Row():
                 model = gr.Dropdown(
                     ctx.model_choices(),
@@ -78,26 +82,21 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                     scale=4,
                 )
                 refresh = gr.Button("↻", scale=0, min_width=40)
-            strategy = gr.Radio(["sample", "greedy", "beam"], value="sample", label="Decoding", info=H["strategy"])
-            temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature", info=H["temperature"])
-            top_k = gr.Slider(0, 200, 40, step=1, label="Top-k", info=H["top_k"])
-            top_p = gr.Slider(0.05, 1, 0.95, step=0.01, label="Top-p", info=H["top_p"])
-            min_p = gr.Slider(0, 0.5, 0.0, step=0.01, label="Min-p", info=H["min_p"])
+            strategy = knob_widget("strategy")
+            temperature, top_k, top_p, min_p = (knob_widget(n) for n in ("temperature", "top_k", "top_p", "min_p"))
             with gr.Accordion("More settings", open=False):
-                rep = gr.Slider(0.5, 2, 1.0, step=0.05, label="Repetition penalty", info=H["repetition_penalty"])
-                ngram = gr.Slider(0, 6, 0, step=1, label="No-repeat n-gram size", info=H["no_repeat_ngram_size"])
-                beams = gr.Slider(2, 8, 4, step=1, label="Beams", info=H["num_beams"])
-                max_new = gr.Slider(1, 128, 20, step=1, label="Max new tokens")
-                min_new = gr.Slider(0, 64, 0, step=1, label="Min new tokens", info=H["min_new_tokens"])
-                samples = gr.Slider(1, 8, 1, step=1, label="Samples (side by side)", info=H["num_samples"])
-                seed = gr.Number(0, label="Seed", precision=0)
+                more = (
+                    "repetition_penalty",
+                    "no_repeat_ngram_size",
+                    "num_beams",
+                    "max_new_tokens",
+                    "min_new_tokens",
+                    "num_samples",
+                    "seed",
+                )
+                rep, ngram, beams, max_new, min_new, samples, seed = (knob_widget(n) for n in more)
             strict(temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed)
-            bias = gr.Textbox(
-                "",
-                label="Word bias",
-                placeholder="great: 5, terrible: -5",
-                info="add this to the logit of a word when it could come next (transformers' sequence_bias)",
-            )
+            bias = knob_widget("word_bias", placeholder="great: 5, terrible: -5")
             go = gr.Button("Generate", variant="primary")
             status = gr.Markdown("Model loads on the first **Generate** (a few seconds).", elem_id="pg-status")
         with gr.Column(scale=2):
@@ -136,39 +135,6 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     # The public handlers spell out every knob: Gradio names an endpoint's API parameters after the
     # function's own (``*args`` would show as param_2, param_3, …).
     knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat]
-
-    def config(
-        strategy,
-        temperature,
-        top_k,
-        top_p,
-        min_p,
-        repetition_penalty,
-        no_repeat_ngram_size,
-        num_beams,
-        max_new_tokens,
-        min_new_tokens,
-        num_samples,
-        seed,
-        word_bias,
-        chat_template,
-    ) -> DecodingConfig:
-        return DecodingConfig(
-            strategy=strategy,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            repetition_penalty=repetition_penalty,
-            no_repeat_ngram_size=no_repeat_ngram_size,
-            num_beams=num_beams,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            num_samples=num_samples,
-            seed=seed,
-            word_bias=parse_word_bias(word_bias),
-            chat_template=chat_template,
-        )
 
     def get_bundle(name, progress=None, request=None):
         """The model through ``ctx.model``: in shared mode only the allowlist (``limits.check_model``)."""
@@ -222,22 +188,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     ):
         """Generate from `prompt` with `model` (a base model, run or folder); `word_bias` reads "great: 5, terrible: -5"."""
         try:
-            cfg = config(
-                strategy,
-                temperature,
-                top_k,
-                top_p,
-                min_p,
-                repetition_penalty,
-                no_repeat_ngram_size,
-                num_beams,
-                max_new_tokens,
-                min_new_tokens,
-                num_samples,
-                seed,
-                word_bias,
-                chat_template,
-            ).validate()
+            cfg = config_from_widgets(locals()).validate()
             check_text(prompt, "the prompt")
             check_prompt(prompt)
             bundle = get_bundle(model, progress=lambda f, m: progress(f, desc=m))
@@ -290,23 +241,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             raise gr.Error("Generate first, then explore its steps.")
         try:
             seq_i, t = _index(sequence, "sequence"), _index(step, "step")
-            cfg = config(
-                strategy,
-                temperature,
-                top_k,
-                top_p,
-                min_p,
-                repetition_penalty,
-                no_repeat_ngram_size,
-                num_beams,
-                max_new_tokens,
-                min_new_tokens,
-                num_samples,
-                seed,
-                word_bias,
-                chat_template,
-            )
-            return step_outputs(st, seq_i, t, cfg.validate())
+            return step_outputs(st, seq_i, t, config_from_widgets(locals()).validate())
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
 
@@ -396,6 +331,32 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     refresh.click(on_refresh, None, model, api_visibility="private")
     ctx.model_dropdowns.append(model)  # its choices follow the user (ui/identity.py)
+
+
+def config_from_widgets(values: dict) -> DecodingConfig:
+    """A handler's knob parameters (its ``locals()``, by name) → a config, through
+    ``DecodingConfig.from_inputs`` like the CLI's flags; an empty value is an error, not "the default"."""
+    empty = [n for n in NAMES if values[n] is None and n != "word_bias"]
+    if empty:
+        raise DecodingError(f"{empty[0]} is empty")
+    return DecodingConfig.from_inputs(None, {n: values[n] for n in NAMES})
+
+
+def knob_widget(name: str, **extra):
+    """The widget of decoding knob ``name`` from its metadata: label, help, the slider's span, the
+    ``playground`` preset's value."""
+    meta, value = DecodingConfig.knob(name).metadata, getattr(START, name)
+    kw = {"label": meta["label"], "info": meta["help"], **extra}
+    if meta["slider"]:
+        lo, hi, step = meta["slider"]
+        return gr.Slider(lo, hi, value, step=step, **kw)
+    if meta["kind"] == "choice":
+        return gr.Radio(list(meta["choices"]), value=value, **kw)
+    if meta["kind"] == "bool":
+        return gr.Checkbox(value, **kw)
+    if meta["kind"] == "int":
+        return gr.Number(value, precision=0, **kw)
+    return gr.Textbox(show(value), **kw)
 
 
 def plot(fig: dict) -> PlotData:
