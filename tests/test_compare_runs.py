@@ -104,6 +104,8 @@ def test_base_point_is_shipped_and_independent_of_the_cwd(tmp_path, monkeypatch)
     assert pts.to_dict("records")[0] | {"time_s": 0.0} == {
         "run": "base model",
         "algo": "base",
+        "label": "base model",
+        "symbol": "star",
         "step": 0,
         "time_s": 0.0,
         "reward": 0.131,

@@ -336,6 +336,7 @@ import torch
 torch.set_num_threads(1)
 from rlhf_demo.classroom import limits
 from rlhf_demo.models.loading import load_model
+from rlhf_demo.ppo.algorithm import peak_bytes as ppo_peak_bytes
 from rlhf_demo.ppo.config import preset
 from rlhf_demo.ppo.trainer import PPOTrainer
 from rlhf_demo.kl.lab import EstimatorLabConfig, estimator_lab
@@ -356,7 +357,7 @@ cfg = preset("quick-cpu", model=model_dir, batch_size=16, num_mini_batches=2, pp
              response_tokens=(16, 16), query_tokens=(8, 8), eval_final=False, device="cpu", kl_budget=0.0)
 tr = PPOTrainer(cfg, prompts=["The movie was", "I watched this film", "What a story"],
                 reward_fn=lambda t: [len(x) / 20 for x in t])
-out["ppo"] = (peak(tr.step), limits.ppo_peak_bytes(cfg))
+out["ppo"] = (peak(tr.step), ppo_peak_bytes(cfg))
 b = load_model(model_dir, device="cpu", dtype=torch.float32)
 prompt = "The movie was " * 8
 q = len(b.tokenizer(prompt, add_special_tokens=False).input_ids)

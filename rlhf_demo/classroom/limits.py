@@ -14,8 +14,8 @@ configs' own ranges. In shared mode:
   its size is checked (``hub_dataset_path``, ``RLHF_DEMO_MAX_DATASET_MB``, default 200). A reward
   model (``hf:MODEL:LABEL``) must be a shipped choice or in ``RLHF_DEMO_MODELS`` (``check_reward``);
 - every training is capped: ``RLHF_DEMO_MAX_TRAIN_S`` seconds of training (default 300), a step
-  count, and the memory its tensors need (``ppo_peak_bytes`` / ``dpo_peak_bytes``, a model of the
-  real tensors' sizes, against ``RLHF_DEMO_MAX_TENSOR_GB``, default 2); full fine-tuning only with
+  count, and the memory its tensors need (each algorithm's ``Algorithm.peak_bytes``, a model of the
+  real tensors' sizes built on ``logits_bytes``, against ``RLHF_DEMO_MAX_TENSOR_GB``, default 2); full fine-tuning only with
   ``RLHF_DEMO_ALLOW_FULL_FINETUNE=1``;
 - every interactive request is capped too: prompts at ``max_prompt_tokens`` tokens and the logits a
   request holds (KL tab, estimator lab, π* candidates) at ``RLHF_DEMO_MAX_REQUEST_GB`` (default 1).
@@ -319,27 +319,6 @@ def logits_bytes(rows: int, positions: int, copies: float = 1.0, vocab: int = VO
     return 4.0 * copies * rows * positions * vocab
 
 
-def ppo_peak_bytes(cfg, vocab: int = VOCAB) -> float:
-    """Bytes of the largest tensors a PPO update holds at once (float32).
-
-    The peak is the rollout's (measured on the tiny model: 7.3·B·R·V floats, whatever the number of
-    mini-batches; ``tests/test_limits.py``): the generation's per-step logits and their stacked copy,
-    log π_old, the reference's logits and log-softmax, and the exact KL's temporaries (exp, difference,
-    product), all [B, R, V]. A mini-batch's logits, log-softmax and their gradients (4·(B/mini-batches)·R·V)
-    come after the rollout has freed its own, so they never add to it. Hidden states of every layer for
-    every position ride along: (layers + 1)·B·(Q + R)·H with the default model's 30 layers and H = 576."""
-    B, R, Q = cfg.batch_size, cfg.response_tokens[1], cfg.query_tokens[1]
-    return logits_bytes(B, R, 7.5, vocab) + 4.0 * 31 * B * (Q + R) * 576
-
-
-def dpo_peak_bytes(cfg, vocab: int = VOCAB) -> float:
-    """Bytes of DPO's largest tensors (float32): chosen and rejected rows (2·batch) of max_length
-    logits, their log-softmax and gradients: 3 copies of 2·batch·max_length·V floats. (Measured on the
-    tiny model: going from batch 4 × 32 tokens to 8 × 64 added 0.42 GB, this model 0.45 GB; the
-    held-out evaluation adds a fixed ~0.6 GB, as in PPO.)"""
-    return logits_bytes(2 * cfg.batch_size, cfg.max_length, 3, vocab)
-
-
 def kl_peak_bytes(rows: int, prompt_tokens: int, response_tokens: int, vocab: int = VOCAB) -> float:
     """Bytes of one scoring pass of the KL tab (``kl.analysis.logprobs_pair`` + ``per_position``) on
     ``rows`` responses: each model's forward returns logits for every position, [rows, Q + R, V], kept
@@ -399,10 +378,12 @@ def check_training(cfg, limits: Limits) -> None:
         )
     if cfg.steps and cfg.steps > lim.max_steps:
         raise LimitError(f"on this shared server a training has at most {lim.max_steps} steps; got {cfg.steps}")
-    peak = {"ppo": ppo_peak_bytes, "dpo": dpo_peak_bytes}.get(cfg.algo, lambda c: 0.0)(cfg)  # others: not modelled yet
+    from rlhf_demo.algorithms import get  # here: the algorithms' memory models use this module's helpers
+
+    model = get(cfg.algo)
+    peak = model.peak_bytes(cfg) if model.peak_bytes is not None else 0.0  # None: not modelled yet
     if peak > lim.max_tensor_bytes:
-        what = "batch_size × response_tokens" if cfg.algo == "ppo" else "batch_size × max_length"
         raise LimitError(
             f"this {algo} run would hold ≈{peak / 1e9:.1f} GB of tensors; the shared server allows "
-            f"{lim.max_tensor_bytes / 1e9:g} GB: lower {what}"
+            f"{lim.max_tensor_bytes / 1e9:g} GB: lower {model.peak_advice}"
         )

@@ -1,6 +1,7 @@
 """``python -m rlhf_demo train --algo ppo|dpo|reward|grpo --out RUN [--preset NAME] [--KNOB VALUE ...]``: train a
-policy (or a reward model) and write its run folder. Every knob flag is built from the trainers' configs
-(``cli/flags.py``), so the flags, their help and their ranges are the configs' own.
+policy (or a reward model) and write its run folder. The ``--algo`` choices are the registered algorithms
+(``rlhf_demo.algorithms``) and every knob flag is built from their configs (``cli/flags.py``), so the
+flags, their help and their ranges are the configs' own.
 
 Example (the shipped example policy is made this way, see the README)::
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rlhf_demo.algorithms import CONFIGS, make_trainer
+from rlhf_demo.algorithms import ALGORITHMS, get, make_trainer
 from rlhf_demo.classroom import limits
 from rlhf_demo.cli.flags import KNOB_DESTS, add_config_flags, config_from_args, flag, register
 from rlhf_demo.config import show
@@ -34,9 +35,10 @@ HELP = (
 
 
 def add_arguments(p):
-    p.add_argument("--algo", choices=list(CONFIGS), default="ppo", help="training algorithm (default ppo)")
+    algos = list(ALGORITHMS.values())  # every registered algorithm (``rlhf_demo.algorithms``), the first the default
+    p.add_argument("--algo", choices=[a.name for a in algos], default=algos[0].name, help=f"training algorithm (default {algos[0].name})")
     p.add_argument("--out", required=True, help="run folder to write (must not exist or be empty)")
-    presets = "; ".join(f"{a}: {', '.join(c.PRESETS)} (default {c.DEFAULT_PRESET})" for a, c in CONFIGS.items())
+    presets = "; ".join(f"{a.name}: {', '.join(a.config.PRESETS)} (default {a.config.DEFAULT_PRESET})" for a in algos)
     p.add_argument("--preset", default=None, help=f"named preset of the algorithm's settings ({presets})")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty run folder")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
@@ -47,8 +49,8 @@ def add_arguments(p):
         help="after training, write a model card into RUN/policy/ and push that folder to this Hub "
         "repository (offline or without a token: the card is written, nothing is pushed)",
     )
-    add_config_flags(p, list(CONFIGS.values()))
-    register(list(CONFIGS.values()))
+    add_config_flags(p, [a.config for a in algos])
+    register([a.config for a in algos])
 
 
 def _argv(args) -> list[str]:
@@ -64,13 +66,23 @@ def _argv(args) -> list[str]:
     return out
 
 
+def data_line(alg, cfg, trainer) -> str:
+    """What the trainer learns from: its preference pairs (and held-out pairs), or its reward (and gold)."""
+    if alg.from_pairs:
+        held = getattr(trainer, "heldout", None)
+        return f"{len(trainer.rows)} preference pairs ({trainer.source})" + (f", {len(held)} held out" if held is not None else "")
+    gold = getattr(cfg, "gold_reward", "none")
+    return f"reward {getattr(cfg, 'reward', '?')}" + (f", gold {gold}" if gold != "none" else "")
+
+
 def run(args) -> int:
     from rlhf_demo.runs import card
     from rlhf_demo.runs.folder import RunWriter, write_run
     from rlhf_demo.training import distributed
     from rlhf_demo.training.status import final_lines, progress_lines
 
-    cfg = config_from_args(CONFIGS[args.algo], args, args.preset)
+    alg = get(args.algo)
+    cfg = config_from_args(alg.config, args, args.preset)
     limits.check_training(cfg, limits.current())  # a shared server's limits, once (the trainer trusts cfg)
     RunWriter.check(args.out, args.overwrite)  # before a model is loaded
     n = distributed.planned_processes()
@@ -92,14 +104,8 @@ def run(args) -> int:
     trainer = make_trainer(cfg, progress=say)
     total = trainer.planned_steps() if hasattr(trainer, "planned_steps") else cfg.steps
     if not args.quiet:
-        what = (
-            f"reward {cfg.reward}" + (f", gold {cfg.gold_reward}" if getattr(cfg, "gold_reward", "none") != "none" else "")
-            if cfg.algo in ("ppo", "grpo")
-            else f"{len(trainer.rows)} preference pairs ({trainer.source})"
-            + (f", {len(trainer.heldout)} held out" if cfg.algo == "reward" else "")
-        )
         print(
-            f"{cfg.algo.upper()} on {cfg.model}: {what}, {total} steps planned → {args.out}"
+            f"{alg.label} on {cfg.model}: {data_line(alg, cfg, trainer)}, {total} steps planned → {args.out}"
             + (f"; {trainer.note}" if getattr(trainer, "note", "") else ""),
             file=sys.stderr,
             flush=True,

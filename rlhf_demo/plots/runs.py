@@ -2,10 +2,12 @@
 
 - ``overlay_figure``: the same metric of several runs on shared axes, one colour per run. Held-out
   curves are the ``eval/…`` columns for every algorithm (``compare.load_curves`` gives old DPO runs
-  those names too); ``reward_mean`` is PPO's batch reward only.
+  those names too); each algorithm adds its own curves (``Algorithm.compare_keys``: DPO's loss and
+  margin, PPO's and GRPO's batch reward), drawn for its runs only.
 - ``frontier_figure``: every held-out evaluation of every run as held-out reward against
   KL(π‖π_ref) — the reward–KL trade-off of the DPO paper's Figure 2. Points of one run are joined in
-  step order, so a run's path across the plane is visible; the base model sits at KL = 0. With
+  step order, so a run's path across the plane is visible, with its algorithm's marker (the ``symbol``
+  column of ``compare.eval_points``); the base model sits at KL = 0. With
   ``pi_star`` (``compare.pi_star_curve``) the KL-regularised optimum π* is drawn from the base point:
   the most held-out reward any policy could buy at each KL (estimated; ``bench/ppo_frontier.py``).
 """
@@ -18,38 +20,49 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rlhf_demo.algorithms import ALGORITHMS
 from rlhf_demo.plots.training import empty_figure
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-SYMBOLS = {"ppo": "circle", "dpo": "diamond", "base": "star"}
+BASE = "base"
+"""The ``algo`` of the base model's point (``compare.eval_points``): not a run of any algorithm."""
 
-COMPARE_PANELS: list[tuple[str, str, str | None]] = [
+HELD_OUT_PANELS: list[tuple[str, str, None]] = [
     ("Held-out reward", "eval/reward_mean", None),
     ("Held-out KL(π‖π_ref), nats / response", "eval/kl", None),
     ("Held-out distinct-2", "eval/distinct2", None),
     ("Held-out on topic (share about a film)", "eval/on_topic", None),
-    ("Loss (DPO)", "loss", "dpo"),
-    ("Reward margin (DPO)", "rewards/margins", "dpo"),
-    ("Batch reward (PPO)", "reward_mean", "ppo"),
 ]
-"""(title, metric column, only runs of this algorithm or None)"""
+"""(title, metric column, None): every run's."""
+
+
+def compare_panels() -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(title, metric column, only runs of these algorithms or None): the held-out panels, then each
+    algorithm's own (``Algorithm.compare_keys``; a key several declare is one panel for all of them)."""
+    own: dict[tuple[str, str], list] = {}
+    for alg in ALGORITHMS.values():
+        for title, key in alg.compare_keys:
+            own.setdefault((title, key), []).append(alg)
+    extra = [(f"{t} ({', '.join(a.label for a in algs)})", k, tuple(a.name for a in algs)) for (t, k), algs in own.items()]
+    return HELD_OUT_PANELS + extra
 
 
 def run_colors(runs: list[str]) -> dict[str, str]:
     return {r: PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
 
 
-def _rows(curves: pd.DataFrame, algo: str | None) -> pd.DataFrame:
-    if algo is None or "algo" not in curves.columns:
+def _rows(curves: pd.DataFrame, algos: str | tuple[str, ...] | None) -> pd.DataFrame:
+    if algos is None or "algo" not in curves.columns:
         return curves
-    return curves[curves["algo"].astype(str).str.lower() == algo]
+    return curves[curves["algo"].astype(str).str.lower().isin([algos] if isinstance(algos, str) else algos)]
 
 
 def overlay_figure(
-    curves: pd.DataFrame, panels: list[tuple[str, str, str | None]] | None = None, x: str = "step", cols: int = 3, height_per_row: int = 250
+    curves: pd.DataFrame, panels: list[tuple] | None = None, x: str = "step", cols: int = 3, height_per_row: int = 250
 ) -> go.Figure:
-    """One subplot per (title, column, algo); each run one line (markers where the metric is sparse)."""
-    panels = COMPARE_PANELS if panels is None else panels
+    """One subplot per (title, column, algorithms or None), ``compare_panels()`` by default; each run one
+    line (markers where the metric is sparse)."""
+    panels = compare_panels() if panels is None else panels
     if curves is None or len(curves) == 0 or x not in curves.columns:
         return empty_figure("Pick runs to compare.")
     present = [(t, c, a) for t, c, a in panels if c in curves.columns and _rows(curves, a)[c].notna().any()]
@@ -109,7 +122,8 @@ def frontier_figure(
     pi_star: pd.DataFrame | None = None,
     base_reward: float | None = None,
 ) -> go.Figure:
-    """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl).
+    """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl; symbol
+    and label, when given, mark each run's algorithm).
 
     ``target`` = (minimum reward, maximum KL) draws the course's target box (``compare.frontier_target``:
     base + 0.3 at ≤ 6 nats). ``pi_star`` (columns beta, gain, kl) with ``base_reward`` draws π*'s curve,
@@ -119,8 +133,8 @@ def frontier_figure(
     fig = go.Figure()
     runs = list(dict.fromkeys(points["run"]))
     algos = dict(zip(points["run"], points["algo"].astype(str).str.lower()))
-    colors = run_colors([r for r in runs if algos[r] != "base"])  # the same colours as overlay_figure
-    colors.update({r: "#333333" for r in runs if algos[r] == "base"})
+    colors = run_colors([r for r in runs if algos[r] != BASE])  # the same colours as overlay_figure
+    colors.update({r: "#333333" for r in runs if algos[r] == BASE})
     if target is not None:
         lo, kmax = target
         top = max(float(points["reward"].max()), lo) + 0.05
@@ -160,15 +174,17 @@ def frontier_figure(
     for run in runs:
         d = points[points["run"] == run].sort_values("step")
         algo = str(d["algo"].iloc[0]).lower()
+        label = str(d["label"].iloc[0]) if "label" in d.columns else algo
+        symbol = str(d["symbol"].iloc[0]) if "symbol" in d.columns else "circle"
         err = d["reward_sem"] if "reward_sem" in d.columns and d["reward_sem"].notna().any() else None
         fig.add_trace(
             go.Scatter(
                 x=d["kl"],
                 y=d["reward"],
-                name=f"{run} ({algo})",
+                name=run if algo == BASE else f"{run} ({label})",
                 mode="lines+markers",
                 line={"color": colors[run], "width": 1.5},
-                marker={"symbol": SYMBOLS.get(algo, "circle"), "size": 10 if algo != "base" else 16},
+                marker={"symbol": symbol, "size": 10 if algo != BASE else 16},
                 error_y={"type": "data", "array": list(err.fillna(0)), "thickness": 1, "width": 3} if err is not None else None,
                 text=[f"step {s}" for s in d["step"]],
                 hovertemplate="%{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>" + run + "</extra>",

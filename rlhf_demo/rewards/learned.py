@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from rlhf_demo.algorithms import find
 from rlhf_demo.rewards.functions import RewardError, RewardFunction
 from rlhf_demo.runs.names import find_run
 
@@ -52,7 +53,8 @@ def find_reward_model(path: str | Path) -> Path:
     is_run = (p / "metrics.jsonl").exists() and (p / "config.json").exists()
     if is_run:
         algo = _read_json(p / "config.json").get("algo") or "?"
-        if algo != "reward":
+        alg = find(algo)
+        if alg is None or alg.is_policy:
             raise RewardError(f"{str(path)!r} is a {algo.upper()} run (a policy), not a reward model: train one with `train --algo reward`")
         if not (p / "policy").is_dir():
             raise RewardError(f"{str(path)!r}: the reward-model run has saved no model yet (no policy/)")

@@ -16,21 +16,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from rlhf_demo.algorithms import find
 from rlhf_demo.runs.folder import read_json, read_metrics
 
 HUB_DEFAULT_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """What ``--model default`` is (``models.loading.HUB_DEFAULT_ID``; that module imports torch)."""
 CURVE_ROWS = 10
-CURVES = {
-    "ppo": ("reward_mean", "gold_reward_mean", "objective/kl_exact", "beta", "eval/reward_mean", "eval/kl"),
-    "dpo": ("loss", "rewards/margins", "rewards/accuracies", "eval/reward_mean", "eval/kl"),
-    "reward": ("loss", "accuracy", "margin", "eval/accuracy", "eval/loss"),
-}
-WHAT = {
-    "ppo": "a policy fine-tuned with PPO from a reward function",
-    "dpo": "a policy fine-tuned with DPO from preference pairs",
-    "reward": "a reward model (Bradley–Terry) trained on preference pairs",
-}
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -72,10 +63,11 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def _heldout(algo: str, final: dict) -> list[str]:
+def _heldout(pairs: bool, final: dict) -> list[str]:
+    """The final held-out figures: a reward model's on held-out pairs (``pairs``), a policy's on samples."""
     if not final:
         return ["No held-out evaluation was recorded."]
-    if algo == "reward":
+    if pairs:
         rows = [
             ("held-out pair accuracy", final.get("accuracy")),
             ("held-out margin", final.get("margin")),
@@ -95,9 +87,11 @@ def _heldout(algo: str, final: dict) -> list[str]:
 
 
 def curve_table(run_dir: Path, algo: str, rows: int = CURVE_ROWS) -> list[str]:
-    """The training curves as a markdown table: at most ``rows`` steps, evenly spaced, first and last kept."""
+    """The training curves (the keys ``Algorithm.card_keys`` names) as a markdown table: at most ``rows``
+    steps, evenly spaced, first and last kept."""
     df = read_metrics(run_dir)
-    cols = [c for c in CURVES.get(algo, ()) if c in df.columns]
+    alg = find(algo)
+    cols = [c for c in (alg.card_keys if alg else ()) if c in df.columns]
     if df.empty or "step" not in df.columns or not cols:
         return ["No metrics were recorded."]
     df = df[["step", *cols]].groupby("step", as_index=False).last()
@@ -117,18 +111,20 @@ def card_text(run_dir: str | Path, command: str | None = None) -> str:
     run = Path(run_dir)
     cfg, summary = read_json(run / "config.json"), read_json(run / "summary.json")
     algo, base = cfg.get("algo", "?"), _base_model(cfg.get("model", ""))
+    alg = find(algo)
+    policy = alg is None or alg.is_policy
     peft = (run / "policy" / "adapter_config.json").exists()
     data = (
-        f"prompts: `{cfg.get('prompts')}`, reward: `{cfg.get('reward')}`"
-        if algo == "ppo"
-        else f"preference pairs: `{cfg.get('preferences')}` ({summary.get('n_pairs', '?')} pairs"
+        f"preference pairs: `{cfg.get('preferences')}` ({summary.get('n_pairs', '?')} pairs"
         + (f", {summary['n_heldout']} held out)" if "n_heldout" in summary else ")")
+        if alg is not None and alg.from_pairs
+        else f"prompts: `{cfg.get('prompts')}`, reward: `{cfg.get('reward')}`"
     )
     meta = ModelCardData(
         base_model=base,
         library_name="peft" if peft else "transformers",
-        pipeline_tag="text-classification" if algo == "reward" else "text-generation",
-        tags=["rlhf-lab", "rlhf", {"reward": "reward-model"}.get(algo, algo), "trl"],
+        pipeline_tag="text-generation" if policy else "text-classification",
+        tags=["rlhf-lab", "rlhf", algo if policy else "reward-model", "trl"],
     )
     settings = ", ".join(
         f"{k} {cfg[k]}" for k in ("lr", "beta", "batch_size", "lora_r", "full_finetune", "seed", "num_processes") if k in cfg
@@ -136,7 +132,7 @@ def card_text(run_dir: str | Path, command: str | None = None) -> str:
     body = [
         f"# {run.name}",
         "",
-        f"{WHAT.get(algo, algo)}, made with RLHF Lab (`python -m rlhf_demo`).",
+        f"{alg.what if alg and alg.what else algo}, made with RLHF Lab (`python -m rlhf_demo`).",
         "",
         f"- **Base model:** `{base}`" + (" (a LoRA adapter on it)" if peft else ""),
         f"- **Data:** {data}",
@@ -152,7 +148,7 @@ def card_text(run_dir: str | Path, command: str | None = None) -> str:
         "",
         "## Held-out evaluation (at the end)",
         "",
-        *_heldout(algo, summary.get("final_eval") or {}),
+        *_heldout(not policy, summary.get("final_eval") or {}),
         "",
         "## Training curves",
         "",

@@ -1,9 +1,9 @@
-"""Comparing runs: run folders (PPO or DPO) → DataFrames for the Runs tab and the command line.
+"""Comparing runs: run folders (of any registered algorithm) → DataFrames for the Runs tab and the command line.
 
 - ``runs_table``: one row per run with its settings and outcome.
 - ``load_curves``: every run's metrics.jsonl stacked, with a ``run`` column.
 - ``eval_points``: every held-out evaluation of every run (reward against KL: the DPO paper's
-  Figure 2 frontier), plus the base model as KL = 0.
+  Figure 2 frontier), plus the base model as KL = 0, each with its algorithm's marker and label.
 - ``base_point``: the base policy's held-out evaluation, shipped as ``assets/base_eval.json``.
 - ``pi_star_curve``: the KL-regularised optimum π* on the same held-out queries (reward gain against
   KL, one point per β), computed once by ``bench/ppo_frontier.py`` and shipped as ``assets/pi_star.json``.
@@ -11,8 +11,9 @@
 - ``export_csv`` / ``zip_policy``: files to download.
 
 Held-out evaluations are the ``eval/reward_mean``, ``eval/kl`` (, ``eval/reward_sem``) keys of a
-record, for every algorithm. DPO runs written before DPO used those names logged them as top-level
-``reward_mean`` / ``kl``; ``with_held_out_keys`` reads those runs as if they had the new keys.
+record, for every algorithm. Runs written before an algorithm used those names logged them under the
+older names its declaration lists (``Algorithm.legacy_keys``: DPO's top-level ``reward_mean`` / ``kl``);
+``with_held_out_keys`` reads those runs as if they had the new keys.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rlhf_demo.algorithms import find
 from rlhf_demo.runs.folder import EXAMPLE_RUN, list_runs, read_json, read_metrics
 
 BASE_EVAL = Path(__file__).resolve().parents[1] / "assets" / "base_eval.json"
@@ -33,8 +35,8 @@ MIN_KL_PER_NAT = 0.1
 """Below this held-out KL (nats) a run has not moved: "reward per nat" is left empty, not divided by ~0."""
 TARGET_GAIN, TARGET_KL = 0.3, 6.0
 """The course's target on the frontier: held-out reward ≥ base + TARGET_GAIN at KL ≤ TARGET_KL nats."""
-LEGACY_DPO_KEYS = {"eval/reward_mean": "reward_mean", "eval/kl": "kl"}
-"""Held-out keys of DPO records → the top-level keys DPO runs wrote them under before the rename."""
+BASE = {"algo": "base", "label": "base model", "symbol": "star"}
+"""The base model's point on the frontier: not a run of any algorithm."""
 
 SETTING_KEYS = (
     "algo",
@@ -94,18 +96,20 @@ def frontier_target(base_reward: float | None) -> tuple[float, float] | None:
 
 
 def with_held_out_keys(df: pd.DataFrame, algo: str) -> pd.DataFrame:
-    """``df`` with ``eval/reward_mean`` and ``eval/kl`` for every algorithm: a DPO run that has no
-    ``eval/reward_mean`` at all was written before the rename, and its top-level ``reward_mean`` /
-    ``kl`` are its held-out values (copied; the record's own keys are kept)."""
+    """``df`` with ``eval/reward_mean`` and ``eval/kl`` for every algorithm: a run of an algorithm with
+    ``legacy_keys`` (DPO) that has no ``eval/reward_mean`` at all was written before the rename, and its
+    top-level ``reward_mean`` / ``kl`` are its held-out values (copied; the record's own keys are kept)."""
+    alg = find(algo)
+    renamed = dict(alg.legacy_keys) if alg is not None else {}
     legacy = (
-        str(algo).lower() == "dpo"
+        bool(renamed)
         and len(df) > 0
         and "reward_mean" in df.columns
         and ("eval/reward_mean" not in df.columns or df["eval/reward_mean"].isna().all())
     )
     if not legacy:
         return df
-    return df.assign(**{new: df[old] for new, old in LEGACY_DPO_KEYS.items() if old in df.columns})
+    return df.assign(**{new: df[old] for new, old in renamed.items() if old in df.columns})
 
 
 def run_label(run: Path) -> str:
@@ -159,12 +163,19 @@ def load_curves(runs: list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "algo", "step"])
 
 
+def marker(algo: str) -> dict:
+    """{label, symbol} of a run's algorithm on the plots (its declaration's; an unknown one: its name, a circle)."""
+    alg = find(algo)
+    return {"label": alg.label, "symbol": alg.symbol} if alg is not None else {"label": str(algo), "symbol": "circle"}
+
+
 def eval_points(runs: list[Path], base_reward: float | None = None, base_sem: float | None = None) -> pd.DataFrame:
-    """Every held-out evaluation of every run: columns run, algo, step, time_s, reward, kl, reward_sem
-    (from ``eval/reward_mean``, ``eval/kl``, ``eval/reward_sem``); with ``base_reward`` the base model
-    comes first, at KL = 0 (e.g. ``base_point()["reward_mean"]``)."""
+    """Every held-out evaluation of every run: columns run, algo, label, symbol, step, time_s, reward, kl,
+    reward_sem (from ``eval/reward_mean``, ``eval/kl``, ``eval/reward_sem``; label and symbol from the
+    run's algorithm, ``marker``); with ``base_reward`` the base model comes first, at KL = 0 (e.g.
+    ``base_point()["reward_mean"]``)."""
     curves = load_curves(runs)
-    cols = ["run", "algo", "step", "time_s", "reward", "kl", "reward_sem"]
+    cols = ["run", "algo", "label", "symbol", "step", "time_s", "reward", "kl", "reward_sem"]
     if not {"eval/kl", "eval/reward_mean"} <= set(curves.columns):
         pts = pd.DataFrame(columns=cols)
     else:
@@ -173,6 +184,8 @@ def eval_points(runs: list[Path], base_reward: float | None = None, base_sem: fl
             {
                 "run": d["run"],
                 "algo": d["algo"],
+                "label": d["algo"].map(lambda a: marker(a)["label"]),
+                "symbol": d["algo"].map(lambda a: marker(a)["symbol"]),
                 "step": d["step"],
                 "time_s": d["time_s"] if "time_s" in d.columns else None,
                 "reward": d["eval/reward_mean"],
@@ -187,7 +200,7 @@ def eval_points(runs: list[Path], base_reward: float | None = None, base_sem: fl
                     [
                         {
                             "run": "base model",
-                            "algo": "base",
+                            **BASE,
                             "step": 0,
                             "time_s": 0.0,
                             "reward": float(base_reward),

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rlhf_demo.algorithms import find
 from rlhf_demo.runs import tracking
 from rlhf_demo.runs.names import RUNS_ENV, model_short, run_short, runs_root  # noqa: F401 - runs_root is re-exported
 from rlhf_demo.training import distributed
@@ -257,8 +258,13 @@ def policy_choices(root: str | Path | None = None) -> list[tuple[str, str]]:
         pol = run / "policy"
         if pol.exists() and ((pol / "adapter_config.json").exists() or (pol / "config.json").exists()):
             algo = read_json(run / "config.json").get("algo", "?")
-            if algo == "reward" or is_reward_model(pol):
+            alg = find(algo)
+            if (alg is not None and not alg.is_policy) or is_reward_model(pol):
                 continue
-            label = f"example: {algo.upper()}-tuned (shipped)" if run.parent == EXAMPLE_RUN.parent else f"run: {run.name} ({algo})"
+            label = (
+                f"example: {alg.label if alg else algo}-tuned (shipped)"
+                if run.parent == EXAMPLE_RUN.parent
+                else f"run: {run.name} ({algo})"
+            )
             out.append((label, run_short(run)))
     return out

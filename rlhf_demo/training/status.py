@@ -1,7 +1,9 @@
 """Status lines of a run, written once for both faces: the CLI prints them, the UI shows them.
 
 Each function returns a list of lines (the first is the headline); the CLI joins them with
-newlines, the UI with Markdown line breaks.
+newlines, the UI with Markdown line breaks. What a record of one algorithm says is declared with that
+algorithm (``Algorithm.status`` in ``rlhf_demo/<package>/algorithm.py``, built from ``step_head``);
+the step-0, divergence and held-out lines are every algorithm's.
 """
 
 from __future__ import annotations
@@ -12,13 +14,20 @@ from pathlib import Path
 NAN = float("nan")
 
 
-def _eta(rec: dict, total: int, max_seconds: float) -> tuple[float, float]:
+def eta(rec: dict, total: int, max_seconds: float) -> tuple[float, float]:
+    """(seconds per step so far, seconds left) after record ``rec`` of ``total`` steps, within ``max_seconds``."""
     step = max(int(rec.get("step", 0)), 1)
     per = rec.get("time_s", 0.0) / step
     left = max(0, total - step) * per
     if max_seconds:
         left = min(left, max(0.0, max_seconds - rec.get("time_s", 0.0)))
     return per, left
+
+
+def step_head(rec: dict, total: int, max_seconds: float, unit: str = "Step") -> str:
+    """ "Step k/total · training time … (… s/step) · ETA ≈ … s": how every algorithm's headline starts."""
+    per, left = eta(rec, total, max_seconds)
+    return f"{unit} {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/{unit.lower()}) · ETA ≈ {left:.0f} s"
 
 
 def heldout_line(rec: dict, prefix: str = "Held-out") -> str:
@@ -39,53 +48,20 @@ def pairs_line(rec: dict, prefix: str = "Held-out pairs") -> str:
 
 
 def progress_lines(cfg, rec: dict, total_steps: int | None = None) -> list[str]:
-    """What one record says, for the trainer of ``cfg`` (PPO, GRPO, DPO or the reward model)."""
+    """What one record says, for the trainer of ``cfg``: its algorithm's own lines (``Algorithm.status``,
+    declared in its package), then the held-out evaluation the record carries."""
+    from rlhf_demo.algorithms import find  # here: the algorithms' declarations use this module's helpers
+
+    alg = find(getattr(cfg, "algo", None))
     total = total_steps or getattr(cfg, "steps", 0) or rec.get("step", 0)
     if rec.get("step", 0) == 0:
-        lines = [f"Evaluated the {'reward model' if cfg.algo == 'reward' else 'policy'} before training (step 0)"]
+        lines = [f"Evaluated the {alg.makes if alg else 'policy'} before training (step 0)"]
     elif rec.get("diverged"):
         return [f"Step {rec['step']}: diverged (the loss is not finite)"]
-    elif cfg.algo == "ppo":
-        per, left = _eta(rec, total, cfg.max_seconds)
-        lines = [
-            f"Update {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/update) · "
-            f"ETA ≈ {left:.0f} s · batch reward {rec.get('reward_mean', NAN):+.3f}"
-            + (f" (gold {rec['gold_reward_mean']:+.3f})" if "gold_reward_mean" in rec else "")
-            + " · "
-            f"KL {rec.get('objective/kl_exact', NAN):.2f} nats (k1 {rec.get('objective/kl', NAN):.2f}) · "
-            f"β {rec.get('beta', NAN):.3f}"
-        ]
-        if rec.get("kl_budget/rollback"):
-            lines.append(
-                f"⟲ The batch showed the policy past the KL budget ({cfg.kl_budget:g} nats): the last update "
-                "was undone (back to the policy before it)."
-            )
-        if rec.get("kl_budget/undone_at_check"):
-            lines.append(
-                f"⟲ Checked before evaluating: a fresh batch showed the last update past the KL budget "
-                f"({rec['kl_budget/check_kl']:.2f} > {cfg.kl_budget:g} nats), so it was undone."
-            )
-    elif cfg.algo == "reward":
-        per, left = _eta(rec, total, cfg.max_seconds)
-        lines = [
-            f"Step {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/step) · "
-            f"ETA ≈ {left:.0f} s · loss {rec.get('loss', NAN):.4f} · accuracy {rec.get('accuracy', NAN):.2f} · "
-            f"margin {rec.get('margin', NAN):+.3f}"
-        ]
-    elif cfg.algo == "grpo":
-        per, left = _eta(rec, total, cfg.max_seconds)
-        lines = [
-            f"Step {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/step) · "
-            f"ETA ≈ {left:.0f} s · loss {rec.get('loss', NAN):.4f} · KL {rec.get('kl', NAN):.3f} nats/token"
-            + (f" · batch reward {rec['reward_mean']:+.3f}" if "reward_mean" in rec else "")
-        ]
+    elif alg is not None and alg.status is not None:
+        lines = alg.status(cfg, rec, total)
     else:
-        per, left = _eta(rec, total, cfg.max_seconds)
-        lines = [
-            f"Step {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/step) · "
-            f"ETA ≈ {left:.0f} s · loss {rec.get('loss', NAN):.4f} · margin {rec.get('rewards/margins', NAN):+.3f} · "
-            f"accuracy {rec.get('rewards/accuracies', NAN):.2f}"
-        ]
+        lines = [step_head(rec, total, getattr(cfg, "max_seconds", 0.0)) + f" · loss {rec.get('loss', NAN):.4f}"]
     if "eval/reward_mean" in rec:
         lines.append(heldout_line(rec))
     if "eval/accuracy" in rec:
@@ -103,8 +79,11 @@ def run_name(out) -> str:
 def final_lines(trainer, out=None) -> list[str]:
     """The end of a run: its outcome, its folder (by name), the last held-out evaluation."""
     lines = [f"{trainer.status}: {trainer.message}." + (f" Run folder: {run_name(out)}" if out else "")]
+    from rlhf_demo.algorithms import find
+
+    alg = find(getattr(getattr(trainer, "cfg", None), "algo", None))
     restored, ev = getattr(trainer, "restored", None), trainer.last_eval
-    if getattr(getattr(trainer, "cfg", None), "algo", "") == "reward":
+    if alg is not None and not alg.is_policy:  # a reward model: its held-out pairs
         if ev:
             lines.append(
                 pairs_line(

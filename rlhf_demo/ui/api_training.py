@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from rlhf_demo.algorithms import FROM_PAIRS, config_class
+from rlhf_demo.algorithms import ALGORITHMS, config_class, get
 from rlhf_demo.classroom import limits
 from rlhf_demo.runs.folder import read_json
 from rlhf_demo.runs.state import run_state
@@ -82,13 +82,14 @@ def training_data(ctx: AppContext, cfg, request) -> dict:
     """What the trainer trains on, as the page gives it: the Feedback tab's labels (the class's, one per
     pair by majority vote) or a Hub dataset, loaded now (a problem is said at Start, not in the queue);
     else None (the trainer loads ``cfg.preferences`` / ``cfg.prompts``). Uploads go through the page."""
-    source = getattr(cfg, "preferences" if cfg.algo in FROM_PAIRS else "prompts", "")
+    pairs = get(cfg.algo).from_pairs
+    source = getattr(cfg, "preferences" if pairs else "prompts", "")
     if isinstance(source, str) and source.startswith(limits.UPLOAD):
         raise ValueError(
             f"{source[:60]!r}: uploads go through the Training tab; the API takes the built-in sets, "
             "'feedback' (preference pairs) or a Hub dataset id (hf:OWNER/NAME)"
         )
-    if cfg.algo not in FROM_PAIRS:
+    if not pairs:
         return {}
     if source == "feedback":
         return {"pairs": load_source(ctx, SOURCES[1], None, "", WHOSE[1], request).rows}
@@ -157,7 +158,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     """Register the three endpoints; call it inside ``demo``'s ``with gr.Blocks()`` (``app.build_demo``)."""
 
     def train_start(algo: str, preset: str = "", settings: str = "{}", request: gr.Request = None) -> str:
-        """Start a training: algo (ppo, dpo, reward, grpo), preset ('' = the default, e.g. quick-cpu) and
+        """Start a training: algo (ALGOS), preset ('' = the default, e.g. quick-cpu) and
         settings (a JSON object of knob overrides, e.g. {"steps": 1, "batch_size": 8, "eval_final": false}).
         Returns a JSON object: run (the run's name), state, position (0 = training now, k = k-th in line)."""
         try:
@@ -195,5 +196,6 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         st = job_status(job) if job is not None else folder_status(folder)
         return json.dumps({"run": st["run"], "state": st["state"], "said": said})
 
+    train_start.__doc__ = train_start.__doc__.replace("ALGOS", ", ".join(ALGORITHMS))  # the registered algorithms
     for fn in (train_start, train_status, train_stop):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -1,31 +1,36 @@
-"""The Training tab: an algorithm selector over two panels, PPO (``training_ppo.py``) and DPO
-(``training_dpo.py``). Lays out and wires only."""
+"""The Training tab: whatever trains now (``training_live.py``), then an algorithm selector over one
+sub-tab per registered algorithm that declares a panel (``Algorithm.panel``: ``training_ppo.py``,
+``training_dpo.py``, ``training_reward.py``, ``training_grpo.py``). Lays out and wires only."""
 
 from __future__ import annotations
 
+import importlib
+
 import gradio as gr
 
-from rlhf_demo.ui import training_dpo, training_grpo, training_live, training_ppo, training_reward
+from rlhf_demo.algorithms import ALGORITHMS, Algorithm
+from rlhf_demo.ui import training_live
 
-PANELS = [("PPO", training_ppo), ("DPO", training_dpo), ("Reward model", training_reward), ("GRPO", training_grpo)]
+
+def sub_tabs() -> list[Algorithm]:
+    """The algorithms the tab offers, in the registry's order: those with a panel."""
+    return [alg for alg in ALGORITHMS.values() if alg.panel]
 
 
 def build(ctx, demo: gr.Blocks) -> None:
     ctx.live_timer = training_live.build(ctx, demo)  # whatever trains now, for every page
-    available = PANELS
+    available = sub_tabs()
     algo = gr.Radio(
-        [label for label, _ in available],
-        value=available[0][0],
+        [alg.label for alg in available],
+        value=available[0].label,
         label="Algorithm",
-        info="PPO: sample, score with a reward model, push the policy (KL-penalised). "
-        "DPO: learn straight from preference pairs, no sampling during training. "
-        "GRPO: sample G answers per prompt, score them, push each above or below its group's mean "
-        "(no value model).",
+        info=" ".join(f"{alg.label}: {alg.blurb}" for alg in available if alg.blurb),
         elem_id="training-algo",
     )
     groups = []
-    for i, (label, mod) in enumerate(available):
-        with gr.Group(visible=(i == 0), elem_id=f"training-panel-{label.lower()}") as g:
-            mod.build(ctx, demo)
+    for i, alg in enumerate(available):
+        with gr.Group(visible=(i == 0), elem_id=f"training-panel-{alg.label.lower()}") as g:
+            importlib.import_module(alg.panel).build(ctx, demo, alg)
         groups.append(g)
-    algo.change(lambda a: [gr.update(visible=(a == label)) for label, _ in available], algo, groups, api_visibility="private")
+    labels = [alg.label for alg in available]
+    algo.change(lambda a: [gr.update(visible=(a == label)) for label in labels], algo, groups, api_visibility="private")

@@ -15,12 +15,13 @@ from rlhf_demo.data.feedback import FEEDBACK_ENV, FeedbackStore
 from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences, parse_preferences
 from rlhf_demo.dpo.config import CHOSEN_GOES_DOWN, DPOConfig
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.plots.training import DPO_PANELS, empty_figure
+from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
-from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
+from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_run import POLL_S, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
+from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
 
 INTRO = """### DPO: learn straight from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and raises how much more likely the policy
@@ -78,22 +79,16 @@ def samples_frame(rows) -> pd.DataFrame:
     )
 
 
-def build(ctx: AppContext, demo: gr.Blocks) -> None:
+def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
+    """The panel of ``alg`` (DPO's ``Algorithm``: its jobs are the ones this panel shows)."""
     defaults = DPOConfig.preset(DPOConfig.DEFAULT_PRESET)
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
-    if limits.current().shared:
-        gr.Markdown(limits.describe(), elem_id="dpo-limits")
+    limits_note("dpo")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown(
-                [(label, key) for key, label in DPOConfig.PRESET_LABELS.items()],
-                value=DPOConfig.DEFAULT_PRESET,
-                label="Preset",
-                elem_id="dpo-preset",
-                info="Quick CPU demo: LoRA, about 2–3 minutes on a laptop CPU.",
-            )
+            preset_dd = preset_dropdown(DPOConfig, "dpo", "Quick CPU demo: LoRA, about 2–3 minutes on a laptop CPU.")
             source = gr.Radio(
                 SOURCES,
                 value=SOURCES[0],
@@ -116,14 +111,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             )
             check = gr.Button("Check the pairs", size="sm", elem_id="dpo-check")
             data_info = gr.Markdown("", elem_id="dpo-data-info")
-            steps = gr.Number(
-                limits.current().fit("steps", defaults.steps),
-                precision=0,
-                label="Steps (0 = by epochs)",
-                info=DPOConfig.help("steps"),
-                **bounds(DPOConfig.knob("steps")),
-                elem_id="dpo-steps",
-            )
+            length = run_length(DPOConfig, defaults, "dpo", steps_label="Steps (0 = by epochs)", seconds=False)
             reward = gr.Dropdown(
                 REWARD_CHOICES,
                 value=defaults.reward,
@@ -140,9 +128,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                     skip=TOP + ("preferences",),
                     open_groups=("Run", "Optimisation", "DPO loss", "Model and LoRA", "Evaluation"),
                 )
-            with gr.Row():
-                start = gr.Button("Start DPO", variant="primary", elem_id="dpo-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="dpo-stop")
+            start, stop = start_stop("dpo", "Start DPO")
         with gr.Column(scale=3):
             status = gr.Markdown(
                 "Press **Start DPO**. One training runs at a time on this machine; others wait in line.", elem_id="dpo-status"
@@ -161,7 +147,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 elem_id="dpo-samples",
             )
     ctx.dpo_source, ctx.dpo_whose = source, whose  # the Feedback tab (built later) points this panel at the labels
-    comps = {"reward": reward, "steps": steps, **comps}
+    comps = {"reward": reward, **length, **comps}
     names = list(comps)
 
     source.change(
@@ -196,7 +182,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return f"{len(prefs)} pairs{note}. " + text, empty_figure("Waiting for the first step…"), None, -1, tick
 
     def on_tick(seen, request: gr.Request):
-        text, fig, rows, _ba, version, tick = watch("dpo", seen, request, panels=DPO_PANELS, table=samples_frame, bands={})
+        text, fig, rows, _ba, version, tick = watch(alg, seen, request, table=samples_frame)
         return text, fig, rows, version, tick
 
     def on_stop(request: gr.Request):

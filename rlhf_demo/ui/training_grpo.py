@@ -11,16 +11,16 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.classroom import limits
 from rlhf_demo.grpo.config import GROUP_BASELINE, GRPOConfig
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.plots.training import GRPO_PANELS, empty_figure
+from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.rewards.functions import RewardError
-from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
+from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_ppo import BEFORE_AFTER_COLUMNS, before_after_frame, reward_choices
 from rlhf_demo.ui.training_run import POLL_S, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
+from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
 
 INTRO = """### GRPO: learn from a reward, with the group as the baseline
 Each **step** takes a few movie-review openings and lets the policy continue each one **G times**; the reward
@@ -42,22 +42,16 @@ def samples_frame(rows) -> pd.DataFrame:
     )
 
 
-def build(ctx: AppContext, demo: gr.Blocks) -> None:
+def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
+    """The panel of ``alg`` (GRPO's ``Algorithm``: its jobs are the ones this panel shows)."""
     defaults = GRPOConfig.preset(GRPOConfig.DEFAULT_PRESET)
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
-    if limits.current().shared:
-        gr.Markdown(limits.describe(), elem_id="grpo-limits")
+    limits_note("grpo")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown(
-                [(label, key) for key, label in GRPOConfig.PRESET_LABELS.items()],
-                value=GRPOConfig.DEFAULT_PRESET,
-                label="Preset",
-                elem_id="grpo-preset",
-                info="Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.",
-            )
+            preset_dd = preset_dropdown(GRPOConfig, "grpo", "Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.")
             reward = gr.Dropdown(
                 reward_choices(ctx),
                 value=defaults.reward,
@@ -66,22 +60,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 info=GRPOConfig.help("reward"),
                 elem_id="grpo-reward",
             )
-            lim = limits.current()
-            steps = gr.Number(
-                lim.fit("steps", defaults.steps),
-                precision=0,
-                label="Steps",
-                info=GRPOConfig.help("steps"),
-                **bounds(GRPOConfig.knob("steps")),
-                elem_id="grpo-steps",
-            )
-            max_seconds = gr.Number(
-                lim.fit("max_seconds", defaults.max_seconds),
-                label="Time budget (s of training, 0 = none)",
-                info=GRPOConfig.help("max_seconds"),
-                **bounds(GRPOConfig.knob("max_seconds")),
-                elem_id="grpo-seconds",
-            )
+            length = run_length(GRPOConfig, defaults, "grpo")
             with gr.Accordion("Hyper-parameters", open=False):
                 comps = config_form(
                     GRPOConfig,
@@ -90,9 +69,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                     skip=TOP,
                     open_groups=("Rollouts", "KL penalty", "Optimisation", "Model and LoRA", "Evaluation"),
                 )
-            with gr.Row():
-                start = gr.Button("Start GRPO", variant="primary", elem_id="grpo-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="grpo-stop")
+            start, stop = start_stop("grpo", "Start GRPO")
         with gr.Column(scale=3):
             status = gr.Markdown(
                 "Press **Start GRPO**. One training runs at a time on this machine; others wait in line.", elem_id="grpo-status"
@@ -117,7 +94,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 elem_id="grpo-before-after",
                 label="Before / after: the same held-out queries answered by the reference and the trained policy",
             )
-    comps = {"reward": reward, "steps": steps, "max_seconds": max_seconds, **comps}
+    comps = {"reward": reward, **length, **comps}
     names = list(comps)
     preset_dd.change(lambda name: preset_values(GRPOConfig, name, names), preset_dd, [comps[n] for n in names], api_visibility="private")
 
@@ -130,7 +107,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return text, empty_figure("Waiting for the first step…"), None, None, -1, tick
 
     def on_tick(seen, request: gr.Request):
-        return watch("grpo", seen, request, panels=GRPO_PANELS, table=samples_frame, before_after=before_after_frame)
+        return watch(alg, seen, request, table=samples_frame, before_after=before_after_frame)
 
     def on_choices(request: gr.Request):
         return gr.update(choices=reward_choices(ctx, request))

@@ -3,7 +3,8 @@ it is, who waits, its curves, its current batch and, at the end, before/after. L
 
 One producer, many readers: the queue's worker writes the job's records; each viewer's ``gr.Timer``
 reads them (``runs.queue.QUEUE.current()``) and gets a figure built once per job version for all
-viewers (``_figure``), so thirty screens cost no model compute and one figure per update. The timer
+viewers (``_figure``: the job's algorithm's curves, ``training_run.live_figure``), so thirty screens cost
+no model compute and one figure per update. The timer
 runs only while the Training tab is open (``app.py`` switches it with the tabs).
 """
 
@@ -14,10 +15,11 @@ import threading
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.plots import training as training_plots
-from rlhf_demo.plots.training import empty_figure, training_figure
+from rlhf_demo.algorithms import find
+from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.training.queue import QUEUE, Job, QueueError
 from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui.training_run import live_figure
 
 NO_SUCH = "no training by that name that you may stop: only its owner and the teacher can stop a run"
 
@@ -34,25 +36,13 @@ _cache: dict[str, tuple[int, object]] = {}
 _cache_lock = threading.Lock()
 
 
-def panels_for(algo: str):
-    """The trainer's own panel set (``<ALGO>_PANELS`` in ``plots.training`` or ``plots.reward_model``), else PPO's and DPO's together
-    (panels whose columns a run lacks are skipped)."""
-    from rlhf_demo.plots import reward_model as reward_plots
-
-    own = getattr(training_plots, f"{algo.upper()}_PANELS", None) or getattr(reward_plots, f"{algo.upper()}_PANELS", None)
-    return own if own is not None else training_plots.PPO_PANELS + training_plots.DPO_PANELS
-
-
 def _figure(job: Job):
     """The job's curves, built once per job version whoever asks."""
     with _cache_lock:
         hit = _cache.get(job.id)
         if hit is not None and hit[0] == job.version:
             return hit[1]
-    cfg = job.cfg  # kept after the job ended (its trainer is not)
-    budget = getattr(cfg, "kl_budget", None)
-    hlines = {training_plots.KL_PANEL: (budget, f"KL budget {budget:g}")} if budget and job.algo == "ppo" else None
-    fig = training_figure(pd.DataFrame(job.records), panels_for(job.algo), hlines=hlines, **({"bands": {}} if job.algo != "ppo" else {}))
+    fig = live_figure(find(job.algo), job.records, job.cfg)  # the cfg is kept after the job ended (its trainer is not)
     with _cache_lock:
         _cache[job.id] = (job.version, fig)
         while len(_cache) > 8:
@@ -68,13 +58,19 @@ def _frame(rows: list[dict], columns) -> pd.DataFrame:
     )
 
 
+def label(job: Job) -> str:
+    """The job's algorithm as the UI names it."""
+    alg = find(job.algo)
+    return alg.label if alg is not None else job.algo.upper()
+
+
 def status_line(job: Job | None) -> str:
     """Whose run is training (or trained last) and who waits, in a few lines."""
     waiting = QUEUE.waiting()
     if job is None:
         head = "Nothing has trained on this machine yet. Start a run below: every page sees it here, live."
     else:
-        what = f"**{job.algo.upper()}** run `{job.out.name}` by **{job.nickname or '?'}**"
+        what = f"**{label(job)}** run `{job.out.name}` by **{job.nickname or '?'}**"
         if job.done:
             head = f"Last run: {what} — {job.state}."
         else:
@@ -83,7 +79,7 @@ def status_line(job: Job | None) -> str:
         if job.lines and not job.done:
             head += "  \n" + job.lines[0]
     if waiting:
-        head += "  \nWaiting: " + ", ".join(f"{i + 1}. {j.nickname or '?'} ({j.algo.upper()})" for i, j in enumerate(waiting[:12]))
+        head += "  \nWaiting: " + ", ".join(f"{i + 1}. {j.nickname or '?'} ({label(j)})" for i, j in enumerate(waiting[:12]))
         if len(waiting) > 12:
             head += f" and {len(waiting) - 12} more"
     return head

@@ -21,16 +21,17 @@ from rlhf_demo.classroom import limits
 from rlhf_demo.data.prompts import PromptError, parse_prompts
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.overopt import overopt_figure
-from rlhf_demo.plots.training import KL_PANEL, PPO_PANELS, empty_figure
+from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.reward_model.inspect import reward_model_runs
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
 from rlhf_demo.runs.names import reward_short
 from rlhf_demo.training.queue import QUEUE
-from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
+from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, check_reward_folders, owner, submit, watch  # noqa: F401 (check_…: re-exported)
+from rlhf_demo.ui.training_run import POLL_S, check_reward_folders, mine, owner, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
+from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text
@@ -88,21 +89,17 @@ def shows_overopt(cfg: PPOConfig) -> bool:
     return cfg.gold_reward != "none" and cfg.gold_reward != cfg.reward
 
 
-def build(ctx: AppContext, demo: gr.Blocks) -> None:
+def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
+    """The panel of ``alg`` (PPO's ``Algorithm``: its jobs are the ones this panel shows)."""
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     defaults = PPOConfig.preset(PPOConfig.DEFAULT_PRESET, **UI_DEFAULTS)
     gr.Markdown(INTRO)
-    if limits.current().shared:
-        gr.Markdown(limits.describe(), elem_id="ppo-limits")
+    limits_note("ppo")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown(
-                [(label, key) for key, label in PPOConfig.PRESET_LABELS.items()],
-                value=PPOConfig.DEFAULT_PRESET,
-                label="Preset",
-                elem_id="ppo-preset",
-                info="Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub.",
+            preset_dd = preset_dropdown(
+                PPOConfig, "ppo", "Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub."
             )
             reward = gr.Dropdown(
                 reward_choices(ctx),
@@ -120,22 +117,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 info=PPOConfig.help("gold_reward"),
                 elem_id="ppo-gold-reward",
             )
-            lim = limits.current()
-            steps = gr.Number(
-                lim.fit("steps", defaults.steps),
-                precision=0,
-                label="Updates",
-                info=PPOConfig.help("steps"),
-                **bounds(PPOConfig.knob("steps")),
-                elem_id="ppo-steps",
-            )
-            max_seconds = gr.Number(
-                lim.fit("max_seconds", defaults.max_seconds),
-                label="Time budget (s of training, 0 = none)",
-                info=PPOConfig.help("max_seconds"),
-                **bounds(PPOConfig.knob("max_seconds")),
-                elem_id="ppo-seconds",
-            )
+            length = run_length(PPOConfig, defaults, "ppo", steps_label="Updates")
             prompts_file = gr.File(
                 label="Prompts file (optional: .txt one per line, .csv/.tsv/.jsonl)",
                 file_types=[".txt", ".csv", ".tsv", ".jsonl"],
@@ -144,9 +126,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 elem_id="ppo-prompts-file",
             )
             comps = config_form(PPOConfig, defaults, "ppo", skip=TOP)
-            with gr.Row():
-                start = gr.Button("Start training", variant="primary", elem_id="ppo-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="ppo-stop")
+            start, stop = start_stop("ppo", "Start training")
         with gr.Column(scale=3):
             status = gr.Markdown(
                 "Press **Start training**. One training runs at a time on this machine; others wait in line.", elem_id="ppo-status"
@@ -165,7 +145,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 elem_id="ppo-before-after",
                 label="Before / after: the same held-out queries answered by the reference and the trained policy",
             )
-    comps = {"reward": reward, "gold_reward": gold, "steps": steps, "max_seconds": max_seconds, **comps}
+    comps = {"reward": reward, "gold_reward": gold, **length, **comps}
     names = list(comps)
 
     def on_preset(name):
@@ -193,19 +173,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))
-        fresh = (
-            job is not None and job.algo == "ppo" and job.version != seen and job.records and job.cfg is not None and shows_overopt(job.cfg)
-        )
+        fresh = mine(alg, job) and job.version != seen and job.records and job.cfg is not None and shows_overopt(job.cfg)
         records = list(job.records) if fresh else []
-        out = watch(
-            "ppo",
-            seen,
-            request,
-            panels=PPO_PANELS,
-            table=batch_frame,
-            before_after=before_after_frame,
-            hlines=lambda c: {KL_PANEL: (c.kl_budget, f"KL budget {c.kl_budget:g}")} if c.kl_budget else None,
-        )
+        out = watch(alg, seen, request, table=batch_frame, before_after=before_after_frame)
         return (*out, gr.Plot(overopt_figure(pd.DataFrame(records)), visible=True) if records else gr.skip())
 
     def on_choices(request: gr.Request):

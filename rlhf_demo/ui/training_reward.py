@@ -13,7 +13,6 @@ import pandas as pd
 from rlhf_demo.classroom import limits
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.plots.reward_model import REWARD_PANELS
 from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.reward_model.config import BRADLEY_TERRY, RewardConfig
 from rlhf_demo.reward_model.inspect import (
@@ -29,11 +28,12 @@ from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.runs.names import find_run, run_short
 from rlhf_demo.textcheck import check_text
 from rlhf_demo.training.queue import QUEUE
-from rlhf_demo.ui.config_form import bounds, config_form, config_from_form, preset_values
+from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
-from rlhf_demo.ui.training_run import POLL_S, owner, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, mine, owner, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
+from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
 
 INTRO = """### Reward model: learn a score from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and pushes the score of the chosen text above the
@@ -59,22 +59,16 @@ def disagreement_frame(pairs: list[dict]) -> pd.DataFrame:
     return disagreements(texts, SCORERS.gold()(list(texts["text"])) if len(texts) else [])
 
 
-def build(ctx: AppContext, demo: gr.Blocks) -> None:
+def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
+    """The panel of ``alg`` (the reward model's ``Algorithm``: its jobs are the ones this panel shows)."""
     defaults = RewardConfig.preset(RewardConfig.DEFAULT_PRESET)
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     gr.Markdown(INTRO)
-    if limits.current().shared:
-        gr.Markdown(limits.describe(), elem_id="rm-limits")
+    limits_note("rm")
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = gr.Dropdown(
-                [(label, key) for key, label in RewardConfig.PRESET_LABELS.items()],
-                value=RewardConfig.DEFAULT_PRESET,
-                label="Preset",
-                elem_id="rm-preset",
-                info="Quick CPU demo: about 2 minutes on a laptop CPU for the shipped pairs.",
-            )
+            preset_dd = preset_dropdown(RewardConfig, "rm", "Quick CPU demo: about 2 minutes on a laptop CPU for the shipped pairs.")
             source = gr.Radio(
                 SOURCES,
                 value=SOURCES[0],
@@ -94,21 +88,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             hub_id = gr.Textbox(
                 label="Hub dataset id (online only)", visible=False, elem_id="rm-hub", placeholder="trl-lib/ultrafeedback_binarized"
             )
-            steps = gr.Number(
-                limits.current().fit("steps", defaults.steps),
-                precision=0,
-                label="Steps (0 = by epochs)",
-                info=RewardConfig.help("steps"),
-                **bounds(RewardConfig.knob("steps")),
-                elem_id="rm-steps",
-            )
+            length = run_length(RewardConfig, defaults, "rm", steps_label="Steps (0 = by epochs)", seconds=False)
             with gr.Accordion("Hyper-parameters", open=False):
                 comps = config_form(
                     RewardConfig, defaults, "rm", skip=TOP, open_groups=("Run", "Optimisation", "Model and LoRA", "Evaluation", "Data")
                 )
-            with gr.Row():
-                start = gr.Button("Train the reward model", variant="primary", elem_id="rm-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="rm-stop")
+            start, stop = start_stop("rm", "Train the reward model")
         with gr.Column(scale=3):
             status = gr.Markdown("Press **Train the reward model**. One training runs at a time on this machine.", elem_id="rm-status")
             plot = gr.Plot(
@@ -120,7 +105,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 run = gr.Dropdown(
                     run_choices(ctx),
                     value=None,
-                    label="Reward model (a run of this panel or `train --algo reward`)",
+                    label=f"Reward model (a run of this panel or `train --algo {alg.name}`)",
                     elem_id="rm-run",
                     scale=3,
                 )
@@ -137,7 +122,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 label="Held-out texts where the reward model and the gold (VADER) disagree most "
                 "(scores standardised over the held-out texts; gap > 0: the model likes it more)",
             )
-    comps = {"steps": steps, **comps}
+    comps = {**length, **comps}
     names = list(comps)
 
     source.change(
@@ -161,8 +146,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))
-        text_, fig, rows, _ba, version, tick = watch("reward", seen, request, panels=REWARD_PANELS, table=disagreement_frame, bands={})
-        ended = job is not None and job.algo == "reward" and version != seen and not tick.active  # drew the end now
+        text_, fig, rows, _ba, version, tick = watch(alg, seen, request, table=disagreement_frame)
+        ended = mine(alg, job) and version != seen and not tick.active  # drew the end now
         pick = (
             gr.update(choices=run_choices(ctx, request), value=run_short(job.out))
             if ended and (Path(job.out) / "policy").is_dir()
@@ -180,7 +165,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def on_score(folder, typed, request: gr.Request):
         if not folder or Path(folder) not in [Path(f) for _, f in run_choices(ctx, request)]:
-            raise gr.Error("choose a reward model first (train one above, or `train --algo reward`)")
+            raise gr.Error(f"choose a reward model first (train one above, or `train --algo {alg.name}`)")
         if not isinstance(typed, str) or not typed.strip() or len(typed) > MAX_CHARS:
             raise gr.Error(f"type a text to score (at most {MAX_CHARS} characters)")
         folder = find_run(folder, ctx.own_runs(request))

@@ -1,8 +1,9 @@
 """What the training panels and the named training API share: the run folder's name, the one way a
 training starts (``start``: the session may train, its shared-server limits, ``rm:`` folders, the run
-folder, the app's training queue ``runs.queue``), and the watcher a ``gr.Timer`` calls to show the
-session's job (status line, curves, tables). Wires only: the queue, the trainers and the words are the
-core's.
+folder, the app's training queue ``runs.queue``), the curves of a job as its algorithm declares them
+(``live_figure``: ``Algorithm.curves``, ``bands``, ``kl_budget_line``), and the watcher a ``gr.Timer``
+calls to show the session's job of a panel's algorithm (status line, curves, tables). Wires only: the
+queue, the trainers and the words are the core's.
 
 The shared server's limits are checked here, once, with the session's knowledge (its own runs' policies
 and reward models are allowed): the config's ``validate()`` checks the config alone, and the trainer
@@ -21,11 +22,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.algorithms import make_trainer
+from rlhf_demo.algorithms import Algorithm, make_trainer, resolve
 from rlhf_demo.classroom import limits
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.data.prompts import PromptError
 from rlhf_demo.models.loading import ModelLoadError
+from rlhf_demo.plots import training as training_plots
 from rlhf_demo.plots.training import training_figure
 from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.rewards.learned import find_reward_model
@@ -103,11 +105,33 @@ def stop(request) -> None:
     gr.Info(QUEUE.cancel(owner(request)).capitalize() + ".")
 
 
-def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hlines=None, bands=None) -> tuple:
-    """(status, figure, table, before/after, seen version, timer) for the session's latest ``algo`` job;
-    ``gr.skip()`` for whatever has not changed since version ``seen``."""
+def panels_for(alg: Algorithm | None) -> list:
+    """The live-plot panels of ``alg`` (``Algorithm.curves``); without any, PPO's and DPO's together
+    (panels whose columns a run lacks are skipped)."""
+    if alg is not None and alg.curves:
+        return resolve(alg.curves)
+    return training_plots.PPO_PANELS + training_plots.DPO_PANELS
+
+
+def live_figure(alg: Algorithm | None, records: list[dict], cfg):
+    """The curves of a job of ``alg``: its panels, ``reward_mean ± reward_std`` shaded when it says so,
+    and its config's KL budget as a line on the KL panel when it draws one."""
+    budget = getattr(cfg, "kl_budget", None) if alg is not None and alg.kl_budget_line else None
+    hlines = {training_plots.KL_PANEL: (budget, f"KL budget {budget:g}")} if budget else None
+    bands = training_plots.BANDS if alg is not None and alg.bands else {}
+    return training_figure(pd.DataFrame(records), panels_for(alg), hlines=hlines, bands=bands)
+
+
+def mine(alg: Algorithm, job: Job | None) -> bool:
+    """Whether ``job`` is a run of the panel of ``alg``."""
+    return job is not None and job.algo == alg.name
+
+
+def watch(alg: Algorithm, seen: int, request, *, table, before_after=None) -> tuple:
+    """(status, figure, table, before/after, seen version, timer) for the session's latest job of ``alg``
+    (the panel's own algorithm); ``gr.skip()`` for whatever has not changed since version ``seen``."""
     job = QUEUE.latest(owner(request))
-    if job is None or job.algo != algo:
+    if not mine(alg, job):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen, gr.Timer(active=False)
     version, done = job.snapshot()  # together: the timer stops only once the ending version is drawn
     waiting = QUEUE.waiting_line(job)
@@ -116,12 +140,7 @@ def watch(algo: str, seen: int, request, *, panels, table, before_after=None, hl
     text = waiting or markdown(job.lines)
     if done and job.state not in ("cancelled", "failed"):
         text += f"  \nChoose the run in the Playground / KL tab, or compare it in Runs: `{job.out.name}`."
-    lines = hlines(job.cfg) if hlines is not None and job.cfg is not None else None
-    fig = (
-        training_figure(pd.DataFrame(job.records), panels, hlines=lines, **({} if bands is None else {"bands": bands}))
-        if job.records
-        else gr.skip()
-    )
+    fig = live_figure(alg, job.records, job.cfg) if job.records else gr.skip()
     rows = table(job.samples) if job.samples else gr.skip()
     ba = before_after(job.before_after) if before_after is not None and done and job.before_after else gr.skip()
     return text, fig, rows, ba, version, gr.Timer(active=not done)
