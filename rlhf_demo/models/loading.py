@@ -20,7 +20,6 @@ run's folder by its name (no server path). A reward model (a sequence classifier
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -30,6 +29,9 @@ from pathlib import Path
 import torch
 
 from rlhf_demo.models.cpu_linear import speed_up_linears
+from rlhf_demo.models.kinds import is_adapter_dir as _is_adapter_dir
+from rlhf_demo.models.kinds import is_reward_model  # noqa: F401 (imported from here too)
+from rlhf_demo.models.kinds import read_json as _read_json
 from rlhf_demo.runs import names
 from rlhf_demo.shared_work import give_way_to_requests
 
@@ -168,10 +170,6 @@ def require_hub(what: str, hint: str = "use the embedded default model or a loca
         raise ModelLoadError(f"{what!r} is not a local path, and the Hugging Face Hub is unreachable from this machine (offline): {hint}")
 
 
-def _is_adapter_dir(path: Path) -> bool:
-    return (path / "adapter_config.json").exists()
-
-
 def shown(name) -> str:
     """A model name as a message shows it: a run's policy or a server folder by its short name
     ("example-ppo (shipped)", "your run NAME"), anything typed (a folder, a Hub id) as it was typed."""
@@ -185,23 +183,6 @@ def shown(name) -> str:
     ):
         return names.shown(short)
     return repr(s)
-
-
-def is_reward_model(path: Path) -> bool:
-    """A sequence classifier (a reward model), by its files: a SEQ_CLS adapter, or a config whose
-    architectures are ``*ForSequenceClassification``."""
-    adapter = _read_json(path / "adapter_config.json")
-    if adapter:
-        return adapter.get("task_type") == "SEQ_CLS"
-    return any(str(a).endswith("ForSequenceClassification") for a in _read_json(path / "config.json").get("architectures") or [])
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        out = json.loads(path.read_text(encoding="utf-8"))
-        return out if isinstance(out, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def reward_model_refusal(name) -> str:
