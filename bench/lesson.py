@@ -47,27 +47,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from load_class import DEFAULTS  # noqa: E402
 from machine import describe  # noqa: E402
 
 TEACHER_KEY = "lesson-teacher-key-" + "k" * 12
 CLASS_CODE = "LESSON42"
 PROMPT = "The movie was"
-GENERATE = dict(
-    model="default",
-    strategy="sample",
-    temperature=0.8,
-    top_k=40,
-    top_p=0.95,
-    min_p=0.0,
-    repetition_penalty=1.0,
-    no_repeat_ngram_size=0,
-    num_beams=4,
-    max_new_tokens=20,
-    min_new_tokens=0,
-    num_samples=1,
-    word_bias="",
-    chat_template=False,
-)  # the Playground's widgets as a page opens
+GENERATE = DEFAULTS  # the Playground's widgets as a page opens (bench/load_class.py)
 AT_CAPS = dict(GENERATE, max_new_tokens=128, num_samples=8)  # the largest the form allows
 TRAINING = {"steps": 1, "batch_size": 8, "eval_final": False}  # one short PPO update per student
 LESSON_ACTIONS = ("page_load", "join", "generate", "kl", "theory", "label", "train_start", "watch")
