@@ -109,6 +109,34 @@ def eval_at_start_knob(default: bool):
     )
 
 
+def kl_stop_knob(note: str = ""):
+    """Early stopping on the held-out KL (the TRL-based trainers: ``training/trl_callback.kl_stop``)."""
+    return knob(
+        0.0,
+        "Stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last evaluated "
+        f"policy under it (early stopping; 0 = never).{note}",
+        kind="float",
+        lo=0.0,
+        hi=1000.0,
+        group="Evaluation",
+        label="Stop at held-out KL (0 = never)",
+    )
+
+
+def fine_eval_from_knob(note: str = ""):
+    """With a KL stop, evaluate every step from this fraction of it (``training/trl_callback.eval_due``)."""
+    return knob(
+        0.5,
+        "With a KL stop: once the held-out KL passes this fraction of it, evaluate after every step, so the "
+        f"policy kept is the last one just under it{note}.",
+        kind="float",
+        lo=1e-3,
+        hi=1.0,
+        group="Evaluation",
+        label="Evaluate every step from (× KL stop)",
+    )
+
+
 def device_knob():
     return knob(
         "", "Device: '' = CUDA if available, else CPU.", kind="choice", choices=("", "cpu", "cuda"), group="Run", label="Device", ui=False

@@ -22,7 +22,9 @@ from rlhf_demo.knobs import (
     eval_at_seconds_knob,
     eval_at_start_knob,
     eval_every_knob,
+    fine_eval_from_knob,
     full_finetune_knob,
+    kl_stop_knob,
     lora_alpha_knob,
     lora_r_knob,
     lr_knob,
@@ -139,26 +141,8 @@ class DPOConfig(TrainerConfig):
     eval_every: int = eval_every_knob(10, "steps")
     eval_at_seconds: tuple = eval_at_seconds_knob()
     eval_at_start: bool = eval_at_start_knob(True)
-    kl_stop: float = knob(
-        0.0,
-        "Stop when the held-out KL(π‖π_ref) passes this many nats per response, and keep the last "
-        "evaluated policy under it (early stopping; 0 = never). DPO's KL keeps climbing.",
-        kind="float",
-        lo=0.0,
-        hi=1000.0,
-        group="Evaluation",
-        label="Stop at held-out KL (0 = never)",
-    )
-    fine_eval_from: float = knob(
-        0.5,
-        "With a KL stop: once the held-out KL passes this fraction of it, evaluate after every "
-        "step, so the policy kept is the last one just under it (DPO's KL can jump ~0.4 nats a step).",
-        kind="float",
-        lo=1e-3,
-        hi=1.0,
-        group="Evaluation",
-        label="Evaluate every step from (× KL stop)",
-    )
+    kl_stop: float = kl_stop_knob(" DPO's KL keeps climbing.")
+    fine_eval_from: float = fine_eval_from_knob(" (DPO's KL can jump ~0.4 nats a step)")
     device: str = device_knob()
     report_to: str = report_to_knob()
 
