@@ -4,8 +4,8 @@ model and writes one run folder.
 - PPO (ours, tiny model): one update on the same global batch gives the same losses, gradient norm
   and weights in two processes as in one (tolerance 1e-5 relative: only the order of float sums
   differs); the CLI writes one complete folder with ``num_processes: 2``.
-- DPO (TRL's trainer, the real default model): the same global batches give the same losses at each
-  step (tolerance 1e-4), one folder with ``num_processes: 2``.
+- DPO (TRL's trainer, tiny model; the real default model's DPO runs in test_cli_dpo.py): the same global
+  batches give the same losses at each step (tolerance 1e-4), one folder with ``num_processes: 2``.
 - The reward model (TRL's RewardTrainer, tiny model): the same, loss, accuracy and margin at each step.
 - A ``--num_processes`` the batch cannot be split over: one line before any model is loaded.
 """
@@ -18,8 +18,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from rlhf_demo.runs.folder import read_json, read_metrics
 
@@ -185,9 +183,9 @@ def _trl_one_and_two(tmp_path, algo: str, extra: list[str], keys: tuple[str, ...
     assert one.loc[2, "loss"] != one.loc[1, "loss"]  # the model moved between the steps
 
 
-@pytest.mark.integration
-def test_dpo_on_the_real_model_two_processes_match_one(tmp_path):
-    _trl_one_and_two(tmp_path, "dpo", ["--kl-stop", "0"], ("loss", "rewards/margins", "logps/chosen"), pairs=8)
+def test_dpo_two_processes_match_one(tiny_model_dir, tmp_path):
+    args = ["--model", str(tiny_model_dir), "--kl-stop", "0"]
+    _trl_one_and_two(tmp_path, "dpo", args, ("loss", "rewards/margins", "logps/chosen"), pairs=8)
 
 
 def test_reward_model_two_processes_match_one(tiny_model_dir, tmp_path):
