@@ -7,6 +7,7 @@ import torch
 
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.decoding.sampling import decode_queries, decode_responses, sample_responses
+from rlhf_demo.rewards.functions import score_pairs
 
 QUERIES = 6
 """Held-out openings answered (the first six of the held-out split)."""
@@ -29,8 +30,7 @@ def before_after(policy, reward_fn, response_tokens: int = 12, n: int = QUERIES)
     finally:
         policy.model.train(was_training)
     q_txt, after = decode_queries(tok, after_batch), decode_responses(tok, after_batch)
-    rb = reward_fn([q + r for q, r in zip(q_txt, before)])
-    ra = reward_fn([q + r for q, r in zip(q_txt, after)])
+    rb, ra = score_pairs(reward_fn, q_txt, before), score_pairs(reward_fn, q_txt, after)
     return [
         {"query": q, "reference": b, "reference_reward": float(x), "policy": a, "policy_reward": float(y)}
         for q, b, x, a, y in zip(q_txt, before, rb, after, ra)

@@ -33,6 +33,7 @@ from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.decoding.sampling import Batch, decode_queries, decode_responses, response_logits, sample_responses
 from rlhf_demo.kl.estimators import exact_kl, masked_sum
+from rlhf_demo.rewards.functions import score_pairs
 
 
 @dataclass
@@ -189,9 +190,8 @@ def evaluate_policy(
             chunk = queries[start : start + cfg.batch_size]
             batch = sample_responses(policy, tokenizer, chunk, cfg.response_tokens, temperature=cfg.temperature, seed=cfg.seed + start)
             q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
-            texts = [q + r for q, r in zip(q_txt, r_txt)]
-            scores = reward_fn(texts)
-            gold = None if gold_fn is None else scores if gold_fn is reward_fn else gold_fn(texts)
+            scores = score_pairs(reward_fn, q_txt, r_txt)
+            gold = None if gold_fn is None else scores if gold_fn is reward_fn else score_pairs(gold_fn, q_txt, r_txt)
             kl, k1 = sequence_kl(policy, batch, reference)
             rewards += list(scores)
             kls += kl.tolist()
@@ -199,7 +199,7 @@ def evaluate_policy(
             rows += [{"query": q, "response": r, "reward": s} for q, r, s in zip(q_txt, r_txt, scores)]
             if gold is not None:
                 golds += [float(g) for g in gold]
-                for row, g in zip(rows[-len(texts) :], gold):
+                for row, g in zip(rows[-len(r_txt) :], gold):
                     row["gold_reward"] = float(g)
     t = torch.tensor(rewards, dtype=torch.float64)
     n = len(rewards)

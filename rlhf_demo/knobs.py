@@ -22,7 +22,10 @@ def model_knob():
 def reward_knob(what: str):
     return knob(
         "vader-positive",
-        f"{what}: vader-positive, vader-negative, length, keyword:WORD, hf:MODEL:LABEL[:logit|prob].",
+        f"{what}: vader-positive, vader-negative, length, on-topic, repetition, keyword:WORD, hf:MODEL:LABEL[:logit|prob], "
+        "or a weighted sum with spaces around + and - ('0.7*vader-positive + 0.3*on-topic - 0.5*repetition'; "
+        "on the command line a spec that starts with '-' is written --reward=SPEC); py:FILE:FUNC = your own "
+        "Python function f(texts) -> scores (local use only).",
         kind="str",
         group="Data",
         label="Reward",

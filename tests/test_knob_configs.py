@@ -215,7 +215,7 @@ def test_playground_widgets_are_built_from_the_metadata():
             assert (w.minimum, w.maximum, w.step, w.value) == (lo, hi, step, getattr(start, name)), name
             assert meta["lo"] <= lo and (meta["hi"] is None or hi <= meta["hi"]), name  # the slider stays inside the valid range
     assert (widgets["temperature"].value, widgets["top_k"].value, widgets["max_new_tokens"].value) == (0.8, 40, 20)
-    assert widgets["top_k"].label == "Top-k" and widgets["strategy"].choices == [(s, s) for s in ("sample", "greedy", "beam")]
+    assert widgets["top_k"].label == "Top-k" and widgets["strategy"].choices == [(s, s) for s in ("sample", "greedy", "beam", "best-of-n")]
     assert widgets["word_bias"].value == "" and widgets["chat_template"].value is False
 
 

@@ -219,31 +219,41 @@ def check_model(name, own_runs=(), limits: Limits | None = None, what: str = "mo
 
 def check_reward(spec, limits: Limits | None = None) -> str:
     """A reward spec the shared server may build (an allowlist, so a new kind of reward is refused until
-    it is added here): vader-positive, vader-negative, length, ``keyword:WORD``, ``hf:MODEL:…`` for a
-    shipped reward model or one in ``RLHF_DEMO_MODELS``, and ``rm:RUN`` for a run of this session
-    (``limits.own_runs``). No folders, no other Hub ids. Local use: anything."""
+    it is added here): vader-positive, vader-negative, length, on-topic, repetition, ``keyword:WORD``,
+    ``hf:MODEL:…`` for a shipped reward model or one in ``RLHF_DEMO_MODELS``, ``rm:RUN`` for a run of
+    this session (``limits.own_runs``), and weighted sums of these (``rewards/spec.py``). No folders, no
+    other Hub ids, never ``py:`` (a Python file: its own one-line refusal). Local use: anything."""
     lim = limits or current()
     if not lim.shared:
         return spec
     from rlhf_demo.rewards.functions import REWARD_CHOICES
+    from rlhf_demo.rewards.python import PREFIX, SHARED_REFUSAL
+    from rlhf_demo.rewards.spec import SpecError, parse_spec
 
     spec = spec.strip() if isinstance(spec, str) and len(spec) <= MAX_NAME_CHARS else ""
-    kind, _, rest = spec.partition(":")
+    try:
+        terms = [t.name for t in parse_spec(spec)]  # a builder spec: each component is checked
+    except SpecError:
+        terms = [spec if PREFIX in spec else ""]
     shipped = {c.split(":")[1] for c in REWARD_CHOICES if c.startswith("hf:")}
     own = {path_key(r) for r in lim.own_runs} | {path_key(Path(r) / "policy") for r in lim.own_runs}
-    if (
-        spec in ("vader-positive", "vader-negative", "length")
-        or (kind == "keyword" and rest)
-        or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
-        or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)
-        or (kind == "rm" and names.find_run(rest.strip(), lim.own_runs, local=False) is not None)
-    ):
-        return spec
-    raise LimitError(
-        "reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
-        "listed hf: reward models and rm: reward models you trained in this session; other model "
-        "folders and Hub ids are not available here"
-    )
+    for term in terms:
+        if term.startswith(PREFIX):
+            raise LimitError(SHARED_REFUSAL)
+        kind, _, rest = term.partition(":")
+        if not (
+            term in ("vader-positive", "vader-negative", "length", "on-topic", "repetition")
+            or (kind == "keyword" and rest)
+            or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
+            or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)
+            or (kind == "rm" and names.find_run(rest.strip(), lim.own_runs, local=False) is not None)
+        ):
+            raise LimitError(
+                "reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
+                "listed hf: reward models and rm: reward models you trained in this session; other model "
+                "folders and Hub ids are not available here"
+            )
+    return spec
 
 
 # ----------------------------------------------------------------------------- data sources

@@ -12,7 +12,7 @@ A reward model from preference pairs, then PPO on it (the gold reward, VADER, is
     python -m rlhf_demo train --algo reward --out runs/rm
     python -m rlhf_demo train --algo ppo --reward rm:runs/rm --out runs/ppo-rm
 
-Data-parallel over processes (one run folder, written by process 0; see the README's "Bigger models,
+Data-parallel over processes (one run folder, written by process 0; see docs/scaling.md, "Bigger models,
 more GPUs")::
 
     accelerate launch --cpu --num_processes 2 -m rlhf_demo train --algo dpo --out runs/dpo-2p

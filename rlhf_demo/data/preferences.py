@@ -28,6 +28,7 @@ from typing import ClassVar
 from rlhf_demo.classroom import limits
 from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
+from rlhf_demo.rewards.functions import score_pairs
 from rlhf_demo.textcheck import MAX_LINE_CHARS, TextError, check_text, check_upload, json_loads
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -339,7 +340,7 @@ def synthesize_pairs(
             model, tokenizer, flat, cfg.response_tokens, temperature=cfg.temperature, seed=cfg.seed * 1_000_003 + start
         )
         q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
-        scores = reward_fn([q + r for q, r in zip(q_txt, r_txt)])
+        scores = score_pairs(reward_fn, q_txt, r_txt)
         for j in range(len(chunk)):
             lo, hi = j * cfg.samples, (j + 1) * cfg.samples
             group = list(zip(scores[lo:hi], r_txt[lo:hi]))

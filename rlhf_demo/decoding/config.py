@@ -21,7 +21,9 @@ MAX_PROMPT_TOKENS = 1024
 MAX_PROMPT_CHARS = 20_000
 MAX_BIAS = 100.0
 MAX_BIAS_WORDS = 16
-STRATEGIES = ("sample", "greedy", "beam")
+STRATEGIES = ("sample", "greedy", "beam", "best-of-n")
+BEST_OF_N = "best-of-n"
+"""Sample ``num_samples`` = N, score each with a reward, show them best first (``decoding/best_of_n.py``)."""
 
 
 class DecodingError(ValueError):
@@ -47,7 +49,8 @@ class DecodingConfig(KnobConfig):
 
     strategy: str = knob(
         "sample",
-        "'sample' (draw from the processed distribution), 'greedy' (argmax) or 'beam' (beam search).",
+        "'sample' (draw from the processed distribution), 'greedy' (argmax), 'beam' (beam search) or "
+        "'best-of-n' (draw N = Samples, score each with the VADER-positive reward, best first, with the KL bound log N − (N−1)/N).",
         kind="choice",
         choices=STRATEGIES,
         label="Decoding",
@@ -171,6 +174,10 @@ class DecodingConfig(KnobConfig):
             raise DecodingError(f"min_new_tokens ({self.min_new_tokens}) is larger than max_new_tokens ({self.max_new_tokens})")
         if self.strategy == "beam" and self.num_beams < 2:
             raise DecodingError("beam search needs num_beams ≥ 2 (one beam is greedy decoding)")
+        if self.strategy == BEST_OF_N and self.num_samples < 2:
+            raise DecodingError("best of N needs num_samples (Samples) ≥ 2: N samples are drawn and the best is picked")
+        if self.strategy == BEST_OF_N and self.temperature == 0.0:
+            raise DecodingError("best of N samples at temperature > 0 (at 0 all N would be the same greedy text)")
         if len(self.word_bias) > MAX_BIAS_WORDS:
             raise DecodingError(f"at most {MAX_BIAS_WORDS} biased words")
         clean = {}
@@ -184,10 +191,10 @@ class DecodingConfig(KnobConfig):
 
     @property
     def mode(self) -> str:
-        """The decoding actually run: temperature 0 turns sampling into greedy decoding."""
+        """The decoding actually run: temperature 0 turns sampling into greedy decoding; best of N samples."""
         if self.strategy == "sample" and self.temperature == 0.0:
             return "greedy"
-        return self.strategy
+        return "sample" if self.strategy == BEST_OF_N else self.strategy
 
     @property
     def num_sequences(self) -> int:

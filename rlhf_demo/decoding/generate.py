@@ -23,6 +23,8 @@ and beam search draw nothing; their processed scores are ``out.scores``.
 Sampling and greedy decoding run through :func:`run_rows`, which decodes several prompts in one
 ``generate()`` (left-padded, one generator per prompt): ``batch.py`` groups requests of different
 users into it, and a prompt gets the same tokens alone or batched. The knobs are in ``config.py``.
+The ``best-of-n`` strategy samples as ``sample`` does; its N sequences are then scored by a reward and
+shown best first (``best_of_n.rank``).
 
 What is simplified here: beam search runs one prompt at a time.
 """
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from rlhf_demo.decoding.config import (
+    BEST_OF_N,
     MAX_PROMPT_CHARS,
     MAX_PROMPT_TOKENS,
     DecodingConfig,
@@ -305,7 +308,7 @@ def result_from_rows(
             cum, score = sum(math.log(x.prob) for x in st), None  # chosen tokens always survive processing
         seqs.append(Sequence(tok.decode(ids, skip_special_tokens=True), ids, st, cum, score, finished[r]))
     kept = [raw[r, :n].cpu().numpy() for r, n in enumerate(lengths)] if keep_logits else None  # views, no copy
-    return GenerationResult(
+    result = GenerationResult(
         bundle.name,
         cfg.mode,
         cfg,
@@ -318,6 +321,11 @@ def result_from_rows(
         seconds,
         batch,
     )
+    if cfg.strategy == BEST_OF_N:  # the N samples scored by a reward, best first (best_of_n.py)
+        from rlhf_demo.decoding.best_of_n import playground_reward, rank
+
+        result, _ = rank(result, playground_reward())
+    return result
 
 
 @torch.no_grad()

@@ -6,8 +6,10 @@
        at a time decoding rounds differently from a forward over the whole text (log-probs apart by
        ~0.01–0.1, which would read as KL before any update), so π_old and V_old come from the same
        forward that the PPO epochs and the reference run (``time/old_policy``)
-    2. the reward function scores query + response (its raw outputs are kept for display); the gold
-       reward, when set, scores the same texts (logged, never trained on)
+    2. the reward function scores query + response (its raw outputs are kept for display, and a
+       builder spec's components each scores what it is about: ``rewards.functions.score_pairs``
+       hands it the responses too); the gold reward, when set, scores the same texts (logged, never
+       trained on)
     3. the reference (adapter off, or the frozen copy) scores the same tokens; with both full
        distributions at hand, the exact KL(π_old‖π_ref) per position comes for free:
 
@@ -20,7 +22,7 @@ hidden states the generation kept at their entrance (``trunk.py``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,7 @@ from rlhf_demo.decoding.sampling import Batch, decode_queries, decode_responses,
 from rlhf_demo.kl.estimators import exact_kl, masked_mean
 from rlhf_demo.ppo.forward import ValueHead, forward_response, pick
 from rlhf_demo.ppo.loss import entropy_from_logprobs
+from rlhf_demo.rewards.functions import score_pairs
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Rollout:
     exact_kl: torch.Tensor  # [B, R] exact KL(π_old‖π_ref) per response position
     entropy: float  # mean over response tokens of −Σ_v π_old(v)·log π_old(v)
     timings: dict
+    components: list[dict] = field(default_factory=list)  # per episode {component name: score} (a RewardFunction's)
 
 
 @torch.no_grad()
@@ -89,10 +93,11 @@ def rollout(
     batch.logits = batch.last_hidden = None  # free memory
     t1 = time.perf_counter()
     q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)
-    texts = [q + r for q, r in zip(q_txt, r_txt)]
-    scores = reward_fn(texts)  # 2. score
+    scores = score_pairs(reward_fn, q_txt, r_txt)  # 2. score query + response (components: what each is about)
     details = list(getattr(reward_fn, "last_details", []) or [])
-    gold = None if gold_fn is None else scores if gold_fn is reward_fn else gold_fn(texts)
+    per = getattr(reward_fn, "last_components", None) or {}  # name → [B]
+    components = [{name: float(v[i]) for name, v in per.items()} for i in range(len(q_txt))] if per else []
+    gold = None if gold_fn is None else scores if gold_fn is reward_fn else score_pairs(gold_fn, q_txt, r_txt)
     t2 = time.perf_counter()
     with policy.reference() as ref:  # 3. reference
         ref_logits, _ = forward_response(ref, batch, trunk_layer=trunk_layer)
@@ -118,17 +123,22 @@ def rollout(
         exact.float(),
         entropy,
         timings,
+        components,
     )
 
 
 def episode_rows(ro: Rollout, k1_per_seq: torch.Tensor) -> list[dict]:
-    """The batch as rows for tables and samples.jsonl: query, response, reward, k1 KL, raw reward output
-    (and the gold reward when one is set)."""
+    """The batch as rows for tables and samples.jsonl: query, response, reward, k1 KL, raw reward output,
+    each reward component's score (``components``, name → score; a single reward: its own) and the gold
+    reward when one is set."""
     details = ro.details if len(ro.details) == len(ro.queries) else [None] * len(ro.queries)
     rows = [
         {"query": q, "response": r, "reward": float(s), "kl": float(k), "details": d}
         for q, r, s, k, d in zip(ro.queries, ro.responses, ro.scores.tolist(), k1_per_seq.tolist(), details)
     ]
+    if len(ro.components) == len(rows):
+        for row, c in zip(rows, ro.components):
+            row["components"] = c
     if ro.gold_scores is not None:
         for row, g in zip(rows, ro.gold_scores.tolist()):
             row["gold_reward"] = g

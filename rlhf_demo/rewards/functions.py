@@ -10,14 +10,25 @@
 - ``rm:RUN_DIR``: a reward model trained on preference pairs (``train --algo reward``; ``learned.py``).
   It scores the decoded query + response *text* with its own tokenizer, so it may differ from the
   policy's; batched, without gradients, on the device given (the PPO trainer passes the policy's).
+- ``on-topic``, ``repetition``: whether the *response* names something of a film, and 1 − its
+  distinct-2 (``components.py``).
+- ``py:PATH:FUNC``: a Python function ``f(texts) -> scores`` in a file, locally only (``python.py``).
+- a weighted sum of these, ``0.7*vader-positive + 0.3*on-topic - 0.5*repetition`` (the builder's spec,
+  ``spec.py``; ``composite.py``). A single name builds that reward itself, as before.
 
-Every reward keeps its raw outputs (``last_details``; the course's ``pipe_outputs``) for display.
+A reward is called with the query + response texts, ``reward(texts)``, and may be given the responses
+too, ``reward(texts, responses=...)`` (``score_pairs``): a component whose ``target`` is "response"
+scores those. Every reward keeps its raw outputs (``last_details``; the course's ``pipe_outputs``) for
+display, and each component's scores (``last_components``: name → scores; a single reward: its own).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rlhf_demo.rewards.spec import SpecError, parse_spec, single_name
 
 
 class RewardError(ValueError):
@@ -29,18 +40,41 @@ REWARD_CHOICES = ["vader-positive", "vader-negative", "length", "keyword:great",
 
 @dataclass
 class RewardFunction:
-    """Base class: call with a list of texts, get a list of floats."""
+    """Base class: call with a list of texts (query + response), get a list of floats.
+
+    ``target``: what the reward is about, "text" (query + response, the default) or "response" (the
+    response alone, when the caller passes ``responses``). Subclasses implement ``score(inputs)`` →
+    (scores, details); a sum of rewards overrides ``score_episodes``."""
 
     name: str
     last_details: list = field(default_factory=list, repr=False)
+    last_components: dict = field(default_factory=dict, repr=False)
+    target: ClassVar[str] = "text"
 
-    def __call__(self, texts: list[str]) -> list[float]:
-        scores, details = self.score(list(texts))
-        self.last_details = details
+    def __call__(self, texts: list[str], responses: list[str] | None = None) -> list[float]:
+        texts = list(texts)
+        if responses is not None and len(responses) != len(texts):
+            raise ValueError(f"{len(responses)} responses for {len(texts)} texts")
+        scores, details, components = self.score_episodes(texts, None if responses is None else list(responses))
+        self.last_details, self.last_components = details, components
         return scores
+
+    def score_episodes(self, texts: list[str], responses: list[str] | None) -> tuple[list[float], list, dict]:
+        """(scores, details, components {name: scores}) of what the reward is about (``target``)."""
+        scores, details = self.score(responses if self.target == "response" and responses is not None else texts)
+        return scores, details, {self.name: list(scores)}
 
     def score(self, texts: list[str]) -> tuple[list[float], list]:
         raise NotImplementedError
+
+
+def score_pairs(reward_fn, queries: list[str], responses: list[str]) -> list[float]:
+    """``reward_fn`` on the query + response texts; a ``RewardFunction`` is given the responses as well
+    (for its components that score the response alone). Any other callable ``f(texts)`` gets the texts."""
+    texts = [q + r for q, r in zip(queries, responses)]
+    if isinstance(reward_fn, RewardFunction):
+        return reward_fn(texts, responses=list(responses))
+    return reward_fn(texts)
 
 
 class VaderReward(RewardFunction):
@@ -117,15 +151,39 @@ class PipelineReward(RewardFunction):
         return scores, outs
 
 
+UNKNOWN = (
+    "use vader-positive, vader-negative, length, keyword:WORD, on-topic, repetition, hf:MODEL:LABEL, "
+    "rm:RUN_DIR, py:FILE:FUNC, or a weighted sum such as 0.7*vader-positive + 0.3*on-topic - 0.5*repetition"
+)
+
+
 def make_reward(spec: str, device=None) -> RewardFunction:
-    """Build a reward from its name (see the module docstring)."""
+    """Build a reward from its spec (see the module docstring): one name, or a weighted sum of names."""
     spec = (spec or "").strip()
+    name = single_name(spec)
+    if name is not None or not spec:
+        return make_component(spec, device=device)
+    try:
+        terms = parse_spec(spec)
+    except SpecError as exc:
+        raise RewardError(str(exc)) from None
+    from rlhf_demo.rewards.composite import CompositeReward
+
+    return CompositeReward([(t, make_component(t.name, device=device)) for t in terms])
+
+
+def make_component(spec: str, device=None) -> RewardFunction:
+    """Build one named reward (a term of a builder spec, or a whole single-name spec)."""
     if spec == "vader-positive":
         return VaderReward(+1.0)
     if spec == "vader-negative":
         return VaderReward(-1.0)
     if spec == "length":
         return LengthReward()
+    if spec in ("on-topic", "repetition"):
+        from rlhf_demo.rewards.components import OnTopicReward, RepetitionReward
+
+        return OnTopicReward() if spec == "on-topic" else RepetitionReward()
     if spec.startswith("keyword:"):
         return KeywordReward(spec.split(":", 1)[1])
     if spec.startswith("hf:"):
@@ -138,4 +196,8 @@ def make_reward(spec: str, device=None) -> RewardFunction:
         from rlhf_demo.rewards.learned import LearnedReward
 
         return LearnedReward(spec[3:].strip(), device=device)
-    raise RewardError(f"unknown reward {spec!r}: use vader-positive, vader-negative, length, keyword:WORD, hf:MODEL:LABEL or rm:RUN_DIR")
+    if spec.startswith("py:"):
+        from rlhf_demo.rewards.python import PythonReward
+
+        return PythonReward(spec[3:])
+    raise RewardError(f"unknown reward {spec!r}: {UNKNOWN}")

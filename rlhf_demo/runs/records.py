@@ -31,7 +31,9 @@ KEYS = {
     "beta": "β of the step (PPO: the KL coefficient it used; DPO: the implicit reward's temperature; GRPO: "
     "the k3 KL penalty's coefficient)",
     "samples": "the batch as rows (query, response, reward, kl, and gold_reward when set; GRPO: its "
-    "completions and rewards): shown in the UI, written to samples.jsonl, not to metrics.jsonl",
+    "completions and rewards): shown in the UI, written to samples.jsonl, not to metrics.jsonl. PPO's rows "
+    "also hold components: each reward component's score, name → score (a builder spec's terms, unweighted; "
+    "a single reward: its own score)",
     # ---------------------------------------------------------------- TRL's trainers (DPO, GRPO, reward model)
     "epoch": "TRL: passes over the training data so far (fractional); 0.0 on the step-0 record",
     "num_tokens": "TRL: tokens trained on so far, prompts and responses (DPO, reward model: chosen and rejected)",

@@ -28,6 +28,7 @@ import torch
 from rlhf_demo.classroom import limits
 from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses, token_logprobs
+from rlhf_demo.rewards.functions import score_pairs
 from rlhf_demo.theory.optimal import TheoryInputError
 
 MAX_CANDIDATES = 32
@@ -135,7 +136,7 @@ def sample_candidates_batch(reference, prompt: str, reward_fn, cfgs: list[Candid
     logits = response_logits(reference.model, uniq)  # [ΣK', R, V]
     logp_ref = token_logprobs(logits, uniq.response_ids).double().sum(-1).cpu()  # [ΣK']
     texts = [tok.decode(r, skip_special_tokens=True) for r in uniq.response_ids.tolist()]
-    rewards = [float(x) for x in reward_fn([prompt + t for t in texts])]
+    rewards = [float(x) for x in score_pairs(reward_fn, [prompt] * len(texts), texts)]
     return [
         pd.DataFrame({"response": texts[s], "logp_ref": logp_ref[s].numpy(), "reward": rewards[s], "n_tokens": uniq.response_ids.shape[1]})
         for s in spans
