@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 from rlhf_demo.plots.overopt import NO_GOLD, overopt_figure
 
@@ -30,11 +31,23 @@ def live_records() -> pd.DataFrame:
 def test_live_traces_equal_the_records():
     fig = overopt_figure(live_records())
     by_name = {t.name: t for t in fig.data}
-    assert set(by_name) == {"proxy (batch)", "gold (batch)", "proxy (held-out ◆)", "gold (held-out ◆)"}
+    assert set(by_name) == {
+        "proxy (batch)",
+        "gold (batch)",
+        "proxy (batch, smoothed)",
+        "gold (batch, smoothed)",
+        "proxy (held-out ◆)",
+        "gold (held-out ◆)",
+    }
     proxy, gold = by_name["proxy (batch)"], by_name["gold (batch)"]
     assert list(proxy.x) == [0.1, 4.0, 9.0] and list(proxy.y) == [0.2, 1.6, 2.4]  # step 2 has no gold: left out
     assert list(gold.x) == [0.1, 4.0, 9.0] and list(gold.y) == [0.3, 0.5, 0.1]
-    assert proxy.line.dash == "solid" and gold.line.dash == "dash"
+    assert proxy.mode == gold.mode == "markers"  # batch points: markers, no zig-zag line in time order
+    sp, sg = by_name["proxy (batch, smoothed)"], by_name["gold (batch, smoothed)"]
+    assert sp.line.dash == "solid" and sg.line.dash == "dash" and sp.yaxis == "y" and sg.yaxis == "y2"
+    # a centred running mean of 3 neighbours in KL order (KL 0.1, 4.0, 9.0), by hand
+    assert sp.x == pytest.approx([(0.1 + 4.0) / 2, (0.1 + 4.0 + 9.0) / 3, (4.0 + 9.0) / 2])
+    assert sg.y == pytest.approx([(0.3 + 0.5) / 2, (0.3 + 0.5 + 0.1) / 3, (0.5 + 0.1) / 2])
     assert proxy.yaxis == "y" and gold.yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
     held = by_name["gold (held-out ◆)"]
     assert list(held.x) == [3.8] and list(held.y) == [0.45] and by_name["proxy (held-out ◆)"].y == (1.5,)
@@ -56,7 +69,8 @@ def test_several_runs_one_colour_each_in_step_order():
     colors = {t.name.split(":")[0]: t.line.color for t in fig.data if t.mode != "markers"}
     assert colors["beta0"] != colors["preset"]
     assert {t.line.color or t.marker.color for t in fig.data if t.name.startswith("beta0")} == {colors["beta0"]}
-    assert pb.line.dash == "solid" and gb.line.dash == "dash"
+    sm = {t.name: t for t in fig.data if t.name.endswith("(batch, smoothed)")}
+    assert sm["preset: proxy (batch, smoothed)"].line.dash == "solid" and sm["preset: gold (batch, smoothed)"].line.dash == "dash"
 
 
 def test_no_gold_gives_a_placeholder():

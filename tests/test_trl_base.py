@@ -56,7 +56,7 @@ def test_the_three_trainers_share_one_base_and_keep_their_own_part():
     for cls in (DPOTrainer, GRPOTrainer, RewardTrainer):
         assert issubclass(cls, TRLRun) and "train" not in vars(cls) and "_on_step" not in vars(cls)
         assert "build_trl_trainer" in vars(cls) and "evaluate" in vars(cls)
-    assert RewardTrainer.eval_if_stopped and not DPOTrainer.eval_if_stopped
+    assert RewardTrainer.eval_if_stopped and DPOTrainer.eval_if_stopped  # every run that ends is evaluated
     dpo = SimpleNamespace(cfg=SimpleNamespace(beta=0.3, kl_stop=0.0, fine_eval_from=0.5))
     assert DPOTrainer.fixed(dpo) == {"beta": 0.3} and DPOTrainer.kl_watch(dpo) is None
     dpo.cfg.kl_stop = 6.0

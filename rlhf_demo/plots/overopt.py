@@ -10,10 +10,11 @@ records) or from run folders (``runs.compare.load_curves``: a ``run`` column, on
 - x: the batch's exact KL, ``objective/kl_exact`` (nats per response: the KL panel's, the budget's);
 - proxy ``reward_mean``: solid line, left axis; gold ``gold_reward_mean``: dashed line, right axis
   (their scales differ: a reward model's score has no fixed zero or unit);
-- held-out evaluations (``eval/kl``, ``eval/reward_mean``, ``eval/gold_reward_mean``) as diamonds.
+- held-out evaluations (``eval/kl``, ``eval/reward_mean``, ``eval/gold_reward_mean``) as large diamonds.
 
-Points of a run are joined in step order, so its path is visible. Rows missing the KL, the proxy or
-the gold are left out; a run without a gold reward draws nothing. No torch here.
+Batch points are faint markers (the batch KL goes back and forth, so a line through them in time order
+is a zig-zag); over them a smoothed line: the running mean along KL (``smooth_by_kl``). Rows missing
+the KL, the proxy or the gold are left out; a run without a gold reward draws nothing. No torch here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ def overopt_points(df: pd.DataFrame, kl: str = KL, proxy: str = PROXY, gold: str
     return df.dropna(subset=need)
 
 
+def smooth_by_kl(x: pd.Series, y: pd.Series, window: int | None = None) -> tuple[list[float], list[float]]:
+    """The points sorted by KL and a centred running mean of ``window`` neighbours (default: an eighth of
+    the points, at least 3) of both coordinates: ȳ_i = mean(y_(i−w/2) … y_(i+w/2)) in KL order."""
+    d = pd.DataFrame({"x": list(x), "y": list(y)}).sort_values("x", kind="stable")
+    if len(d) < 3:
+        return list(d["x"]), list(d["y"])
+    w = window or max(3, len(d) // 8)
+    r = d.rolling(w, center=True, min_periods=1).mean()
+    return list(r["x"]), list(r["y"])
+
+
 def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420) -> go.Figure:
     """Proxy (solid, left axis) and gold (dashed, right axis) reward against KL, one colour per run."""
     if df is None or len(df) == 0:
@@ -67,11 +79,24 @@ def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420
                         y=batch[col],
                         name=f"{label}{what} (batch)",
                         yaxis=axis,
-                        mode="lines+markers",
-                        line={"color": color, "dash": dash, "width": 2},
-                        marker={"size": 4},
+                        mode="markers",
+                        marker={"size": 5, "color": color, "opacity": 0.35, "symbol": "circle" if what == "proxy" else "circle-open"},
                         legendgroup=f"{run}:{what}",
+                        showlegend=False,
                         hovertemplate=f"{what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>",
+                    )
+                )
+                sx, sy = smooth_by_kl(batch[KL], batch[col])
+                fig.add_trace(
+                    go.Scatter(
+                        x=sx,
+                        y=sy,
+                        name=f"{label}{what} (batch, smoothed)",
+                        yaxis=axis,
+                        mode="lines",
+                        line={"color": color, "dash": dash, "width": 3},
+                        legendgroup=f"{run}:{what}",
+                        hoverinfo="skip",
                     )
                 )
             if len(held):
@@ -85,9 +110,9 @@ def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420
                         legendgroup=f"{run}:{what}",
                         marker={
                             "symbol": "diamond" if what == "proxy" else "diamond-open",
-                            "size": 11,
+                            "size": 15,
                             "color": color,
-                            "line": {"color": color, "width": 2},
+                            "line": {"color": "#222" if what == "proxy" else color, "width": 2.5},
                         },
                         hovertemplate=f"held-out {what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>",
                     )

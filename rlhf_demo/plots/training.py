@@ -3,6 +3,10 @@
 Generic: ``training_figure(df, panels)`` takes a list of ``(title, [columns])``; a column named in
 ``bands`` gets a shaded ±band (e.g. reward_mean ± reward_std); columns that are only sometimes present
 (``eval/...``) are drawn as markers on the rows that have them. ``PPO_PANELS`` and ``DPO_PANELS`` are the two trainers' sets. No torch here.
+
+One legend per panel: a panel with several lines names them in its own title, each name in its line's
+colour ("━ batch KL (k1) · ━ batch KL (exact) · ◆ held-out KL"), so no shared legend covers an axis
+and a colour means one thing within the panel that shows it.
 """
 
 from __future__ import annotations
@@ -70,6 +74,18 @@ def empty_figure(message: str = "Start a run to see its curves here.") -> go.Fig
     return fig
 
 
+def panel_title(title: str, columns: list[str]) -> str:
+    """A panel's title, with its own legend when it draws more than one line: each name in its colour
+    (``COLORS`` in the order the lines are drawn), ◆ before held-out (sparse) ones."""
+    if len(columns) < 2:
+        return title
+    names = [
+        f"<span style='color:{COLORS[j % len(COLORS)]}'>{'◆' if c.startswith('eval/') else '━'} {LABELS.get(c, c)}</span>"
+        for j, c in enumerate(columns)
+    ]
+    return f"{title.split(' (')[0] if len(title) > 28 else title}<br><span style='font-size:11px'>{' · '.join(names)}</span>"
+
+
 def training_figure(
     df: pd.DataFrame,
     panels: list[tuple[str, list[str]]] | None = None,
@@ -93,7 +109,11 @@ def training_figure(
         return empty_figure("No metrics to plot yet.")
     rows = math.ceil(len(present) / cols)
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=[t for t, _ in present], horizontal_spacing=0.07, vertical_spacing=0.12 if rows > 1 else 0.1
+        rows=rows,
+        cols=cols,
+        subplot_titles=[panel_title(t, cs) for t, cs in present],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.16 if rows > 1 else 0.1,
     )
     for i, (_title, columns) in enumerate(present):
         r, c = i // cols + 1, i % cols + 1
@@ -123,9 +143,9 @@ def training_figure(
                     name=LABELS.get(col, col),
                     legendgroup=col,
                     mode="markers+lines" if sparse or len(d) < 25 else "lines",
-                    marker={"symbol": "diamond", "size": 9} if sparse else {"size": 4},
+                    marker={"symbol": "diamond", "size": 9, "color": color} if sparse else {"size": 4, "color": color},
                     line={"color": color, "dash": "dot" if sparse else "solid"},
-                    showlegend=len(columns) > 1,
+                    showlegend=False,  # the panel's title names its lines
                 ),
                 row=r,
                 col=c,
@@ -137,10 +157,11 @@ def training_figure(
             fig.add_hline(y=y, line_dash="dash", line_color="#555", annotation_text=label, annotation_position="top left", row=r, col=c)
     fig.update_layout(
         height=rows * height_per_row + 60,
-        margin=dict(l=40, r=20, t=60 if title else 40, b=30),
-        legend={"orientation": "h", "y": -0.04 / rows, "x": 0},
+        margin=dict(l=40, r=20, t=80 if title else 60, b=30),
+        showlegend=False,
         title=title,
         template="plotly_white",
     )
     fig.update_xaxes(title_text=None)
+    fig.update_annotations(font_size=12)
     return fig

@@ -6,15 +6,16 @@ from __future__ import annotations
 from rlhf_demo.algorithms import Algorithm
 from rlhf_demo.classroom.limits import VOCAB, logits_bytes
 from rlhf_demo.ppo.config import PPOConfig
-from rlhf_demo.training.status import NAN, step_head
+from rlhf_demo.training.status import NAN, shows_gold, step_head
 
 
 def status(cfg: PPOConfig, rec: dict, total: int) -> list[str]:
-    """An update's headline (batch reward, KL exact and k1, β), and the KL budget's rollbacks."""
+    """An update's headline (batch reward, its gold when it differs from the reward, KL exact and k1, β), and
+    the KL budget's rollbacks."""
     lines = [
         step_head(rec, total, cfg.max_seconds, "Update")
         + f" · batch reward {rec.get('reward_mean', NAN):+.3f}"
-        + (f" (gold {rec['gold_reward_mean']:+.3f})" if "gold_reward_mean" in rec else "")
+        + (f" (gold {rec['gold_reward_mean']:+.3f})" if "gold_reward_mean" in rec and shows_gold(cfg) else "")
         + f" · KL {rec.get('objective/kl_exact', NAN):.2f} nats (k1 {rec.get('objective/kl', NAN):.2f}) · "
         f"β {rec.get('beta', NAN):.3f}"
     ]
@@ -62,4 +63,5 @@ ALGORITHM = Algorithm(
     peak_advice="batch_size × response_tokens",
     symbol="circle",
     panel="rlhf_demo.ui.training_ppo",
+    inspector="rlhf_demo.ppo.inspect:inspect",
 )

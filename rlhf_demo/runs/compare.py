@@ -116,6 +116,18 @@ def run_label(run: Path) -> str:
     return f"{Path(run).name} (shipped)" if Path(run).parent == EXAMPLE_RUN.parent else Path(run).name
 
 
+LEAD_COLUMNS = ("run", "algo", "held-out reward", "held-out KL", "reward per nat", "on topic", "status")
+"""What a learner compares first, in this order; the settings follow (``split_table``)."""
+
+
+def split_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(outcome, settings) of a ``runs_table``: the ``LEAD_COLUMNS`` it has, in order; then ``run`` and
+    every other column (hyper-parameters, steps done, policy saved, started)."""
+    lead = [c for c in LEAD_COLUMNS if c in table.columns]
+    rest = ["run"] + [c for c in table.columns if c not in lead] if "run" in table.columns else []
+    return table[lead], table[rest]
+
+
 def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFrame:
     """Runs with their settings and outcome: name, algo, key hyper-parameters, steps, last held-out
     reward, KL, reward per nat (with ``base_reward``: ``reward_per_nat``) and on-topic share, status,
@@ -148,7 +160,9 @@ def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFra
         row["policy"] = "yes" if (run / "policy").exists() else "no"
         row["started"] = cfg.get("started", "")
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    lead = [c for c in LEAD_COLUMNS if c in table.columns]
+    return table[lead + [c for c in table.columns if c not in lead]]
 
 
 def load_curves(runs: list[Path]) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import inspect
 import threading
 import time
 import uuid
@@ -92,6 +93,12 @@ class Job:
         version that ended the job, never one from before (the state and its lines change in one step)."""
         with self._lock:
             return self.version, self.done
+
+    def say(self, fraction: float, message: str) -> None:
+        """A trainer's progress before and between its records (loading, TRL's set-up with an ETA, the
+        held-out evaluation of a stopped run): the job's status line until the next record."""
+        if message:
+            self._touch([message[0].upper() + message[1:]])
 
     def _touch(self, lines: list[str] | None = None, state: str | None = None) -> None:
         with self._lock:
@@ -244,8 +251,12 @@ class TrainingQueue:
             self._forget_old()
             self._touch_positions()
             return "left the queue"
+        if job.stop_event.is_set():  # a second Stop: no held-out evaluation of the stopped policy
+            if job.trainer is not None:
+                job.trainer.skip_eval = True
+            return "stopping after the current step, without the held-out evaluation"
         job.stop_event.set()
-        return "stopping after the current step"
+        return "stopping after the current step"  # then the held-out evaluation (a second Stop skips it)
 
     def waiting_line(self, job: Job) -> str:
         k = self.position(job)
@@ -291,7 +302,7 @@ class TrainingQueue:
 
     def _run(self, job: Job) -> None:
         try:
-            trainer = job.build(job.stop_event.is_set)
+            trainer = build_trainer(job)
             job.trainer, job.cfg = trainer, trainer.cfg
             job.total_steps = trainer.planned_steps() if hasattr(trainer, "planned_steps") else trainer.cfg.steps
             job._touch(["Training…"], state=RUNNING)
@@ -306,6 +317,13 @@ class TrainingQueue:
         except Exception as exc:  # noqa: BLE001 - shown to the job's owner; the queue goes on
             job.error = str(exc)  # the text only: the exception's traceback holds the trainer's frames
             job._touch([f"failed: {exc}"], state="failed")
+
+
+def build_trainer(job: Job):
+    """``job.build(stop)``, or ``job.build(stop, progress)`` when it takes the progress callback too (the
+    job's ``say``: loading and set-up lines with their ETA)."""
+    takes = len(inspect.signature(job.build).parameters)
+    return job.build(job.stop_event.is_set, job.say) if takes >= 2 else job.build(job.stop_event.is_set)
 
 
 def release_memory() -> None:

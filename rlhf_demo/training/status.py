@@ -30,8 +30,16 @@ def step_head(rec: dict, total: int, max_seconds: float, unit: str = "Step") -> 
     return f"{unit} {rec['step']}/{total} · training time {rec.get('time_s', 0):.0f} s ({per:.1f} s/{unit.lower()}) · ETA ≈ {left:.0f} s"
 
 
-def heldout_line(rec: dict, prefix: str = "Held-out") -> str:
-    gold = f", gold reward {rec['eval/gold_reward_mean']:+.3f}" if rec.get("eval/gold_reward_mean") is not None else ""
+def shows_gold(cfg) -> bool:
+    """Whether a gold reward is worth a word: one was chosen and it is not the training reward itself
+    (the same scorer twice would show the same number beside the reward)."""
+    gold = getattr(cfg, "gold_reward", "none") or "none"
+    return gold != "none" and gold != getattr(cfg, "reward", None)
+
+
+def heldout_line(rec: dict, prefix: str = "Held-out", gold: bool = True) -> str:
+    """One held-out evaluation in a line; ``gold``: with the gold reward when the record has one."""
+    gold = f", gold reward {rec['eval/gold_reward_mean']:+.3f}" if gold and rec.get("eval/gold_reward_mean") is not None else ""
     return (
         f"{prefix}: reward {rec['eval/reward_mean']:+.3f} ± {rec['eval/reward_sem']:.3f} (sem){gold}, "
         f"KL {rec['eval/kl']:.2f} nats, distinct-2 {rec['eval/distinct2']:.2f}"
@@ -63,7 +71,7 @@ def progress_lines(cfg, rec: dict, total_steps: int | None = None) -> list[str]:
     else:
         lines = [step_head(rec, total, getattr(cfg, "max_seconds", 0.0)) + f" · loss {rec.get('loss', NAN):.4f}"]
     if "eval/reward_mean" in rec:
-        lines.append(heldout_line(rec))
+        lines.append(heldout_line(rec, gold=shows_gold(cfg)))
     if "eval/accuracy" in rec:
         lines.append(pairs_line(rec))
     return lines
@@ -91,8 +99,9 @@ def final_lines(trainer, out=None) -> list[str]:
                 )
             )
     elif restored:  # DPO's KL stop put an earlier policy back: report that one
-        lines.append(heldout_line(restored, f"Held-out of the policy kept (step {restored['step']})"))
+        lines.append(heldout_line(restored, f"Held-out of the policy kept (step {restored['step']})", gold=shows_gold(trainer.cfg)))
     elif ev and all(math.isfinite(ev[k]) for k in ("reward_mean", "kl")):
         keys = ("reward_mean", "reward_sem", "kl", "distinct2", "on_topic", "gold_reward_mean")
-        lines.append(heldout_line({f"eval/{k}": ev[k] for k in keys if k in ev}, "Held-out at the end"))
+        rec = {f"eval/{k}": ev[k] for k in keys if k in ev}
+        lines.append(heldout_line(rec, "Held-out at the end", gold=shows_gold(getattr(trainer, "cfg", None))))
     return lines

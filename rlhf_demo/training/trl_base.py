@@ -35,8 +35,9 @@ class TRLRun:
     """The worker thread's name."""
     what = "TRL"
     """The run's kind in error messages ("DPO training failed: …")."""
-    eval_if_stopped = False
-    """Evaluate at the end after a Stop request too (the reward model: its held-out pairs are cheap)."""
+    eval_if_stopped = True
+    """Evaluate at the end after a Stop request too (every run that ends gets its held-out line); a
+    second Stop before that evaluation begins skips it (``skip_eval``)."""
 
     cfg: object
     policy: object  # a models.lora.TrainablePolicy
@@ -52,6 +53,7 @@ class TRLRun:
         self.before_after: list[dict] = []
         self.stream_state = StreamState()  # what TRL's callback left (training/trl_thread.py)
         self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
+        self.skip_eval = False  # set by a second Stop (training.queue): no held-out evaluation of the stopped policy
 
     @property
     def restored(self) -> dict | None:
@@ -100,7 +102,7 @@ class TRLRun:
             self._on_step,
             record=self.record,
             fixed=self.fixed(),
-            eval_if_stopped=self.eval_if_stopped,
+            eval_if_stopped=lambda: self.eval_if_stopped and not self.skip_eval,
             watch=self.kl_watch(),
         )
 

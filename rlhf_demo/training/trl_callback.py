@@ -90,13 +90,14 @@ def make_stream_callback(
     *,
     record: Callable[[dict], dict],
     fixed: dict | None = None,
-    eval_if_stopped: bool = False,
+    eval_if_stopped: bool | Callable[[], bool] = False,
     watch: KLStop | None = None,
 ):
     """The TrainerCallback for one run. ``evaluate()`` returns eval record keys (and pauses the clock);
     ``record(logs)`` the step's keys from TRL's logs; records go to ``out_q``; ``state`` carries
     status, message and the KL stop's snapshot back to the trainer; ``on_step(step)`` runs after each
-    step's record (the trainer's checkpoint); ``watch``: the KL stop, if any."""
+    step's record (the trainer's checkpoint); ``watch``: the KL stop, if any; ``eval_if_stopped``: a
+    bool, or a function asked when the Stop comes (a second Stop may have skipped the evaluation)."""
     from transformers import TrainerCallback
 
     fixed = dict(fixed or {})
@@ -123,7 +124,8 @@ def make_stream_callback(
                 control.should_training_stop = True
                 out_q.put(rec)
                 return control
-            stopped = state.status == "stopped" and not eval_if_stopped
+            wanted = eval_if_stopped() if callable(eval_if_stopped) else eval_if_stopped
+            stopped = state.status == "stopped" and not wanted
             if (eval_due(cfg, step, clock, state, watch) or control.should_training_stop) and not stopped:
                 rec.update(evaluate())
                 if "eval/kl" in rec:

@@ -5,6 +5,10 @@ the reward model: ``training/trl_base.py``).
 What the two threads share is a :class:`StreamState` (the callback writes it in TRL's thread, the
 generator reads it once TRL's thread has ended) and a :class:`StepClock` (evaluation time kept off
 the training clock). Closing the generator stops training after the current step.
+
+TRL's set-up (building its trainer: tokenising, DPO's reference log-probabilities) reports its progress
+through the run's ``say`` and ends on a Stop within one batch (``training/setup_progress.py``): the run
+then ends "stopped" with no step taken.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 
 from rlhf_demo.training import distributed
 from rlhf_demo.training.clock import TrainingClock
+from rlhf_demo.training.setup_progress import SetupStopped, reporting
 
 
 @dataclass
@@ -83,20 +88,27 @@ def stream_trl(run, make_callback: Callable, *, name: str, what: str) -> Iterato
 
     def evaluate() -> dict:
         t0 = time.perf_counter()
+        if state.status == "stopped":
+            run.say(1.0, f"Stopped after step {run.step_no}: evaluating the stopped policy on held-out prompts…")
         rec = run.evaluate()
         clock.paused += time.perf_counter() - t0
         return rec
 
     def worker():
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), reporting(run.say, run._should_stop):
                 torch.manual_seed(cfg.seed)
                 trainer = run.build_trl_trainer()
             run.policy.model = trainer.model  # now the peft-wrapped model TRL trains
             run.n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
             trainer.add_callback(make_callback(evaluate, out_q, clock))
+            if run._should_stop():  # a Stop that came after the last set-up loop: no step taken
+                raise SetupStopped("stopped during set-up")
+            run.say(0.0, "Set-up done: training…")
             trainer.train()
             run.step_no = trainer.state.global_step
+        except SetupStopped as exc:
+            state.status, state.message = "stopped", f"{exc}, before the first step"
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
             state.error = exc
         finally:

@@ -7,6 +7,11 @@ Public API endpoints (each handler's parameters are the API's names): ``/runs_re
 compares and downloads only the runs they may see (``AppContext.may_see``: their own, the ones the
 teacher pinned, the shipped examples; the teacher sees all); any other run name, foreign or unknown,
 gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API too.
+
+The table leads with the outcome (run, algorithm, held-out reward, KL, reward per nat, on topic,
+status); the settings are a second table on demand. When this user's latest run ends, the tab
+refreshes itself and selects that run (a ``gr.Timer`` reading the queue: nothing is redrawn until a
+run of theirs has ended).
 """
 
 from __future__ import annotations
@@ -19,8 +24,21 @@ import gradio as gr
 from rlhf_demo.classroom.quota import cached_zip, downloads_dir, export_path
 from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
-from rlhf_demo.runs.compare import base_point, eval_points, export_csv, frontier_target, load_curves, pi_star_curve, run_label, runs_table
+from rlhf_demo.runs.compare import (
+    base_point,
+    eval_points,
+    export_csv,
+    frontier_target,
+    load_curves,
+    pi_star_curve,
+    run_label,
+    runs_table,
+    split_table,
+)
+from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
+
+ENDED_POLL_S = 3.0
 
 INTRO = r"""### Runs: compare PPO and DPO on the same axes
 Every training run is a folder (`config.json`, `metrics.jsonl`, `policy/`). Pick runs to overlay their curves.
@@ -60,7 +78,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             allow_custom_value=True,  # names are checked by the handlers (pick_runs), not the choices
             info="Newest first; up to 8 are selected at start.",
         )
-    table = gr.Dataframe(label="Runs and their settings", wrap=True, max_height=300, elem_id="runs-table", interactive=False)
+    table = gr.Dataframe(label="Runs: how each one ended (newest first)", max_height=300, elem_id="runs-table", interactive=False)
+    with gr.Accordion("Settings of these runs", open=False, elem_id="runs-settings-box"):
+        settings = gr.Dataframe(max_height=300, elem_id="runs-settings", interactive=False)
     frontier = gr.Plot(label="Held-out reward vs KL", elem_id="runs-frontier")
     overlay = gr.Plot(label="Curves, overlaid", elem_id="runs-overlay")
     overopt = gr.Plot(label="Over-optimisation: proxy and gold reward against KL (PPO runs with a gold reward)", elem_id="runs-overopt")
@@ -88,19 +108,37 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return overopt_figure(load_curves(pick_runs(selected_runs, request)))
 
     def refresh_runs(selected_runs: list[str] | None, request: gr.Request):
-        """Every run folder again: the choices, the runs table, and the figures of the selection (kept
-        where the runs still exist, else the 8 newest)."""
+        """Every run folder again: the choices, the runs table (outcome first), the run to download, the
+        figures of the selection (kept where the runs still exist, else the 8 newest), the settings table."""
+        return reload(selected_runs, request)
+
+    def reload(selected_runs, request, first: str | None = None):
+        """``refresh_runs``, with ``first`` put first in the selection and chosen for download."""
         runs = by_label(request)
         labels = list(runs)
         selected = [s for s in (selected_runs or []) if isinstance(s, str) and s in runs] or labels[:8]
+        if first in runs:
+            selected = [first] + [s for s in selected if s != first]
         with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
+        chosen = first if first in with_policy else (with_policy[0] if with_policy else None)
+        outcome, knobs = split_table(runs_table(list(runs.values())))
         return (
             gr.update(choices=labels, value=selected),
-            runs_table(list(runs.values())),
-            gr.update(choices=with_policy, value=with_policy[0] if with_policy else None),
+            outcome,
+            gr.update(choices=with_policy, value=chosen),
             *compare_runs(selected, request),
             overopt_runs(selected, request),
+            knobs,
         )
+
+    def on_ended(selected_runs: list[str] | None, seen: str, request: gr.Request):
+        """When this user's latest run has ended since the last tick (``seen``: "job id:done", "" before
+        the first), everything refreshed with that run selected; else nothing is redrawn."""
+        job = QUEUE.latest(ctx.user(request).id)
+        key = "-" if job is None else f"{job.id}:{int(job.done)}"
+        if not seen or key == seen or job is None or not job.done:  # the first look, or no new ending
+            return (*[gr.skip()] * len(outs), key)
+        return (*reload(selected_runs, request, first=run_label(job.out)), key)
 
     def export_runs_csv(selected_runs: list[str] | None, request: gr.Request):
         """The stacked metrics of the selected runs as one CSV file."""
@@ -121,8 +159,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 
-    outs = [pick, table, one, frontier, overlay, overopt]
+    outs = [pick, table, one, frontier, overlay, overopt, settings]
     refresh.click(refresh_runs, pick, outs, api_name="runs_refresh")
+    ended = gr.State("")  # the id of this user's last run seen ended
+    gr.Timer(ENDED_POLL_S).tick(
+        on_ended, [pick, ended], [*outs, ended], concurrency_limit=None, show_progress="hidden", api_visibility="private"
+    )
     if ctx.who is not None:  # once the page has said who it is (ui/identity.py)
         ctx.who.change(refresh_runs, pick, outs, api_visibility="private", show_progress="hidden")
     else:

@@ -1,6 +1,7 @@
-"""The Training tab: whatever trains now (``training_live.py``), then an algorithm selector over one
-sub-tab per registered algorithm that declares a panel (``Algorithm.panel``: ``training_ppo.py``,
-``training_dpo.py``, ``training_reward.py``, ``training_grpo.py``). Lays out and wires only."""
+"""The Training tab: an algorithm selector over one panel per registered algorithm that declares one
+(``Algorithm.panel``: ``training_ppo.py``, ``training_dpo.py``, ``training_reward.py``,
+``training_grpo.py``; each opens with preset → Start → Stop, in the first viewport), then whatever trains
+now on this machine (``training_live.py``). Lays out and wires only."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ def sub_tabs() -> list[Algorithm]:
 
 
 def build(ctx, demo: gr.Blocks) -> None:
-    ctx.live_timer = training_live.build(ctx, demo)  # whatever trains now, for every page
     available = sub_tabs()
     algo = gr.Radio(
         [alg.label for alg in available],
@@ -32,5 +32,6 @@ def build(ctx, demo: gr.Blocks) -> None:
         with gr.Group(visible=(i == 0), elem_id=f"training-panel-{alg.label.lower()}") as g:
             importlib.import_module(alg.panel).build(ctx, demo, alg)
         groups.append(g)
+    ctx.live_timer = training_live.build(ctx, demo)  # whatever trains now, for every page
     labels = [alg.label for alg in available]
     algo.change(lambda a: [gr.update(visible=(a == label)) for label in labels], algo, groups, api_visibility="private")

@@ -19,9 +19,9 @@ from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
+from rlhf_demo.ui.training_widgets import run_length, top_bar
 
 INTRO = """### DPO: learn straight from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and raises how much more likely the policy
@@ -84,11 +84,9 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     defaults = DPOConfig.preset(DPOConfig.DEFAULT_PRESET)
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
-    gr.Markdown(INTRO)
-    limits_note("dpo")
+    preset_dd, start, stop = top_bar(DPOConfig, "dpo", "Quick CPU demo: LoRA, about 2–3 minutes on a laptop CPU.", "Start DPO", INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = preset_dropdown(DPOConfig, "dpo", "Quick CPU demo: LoRA, about 2–3 minutes on a laptop CPU.")
             source = gr.Radio(
                 SOURCES,
                 value=SOURCES[0],
@@ -128,7 +126,6 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                     skip=TOP + ("preferences",),
                     open_groups=("Run", "Optimisation", "DPO loss", "Model and LoRA", "Evaluation"),
                 )
-            start, stop = start_stop("dpo", "Start DPO")
         with gr.Column(scale=3):
             status = gr.Markdown(
                 "Press **Start DPO**. One training runs at a time on this machine; others wait in line.", elem_id="dpo-status"
@@ -179,7 +176,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
             raise gr.Error(str(exc)) from exc
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
         text, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)  # limits, the queue
-        return f"{len(prefs)} pairs{note}. " + text, empty_figure("Waiting for the first step…"), None, -1, tick
+        return f"{len(prefs)} pairs{note}. " + text, before_first_step(text), None, -1, tick
 
     def on_tick(seen, request: gr.Request):
         text, fig, rows, _ba, version, tick = watch(alg, seen, request, table=samples_frame)

@@ -18,9 +18,9 @@ from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_ppo import BEFORE_AFTER_COLUMNS, before_after_frame, reward_choices
-from rlhf_demo.ui.training_run import POLL_S, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
+from rlhf_demo.ui.training_widgets import run_length, top_bar
 
 INTRO = """### GRPO: learn from a reward, with the group as the baseline
 Each **step** takes a few movie-review openings and lets the policy continue each one **G times**; the reward
@@ -47,11 +47,9 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     defaults = GRPOConfig.preset(GRPOConfig.DEFAULT_PRESET)
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
-    gr.Markdown(INTRO)
-    limits_note("grpo")
+    preset_dd, start, stop = top_bar(GRPOConfig, "grpo", "Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.", "Start GRPO", INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = preset_dropdown(GRPOConfig, "grpo", "Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.")
             reward = gr.Dropdown(
                 reward_choices(ctx),
                 value=defaults.reward,
@@ -69,7 +67,6 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                     skip=TOP,
                     open_groups=("Rollouts", "KL penalty", "Optimisation", "Model and LoRA", "Evaluation"),
                 )
-            start, stop = start_stop("grpo", "Start GRPO")
         with gr.Column(scale=3):
             status = gr.Markdown(
                 "Press **Start GRPO**. One training runs at a time on this machine; others wait in line.", elem_id="grpo-status"
@@ -104,7 +101,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         text, tick = submit(ctx, request, cfg, data[preset_dd])  # limits, rm: folders, the queue
-        return text, empty_figure("Waiting for the first step…"), None, None, -1, tick
+        return text, before_first_step(text), None, None, -1, tick
 
     def on_tick(seen, request: gr.Request):
         return watch(alg, seen, request, table=samples_frame, before_after=before_after_frame)

@@ -1,5 +1,9 @@
-"""The top of the Training tab: whatever is training on this machine, live, for every page — whose run
+"""The foot of the Training tab: whatever is training on this machine, live, for every page — whose run
 it is, who waits, its curves, its current batch and, at the end, before/after. Lays out and wires only.
+
+One live view per run on a page: the owner of the run training now follows it in their algorithm's panel
+(status, curves, batch), so for them this box keeps its status line and hides its own figure and
+tables; everyone else sees the run here.
 
 One producer, many readers: the queue's worker writes the job's records; each viewer's ``gr.Timer``
 reads them (``runs.queue.QUEUE.current()``) and gets a figure built once per job version for all
@@ -16,10 +20,11 @@ import gradio as gr
 import pandas as pd
 
 from rlhf_demo.algorithms import find
+from rlhf_demo.classroom import limits
 from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.training.queue import QUEUE, Job, QueueError
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import live_figure
+from rlhf_demo.ui.training_run import live_figure, owner
 
 NO_SUCH = "no training by that name that you may stop: only its owner and the teacher can stop a run"
 
@@ -64,13 +69,21 @@ def label(job: Job) -> str:
     return alg.label if alg is not None else job.algo.upper()
 
 
-def status_line(job: Job | None) -> str:
-    """Whose run is training (or trained last) and who waits, in a few lines."""
+def whose(job: Job, viewer: str | None) -> str:
+    """Who a line credits a job to: "you" for the viewer's own, else the owner's nickname on a shared
+    server ('' in local use: one person, no invented names)."""
+    if viewer is not None and job.owner == viewer:
+        return " by **you**"
+    return f" by **{job.nickname or '?'}**" if limits.current().shared else ""
+
+
+def status_line(job: Job | None, viewer: str | None = None) -> str:
+    """Whose run is training (or trained last) and who waits (positions from 1), in a few lines."""
     waiting = QUEUE.waiting()
     if job is None:
-        head = "Nothing has trained on this machine yet. Start a run below: every page sees it here, live."
+        head = "Nothing has trained on this machine yet. Start a run above: every page sees it here, live."
     else:
-        what = f"**{label(job)}** run `{job.out.name}` by **{job.nickname or '?'}**"
+        what = f"**{label(job)}** run `{job.out.name}`{whose(job, viewer)}"
         if job.done:
             head = f"Last run: {what} — {job.state}."
         else:
@@ -79,7 +92,9 @@ def status_line(job: Job | None) -> str:
         if job.lines and not job.done:
             head += "  \n" + job.lines[0]
     if waiting:
-        head += "  \nWaiting: " + ", ".join(f"{i + 1}. {j.nickname or '?'} ({label(j)})" for i, j in enumerate(waiting[:12]))
+        head += "  \nWaiting: " + ", ".join(
+            f"{i + 1}. {'you' if j.owner == viewer else (j.nickname or '?')} ({label(j)})" for i, j in enumerate(waiting[:12])
+        )
         if len(waiting) > 12:
             head += f" and {len(waiting) - 12} more"
     return head
@@ -95,7 +110,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
             run_name = gr.Textbox("", label="Run", interactive=False, elem_id="live-run", scale=4)
             stop = gr.Button("Stop this run (owner or teacher)", variant="stop", size="sm", elem_id="live-stop", scale=1)
         plot = gr.Plot(empty_figure("Nothing is training yet."), label="Curves of the run training now", elem_id="live-plot")
-        with gr.Row():
+        with gr.Row() as tables:
             batch = gr.Dataframe(
                 headers=[label for _, label in SAMPLE_COLUMNS],
                 label="Its latest batch / held-out samples",
@@ -113,23 +128,30 @@ def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
                 interactive=False,
             )
 
-    def on_tick(seen_key: str):
+    def on_tick(seen_key: str, request: gr.Request):
         job = QUEUE.current()
-        line = status_line(job)
+        viewer = owner(request)
+        line = status_line(job, viewer)
         if job is None:
-            return line, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_key
-        key = f"{job.id}:{job.version}"
+            return line, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_key
+        own = job.owner == viewer
+        key = f"{job.id}:{job.version}:{int(own)}"
         if key == seen_key:
-            return line, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_key
-        fig = _figure(job) if job.records else empty_figure("Loading the model…" if not job.done else "No steps were logged.")
+            return line, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen_key
+        if own:  # the owner's panel shows this run: one live view per page
+            line += f"  \nYour run: its curves and batch are in the {label(job)} panel above."
+            hide = gr.update(visible=False)
+            return line, job.out.name, hide, gr.skip(), gr.skip(), hide, key
+        show = gr.update(visible=True)
+        fig = _figure(job) if job.records else empty_figure(job.lines[0] if job.lines else "Loading the model…")
         rows = _frame(job.samples, SAMPLE_COLUMNS) if job.samples else gr.skip()
         ba = _frame(job.before_after, BEFORE_AFTER) if job.done and job.before_after else gr.skip()
-        return line, job.out.name, fig, rows, ba, key
+        return line, job.out.name, gr.Plot(fig, visible=True), rows, ba, show, key
 
     timer.tick(
         on_tick,
         seen,
-        [status, run_name, plot, batch, before_after, seen],
+        [status, run_name, plot, batch, before_after, tables, seen],
         concurrency_limit=None,
         show_progress="hidden",
         api_visibility="private",
@@ -146,7 +168,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
         except QueueError as exc:
             raise gr.Error(str(exc)) from exc
         gr.Info(f"{run}: {said}.")
-        return status_line(QUEUE.current())
+        return status_line(QUEUE.current(), owner(request))
 
     stop.click(stop_run, run_name, status, api_name="stop_run", concurrency_limit=None)
     return timer

@@ -29,9 +29,9 @@ from rlhf_demo.runs.names import reward_short
 from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, check_reward_folders, mine, owner, submit, watch  # noqa: F401 (check_…: re-exported)
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, check_reward_folders, mine, owner, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
+from rlhf_demo.ui.training_widgets import cli_details, run_length, top_bar
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text
@@ -48,6 +48,14 @@ TOP = ("reward", "gold_reward", "steps", "max_seconds")  # shown above the accor
 GOLD_CHOICES = ["vader-positive", "vader-negative", "length", "none"]
 BATCH_COLUMNS = ["query", "response", "reward", "KL (k1)", "reward model output"]
 BEFORE_AFTER_COLUMNS = ["query", "reference response", "reference reward", "policy response", "policy reward"]
+REWARD_HELP = (
+    "What PPO pushes up: how positive the text sounds (VADER), how negative, its length, a word, or a reward model "
+    "you trained in the Reward model panel."
+)
+GOLD_HELP = (
+    "A second score, computed on the same texts but never trained on: with a trained reward model it shows "
+    "whether the gains are real. 'none' (or the same as the reward) draws no gold line."
+)
 UI_DEFAULTS = {"max_seconds": 180.0}
 """What the panel starts with on top of the preset: a 3-minute run, long enough to see learning."""
 
@@ -94,19 +102,17 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
     defaults = PPOConfig.preset(PPOConfig.DEFAULT_PRESET, **UI_DEFAULTS)
-    gr.Markdown(INTRO)
-    limits_note("ppo")
+    preset_dd, start, stop = top_bar(
+        PPOConfig, "ppo", "Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub.", "Start training", INTRO
+    )
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = preset_dropdown(
-                PPOConfig, "ppo", "Quick CPU demo learns in ~3 min; No KL shows reward hacking; Course needs the Hub."
-            )
             reward = gr.Dropdown(
                 reward_choices(ctx),
                 value=defaults.reward,
                 label="Reward",
                 allow_custom_value=True,
-                info=PPOConfig.help("reward"),
+                info=REWARD_HELP,
                 elem_id="ppo-reward",
             )
             gold = gr.Dropdown(
@@ -114,8 +120,11 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                 value=defaults.gold_reward,
                 label=PPOConfig.knob("gold_reward").metadata["label"],
                 allow_custom_value=True,
-                info=PPOConfig.help("gold_reward"),
+                info=GOLD_HELP,
                 elem_id="ppo-gold-reward",
+            )
+            gr.Markdown(
+                cli_details(f"reward: {PPOConfig.help('reward')}<br>gold: {PPOConfig.help('gold_reward')}"), elem_id="ppo-reward-cli"
             )
             length = run_length(PPOConfig, defaults, "ppo", steps_label="Updates")
             prompts_file = gr.File(
@@ -126,7 +135,6 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                 elem_id="ppo-prompts-file",
             )
             comps = config_form(PPOConfig, defaults, "ppo", skip=TOP)
-            start, stop = start_stop("ppo", "Start training")
         with gr.Column(scale=3):
             status = gr.Markdown(
                 "Press **Start training**. One training runs at a time on this machine; others wait in line.", elem_id="ppo-status"
@@ -168,8 +176,8 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         text, tick = submit(ctx, request, cfg, preset, prompts=prompts)  # limits, rm: folders, the queue
-        over = gr.Plot(empty_figure("Waiting for the first update…"), visible=shows_overopt(cfg))
-        return text, empty_figure("Waiting for the first update…"), None, None, -1, tick, over
+        over = gr.Plot(before_first_step(text), visible=shows_overopt(cfg))
+        return text, before_first_step(text), None, None, -1, tick, over
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))

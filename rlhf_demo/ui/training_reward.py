@@ -31,9 +31,9 @@ from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
-from rlhf_demo.ui.training_run import POLL_S, mine, owner, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, mine, owner, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import limits_note, preset_dropdown, run_length, start_stop
+from rlhf_demo.ui.training_widgets import run_length, top_bar
 
 INTRO = """### Reward model: learn a score from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and pushes the score of the chosen text above the
@@ -64,11 +64,15 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     defaults = RewardConfig.preset(RewardConfig.DEFAULT_PRESET)
     seen = gr.State(-1)  # the version of this session's job last drawn (runs.queue.Job.version)
     timer = gr.Timer(POLL_S, active=False)
-    gr.Markdown(INTRO)
-    limits_note("rm")
+    preset_dd, start, stop = top_bar(
+        RewardConfig,
+        "rm",
+        "Quick CPU demo: about 2 minutes on a laptop CPU for the shipped pairs.",
+        "Start training the reward model",
+        INTRO,
+    )
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            preset_dd = preset_dropdown(RewardConfig, "rm", "Quick CPU demo: about 2 minutes on a laptop CPU for the shipped pairs.")
             source = gr.Radio(
                 SOURCES,
                 value=SOURCES[0],
@@ -93,7 +97,6 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                 comps = config_form(
                     RewardConfig, defaults, "rm", skip=TOP, open_groups=("Run", "Optimisation", "Model and LoRA", "Evaluation", "Data")
                 )
-            start, stop = start_stop("rm", "Train the reward model")
         with gr.Column(scale=3):
             status = gr.Markdown("Press **Train the reward model**. One training runs at a time on this machine.", elem_id="rm-status")
             plot = gr.Plot(
@@ -142,7 +145,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
             raise gr.Error(str(exc)) from exc
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
         text_, tick = submit(ctx, request, cfg, data[preset_dd], pairs=prefs.rows)  # limits, the queue
-        return f"{len(prefs)} pairs{note}. " + text_, empty_figure("Waiting for the first step…"), None, -1, tick, gr.skip()
+        return f"{len(prefs)} pairs{note}. " + text_, before_first_step(text_), None, -1, tick, gr.skip()
 
     def on_tick(seen, request: gr.Request):
         job = QUEUE.latest(owner(request))

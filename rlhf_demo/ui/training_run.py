@@ -83,8 +83,8 @@ def start(ctx, request, cfg, preset: str | None, *, pairs: list[dict] | None = N
     except USER_ERRORS as exc:
         raise gr.Error(str(exc)) from exc
 
-    def build(stop):
-        return make_trainer(cfg, pairs=pairs, prompts=prompts, stop=stop)
+    def build(stop, progress=None):
+        return make_trainer(cfg, pairs=pairs, prompts=prompts, stop=stop, progress=progress)
 
     try:
         return QUEUE.submit(
@@ -99,6 +99,11 @@ def submit(ctx, request, cfg, preset: str | None, **data):
     job = start(ctx, request, cfg, preset, **data)
     text = QUEUE.waiting_line(job) or "Starting: loading a training copy of the model…"
     return text, gr.Timer(active=True)
+
+
+def before_first_step(text: str):
+    """The plot of a job without records yet: its waiting line (position from 1) or what it is doing."""
+    return training_plots.empty_figure(text.split("  \n")[0][:110] or "Loading the model…")
 
 
 def stop(request) -> None:
@@ -140,7 +145,7 @@ def watch(alg: Algorithm, seen: int, request, *, table, before_after=None) -> tu
     text = waiting or markdown(job.lines)
     if done and job.state not in ("cancelled", "failed"):
         text += f"  \nChoose the run in the Playground / KL tab, or compare it in Runs: `{job.out.name}`."
-    fig = live_figure(alg, job.records, job.cfg) if job.records else gr.skip()
+    fig = live_figure(alg, job.records, job.cfg) if job.records else before_first_step(text) if not done else gr.skip()
     rows = table(job.samples) if job.samples else gr.skip()
     ba = before_after(job.before_after) if before_after is not None and done and job.before_after else gr.skip()
     return text, fig, rows, ba, version, gr.Timer(active=not done)
