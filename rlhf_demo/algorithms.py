@@ -67,6 +67,10 @@ class Algorithm:
     """Its plotly marker on the Runs tab's reward–KL plot."""
     panel: str = ""
     """Dotted path of the UI module building its Training sub-tab (``build(ctx, demo, alg)``); '' = none."""
+    inspector: str = ""
+    """``"module:function"`` of its token-by-token inspector (``rlhf_demo/inspector.py``), called as
+    ``function(run_dir: Path, *, step: int | None, index: int | None) -> dict`` (the JSON of
+    ``python -m rlhf_demo inspect``); '' = none."""
 
     @property
     def is_policy(self) -> bool:

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["generate", "train", "preferences", "kl", "runs"]
+COMMANDS = ["generate", "train", "preferences", "kl", "runs", "inspect"]
 
 
 class UsageError(ValueError):

@@ -42,4 +42,5 @@ ALGORITHM = Algorithm(
     peak_advice="batch_size × max_length",
     symbol="diamond",
     panel="rlhf_demo.ui.training_dpo",
+    inspector="rlhf_demo.dpo.inspect:inspect",
 )

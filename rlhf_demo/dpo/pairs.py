@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences
 
 MAX_PAIRS = 20_000
+RUN_PAIRS = "pairs.jsonl"
+"""``RUN/pairs.jsonl``: the pairs a DPO run trained on, in TRL's dataset order (pair I of the inspector)."""
 
 
 def load_pairs(source: str) -> PreferenceSet:
@@ -45,3 +50,20 @@ def check_pairs(pairs: list[dict], tokenizer, max_length: int) -> tuple[list[dic
         )
     note = f"{dropped} of {len(pairs)} pairs dropped: prompt ≥ max length {max_length} tokens" if dropped else ""
     return [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in kept], note
+
+
+def save_run_pairs(run_dir: str | Path, rows: list[dict]) -> Path:
+    """Write the training set (``check_pairs``' rows) to ``RUN/pairs.jsonl``, one pair a line, atomically."""
+    path = Path(run_dir) / RUN_PAIRS
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_run_pairs(run_dir: str | Path) -> list[dict]:
+    """The pairs ``save_run_pairs`` wrote; ValueError in one line for a run without them."""
+    path = Path(run_dir) / RUN_PAIRS
+    if not path.is_file():
+        raise ValueError(f"run {Path(run_dir).name!r} has no {RUN_PAIRS} (trained before DPO runs kept their pairs)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -26,7 +26,8 @@ What is simplified here:
   forward+backward of the policy (with several processes, at each step instead).
 
 Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py``; TRL's own
-names for its quantities) and ``runs.folder.write_run`` writes the run folder. TRL's loop runs in a
+names for its quantities) and ``runs.folder.write_run`` writes the run folder; when it sets ``run_dir``,
+the training pairs go to ``RUN/pairs.jsonl`` (``pairs.py``) for the token inspector (``inspect.py``). TRL's loop runs in a
 worker thread; the records come back through a queue.
 """
 
@@ -38,7 +39,7 @@ from collections.abc import Callable
 from rlhf_demo.before_after import before_after
 from rlhf_demo.dpo import stream
 from rlhf_demo.dpo.config import DPOConfig
-from rlhf_demo.dpo.pairs import check_pairs, load_pairs
+from rlhf_demo.dpo.pairs import check_pairs, load_pairs, save_run_pairs
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
@@ -95,6 +96,7 @@ class DPOTrainer(TRLRun):
                 p.requires_grad_(False)
         self._bundle = bundle
         self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device, frozen_reference=reference)
+        self.run_dir = None  # set by runs.folder.write_run (process 0): the pairs go to RUN/pairs.jsonl
 
     def fixed(self) -> dict:
         """β on every record."""
@@ -128,7 +130,10 @@ class DPOTrainer(TRLRun):
             self.before_after = before_after(self.policy, self.reward_fn)
 
     def build_trl_trainer(self):
-        """trl.DPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU)."""
+        """trl.DPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU); the
+        training pairs are written beside the run first (``run_dir``: the token inspector reads them)."""
+        if self.run_dir is not None:
+            save_run_pairs(self.run_dir, self.rows)
         from datasets import Dataset
         from trl import DPOConfig as TRLConfig
         from trl import DPOTrainer as TRLTrainer

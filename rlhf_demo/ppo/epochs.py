@@ -7,6 +7,10 @@ For each of ``ppo_epochs`` passes, the batch is shuffled (``generator``) and cut
 
 then one backward, gradients averaged over processes, clipped to ``max_grad_norm``, one Adam step.
 A non-finite loss or gradient norm stops every process together (``FloatingPointError``).
+
+The last epoch's per-token ratio π/π_old and clip flag are kept as it computed them (each episode is
+in exactly one mini-batch of an epoch, so the last epoch covers the batch once; no extra forward):
+the inspector's store (``tokens.py``).
 """
 
 from __future__ import annotations
@@ -36,15 +40,17 @@ def ppo_epochs(
     *,
     trunk_layer: int | None,
     generator: torch.Generator,
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict, dict]:
     """Run the epochs on rollout ``ro`` (mask, advantages, returns: [B, R]); returns (stats: a list per
-    ``STATS`` name, one entry per mini-batch step; timings: forward / backward / optimizer seconds)."""
+    ``STATS`` name, one entry per mini-batch step; timings: forward / backward / optimizer seconds;
+    last: the last epoch's ``ratio`` [B, R] float32 and ``clipped`` [B, R] bool, per token)."""
     B = ro.batch.input_ids.shape[0]  # this process's episodes
     mb = B // cfg.num_mini_batches
     model.train()
     stats = {k: [] for k in STATS}
     t_fwd = t_bwd = t_opt = 0.0
-    for _epoch in range(cfg.ppo_epochs):
+    last = {"ratio": torch.ones_like(mask, dtype=torch.float32), "clipped": torch.zeros_like(mask, dtype=torch.bool)}  # [B, R]
+    for epoch in range(cfg.ppo_epochs):
         order = torch.randperm(B, generator=generator)
         for start in range(0, B, mb):
             idx, m = order[start : start + mb], mask[order[start : start + mb]]
@@ -56,6 +62,8 @@ def ppo_epochs(
             pg = policy_loss(new_logprobs, ro.logprobs[idx], advantages[idx], m, cfg.cliprange)
             vf = value_loss(vpred, ro.values[idx], returns[idx], m, cfg.cliprange)
             loss = pg["loss"] + cfg.vf_coef * vf["loss"]
+            if epoch == cfg.ppo_epochs - 1:  # as the last epoch computed them
+                last["ratio"][idx], last["clipped"][idx] = pg["ratio_per_token"].float(), pg["clipped"]
             t1 = time.perf_counter()
             if not torch.isfinite(distributed.sum_all(loss.detach())):  # every process stops together
                 raise FloatingPointError(
@@ -82,4 +90,4 @@ def ppo_epochs(
                 ("grad_norm", grad_norm),
             ):
                 stats[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
-    return stats, {"time/forward": t_fwd, "time/backward": t_bwd, "time/optimizer": t_opt}
+    return stats, {"time/forward": t_fwd, "time/backward": t_bwd, "time/optimizer": t_opt}, last

@@ -112,7 +112,9 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
         pg_loss           = mean(max(pg_loss_unclipped, pg_loss_clipped))
 
     Also returns diagnostics: ``clipfrac`` (share of tokens where clipping is active), ``approx_kl``
-    = mean((ratio − 1) − log ratio) (k3 of π_old vs π; cleanrl), ``ratio`` mean.
+    = mean((ratio − 1) − log ratio) (k3 of π_old vs π; cleanrl), ``ratio`` mean, and per token
+    (detached, [b, R]) ``ratio_per_token`` and ``clipped``: pg_loss_clipped > pg_loss_unclipped, the
+    clipped branch wins the max and the token's gradient is zero (the inspector's store, ``tokens.py``).
     """
     logratio = logprobs - old_logprobs  # [b, R]
     ratio = torch.exp(logratio)
@@ -120,10 +122,18 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     pg_loss_clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
     pg_loss = masked_mean(torch.max(pg_loss_unclipped, pg_loss_clipped), mask)
     with torch.no_grad():
-        clipfrac = masked_mean((pg_loss_clipped > pg_loss_unclipped).float(), mask)
+        clipped = pg_loss_clipped > pg_loss_unclipped  # [b, R]
+        clipfrac = masked_mean(clipped.float(), mask)
         approx_kl = masked_mean((ratio - 1) - logratio, mask)
         ratio_mean = masked_mean(ratio, mask)
-    return {"loss": pg_loss, "clipfrac": clipfrac, "approx_kl": approx_kl, "ratio": ratio_mean}
+    return {
+        "loss": pg_loss,
+        "clipfrac": clipfrac,
+        "approx_kl": approx_kl,
+        "ratio": ratio_mean,
+        "ratio_per_token": ratio.detach(),
+        "clipped": clipped,
+    }
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange_value: float) -> dict:

@@ -27,7 +27,8 @@ What is simplified here
   bonus, no learning-rate schedule.
 
 The trainer does no I/O: it takes a config and yields one record per update (the keys are listed in
-``runs/records.py``); ``runs.folder.write_run`` writes the run folder for it.
+``runs/records.py``); ``runs.folder.write_run`` writes the run folder for it. When it sets ``run_dir``,
+each update's per-token terms go to ``RUN/tokens/`` as well (``tokens.py``; the inspector reads them).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from rlhf_demo.ppo.kl_control import AdaptiveKLController, FixedKLController
 from rlhf_demo.ppo.loss import compute_rewards, gae, whiten
 from rlhf_demo.ppo.rollout import Rollout, episode_rows, rollout
 from rlhf_demo.ppo.seeds import minibatch_generator, rollout_seed
+from rlhf_demo.ppo.tokens import save_update, token_table
 from rlhf_demo.ppo.trunk import check_trunk
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
@@ -117,6 +119,7 @@ class PPOTrainer:
         self.step_no = 0
         self._checked: Rollout | None = None  # a batch sampled by check_budget(), for the next update
         self.checkpoint: Callable | None = None  # set by runs.folder.write_run: saves the policy now and then
+        self.run_dir = None  # set by runs.folder.write_run (process 0): the per-token store goes to RUN/tokens/
         say(1.0, "Ready")
 
     def _trunk_layer(self, say) -> int | None:
@@ -193,6 +196,7 @@ class PPOTrainer:
         batch = distributed.reduce_record(batch)  # the whole batch's, on every process
         if self.kl_budget.crossed(batch["objective/kl_exact"]):  # undo the last update instead
             self.kl_budget.restore(self.all_params(), self.optimizer)
+            self.keep_tokens(ro, mask, beta, None)
             return {
                 **batch,
                 "kl_budget/rollback": 1,
@@ -207,10 +211,10 @@ class PPOTrainer:
         # 5. token rewards: −β·KL per token, score on the last token
         rewards, non_score_reward, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask, beta, cfg.kl_estimator)
         # 6. advantages
-        advantages, returns = gae(rewards, ro.values, mask, cfg.gamma, cfg.lam)
-        advantages = whiten(advantages, mask, total=distributed.sum_all)
+        advantages_raw, returns = gae(rewards, ro.values, mask, cfg.gamma, cfg.lam)
+        advantages = whiten(advantages_raw, mask, total=distributed.sum_all)
         # 7. PPO epochs × mini-batches
-        stats, timings = ppo_epochs(
+        stats, timings, last = ppo_epochs(
             self.policy.model,
             self.value_head,
             self.optimizer,
@@ -223,6 +227,8 @@ class PPOTrainer:
             trunk_layer=self.trunk_layer,
             generator=minibatch_generator(cfg.seed, self.step_no),
         )
+        terms = {"kl": kl, "reward": rewards, "return": returns, "advantage_raw": advantages_raw, "advantage": advantages}
+        self.keep_tokens(ro, mask, beta, {**terms, **last})
         # 8. adapt β (on the exact KL), log
         self.kl_ctl.update(batch["objective/kl_exact"], cfg.batch_size)
         non_score = masked_sum(non_score_reward, mask, dim=1)  # [B]
@@ -253,6 +259,36 @@ class PPOTrainer:
                 }
             ),
         }
+
+    def keep_tokens(self, ro: Rollout, mask: torch.Tensor, beta: float, terms: dict | None) -> None:
+        """The update's per-token store (``tokens.py``) into ``run_dir``, when one is set. ``terms``: the
+        update's kl, reward, return, advantage_raw, advantage, ratio and clipped ([B, R]); None for a batch
+        that undid the previous update (no PPO epochs): its terms as the update would have had them, this
+        process's share whitened alone, and ratio NaN."""
+        if self.run_dir is None:
+            return
+        cfg, updated = self.cfg, terms is not None
+        if not updated:
+            rewards, _, kl = compute_rewards(ro.scores, ro.logprobs, ro.ref_logprobs, mask, beta, cfg.kl_estimator)
+            adv_raw, returns = gae(rewards, ro.values, mask, cfg.gamma, cfg.lam)
+            nan = torch.full_like(mask, float("nan"))
+            terms = {"kl": kl, "reward": rewards, "return": returns, "advantage_raw": adv_raw, "advantage": whiten(adv_raw, mask)}
+            terms.update(ratio=nan, clipped=torch.zeros_like(mask, dtype=torch.bool))
+        ids = ro.batch.response_ids  # [B, R]
+        text = self.tok.batch_decode(ids.reshape(-1, 1).tolist())  # each token alone
+        R = ids.shape[1]
+        table = token_table(
+            token_ids=ids,
+            tokens=[text[b * R : (b + 1) * R] for b in range(ids.shape[0])],
+            mask=mask,
+            scores=ro.scores,
+            queries=ro.queries,
+            responses=ro.responses,
+            terms={"logprob_old": ro.logprobs, "logprob_ref": ro.ref_logprobs, "value": ro.values, **terms},
+            scalars={"beta": beta, "gamma": cfg.gamma, "lam": cfg.lam, "cliprange": cfg.cliprange, "kl_estimator": cfg.kl_estimator},
+            updated=updated,
+        )
+        save_update(self.run_dir, self.step_no + 1, table)
 
     def all_params(self) -> list[torch.Tensor]:
         """Every trainable weight (policy and value head): what the optimiser steps and the KL budget snapshots."""

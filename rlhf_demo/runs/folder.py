@@ -168,6 +168,7 @@ def write_run(
     tracker = tracking.start(getattr(trainer.cfg, "report_to", "none"), writer.dir, config)
     writer.write_json("process.json", {"pid": os.getpid(), "host": socket.gethostname()})
     trainer.checkpoint = Checkpointer(writer.policy_dir, checkpoint_seconds() if checkpoint_s is None else checkpoint_s)
+    trainer.run_dir = writer.dir  # where a trainer keeps more than records (PPO's per-token store, DPO's pairs)
     failed, records = None, trainer.train()
     try:
         for rec in records:

@@ -36,6 +36,7 @@ from rlhf_demo.runs.compare import (
     split_table,
 )
 from rlhf_demo.training.queue import QUEUE
+from rlhf_demo.ui import inspector
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
 
 ENDED_POLL_S = 3.0
@@ -89,6 +90,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         one = gr.Dropdown([], label="Run whose policy to download", elem_id="runs-one", scale=2, allow_custom_value=True)
         zip_btn = gr.Button("Download policy (zip)", elem_id="runs-zip")
     files = gr.File(label="Download", interactive=False, elem_id="runs-file", height=80, visible=False)
+    with gr.Accordion("Why did this token go up? One update of a run, token by token", open=False, elem_id="runs-inspect"):
+        insp_run = gr.Dropdown([], label="Run", elem_id="runs-insp-run", allow_custom_value=True)  # checked by the panel
+        inspector.build(ctx, insp_run, prefix="runs-insp")
 
     def compare_runs(selected_runs: list[str] | None, request: gr.Request):
         """The frontier (held-out reward vs KL, the base model at KL = 0, π*'s curve from it) and the
@@ -129,6 +133,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             *compare_runs(selected, request),
             overopt_runs(selected, request),
             knobs,
+            gr.update(choices=labels, value=first if first in runs else (labels[0] if labels else None)),
         )
 
     def on_ended(selected_runs: list[str] | None, seen: str, request: gr.Request):
@@ -159,7 +164,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 
-    outs = [pick, table, one, frontier, overlay, overopt, settings]
+    outs = [pick, table, one, frontier, overlay, overopt, settings, insp_run]
     refresh.click(refresh_runs, pick, outs, api_name="runs_refresh")
     ended = gr.State("")  # the id of this user's last run seen ended
     gr.Timer(ENDED_POLL_S).tick(

@@ -23,6 +23,7 @@ from rlhf_demo.algorithms import find
 from rlhf_demo.classroom import limits
 from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.training.queue import QUEUE, Job, QueueError
+from rlhf_demo.ui import inspector
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_run import live_figure, owner
 
@@ -127,6 +128,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> gr.Timer:
                 elem_id="live-before-after",
                 interactive=False,
             )
+        with gr.Accordion("Its tokens: why did this token go up?", open=False, elem_id="live-inspect"):
+            inspector.build(ctx, run_name, prefix="live-insp")
 
     def on_tick(seen_key: str, request: gr.Request):
         job = QUEUE.current()
