@@ -142,14 +142,16 @@ def test_stop_leaves_a_complete_loadable_run_folder(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     calls = {"n": 0}
 
-    def stop():
+    def stop():  # asked before each update and after it
         calls["n"] += 1
-        return calls["n"] > 2  # stop before the third update
+        return calls["n"] > 3  # a Stop pressed during the second update
 
-    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=10), prompts=PROMPTS, stop=stop)
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, steps=10, eval_final=True), prompts=PROMPTS, stop=stop)
     records = list(write_run(tr, out))
     assert [r["step"] for r in records] == [1, 2]
     assert tr.status == "stopped" and "after step 2" in tr.message
+    # the stopped policy is evaluated on held-out prompts, as a finished run is (its last record)
+    assert "eval/reward_mean" in records[-1] and "eval/reward_mean" not in records[0]
     for name in (
         "config.json",
         "metrics.jsonl",

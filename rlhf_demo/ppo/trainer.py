@@ -90,6 +90,7 @@ class PPOTrainer:
         if not self.prompts:
             raise ValueError("no training prompts")
         self.stop = stop or (lambda: False)
+        self.skip_eval = False  # set by a second Stop (training.queue): no held-out evaluation of the stopped policy
         self.rng = random.Random(distributed.seed_for(cfg.seed))
         self.policy = build_policy(
             cfg.model,
@@ -357,8 +358,10 @@ class PPOTrainer:
                     {"time_s": clock.time_s, "time/update": dt, "cpu_per_wall": (time.process_time() - c0) / dt}
                 )  # ≈ threads when the CPU is ours alone
                 budget_hit = clock.out_of_time()
-                last = self.step_no >= cfg.steps or budget_hit
-                due = clock.eval_due() or bool(cfg.eval_every and self.step_no % cfg.eval_every == 0) or (last and cfg.eval_final)
+                stopping = self.stop()  # a Stop during this update: it is the last, evaluated unless a second Stop skips it
+                last = self.step_no >= cfg.steps or budget_hit or stopping
+                final_eval = cfg.eval_final and not (stopping and self.skip_eval)
+                due = clock.eval_due() or bool(cfg.eval_every and self.step_no % cfg.eval_every == 0) or (last and final_eval)
                 if (due or last) and self.kl_budget.budget and not record.get("kl_budget/rollback"):
                     t1 = time.perf_counter()  # judge this update first
                     record.update(self.check_budget())
