@@ -7,8 +7,9 @@ import json
 
 import pandas as pd
 import plotly.graph_objects as go
+import pytest
 
-from rlhf_demo.plots.decoding import FILTERED_COLOR, bias_figure, candidates_figure, entropy_figure
+from rlhf_demo.plots.decoding import FILTERED_COLOR, bias_figure, bias_words, candidates_figure, entropy_figure
 
 CANDIDATES = pd.DataFrame(
     {
@@ -52,7 +53,10 @@ def test_candidates_figure_marks_the_chosen_and_the_filtered_tokens():
 def test_entropy_and_bias_figures_are_valid_plotly_figures():
     ent = _valid(entropy_figure(STEPS, current=1))
     assert list(ent.data[0].y) == [1.2, 0.3] and ent.data[1].yaxis == "y2"
-    bias = _valid(bias_figure(BIAS))
-    assert [t.name for t in bias.data] == ["before (raw softmax)", "after the bias", "after all processors"]
-    none = _valid(bias_figure(BIAS.iloc[:0]))
-    assert not none.data and "none set" in none.layout.title.text
+    two = pd.concat([BIAS.assign(without=[0.02]), BIAS.assign(form="great", token="great", before=0.005, without=0.01, final=0.1)])
+    words = bias_words(two)  # the two spellings of one word, summed (by hand: 0.02 + 0.01 without, 0.3 + 0.1 with)
+    assert list(words["word"]) == ["great"] and words["without"][0] == pytest.approx(0.03) and words["with"][0] == pytest.approx(0.4)
+    bias = _valid(bias_figure(words))
+    assert [t.name for t in bias.data] == ["without the bias", "with the bias"]
+    assert list(bias.data[0].y) == pytest.approx([0.03]) and list(bias.data[1].y) == pytest.approx([0.4])
+    _valid(bias_figure(bias_words(BIAS.assign(without=[0.02]).iloc[:0])))  # no word: still a valid figure

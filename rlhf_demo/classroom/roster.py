@@ -16,6 +16,9 @@ address, so one client cannot mint hundreds (each identity gets a few teacher-ke
 
 **Removed labellers** (``RUNS/.class/removed.json``, survives restarts): their labels left the pool
 (``data.feedback.FeedbackStore.remove_labeller``) and they may not label again.
+
+**The class's settings** (``RUNS/.class/settings.json``, survives restarts): the question the Feedback
+tab asks (``feedback_question``), which the teacher sets for the class.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from rlhf_demo.classroom.identity import write_once
 from rlhf_demo.classroom.rate import Buckets
 
 CLASS_CODE_ENV = "RLHF_DEMO_CLASS_CODE"
+DEFAULT_QUESTION = "Which continuation is more positive about the film?"
+"""What the Feedback tab asks until the teacher sets another question (the reward the course trains for)."""
+MAX_QUESTION = 160
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 MAX_KNOWN = 50_000
 
@@ -161,3 +167,41 @@ class Roster:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(ids))
             tmp.replace(path)
+
+
+# ---------------------------------------------------------------------- the class's settings
+def _settings_path(runs_dir) -> Path:
+    return Path(runs_dir) / ".class" / "settings.json"
+
+
+def class_settings(runs_dir) -> dict:
+    """The class's settings: ``{"question": ...}`` (defaults for what was never set or cannot be read)."""
+    try:
+        data = json.loads(_settings_path(runs_dir).read_text())
+    except (OSError, json.JSONDecodeError):
+        data = {}
+    question = data.get("question") if isinstance(data, dict) else None
+    return {"question": question if isinstance(question, str) and question.strip() else DEFAULT_QUESTION}
+
+
+def feedback_question(runs_dir) -> str:
+    """The question the Feedback tab asks the class."""
+    return class_settings(runs_dir)["question"]
+
+
+def set_feedback_question(runs_dir, text) -> str:
+    """Set the Feedback tab's question for the class (blank: back to ``DEFAULT_QUESTION``); one line of
+    at most ``MAX_QUESTION`` characters, else RosterError. Returns the question now in force."""
+    if not isinstance(text, str):
+        raise RosterError("the question must be text")
+    question = " ".join(text.split())
+    if len(question) > MAX_QUESTION:
+        raise RosterError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION}")
+    if any(not ch.isprintable() for ch in question):
+        raise RosterError("the question holds characters that cannot be shown")
+    path = _settings_path(runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps({**class_settings(runs_dir), "question": question or DEFAULT_QUESTION}))
+    tmp.replace(path)
+    return feedback_question(runs_dir)

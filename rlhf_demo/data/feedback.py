@@ -111,11 +111,19 @@ class FeedbackStore:
             return len(out)
 
     def add(
-        self, prompt: str, response_a: str, response_b: str, label: str, labeller: str = "", pair_id: str | None = None, nickname: str = ""
+        self,
+        prompt: str,
+        response_a: str,
+        response_b: str,
+        label: str,
+        labeller: str = "",
+        pair_id: str | None = None,
+        nickname: str = "",
+        question: str = "",
     ) -> dict:
         """Append one label and fsync it before returning the stored record. ``labeller`` is a user id
         (``classroom.identity``), never a nickname or a token; ``pair_id`` names a pair shown to several
-        people (a new one when None)."""
+        people (a new one when None); ``question``: what the labeller was asked (kept when given)."""
         if label not in LABELS:
             raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
         for name, text in (("prompt", prompt), ("response A", response_a), ("response B", response_b)):
@@ -137,6 +145,7 @@ class FeedbackStore:
             "response_a": response_a,
             "response_b": response_b,
             "label": label,
+            **({"question": str(question)[:MAX_TEXT]} if question else {}),
         }
         line = json.dumps(rec, ensure_ascii=False) + "\n"
         with self._lock:
@@ -253,7 +262,8 @@ def make_pair(
 ) -> tuple[str, str, str]:
     """Two responses sampled from ``model`` for one prompt: (prompt text, response A, response B).
 
-    ``query_tokens`` cuts the prompt to that many tokens first (None = the whole prompt)."""
+    ``query_tokens`` cuts the prompt to at most that many tokens first, where a word ends
+    (``prompts.truncate_at_word``; None = the whole prompt)."""
     return make_pairs(model, tokenizer, [(prompt, query_tokens)], response_tokens=response_tokens, temperature=temperature, seed=seed)[0]
 
 
@@ -262,12 +272,12 @@ def make_pairs(
 ) -> list[tuple[str, str, str]]:
     """``make_pair`` for many (prompt, query_tokens) at once: one ``generate`` of 2·len(prompts) rows
     (what a class drawing pairs together costs one batch, not thirty)."""
-    from rlhf_demo.data.prompts import truncate_prompt
+    from rlhf_demo.data.prompts import truncate_at_word
     from rlhf_demo.decoding.sampling import decode_queries, decode_responses, sample_responses
 
     rows = []
     for prompt, query_tokens in prompts:
-        ids = truncate_prompt(tokenizer, prompt, query_tokens or 10_000)
+        ids = truncate_at_word(tokenizer, prompt, query_tokens or 10_000)  # an opening ends where a word ends
         rows += [ids, ids]  # A and B of one pair side by side
     batch = sample_responses(
         model, tokenizer, rows, response_tokens, temperature=temperature, seed=seed if seed is not None else random.randrange(2**31)

@@ -156,3 +156,23 @@ def truncate_prompt(tokenizer, prompt: str, n_tokens: int) -> list[int]:
     """The first ``n_tokens`` token ids of ``prompt`` (all of it when shorter)."""
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     return ids[: max(1, n_tokens)]
+
+
+def truncate_at_word(tokenizer, prompt: str, n_tokens: int) -> list[int]:
+    """The first ``n_tokens`` token ids of ``prompt`` or fewer, ending where a word ends: the cut moves
+    back to just before a token that starts a new word (with a space or a newline) or punctuation, so an
+    opening reads "My kids", never "My kids be". The first word is kept whole even when it takes more
+    than ``n_tokens`` tokens; a prompt that fits is returned whole."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    n = max(1, n_tokens)
+    if len(ids) <= n:
+        return ids
+    pieces = tokenizer.batch_decode([[i] for i in ids])
+
+    def starts_word(k: int) -> bool:  # a cut before token k splits no word
+        return k >= len(ids) or pieces[k][:1].isspace() or pieces[k][:1] in '.,;:!?)]}"…'
+
+    cut = next((k for k in range(n, 0, -1) if starts_word(k)), None)
+    if cut is None:  # one long first word: keep it whole
+        cut = next(k for k in range(n + 1, len(ids) + 1) if starts_word(k))
+    return ids[:cut]

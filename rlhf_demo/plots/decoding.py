@@ -102,8 +102,12 @@ def _floats(values) -> list[float]:
 
 def candidates_figure(df: pd.DataFrame, title: str) -> dict:
     """Grouped bars per candidate: raw softmax probability beside the probability after processing.
-    Filtered tokens (probability 0 after processing) are grey; the chosen token is starred."""
-    labels = [f"{'★ ' if c else ''}{r}. {show_token(t)}" for r, t, c in zip(df["rank"], df["token"], df["chosen"])]
+    Filtered tokens (probability 0 after processing) are grey; the chosen token is starred. With a word
+    bias, ``df`` has ``bias`` (0 for other tokens) and ``without`` (after processing without the bias):
+    a third bar shows it, and a biased token's label says its bias."""
+    biased = "without" in df.columns
+    marks = [f" ({b:+g})" if b else "" for b in df["bias"]] if biased else [""] * len(df)
+    labels = [f"{'★ ' if c else ''}{r}. {show_token(t)}{m}" for r, t, c, m in zip(df["rank"], df["token"], df["chosen"], marks)]
     raw, prob, kept, chosen = _floats(df["raw_prob"]), _floats(df["prob"]), [bool(k) for k in df["kept"]], [bool(c) for c in df["chosen"]]
     traces = [
         dict(
@@ -127,7 +131,18 @@ def candidates_figure(df: pd.DataFrame, title: str) -> dict:
             hovertemplate="%{x}<br>processed %{y:.2%}<extra></extra>",
         ),
     ]
-    top = max(raw + prob + [0.01]) if len(df) else 1.0
+    if biased:
+        traces.append(
+            dict(
+                type="bar",
+                name="after processors, without the word bias",
+                x=labels,
+                y=_floats(df["without"]),
+                marker=dict(color="rgba(245,133,24,0.35)", line=dict(color=PROC_COLOR, width=1)),
+                hovertemplate="%{x}<br>without the bias %{y:.2%}<extra></extra>",
+            )
+        )
+    top = max(raw + prob + (_floats(df["without"]) if biased else []) + [0.01]) if len(df) else 1.0
     return _figure(
         traces,
         title=dict(text=title),
@@ -174,31 +189,99 @@ def entropy_figure(steps: pd.DataFrame, current: int | None = None) -> dict:
     )
 
 
-def bias_figure(df: pd.DataFrame) -> dict:
-    """Each biased word's token: probability before the bias, after the bias alone, after everything."""
-    traces = []
-    if len(df):
-        x = [f"{show_token(f)} ({b:+g}){'' if a else ' ✗'}" for f, b, a in zip(df["form"], df["bias"], df["applies"])]
-        for col, name, color in (
-            ("before", "before (raw softmax)", RAW_COLOR),
-            ("after_bias", "after the bias", "#e45756"),
-            ("final", "after all processors", PROC_COLOR),
-        ):
-            y = _floats(df[col])
-            traces.append(
-                dict(type="bar", name=name, x=x, y=y, marker=dict(color=color), text=[f"{p:.2%}" for p in y], textposition="outside")
-            )
-    title = "Word bias at this step" if len(df) else "Word bias: none set (e.g. 'great:5, terrible:-5')"
-    hidden = {} if len(df) else dict(xaxis=dict(visible=False))
+def pct(p: float) -> str:
+    """A probability as a short percentage: two significant digits below 10 %, none above (no "0.00%")."""
+    x = 100 * float(p)
+    if x == 0:
+        return "0%"
+    if x < 1e-4:
+        return "<0.0001%"
+    return f"{x:.0f}%" if x >= 10 else f"{x:.2g}%"
+
+
+def bias_words(df: pd.DataFrame) -> pd.DataFrame:
+    """``bias_frame`` rows (one per spelling of a biased word, with ``without``: its probability after
+    every processor but the bias) merged into one row per word::
+
+        p(word) = Σ over its spellings s that can come next of p(last token of s)
+
+    The spellings are the word after a space (``"␣great"``, how a word follows another) and glued to
+    the text before (``"great"``). A spelling of several tokens can come next only once its first
+    tokens were just written (``applies``); until then it is listed under ``waiting``, not summed.
+    Columns: ``word bias raw without with spellings waiting`` (``raw``: the model's own softmax, ``before``)."""
+    rows = []
+    for word, g in df.groupby("word", sort=False):
+        now = g[g["applies"].astype(bool)]
+        rows.append(
+            {
+                "word": word,
+                "bias": float(g["bias"].iloc[0]),
+                "raw": float(now["before"].sum()),
+                "without": float(now["without"].sum()),
+                "with": float(now["final"].sum()),
+                "spellings": ", ".join(show_token(f) for f in now["form"]),
+                "waiting": ", ".join(show_token(f) for f in g.loc[~g["applies"].astype(bool), "form"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=["word", "bias", "raw", "without", "with", "spellings", "waiting"])
+
+
+def bias_line(words: pd.DataFrame) -> str:
+    """One line for the step caption: each biased word's probability without → with its bias (and the
+    model's own where the other processors filtered the word out)."""
+
+    def without(r) -> str:
+        return f"{pct(r.without)} (filtered out; the model's own {pct(r.raw)})" if r.without == 0 < r.raw else pct(r.without)
+
+    return " · ".join(f"**{r.word}** ({r.bias:+g}) {without(r)} → {pct(r['with'])}" for _, r in words.iterrows())
+
+
+def bias_figure(words: pd.DataFrame, step: int | None = None) -> dict:
+    """Each biased word (``bias_words``): the probability that it comes next without its bias and with
+    it (both after every other processor), on an axis fitted to the values."""
+    x = [f"{w} ({b:+g})" for w, b in zip(words["word"], words["bias"])]
+    hover = [
+        f"counts {s or 'no spelling yet'}" + (f"<br>{wt}: only after its first tokens" if wt else "")
+        for s, wt in zip(words["spellings"], words["waiting"])
+    ]
+    traces = [
+        dict(
+            type="bar",
+            name=name,
+            x=x,
+            y=_floats(words[col]),
+            marker=dict(color=color),
+            text=[pct(p) for p in words[col]],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=hover,
+            hovertemplate="%{x}: %{y:.3%} " + name + "<br>%{customdata}<extra></extra>",
+        )
+        for col, name, color in (("without", "without the bias", RAW_COLOR), ("with", "with the bias", "#e45756"))
+    ]
+    top = max([*_floats(words["without"]), *_floats(words["with"]), 1e-6])
+    fmt = ".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%" if top >= 0.001 else ".3%"
+    at = "" if step is None else f" at step {step}"
     return _figure(
         traces,
-        title=dict(text=title),
+        title=dict(text=f"Word bias{at}: chance the word comes next", font=dict(size=14)),
         barmode="group",
-        yaxis=dict(tickformat=".0%", range=[0, 1.1], **({} if len(df) else dict(visible=False))),
+        yaxis=dict(tickformat=fmt, range=[0, min(1.0, top * 1.3)] if top < 0.77 else [0, 1.0], title=dict(text="probability")),
         height=300,
-        legend=dict(orientation="h", y=1.15, x=0),
-        margin=dict(l=50, r=10, t=70, b=60),
-        **hidden,
+        legend=dict(orientation="h", y=1.16, x=0),
+        margin=dict(l=60, r=10, t=70, b=60),
+        annotations=[
+            dict(
+                text="each word: ␣word + word (both spellings)",
+                xref="paper",
+                yref="paper",
+                x=0,
+                y=-0.2,
+                showarrow=False,
+                font=dict(size=11, color="#666"),
+                xanchor="left",
+            )
+        ],
     )
 
 

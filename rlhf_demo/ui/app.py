@@ -12,6 +12,7 @@ from rlhf_demo.classroom.quota import cache_schedule
 from rlhf_demo.threads import set_torch_threads
 from rlhf_demo.ui import (
     api_classroom,
+    api_inspect,
     api_training,
     event_limits,
     feedback,
@@ -43,8 +44,9 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
                     mod.build(ctx, demo)
             with gr.Tab("Teacher", id="teacher", visible=False) as teacher_tab:
                 teacher.build(ctx, demo)
-        identity.refresh_models(ctx)
+        identity.refresh_models(ctx, tabs)  # model lists follow the user and new or pinned runs, no refresh button
         api_training.build(ctx, demo)  # /train_start, /train_status, /train_stop (docs/api-training.md)
+        api_inspect.build(ctx, demo)  # /inspect: one update of a run, token by token (docs/api.md)
         api_classroom.build(ctx, demo)  # /join, /feedback_*, /teacher_* (docs/api.md)
         event_limits.free_on_unload(demo, ctx)  # a page that leaves frees its session (ui/event_limits.py)
 

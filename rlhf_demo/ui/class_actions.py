@@ -1,6 +1,6 @@
 """What a person does to the class, one function each, shared by the page (identity bar, Teacher tab)
 and the named API (``ui.api_classroom``), so both pass exactly the same checks: joining with the class
-code, the teacher key in and out, pins, removing a labeller, the class code itself.
+code, the teacher key in and out, pins, removing a labeller, the class code itself, the question the Feedback tab asks.
 
 Each takes the ``AppContext`` and the Gradio request, binds or checks the session's user
 (``AppContext.sessions``) and returns plain data; a refusal is ``limits.LimitError`` with one line.
@@ -26,7 +26,7 @@ from rlhf_demo.classroom.identity import (
     user_id,
     valid_token,
 )
-from rlhf_demo.classroom.roster import RosterError, check_join_proof, class_code, join_proof
+from rlhf_demo.classroom.roster import RosterError, check_join_proof, class_code, feedback_question, join_proof, set_feedback_question
 from rlhf_demo.ui import labelling
 from rlhf_demo.ui.context import AppContext, session_of
 from rlhf_demo.ui.labelling import store
@@ -190,3 +190,18 @@ def teacher_class_code(ctx: AppContext, request) -> str:
     if not ctx.teacher_mode():
         raise limits.LimitError("there is no class code without a teacher key (RLHF_DEMO_TEACHER_KEY)")
     return code(ctx)
+
+
+def question(ctx: AppContext) -> str:
+    """The question the Feedback tab asks (``roster.feedback_question``)."""
+    return feedback_question(ctx.runs_dir)
+
+
+def set_question(ctx: AppContext, request, text) -> str:
+    """Set the question the Feedback tab asks the class (blank: the default): the teacher only.
+    Returns the question now in force."""
+    ctx.gate(request, "teacher")
+    try:
+        return set_feedback_question(ctx.runs_dir, text)
+    except RosterError as exc:
+        _refuse(exc)

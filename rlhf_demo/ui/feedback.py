@@ -16,15 +16,21 @@ from pathlib import Path
 import gradio as gr
 
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.ui import labelling
+from rlhf_demo.ui import class_actions, labelling
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, feedback_store
 
-INTRO = """### Human feedback: which continuation is better?
-Two responses are sampled from the base model for the same opening. Pick the one you prefer — **A**, **B**,
+INTRO = """### Human feedback
+Two responses are sampled from the base model for the same opening. Answer the question below — **A**, **B**,
 **tie** or **skip** (keys **1 2 3 4** when no text box is focused). Every label is saved to disk the moment
 you click. Your A/B labels are preference pairs: train on them with **DPO** (Training tab → DPO →
 "Feedback labels": yours, or the whole class's by majority vote)."""
+
+
+def question_md(question: str) -> str:
+    """The question every label answers (the teacher sets it for the class: Teacher tab)."""
+    return f"#### {question}"
+
 
 KEYS_JS = """
 () => {
@@ -58,6 +64,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Row():
         prompt = gr.Textbox(label="Prompt (the opening both responses continue)", interactive=False, elem_id="fb-prompt", scale=4)
         new = gr.Button("New pair", elem_id="fb-new", scale=1)
+    question = gr.Markdown(question_md(class_actions.question(ctx)), elem_id="fb-question")
     with gr.Row(equal_height=True):
         resp_a = gr.Textbox(label="Response A", lines=3, interactive=False, elem_id="fb-resp-a")
         resp_b = gr.Textbox(label="Response B", lines=3, interactive=False, elem_id="fb-resp-b")
@@ -90,9 +97,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except (ValueError, ModelLoadError) as exc:
             raise gr.Error(str(exc)) from exc
         note = "Another student labelled this pair too: the Teacher tab compares the labels." if p["shared"] else ""
-        return p["pair_id"], p["prompt"], p["a"], p["b"], note
+        return p["pair_id"], p["prompt"], p["a"], p["b"], note, question_md(p["question"])
 
-    pair_outputs = [pair, prompt, resp_a, resp_b, shared_note]
+    pair_outputs = [pair, prompt, resp_a, resp_b, shared_note, question]
 
     def label(which: str):
         def save(current, request: gr.Request):
@@ -150,5 +157,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     use.click(on_use, None, [note, dpo_source, dpo_whose] if dpo_source is not None else [note], api_visibility="private")
     demo.load(None, None, None, js=KEYS_JS)
+
+    def asked():  # the teacher may have changed it since the app was built
+        return question_md(class_actions.question(ctx))
+
+    demo.load(asked, None, question, api_visibility="private", show_progress="hidden")
     if ctx.who is not None:
         ctx.who.change(my_counts, None, counts, api_visibility="private", show_progress="hidden")

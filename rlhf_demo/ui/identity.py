@@ -8,7 +8,12 @@ encrypted with a key that survives restarts): ``proof`` the teacher proof, ``joi
 (both HMACs only the server can make, so a reload or a restart keeps them). On load the page sends it;
 the server binds this page's session to that user (``AppContext.sessions``) and sets ``ctx.who``, whose
 change refreshes whatever depends on the user. The bar is shown only on a shared server; in local use
-everyone is owner and teacher.
+everyone is owner and teacher. The teacher key sits behind a small closed "I'm the teacher" accordion:
+a student sees a name box, not a key field.
+
+Model dropdowns (``AppContext.model_dropdowns``) follow the user and the runs: their choices are set
+when the page says who it is, when a tab is opened and every few seconds if they changed, so a run the
+teacher pinned or a run that just ended is in the list without a refresh button.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import gradio as gr
 from rlhf_demo.classroom.identity import MAX_NICK, User, browser_secret, clean_nickname, new_token, teacher_key, valid_token
 from rlhf_demo.ui import class_actions
 from rlhf_demo.ui.context import AppContext
+
+MODEL_LIST_S = 10.0
+"""How often a page checks whether its model lists changed (a listing of the runs folder)."""
 
 
 def _who_line(u: User) -> str:
@@ -34,17 +42,22 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with gr.Row(visible=False, elem_id="who-join-row") as join_row:
             code = gr.Textbox(label="Class code", placeholder="the code on your teacher's screen", max_lines=1, elem_id="who-code", scale=2)
             join = gr.Button("Join the class", variant="primary", elem_id="who-join", scale=1)
-        with gr.Accordion("Your name · teacher", open=False, elem_id="who-settings"):
-            with gr.Row():
-                nick = gr.Textbox(
-                    label=f"Nickname (what the class sees, up to {MAX_NICK} characters)", max_length=MAX_NICK, elem_id="who-nick", scale=3
-                )
-                rename = gr.Button("Save name", elem_id="who-rename", scale=1)
-            with gr.Row(visible=bool(teacher_key())):
-                key = gr.Textbox(label="Teacher key", type="password", elem_id="who-key", scale=3)
-                unlock = gr.Button("Unlock teacher mode", elem_id="who-unlock", scale=1)
-                leave = gr.Button("Leave teacher mode", elem_id="who-leave", scale=1)
-            key_msg = gr.Markdown("", elem_id="who-key-msg")
+        with gr.Column(scale=1, min_width=420):
+            with gr.Accordion("Your name", open=False, elem_id="who-settings"):
+                with gr.Row():
+                    nick = gr.Textbox(
+                        label=f"Nickname (what the class sees, up to {MAX_NICK} characters)",
+                        max_length=MAX_NICK,
+                        elem_id="who-nick",
+                        scale=3,
+                    )
+                    rename = gr.Button("Save name", elem_id="who-rename", scale=1)
+            with gr.Accordion("I'm the teacher", open=False, visible=bool(teacher_key()), elem_id="who-teacher"):
+                with gr.Row():
+                    key = gr.Textbox(label="Teacher key", type="password", elem_id="who-key", scale=3)
+                    unlock = gr.Button("Unlock teacher mode", elem_id="who-unlock", scale=1)
+                    leave = gr.Button("Leave teacher mode", elem_id="who-leave", scale=1)
+                key_msg = gr.Markdown("", elem_id="who-key-msg")
 
     def who_value(u: User) -> str:
         return f"{u.id}|{int(u.teacher)}|{u.nickname}|{int(ctx.roster.joined(u.id))}"
@@ -123,13 +136,29 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     leave.click(on_leave, stored, [*bar, key_msg], api_visibility="private", concurrency_limit=None)
 
 
-def refresh_models(ctx: AppContext) -> None:
-    """Once the page has said who it is, set every registered model dropdown's choices for that user."""
-    if ctx.who is None or not ctx.model_dropdowns:
+def refresh_models(ctx: AppContext, tabs: gr.Tabs | None = None) -> None:
+    """Keep every registered model dropdown's choices those of this user and of the runs there are now:
+    once the page has said who it is, whenever a tab is opened, and every ``MODEL_LIST_S`` seconds when
+    they changed (a run the teacher pinned, or one that just ended). One listing of the runs folder each.
+    Not on a dropdown's focus: an update while its list is open empties the open list (measured, gradio 6.31)."""
+    dropdowns = list(ctx.model_dropdowns)
+    if not dropdowns:
         return
+    shown = gr.State(None)  # the choices this page shows (a few short strings)
 
-    def on_who(request: gr.Request):
+    def all_lists(request: gr.Request):
         choices = ctx.model_choices(request)
-        return [gr.update(choices=choices) for _ in ctx.model_dropdowns]
+        return [choices, *(gr.update(choices=choices) for _ in dropdowns)]
 
-    ctx.who.change(on_who, None, list(ctx.model_dropdowns), api_visibility="private", show_progress="hidden")
+    def if_changed(last, request: gr.Request):
+        choices = ctx.model_choices(request)
+        if choices == last:
+            return [gr.skip()] * (len(dropdowns) + 1)
+        return [choices, *(gr.update(choices=choices) for _ in dropdowns)]
+
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    if ctx.who is not None:
+        ctx.who.change(all_lists, None, [shown, *dropdowns], **quiet)
+    if tabs is not None:
+        tabs.select(all_lists, None, [shown, *dropdowns], **quiet)
+    gr.Timer(MODEL_LIST_S).tick(if_changed, shown, [shown, *dropdowns], **quiet)

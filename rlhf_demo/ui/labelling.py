@@ -19,6 +19,7 @@ import threading
 import uuid
 
 from rlhf_demo.classroom import limits
+from rlhf_demo.classroom.roster import feedback_question
 from rlhf_demo.data.feedback import FeedbackStore, make_pairs
 from rlhf_demo.data.pair_pool import PairPool
 from rlhf_demo.data.prompts import builtin_prompts
@@ -79,7 +80,8 @@ def counts(ctx: AppContext, request) -> dict:
 
 
 def draw_pair(ctx: AppContext, request, response_tokens: int = 16, temperature: float = 1.0) -> dict:
-    """{"pair_id", "prompt", "a", "b", "shared"} for this session (``shared``: another person labelled it)."""
+    """{"pair_id", "prompt", "a", "b", "shared", "question"} for this session (``shared``: another person
+    labelled it; ``question``: what the class is asked, set by the teacher: ``roster.feedback_question``)."""
     user = ctx.gate(request, "pair")
     s = store(ctx)
     others = s.open_pairs(user.id) if ctx.classroom() else []
@@ -99,6 +101,7 @@ def draw_pair(ctx: AppContext, request, response_tokens: int = 16, temperature: 
 
         q, a, b = PAIRS.run(uuid.uuid4().hex, group, item, run_batch)
         pair = {"pair_id": uuid.uuid4().hex[:12], "prompt": q, "a": a, "b": b, "shared": False}
+    pair["question"] = feedback_question(ctx.runs_dir)
     ctx.hand_out(session_of(request), pair)
     return pair
 
@@ -113,6 +116,15 @@ def save_label(ctx: AppContext, request, pair_id, choice) -> dict:
     if pair is None or not isinstance(pair_id, str) or pair_id != pair["pair_id"]:
         raise limits.LimitError(NO_PAIR)
     user = ctx.gate(request, "label")
-    store(ctx).add(pair["prompt"], pair["a"], pair["b"], which, labeller=user.id, pair_id=pair["pair_id"], nickname=user.nickname)
+    store(ctx).add(
+        pair["prompt"],
+        pair["a"],
+        pair["b"],
+        which,
+        labeller=user.id,
+        pair_id=pair["pair_id"],
+        nickname=user.nickname,
+        question=pair["question"],
+    )
     ctx.hand_out(session, None)
     return counts(ctx, request)

@@ -23,10 +23,9 @@ import gradio as gr
 from gradio.components.plot import PlotData
 
 from rlhf_demo.classroom import limits
-from rlhf_demo.config import show
 from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
 from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
-from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt
+from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, sequence_bias_for
 from rlhf_demo.decoding.kept import shared_store
 from rlhf_demo.models.loading import DEFAULT_MODEL, ModelLoadError
 from rlhf_demo.plots.decoding import (
@@ -34,6 +33,8 @@ from rlhf_demo.plots.decoding import (
     FORCED_COLOR,
     FORCED_LABEL,
     bias_figure,
+    bias_line,
+    bias_words,
     candidates_figure,
     entropy_figure,
     highlight,
@@ -41,13 +42,16 @@ from rlhf_demo.plots.decoding import (
     samples_html,
 )
 from rlhf_demo.textcheck import check_text
-from rlhf_demo.ui.config_form import strict
+from rlhf_demo.ui import lab_widgets
 from rlhf_demo.ui.context import AppContext
 
 INTRO = """### Where do the words come from?
 At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that
 distribution before a token is picked. Generate, then click a token (or move the step slider) to see the
 candidates at that step; move temperature / top-k / top-p / min-p to re-draw the bars at once."""
+FIRST_VIEW = """**Press Generate** (or Enter in the prompt). The continuation appears here, each token coloured by the
+probability it was chosen with; click a token to see every candidate at that step, what the settings did to
+them, and what a word bias changed."""
 START = DecodingConfig.preset("playground")
 """What the widgets open with: the ``playground`` preset (``decoding/config.py``)."""
 NAMES = [f.name for f in DecodingConfig.knobs()]
@@ -59,7 +63,6 @@ TOP_N = 10
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     batcher = Batcher()  # shared by every session of this app: concurrent Generate clicks run as one batch
     store = shared_store()  # every session's raw logits, one budget for the whole server
-    no_bias: dict = {}  # the figure shown when no word bias is set (read-only once built)
 
     def forget(st):  # a session's state is deleted (tab closed or TTL): its logits leave the store too
         if st and st.get("result") is not None and st["result"].logits_key:
@@ -72,16 +75,17 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with gr.Column(scale=1, min_width=320):
             prompt = gr.Textbox("The movie was", label="Prompt", lines=3, max_lines=12)
             chat = knob_widget("chat_template")
-            with gr.Row():
-                model = gr.Dropdown(
-                    ctx.model_choices(),
-                    value=DEFAULT_MODEL,
-                    label="Model",
-                    allow_custom_value=True,
-                    info="base model, a trained run, or a local folder / Hub id",
-                    scale=4,
-                )
-                refresh = gr.Button("↻", scale=0, min_width=40)
+            model = gr.Dropdown(
+                ctx.model_choices(),
+                value=DEFAULT_MODEL,
+                label="Model",
+                allow_custom_value=True,
+                info="base model, a trained run, or a local folder / Hub id",
+                elem_id="pg-model",
+            )
+            bias = knob_widget("word_bias", placeholder="great: 5, terrible: -5", elem_id="pg-bias")
+            go = gr.Button("Generate", variant="primary")
+            status = gr.Markdown("Model loads on the first **Generate** (a few seconds).", elem_id="pg-status")
             strategy = knob_widget("strategy")
             temperature, top_k, top_p, min_p = (knob_widget(n) for n in ("temperature", "top_k", "top_p", "min_p"))
             with gr.Accordion("More settings", open=False):
@@ -95,42 +99,42 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                     "seed",
                 )
                 rep, ngram, beams, max_new, min_new, samples, seed = (knob_widget(n) for n in more)
-            strict(temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed)
-            bias = knob_widget("word_bias", placeholder="great: 5, terrible: -5")
-            go = gr.Button("Generate", variant="primary")
-            status = gr.Markdown("Model loads on the first **Generate** (a few seconds).", elem_id="pg-status")
         with gr.Column(scale=2):
-            tokens = gr.HighlightedText(
-                label="Output: each token coloured by the probability it was chosen with (click one)",
-                color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR},
-                show_legend=True,
-                elem_id="pg-tokens",
-            )
-            with gr.Row():
-                seq_pick = gr.Dropdown([1], value=1, label="Explore sequence", scale=1, min_width=120)
-                step = gr.Slider(0, 19, 0, step=1, label="Step", scale=4)
-            bars = gr.Plot(label="Next-token candidates", elem_id="pg-bars")
-            step_info = gr.Markdown()
-            with gr.Row():
-                cand = gr.Dropdown([], label="Branch: pick another candidate", scale=2)
-                word = gr.Textbox(label="…or type a word", placeholder="wonderful", scale=2)
-                branch_btn = gr.Button("Branch from this step", scale=1)
-            with gr.Row():
-                original = gr.HighlightedText(label="Original", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True)
-                branched = gr.HighlightedText(
-                    label="Branch (forced tokens in blue)", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True
+            hint = gr.Markdown(FIRST_VIEW, elem_id="pg-hint")  # until the first generation: no empty placeholders
+            with gr.Column(visible=False, elem_id="pg-results") as results:
+                tokens = gr.HighlightedText(
+                    label="Output: each token coloured by the probability it was chosen with (click one)",
+                    color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR},
+                    show_legend=True,
+                    elem_id="pg-tokens",
                 )
-            with gr.Row():
-                entropy = gr.Plot(label="Entropy per step")
-                bias_plot = gr.Plot(label="Word bias: before / after")
-            procs = gr.Markdown()
-            samples_view = gr.HTML(label="Samples side by side")
-            beams_table = gr.Dataframe(
-                label="Sequences (beam search: cumulative log-probability and length-normalised score)",
-                interactive=False,
-                wrap=True,
-                column_widths=["5%", "59%", "9%", "11%", "9%", "7%"],
-            )
+                with gr.Row():
+                    seq_pick = gr.Dropdown([1], value=1, label="Explore sequence", scale=1, min_width=160, visible=False)
+                    step = gr.Slider(0, 19, 0, step=1, label="Step", scale=4)
+                bars = gr.Plot(label="Next-token candidates", elem_id="pg-bars")
+                step_info = gr.Markdown(elem_id="pg-step-info")
+                with gr.Row():
+                    cand = gr.Dropdown([], label="Branch: pick another candidate", scale=3, min_width=260)
+                    word = gr.Textbox(label="…or type a word", placeholder="wonderful", scale=2)
+                    branch_btn = gr.Button("Branch from this step", scale=1)
+                with gr.Row(visible=False, elem_id="pg-branch-view") as branch_view:  # once a branch was made
+                    original = gr.HighlightedText(label="Original", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True)
+                    branched = gr.HighlightedText(
+                        label="Branch (forced tokens in blue)", color_map={**COLOR_MAP, FORCED_LABEL: FORCED_COLOR}, show_legend=True
+                    )
+                with gr.Row():
+                    entropy = gr.Plot(label="Entropy per step")
+                    with gr.Column(visible=False) as bias_box:  # while a word bias is set
+                        bias_plot = gr.Plot(label="Word bias: without / with", elem_id="pg-bias-plot")
+                procs = gr.Markdown()
+                with gr.Column(visible=False) as many_box:  # several samples or beams
+                    samples_view = gr.HTML(label="Samples side by side")
+                    beams_table = gr.Dataframe(
+                        label="Sequences (beam search: cumulative log-probability and length-normalised score)",
+                        interactive=False,
+                        wrap=True,
+                        column_widths=["5%", "59%", "9%", "11%", "9%", "7%"],
+                    )
 
     # The public handlers spell out every knob: Gradio names an endpoint's API parameters after the
     # function's own (``*args`` would show as param_2, param_3, …).
@@ -141,7 +145,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return ctx.model(name, request, progress=progress)
 
     def step_outputs(st, seq_i, t, cfg):
-        """Bars, caption, branch candidates, word bias and entropy for one step (re-processed from stored logits)."""
+        """Bars, caption, branch candidates, word bias, entropy and whether the word-bias chart shows, for
+        one step (re-processed from stored logits)."""
         seq_i, t = int(seq_i) - 1, int(t)
         bundle = get_bundle(st["result"].model)
         res = store.attach(bundle, st["result"])  # its logits from the store (recomputed if evicted)
@@ -156,15 +161,20 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             f"entropy {chosen.entropy:.2f} nats. Kept now: {int((p > 0).sum())} of {len(p)} tokens.{note}"
         )
         choices = [(f"{r.token!r}  raw {r.raw_prob:.1%}", int(r.token_id)) for r in df.itertuples() if r.token_id != chosen.token_id]
-        bias = bias_frame(bundle, res, seq_i, t, cfg)
-        if bias.empty and "none" not in no_bias:  # the same "no word bias" figure for everyone: built once
-            no_bias["none"] = plot(bias_figure(bias))
+        words = None
+        if cfg.word_bias:
+            spellings, biased, without = word_bias_at(bundle, res, seq_i, t, cfg)
+            df["bias"] = [biased.get(int(i), 0.0) for i in df["token_id"]]
+            df["without"] = [float(without[int(i)]) for i in df["token_id"]]
+            words = bias_words(spellings)
+            caption += "\n\nChance each biased word comes next, without → with its bias: " + bias_line(words) + "."
         return (
             plot(candidates_figure(df, title)),
             caption,
             gr.update(choices=choices, value=choices[0][1] if choices else None),
-            no_bias["none"] if bias.empty else plot(bias_figure(bias)),
+            plot(bias_figure(words, t)) if words is not None else None,
             plot(entropy_figure(steps_frame(seq), current=t)),
+            gr.Column(visible=words is not None),
         )
 
     def on_generate(
@@ -206,7 +216,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         return (
             st,
             highlight(frames[0][1], res.prompt_text),
-            gr.update(choices=picks, value=1),
+            gr.update(choices=picks, value=1, visible=len(picks) > 1),
             gr.update(maximum=max(len(seq.steps) - 1, 1), value=0),
             *step_outputs({"result": res}, 1, 0, res.config),
             processors_markdown(res.processors, res.mode),
@@ -215,6 +225,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             msg,
             highlight(frames[0][1], res.prompt_text),
             None,
+            gr.Column(visible=True),  # results
+            gr.Markdown(visible=False),  # the first-view hint
+            gr.Row(visible=False),  # no branch yet
+            gr.Column(visible=len(picks) > 1),  # samples side by side / beams
         )
 
     def on_step(
@@ -302,10 +316,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             highlight(steps_frame(orig), res.prompt_text),
             highlight(steps_frame(br.sequences[0]), res.prompt_text),
             " ".join(br.notices),
+            gr.Row(visible=True),
         )
 
-    step_views = [bars, step_info, cand, bias_plot, entropy]
+    step_views = [bars, step_info, cand, bias_plot, entropy, bias_box]  # layout blocks are not in the API's outputs
     generated = [state, tokens, seq_pick, step, *step_views, procs, samples_view, beams_table, status, original, branched]
+    generated += [results, hint, branch_view, many_box]
     # As many handlers as one batch has rows may wait at once: the batcher turns them into one generate().
     batching = dict(concurrency_limit=MAX_BATCH_ROWS, concurrency_id="playground-generate", show_progress_on=[status])
     go.click(on_generate, [prompt, model, *knobs], generated, api_name="generate", **batching)
@@ -323,14 +339,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     seq_pick.input(on_pick_sequence, [state, seq_pick, *knobs], [tokens, step, *step_views, original], api_visibility="private")
     tokens.select(on_token_click, [state, seq_pick, *knobs], [step, *step_views], api_visibility="private", show_progress="hidden")
     branch_btn.click(
-        on_branch, [state, seq_pick, step, cand, word], [state, original, branched, status], api_name="branch", show_progress_on=[status]
+        on_branch,
+        [state, seq_pick, step, cand, word],
+        [state, original, branched, status, branch_view],
+        api_name="branch",
+        show_progress_on=[status],
     )
-
-    def on_refresh(request: gr.Request):
-        return gr.update(choices=ctx.model_choices(request))
-
-    refresh.click(on_refresh, None, model, api_visibility="private")
-    ctx.model_dropdowns.append(model)  # its choices follow the user (ui/identity.py)
+    ctx.model_dropdowns.append(model)  # its choices follow the user and new runs (ui/identity.py)
 
 
 def config_from_widgets(values: dict) -> DecodingConfig:
@@ -343,20 +358,25 @@ def config_from_widgets(values: dict) -> DecodingConfig:
 
 
 def knob_widget(name: str, **extra):
-    """The widget of decoding knob ``name`` from its metadata: label, help, the slider's span, the
-    ``playground`` preset's value."""
-    meta, value = DecodingConfig.knob(name).metadata, getattr(START, name)
-    kw = {"label": meta["label"], "info": meta["help"], **extra}
-    if meta["slider"]:
-        lo, hi, step = meta["slider"]
-        return gr.Slider(lo, hi, value, step=step, **kw)
-    if meta["kind"] == "choice":
-        return gr.Radio(list(meta["choices"]), value=value, **kw)
-    if meta["kind"] == "bool":
-        return gr.Checkbox(value, **kw)
-    if meta["kind"] == "int":
-        return gr.Number(value, precision=0, **kw)
-    return gr.Textbox(show(value), **kw)
+    """The widget of decoding knob ``name`` from its metadata (``ui/lab_widgets.py``: label, help, the
+    slider's span), opening on the ``playground`` preset's value."""
+    return lab_widgets.knob_widget(DecodingConfig, name, getattr(START, name), **extra)
+
+
+def word_bias_at(bundle, res, seq_i: int, t: int, cfg: DecodingConfig):
+    """What a word bias does at step ``t``: ``(spellings, biased, without)``. ``spellings``: the rows of
+    ``bias_frame`` (one per spelling of each word) with ``without``, the spelling's last token's
+    probability after every processor but the bias; ``biased``: token id → bias of the spellings that
+    can come next now; ``without``: the processed distribution without the bias ``[V]``::
+
+        without = softmax(processors(cfg with no word bias)(prefix_t, z_t))
+    """
+    spellings = bias_frame(bundle, res, seq_i, t, cfg)
+    _, without = reprocess(bundle, res, seq_i, t, replace(cfg, word_bias={}))
+    last = [ids[-1] for w, b in cfg.word_bias.items() for ids, _ in sequence_bias_for(bundle.tokenizer, {w: b})]  # bias_frame's order
+    spellings["without"] = [float(without[i]) for i in last]
+    biased = {i: float(b) for i, b, now in zip(last, spellings["bias"], spellings["applies"]) if now}
+    return spellings, biased, without
 
 
 def plot(fig: dict) -> PlotData:

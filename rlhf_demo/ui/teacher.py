@@ -1,9 +1,10 @@
 """The Teacher tab (shown to the teacher only, every action checked on the server too): the class code
 students join with, the training queue (reorder, remove, stop the running run), pins and deletes of
 runs, the class's labels (counts per labeller, agreement, remove a labeller, clear) and one download of
-the class's runs and labels. Lays out and wires only: the queue is ``training.queue``, owners and pins
+the class's runs and labels, and the question the Feedback tab asks. Lays out and wires only: the queue is ``training.queue``, owners and pins
 ``classroom.ownership``, agreement ``classroom.agreement``; pins, the code and removing a labeller are
-``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``).
+``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``);
+the question is stored with the class's settings (``classroom.roster``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         sure = gr.Checkbox(False, label="I am sure", elem_id="teacher-sure")
         delete = gr.Button("Delete run", variant="stop", size="sm", elem_id="teacher-delete")
     gr.Markdown("#### The class's labels")
+    with gr.Row():
+        question = gr.Textbox(
+            class_actions.question(ctx),
+            label="The question the Feedback tab asks",
+            info="what “better” means for the class's labels; blank: the default",
+            max_lines=1,
+            elem_id="teacher-question",
+            scale=4,
+        )
+        save_question = gr.Button("Ask this", size="sm", elem_id="teacher-question-save", scale=1)
     labels_md = gr.Markdown("", elem_id="teacher-labels")
     labellers = gr.Dataframe(headers=["who", "labels"], interactive=False, elem_id="teacher-labellers", max_height=260)
     with gr.Row():
@@ -85,10 +96,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             return (gr.skip(),) * len(view_outs)
         jobs = QUEUE.jobs()
         q = pd.DataFrame(
-            [[i, j.nickname, j.algo.upper(), j.state, j.out.name] for i, j in enumerate(jobs)],
+            [[i, j.nickname, j.algo.upper(), j.state, j.out.name] for i, j in enumerate(jobs, 1)],
             columns=["#", "who", "algorithm", "state", "run"],
         )
-        job_choices = [(f"{i}. {j.nickname} ({j.algo.upper()}, {j.state})", j.id) for i, j in enumerate(jobs)]
+        job_choices = [(f"{i}. {j.nickname} ({j.algo.upper()}, {j.state})", j.id) for i, j in enumerate(jobs, 1)]
         record = ctx.record
         runs = [r for r in list_runs(ctx.runs_dir, include_example=False)]
         pins = set(record.pins())
@@ -160,6 +171,20 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except ValueError as exc:
             raise gr.Error(str(exc) + ".") from exc
         return (f"Removed the labeller and {out['removed']} labels from the pool; they cannot label again.", False, *view(request))
+
+    def on_question(text, request: gr.Request):
+        try:
+            now = class_actions.set_question(ctx, request, text)
+        except ValueError as exc:
+            raise gr.Error(str(exc) + ".") from exc
+        return f"The Feedback tab now asks: “{now}” (each new pair; labels keep the question they answered).", now
+
+    def asked():
+        return class_actions.question(ctx)
+
+    demo.load(asked, None, question, api_visibility="private", show_progress="hidden")
+    save_question.click(on_question, question, [msg, question], api_visibility="private")
+    question.submit(on_question, question, [msg, question], api_visibility="private")
 
     drop.click(on_drop, [labeller, drop_sure], [msg, drop_sure, *view_outs], api_visibility="private")
 

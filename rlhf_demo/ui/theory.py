@@ -20,11 +20,12 @@ from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.plots import theory as plots_theory
 from rlhf_demo.rewards.functions import REWARD_CHOICES, make_reward
 from rlhf_demo.textcheck import check_text
-from rlhf_demo.theory.candidates import MAX_CANDIDATE_TOKENS, MAX_CANDIDATES, CandidatesConfig
+from rlhf_demo.theory.candidates import CandidatesConfig
 from rlhf_demo.theory.optimal import BetaView, beta_view, check_beta
 from rlhf_demo.theory.served import CandidatesService
 from rlhf_demo.theory.toy_session import ToySession, toy_config_from_text
 from rlhf_demo.ui.config_form import strict
+from rlhf_demo.ui.lab_widgets import error_line, knob_widget, lab_config, whole
 
 PANEL3 = """### β and the optimal policy
 For one prompt, K responses are sampled from the reference and scored with a reward (the same reward
@@ -42,16 +43,6 @@ TABLE_COLUMNS = ["response", "reward", "logp_ref", "q_ref", "pi_star"]
 USER_ERRORS = (ValueError, TypeError, OverflowError, RuntimeError, OSError)
 """What bad input raises (LimitError, TheoryInputError and RewardError are ValueErrors; int(None) a
 TypeError, int(inf) an OverflowError); each becomes the status line."""
-
-
-def _whole(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
-        raise ValueError(f"{what} must be a whole number, got {value!r}")
-    return int(value)
-
-
-def _error(exc: Exception) -> str:
-    return f"**Error** ({type(exc).__name__}): {exc}"
 
 
 def _sig(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -75,7 +66,8 @@ def _beta_outputs(view: BetaView):
 
 
 def _toy_outputs(session: ToySession):
-    """(status markdown, this-step figure, history figure, samples table, session) of the toy."""
+    """(status markdown, this-step figure, history figure, samples table, session, whether the samples
+    table shows: from the first step on) of the toy."""
     m = session.summary()
     opt = session.optimal()
     md = f"Step {m['step']}: E_π[r] = {m['expected_reward']:+.3f}, KL(π‖π_ref) = {m['kl']:.3f}" + (
@@ -87,7 +79,8 @@ def _toy_outputs(session: ToySession):
             "so near π\\* the advantages (and the updates) shrink to zero."
         )
     history = plots_theory.toy_history_figure(session.history_frame(), list(session.cfg.words), opt)
-    return (md, plots_theory.toy_update_figure(session.probs_frame()), history, _sig(session.samples_frame()), session)
+    samples = _sig(session.samples_frame())
+    return (md, plots_theory.toy_update_figure(session.probs_frame()), history, samples, session, gr.Column(visible=len(samples) > 0))
 
 
 def build(ctx, demo: gr.Blocks) -> None:
@@ -98,41 +91,31 @@ def build(ctx, demo: gr.Blocks) -> None:
         ref_model = gr.Dropdown(
             ctx.model_choices(), value=DEFAULT_MODEL, label="Reference π_ref", allow_custom_value=True, elem_id="th-ref", scale=3
         )
-        refresh = gr.Button("↻ Refresh model list", scale=1)
-        ctx.model_dropdowns.append(ref_model)  # its choices follow the user (ui/identity.py)
+        ctx.model_dropdowns.append(ref_model)  # its choices follow the user and new runs (ui/identity.py)
         reward = gr.Dropdown(REWARD_CHOICES, value="vader-positive", label="Reward", allow_custom_value=True, scale=2)
-    with gr.Row():
+    with gr.Row():  # the sampler's knobs from CandidatesConfig's metadata (theory/candidates.py)
         prompt = gr.Textbox("The movie was", label="Prompt", scale=3, elem_id="th-prompt")
-        k = gr.Slider(2, MAX_CANDIDATES, value=12, step=1, label="K candidates", elem_id="th-k")
-        n_tok = gr.Slider(2, MAX_CANDIDATE_TOKENS, value=10, step=1, label="Tokens per candidate")
-        seed = gr.Number(0, label="Seed", precision=0)
+        k = knob_widget(CandidatesConfig, "k", elem_id="th-k")
+        n_tok = knob_widget(CandidatesConfig, "response_tokens", elem_id="th-tokens")
+        seed = knob_widget(CandidatesConfig, "seed", elem_id="th-seed")
         sample_btn = gr.Button("Sample candidates", variant="primary", elem_id="th-sample")
     beta = gr.Slider(0.01, 5.0, value=0.2, step=0.01, label="β (KL coefficient)", elem_id="th-beta")
     th_status = gr.Markdown("", elem_id="th-status")
-    with gr.Row():
-        pi_plot = gr.Plot(label="π* beside π_ref", elem_id="th-pistar-plot")
-        curves_plot = gr.Plot(label="Expected reward and KL vs β", elem_id="th-curves-plot")
-    cand_table = gr.Dataframe(label="Candidates", max_height=320, wrap=True)
+    with gr.Column(visible=False, elem_id="th-results") as results:  # shown with the first candidates: no empty placeholders
+        with gr.Row():
+            pi_plot = gr.Plot(label="π* beside π_ref", elem_id="th-pistar-plot")
+            curves_plot = gr.Plot(label="Expected reward and KL vs β", elem_id="th-curves-plot")
+        cand_table = gr.Dataframe(label="Candidates", max_height=320, wrap=True, elem_id="th-candidates")
     cands_state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # ≤ 32 candidates with their numbers
-
-    def on_refresh(request: gr.Request):
-        return gr.update(choices=ctx.model_choices(request))
-
-    refresh.click(on_refresh, None, ref_model, api_visibility="private")
 
     def sample_theory_candidates(
         reference_model: str, reward: str, prompt: str, k: int, response_tokens: int, seed: int, beta: float, request: gr.Request
     ):
         """Sample K candidates from the reference, score them, and show π* at β over them."""
-        outs = [pi_plot, curves_plot, cand_table, cands_state]
+        outs = [pi_plot, curves_plot, cand_table, cands_state, results]
         yield "Working: loading the reference and sampling candidates…", *[gr.skip()] * len(outs)
         try:
-            cfg = CandidatesConfig(
-                k=_whole(k, "K"),
-                response_tokens=_whole(response_tokens, "tokens per candidate"),
-                seed=_whole(seed or 0, "seed"),
-                reward=reward,
-            ).validate()
+            cfg = lab_config(CandidatesConfig, dict(k=k, response_tokens=response_tokens, seed=seed, reward=reward))
             check_beta(beta)
             check_text(prompt, "the prompt")
             reward_fn = make_reward(limits.check_reward(reward))
@@ -140,14 +123,14 @@ def build(ctx, demo: gr.Blocks) -> None:
             cands = served.sample(bundle, prompt, reward_fn, cfg)  # identical clicks: one computation; others batched
             fig, curves, md, show = _beta_outputs(beta_view(cands, beta))
         except USER_ERRORS as exc:
-            yield _error(exc), *[gr.skip()] * len(outs)
+            yield error_line(exc), *[gr.skip()] * len(outs)
             return
-        yield f"**Done:** {len(cands)} distinct candidates. " + md, fig, curves, show, cands
+        yield f"**Done:** {len(cands)} distinct candidates. " + md, fig, curves, show, cands, gr.Column(visible=True)
 
     sample_btn.click(
         sample_theory_candidates,
         [ref_model, reward, prompt, k, n_tok, seed, beta],
-        [th_status, pi_plot, curves_plot, cand_table, cands_state],
+        [th_status, pi_plot, curves_plot, cand_table, cands_state, results],  # a Column is not in the API's outputs
         api_name="theory_candidates",
         show_progress_on=th_status,
     )
@@ -159,7 +142,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         try:
             fig, curves, md, show = _beta_outputs(beta_view(candidates, beta))
         except USER_ERRORS as exc:
-            return _error(exc), gr.skip(), gr.skip(), gr.skip()
+            return error_line(exc), gr.skip(), gr.skip(), gr.skip()
         return md, fig, curves, show
 
     beta.release(move_theory_beta, [cands_state, beta], [th_status, pi_plot, curves_plot, cand_table], api_name="theory_beta")
@@ -186,12 +169,13 @@ def build(ctx, demo: gr.Blocks) -> None:
     with gr.Row():
         update_plot = gr.Plot(label="This step", elem_id="toy-update-plot")
         history_plot = gr.Plot(label="Policy over steps", elem_id="toy-history-plot")
-    samples_table = gr.Dataframe(label="Each sample's update (Δ of its own logit)", max_height=300, elem_id="toy-samples")
+    with gr.Column(visible=False) as samples_box:  # no samples before the first step: no empty table
+        samples_table = gr.Dataframe(label="Each sample's update (Δ of its own logit)", max_height=300, elem_id="toy-samples")
     toy_state = gr.State(None, time_to_live=limits.STATE_TTL_S)  # a ToySession (≤ MAX_HISTORY steps of history)
 
-    strict(k, n_tok, seed, beta, lr, n, kl_beta, toy_seed, run_steps)  # wrong-typed API input → a clear error
+    strict(beta, lr, n, kl_beta, toy_seed, run_steps)  # wrong-typed API input → a clear error
     toy_inputs = [words, rewards, ref_probs, lr, n, baseline, kl_beta, toy_seed]
-    outs = [toy_status, update_plot, history_plot, samples_table, toy_state]
+    outs = [toy_status, update_plot, history_plot, samples_table, toy_state, samples_box]  # a Column is not in the API's outputs
     skip = (gr.skip(),) * (len(outs) - 1)
 
     def reset_toy(
@@ -208,7 +192,7 @@ def build(ctx, demo: gr.Blocks) -> None:
         try:
             cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline, kl_beta, seed)
         except USER_ERRORS as exc:
-            return _error(exc), *skip
+            return error_line(exc), *skip
         return _toy_outputs(ToySession.start(cfg))
 
     def step_toy(
@@ -228,7 +212,7 @@ def build(ctx, demo: gr.Blocks) -> None:
             session = ToySession.resume(session, cfg)
             session.advance(1)
         except USER_ERRORS as exc:
-            return _error(exc), *skip
+            return error_line(exc), *skip
         return _toy_outputs(session)
 
     def run_toy(
@@ -247,10 +231,10 @@ def build(ctx, demo: gr.Blocks) -> None:
         try:
             cfg = toy_config_from_text(words, rewards, reference_probs, learning_rate, samples_per_step, baseline, kl_beta, seed)
             session = ToySession.resume(session, cfg)
-            steps = _whole(steps, "steps per run")
+            steps = whole(steps, "steps per run")
             chunks = session.run(steps)
         except USER_ERRORS as exc:
-            yield _error(exc), *skip
+            yield error_line(exc), *skip
             return
         end, last_yield = session.step + steps, 0.0
         for _ in chunks:

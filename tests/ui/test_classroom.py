@@ -97,7 +97,7 @@ def _wait_text(page, elem_id, needle, timeout=60_000):
 def _rename(page, name):
     from rlhf_demo.classroom.identity import clean_nickname
 
-    page.get_by_text("Your name · teacher").click()
+    page.get_by_text("Your name", exact=True).click()
     page.locator("#who-nick input, #who-nick textarea").first.wait_for()
     for _ in range(3):  # a fill racing the page's first render can be lost: type it again
         _fill(page, "who-nick", name)
@@ -114,7 +114,8 @@ def _rename(page, name):
 def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(people):
     t, a = people.teacher, people.a
     assert a.get_by_role("tab", name="Teacher").count() == 0  # students never see the tab
-    t.get_by_text("Your name · teacher").click()
+    assert not a.locator("#who-key").is_visible()  # nor the key field: it is behind the closed "I'm the teacher"
+    t.get_by_text("I'm the teacher").click()
     _fill(t, "who-key", "guess")
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "not the teacher key")
@@ -135,13 +136,13 @@ def test_teacher_key_refused_with_a_growing_delay_then_unlocks_the_teacher_tab(p
     assert "teacher" not in _text(a, "who")
     t.get_by_role("tab", name="Teacher").click()
     _wait_text(t, "teacher-code", CODE)  # the code students join with
-    t.get_by_text("Your name · teacher").click()  # (closed again by the reload)
+    t.get_by_text("I'm the teacher").click()  # (closed again by the reload)
     t.locator("#who-leave").click()  # a shared lab PC: teacher mode off again
     _wait_text(t, "who-key-msg", "Teacher mode is off")
     t.reload()
     _wait_text(t, "who", "You are")
     assert "teacher" not in _text(t, "who")
-    t.get_by_text("Your name · teacher").click()
+    t.get_by_text("I'm the teacher").click()
     _fill(t, "who-key", KEY)
     t.locator("#who-unlock").click()
     _wait_text(t, "who-key-msg", "Teacher mode on")
@@ -217,6 +218,10 @@ def test_a_students_run_is_invisible_to_another_until_the_teacher_pins_it(people
     _wait_text(t, "teacher-msg", "pinned")
     b.locator("#runs-refresh").click()
     _wait_text(b, "runs-table", run)
+    b.get_by_role("tab", name="Playground").click()
+    b.locator("#pg-model input").click()  # the model list: the pinned run is there without a refresh button
+    b.locator("[role='option']", has_text=run).first.wait_for(timeout=10_000)
+    b.keyboard.press("Escape")
     frontier, _overlay = outsider.predict([run], api_name="/runs_compare")  # pinned: the class may compare it
     assert frontier
 

@@ -48,7 +48,9 @@ def test_api_generate_step_and_branch(client, tiny_model_dir):
     assert "TopKLogitsWarper" in out[8] and "SequenceBiasLogitsProcessor" in out[8]  # processors, in order
     assert out[9].count('class="rl-sample"') == 3  # three samples side by side
     bars, caption = client.predict(1, 2, *list(DEFAULTS.values()), api_name="/step")[:2]
-    assert bars is not None and "**Step 2**" in caption
+    assert bars is not None and "**Step 2**" in caption and "without → with" not in caption  # no bias: no bias line
+    caption, _, bias_chart = client.predict(1, 2, *_args("", "", bias="great: 3")[2:], api_name="/step")[1:4]
+    assert "without → with its bias: **great** (+3)" in caption and bias_chart is not None  # the bias's effect at this step
     # Moving a knob re-draws the bars from the stored logits (no generation): top-k 1 keeps one token.
     caption = client.predict(1, 2, *_args("", "", top_k=1)[2:], api_name="/step")[1]
     assert "Kept now: 1 of 49152 tokens" in caption
@@ -65,7 +67,7 @@ def test_api_generate_step_and_branch(client, tiny_model_dir):
         (dict(top_k=10**6), r"greater than maximum value 200|larger than the vocabulary"),
         (dict(samples=50), r"greater than maximum value 8|num_samples must be"),
         (dict(strategy="nucleus"), r"nucleus|strategy must be one of"),
-        (dict(seed=-5), r"seed must be between 0"),
+        (dict(seed=-5), r"less than minimum value 0|seed must be between 0"),
         (dict(bias="great"), r"WORD:BIAS"),
     ],
 )
