@@ -1,15 +1,20 @@
 """The token inspector on the real default model (issue 26's "Done when"): a 2-update PPO run with
-batch 8 and a 3-step DPO run, then ``inspect``; the same recomputations as ``test_inspector.py``."""
+batch 8, then ``inspect``; the shipped DPO example (its saved policy and its training pairs,
+``pairs.jsonl``) inspected against an independent forward. The same recomputations as
+``test_inspector.py`` (where a DPO run writes its pairs and is inspected, on the tiny model)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from test_inspector import PPO_KEYS, SIDE_TOKEN_KEYS, TOKEN_KEYS, independent_logps, inspect_json, recompute
 
 from rlhf_demo.cli.main import main
+
+EXAMPLE_DPO = Path(__file__).resolve().parents[1] / "rlhf_demo" / "assets" / "example-dpo"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,18 +36,17 @@ def test_ppo_two_updates_then_inspect(default_bundle, tmp_path, capsys):
     assert size < 2 * 40_000  # 8 × 12 tokens an update
 
 
-def test_dpo_three_steps_then_inspect(default_bundle, tmp_path, capsys):
+def test_the_shipped_dpo_example_inspected_against_an_independent_forward(default_bundle, capsys):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from rlhf_demo.models.loading import default_model_dir
 
-    run = tmp_path / "dpo"
-    argv = ["train", "--algo", "dpo", "--steps", "3", "--batch-size", "4", "--no-eval-at-start", "--eval-every", "0"]
-    assert main([*argv, "--out", str(run), "--quiet"]) == 0
+    run = EXAMPLE_DPO
     view = inspect_json(capsys, run, "--pair", 0)
     pair = json.loads((run / "pairs.jsonl").read_text().splitlines()[0])
-    assert view["prompt"] == pair["prompt"] and view["step"] == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert view["prompt"] == pair["prompt"] and view["pairs"] == summary["n_pairs"] and view["step"] >= 1
     base_dir = default_model_dir()
     ref = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
     policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32), run / "policy").eval()
