@@ -6,7 +6,9 @@ Public API endpoints (each handler's parameters are the API's names): ``/runs_re
 ``/runs_compare``, ``/runs_export_csv``, ``/runs_download_policy``. On a shared server a user lists,
 compares and downloads only the runs they may see (``AppContext.may_see``: their own, the ones the
 teacher pinned, the shipped examples; the teacher sees all); any other run name, foreign or unknown,
-gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API too.
+gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API too. On the page the
+names are checked first, in an event of their own (``check_names``), so a refusal shows at once even
+while other downloads are being built.
 
 The table leads with the outcome (run, algorithm, held-out reward, KL, reward per nat, on topic,
 status); the settings are a second table on demand. When this user's latest run ends, the tab
@@ -176,5 +178,16 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         demo.load(refresh_runs, pick, outs, api_visibility="private")
     pick.input(compare_runs, pick, [frontier, overlay], api_name="runs_compare")
     pick.input(overopt_runs, pick, overopt, api_name="runs_overopt")
-    csv_btn.click(export_runs_csv, pick, files, api_name="runs_export_csv")
-    zip_btn.click(download_run_policy, one, files, api_name="runs_download_policy")
+
+    def check_names(selected, request: gr.Request):
+        """The refusal of a name this user may not see (or of no name), at once: checked in its own event
+        with no concurrency limit, so it never waits behind the class's zip builds and CSV exports
+        (those share a limit of 2 each); the file box then shows the build's progress."""
+        if not selected:
+            raise gr.Error("Choose a run with a saved policy." if isinstance(selected, (str, type(None))) else "Select at least one run.")
+        pick_runs(selected, request)
+        return gr.update(visible=True)
+
+    quick = dict(concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    csv_btn.click(check_names, pick, files, **quick).success(export_runs_csv, pick, files, api_name="runs_export_csv")
+    zip_btn.click(check_names, one, files, **quick).success(download_run_policy, one, files, api_name="runs_download_policy")

@@ -19,7 +19,7 @@ from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, before_first_step, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, restore, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 from rlhf_demo.ui.training_widgets import run_length, top_bar
 
@@ -190,4 +190,5 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
         start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private"
     )
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    restore(ctx, alg, seen, timer)  # a reload shows this user's last run again
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")

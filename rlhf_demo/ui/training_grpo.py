@@ -18,7 +18,7 @@ from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_ppo import BEFORE_AFTER_COLUMNS, before_after_frame, reward_choices
-from rlhf_demo.ui.training_run import POLL_S, before_first_step, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, restore, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 from rlhf_demo.ui.training_widgets import run_length, top_bar
 
@@ -118,4 +118,5 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     outputs = [status, plot, samples, before_after, seen, timer]
     start.click(start_run, {preset_dd, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private")
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    restore(ctx, alg, seen, timer)  # a reload shows this user's last run again
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")

@@ -29,7 +29,7 @@ from rlhf_demo.runs.names import reward_short
 from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_run import POLL_S, before_first_step, check_reward_folders, mine, owner, submit, watch  # noqa: F401 (check_…: re-exported)
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, check_reward_folders, mine, owner, restore, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
 from rlhf_demo.ui.training_widgets import cli_details, run_length, top_bar
 
@@ -195,6 +195,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     outputs = [status, plot, batch_table, before_after, seen, timer, overopt]
     start.click(start_run, {preset_dd, prompts_file, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private")
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    restore(ctx, alg, seen, timer)  # a reload shows this user's last run again
 
     def on_stop(request: gr.Request):
         stop_run(request)

@@ -31,7 +31,7 @@ from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
-from rlhf_demo.ui.training_run import POLL_S, before_first_step, mine, owner, submit, watch
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, mine, owner, restore, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 from rlhf_demo.ui.training_widgets import run_length, top_bar
 
@@ -196,6 +196,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
         start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private"
     )
     timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    restore(ctx, alg, seen, timer)  # a reload shows this user's last run again
     stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")
     run.change(on_run, run, table, api_visibility="private", show_progress="hidden")
     score.click(on_score, [run, text], scored, api_visibility="private", concurrency_limit=1)

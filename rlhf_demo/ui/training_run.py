@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.algorithms import Algorithm, make_trainer, resolve
+from rlhf_demo.algorithms import Algorithm, find, make_trainer, resolve
 from rlhf_demo.classroom import limits
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.data.prompts import PromptError
@@ -130,6 +130,29 @@ def live_figure(alg: Algorithm | None, records: list[dict], cfg):
 def mine(alg: Algorithm, job: Job | None) -> bool:
     """Whether ``job`` is a run of the panel of ``alg``."""
     return job is not None and job.algo == alg.name
+
+
+def restore(ctx, alg: Algorithm, seen, timer) -> None:
+    """After a reload (or on another tab of the same browser), the panel of ``alg`` shows this user's
+    latest run again, running or ended: once the page has said who it is (``ctx.who``, the browser's
+    identity), ``seen`` is reset and the panel's timer started, so its next tick (``watch``) draws the
+    job from the queue, and stops again once an ended job is drawn."""
+    if ctx.who is None:
+        return
+
+    def on_who(request: gr.Request):
+        if not mine(alg, QUEUE.latest(owner(request))):
+            return gr.skip(), gr.skip()
+        return -1, gr.Timer(active=True)
+
+    ctx.who.change(on_who, None, [seen, timer], api_visibility="private", show_progress="hidden", queue=False)
+
+
+def latest_label(request) -> str | None:
+    """The label of the algorithm of this user's latest run (None: no run the queue remembers)."""
+    job = QUEUE.latest(owner(request))
+    alg = find(job.algo) if job is not None else None
+    return alg.label if alg is not None else None
 
 
 def watch(alg: Algorithm, seen: int, request, *, table, before_after=None) -> tuple:
