@@ -6,7 +6,7 @@ that metadata alone
 
 - ``validate()`` turns nonsense into one clear message (type, range, choice), then the trainer's own
   ``check()`` adds the rules that tie fields together (the config alone: a shared server's limits are
-  ``limits.check_training``'s, asked where the session is known);
+  ``costs.check_training``'s, asked where the session is known);
 - the command line builds its ``--flags`` (``rlhf_demo/cli/flags.py``) and the UI its widgets
   (``rlhf_demo/ui/config_form.py``);
 - ``from_inputs(preset, inputs)`` turns what either face collected (argparse values, widget values)
@@ -300,7 +300,7 @@ class TrainerConfig(KnobConfig):
     def validate(self):
         """Raise ValueError with one clear message for nonsense (types, ranges, choices, the trainer's own
         ``check()``); return self. Reads nothing of the environment: a shared server's limits are checked
-        once, where the session asking is known (``limits.check_training(cfg, limits)``: the UI, the named
+        once, where the session asking is known (``costs.check_training(cfg, limits)``: the UI, the named
         API, the CLI), and the trainer that validates again trusts what it was given."""
         super().validate()
         from rlhf_demo.runs.tracking import check as check_tracker

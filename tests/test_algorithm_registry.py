@@ -15,7 +15,7 @@ import pytest
 
 from rlhf_demo import algorithms
 from rlhf_demo.algorithms import ALGORITHMS, Algorithm
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import costs, limits
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import max_seconds_knob, seed_knob
 from rlhf_demo.training.status import step_head
@@ -182,6 +182,6 @@ def test_toy_in_the_named_api_status_lines_and_memory_model(toy):
     assert isinstance(trainer, ToyTrainer) and len(list(trainer.train())) == 4
     assert final_lines(trainer)[0] == "finished: the toy ran its steps."
     shared = limits.Limits(shared=True)
-    limits.check_training(ToyConfig(size=1, max_seconds=60.0).validate(), shared)  # 1 GB fits
+    costs.check_training(ToyConfig(size=1, max_seconds=60.0).validate(), shared)  # 1 GB fits
     with pytest.raises(limits.LimitError, match=r"this TOY run would hold ≈3.0 GB of tensors.*lower size"):
-        limits.check_training(ToyConfig(size=3, max_seconds=60.0).validate(), shared)
+        costs.check_training(ToyConfig(size=3, max_seconds=60.0).validate(), shared)

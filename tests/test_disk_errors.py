@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.data.preferences import PreferenceError, parse_preferences
 from rlhf_demo.data.prompts import PromptError, parse_prompts
 from rlhf_demo.textcheck import TextError, check_text
@@ -124,15 +124,15 @@ def test_short_model_names_resolve_through_the_one_check(tmp_path, monkeypatch):
     monkeypatch.delenv(limits.SHARED_ENV, raising=False)
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("RLHF_DEMO_TEACHER_KEY", raising=False)
-    assert limits.check_model("example-ppo") == str(ASSETS / "example-ppo" / "policy")
-    assert limits.check_model("run:" + run.name, own_runs=[str(run)]) == str(run / "policy")
-    assert limits.check_model("/some/typed/folder") == "/some/typed/folder"  # local use: typed paths still work
+    assert allowlist.check_model("example-ppo") == str(ASSETS / "example-ppo" / "policy")
+    assert allowlist.check_model("run:" + run.name, own_runs=[str(run)]) == str(run / "policy")
+    assert allowlist.check_model("/some/typed/folder") == "/some/typed/folder"  # local use: typed paths still work
     monkeypatch.setenv(limits.SHARED_ENV, "1")
-    assert limits.check_model("example-dpo") == str(ASSETS / "example-dpo" / "policy")
-    assert limits.check_model("run:" + run.name, own_runs=[str(run)]) == str(run / "policy")
+    assert allowlist.check_model("example-dpo") == str(ASSETS / "example-dpo" / "policy")
+    assert allowlist.check_model("run:" + run.name, own_runs=[str(run)]) == str(run / "policy")
     for bad in ("run:" + run.name, "run:../x", "example-../../etc", "run:/etc"):
         with pytest.raises(limits.LimitError):
-            limits.check_model(bad)  # not this session's: refused
+            allowlist.check_model(bad)  # not this session's: refused
     assert shown(str(ASSETS / "example-ppo" / "policy")) == "example-ppo (shipped)"
     assert shown(str(run / "policy")) == f"your run {run.name}"
 

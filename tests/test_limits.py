@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, costs, limits
 from rlhf_demo.classroom.limits import LimitError, Limits
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.ppo.config import PPOConfig
@@ -56,27 +56,27 @@ def test_shared_mode_from_the_environment(monkeypatch):
 # ----------------------------------------------------------------------------- models
 def test_local_use_accepts_any_model_name():
     for name in ("/etc", "../..", "~/.cache/rlhf_demo", "someone/some-model"):
-        assert limits.check_model(name, limits=LOCAL) == name
-    assert limits.check_model(None, limits=LOCAL) == limits.check_model("  ", limits=LOCAL) == "default"
+        assert allowlist.check_model(name, limits=LOCAL) == name
+    assert allowlist.check_model(None, limits=LOCAL) == allowlist.check_model("  ", limits=LOCAL) == "default"
     with pytest.raises(LimitError, match="choose a model"):
-        limits.check_model(123, limits=LOCAL)
+        allowlist.check_model(123, limits=LOCAL)
 
 
 def test_shared_allowlist(tmp_path):
-    example = limits.example_policies()
+    example = allowlist.example_policies()
     assert example and all((p / "adapter_config.json").exists() or (p / "config.json").exists() for p in example)
     own = tmp_path / "runs" / "ppo-1"
     lim = Limits(shared=True, extra_models=("HuggingFaceTB/SmolLM2-360M-Instruct",)).for_session([own])
-    assert limits.check_model("default", limits=lim) == "default"
-    assert limits.check_model("", limits=lim) == "default"
-    assert limits.check_model(str(example[0]), limits=lim) == str(example[0])
-    assert limits.check_model(str(own / "policy") + "/", limits=lim) == str(own / "policy")  # the same folder
-    assert limits.check_model("HuggingFaceTB/SmolLM2-360M-Instruct", limits=lim) == "HuggingFaceTB/SmolLM2-360M-Instruct"
+    assert allowlist.check_model("default", limits=lim) == "default"
+    assert allowlist.check_model("", limits=lim) == "default"
+    assert allowlist.check_model(str(example[0]), limits=lim) == str(example[0])
+    assert allowlist.check_model(str(own / "policy") + "/", limits=lim) == str(own / "policy")  # the same folder
+    assert allowlist.check_model("HuggingFaceTB/SmolLM2-360M-Instruct", limits=lim) == "HuggingFaceTB/SmolLM2-360M-Instruct"
     other = tmp_path / "runs" / "ppo-2" / "policy"
     for bad in (str(other), str(own), "HuggingFaceTB/SmolLM2-1.7B", "/etc", "../..", 7, ["default"], "x" * 10_000):
-        refusal(limits.check_model, bad, limits=lim)
+        refusal(allowlist.check_model, bad, limits=lim)
     # own runs passed beside the limits count too
-    assert limits.check_model(str(other), own_runs=[other.parent], limits=SHARED) == str(other)
+    assert allowlist.check_model(str(other), own_runs=[other.parent], limits=SHARED) == str(other)
 
 
 def test_refusal_reads_the_same_whether_the_path_exists_or_not(tmp_path):
@@ -93,7 +93,7 @@ def test_refusal_reads_the_same_whether_the_path_exists_or_not(tmp_path):
         "~/.cache/rlhf_demo/SmolLM2-135M-Instruct",
         "~/.cache/rlhf_demo/nothing-here",
     ]
-    messages = {refusal(limits.check_model, n, limits=SHARED) for n in names}
+    messages = {refusal(allowlist.check_model, n, limits=SHARED) for n in names}
     assert len(messages) == 1
     (msg,) = messages
     assert "\n" not in msg and str(tmp_path) not in msg and "config.json" not in msg and "/" not in msg
@@ -107,13 +107,13 @@ def test_reward_allowlist():
         "hf:lvwerra/distilbert-imdb:POSITIVE",
         "hf:lvwerra/distilbert-imdb:NEGATIVE:prob",
     ):
-        assert limits.check_reward(ok, SHARED) == ok
-    assert limits.check_reward("hf:me/rm:GOOD", Limits(shared=True, extra_models=("me/rm",))) == "hf:me/rm:GOOD"
+        assert allowlist.check_reward(ok, SHARED) == ok
+    assert allowlist.check_reward("hf:me/rm:GOOD", Limits(shared=True, extra_models=("me/rm",))) == "hf:me/rm:GOOD"
     mine = SHARED.for_session(["/srv/runs/reward-1"])
     for ok in ("rm:/srv/runs/reward-1", "rm:/srv/runs/reward-1/policy"):  # a reward model of this session
-        assert limits.check_reward(ok, mine) == ok
+        assert allowlist.check_reward(ok, mine) == ok
     msgs = {
-        refusal(limits.check_reward, bad, mine)
+        refusal(allowlist.check_reward, bad, mine)
         for bad in (
             "hf:/etc:X",
             "hf:../../runs/x/policy:POSITIVE",
@@ -130,15 +130,15 @@ def test_reward_allowlist():
         )
     }
     assert len(msgs) == 1
-    assert limits.check_reward("hf:/etc:X", LOCAL) == "hf:/etc:X"
+    assert allowlist.check_reward("hf:/etc:X", LOCAL) == "hf:/etc:X"
 
 
 # ----------------------------------------------------------------------------- data sources
 def test_data_sources():
     for src in ("", "builtin", "upload:my prompts.txt", "hf:stanfordnlp/imdb", "hf:stanfordnlp/imdb:text"):
-        assert limits.check_source(src, "prompts", SHARED) == src
+        assert allowlist.check_source(src, "prompts", SHARED) == src
     for src in ("shipped", "feedback", "upload:pairs.jsonl", "hf:trl-lib/ultrafeedback_binarized:train"):
-        assert limits.check_source(src, "preferences", SHARED) == src
+        assert allowlist.check_source(src, "preferences", SHARED) == src
     bad = [
         "/etc/passwd",
         "rlhf_demo/assets/preferences.jsonl",
@@ -154,10 +154,10 @@ def test_data_sources():
         "hf:a/..",
         5,
     ]
-    msgs = {refusal(limits.check_source, b, "prompts", SHARED) for b in bad}
+    msgs = {refusal(allowlist.check_source, b, "prompts", SHARED) for b in bad}
     assert len(msgs) == 1 and "server paths" in msgs.pop()
     for b in bad:
-        assert limits.check_source(b, "prompts", LOCAL) == b
+        assert allowlist.check_source(b, "prompts", LOCAL) == b
 
 
 def test_hub_ids_load_remote_only_and_within_the_size_cap(shared_env, monkeypatch):
@@ -171,7 +171,7 @@ def test_hub_ids_load_remote_only_and_within_the_size_cap(shared_env, monkeypatc
     monkeypatch.chdir(REPO)
     assert (REPO / "rlhf_demo" / "assets" / "preferences.jsonl").exists()
     offline = {refusal(load_preferences, f"hf:{n}") for n in ("rlhf_demo/assets", "no_such/folder")}
-    assert {m.replace("rlhf_demo/assets", "X").replace("no_such/folder", "X") for m in offline} == {limits.hub_refusal("X")}
+    assert {m.replace("rlhf_demo/assets", "X").replace("no_such/folder", "X") for m in offline} == {allowlist.hub_refusal("X")}
     refusal(load_prompts, "hf:rlhf_demo/assets")
 
     class Info:
@@ -189,12 +189,12 @@ def test_hub_ids_load_remote_only_and_within_the_size_cap(shared_env, monkeypatc
     import datasets
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    assert limits.hub_dataset_path("small/set") == "hf://datasets/small/set"
-    assert "at most 200 MB" in refusal(limits.hub_dataset_path, "huge/set")
+    assert allowlist.hub_dataset_path("small/set") == "hf://datasets/small/set"
+    assert "at most 200 MB" in refusal(allowlist.hub_dataset_path, "huge/set")
     refusal(load_preferences, "hf:rlhf_demo/assets")
     refusal(load_prompts, "hf:rlhf_demo/assets:text")
     assert asked == ["hf://datasets/rlhf_demo/assets"] * 2
-    assert limits.hub_dataset_path("rlhf_demo/assets", limits=LOCAL) == "rlhf_demo/assets"
+    assert allowlist.hub_dataset_path("rlhf_demo/assets", limits=LOCAL) == "rlhf_demo/assets"
 
 
 def test_loaders_refuse_server_paths_in_shared_mode(shared_env):
@@ -215,7 +215,7 @@ def _shared_ok(cls, **kw):
 
 @pytest.mark.parametrize("cls", [PPOConfig, DPOConfig])
 def test_check_training_refusals(cls, tmp_path):
-    limits.check_training(_shared_ok(cls).validate(), SHARED)  # the default preset fits
+    costs.check_training(_shared_ok(cls).validate(), SHARED)  # the default preset fits
     bad = {
         "full fine-tuning": dict(full_finetune=True),
         "at most 300 s": dict(max_seconds=0.0),
@@ -229,9 +229,9 @@ def test_check_training_refusals(cls, tmp_path):
     for message, change in bad.items():
         cfg = _shared_ok(cls, **change)
         cfg.validate()  # a valid config: the limits are apart
-        limits.check_training(cfg, LOCAL)  # local use refuses none of it
+        costs.check_training(cfg, LOCAL)  # local use refuses none of it
         with pytest.raises(LimitError, match=message.strip()):
-            limits.check_training(cfg, SHARED)
+            costs.check_training(cfg, SHARED)
 
 
 def test_validate_reads_no_environment(shared_env):
@@ -240,7 +240,7 @@ def test_validate_reads_no_environment(shared_env):
     cfg = PPOConfig(steps=1000, max_seconds=0.0, full_finetune=True).validate()
     assert cfg.steps == 1000
     with pytest.raises(LimitError, match="full fine-tuning"):
-        limits.check_training(cfg, limits.current())
+        costs.check_training(cfg, limits.current())
     out = subprocess.run(
         [sys.executable, "-c", "from rlhf_demo.ppo.config import PPOConfig; PPOConfig(steps=1000).validate()"],
         env={**os.environ, limits.SHARED_ENV: "1"},
@@ -263,15 +263,15 @@ def test_the_cli_checks_the_shared_limits_once_before_training(shared_env, tmp_p
 def test_every_preset_passes_in_local_use():
     for cls in (PPOConfig, DPOConfig):
         for name in cls.PRESETS:
-            limits.check_training(cls.preset(name).validate(), LOCAL)
+            costs.check_training(cls.preset(name).validate(), LOCAL)
 
 
 def test_training_from_an_own_run(tmp_path):
     own = tmp_path / "ppo-x"
     cfg = _shared_ok(PPOConfig, model=str(own / "policy"))
     with pytest.raises(LimitError):
-        limits.check_training(cfg.validate(), SHARED)
-    limits.check_training(cfg, SHARED.for_session([own]))
+        costs.check_training(cfg.validate(), SHARED)
+    costs.check_training(cfg, SHARED.for_session([own]))
 
 
 def test_forms_show_the_limits(shared_env):
@@ -292,12 +292,12 @@ def test_forms_show_the_limits(shared_env):
 
 # ----------------------------------------------------------------------------- memory per request
 def test_request_caps():
-    limits.check_request(limits.kl_peak_bytes(16, 8, 32), "x", "y", SHARED)  # the KL lab's defaults fit
-    limits.check_request(limits.candidates_peak_bytes(32, 8, 32), "x", "y", SHARED)  # K = 32 × 32 tokens fit
-    assert "GB per request" in refusal(limits.check_request, limits.kl_peak_bytes(16, 256, 64), "x", "y", SHARED)
-    assert "at most 256" in refusal(limits.check_prompt_tokens, 257, SHARED)
-    limits.check_request(1e15, "x", "y", LOCAL)
-    limits.check_prompt_tokens(10**6, LOCAL)
+    costs.check_request(costs.kl_peak_bytes(16, 8, 32), "x", "y", SHARED)  # the KL lab's defaults fit
+    costs.check_request(costs.candidates_peak_bytes(32, 8, 32), "x", "y", SHARED)  # K = 32 × 32 tokens fit
+    assert "GB per request" in refusal(costs.check_request, costs.kl_peak_bytes(16, 256, 64), "x", "y", SHARED)
+    assert "at most 256" in refusal(costs.check_prompt_tokens, 257, SHARED)
+    costs.check_request(1e15, "x", "y", LOCAL)
+    costs.check_prompt_tokens(10**6, LOCAL)
 
 
 def test_kl_lab_and_candidates_refuse_long_prompts_in_shared_mode(shared_env, tiny_bundle):
@@ -327,14 +327,14 @@ def test_logits_cover_every_position_as_the_model_says(tiny_bundle):
     with torch.no_grad():
         logits = response_logits(tiny_bundle.model, Batch(ids, mask, len(q), torch.ones(3, 3, dtype=torch.long)))
     assert logits.shape == (3, 3, limits.VOCAB)
-    assert logits.untyped_storage().nbytes() == limits.logits_bytes(3, len(q) + 3)
+    assert logits.untyped_storage().nbytes() == costs.logits_bytes(3, len(q) + 3)
 
 
 PEAK = r"""
 import gc, json, sys
 import torch
 torch.set_num_threads(1)
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import costs
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.ppo.algorithm import peak_bytes as ppo_peak_bytes
 from rlhf_demo.ppo.config import preset
@@ -362,7 +362,7 @@ b = load_model(model_dir, device="cpu", dtype=torch.float32)
 prompt = "The movie was " * 8
 q = len(b.tokenizer(prompt, add_special_tokens=False).input_ids)
 out["lab"] = (peak(lambda: estimator_lab(b, b, prompt, EstimatorLabConfig(n_samples=16, response_tokens=24))),
-              limits.kl_peak_bytes(16, q, 24))
+              costs.kl_peak_bytes(16, q, 24))
 print(json.dumps(out))
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.classroom.limits import LimitError
 from rlhf_demo.cli.main import build_parser, main
 from rlhf_demo.evaluate import distinct_n, on_topic
@@ -225,13 +225,13 @@ def test_shared_mode_refuses_py(reward_file, monkeypatch, tmp_path, capsys):
     shared = limits.current()
     for spec in (f"py:{reward_file}:score", f"0.5*vader-positive - py:{reward_file}:score"):
         with pytest.raises(LimitError, match=r"^reward: py: .*only locally") as err:
-            limits.check_reward(spec, shared)
+            allowlist.check_reward(spec, shared)
         assert "\n" not in str(err.value)
     with pytest.raises(RewardError, match="py:"):  # and the reward itself never loads the file there
         make_reward(f"py:{reward_file}:score")
-    assert limits.check_reward(EXAMPLE, shared) == EXAMPLE  # the built-in components are fine
+    assert allowlist.check_reward(EXAMPLE, shared) == EXAMPLE  # the built-in components are fine
     with pytest.raises(LimitError, match="shared server builds"):
-        limits.check_reward("0.5*vader-positive + rm:/etc", shared)
+        allowlist.check_reward("0.5*vader-positive + rm:/etc", shared)
     argv = ["train", "--algo", "ppo", "--steps", "2", "--batch-size", "8", "--reward", f"py:{reward_file}:score"]
     rc = main([*argv, "--out", str(tmp_path / "refused")])
     err = capsys.readouterr().err

@@ -110,9 +110,9 @@ def test_policy_choices_lists_saved_policies(tmp_path):
     (run / "policy").mkdir()
     (run / "policy" / "adapter_config.json").write_text("{}")
     assert any(v == "run:r" for _, v in policy_choices(tmp_path))  # a short name, never a server path
-    from rlhf_demo.classroom import limits
+    from rlhf_demo.classroom import allowlist
 
-    assert limits.check_model("run:r", own_runs=[str(run)]) == str(run / "policy")
+    assert allowlist.check_model("run:r", own_runs=[str(run)]) == str(run / "policy")
 
 
 def test_on_topic_hand_cases():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import costs, limits
 from rlhf_demo.cli.main import main
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.runs.folder import read_metrics
@@ -93,8 +93,8 @@ def test_report_to_wandb_without_wandb_is_one_line_before_training(tmp_path, cap
 def test_a_shared_server_allows_no_tracker_and_the_form_says_so():
     shared = limits.Limits(shared=True)
     with pytest.raises(limits.LimitError, match="experiment tracking is off on this shared server"):
-        limits.check_training(PPOConfig.preset(report_to="trackio", max_seconds=60.0), shared)
-    limits.check_training(PPOConfig.preset(report_to="none", max_seconds=60.0).validate(), shared)
+        costs.check_training(PPOConfig.preset(report_to="trackio", max_seconds=60.0), shared)
+    costs.check_training(PPOConfig.preset(report_to="none", max_seconds=60.0).validate(), shared)
     assert shared.knob_note("report_to") == "On this shared server: none only."
     assert shared.fit("report_to", "wandb") == "none" and limits.Limits().fit("report_to", "wandb") == "wandb"
     assert PPOConfig.knob("report_to").metadata["choices"] == ("none", "trackio", "wandb")

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.classroom.class_limits import ClassLimits
 from rlhf_demo.classroom.identity import User
 from rlhf_demo.classroom.ownership import ClassRecord
@@ -103,6 +103,6 @@ def may_act(user: User, record: ClassRecord, folder: Path) -> bool:
 def may_see(user: User, record: ClassRecord, folder: Path, example_run: Path) -> bool:
     """List, compare, download, load its policy: the owner, the teacher, anyone once it is pinned or shipped."""
     folder = Path(folder)
-    if limits.path_key(folder) == limits.path_key(example_run) or folder.parent == limits.ASSETS:
+    if allowlist.path_key(folder) == allowlist.path_key(example_run) or folder.parent == limits.ASSETS:
         return True
     return may_act(user, record, folder) or record.pinned(folder)

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from rlhf_demo.algorithms import ALGORITHMS, get, make_trainer
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import costs, limits
 from rlhf_demo.cli.flags import KNOB_DESTS, add_config_flags, config_from_args, flag, register
 from rlhf_demo.config import show
 
@@ -83,7 +83,7 @@ def run(args) -> int:
 
     alg = get(args.algo)
     cfg = config_from_args(alg.config, args, args.preset)
-    limits.check_training(cfg, limits.current())  # a shared server's limits, once (the trainer trusts cfg)
+    costs.check_training(cfg, limits.current())  # a shared server's limits, once (the trainer trusts cfg)
     RunWriter.check(args.out, args.overwrite)  # before a model is loaded
     n = distributed.planned_processes()
     if (unit := cfg.batch_unit()) is not None:  # a batch N processes cannot share: one line, before they start

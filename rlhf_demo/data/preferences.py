@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.rewards.functions import score_pairs
@@ -206,7 +206,7 @@ def load_preferences(source: str | Path | None = None) -> PreferenceSet:
     if source in (None, "", "shipped", "default"):
         source = SHIPPED_PREFERENCES
     elif limits.current().shared:
-        source = limits.check_source(source if isinstance(source, str) else str(source), "preferences")
+        source = allowlist.check_source(source if isinstance(source, str) else str(source), "preferences")
         if not source.startswith("hf:"):
             raise PreferenceError("the Feedback tab's labels and uploaded files are read by the DPO panel: choose them there")
     source_str = str(source)
@@ -229,14 +229,14 @@ def load_hub_preferences(spec: str) -> PreferenceSet:
     """``DATASET[:SPLIT]`` from the Hugging Face Hub (needs network), plain-text prompt/chosen/rejected columns."""
     name, _, split = spec.partition(":")
     split = split or "train"
-    path = limits.hub_dataset_path(name, "preferences", feedback=True)  # shared: remote only, size checked
+    path = allowlist.hub_dataset_path(name, "preferences", feedback=True)  # shared: remote only, size checked
     try:
         from datasets import load_dataset
 
         ds = load_dataset(path, split=split)
     except Exception as exc:  # noqa: BLE001 - turned into a clear message
         if path != name:
-            raise limits.LimitError(limits.hub_refusal(name)) from None
+            raise limits.LimitError(allowlist.hub_refusal(name)) from None
         raise PreferenceError(f"could not load Hub dataset {name!r} (offline, or no such dataset/split): {type(exc).__name__}") from exc
     missing = [c for c in COLUMNS if c not in ds.column_names]
     if missing:

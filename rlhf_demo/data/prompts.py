@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.textcheck import TextError, check_text, check_upload, json_loads
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -102,11 +102,11 @@ def load_prompts(source: str | None = None, split: str = "train") -> list[str]:
     """Prompts from ``None``/``"builtin"`` (the built-in set), a local file, or ``hf:DATASET[:COLUMN]``.
 
     On a shared server (``rlhf_demo.classroom.limits``) no local file: a Hub id only, loaded remote-only
-    (``limits.hub_dataset_path``), and every refusal or failure reads one line (LimitError)."""
+    (``allowlist.hub_dataset_path``), and every refusal or failure reads one line (LimitError)."""
     if source in (None, "", "builtin"):
         return builtin_prompts(split)
     shared = limits.current().shared
-    source = limits.check_source(source, "prompts")
+    source = allowlist.check_source(source, "prompts")
     if shared and source.startswith(limits.UPLOAD):
         raise PromptError("an uploaded prompts file is read by the panel it was uploaded to: upload it there")
     if source.startswith("hf:"):
@@ -114,7 +114,7 @@ def load_prompts(source: str | None = None, split: str = "train") -> list[str]:
         name, column = parts[0], (parts[1] if len(parts) > 1 else "text")
         from rlhf_demo.models.loading import ModelLoadError, require_hub
 
-        path = limits.hub_dataset_path(name, "prompts")
+        path = allowlist.hub_dataset_path(name, "prompts")
         try:
             if not shared:
                 require_hub(name, "use the built-in prompts or upload a file")
@@ -126,7 +126,7 @@ def load_prompts(source: str | None = None, split: str = "train") -> list[str]:
             ds = load_dataset(path, split="train")
         except Exception as exc:  # noqa: BLE001
             if shared:
-                raise limits.LimitError(limits.hub_refusal(name)) from None
+                raise limits.LimitError(allowlist.hub_refusal(name)) from None
             raise PromptError(f"could not load Hub dataset {name!r} (offline, or no such dataset): {type(exc).__name__}") from exc
         if column not in ds.column_names:
             raise PromptError(f"dataset {name!r} has no column {column!r}; it has {ds.column_names}")

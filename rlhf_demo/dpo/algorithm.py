@@ -4,7 +4,8 @@ the record keys its card and comparison show, its live plot, its panel and its m
 from __future__ import annotations
 
 from rlhf_demo.algorithms import Algorithm
-from rlhf_demo.classroom.limits import VOCAB, logits_bytes
+from rlhf_demo.classroom.costs import logits_bytes
+from rlhf_demo.classroom.limits import VOCAB
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.training.status import NAN, step_head
 

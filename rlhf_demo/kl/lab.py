@@ -14,7 +14,7 @@ Reference: Schulman, "Approximating KL Divergence" (http://joschu.net/blog/kl-ap
 per-position quantities are ``kl.analysis.per_position``, the estimators ``kl.estimators``.
 
 Memory: one scoring pass holds both models' logits for every position of ``batch_size`` responses
-(``limits.kl_peak_bytes``); on a shared server ``check_request_size`` refuses a request whose pass
+(``costs.kl_peak_bytes``); on a shared server ``check_request_size`` refuses a request whose pass
 would exceed ``limits.Limits.max_request_bytes``, or whose prompt is longer than ``max_prompt_tokens``.
 """
 
@@ -26,6 +26,7 @@ from typing import ClassVar
 import pandas as pd
 import torch
 
+from rlhf_demo.classroom import costs
 from rlhf_demo.classroom import limits as limits_mod
 from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.decoding.sampling import sample_responses
@@ -73,7 +74,7 @@ class EstimatorLabConfig(KnobConfig):
     seed: int = knob(0, "Seed of the sampler (same seed, same responses).", kind="int", lo=0, label="Seed")
     batch_size: int = knob(
         16,
-        "Responses scored per forward pass (memory: ``limits.kl_peak_bytes(batch, prompt, tokens)``).",
+        "Responses scored per forward pass (memory: ``costs.kl_peak_bytes(batch, prompt, tokens)``).",
         kind="int",
         lo=1,
         label="Batch size",
@@ -128,9 +129,9 @@ def check_request_size(tokenizer, prompt: str, *, rows: int, response_tokens: in
     if not lim.shared:
         return
     q = len(encode_prompt(tokenizer, prompt))
-    limits_mod.check_prompt_tokens(q, lim)
-    limits_mod.check_request(
-        limits_mod.kl_peak_bytes(rows, q, response_tokens),
+    costs.check_prompt_tokens(q, lim)
+    costs.check_request(
+        costs.kl_peak_bytes(rows, q, response_tokens),
         "this request",
         "lower N samples or the tokens per response, or shorten the prompt",
         lim,

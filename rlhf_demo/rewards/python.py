@@ -5,7 +5,7 @@
 It receives the same query + response texts as the built-in sentiment reward and returns one finite
 number per text. Loading the file runs it (it is Python), so this reward exists **only locally**: on a
 shared server (``RLHF_DEMO_SHARED=1``, ``classroom/limits.py``) it is refused with one line naming
-``py:``, here and in ``limits.check_reward``.
+``py:``, here and in ``allowlist.check_reward``.
 
 Whatever goes wrong (no such file, the file raises on import, no such function, the function raises,
 returns the wrong number of scores or a non-finite or non-numeric score) becomes one ``RewardError``

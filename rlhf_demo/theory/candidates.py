@@ -13,7 +13,7 @@ What is simplified: the set is a small sample, so π* here is the optimum *over 
 128 samples per held-out prompt.
 
 Memory: scoring holds the reference's logits for every position of the K candidates
-(``limits.candidates_peak_bytes``), so the prompt is capped (``MAX_PROMPT_CHARS``, ``MAX_PROMPT_TOKENS``)
+(``costs.candidates_peak_bytes``), so the prompt is capped (``MAX_PROMPT_CHARS``, ``MAX_PROMPT_TOKENS``)
 and, on a shared server, K × (prompt + 3 × tokens) by ``limits.Limits.max_request_bytes``.
 """
 
@@ -25,7 +25,7 @@ from typing import ClassVar
 import pandas as pd
 import torch
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import costs
 from rlhf_demo.config import KnobConfig, knob
 from rlhf_demo.decoding.sampling import Batch, left_pad, make_generator, response_logits, sample_responses, token_logprobs
 from rlhf_demo.rewards.functions import score_pairs
@@ -92,9 +92,9 @@ def _check_prompt(reference, prompt: str, cfg: CandidatesConfig) -> list[int]:
     q = reference.tokenizer(prompt, add_special_tokens=False).input_ids
     if len(q) > MAX_PROMPT_TOKENS:
         raise TheoryInputError(f"the prompt has {len(q)} tokens; the limit is {MAX_PROMPT_TOKENS}")
-    limits.check_prompt_tokens(len(q))
-    limits.check_request(
-        limits.candidates_peak_bytes(cfg.k, len(q), cfg.response_tokens),
+    costs.check_prompt_tokens(len(q))
+    costs.check_request(
+        costs.candidates_peak_bytes(cfg.k, len(q), cfg.response_tokens),
         f"{cfg.k} candidates",
         "lower K, the tokens per candidate, or shorten the prompt",
     )

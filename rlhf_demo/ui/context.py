@@ -10,7 +10,7 @@ Whose: a run belongs to the user who started it (``classroom.ownership``: an own
 runs, so a reload or a restart keeps it). In local use (not shared: no Space, no teacher key) there
 are no roles: everyone is owner and teacher, every run is visible. On a shared server a user sees
 their own runs, the runs the teacher pinned and the shipped examples; the teacher sees all. Every
-tab loads models through ``AppContext.model(name, request)``, whose allowlist (``limits.check_model``)
+tab loads models through ``AppContext.model(name, request)``, whose allowlist (``allowlist.check_model``)
 holds the policies of the runs that user may see, and nothing else.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_demo.classroom import limits, permissions
+from rlhf_demo.classroom import allowlist, limits, permissions
 from rlhf_demo.classroom.address import client_address
 from rlhf_demo.classroom.class_limits import ClassLimits
 from rlhf_demo.classroom.identity import User, default_nickname, session_user_id, teacher_key
@@ -269,7 +269,7 @@ class AppContext:
     def model(self, name, request=None, progress=None, what: str = "model"):
         """The loaded ModelBundle for ``name`` (None/'' = the default), once the limits allow it;
         LimitError (a ValueError) with one line if not."""
-        name = limits.check_model(name, limits=self.session_limits(request), what=what)
+        name = allowlist.check_model(name, limits=self.session_limits(request), what=what)
         return self.registry.get(name, progress=progress)
 
     def model_choices(self, request=None) -> list[tuple[str, str]]:
@@ -280,6 +280,6 @@ class AppContext:
         choices = policy_choices(self.runs_dir)
         if not lim.shared:
             return choices
-        allowed = limits.allowed_models(lim)
-        keep = [(label, n) for label, n in choices if n == limits.DEFAULT_MODEL or n in allowed or limits.path_key(n) in allowed]
+        allowed = allowlist.allowed_models(lim)
+        keep = [(label, n) for label, n in choices if n == limits.DEFAULT_MODEL or n in allowed or allowlist.path_key(n) in allowed]
         return keep + [(f"model: {m}", m) for m in lim.extra_models if m not in {n for _, n in keep}]

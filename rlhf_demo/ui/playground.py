@@ -141,7 +141,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat]
 
     def get_bundle(name, progress=None, request=None):
-        """The model through ``ctx.model``: in shared mode only the allowlist (``limits.check_model``)."""
+        """The model through ``ctx.model``: in shared mode only the allowlist (``allowlist.check_model``)."""
         return ctx.model(name, request, progress=progress)
 
     def step_outputs(st, seq_i, t, cfg):

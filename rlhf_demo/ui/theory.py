@@ -4,7 +4,7 @@
 
 Public API endpoints (each handler's parameters are the API's names): ``/theory_candidates``,
 ``/theory_beta``, ``/toy_reset``, ``/toy_step``, ``/toy_run``. The reference model loads through
-``AppContext.model`` and the reward through ``limits.check_reward`` (shared mode: allowlists only); the
+``AppContext.model`` and the reward through ``allowlist.check_reward`` (shared mode: allowlists only); the
 per-session states live ``limits.STATE_TTL_S`` after their last update.
 """
 
@@ -15,7 +15,7 @@ import time
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.models.loading import DEFAULT_MODEL
 from rlhf_demo.plots import theory as plots_theory
 from rlhf_demo.rewards.functions import REWARD_CHOICES, make_reward
@@ -118,7 +118,7 @@ def build(ctx, demo: gr.Blocks) -> None:
             cfg = lab_config(CandidatesConfig, dict(k=k, response_tokens=response_tokens, seed=seed, reward=reward))
             check_beta(beta)
             check_text(prompt, "the prompt")
-            reward_fn = make_reward(limits.check_reward(reward))
+            reward_fn = make_reward(allowlist.check_reward(reward))
             bundle = ctx.model(reference_model, request, what="reference")
             cands = served.sample(bundle, prompt, reward_fn, cfg)  # identical clicks: one computation; others batched
             fig, curves, md, show = _beta_outputs(beta_view(cands, beta))

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist
 from rlhf_demo.data.feedback import FEEDBACK_ENV, FeedbackStore
 from rlhf_demo.data.preferences import PreferenceError, PreferenceSet, load_preferences, parse_preferences
 from rlhf_demo.dpo.config import CHOSEN_GOES_DOWN, DPOConfig
@@ -43,7 +43,7 @@ def feedback_store(ctx: AppContext) -> FeedbackStore:
 
 def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, whose: str | None = None, request=None) -> PreferenceSet:
     """The pairs of the chosen source. Feedback labels: the user's own (``whose`` = "Mine") or the
-    class's, one per pair by majority vote (the default). A Hub id goes through ``limits.check_source``
+    class's, one per pair by majority vote (the default). A Hub id goes through ``allowlist.check_source``
     (shared mode: an OWNER/NAME id, never a server path; ``load_preferences`` then loads it remote-only)."""
     if source == SOURCES[1]:
         store = feedback_store(ctx)
@@ -65,7 +65,7 @@ def load_source(ctx: AppContext, source: str, upload: str | None, hub_id: str, w
     if source == SOURCES[3]:
         if not isinstance(hub_id, str) or not hub_id.strip():
             raise PreferenceError("type a Hub dataset id, e.g. trl-lib/ultrafeedback_binarized (needs the network)")
-        return load_preferences(limits.check_source("hf:" + hub_id.strip(), "preferences"))
+        return load_preferences(allowlist.check_source("hf:" + hub_id.strip(), "preferences"))
     prefs = load_preferences("shipped")
     prefs.source = "shipped"
     return prefs

@@ -87,7 +87,7 @@ def before_after_frame(rows: list[dict]) -> pd.DataFrame:
 
 def reward_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
     """(label, spec) for the reward dropdown: the reward functions, then the reward models among the runs
-    this user may see (``rm:RUN``; on a shared server ``limits.check_reward`` accepts exactly those)."""
+    this user may see (``rm:RUN``; on a shared server ``allowlist.check_reward`` accepts exactly those)."""
     runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
     return [(c, c) for c in REWARD_CHOICES] + [(f"rm: reward model {r.name}", reward_short(r)) for r in reward_model_runs(runs)]
 

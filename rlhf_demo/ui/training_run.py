@@ -23,7 +23,7 @@ import gradio as gr
 import pandas as pd
 
 from rlhf_demo.algorithms import Algorithm, find, make_trainer, resolve
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import costs
 from rlhf_demo.data.preferences import PreferenceError
 from rlhf_demo.data.prompts import PromptError
 from rlhf_demo.models.loading import ModelLoadError
@@ -70,14 +70,14 @@ def check_reward_folders(cfg) -> None:
 def start(ctx, request, cfg, preset: str | None, *, pairs: list[dict] | None = None, prompts: list[str] | None = None) -> Job:
     """Queue a training of the validated ``cfg`` for the user of ``request``: the one path of the panels'
     Start buttons and of ``/train_start``. In order: the user may train (``ctx.gate``), the shared
-    server's limits for this session (``limits.check_training`` with ``ctx.session_limits``: once, here),
+    server's limits for this session (``costs.check_training`` with ``ctx.session_limits``: once, here),
     ``rm:`` folders hold reward models, a new run folder recorded as theirs, the queue (one job per
     user). ``pairs``/``prompts``: what the trainer trains on when the config's source is an upload or
     the Feedback tab's labels (None: the trainer loads ``cfg.preferences`` / ``cfg.prompts``).
     ``gr.Error`` with one line for whatever is refused."""
     try:
         user = ctx.gate(request, "train")
-        limits.check_training(cfg, ctx.session_limits(request))
+        costs.check_training(cfg, ctx.session_limits(request))
         check_reward_folders(cfg)
         out = run_dir(ctx, cfg.algo, request)
     except USER_ERRORS as exc:

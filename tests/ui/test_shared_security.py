@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 
 REPO = Path(__file__).resolve().parents[2]
 LOG: list[tuple[str, str, str]] = []
@@ -162,7 +162,7 @@ def test_model_fields_refuse_server_paths_with_one_line(app):
     ]:
         answers = {call(app, endpoint, **make(n)) for n in _server_paths(app)}
         assert len(answers) == 1, (endpoint, answers)  # existing and missing paths read the same
-        assert limits.model_refusal(what, lim) in answers.pop()
+        assert allowlist.model_refusal(what, lim) in answers.pop()
     # what is allowed still loads: the session's own run, the allowlisted id
     own = app.client.predict(prompt="Hi", model=str(app.mine / "policy"), max_new_tokens=2, api_name="/generate")[11]
     LOG.append(("generate", "model=<this session's run>/policy", own))
@@ -179,7 +179,7 @@ def test_training_forms_refuse_server_paths(app):
         values.update({"ppo-seconds": 5, "dpo-max-seconds": 5, "ppo-steps": 1, "dpo-steps": 1, **change})
         return [values[c.elem_id] for c in app.demo.fns[app.fn[endpoint]].inputs]
 
-    refused = limits.model_refusal("model")
+    refused = allowlist.model_refusal("model")
     for name in _server_paths(app)[:6]:
         assert refused in raw(app, "start_run", form("start_run", **{"ppo-model": name}))
         assert refused in raw(app, "start_run_1", form("start_run_1", **{"dpo-model": name}))
@@ -188,7 +188,7 @@ def test_training_forms_refuse_server_paths(app):
     for f in (etc, cfg):
         assert raw(app, "start_run", form("start_run", **{"ppo-prompts-file": f})).startswith("AppError")
         assert raw(app, "on_check", ["Upload (JSONL / CSV)", f, "", "Mine"]).startswith("AppError")
-    data_line = limits.data_refusal("preferences", feedback=True)
+    data_line = allowlist.data_refusal("preferences", feedback=True)
     for hub in ("/etc", "../../etc", "~/.cache/rlhf_demo", str(app.other), "./runs", "json", "a/b/c"):
         assert data_line in raw(app, "on_check", ["Hub dataset id", None, hub, "Mine"])
         assert data_line in raw(app, "start_run_1", form("start_run_1", **{"dpo-source": "Hub dataset id", "dpo-hub": hub}))
@@ -349,8 +349,8 @@ def test_run_dir_remembers_the_session_without_showing_its_hash(app):
     out.mkdir()
     (out / "config.json").write_text("{}")  # as the trainer writes it when the run starts
     assert app.ctx.own_runs(req) == (str(out),) and "secret" not in out.name
-    assert limits.check_model(str(out / "policy"), limits=app.ctx.session_limits(req)) == str(out / "policy")
+    assert allowlist.check_model(str(out / "policy"), limits=app.ctx.session_limits(req)) == str(out / "policy")
     with pytest.raises(limits.LimitError):
-        limits.check_model(str(out / "policy"), limits=app.ctx.session_limits(Req("another")))
+        allowlist.check_model(str(out / "policy"), limits=app.ctx.session_limits(Req("another")))
     names = [n for _, n in app.ctx.model_choices(Req(app.client.session_hash))]
     assert f"run:{app.mine.name}" in names and f"run:{app.other.name}" not in names and app.tiny in names  # short names
