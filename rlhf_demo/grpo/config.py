@@ -11,7 +11,7 @@ Presets
   each batch (μ = 4: the clip acts) at lr 2e-3, LoRA r8, β 0.04, a 3-minute budget, held-out
   evaluation every 10 steps and every step once the held-out KL passes half of the 6-nat stop; past
   6 nats the run stops and keeps the last policy under it. Measured (seed 0, 2 busy cores;
-  ``bench/grpo_learnability.py``, README "GRPO"): the held-out reward moves by about +0.1 at 4–5 nats
+  ``bench/grpo_learnability.py``, docs/measurements.md, "GRPO"): the held-out reward moves by about +0.1 at 4–5 nats
   in 3 minutes, short of the +0.3 target; one step per batch at lr 1e-3 (μ = 1) moved it by +0.01
   at 0.7 nats (21 steps of ~9 s).
 - ``no-kl``: β = 0 and no KL stop (TRL's default β): nothing holds the policy near the reference.

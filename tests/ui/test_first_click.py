@@ -117,6 +117,7 @@ def test_feedback_asks_its_question_on_whole_words(page, app_url, default_bundle
 @pytest.mark.integration
 def test_theory_opens_without_empty_tables_and_samples_on_the_first_click(page, app_url, default_bundle):
     _open(page, app_url, "Theory")
+    page.locator("#toy-update-plot .js-plotly-plot").wait_for(timeout=60_000)  # the page's load: the toy at π_ref
     _no_placeholders(page, "Theory on first view")
     page.locator("#th-sample").click()
     page.locator("#th-pistar-plot .js-plotly-plot").wait_for(timeout=120_000)

@@ -94,7 +94,7 @@ def test_browser_overopt_panel_appears_with_proxy_and_gold(page, app_url, tiny_m
     traces = page.locator("#ppo-overopt .js-plotly-plot .scatterlayer .trace")
     assert traces.count() == 4  # proxy and gold: batch markers and a smoothed line each; no held-out ◆ without an eval
     legend = page.locator("#ppo-overopt .legend").first.text_content()
-    assert "proxy (batch)" in legend and "gold (batch)" in legend
+    assert "proxy (batch, smoothed)" in legend and "gold (batch, smoothed)" in legend
     page.locator("#ppo-overopt").screenshot(path=str(SHOTS / "overopt_panel_live.png"))
     page.screenshot(path=str(SHOTS / "overopt_training_tab.png"), full_page=True)
 
