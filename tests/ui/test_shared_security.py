@@ -283,7 +283,10 @@ def test_oversized_nan_and_wrong_typed_inputs_answer_clearly(app):
         (call(app, "kl_estimator_lab", *sub(lab, 5, "many")), "is not a valid value"),
         (call(app, "kl_estimator_lab", *sub(lab, 3, long_prompt)), "at most 256"),
         (raw(app, "kl_estimator_lab", sub(lab, 4, NAN)), "whole number"),
-        (raw(app, "kl_estimator_lab", sub(lab, 6, -INF)), "is not a valid value|less than minimum value"),  # the knob's range, checked by Gradio
+        (
+            raw(app, "kl_estimator_lab", sub(lab, 6, -INF)),
+            "is not a valid value|less than minimum value",
+        ),  # the knob's range, checked by Gradio
         (call(app, "theory_candidates", *sub(th, 2, "x" * 5000)), "limit is 2000"),
         (call(app, "theory_candidates", *sub(th, 2, long_prompt)), "at most 256"),
         (call(app, "theory_candidates", *sub(th, 3, "many")), "is not a valid value"),
