@@ -186,6 +186,8 @@ def test_a_run_trains_live_on_every_screen_and_only_owner_or_teacher_stops_it(pe
     t.screenshot(path=str(SHOTS / "classroom-teacher-panel.png"), full_page=True)
     t.locator("#teacher-remove").click()
     _wait_text(t, "teacher-msg", "stopping after the current step")
+    t.locator("#teacher-remove").click()  # a second Stop: no held-out evaluation of the stopped policy
+    _wait_text(t, "teacher-msg", "without the held-out evaluation")
     _wait_text(b, "live-status", "Last run", timeout=180_000)
     assert "stopped" in _text(b, "live-status")
     assert json.loads((server.root / run / "summary.json").read_text())["status"] == "stopped"
