@@ -10,23 +10,27 @@ refills in a background thread (one ``make(n)`` call of at most ``batch`` pairs 
 same shared work as a draw, so a refill is one model computation like any other) whenever it falls to
 ``low`` or below. ``take()`` returns a pooled pair or ``None`` (empty: draw one the usual way). A pair
 leaves the pool once: no two people get the same fresh pair from it.
+
+``ahead`` starts the pool with pairs sampled before (``data.pair_bank``: the shipped bank of the same
+model's pairs at the same setting): they are handed out first, and refills start only once the pool is
+down to ``low``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 class PairPool:
     """Thread-safe. ``make(n) -> list of n pairs`` (tuples of prompt, response A, response B)."""
 
-    def __init__(self, make: Callable[[int], list], size: int = 32, low: int = 16, batch: int = 16):
+    def __init__(self, make: Callable[[int], list], size: int = 32, low: int = 16, batch: int = 16, ahead: Iterable = ()):
         if not 0 <= low < size or batch < 1:
             raise ValueError("PairPool needs 0 ≤ low < size and batch ≥ 1")
         self.make, self.size, self.low, self.batch = make, size, low, batch
-        self._pairs: deque = deque()
+        self._pairs: deque = deque(ahead)
         self._mu = threading.Lock()
         self._refilling: threading.Thread | None = None
         self.made = 0

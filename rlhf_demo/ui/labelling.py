@@ -21,9 +21,10 @@ import uuid
 from rlhf_demo.classroom import limits
 from rlhf_demo.classroom.roster import feedback_question
 from rlhf_demo.data.feedback import FeedbackStore, make_pairs
+from rlhf_demo.data.pair_bank import BANK, SETTING, labelled_pairs, load_bank
 from rlhf_demo.data.pair_pool import PairPool
 from rlhf_demo.data.prompts import builtin_prompts
-from rlhf_demo.models.loading import DEFAULT_MODEL
+from rlhf_demo.models.loading import DEFAULT_MODEL, GGUF_FILE, embedded_gguf_path
 from rlhf_demo.shared_work import MODEL_LOCK, SharedWork
 from rlhf_demo.ui.context import AppContext, session_of
 
@@ -34,12 +35,13 @@ NO_PAIR = "no pair on your screen by that id: draw one first (New pair, or /feed
 PAIRS = SharedWork(max_items=16, cache_size=1, ttl_s=0.0)
 """Fresh pairs of everyone who asks at once come from one batched ``generate`` (one model computation at a
 time with the other tabs: ``shared_work.MODEL_LOCK``)."""
-POOLED = (16, 1.0)
+POOLED = SETTING
 """(response tokens, temperature) of the pairs drawn ahead on a shared server: the Feedback tab's defaults."""
 POOL_SIZE = 32
 """Fresh pairs kept ahead: a class's first draws; refilled by halves (one batch of 16 pairs, 32 rows ×
 16 tokens). 64 measured no better in the lesson (label p95 21.2 s against 16.0 s: docs/lesson.md)."""
 _pools: dict[int, PairPool] = {}  # id(bundle) → its pool (one base model in practice)
+_POOLS_MU = threading.Lock()
 
 
 def _random_item() -> tuple[str, int]:
@@ -47,8 +49,17 @@ def _random_item() -> tuple[str, int]:
     return random.choice(builtin_prompts("train")), random.randint(3, 8)
 
 
+def _bank(ctx: AppContext) -> list:
+    """The shipped bank's pairs (``data.pair_bank``) when the base model is the embedded one it was sampled
+    from, less those the class's label file already has; else []."""
+    if embedded_gguf_path() is None:
+        return []
+    return load_bank(BANK, model=GGUF_FILE, response_tokens=POOLED[0], temperature=POOLED[1], labelled=labelled_pairs(store(ctx).records()))
+
+
 def pool(ctx: AppContext) -> PairPool:
-    """The pool of fresh pairs drawn ahead for ``POOLED`` settings (``data.pair_pool``), one per base model."""
+    """The pool of fresh pairs drawn ahead for ``POOLED`` settings (``data.pair_pool``), one per base model,
+    starting with the shipped bank's pairs when they are this model's (``data.pair_bank``)."""
     bundle = ctx.registry.get(DEFAULT_MODEL)
 
     def make(n: int) -> list:
@@ -57,9 +68,12 @@ def pool(ctx: AppContext) -> PairPool:
                 bundle.model, bundle.tokenizer, [_random_item() for _ in range(n)], response_tokens=POOLED[0], temperature=POOLED[1]
             )
 
-    if id(bundle) not in _pools:
+    with _POOLS_MU:
+        if id(bundle) in _pools:
+            return _pools[id(bundle)]
         _pools.clear()  # a pool holds its model: keep the current base model's only
-    return _pools.setdefault(id(bundle), PairPool(make, size=POOL_SIZE, low=POOL_SIZE // 2, batch=POOL_SIZE // 2))
+        _pools[id(bundle)] = PairPool(make, size=POOL_SIZE, low=POOL_SIZE // 2, batch=POOL_SIZE // 2, ahead=_bank(ctx))
+        return _pools[id(bundle)]
 
 
 def warm(ctx: AppContext) -> None:
