@@ -203,6 +203,7 @@ def test_playground_widgets_are_built_from_the_metadata():
         "seed",
         "word_bias",
         "chat_template",
+        "reward",
     ]  # the /generate and /step API parameters, in order
     start = DecodingConfig.preset("playground")
     with gr.Blocks():

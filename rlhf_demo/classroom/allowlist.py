@@ -108,20 +108,21 @@ def check_reward(spec, limits: Limits | None = None) -> str:
     except SpecError:
         terms = [spec if PREFIX in spec else ""]
     shipped = {c.split(":")[1] for c in REWARD_CHOICES if c.startswith("hf:")}
+    plain = {c for c in REWARD_CHOICES if ":" not in c}
     own = {path_key(r) for r in lim.own_runs} | {path_key(Path(r) / "policy") for r in lim.own_runs}
     for term in terms:
         if term.startswith(PREFIX):
             raise LimitError(SHARED_REFUSAL)
         kind, _, rest = term.partition(":")
         if not (
-            term in ("vader-positive", "vader-negative", "length", "on-topic", "repetition")
+            term in plain
             or (kind == "keyword" and rest)
             or (kind == "hf" and rest.split(":")[0] in shipped | set(lim.extra_models) and ":" in rest)
             or (kind == "rm" and rest.strip() and path_key(rest.strip()) in own)
             or (kind == "rm" and names.find_run(rest.strip(), lim.own_runs, local=False) is not None)
         ):
             raise LimitError(
-                "reward: this shared server builds vader-positive, vader-negative, length, keyword:WORD, the "
+                f"reward: this shared server builds {', '.join(sorted(plain))}, keyword:WORD, the "
                 "listed hf: reward models and rm: reward models you trained in this session; other model "
                 "folders and Hub ids are not available here"
             )

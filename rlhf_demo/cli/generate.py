@@ -5,6 +5,11 @@ With ``--json`` one object: ``{"model", "sequences": [{"text", "steps": [{"token
 the plain softmax of the logits, ``prob`` the probability after every logits processor, ``entropy``
 the raw distribution's entropy (nats) and ``top`` the N most probable candidates after processing.
 Without it, a readable table per sequence.
+
+``--strategy best-of-n --num-return-sequences N --reward SPEC`` draws N samples and shows them best first
+by the reward SPEC (a builder spec, as ``train --reward``: ``--reward "on-topic - 0.5*repetition"``;
+default vader-positive), each with its ``score``; the first notice names the reward, the pick and the
+KL bound. Every flag comes from ``DecodingConfig``'s knobs (``decoding/config.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import sys
 
 from rlhf_demo.cli.flags import add_config_flags, inputs_from_args
-from rlhf_demo.decoding.generate import DecodingConfig, GenerationResult, check_prompt, generate
+from rlhf_demo.decoding.generate import BEST_OF_N, DecodingConfig, GenerationResult, check_prompt, generate
 
 HELP = "Generate text and show each step's token probabilities (raw softmax vs after decoding processors)."
 
@@ -44,8 +49,10 @@ def _show(text: str) -> str:
 
 
 def format_table(result: GenerationResult) -> str:
+    cfg = result.config
+    mode = f"best of {len(result.sequences)} by {cfg.reward}" if cfg.strategy == BEST_OF_N else result.mode
     lines = [
-        f"model: {result.model}   mode: {result.mode}   generated in {result.seconds:.2f} s",
+        f"model: {result.model}   mode: {mode}   generated in {result.seconds:.2f} s",
         "processors (in order): " + (" → ".join(result.processors) or "none"),
     ]
     lines += [f"note: {n}" for n in result.notices]

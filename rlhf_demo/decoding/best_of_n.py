@@ -12,10 +12,11 @@ overoptimization"), because its KL to π is bounded in closed form:
 2024, "Theoretical guarantees on the best-of-n alignment policy", prove it is an upper bound.) N = 8:
 ≤ 1.20 nats, whatever the reward. :func:`kl_bound` is that formula; :func:`pick_best` the argmax.
 
-In the Playground the strategy ``best-of-n`` (``config.py``) samples N = ``num_samples`` as ``sample``
-does, then :func:`rank` scores them with :data:`PLAYGROUND_REWARD` and shows all N best first, each
-with its reward (``Sequence.score``), and a notice naming the pick, every score and the bound.
-:func:`best_of_n` does the same with any reward.
+In the Playground and ``generate --strategy best-of-n`` the strategy samples N = ``num_samples`` as
+``sample`` does, then :func:`rank` scores them with the config's ``reward`` (a builder spec,
+``rewards/spec.py``; default vader-positive; built by :func:`reward_for`) and shows all N best first,
+each with its reward (``Sequence.score``), and a notice naming the reward, the pick, every score and
+the bound. :func:`best_of_n` does the same with any reward.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from rlhf_demo.decoding.config import BEST_OF_N, DecodingConfig
+from rlhf_demo.decoding.config import BEST_OF_N, DecodingConfig, DecodingError
 from rlhf_demo.decoding.result import GenerationResult
 
-PLAYGROUND_REWARD = "vader-positive"
-"""The reward the Playground's ``best-of-n`` strategy scores with (query + response, as PPO's)."""
+KEPT_REWARDS = 2
+"""Built rewards kept for the next request (a reward model holds a model): the most recently used."""
 
 
 def kl_bound(n: int) -> float:
@@ -97,12 +98,24 @@ def rank(result: GenerationResult, reward_fn) -> tuple[GenerationResult, BestOfN
     return ranked, bon
 
 
-@lru_cache(maxsize=1)
-def playground_reward():
-    """The Playground's best-of-N reward, built once per process (VADER's lexicon loads in ~0.1 s)."""
+@lru_cache(maxsize=KEPT_REWARDS)
+def _built(spec: str):
     from rlhf_demo.rewards.functions import make_reward
 
-    return make_reward(PLAYGROUND_REWARD)
+    return make_reward(spec)
+
+
+def reward_for(spec: str):
+    """Best-of-N's reward for a config's ``reward`` spec (checked by ``DecodingConfig.validate``): the
+    last :data:`KEPT_REWARDS` built are kept (VADER's lexicon, a reward model); a spec with a ``py:`` term
+    is loaded afresh each time (its file may have been edited). DecodingError in one line if it cannot
+    be built."""
+    from rlhf_demo.rewards.functions import RewardError, make_reward
+
+    try:
+        return make_reward(spec) if "py:" in spec else _built(spec)
+    except RewardError as exc:
+        raise DecodingError(f"best-of-N reward: {exc}") from None
 
 
 def best_of_n(bundle, prompt: str, n: int, reward_fn, cfg: DecodingConfig | None = None) -> tuple[GenerationResult, BestOfN]:

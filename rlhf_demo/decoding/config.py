@@ -23,7 +23,9 @@ MAX_BIAS = 100.0
 MAX_BIAS_WORDS = 16
 STRATEGIES = ("sample", "greedy", "beam", "best-of-n")
 BEST_OF_N = "best-of-n"
-"""Sample ``num_samples`` = N, score each with a reward, show them best first (``decoding/best_of_n.py``)."""
+"""Sample ``num_samples`` = N, score each with ``reward``, show them best first (``decoding/best_of_n.py``)."""
+DEFAULT_REWARD = "vader-positive"
+"""Best-of-N's reward unless told otherwise (query + response, as PPO's)."""
 
 
 class DecodingError(ValueError):
@@ -50,7 +52,7 @@ class DecodingConfig(KnobConfig):
     strategy: str = knob(
         "sample",
         "'sample' (draw from the processed distribution), 'greedy' (argmax), 'beam' (beam search) or "
-        "'best-of-n' (draw N = Samples, score each with the VADER-positive reward, best first, with the KL bound log N − (N−1)/N).",
+        "'best-of-n' (draw N = Samples, score each with the best-of-N reward, best first, with the KL bound log N − (N−1)/N).",
         kind="choice",
         choices=STRATEGIES,
         label="Decoding",
@@ -153,6 +155,13 @@ class DecodingConfig(KnobConfig):
         label="Wrap in the chat template",
         flag="chat",
     )
+    reward: str = knob(
+        DEFAULT_REWARD,
+        "What best-of-n scores its N samples with (prompt + response): a reward name or a weighted sum, as training's "
+        "reward ('0.7*vader-positive + 0.3*on-topic - 0.5*repetition'); used by the best-of-n strategy only.",
+        kind="str",
+        label="Best-of-N reward",
+    )
 
     # ------------------------------------------------------------------ validation
     def validate(self, vocab_size: int | None = None) -> DecodingConfig:
@@ -178,6 +187,8 @@ class DecodingConfig(KnobConfig):
             raise DecodingError("best of N needs num_samples (Samples) ≥ 2: N samples are drawn and the best is picked")
         if self.strategy == BEST_OF_N and self.temperature == 0.0:
             raise DecodingError("best of N samples at temperature > 0 (at 0 all N would be the same greedy text)")
+        if self.strategy == BEST_OF_N:
+            self.reward = check_reward(self.reward)
         if len(self.word_bias) > MAX_BIAS_WORDS:
             raise DecodingError(f"at most {MAX_BIAS_WORDS} biased words")
         clean = {}
@@ -199,6 +210,20 @@ class DecodingConfig(KnobConfig):
     @property
     def num_sequences(self) -> int:
         return {"sample": self.num_samples, "greedy": 1, "beam": self.num_beams}[self.mode]
+
+
+def check_reward(spec: str) -> str:
+    """Best-of-N's reward spec as training's: it parses (``rewards/spec.py``) and, on a shared server, the
+    allowlist builds it (``allowlist.check_reward``: never ``py:``); DecodingError in one line if not.
+    The spec cleaned; nothing is built here (``best_of_n.reward_for`` does)."""
+    from rlhf_demo.classroom.allowlist import check_reward as allowed
+    from rlhf_demo.rewards.spec import SpecError, parse_spec
+
+    try:
+        parse_spec(spec)
+        return allowed(spec.strip())
+    except (SpecError, ValueError) as exc:
+        raise DecodingError(f"best-of-N {exc}") from None  # "best-of-N reward spec …", "best-of-N reward: py: …"
 
 
 def parse_word_bias(text: str) -> dict[str, float]:

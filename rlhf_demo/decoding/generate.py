@@ -23,8 +23,8 @@ and beam search draw nothing; their processed scores are ``out.scores``.
 Sampling and greedy decoding run through :func:`run_rows`, which decodes several prompts in one
 ``generate()`` (left-padded, one generator per prompt): ``batch.py`` groups requests of different
 users into it, and a prompt gets the same tokens alone or batched. The knobs are in ``config.py``.
-The ``best-of-n`` strategy samples as ``sample`` does; its N sequences are then scored by a reward and
-shown best first (``best_of_n.rank``).
+The ``best-of-n`` strategy samples as ``sample`` does; its N sequences are then scored by the config's
+``reward`` and shown best first (``best_of_n.rank``).
 
 What is simplified here: beam search runs one prompt at a time.
 """
@@ -322,9 +322,9 @@ def result_from_rows(
         batch,
     )
     if cfg.strategy == BEST_OF_N:  # the N samples scored by a reward, best first (best_of_n.py)
-        from rlhf_demo.decoding.best_of_n import playground_reward, rank
+        from rlhf_demo.decoding.best_of_n import rank, reward_for
 
-        result, _ = rank(result, playground_reward())
+        result, _ = rank(result, reward_for(cfg.reward))
     return result
 
 
@@ -366,6 +366,10 @@ def prepare(bundle, prompt: str, cfg: DecodingConfig, top_n: int = 10) -> tuple[
         p.notices.append("Greedy decoding is deterministic: one sequence shown (use sampling to see several).")
     if cfg.strategy == "sample" and cfg.temperature == 0.0:
         p.notices.append("Temperature 0 means greedy decoding (always the most probable token).")
+    if cfg.strategy == BEST_OF_N:  # build its reward now: an unknown name or a missing file fails before the model runs
+        from rlhf_demo.decoding.best_of_n import reward_for
+
+        reward_for(cfg.reward)
     return cfg, p
 
 

@@ -10,8 +10,9 @@
 - ``rm:RUN_DIR``: a reward model trained on preference pairs (``train --algo reward``; ``learned.py``).
   It scores the decoded query + response *text* with its own tokenizer, so it may differ from the
   policy's; batched, without gradients, on the device given (the PPO trainer passes the policy's).
-- ``on-topic``, ``repetition``: whether the *response* names something of a film, and 1 − its
-  distinct-2 (``components.py``).
+- ``on-topic``, ``repetition``, ``fluency``: whether the *response* names something of a film, 1 − its
+  distinct-2, and the default model's mean log-probability per response token given the query
+  (``components.py``).
 - ``py:PATH:FUNC``: a Python function ``f(texts) -> scores`` in a file, locally only (``python.py``).
 - a weighted sum of these, ``0.7*vader-positive + 0.3*on-topic - 0.5*repetition`` (the builder's spec,
   ``spec.py``; ``composite.py``). A single name builds that reward itself, as before.
@@ -35,7 +36,17 @@ class RewardError(ValueError):
     """A reward function could not be built; the message says why."""
 
 
-REWARD_CHOICES = ["vader-positive", "vader-negative", "length", "keyword:great", "hf:lvwerra/distilbert-imdb:POSITIVE"]
+REWARD_CHOICES = [
+    "vader-positive",
+    "vader-negative",
+    "length",
+    "on-topic",
+    "repetition",
+    "keyword:great",
+    "hf:lvwerra/distilbert-imdb:POSITIVE",
+]
+"""The components the UI offers (the reward builder's rows, the Playground's best-of-N); those without ``:``
+are also the plain names a shared server builds (``classroom.allowlist.check_reward``)."""
 
 
 @dataclass
@@ -152,7 +163,7 @@ class PipelineReward(RewardFunction):
 
 
 UNKNOWN = (
-    "use vader-positive, vader-negative, length, keyword:WORD, on-topic, repetition, hf:MODEL:LABEL, "
+    "use vader-positive, vader-negative, length, keyword:WORD, on-topic, repetition, fluency, hf:MODEL:LABEL, "
     "rm:RUN_DIR, py:FILE:FUNC, or a weighted sum such as 0.7*vader-positive + 0.3*on-topic - 0.5*repetition"
 )
 
@@ -184,6 +195,10 @@ def make_component(spec: str, device=None) -> RewardFunction:
         from rlhf_demo.rewards.components import OnTopicReward, RepetitionReward
 
         return OnTopicReward() if spec == "on-topic" else RepetitionReward()
+    if spec == "fluency":
+        from rlhf_demo.rewards.components import FluencyReward
+
+        return FluencyReward()
     if spec.startswith("keyword:"):
         return KeywordReward(spec.split(":", 1)[1])
     if spec.startswith("hf:"):

@@ -107,3 +107,49 @@ def format_spec(terms: list[Term]) -> str:
         body = t.name if w == 1.0 else f"{w:g}*{t.name}"
         out += (("-" if t.weight < 0 else "") + body) if i == 0 else (f" - {body}" if t.weight < 0 else f" + {body}")
     return out
+
+
+# ----------------------------------------------------------------------------- the builder's rows
+def rows_of(spec: str) -> list[tuple[str, float]]:
+    """The builder's rows (component, weight) of ``spec``, in the order written; SpecError if it does not
+    parse. ``spec_of(rows_of(s))`` is ``s`` written canonically."""
+    return [(t.name, t.weight) for t in parse_spec(spec)]
+
+
+def spec_of(rows: list[tuple[str, float]]) -> str:
+    """Rows (component, weight) → the spec text they make: ``Σ weight·component`` written by
+    :func:`format_spec` (weight 1 is not written, a negative weight is a " - "). SpecError in one line
+    for an empty row, a weight that is not a finite number, a component named twice or a name that
+    would not read back as one term."""
+    terms = []
+    for i, (name, weight) in enumerate(rows):
+        name = name.strip() if isinstance(name, str) else ""
+        if not name:
+            raise SpecError(f"reward builder: row {i + 1} has no component: choose one, or remove the row")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise SpecError(f"reward builder: the weight of {name!r} must be a number (e.g. 0.5, or -0.5 to subtract it)")
+        terms.append(Term(float(weight), name))
+    text = format_spec(terms)
+    try:
+        back = [t.name for t in parse_spec(text)]
+    except SpecError as exc:
+        raise SpecError(str(exc).replace("reward spec", "reward builder", 1)) from None
+    if back != [t.name for t in terms]:
+        raise SpecError(f"reward builder: a component's name has no spaces, '*' or '+' and does not start with '-' (got {text!r})")
+    return text
+
+
+def with_term(spec: str, name: str, weight: float = 1.0) -> str:
+    """``spec`` with one more row ``weight·name`` at the end (an empty spec: that row alone)."""
+    rows = rows_of(spec) if spec and spec.strip() else []
+    return spec_of([*rows, (name, weight)])
+
+
+def without_term(spec: str, index: int) -> str:
+    """``spec`` without its row ``index`` (from 0); the last row is never removed (a reward needs a term)."""
+    rows = rows_of(spec)
+    if not 0 <= index < len(rows):
+        raise SpecError(f"reward builder: there is no row {index + 1} (the spec has {len(rows)})")
+    if len(rows) == 1:
+        raise SpecError("reward builder: a reward needs at least one component (change this row instead)")
+    return spec_of(rows[:index] + rows[index + 1 :])

@@ -24,6 +24,7 @@ from gradio.components.plot import PlotData
 
 from rlhf_demo.classroom import limits
 from rlhf_demo.decoding.batch import MAX_BATCH_ROWS, Batcher
+from rlhf_demo.decoding.config import BEST_OF_N
 from rlhf_demo.decoding.explore import bias_frame, branch, candidate_frame, reprocess, sequences_frame, steps_frame
 from rlhf_demo.decoding.generate import DecodingConfig, DecodingError, check_prompt, sequence_bias_for
 from rlhf_demo.decoding.kept import shared_store
@@ -44,6 +45,7 @@ from rlhf_demo.plots.decoding import (
 from rlhf_demo.textcheck import check_text
 from rlhf_demo.ui import lab_widgets
 from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui.reward_builder import spec_dropdown
 
 INTRO = """### Where do the words come from?
 At every step the model gives a probability to each of its 49,152 tokens. Decoding settings reshape that
@@ -87,6 +89,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             go = gr.Button("Generate", variant="primary")
             status = gr.Markdown("Model loads on the first **Generate** (a few seconds).", elem_id="pg-status")
             strategy = knob_widget("strategy")
+            reward = spec_dropdown(DecodingConfig, "reward", START.reward, visible=START.strategy == BEST_OF_N, elem_id="pg-reward")
             temperature, top_k, top_p, min_p = (knob_widget(n) for n in ("temperature", "top_k", "top_p", "min_p"))
             with gr.Accordion("More settings", open=False):
                 more = (
@@ -138,7 +141,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     # The public handlers spell out every knob: Gradio names an endpoint's API parameters after the
     # function's own (``*args`` would show as param_2, param_3, …).
-    knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat]
+    knobs = [strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat, reward]
 
     def get_bundle(name, progress=None, request=None):
         """The model through ``ctx.model``: in shared mode only the allowlist (``allowlist.check_model``)."""
@@ -194,6 +197,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         seed,
         word_bias,
         chat_template,
+        reward,
         progress=gr.Progress(),
     ):
         """Generate from `prompt` with `model` (a base model, run or folder); `word_bias` reads "great: 5, terrible: -5"."""
@@ -209,7 +213,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         seq = res.sequences[0]
         frames = [(f"{'beam' if res.mode == 'beam' else 'sample'} {i + 1}", steps_frame(s)) for i, s in enumerate(res.sequences)]
         shared = f" (one batch with {res.batch - 1} other request{'s' * (res.batch > 2)})" if res.batch > 1 else ""
-        msg = f"Generated {len(seq.steps)} tokens with **{res.model}** ({res.mode}) in {res.seconds:.1f} s{shared}." + "".join(
+        how = f"best of {len(res.sequences)} by {res.config.reward}" if res.config.strategy == BEST_OF_N else res.mode
+        msg = f"Generated {len(seq.steps)} tokens with **{res.model}** ({how}) in {res.seconds:.1f} s{shared}." + "".join(
             f"\n\n⚠️ {n}" for n in res.notices
         )
         picks = list(range(1, len(res.sequences) + 1))
@@ -249,6 +254,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         seed,
         word_bias,
         chat_template,
+        reward,
     ):
         """The candidates at `step` (from 0) of `sequence` (from 1) of this session's last generation, re-processed for these knobs."""
         if not st:
@@ -291,11 +297,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         seed,
         bias,
         chat,
+        reward,
         evt: gr.SelectData,
     ):  # gradio fills `evt` only for named parameters, hence no *args
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         t = max(0, int(index) - 1)  # entry 0 is the prompt
-        knob_values = (strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat)
+        knob_values = (strategy, temperature, top_k, top_p, min_p, rep, ngram, beams, max_new, min_new, samples, seed, bias, chat, reward)
         return (t, *on_step(st, seq_i, t, *knob_values))
 
     def on_branch(st, sequence, step, token_id, word):
@@ -345,6 +352,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         api_name="branch",
         show_progress_on=[status],
     )
+    strategy.change(lambda s: gr.Dropdown(visible=s == BEST_OF_N), strategy, reward, api_visibility="private", queue=False)
     ctx.model_dropdowns.append(model)  # its choices follow the user and new runs (ui/identity.py)
 
 

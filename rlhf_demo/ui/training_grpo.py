@@ -1,5 +1,5 @@
-"""The GRPO panel of the Training tab: preset, reward (a function, or a learned reward model ``rm:`` from the
-run folders, the same choices as PPO's), every knob (built from ``GRPOConfig``'s metadata), Start/Stop,
+"""The GRPO panel of the Training tab: preset, reward (the reward builder, ``ui/reward_builder.py``: a
+function, a learned reward model ``rm:`` from the run folders or a weighted sum, the same choices as PPO's), every knob (built from ``GRPOConfig``'s metadata), Start/Stop,
 live curves (batch reward, TRL's batch KL, held-out reward and KL), the step's completions and
 before/after. Lays out and wires only.
 
@@ -17,7 +17,8 @@ from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
-from rlhf_demo.ui.training_ppo import BEFORE_AFTER_COLUMNS, before_after_frame, reward_choices
+from rlhf_demo.ui.reward_builder import refresh_events, reward_builder
+from rlhf_demo.ui.training_ppo import BEFORE_AFTER_COLUMNS, before_after_frame
 from rlhf_demo.ui.training_run import POLL_S, before_first_step, restore, submit, watch
 from rlhf_demo.ui.training_run import stop as stop_run
 from rlhf_demo.ui.training_widgets import run_length, top_bar
@@ -32,6 +33,7 @@ and DPO, so the three algorithms land on the same reward–KL plot (Runs tab).""
 USER_ERRORS = (ValueError, ModelLoadError, RewardError, FileExistsError, FileNotFoundError)
 TOP = ("reward", "steps", "max_seconds")
 SAMPLE_COLUMNS = ["query", "response", "reward"]
+REWARD_HELP = "What each completion is scored with, within its group; the same choices as PPO's."
 
 
 def samples_frame(rows) -> pd.DataFrame:
@@ -50,14 +52,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     preset_dd, start, stop = top_bar(GRPOConfig, "grpo", "Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.", "Start GRPO", INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            reward = gr.Dropdown(
-                reward_choices(ctx),
-                value=defaults.reward,
-                label="Reward",
-                allow_custom_value=True,
-                info=GRPOConfig.help("reward"),
-                elem_id="grpo-reward",
-            )
+            builder = reward_builder(ctx, "grpo", defaults.reward, REWARD_HELP)
             length = run_length(GRPOConfig, defaults, "grpo")
             with gr.Accordion("Hyper-parameters", open=False):
                 comps = config_form(
@@ -91,7 +86,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                 elem_id="grpo-before-after",
                 label="Before / after: the same held-out queries answered by the reference and the trained policy",
             )
-    comps = {"reward": reward, **length, **comps}
+    comps = {"reward": builder.spec, **length, **comps}
     names = list(comps)
     preset_dd.change(lambda name: preset_values(GRPOConfig, name, names), preset_dd, [comps[n] for n in names], api_visibility="private")
 
@@ -106,11 +101,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     def on_tick(seen, request: gr.Request):
         return watch(alg, seen, request, table=samples_frame, before_after=before_after_frame)
 
-    def on_choices(request: gr.Request):
-        return gr.update(choices=reward_choices(ctx, request))
-
-    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) + [reward.focus]:
-        event(on_choices, None, reward, api_visibility="private", show_progress="hidden", queue=False)
+    refresh_events(ctx, builder)  # the component lists follow the user and new reward models
 
     def on_stop(request: gr.Request):
         stop_run(request)

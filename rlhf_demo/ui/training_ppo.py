@@ -1,7 +1,9 @@
-"""The PPO panel of the Training tab: preset, reward (a function, or a learned reward model ``rm:`` from
-the run folders), gold reward, prompts, every knob (built from ``PPOConfig``'s metadata), Start/Stop,
-live curves, the over-optimisation panel (proxy and gold reward against KL, when the gold reward is
-not the training reward), the current batch, before/after. Lays out and wires only.
+"""The PPO panel of the Training tab: preset, reward (the reward builder, ``ui/reward_builder.py``: a
+function, a learned reward model ``rm:`` from the run folders, or a weighted sum of them), gold reward,
+prompts, every knob (built from ``PPOConfig``'s metadata), Start/Stop, live curves, the
+over-optimisation panel (proxy and gold reward against KL, when the gold reward is not the training
+reward), the current batch (each component's score beside the total), before/after. Lays out and
+wires only.
 
 Start puts the run in the app's training queue (``runs.queue``: one training at a time; a waiting run
 holds no slot of Gradio's queue) and a ``gr.Timer`` shows the session's job as it goes. Stop leaves
@@ -17,18 +19,16 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.classroom import limits
 from rlhf_demo.data.prompts import PromptError, parse_prompts
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.ppo.config import PPOConfig
-from rlhf_demo.reward_model.inspect import reward_model_runs
-from rlhf_demo.rewards.functions import REWARD_CHOICES, RewardError
-from rlhf_demo.runs.names import reward_short
+from rlhf_demo.rewards.functions import RewardError
 from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
+from rlhf_demo.ui.reward_builder import refresh_events, reward_builder, reward_choices  # noqa: F401 (reward_choices: re-exported)
 from rlhf_demo.ui.training_run import POLL_S, before_first_step, check_reward_folders, mine, owner, restore, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
 from rlhf_demo.ui.training_widgets import cli_details, run_length, top_bar
@@ -49,8 +49,8 @@ GOLD_CHOICES = ["vader-positive", "vader-negative", "length", "none"]
 BATCH_COLUMNS = ["query", "response", "reward", "KL (k1)", "reward model output"]
 BEFORE_AFTER_COLUMNS = ["query", "reference response", "reference reward", "policy response", "policy reward"]
 REWARD_HELP = (
-    "What PPO pushes up: how positive the text sounds (VADER), how negative, its length, a word, or a reward model "
-    "you trained in the Reward model panel."
+    "What PPO pushes up: how positive the text sounds (VADER), how negative, its length, whether the response is on "
+    "topic, how much it repeats, a word, a reward model you trained in the Reward model panel, or a weighted sum of these."
 )
 GOLD_HELP = (
     "A second score, computed on the same texts but never trained on: with a trained reward model it shows "
@@ -71,10 +71,28 @@ def _short(details) -> str:
     return json.dumps(details)[:200]
 
 
+def component_names(rows: list[dict]) -> list[str]:
+    """The reward's components to show beside the total: those of a builder spec (``row["components"]``:
+    name → score), none for a single reward whose one component is the total itself."""
+    names = list(dict.fromkeys(n for r in rows for n in r.get("components") or {}))
+    alone = len(names) == 1 and all(
+        abs(r["components"].get(names[0], r["reward"]) - r["reward"]) < 1e-6 for r in rows if r.get("components")
+    )
+    return [] if alone else names
+
+
 def batch_frame(rows: list[dict]) -> pd.DataFrame:
+    """The batch: query, response, the reward, each component's score (a builder spec), KL and the reward's
+    raw output (a single reward's; a sum's details are its components, shown in their own columns)."""
+    names = component_names(rows)
     return pd.DataFrame(
-        [[r["query"], r["response"], round(r["reward"], 3), round(r["kl"], 2), _short(r.get("details"))] for r in rows],
-        columns=BATCH_COLUMNS,
+        [
+            [r["query"], r["response"], round(r["reward"], 3)]
+            + [round(float((r.get("components") or {}).get(n, float("nan"))), 3) for n in names]
+            + [round(r["kl"], 2), "" if names else _short(r.get("details"))]
+            for r in rows
+        ],
+        columns=BATCH_COLUMNS[:3] + names + BATCH_COLUMNS[3:],
     )
 
 
@@ -83,13 +101,6 @@ def before_after_frame(rows: list[dict]) -> pd.DataFrame:
         [[r["query"], r["reference"], round(r["reference_reward"], 3), r["policy"], round(r["policy_reward"], 3)] for r in rows],
         columns=BEFORE_AFTER_COLUMNS,
     )
-
-
-def reward_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
-    """(label, spec) for the reward dropdown: the reward functions, then the reward models among the runs
-    this user may see (``rm:RUN``; on a shared server ``allowlist.check_reward`` accepts exactly those)."""
-    runs = ctx.visible_runs(request) if request is not None or not limits.current().shared else []
-    return [(c, c) for c in REWARD_CHOICES] + [(f"rm: reward model {r.name}", reward_short(r)) for r in reward_model_runs(runs)]
 
 
 def shows_overopt(cfg: PPOConfig) -> bool:
@@ -107,14 +118,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            reward = gr.Dropdown(
-                reward_choices(ctx),
-                value=defaults.reward,
-                label="Reward",
-                allow_custom_value=True,
-                info=REWARD_HELP,
-                elem_id="ppo-reward",
-            )
+            builder = reward_builder(ctx, "ppo", defaults.reward, REWARD_HELP)
             gold = gr.Dropdown(
                 GOLD_CHOICES,
                 value=defaults.gold_reward,
@@ -153,7 +157,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
                 elem_id="ppo-before-after",
                 label="Before / after: the same held-out queries answered by the reference and the trained policy",
             )
-    comps = {"reward": reward, "gold_reward": gold, **length, **comps}
+    comps = {"reward": builder.spec, "gold_reward": gold, **length, **comps}
     names = list(comps)
 
     def on_preset(name):
@@ -186,11 +190,7 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
         out = watch(alg, seen, request, table=batch_frame, before_after=before_after_frame)
         return (*out, gr.Plot(overopt_figure(pd.DataFrame(records)), visible=True) if records else gr.skip())
 
-    def on_choices(request: gr.Request):
-        return gr.update(choices=reward_choices(ctx, request))
-
-    for event in ([ctx.tab.select] if ctx.tab is not None else []) + ([ctx.who.change] if ctx.who is not None else []) + [reward.focus]:
-        event(on_choices, None, reward, api_visibility="private", show_progress="hidden", queue=False)
+    refresh_events(ctx, builder)  # the component lists follow the user and new reward models
 
     outputs = [status, plot, batch_table, before_after, seen, timer, overopt]
     start.click(start_run, {preset_dd, prompts_file, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private")

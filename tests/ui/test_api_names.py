@@ -24,6 +24,7 @@ PLAYGROUND_KNOBS = [
     "seed",
     "word_bias",
     "chat_template",
+    "reward",
 ]
 
 

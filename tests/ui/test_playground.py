@@ -24,6 +24,7 @@ DEFAULTS = dict(
     seed=0,
     bias="",
     chat=False,
+    reward="vader-positive",
 )
 
 
@@ -131,3 +132,39 @@ def test_browser_generates_and_shows_bars(page, app_url):
     page.locator("#pg-status").get_by_text("Branch at step 2").wait_for(timeout=60_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "playground.png"), full_page=True)
+
+
+def test_api_best_of_n_scores_with_the_chosen_reward(client, tiny_model_dir):
+    out = client.predict(
+        *_args("The movie was", str(tiny_model_dir), strategy="best-of-n", samples=3, reward="on-topic - 0.1*length"), api_name="/generate"
+    )
+    assert "(best of 3 by on-topic - 0.1*length)" in out[11] and "Best of 3 by on-topic - 0.1*length" in out[11]
+    with pytest.raises(Exception, match="best-of-N reward spec: 'on-topic\\+x' is not one term"):
+        client.predict(*_args("Hi", str(tiny_model_dir), strategy="best-of-n", samples=2, reward="on-topic+x"), api_name="/generate")
+    with pytest.raises(Exception, match="best-of-N reward: unknown reward 'nonsense'"):
+        client.predict(*_args("Hi", str(tiny_model_dir), strategy="best-of-n", samples=2, reward="nonsense"), api_name="/generate")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_browser_best_of_n_shows_its_reward(page, app_url):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Playground").click()
+    page.get_by_role("button", name="Generate", exact=True).wait_for()
+    assert not page.locator("#pg-reward").is_visible()  # only best-of-n scores with a reward
+    page.get_by_label("best-of-n").check()
+    page.locator("#pg-reward").wait_for(state="visible")
+    reward = page.locator("#pg-reward input").first
+    reward.fill("vader-positive + on-topic")
+    reward.press("Enter")
+    page.get_by_text("More settings", exact=True).click()
+    samples = page.get_by_label("number input for Samples (side by side)")
+    samples.fill("4")
+    samples.press("Enter")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    status = page.locator("#pg-status")
+    status.get_by_text("(best of 4 by vader-positive + on-topic)", exact=False).wait_for(timeout=120_000)
+    assert "★" in status.inner_text() and "log 4 − 3/4" in status.inner_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "best-of-n.png"))

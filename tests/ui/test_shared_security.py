@@ -268,9 +268,9 @@ def test_oversized_nan_and_wrong_typed_inputs_answer_clearly(app):
         (call(app, "generate", prompt="Hi", model=t, seed=None), "seed is empty"),
         (call(app, "generate", prompt="Hi", model=["default"]), "shared server offers only"),
         (call(app, "generate", prompt="Hi", model=123), "shared server offers only"),
-        (raw(app, "generate", ["Hi", t, "sample", NAN, 40, 0.95, 0.0, 1.0, 0, 4, 2, 0, 1, 0, "", False]), "finite"),
+        (raw(app, "generate", ["Hi", t, "sample", NAN, 40, 0.95, 0.0, 1.0, 0, 4, 2, 0, 1, 0, "", False, "vader-positive"]), "finite"),
         # Playground sliders are not wrapped in config_form.strict yet: Gradio's generic error (report)
-        (raw(app, "generate", ["Hi", t, "sample", "hot", 40, 0.95, 0.0, 1.0, 0, 4, 2, 0, 1, 0, "", False]), GENERIC),
+        (raw(app, "generate", ["Hi", t, "sample", "hot", 40, 0.95, 0.0, 1.0, 0, 4, 2, 0, 1, 0, "", False, "vader-positive"]), GENERIC),
         (call(app, "kl_tokens", *sub(kl, 3, "x" * 2001)), "limit is 2000"),
         (call(app, "kl_tokens", *sub(kl, 3, long_prompt)), "at most 256"),
         (call(app, "kl_tokens", *sub(kl, 5, " word" * 200)), "limit is 64"),
