@@ -17,8 +17,9 @@ address, so one client cannot mint hundreds (each identity gets a few teacher-ke
 **Removed labellers** (``RUNS/.class/removed.json``, survives restarts): their labels left the pool
 (``data.feedback.FeedbackStore.remove_labeller``) and they may not label again.
 
-**The class's settings** (``RUNS/.class/settings.json``, survives restarts): the question the Feedback
-tab asks (``feedback_question``), which the teacher sets for the class.
+**The class's settings** (``RUNS/.class/settings.json``, survives restarts), which the teacher sets for
+the class: the question the Feedback tab asks (``feedback_question``) and the class challenge
+(``class_challenge``: a reward spec and a KL budget, ``classroom.challenge``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
+from rlhf_demo.classroom.challenge import Challenge, check_challenge
 from rlhf_demo.classroom.class_limits import ClassLimits
 from rlhf_demo.classroom.identity import write_once
 from rlhf_demo.classroom.rate import Buckets
@@ -175,13 +178,28 @@ def _settings_path(runs_dir) -> Path:
 
 
 def class_settings(runs_dir) -> dict:
-    """The class's settings: ``{"question": ...}`` (defaults for what was never set or cannot be read)."""
+    """The class's settings: ``{"question": ..., "challenge": dict or None}`` (defaults for what was never
+    set or cannot be read)."""
     try:
         data = json.loads(_settings_path(runs_dir).read_text())
     except (OSError, json.JSONDecodeError):
         data = {}
-    question = data.get("question") if isinstance(data, dict) else None
-    return {"question": question if isinstance(question, str) and question.strip() else DEFAULT_QUESTION}
+    data = data if isinstance(data, dict) else {}
+    question = data.get("question")
+    challenge = Challenge.from_dict(data.get("challenge"))
+    return {
+        "question": question if isinstance(question, str) and question.strip() else DEFAULT_QUESTION,
+        "challenge": challenge.to_dict() if challenge else None,
+    }
+
+
+def _write_settings(runs_dir, **changes) -> None:
+    """Write the class's settings with ``changes`` (atomically: a reader sees the old file or the new)."""
+    path = _settings_path(runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps({**class_settings(runs_dir), **changes}))
+    tmp.replace(path)
 
 
 def feedback_question(runs_dir) -> str:
@@ -199,9 +217,23 @@ def set_feedback_question(runs_dir, text) -> str:
         raise RosterError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION}")
     if any(not ch.isprintable() for ch in question):
         raise RosterError("the question holds characters that cannot be shown")
-    path = _settings_path(runs_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps({**class_settings(runs_dir), "question": question or DEFAULT_QUESTION}))
-    tmp.replace(path)
+    _write_settings(runs_dir, question=question or DEFAULT_QUESTION)
     return feedback_question(runs_dir)
+
+
+def class_challenge(runs_dir) -> Challenge | None:
+    """The class challenge in force (None: none set)."""
+    return Challenge.from_dict(class_settings(runs_dir)["challenge"])
+
+
+def set_class_challenge(runs_dir, challenge: Challenge | None) -> Challenge | None:
+    """Set the class challenge (None: end it); its spec and budget are checked again
+    (``challenge.check_challenge``: RosterError in one line). Returns the challenge now in force."""
+    if challenge is not None:
+        try:
+            reward, budget = check_challenge(challenge.reward, challenge.kl_budget)
+        except ValueError as exc:
+            raise RosterError(str(exc)) from exc
+        challenge = replace(challenge, reward=reward, kl_budget=budget)
+    _write_settings(runs_dir, challenge=None if challenge is None else challenge.to_dict())
+    return class_challenge(runs_dir)

@@ -10,6 +10,9 @@
   column of ``compare.eval_points``); the base model sits at KL = 0. With
   ``pi_star`` (``compare.pi_star_curve``) the KL-regularised optimum π* is drawn from the base point:
   the most held-out reward any policy could buy at each KL (estimated; ``bench/ppo_frontier.py``).
+  With ``best_of_n`` (``compare.best_of_n_points``) best-of-N of the reference sits beside it, one
+  point per N (labelled N=…) at its KL bound log N − (N − 1)/N: the baseline a trained policy should
+  beat at equal KL (``scripts/make_best_of_n.py``).
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def overlay_figure(
 
 
 PI_STAR_COLOR = "#555555"
+BEST_OF_N_COLOR = "#e07b00"
 
 
 def frontier_figure(
@@ -121,13 +125,16 @@ def frontier_figure(
     target: tuple[float, float] | None = None,
     pi_star: pd.DataFrame | None = None,
     base_reward: float | None = None,
+    best_of_n: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Held-out reward against KL for every evaluation point (columns run, algo, step, reward, kl; symbol
     and label, when given, mark each run's algorithm).
 
     ``target`` = (minimum reward, maximum KL) draws the course's target box (``compare.frontier_target``:
     base + 0.3 at ≤ 6 nats). ``pi_star`` (columns beta, gain, kl) with ``base_reward`` draws π*'s curve,
-    reward = base_reward + gain, starting at the base point (KL 0)."""
+    reward = base_reward + gain, starting at the base point (KL 0). ``best_of_n`` (columns n, gain,
+    kl_bound) with ``base_reward`` draws best-of-N's points at (kl_bound, base_reward + gain), each
+    labelled N=…: its KL is at most the bound, so a run left of a point at equal reward beats it."""
     if points is None or len(points) == 0:
         return empty_figure("No held-out evaluations yet: runs evaluate every k steps and at the end.")
     fig = go.Figure()
@@ -138,8 +145,9 @@ def frontier_figure(
     if target is not None:
         lo, kmax = target
         top = max(float(points["reward"].max()), lo) + 0.05
-        if pi_star is not None and len(pi_star) and base_reward is not None:
-            top = max(top, base_reward + float(pi_star["gain"].max()) + 0.05)
+        for extra in (pi_star, best_of_n):
+            if extra is not None and len(extra) and base_reward is not None:
+                top = max(top, base_reward + float(extra["gain"].max()) + 0.05)
         fig.add_shape(
             type="rect",
             x0=0,
@@ -169,6 +177,21 @@ def frontier_figure(
                 line={"color": PI_STAR_COLOR, "width": 2, "dash": "dash"},
                 text=[f"β = {b:g}" for b in curve["beta"]],
                 hovertemplate="π* at %{text}<br>KL %{x:.2f} nats<br>reward %{y:.3f}<extra>π*</extra>",
+            )
+        )
+    if best_of_n is not None and len(best_of_n) and base_reward is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=best_of_n["kl_bound"],
+                y=base_reward + best_of_n["gain"],
+                name="best-of-N of the reference (KL at its bound)",
+                mode="lines+markers+text",
+                line={"color": BEST_OF_N_COLOR, "width": 1, "dash": "dot"},
+                marker={"symbol": "pentagon", "size": 10, "color": BEST_OF_N_COLOR},
+                text=[f"N={int(n)}" for n in best_of_n["n"]],
+                textposition="top left",
+                textfont={"size": 10, "color": BEST_OF_N_COLOR},
+                hovertemplate="best of %{text}<br>KL ≤ %{x:.2f} nats<br>reward %{y:.3f}<extra>best-of-N</extra>",
             )
         )
     for run in runs:

@@ -7,6 +7,11 @@
 - ``base_point``: the base policy's held-out evaluation, shipped as ``assets/base_eval.json``.
 - ``pi_star_curve``: the KL-regularised optimum π* on the same held-out queries (reward gain against
   KL, one point per β), computed once by ``bench/ppo_frontier.py`` and shipped as ``assets/pi_star.json``.
+- ``best_of_n_points``: best-of-N of the reference on the same held-out queries (expected gain and the
+  KL bound log N − (N − 1)/N, N = 2 … 64), made by ``scripts/make_best_of_n.py`` with
+  ``expected_best_of_n`` and shipped as ``assets/best_of_n.json``.
+- ``held_out_rows``: each run's reward spec, last held-out evaluation (reward, KL, distinct-2, on
+  topic) and step-0 evaluation, for the class challenge's ranking (``classroom.challenge.rank_runs``).
 - ``reward_per_nat``: a run's held-out gain over the base divided by its held-out KL.
 - ``export_csv`` / ``zip_policy``: files to download.
 
@@ -19,6 +24,7 @@ older names its declaration lists (``Algorithm.legacy_keys``: DPO's top-level ``
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 
@@ -31,6 +37,8 @@ BASE_EVAL = Path(__file__).resolve().parents[1] / "assets" / "base_eval.json"
 """The base policy's held-out evaluation (standard EvalConfig), shipped with the package."""
 PI_STAR = Path(__file__).resolve().parents[1] / "assets" / "pi_star.json"
 """π*'s curve on the held-out queries (``bench/ppo_frontier.py --json``), shipped with the package."""
+BEST_OF_N = Path(__file__).resolve().parents[1] / "assets" / "best_of_n.json"
+"""Best-of-N's points on the held-out queries (``scripts/make_best_of_n.py``), shipped with the package."""
 MIN_KL_PER_NAT = 0.1
 """Below this held-out KL (nats) a run has not moved: "reward per nat" is left empty, not divided by ~0."""
 TARGET_GAIN, TARGET_KL = 0.3, 6.0
@@ -80,6 +88,38 @@ def pi_star_curve(path: str | Path = PI_STAR) -> pd.DataFrame:
     except (OSError, ValueError, KeyError, TypeError):
         return pd.DataFrame(columns=cols)
     return df.sort_values("kl").reset_index(drop=True)
+
+
+def expected_best_of_n(scores: list[float], n: int) -> float:
+    """The expected best of ``n`` of the M ``scores`` drawn without replacement (unbiased for the best of
+    n independent draws when the scores are M independent samples). With the scores sorted,
+    s_(1) ≤ … ≤ s_(M), the k-th smallest is the best of the n exactly when it is drawn and the other
+    n − 1 come from the k − 1 below it:
+
+        E[max] = Σ_{k=n}^{M} C(k − 1, n − 1) / C(M, n) · s_(k)
+
+    (a U-statistic: the average of the best over all C(M, n) subsets, counted as Codex's unbiased
+    pass@k, Chen et al. 2021, counts for 0/1 scores). n = 1 gives the mean, n = M the maximum."""
+    s = sorted(float(x) for x in scores)
+    m = len(s)
+    if not 1 <= n <= m:
+        raise ValueError(f"best of {n} needs 1 ≤ n ≤ {m} scores")
+    total = math.comb(m, n)
+    return sum(math.comb(k - 1, n - 1) * s[k - 1] for k in range(n, m + 1)) / total
+
+
+def best_of_n_points(path: str | Path = BEST_OF_N) -> pd.DataFrame:
+    """Best-of-N's points (columns n, gain, kl_bound; N ascending), or an empty frame if the file is
+    missing or unreadable. ``gain`` = E[best of N] − E_ref[r] on the held-out queries (averaged over
+    them), ``kl_bound`` = log N − (N − 1)/N: best-of-N's KL to the reference is at most that, so the
+    frontier draws each point at its bound, from the base model's held-out reward as π*'s curve."""
+    cols = ["n", "gain", "kl_bound"]
+    try:
+        rows = json.loads(Path(path).read_text())["best_of_n"]
+        df = pd.DataFrame(rows)[cols].astype(float)
+    except (OSError, ValueError, KeyError, TypeError):
+        return pd.DataFrame(columns=cols)
+    return df.astype({"n": int}).sort_values("n").reset_index(drop=True)
 
 
 def reward_per_nat(reward: float, base_reward: float | None, kl: float) -> float | None:
@@ -163,6 +203,32 @@ def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFra
     table = pd.DataFrame(rows)
     lead = [c for c in LEAD_COLUMNS if c in table.columns]
     return table[lead + [c for c in table.columns if c not in lead]]
+
+
+def held_out_rows(runs: list[Path], who=None) -> pd.DataFrame:
+    """One row per run: run (label), who (``who(folder)``, e.g. the owner's nickname; '' without it),
+    algo, reward (config.json's spec), held-out reward, held-out KL, distinct-2, on topic (its last
+    held-out evaluation; None before any) and base reward (its step-0 evaluation, the untrained
+    policy, when it ran one)."""
+    rows = []
+    for run in runs:
+        cfg = read_json(run / "config.json")
+        df = with_held_out_keys(read_metrics(run), cfg.get("algo", "?"))
+        row = {"run": run_label(run), "who": who(run) if who else "", "algo": cfg.get("algo", "?"), "reward": cfg.get("reward")}
+        if {"eval/kl", "eval/reward_mean"} <= set(df.columns):
+            ev = df[df["eval/kl"].notna() & df["eval/reward_mean"].notna()]
+            if len(ev):
+                last = ev.iloc[-1]
+                row.update({"held-out reward": float(last["eval/reward_mean"]), "held-out KL": float(last["eval/kl"])})
+                for key, col in (("eval/distinct2", "distinct-2"), ("eval/on_topic", "on topic")):
+                    if key in last.index and pd.notna(last[key]):
+                        row[col] = round(float(last[key]), 2)
+                first = ev[ev["step"] == 0] if "step" in ev.columns else ev.iloc[:0]
+                if len(first):
+                    row["base reward"] = float(first.iloc[0]["eval/reward_mean"])
+        rows.append(row)
+    cols = ["run", "who", "algo", "reward", "held-out reward", "base reward", "held-out KL", "distinct-2", "on topic"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def load_curves(runs: list[Path]) -> pd.DataFrame:

@@ -8,6 +8,8 @@
     /teacher_pin              run, pinned                              → {"run", "pinned"}
     /teacher_remove_labeller  labeller (id or nickname)                → {"labeller", "removed"}
     /teacher_class_code                                                → the code
+    /teacher_challenge        reward (a builder spec; '' ends it), kl_budget (nats)
+                                                                       → {"reward", "kl_budget", "base_reward"}
 
 Each returns one JSON object as a string (the code: a string). A ``gradio_client.Client`` keeps one
 Gradio session, so once it has joined, its later calls act as that identity; passing the token to
@@ -23,7 +25,7 @@ import json
 import gradio as gr
 
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.ui import class_actions, labelling
+from rlhf_demo.ui import class_actions, labelling, teacher
 from rlhf_demo.ui.context import AppContext
 
 
@@ -78,10 +80,18 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         """The class code students join with (teacher only)."""
         return class_actions.teacher_class_code(ctx, request)
 
+    def teacher_challenge(reward: str = "", kl_budget: float = 3.0, request: gr.Request = None) -> str:
+        """Set the class challenge (teacher only): the class's reward as a builder spec and a held-out KL
+        budget in nats ('' as reward ends it); runs trained on that reward are ranked by held-out gain
+        within the budget. Measures the base model's held-out reward on it (a few seconds)."""
+        return json.dumps(teacher.set_challenge(ctx, request, reward, kl_budget))
+
     for fn in (join, teacher_login, teacher_logout, teacher_pin, teacher_remove_labeller, teacher_class_code, feedback_label):
         gr.api(_one_line(fn), api_name=fn.__name__, concurrency_limit=None)
     # samples the model: every waiting draw joins one batched generate (ui.labelling.PAIRS), so no listener limit
     gr.api(_one_line(feedback_pair), api_name="feedback_pair", concurrency_limit=None)
+    # samples the base model once: one at a time, like the page's button
+    gr.api(_one_line(teacher_challenge), api_name="teacher_challenge", concurrency_limit=1)
 
 
 def _int(value, lo: int, hi: int) -> int:

@@ -10,6 +10,9 @@ gets the same one line (``NOT_YOURS``), checked on the server for the HTTP API t
 names are checked first, in an event of their own (``check_names``), so a refusal shows at once even
 while other downloads are being built.
 
+When the teacher set a class challenge (``classroom.challenge``), its ranking of the class's runs shows
+above the table (``ui.teacher.challenge_ranking``), refreshed with it.
+
 The table leads with the outcome (run, algorithm, held-out reward, KL, reward per nat, on topic,
 status); the settings are a second table on demand. When this user's latest run ends, the tab
 refreshes itself and selects that run (a ``gr.Timer`` reading the queue: nothing is redrawn until a
@@ -28,6 +31,7 @@ from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
 from rlhf_demo.runs.compare import (
     base_point,
+    best_of_n_points,
     eval_points,
     export_csv,
     frontier_target,
@@ -40,6 +44,7 @@ from rlhf_demo.runs.compare import (
 from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui import inspector
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
+from rlhf_demo.ui.teacher import challenge_ranking
 
 ENDED_POLL_S = 3.0
 
@@ -50,7 +55,9 @@ reward, right is further from the reference. Good methods get high reward for li
 Figure 2); the ★ is the base model. The dashed curve is **π\***, the KL-regularised optimum
 π\*(y) ∝ π_ref(y)·exp(r(y)/β) on the same held-out queries (estimated once from 128 reference samples per
 query by `bench/ppo_frontier.py`): no policy can sit above it, and the gap to it is what a method leaves
-on the table. The table's **reward per nat** is each run's held-out gain over the base divided by its KL;
+on the table. The orange points labelled N=… are **best-of-N** of the reference (N = 2 … 64, no training: sample N, keep the
+best), each at its KL bound log N − (N−1)/N (`scripts/make_best_of_n.py`): a trained run should sit above
+and left of them. The table's **reward per nat** is each run's held-out gain over the base divided by its KL;
 **on topic** is the share of its held-out responses that still talk about a film."""
 
 
@@ -81,6 +88,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             allow_custom_value=True,  # names are checked by the handlers (pick_runs), not the choices
             info="Newest first; up to 8 are selected at start.",
         )
+    with gr.Column(visible=False, elem_id="runs-challenge-box") as ch_box:
+        ch_md = gr.Markdown("", elem_id="runs-challenge-md")
+        ch_table = gr.Dataframe(label="Class challenge: the ranking", max_height=300, elem_id="runs-challenge", interactive=False)
     table = gr.Dataframe(label="Runs: how each one ended (newest first)", max_height=300, elem_id="runs-table", interactive=False)
     with gr.Accordion("Settings of these runs", open=False, elem_id="runs-settings-box"):
         settings = gr.Dataframe(max_height=300, elem_id="runs-settings", interactive=False)
@@ -104,7 +114,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         reward = base["reward_mean"] if base else None
         pts = eval_points(chosen, base_reward=reward, base_sem=base.get("reward_sem") if base else None)
         return (
-            frontier_figure(pts, target=frontier_target(reward), pi_star=pi_star_curve(), base_reward=reward),
+            frontier_figure(pts, target=frontier_target(reward), pi_star=pi_star_curve(), base_reward=reward, best_of_n=best_of_n_points()),
             overlay_figure(load_curves(chosen)),
         )
 
@@ -128,6 +138,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
         chosen = first if first in with_policy else (with_policy[0] if with_policy else None)
         outcome, knobs = split_table(runs_table(list(runs.values())))
+        ch_text, ranked, ch = challenge_ranking(ctx, request)
         return (
             gr.update(choices=labels, value=selected),
             outcome,
@@ -136,6 +147,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             overopt_runs(selected, request),
             knobs,
             gr.update(choices=labels, value=first if first in runs else (labels[0] if labels else None)),
+            ch_text,
+            ranked,
+            gr.Column(visible=ch is not None),
         )
 
     def on_ended(selected_runs: list[str] | None, seen: str, request: gr.Request):
@@ -166,7 +180,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except FileNotFoundError as exc:
             raise gr.Error(str(exc)) from exc
 
-    outs = [pick, table, one, frontier, overlay, overopt, settings, insp_run]
+    outs = [pick, table, one, frontier, overlay, overopt, settings, insp_run, ch_md, ch_table, ch_box]
     refresh.click(refresh_runs, pick, outs, api_name="runs_refresh")
     ended = gr.State("")  # the id of this user's last run seen ended
     gr.Timer(ENDED_POLL_S).tick(

@@ -4,7 +4,9 @@ runs, the class's labels (counts per labeller, agreement, remove a labeller, cle
 the class's runs and labels, and the question the Feedback tab asks. Lays out and wires only: the queue is ``training.queue``, owners and pins
 ``classroom.ownership``, agreement ``classroom.agreement``; pins, the code and removing a labeller are
 ``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``);
-the question is stored with the class's settings (``classroom.roster``).
+the question is stored with the class's settings (``classroom.roster``), and so is the class challenge
+(``classroom.challenge``: a reward spec and a KL budget; ``set_challenge``, the same as
+``/teacher_challenge``), whose ranking (``challenge_ranking``) this tab and the Runs tab show.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from rlhf_demo.classroom import allowlist
 from rlhf_demo.classroom.agreement import agreement
+from rlhf_demo.classroom.challenge import Challenge, check_challenge, measure_base, rank_runs, same_reward
 from rlhf_demo.classroom.ownership import OwnershipError
 from rlhf_demo.classroom.permissions import ONLY_TEACHER
 from rlhf_demo.classroom.quota import downloads_dir
-from rlhf_demo.runs.folder import list_runs
+from rlhf_demo.classroom.roster import RosterError, class_challenge, set_class_challenge
+from rlhf_demo.models.loading import ModelLoadError
+from rlhf_demo.runs.compare import held_out_rows, run_label
+from rlhf_demo.runs.folder import list_runs, read_json
 from rlhf_demo.training.queue import QUEUE, QueueError
 from rlhf_demo.ui import class_actions
 from rlhf_demo.ui.context import AppContext
@@ -43,6 +50,47 @@ def agreement_md(records: list[dict]) -> str:
     )
 
 
+def set_challenge(ctx: AppContext, request, reward, kl_budget) -> dict:
+    """Set the class challenge (the teacher only): ``reward`` a builder spec the server may build
+    (``allowlist.check_reward``), ``kl_budget`` in nats; the base model's held-out reward under it is
+    measured once here (``challenge.measure_base``, a few seconds). A blank ``reward`` ends the
+    challenge. Returns {"reward", "kl_budget", "base_reward"} (None values once ended); a refusal is a
+    ValueError with one line."""
+    ctx.gate(request, "teacher")
+    if reward is None or (isinstance(reward, str) and not reward.strip()):
+        set_class_challenge(ctx.runs_dir, None)
+        return {"reward": None, "kl_budget": None, "base_reward": None}
+    spec, budget = check_challenge(allowlist.check_reward(reward, ctx.session_limits(request)), kl_budget)
+    bundle = ctx.model(None, request)
+    try:
+        now = set_class_challenge(ctx.runs_dir, Challenge(spec, budget, measure_base(bundle.model, bundle.tokenizer, spec)))
+    except RosterError as exc:
+        raise ValueError(str(exc)) from exc
+    return {"reward": now.reward, "kl_budget": now.kl_budget, "base_reward": now.base_reward}
+
+
+def challenge_ranking(ctx: AppContext, request) -> tuple[str, pd.DataFrame, Challenge | None]:
+    """(a line on the challenge, its ranking of the class's runs, the challenge) for the Runs and Teacher
+    tabs: every run of the class on the challenge's reward, its owner's nickname beside it; the name
+    of a run this user may not see is not shown."""
+    ch = class_challenge(ctx.runs_dir)
+    if ch is None:
+        return "No class challenge is set.", pd.DataFrame(), None
+    record = ctx.record
+    runs = [r for r in list_runs(ctx.runs_dir, include_example=False) if same_reward(read_json(r / "config.json").get("reward"), ch.reward)]
+    seen = {run_label(r) for r in ctx.visible_runs(request)}
+    rows = held_out_rows(runs, who=lambda r: record.owner(r).get("nickname", "(command line)"))
+    rows["run"] = rows["run"].map(lambda r: r if r in seen else "(another's run)")
+    ranked = rank_runs(rows, ch)
+    within = int((ranked["budget"] == "within budget").sum()) if len(ranked) else 0
+    text = (
+        f"**Class challenge:** {ch.describe()}. Runs trained on this reward are ranked by held-out reward gain over "
+        f"the base model among those within the budget (ties: lower KL first); {within} of {len(ranked)} are within it. "
+        "Low distinct-2 or on-topic share beside a high gain: the reward was hacked."
+    )
+    return text, ranked.round({"gain": 3, "held-out KL": 2}), ch
+
+
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     store = feedback_store(ctx)
     gr.Markdown(INTRO)
@@ -63,6 +111,23 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         unpin = gr.Button("Unpin", size="sm", elem_id="teacher-unpin")
         sure = gr.Checkbox(False, label="I am sure", elem_id="teacher-sure")
         delete = gr.Button("Delete run", variant="stop", size="sm", elem_id="teacher-delete")
+    gr.Markdown("#### Class challenge")
+    with gr.Row():
+        ch_reward = gr.Textbox(
+            "",
+            label="The class's reward (a builder spec)",
+            placeholder="0.7*vader-positive + 0.3*on-topic - 0.5*repetition",
+            info="runs trained on it are ranked; blank + Set ends the challenge",
+            max_lines=1,
+            elem_id="teacher-challenge-reward",
+            scale=4,
+        )
+        ch_budget = gr.Number(
+            3.0, label="KL budget (nats, held-out)", minimum=0.01, maximum=100, elem_id="teacher-challenge-budget", scale=1
+        )
+        ch_set = gr.Button("Set the challenge", size="sm", elem_id="teacher-challenge-set", scale=1)
+    ch_md = gr.Markdown("", elem_id="teacher-challenge-md")
+    ch_table = gr.Dataframe(interactive=False, elem_id="teacher-challenge", max_height=300, visible=False)
     gr.Markdown("#### The class's labels")
     with gr.Row():
         question = gr.Textbox(
@@ -119,7 +184,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             if ctx.teacher_mode()
             else ""
         )
+        ch_text, ranked, ch = challenge_ranking(ctx, request)
         return (
+            ch_text,
+            gr.update(value=ranked, visible=ch is not None),  # no empty table while no challenge is set
             q,
             gr.update(choices=job_choices, value=job_choices[0][1] if job_choices else None),
             rt,
@@ -130,7 +198,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             code,
         )
 
-    view_outs = [queue_table, job, runs_table, run, labels_md, labellers, labeller, code_md]
+    view_outs = [ch_md, ch_table, queue_table, job, runs_table, run, labels_md, labellers, labeller, code_md]
 
     def queue_action(action):
         def act(job_id, request: gr.Request):
@@ -178,6 +246,27 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         except ValueError as exc:
             raise gr.Error(str(exc) + ".") from exc
         return f"The Feedback tab now asks: “{now}” (each new pair; labels keep the question they answered).", now
+
+    def on_challenge(reward, kl_budget, request: gr.Request):
+        try:
+            now = set_challenge(ctx, request, reward, kl_budget)
+        except (ValueError, ModelLoadError) as exc:
+            raise gr.Error(str(exc).rstrip(".") + ".") from exc
+        said = (
+            f"The class challenge is set: `{now['reward']}` within {now['kl_budget']:g} nats."
+            if now["reward"]
+            else "The class challenge has ended."
+        )
+        return (said, *view(request))
+
+    ch_set.click(on_challenge, [ch_reward, ch_budget], [msg, *view_outs], api_visibility="private")
+    ch_reward.submit(on_challenge, [ch_reward, ch_budget], [msg, *view_outs], api_visibility="private")
+
+    def current_challenge():
+        ch = class_challenge(ctx.runs_dir)
+        return (ch.reward, ch.kl_budget) if ch else (gr.skip(), gr.skip())
+
+    demo.load(current_challenge, None, [ch_reward, ch_budget], api_visibility="private", show_progress="hidden")
 
     def asked():
         return class_actions.question(ctx)
