@@ -214,8 +214,81 @@ def test_dpo_inspect_matches_an_independent_forward(dpo_run, tiny_model_dir, cap
 def test_dpo_refuses_other_steps_and_pairs(dpo_run, capsys):
     assert main(["inspect", str(dpo_run), "--pair", "4"]) == 2
     assert "pair 4 is out of range: this one has pairs 0–3" in capsys.readouterr().err
-    assert main(["inspect", str(dpo_run), "--step", "1"]) == 2
-    assert "saved policy (step 2)" in capsys.readouterr().err
+    assert main(["inspect", str(dpo_run), "--step", "3"]) == 2
+    assert "step 3 is out of range: its kept steps are 1–2; without a step, its saved policy (step 2)" in capsys.readouterr().err
+    assert main(["inspect", str(dpo_run), "--step", "1", "--pair", "2"]) == 2
+    assert "step 1's batch has pairs 0–1" in capsys.readouterr().err
+
+
+def test_dpo_step_store_is_what_trl_logged(dpo_run, tiny_model_dir, capsys):
+    """Each kept step, pair by pair: the batch means of Σ logp_policy and of β·(Σ logp_policy − Σ logp_ref)
+    are TRL's logged ``logps/*`` and ``rewards/*`` of that step; the reference's per-token values are
+    the base model's (an independent forward), and so are step 1's policy values (LoRA starts at the base);
+    the ids are the listed pair's, as TRL tokenises it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    records = {r["step"]: r for r in map(json.loads, (dpo_run / "metrics.jsonl").read_text().splitlines()) if r.get("step")}
+    for step in (1, 2):
+        views = [inspect_json(capsys, dpo_run, "--step", step, "--pair", b) for b in range(2)]
+        assert [v["batch_pair"] for v in views] == [0, 1] and views[0]["batch"] == [v["pair"] for v in views]
+        for v in views:
+            assert (v["algo"], v["step"], v["source"], v["reference"], v["beta"]) == ("dpo", step, "step", "precomputed", 0.2)
+            pair = PAIRS[v["pair"]]
+            assert v["prompt"] == pair["prompt"]
+            for side in ("chosen", "rejected"):
+                part, ids = v[side], [t["token_id"] for t in v[side]["tokens"]]
+                assert all(set(t) == SIDE_TOKEN_KEYS for t in part["tokens"])
+                assert v["prompt_ids"] + ids == tok(pair["prompt"] + pair[side] + tok.eos_token)["input_ids"]
+                ref = independent_logps(base, v["prompt_ids"], ids)
+                assert [t["logp_ref"] for t in part["tokens"]] == pytest.approx(ref, abs=1e-4)
+                if step == 1:
+                    assert [t["logp_policy"] for t in part["tokens"]] == pytest.approx(ref, abs=1e-4)
+                assert sum(t["implicit_reward"] for t in part["tokens"]) == pytest.approx(part["reward"], abs=1e-4)
+            assert v["margin"] == pytest.approx(v["chosen"]["reward"] - v["rejected"]["reward"], abs=1e-4)
+        rec = records[step]
+        for side in ("chosen", "rejected"):
+            logps = [sum(t["logp_policy"] for t in v[side]["tokens"]) for v in views]
+            assert sum(logps) / 2 == pytest.approx(rec[f"logps/{side}"], abs=1e-3)
+            assert sum(v[side]["reward"] for v in views) / 2 == pytest.approx(rec[f"rewards/{side}"], abs=1e-4)
+    assert views[0]["chosen"]["reward"] != 0.0  # step 2: the policy has moved
+    assert (dpo_run / "tokens" / "step-0002.pt").stat().st_size < 20_000
+
+
+def test_dpo_while_training_shows_the_last_step(dpo_run, tmp_path):
+    """No summary yet (the run still trains): without a step, the last step kept; before the first one, one line."""
+    import shutil
+
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("config.json", "pairs.jsonl"):
+        shutil.copy(dpo_run / name, live / name)
+    with pytest.raises(ValueError, match="has not finished a step yet"):
+        inspect_run(live, pair=0)
+    shutil.copytree(dpo_run / "tokens", live / "tokens")
+    view = inspect_run(live, pair=1)
+    assert (view["source"], view["step"], view["batch_pair"], view["steps"]) == ("step", 2, 1, [1, 2])
+
+
+def test_dpo_saved_policy_through_the_apps_registry(dpo_run, tmp_path):
+    """The app's loader: the policy and its reference come from the model registry (counted there), with
+    a progress line, and give the command line's numbers."""
+    from rlhf_demo.models.loading import ModelRegistry
+    from rlhf_demo.ui.context import AppContext
+    from rlhf_demo.ui.inspector import loader
+
+    registry, said = ModelRegistry(max_models=3), []
+    ctx = AppContext(registry=registry, runs_dir=dpo_run.parent)
+    view = inspect_run(dpo_run, pair=2, load=loader(ctx, None, lambda f, desc: said.append(desc)))
+    plain = inspect_run(dpo_run, pair=2)
+    assert view["source"] == plain["source"] == "saved policy"
+    assert said[0] == "loading the run's policy…" and "loading the reference model…" in said
+    assert str(dpo_run / "policy") in registry.loaded() and len(registry.loaded()) == 2
+    for side in ("chosen", "rejected"):
+        got, want = view[side]["tokens"], plain[side]["tokens"]
+        assert [t["logp_policy"] for t in got] == pytest.approx([t["logp_policy"] for t in want], abs=1e-4)
+        assert [t["logp_ref"] for t in got] == pytest.approx([t["logp_ref"] for t in want], abs=1e-4)
 
 
 def test_api_inputs_and_gate(tmp_path):

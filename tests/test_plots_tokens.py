@@ -174,25 +174,54 @@ def test_dpo_side_by_side_sums_margin_and_sigmoid():
     assert sigmoid(-800) == pytest.approx(0.0) and sigmoid(800) == 1.0
 
 
-def test_grpo_group_side_by_side_with_mean_std_and_k3():
-    rewards = [1.0, 0.0, 0.5]
+def grpo(rewards=(1.0, 0.0, 0.5), scale_rewards="group") -> dict:
+    """A group of the ``grpo.inspect`` schema: mean 0.5, std 0.5 (advantages by hand, without TRL's 1e-4)."""
     mean, std = 0.5, 0.5
-    group = [
+    completions = [
         {
             "text": f"c{g}",
             "reward": r,
-            "advantage": (r - mean) / std,
-            "tokens": [{"token": f" w{g}", "token_id": g, "k3": 0.01 * (g + 1), "ratio": 1.0}],
+            "advantage": (r - mean) / std if scale_rewards != "none" else r - mean,
+            "tokens": [
+                {"token": f" w{g}", "token_id": g, "logp": -1.0, "logp_old": -1.1, "logp_ref": -1.2, "kl": 0.01 * (g + 1), "ratio": 1.0}
+            ],
         }
         for g, r in enumerate(rewards)
     ]
-    d = {"algo": "grpo", "step": 1, "query": "Q", "beta": 0.04, "cliprange": 0.2, "group": group, "group_mean": mean, "group_std": std}
+    group = {"prompt": "Q <b>", "mean": mean, "std": std, "completions": completions}
+    return {
+        "algo": "grpo",
+        "step": 1,
+        "episode": 0,
+        "episodes": 2,
+        "beta": 0.04,
+        "cliprange": 0.2,
+        "scale_rewards": scale_rewards,
+        "group": group,
+    }
+
+
+def test_grpo_group_side_by_side_with_mean_std_and_k3():
+    d = grpo()
+    assert view_kind(d) == "group"
     out = strip_html(d)
     assert _span(out, "0:0")[0].startswith(UP) and _span(out, "1:0")[0].startswith(DOWN) and _span(out, "2:0")[0].startswith(ZERO)
-    assert "group mean +0.500 · std 0.500" in out and "#0: reward +1.000 · A = +1.000" in out
+    assert "group 0 (of 0–1) · group mean +0.500 · std 0.500" in out and "#0: reward +1.000 · A = +1.000" in out
+    assert "Q &lt;b&gt;" in out and "<b>" not in out.split("Q &lt;b&gt;")[0][-40:]
+    assert [k for _, k in token_choices(d)] == ["0:0", "1:0", "2:0"]
     f = formula_html(d, "1:0")
-    assert "A = (reward − mean) / std = (+0.000 − (+0.500)) / 0.500 = -1.0000" in f
+    assert "A = (reward − mean) / (std + 1e-4) = (+0.000 − (+0.500)) / (0.500 + 1e-4) = -1.0000" in f
     assert "β·k3 = 0.04·0.02000 = 0.00080" in f and "L − β·k3 = -1.0000 − 0.00080 = <b>-1.0008</b>" in f
+    # TRL 1.16's default weighs k3 by the ratio
+    d["use_bias_correction_kl"] = True
+    d["group"]["completions"][1]["tokens"][0]["ratio"] = 1.5
+    f = formula_html(d, "1:0")
+    assert "β·r·k3 = 0.04·1.500·0.02000 = 0.00120" in f and "L − β·r·k3 = -1.5000 − 0.00120 = <b>-1.5012</b>" in f
+    # Dr. GRPO: not divided; β = 0: no KL term
+    d = grpo(scale_rewards="none")
+    d["group"]["completions"][0]["tokens"][0].update(logp_ref=None, kl=None)
+    f = formula_html(d, "0:0")
+    assert "A = reward − mean = +1.000 − (+0.500) = +0.5000 (not divided" in f and "none: β = 0" in f
 
 
 def test_a_batch_that_made_no_update_says_so_and_uses_r_equal_one():

@@ -20,7 +20,12 @@ def add_arguments(p):
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--episode", type=int, default=None, help="PPO episode of the batch (GRPO: the prompt's group), from 0")
-    which.add_argument("--pair", type=int, default=None, help="DPO preference pair of the run's training set, from 0")
+    which.add_argument(
+        "--pair",
+        type=int,
+        default=None,
+        help="DPO preference pair, from 0: of the run's training set (its saved policy); with --step, of that step's batch",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object (the named API's /inspect output)")
 
 

@@ -27,8 +27,9 @@ What is simplified here:
 
 Like every trainer it does no I/O: ``train()`` yields records (keys in ``runs/records.py``; TRL's own
 names for its quantities) and ``runs.folder.write_run`` writes the run folder; when it sets ``run_dir``,
-the training pairs go to ``RUN/pairs.jsonl`` (``pairs.py``) for the token inspector (``inspect.py``). TRL's loop runs in a
-worker thread; the records come back through a queue.
+the training pairs go to ``RUN/pairs.jsonl`` (``pairs.py``) and each step's per-token log-probabilities,
+as TRL's loss computed them, to ``RUN/tokens/`` (``trl_keep.py``, ``tokens.py``) for the token inspector
+(``inspect.py``). TRL's loop runs in a worker thread; the records come back through a queue.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from rlhf_demo.before_after import before_after
 from rlhf_demo.dpo import stream
 from rlhf_demo.dpo.config import DPOConfig
 from rlhf_demo.dpo.pairs import check_pairs, load_pairs, save_run_pairs
+from rlhf_demo.dpo.tokens import save_update, step_table
 from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.models.loading import load_model
 from rlhf_demo.models.lora import TrainablePolicy, lora_config
@@ -96,7 +98,8 @@ class DPOTrainer(TRLRun):
                 p.requires_grad_(False)
         self._bundle = bundle
         self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device, frozen_reference=reference)
-        self.run_dir = None  # set by runs.folder.write_run (process 0): the pairs go to RUN/pairs.jsonl
+        self.run_dir = None  # set by runs.folder.write_run (process 0): the pairs go to RUN/pairs.jsonl, each step's tokens to RUN/tokens/
+        self._trl = None  # TRL's trainer, once built (``trl_keep.KeepingDPOTrainer``)
 
     def fixed(self) -> dict:
         """β on every record."""
@@ -136,7 +139,8 @@ class DPOTrainer(TRLRun):
             save_run_pairs(self.run_dir, self.rows)
         from datasets import Dataset
         from trl import DPOConfig as TRLConfig
-        from trl import DPOTrainer as TRLTrainer
+
+        from rlhf_demo.dpo.trl_keep import KeepingDPOTrainer
 
         cfg, bundle = self.cfg, self._bundle
         args = trl_args(
@@ -160,13 +164,21 @@ class DPOTrainer(TRLRun):
         peft = None if cfg.full_finetune else lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha)
         self.say(0.3, "tokenising pairs and computing reference log-probabilities…")
         quiet_datasets()
-        return finish(
-            TRLTrainer(
-                model=bundle.model,
-                ref_model=self.policy.frozen_reference,
-                args=args,
-                train_dataset=Dataset.from_list(self.rows),
-                processing_class=bundle.tokenizer,
-                peft_config=peft,
-            )
+        self._trl = KeepingDPOTrainer(
+            model=bundle.model,
+            ref_model=self.policy.frozen_reference,
+            args=args,
+            train_dataset=Dataset.from_list(self.rows),
+            processing_class=bundle.tokenizer,
+            peft_config=peft,
+            keep=self.run_dir is not None,
         )
+        return finish(self._trl)
+
+    def _on_step(self, step: int) -> None:
+        """After optimizer step ``step``: its pairs' per-token log-probabilities (as its loss computed
+        them) to ``RUN/tokens/step-000K.pt`` (``tokens.py``), then the shared checkpoint hook."""
+        batch, self._trl.last_batch = self._trl.last_batch, None
+        if batch is not None and self.run_dir is not None:
+            save_update(self.run_dir, step, step_table(batch, self._bundle.tokenizer, self.cfg.beta))
+        super()._on_step(step)

@@ -1,5 +1,5 @@
 """GRPO as the shared code sees it (``rlhf_demo.algorithms``): its config and trainer, its status line,
-the record keys its card and comparison show, its live plot and its panel. Its memory is not modelled
+the record keys its card and comparison show, its live plot, its panel and its token inspector. Its memory is not modelled
 yet (``peak_bytes`` None: the shared server checks its time and steps only)."""
 
 from __future__ import annotations
@@ -33,4 +33,5 @@ ALGORITHM = Algorithm(
     bands=True,
     symbol="square",
     panel="rlhf_demo.ui.training_grpo",
+    inspector="rlhf_demo.grpo.inspect:inspect",
 )

@@ -4,8 +4,8 @@ Each record holds TRL's own metrics under TRL's names (``reward``, ``reward_std`
 ``frac_reward_zero_std``, ``entropy``, ``completions/mean_length``, ``clip_ratio/region_mean``,
 ``loss``, ...) plus the names every policy trainer shares: ``reward_mean`` / ``reward_std`` (the
 batch's mean and std of the reward trained on, as PPO's) and ``samples`` (the step's completions with
-their rewards). TRL's ``kl`` is the batch mean of the per-token k3 estimate (nats per *token*, only
-when β > 0); ``eval/kl`` is the held-out exact KL per *response*, as in PPO and DPO.
+their rewards). TRL's ``kl`` is the batch mean of the per-token k3 estimate weighed by π/π_old (nats per
+*token*, only when β > 0); ``eval/kl`` is the held-out exact KL per *response*, as in PPO and DPO.
 
 At each step end it applies the run's stops (a Stop request, the time budget); at each log it
 evaluates on held-out prompts when due (every ``eval_every`` steps, at the ``eval_at_seconds``

@@ -7,12 +7,15 @@ every prompt + completion text r_i. The group is the baseline (no value model):
 
     A_i   = (r_i − mean(r_1..r_G)) / std(r_1..r_G)          (scale_rewards="group"; "none": no division)
     ρ_i,t = π(o_i,t | q, o_i,<t) / π_old(o_i,t | q, o_i,<t)
-    L     = −(1/G) Σ_i (1/|o_i|) Σ_t [ min(ρ_i,t A_i, clip(ρ_i,t, 1−ε, 1+ε) A_i) − β · k3_i,t ]
+    L     = −(1/G) Σ_i (1/|o_i|) Σ_t [ min(ρ_i,t A_i, clip(ρ_i,t, 1−ε, 1+ε) A_i) − β · ρ_i,t · k3_i,t ]
     k3    = π_ref/π − log(π_ref/π) − 1                      (per token, never negative)
+
+The KL term is weighed by ρ (TRL 1.16's ``use_bias_correction_kl``, on by default: its gradient is then
+the unbiased reverse-KL gradient, DeepSeek-V3.2); DeepSeekMath's loss has β · k3 alone.
 
 With one step per batch (``num_iterations`` = 1) π_old = π and the clip never acts: the update is a
 plain policy gradient with a group-normalised advantage plus the KL term. TRL logs ``reward``
-(the batch mean of r), ``reward_std``, ``kl`` (the batch mean of k3, nats per token, when β > 0),
+(the batch mean of r), ``reward_std``, ``kl`` (the batch mean of ρ·k3, nats per token, when β > 0),
 ``frac_reward_zero_std`` (groups whose G rewards are equal: no signal), ``entropy`` and more.
 
 What is simplified here:
@@ -111,6 +114,7 @@ class GRPOTrainer(TRLRun):
             raise ValueError(f"{len(self.queries)} usable prompts; a step needs {cfg.batch_size // cfg.num_generations}")
         self._bundle = bundle
         self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device)
+        self.run_dir = None  # set by runs.folder.write_run: the per-token store goes to RUN/tokens/ (grpo/tokens.py)
         self.note = f"{len(self.queries)} prompts, {cfg.batch_size // cfg.num_generations} × G {cfg.num_generations} per step"
 
     def record(self, logs: dict) -> dict:
@@ -148,7 +152,8 @@ class GRPOTrainer(TRLRun):
         on the attention projections."""
         from datasets import Dataset
         from trl import GRPOConfig as TRLConfig
-        from trl import GRPOTrainer as TRLTrainer
+
+        from rlhf_demo.grpo.capture import KeepingGRPOTrainer
 
         cfg, bundle = self.cfg, self._bundle
         tok = bundle.tokenizer
@@ -175,12 +180,13 @@ class GRPOTrainer(TRLRun):
         self.say(0.3, "building TRL's GRPO trainer…")
         quiet_datasets()
         return finish(
-            TRLTrainer(
+            KeepingGRPOTrainer(
                 model=bundle.model,
                 reward_funcs=[self.group_reward],
                 args=args,
                 train_dataset=Dataset.from_list([{"prompt": q} for q in self.queries]),
                 processing_class=tok,
                 peft_config=lora_config(bundle.model, cfg.lora_r, cfg.lora_alpha),
+                keep_dir=self.run_dir,
             )
         )

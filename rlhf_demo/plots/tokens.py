@@ -7,7 +7,8 @@ which view draws one is read from its shape, not from an algorithm's name:
 - **pair** (DPO, ``chosen`` / ``rejected``): both completions side by side, each token coloured by its
   implicit reward β·(log π − log π_ref), with their sums, the margin and σ(margin);
 - **group** (GRPO, ``group``): the G completions of one prompt side by side, each coloured by its
-  group-relative advantage (the same for all its tokens), with the group's mean and std.
+  group-relative advantage (the same for all its tokens), with the group's mean and std; a token's
+  formula panel adds its ratio π/π_old and its k3 term.
 
 Colours are one diverging scale, symmetric around 0 (blue = pushed up, orange = pushed down, white = 0,
 full colour = the largest |value| on the view); each token is a ``<span data-index=KEY>`` (KEY as in
@@ -115,9 +116,14 @@ def _items(data: dict) -> list[tuple[str, str, dict, float]]:
         return [(f"{s}:{i}", s, t, _num(t.get("implicit_reward"))) for s, d in sides for i, t in enumerate(d.get("tokens") or [])]
     return [
         (f"{g}:{i}", str(g), t, _num(c.get("advantage")))
-        for g, c in enumerate(data.get("group") or [])
+        for g, c in enumerate(_completions(data))
         for i, t in enumerate(c.get("tokens") or [])
     ]
+
+
+def _completions(data: dict) -> list[dict]:
+    """GRPO's completions of the group (``data["group"]["completions"]``)."""
+    return (data.get("group") or {}).get("completions") or []
 
 
 def _num(x) -> float:
@@ -229,23 +235,29 @@ def strip_html(data: dict, selected: str | None = None) -> str:
             f"<div>{_muted(str(data.get('prompt', '')))}</div>"
             f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cols)}</div></div>'
         )
-    mean, std = _group_stats(data)
+    group = data.get("group") or {}
     cols = []
-    for g, c in enumerate(data.get("group") or []):
+    for g, c in enumerate(_completions(data)):
         title = f"#{g}: reward {_f(c.get('reward'))} · A = {_f(c.get('advantage'))}"
         cols.append(_box("".join(by_where.get(str(g), [])), title, flex=True))
-    head = f"step {data.get('step', '?')} · group mean {_f(mean)} · std {_f(std, sign=False)} · A = (reward − mean) / std"
+    of = f" (of 0–{data['episodes'] - 1})" if data.get("episodes") else ""
+    head = (
+        f"step {data.get('step', '?')} · group {data.get('episode', '?')}{of} · "
+        f"group mean {_f(group.get('mean'))} · std {_f(group.get('std'), sign=False)} · {html.escape(_adv_rule(data))}"
+    )
     return (
         f'<div class="tok-view" data-view="group"><div>{head}</div>{legend("group-relative advantage A", scale)}'
-        f"<div>{_muted(str(data.get('query', data.get('prompt', ''))))}</div>"
+        f"<div>{_muted(str(group.get('prompt', '')))}</div>"
         f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cols)}</div></div>'
     )
 
 
-def _group_stats(data: dict) -> tuple[float | None, float | None]:
-    mean = next((data[k] for k in ("group_mean", "mean", "reward_mean") if k in data), None)
-    std = next((data[k] for k in ("group_std", "std", "reward_std") if k in data), None)
-    return mean, std
+def _adv_rule(data: dict) -> str:
+    """GRPO's advantage in words, by ``scale_rewards`` (TRL: "group" by default; 10⁻⁴ keeps it finite)."""
+    return {
+        "none": "A = reward − mean (not divided: Dr. GRPO)",
+        "batch": "A = (reward − mean) / (batch std + 1e-4)",
+    }.get(str(data.get("scale_rewards")), "A = (reward − mean) / (std + 1e-4)")
 
 
 def _tip(kind: str, t: dict, v: float) -> str:
@@ -253,7 +265,7 @@ def _tip(kind: str, t: dict, v: float) -> str:
         return f"A {v:+.3f} · ratio {_f(t.get('ratio'), sign=False)} · kl {_f(t.get('kl'))} · reward {_f(t.get('reward'))}"
     if kind == "pair":
         return f"β·(log π − log π_ref) {v:+.3f} · log π {_f(t.get('logp_policy'))} · log π_ref {_f(t.get('logp_ref'))}"
-    return f"A {v:+.3f} · k3 {_f(t.get('k3'), 4)}"
+    return f"A {v:+.3f} · ratio {_f(t.get('ratio'), 3, False)} · k3 {_f(t.get('kl'), 4, False)}"
 
 
 # ---------------------------------------------------------------------------------------------- formula
@@ -340,24 +352,44 @@ def formula_html(data: dict, key: str | None) -> str:
             ),
         ]
     else:
-        c = (data.get("group") or [])[int(where)]
-        mean, std = _group_stats(data)
-        beta = _num(data.get("beta"))
-        eps = _num(data.get("cliprange", data.get("epsilon", 0.2)))
-        terms = clip_terms(_num(t.get("ratio", 1.0)), v, eps)
-        rows.append(
-            _row(
-                "advantage",
-                f"A = (reward − mean) / std = ({_num(c.get('reward')):+.3f} − ({_num(mean):+.3f})) / {_num(std):.3f} = {v:+.4f}",
-            )
-        )
-        rows += _clip_rows(terms)
-        k3 = _num(t.get("k3"))
-        rows.append(_row("KL term", f"β·k3 = {beta:.3g}·{k3:.5f} = {beta * k3:.5f} (k3 = e^(log π_ref − log π) − (log π_ref − log π) − 1)"))
-        rows.append(
-            _row("per-token objective", f"L − β·k3 = {terms.objective:+.4f} − {beta * k3:.5f} = <b>{terms.objective - beta * k3:+.4f}</b>")
-        )
+        rows += _group_rows(data, _completions(data)[int(where)], t, v)
     return f'<div class="tok-formula" data-index="{html.escape(str(key))}"><table>{"".join(rows)}</table></div>'
+
+
+def _group_rows(data: dict, c: dict, t: dict, v: float) -> list[str]:
+    """GRPO's formula rows: the advantage from the group's rewards, the clipped ratio term, the k3 term."""
+    group, beta = data.get("group") or {}, _num(data.get("beta"))
+    r, mean, std = _num(c.get("reward")), _num(group.get("mean")), _num(group.get("std"))
+    scale = str(data.get("scale_rewards") or "group")
+    if scale == "none":
+        adv = f"A = reward − mean = {r:+.3f} − ({mean:+.3f}) = {v:+.4f} (not divided by the std)"
+    else:
+        div, which = (_num(data.get("batch_std")), "batch std") if scale == "batch" else (std, "std")
+        adv = f"A = (reward − mean) / ({which} + 1e-4) = ({r:+.3f} − ({mean:+.3f})) / ({div:.3f} + 1e-4) = {v:+.4f}"
+    terms = clip_terms(_num(t.get("ratio")) if t.get("ratio") is not None else 1.0, v, _num(data.get("cliprange", 0.2)))
+    rows = [_row("advantage", adv), *_clip_rows(terms)]
+    rows.append(
+        _row(
+            "log-probs",
+            f"log π {_f(t.get('logp'), 4)} · log π_old {_f(t.get('logp_old'), 4)} (ratio = e^(log π − log π_old) = "
+            f"{_f(t.get('ratio'), 4, False)}) · log π_ref {_f(t.get('logp_ref'), 4)}",
+        )
+    )
+    if t.get("kl") is None:
+        rows.append(_row("KL term", "none: β = 0, no reference in the loss"))
+        return rows
+    k3 = _num(t.get("kl"))
+    what = "k3 = e^(log π_ref − log π) − (log π_ref − log π) − 1"
+    if data.get("use_bias_correction_kl"):  # TRL 1.16's default: the KL term weighed by the ratio
+        kl, name = terms.ratio * k3, "β·r·k3"
+        num = f"{beta:.3g}·{terms.ratio:.3f}·{k3:.5f} = {beta * kl:.5f} ({what}; weighed by r: TRL's use_bias_correction_kl)"
+    else:
+        kl, name, num = k3, "β·k3", f"{beta:.3g}·{k3:.5f} = {beta * k3:.5f} ({what})"
+    rows.append(_row("KL term", f"{name} = {num}"))
+    rows.append(
+        _row("per-token objective", f"L − {name} = {terms.objective:+.4f} − {beta * kl:.5f} = <b>{terms.objective - beta * kl:+.4f}</b>")
+    )
+    return rows
 
 
 def _sum_abs(side: dict) -> float:

@@ -17,6 +17,7 @@ import gradio as gr
 
 from rlhf_demo.inspector import inspect_run
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
+from rlhf_demo.ui.inspector import loader
 
 MAX_RUN_CHARS = 200
 
@@ -50,15 +51,22 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def inspect(run: str, step: str = "", episode: str = "", pair: str = "", request: gr.Request = None) -> str:
         """A run's objective token by token: run (a run name you may see), step ('' = the last update;
-        DPO: the saved policy), episode (PPO; GRPO: the prompt's group) or pair (DPO), '' = 0.
+        DPO: the saved policy, or the last step while it trains), episode (PPO; GRPO: the prompt's group)
+        or pair (DPO: of that step's batch with a step, else of the training set), '' = 0.
         Returns the JSON object of `python -m rlhf_demo inspect RUN --json`."""
         folder = visible_run(ctx, run, request)
         if folder is None:
             raise gr.Error(f"{str(run)[:80]!r}: {NOT_YOURS}")
         try:
-            view = inspect_run(folder, step=whole("step", step), episode=whole("episode", episode), pair=whole("pair", pair))
+            view = inspect_run(
+                folder,
+                step=whole("step", step),
+                episode=whole("episode", episode),
+                pair=whole("pair", pair),
+                load=loader(ctx, request),  # DPO's saved policy: from the app's model registry
+            )
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         return json.dumps(view, ensure_ascii=False)
 
-    gr.api(inspect, api_name="inspect", concurrency_limit=1)  # one at a time: DPO loads a policy and its reference
+    gr.api(inspect, api_name="inspect", concurrency_limit=1)  # one at a time: DPO may load a policy (in the registry)

@@ -22,13 +22,18 @@ from rlhf_demo.algorithms import find
 from rlhf_demo.plots.tokens import default_key, formula_html, strip_html, token_choices
 from rlhf_demo.runs.compare import run_label
 from rlhf_demo.runs.folder import read_json
+from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
 
 NO_RUN = "Choose a run to see its tokens."
+SAVED = "saved policy"
+"""DPO's ``source`` when the view is the saved policy's (``dpo/inspect.py``): its step is not a stored update."""
 NO_STORE = "This run kept no per-token record (trained before the inspector existed, or a reward model): train a new run to see its tokens."
 HELP = (
-    "**Why did this token go up?** Pick an update (blank step = the last) and an episode (DPO: a preference pair; "
-    "pairs indexed as the run's training set, blank step = its saved policy). Blue tokens were pushed up, orange down; "
+    "**Why did this token go up?** Pick an update (blank step = the last) and an episode (GRPO: a prompt's group of "
+    "completions; DPO: a preference pair; "
+    "with a step, the pair of that step's batch as its loss saw it; blank step = the run's saved policy on the pair of "
+    "its training set, or the last step while it trains). Blue tokens were pushed up, orange down; "
     "click one to see its objective with its own numbers."
 )
 CLICK_JS = """
@@ -60,6 +65,19 @@ def _line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+def loader(ctx: AppContext, request, progress=None):
+    """``load(name, what)`` for the inspectors: the app's model registry (``AppContext.model``: this
+    user's allowlist, counted and evicted like every model the app holds), saying "loading {what}…"
+    on ``progress`` (a ``gr.Progress``) first."""
+
+    def load(name: str, what: str = "model"):
+        if progress is not None:
+            progress(0.1, desc=f"loading {what}…")
+        return ctx.model(name, request, what=what)
+
+    return load
+
+
 def build(ctx: AppContext, run_source, prefix: str = "insp") -> InspectorPanel:
     """The panel, laid out where it is called; ``prefix`` keeps its elem_ids apart when a page embeds it twice."""
     is_component = isinstance(run_source, gr.components.Component)
@@ -67,8 +85,8 @@ def build(ctx: AppContext, run_source, prefix: str = "insp") -> InspectorPanel:
         raise TypeError("run_source: a component whose value names a run, or a callable (request) -> run name")
     gr.Markdown(HELP)
     with gr.Row():
-        step = gr.Number(None, label="Step (update; blank = the last)", precision=0, minimum=1, elem_id=f"{prefix}-step", scale=1)
-        index = gr.Number(0, label="Episode (DPO: pair)", precision=0, minimum=0, elem_id=f"{prefix}-index", scale=1)
+        step = gr.Number(None, label="Step (update; blank or 0 = the last)", precision=0, minimum=0, elem_id=f"{prefix}-step", scale=1)
+        index = gr.Number(0, label="Episode (GRPO: group; DPO: pair)", precision=0, minimum=0, elem_id=f"{prefix}-index", scale=1)
         show = gr.Button("Show tokens", size="sm", elem_id=f"{prefix}-show", scale=0)
     note = gr.Markdown(NO_RUN, elem_id=f"{prefix}-note")
     data = gr.State(None)
@@ -85,11 +103,15 @@ def build(ctx: AppContext, run_source, prefix: str = "insp") -> InspectorPanel:
         for r in ctx.visible_runs(request):
             if name in (run_label(r), r.name, str(r)) or name.removeprefix("run:") == r.name:
                 return r
+        job = QUEUE.current()
+        if is_component and job is not None and job.out is not None and name == job.out.name:
+            return job.out  # the run training now: the class's live box already shows its batch to everyone
         raise ValueError(NOT_YOURS)
 
-    def load(run, step_k, idx, request: gr.Request):
+    def load(run, step_k, idx, request: gr.Request, progress=gr.Progress()):
         """The run's update ``step_k`` (None: the last), episode or pair ``idx``: the note, the dict, the
-        strip, the token picker (on the hardest-pushed token), its formula and the step shown."""
+        strip, the token picker (on the hardest-pushed token), its formula and the step shown. A model
+        an inspector needs (DPO's saved policy) comes from the app's registry, with a progress line."""
         empty = (None, "", gr.update(choices=[], value=None), "", gr.skip())
         if run is None and not is_component:
             run = run_source(request)
@@ -106,16 +128,22 @@ def build(ctx: AppContext, run_source, prefix: str = "insp") -> InspectorPanel:
 
         which = {"pair" if alg.from_pairs else "episode": int(idx or 0)}
         try:
-            d = inspect_run(folder, step=int(step_k) if step_k else None, **which)
+            d = inspect_run(folder, step=int(step_k) if step_k else None, load=loader(ctx, request, progress), **which)
         except FileNotFoundError:
             return (NO_STORE, *empty)
         except (ValueError, IndexError, KeyError) as exc:
             return (_line(exc), *empty)
         key = default_key(d)
-        line = f"**{alg.label}** run `{run_label(folder)}`" + (f" · step {d['step']}" if d.get("step") else " · its saved policy")
+        saved = d.get("source") == SAVED
+        line = f"**{alg.label}** run `{run_label(folder)}`" + (f" · step {d['step']}" if d.get("step") and not saved else "")
+        if saved:
+            line += f" · its saved policy (after step {d['step']})" if d.get("step") else " · its saved policy"
+        if d.get("batch") is not None:
+            line += f" · pair {d.get('batch_pair')} of the step's batch (training pair {d.get('pair')})"
         if d.get("steps"):
             line += f" (updates stored: {d['steps'][0]}–{d['steps'][-1]})"
-        return (line, d, strip_html(d, key), gr.update(choices=token_choices(d), value=key), formula_html(d, key), d.get("step") or None)
+        shown_step = int(step_k) if step_k else None  # blank stays blank: Show again follows a live run's latest step
+        return (line, d, strip_html(d, key), gr.update(choices=token_choices(d), value=key), formula_html(d, key), shown_step)
 
     def pick(d, key):
         """The strip with ``key`` ringed and its formula panel."""

@@ -132,6 +132,7 @@ def test_a_run_without_store_and_a_foreign_name_get_one_line(page, server):
 
 
 def test_dpo_pair_side_by_side_coloured_by_implicit_reward(page, server):
+    """The saved policy's pair 0 (the run has ended), then pair 1 of step 2's batch from the store."""
     from rlhf_demo.inspector import inspect_run
 
     want = inspect_run(server.dpo, pair=0)
@@ -149,4 +150,14 @@ def test_dpo_pair_side_by_side_coloured_by_implicit_reward(page, server):
     page.wait_for_function("document.querySelector('#insp-formula .tok-formula')?.dataset.index === 'rejected:0'", timeout=30_000)
     t = want["rejected"]["tokens"][0]
     assert f"= <b>{t['implicit_reward']:+.4f}</b>" in page.locator("#insp-formula").inner_html()
+    # with a step: pair 1 of step 2's batch, as that step's loss saw it (the per-step store)
+    kept = inspect_run(server.dpo, step=2, pair=1)
+    for box, value in (("#insp-index", "1"), ("#insp-step", "2")):
+        page.locator(f"{box} input").fill(value)
+        page.locator(f"{box} input").press("Enter")
+    page.wait_for_function("document.querySelector('#insp-note').innerText.includes('pair 1 of the step')", timeout=30_000)
+    page.wait_for_function(
+        f"document.querySelector('#insp-strip').innerText.includes('chosen: Σ = {kept['chosen']['reward']:+.3f}')", timeout=30_000
+    )
+    assert f"training pair {kept['pair']}" in page.locator("#insp-note").inner_text()
     page.screenshot(path=str(SHOT.with_name("inspector-dpo.png")), full_page=True)
