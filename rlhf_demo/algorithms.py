@@ -88,6 +88,7 @@ PACKAGES = (
     "rlhf_demo.dpo",
     "rlhf_demo.reward_model",
     "rlhf_demo.grpo",
+    "rlhf_demo.bon",
 )
 """The algorithm packages, one line each, in the order the faces list them: each declares
 ``ALGORITHM`` in its ``algorithm.py``."""

@@ -87,7 +87,26 @@ def _reward(model_dir):
     return RewardTrainer(cfg, PAIRS)
 
 
-TRAINERS = {"ppo": _ppo, "dpo": _dpo, "grpo": _grpo, "reward": _reward}
+def _bon(model_dir):
+    from rlhf_demo.bon.config import BoNConfig
+    from rlhf_demo.bon.trainer import BoNTrainer
+
+    cfg = BoNConfig.preset(
+        "quick-cpu",
+        model=str(model_dir),
+        steps=1,
+        batch_size=2,
+        num_samples=2,
+        response_tokens=4,
+        kl_stop=0.0,
+        max_seconds=0.0,
+        eval_at_start=True,
+        device="cpu",
+    )
+    return BoNTrainer(cfg, prompts=PROMPTS[:3], reward_fn=chars)
+
+
+TRAINERS = {"ppo": _ppo, "dpo": _dpo, "grpo": _grpo, "reward": _reward, "bon": _bon}
 
 
 @pytest.fixture(scope="module")

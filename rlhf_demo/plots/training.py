@@ -47,6 +47,9 @@ GRPO_PANELS: list[tuple[str, list[str]]] = [
 ]
 BANDS = {"reward_mean": "reward_std"}
 LABELS = {
+    "bon/reward_kept": "kept samples",
+    "bon/reward_all": "all N samples",
+    "bon/kl_bound": "best-of-N bound",
     "reward_mean": "batch reward",
     "eval/reward_mean": "held-out reward",
     "objective/kl": "batch KL (k1)",

@@ -37,7 +37,11 @@ KEYS = {
     # ---------------------------------------------------------------- TRL's trainers (DPO, GRPO, reward model)
     "epoch": "TRL: passes over the training data so far (fractional); 0.0 on the step-0 record",
     "num_tokens": "TRL: tokens trained on so far, prompts and responses (DPO, reward model: chosen and rejected)",
-    "entropy": "DPO, GRPO (TRL's): mean per-token entropy of the policy over the step's response tokens (DPO: chosen and rejected), nats",
+    "bon/reward_all": "best-of-N distillation: mean reward of all P × N samples the reference drew (the sampling round; on every record)",
+    "bon/reward_kept": "best-of-N distillation: mean reward of the kept samples, what the policy imitates",
+    "bon/kept": "best-of-N distillation: number of kept samples (the fine-tuning set)",
+    "bon/kl_bound": "best-of-N distillation: log N − (N−1)/N, best-of-N's KL bound, nats per response",
+    "entropy": "DPO, GRPO, best-of-N distillation (TRL's): mean per-token entropy of the policy over the step's response tokens (DPO: chosen and rejected), nats",
     # ---------------------------------------------------------------- PPO: the batch (steps 1–4)
     "wall_s": "PPO: wall-clock seconds since the loop started (evaluations included)",
     "episodes": "PPO: episodes (responses) sampled so far, updates × batch_size",
@@ -89,7 +93,7 @@ KEYS = {
     "logps/rejected": "DPO: mean Σ_t log π of the rejected responses, nats",
     "logits/chosen": "DPO: mean over the chosen responses' tokens of the logits' mean over the vocabulary",
     "logits/rejected": "DPO: the same over the rejected responses' tokens",
-    "mean_token_accuracy": "DPO: share of the chosen response tokens the policy predicts as its argmax",
+    "mean_token_accuracy": "DPO, best-of-N distillation (TRL's SFTTrainer): share of the response tokens (DPO: chosen) the policy predicts as its argmax",
     "aux_loss": "DPO, GRPO: a mixture-of-experts model's router loss (TRL logs it only for such models)",
     # ---------------------------------------------------------------- GRPO (TRL's names)
     "reward": "GRPO: batch mean reward of the completions (TRL's name; = reward_mean)",
