@@ -38,6 +38,7 @@ def test_live_traces_equal_the_records():
         "gold (batch, smoothed)",
         "proxy (held-out ◆)",
         "gold (held-out ◆)",
+        "gold peak ★ (smoothed batch gold)",  # one evaluation: the peak of the smoothed batch gold
     }
     proxy, gold = by_name["proxy (batch)"], by_name["gold (batch)"]
     assert list(proxy.x) == [0.1, 4.0, 9.0] and list(proxy.y) == [0.2, 1.6, 2.4]  # step 2 has no gold: left out
@@ -52,6 +53,9 @@ def test_live_traces_equal_the_records():
     held = by_name["gold (held-out ◆)"]
     assert list(held.x) == [3.8] and list(held.y) == [0.45] and by_name["proxy (held-out ◆)"].y == (1.5,)
     assert "KL" in fig.layout.xaxis.title.text
+    peak = by_name["gold peak ★ (smoothed batch gold)"]
+    assert list(peak.x) == pytest.approx([(0.1 + 4.0) / 2]) and list(peak.y) == pytest.approx([(0.3 + 0.5) / 2])
+    assert [s.x0 for s in fig.layout.shapes] == pytest.approx([(0.1 + 4.0) / 2])  # the dotted line at its KL
 
 
 def test_several_runs_one_colour_each_in_step_order():
@@ -66,7 +70,7 @@ def test_several_runs_one_colour_each_in_step_order():
     pb = next(t for t in fig.data if t.name == "preset: proxy (batch)")
     gb = next(t for t in fig.data if t.name == "preset: gold (batch)")
     assert list(pb.x) == [0.5, 2.0] and list(pb.y) == [0.1, 0.7] and list(gb.y) == [0.2, 0.4]  # sorted by step
-    colors = {t.name.split(":")[0]: t.line.color for t in fig.data if t.mode != "markers"}
+    colors = {t.name.split(":")[0]: t.line.color for t in fig.data if t.mode == "lines"}
     assert colors["beta0"] != colors["preset"]
     assert {t.line.color or t.marker.color for t in fig.data if t.name.startswith("beta0")} == {colors["beta0"]}
     sm = {t.name: t for t in fig.data if t.name.endswith("(batch, smoothed)")}

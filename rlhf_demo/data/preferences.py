@@ -27,6 +27,7 @@ from typing import ClassVar
 
 from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.config import KnobConfig, knob
+from rlhf_demo.data import goodhart
 from rlhf_demo.data.prompts import builtin_prompts, truncate_prompt
 from rlhf_demo.rewards.functions import score_pairs
 from rlhf_demo.textcheck import MAX_LINE_CHARS, TextError, check_text, check_upload, json_loads
@@ -199,12 +200,15 @@ def _parse_preferences(data: bytes, filename: str) -> PreferenceSet:
 
 
 def load_preferences(source: str | Path | None = None) -> PreferenceSet:
-    """Pairs from ``None``/``"shipped"`` (the shipped set), a local file, or ``hf:DATASET[:SPLIT]``.
+    """Pairs from ``None``/``"shipped"`` (the shipped set), ``"goodhart"`` (the shipped pairs labelled by
+    ``goodhart.GOLD``), a local file, or ``hf:DATASET[:SPLIT]``.
 
     On a shared server (``rlhf_demo.classroom.limits``) no local file: a Hub id only, loaded remote-only, and
     every refusal or failure of a Hub id reads one line (LimitError)."""
     if source in (None, "", "shipped", "default"):
         source = SHIPPED_PREFERENCES
+    elif source == goodhart.SOURCE:  # shipped too: the pairs labelled by the Goodhart gold (data/goodhart.py)
+        source = goodhart.PAIRS
     elif limits.current().shared:
         source = allowlist.check_source(source if isinstance(source, str) else str(source), "preferences")
         if not source.startswith("hf:"):

@@ -10,7 +10,10 @@ records) or from run folders (``runs.compare.load_curves``: a ``run`` column, on
 - x: the batch's exact KL, ``objective/kl_exact`` (nats per response: the KL panel's, the budget's);
 - proxy ``reward_mean``: solid line, left axis; gold ``gold_reward_mean``: dashed line, right axis
   (their scales differ: a reward model's score has no fixed zero or unit);
-- held-out evaluations (``eval/kl``, ``eval/reward_mean``, ``eval/gold_reward_mean``) as large diamonds.
+- held-out evaluations (``eval/kl``, ``eval/reward_mean``, ``eval/gold_reward_mean``) as large diamonds,
+  joined in step order by a thin line (the same prompts each time: the cleanest view of rise and fall);
+- the gold's peak (``gold_peak``) as a star with its value and KL written beside it, and a dotted
+  vertical line at its KL: past it, the proxy's gains are the reward model being exploited.
 
 Batch points are faint markers (the batch KL goes back and forth, so a line through them in time order
 is a zig-zag); over them a smoothed line: the running mean along KL (``smooth_by_kl``). Rows missing
@@ -60,6 +63,63 @@ def smooth_by_kl(x: pd.Series, y: pd.Series, window: int | None = None) -> tuple
     return list(r["x"]), list(r["y"])
 
 
+def heldout_windows(df: pd.DataFrame, window: int = 3) -> pd.DataFrame:
+    """The held-out evaluations of one run in step order, averaged over each ``window`` consecutive ones:
+
+        s_i = (1/w) · Σ_{j=i}^{i+w−1} v_j     for v in (eval KL, proxy, gold),  i = 0 … n − w
+
+    Columns ``kl``, ``proxy``, ``gold`` and ``step`` (the window's last evaluation); empty when the run has
+    fewer than ``window`` evaluations with all three values."""
+    held = overopt_points(df, EVAL_KL, EVAL_PROXY, EVAL_GOLD)
+    if "step" in held.columns:
+        held = held.sort_values("step", kind="stable")
+    cols = {"kl": EVAL_KL, "proxy": EVAL_PROXY, "gold": EVAL_GOLD}
+    if len(held) < window:
+        return pd.DataFrame(columns=[*cols, "step"])
+    out = pd.DataFrame({k: held[c].astype(float).rolling(window).mean() for k, c in cols.items()})
+    out["step"] = list(held["step"]) if "step" in held.columns else range(len(held))
+    return out.iloc[window - 1 :].reset_index(drop=True)
+
+
+def gold_peak(df: pd.DataFrame, window: int = 3) -> dict | None:
+    """Where one run's gold peaks: the window of ``window`` held-out evaluations with the highest mean
+    gold (``heldout_windows``; ties: the first), else, with fewer evaluations, the highest point of the
+    batch gold smoothed along KL (``smooth_by_kl``). ``{kl, gold, source}`` with source "held-out" or
+    "batch"; None when the run has no gold."""
+    win = heldout_windows(df, window)
+    if len(win):
+        best = win.iloc[int(win["gold"].astype(float).values.argmax())]
+        return {"kl": float(best["kl"]), "gold": float(best["gold"]), "source": "held-out"}
+    batch = overopt_points(df)
+    if not len(batch):
+        return None
+    sx, sy = smooth_by_kl(batch[KL], batch[GOLD])
+    i = max(range(len(sy)), key=lambda k: (sy[k], -k))
+    return {"kl": float(sx[i]), "gold": float(sy[i]), "source": "batch"}
+
+
+def _peak_traces(fig: go.Figure, peak: dict, color: str, label: str, run) -> None:
+    """A star at the gold's peak (right axis), its value and KL beside it, a dotted line at its KL."""
+    where = f"{label}gold peak {peak['gold']:+.2f} at {peak['kl']:.1f} nats"
+    fig.add_trace(
+        go.Scatter(
+            x=[peak["kl"]],
+            y=[peak["gold"]],
+            name=f"{label}gold peak ★ ({'held-out, mean of 3 evaluations' if peak['source'] == 'held-out' else 'smoothed batch gold'})",
+            yaxis="y2",
+            mode="markers+text",
+            text=[f"peak {peak['gold']:+.2f}"],
+            textposition="top center",
+            textfont={"color": color, "size": 13},
+            cliponaxis=False,  # the label of a peak at the top of the axis is drawn whole
+            marker={"symbol": "star", "size": 20, "color": color, "line": {"color": "#222", "width": 1.5}},
+            legendgroup=f"{run}:peak",
+            hovertemplate=f"{where}<extra>{run or ''}</extra>",
+        )
+    )
+    fig.add_vline(x=peak["kl"], line={"color": color, "dash": "dot", "width": 1.5})
+
+
 def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420) -> go.Figure:
     """Proxy (solid, left axis) and gold (dashed, right axis) reward against KL, one colour per run."""
     if df is None or len(df) == 0:
@@ -106,8 +166,10 @@ def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420
                         y=held[ecol],
                         name=f"{label}{what} (held-out ◆)",
                         yaxis=axis,
-                        mode="markers",
+                        mode="lines+markers" if len(held) > 1 else "markers",
+                        line={"color": color, "dash": dash, "width": 1.5},
                         legendgroup=f"{run}:{what}",
+                        showlegend=False,  # toggled with its line (same legend group); the title says what ◆ is
                         marker={
                             "symbol": "diamond" if what == "proxy" else "diamond-open",
                             "size": 15,
@@ -117,16 +179,21 @@ def overopt_figure(df: pd.DataFrame, title: str | None = None, height: int = 420
                         hovertemplate=f"held-out {what}: %{{y:.3f}}<br>KL %{{x:.2f}} nats<extra>{run or ''}</extra>",
                     )
                 )
+        if (peak := gold_peak(d)) is not None:
+            _peak_traces(fig, peak, color, label, run)
     if not fig.data:
         return empty_figure(NO_GOLD)
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    rows = -(-entries // 2)  # two legend entries a row at the panel's width
     fig.update_layout(
-        height=height,
+        height=height + 22 * rows,
         template="plotly_white",
-        margin=dict(l=60, r=60, t=50, b=40),
-        title=title or "Over-optimisation: proxy (solid) and gold (dashed) reward vs KL",
-        xaxis={"title": "KL(π‖π_ref), nats per response (batch, exact)", "rangemode": "tozero"},
+        margin=dict(l=60, r=60, t=70, b=40),
+        title=title
+        or "Over-optimisation: proxy (solid) and gold (dashed) reward vs KL<br><sup>◆ held-out evaluations · ★ the gold's peak</sup>",
+        xaxis={"title": {"text": "KL(π‖π_ref), nats per response (batch, exact)", "standoff": 6}, "rangemode": "tozero"},
         yaxis={"title": "proxy reward (trained on)"},
         yaxis2={"title": "gold reward (never trained on)", "overlaying": "y", "side": "right", "showgrid": False},
-        legend={"orientation": "h", "y": -0.18, "x": 0},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.16 - 0.02 * rows, "x": 0},
     )
     return fig

@@ -21,6 +21,12 @@ Presets
   accepted); the value head learns on detached hidden states, so the critic costs no KL.
 - ``no-kl``: the same with β = 0 and no budget: the opposite lesson (reward saturates, KL explodes,
   the text collapses into repetitions).
+- ``goodhart``: the quick-cpu settings on the reward model ``rm:goodhart-rm`` (the run ``goodhart-rm``,
+  else the newest run of the reward-model preset ``goodhart``: ``rewards/learned.py``; trained on pairs
+  the gold labelled), with that gold (``data/goodhart.py``: positive + on topic − 2 × repetition +
+  fluency) logged beside it and held-out evaluations from the start: the
+  over-optimisation panel shows proxy and gold against KL. With β = 0 (``--beta 0 --kl-budget 0``) the
+  gold rises, peaks and falls while the proxy keeps climbing (``bench/goodhart.py``).
 - ``course``: the Hugging Face course setup (``lvwerra/gpt2-imdb`` fine-tuned in full, reward = the
   POSITIVE logit of ``lvwerra/distilbert-imdb``, batch 128, 4 epochs, adaptive β); needs the Hub and
   a GPU to be pleasant.
@@ -33,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
+from rlhf_demo.data import goodhart
 from rlhf_demo.knobs import (
     device_knob,
     dtype_knob,
@@ -264,6 +271,14 @@ class PPOConfig(TrainerConfig):
     PRESETS = {
         "quick-cpu": {},
         "no-kl": {"beta": 0.0, "kl_budget": 0.0},
+        "goodhart": {
+            "reward": f"rm:{goodhart.RM_RUN}",
+            "gold_reward": goodhart.GOLD,
+            "steps": MAX_STEPS,
+            "max_seconds": 165.0,
+            "eval_every": 4,
+            "eval_at_start": True,
+        },
         "course": {
             "model": "lvwerra/gpt2-imdb",
             "reward": "hf:lvwerra/distilbert-imdb:POSITIVE",
@@ -287,6 +302,7 @@ class PPOConfig(TrainerConfig):
     PRESET_LABELS = {
         "quick-cpu": "Quick CPU demo (SmolLM2-135M, VADER, LoRA, β 0.03 + KL budget)",
         "no-kl": "No KL penalty (β = 0): watch it reward-hack",
+        "goodhart": f"Goodhart, step 2: PPO on the reward model {goodhart.RM_RUN}, gold = what the labeller wanted",
         "course": "Course: gpt2-imdb + distilbert-imdb (needs the Hub)",
     }
     DEFAULT_PRESET = "quick-cpu"

@@ -13,6 +13,10 @@ Measured on the shipped set (439 training pairs, 48 held out; 2 CPU cores): a st
 - ``overfit``: 3 epochs, no budget (≈ 110 s): the third pass drives the held-out loss back up
   (0.49 → 0.75, seed 0) while the accuracy stays near 0.83: the model grows over-confident on pairs it
   has not seen.
+- ``goodhart``: the quick-cpu settings on the pairs labelled by the Goodhart gold
+  (``data/goodhart.py``: positive + on topic − 2 × repetition + fluency): PPO's ``goodhart``
+  preset trains on it (``rm:goodhart-rm``: the run ``goodhart-rm``, else the newest run of this preset,
+  as the app names them; ``bench/goodhart.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
+from rlhf_demo.data import goodhart
 from rlhf_demo.knobs import (
     device_knob,
     eval_at_seconds_knob,
@@ -126,10 +131,12 @@ class RewardConfig(TrainerConfig):
     PRESETS = {
         "quick-cpu": {"max_seconds": 120.0},
         "overfit": {"epochs": 3.0, "max_seconds": 0.0},
+        "goodhart": {"preferences": goodhart.SOURCE, "max_seconds": 120.0},
     }
     PRESET_LABELS = {
         "quick-cpu": "Quick CPU demo (2 epochs, LoRA r8 + score head, ≤ 2 min)",
         "overfit": "Overfit (3 epochs): watch the held-out loss rise",
+        "goodhart": f"Goodhart, step 1: pairs labelled by the gold ({goodhart.GOLD}); PPO's Goodhart preset trains on it",
     }
     DEFAULT_PRESET = "quick-cpu"
 

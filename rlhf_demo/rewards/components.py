@@ -1,6 +1,6 @@
-"""Reward components that judge the *response* alone (the builder's ``on-topic`` and ``repetition``).
+"""Reward components that judge the *response* (the builder's ``on-topic``, ``repetition`` and ``fluency``).
 
-Sentiment rewards score query + response, as the course does; these two are about what the policy
+Sentiment rewards score query + response, as the course does; these are about what the policy
 wrote, so they score the response (``target = "response"``): a rollout that passes the responses
 (``functions.score_pairs``) gives them exactly that. Called with whole texts only, they score the whole
 text (the openings mostly name the film already, so ``on-topic`` then says little).
@@ -10,13 +10,18 @@ text (the openings mostly name the film already, so ``on-topic`` then says littl
   evaluation's ``eval/on_topic`` share is made of.
 - ``repetition`` = 1 − distinct-2 of the response (see :func:`repetition`): 0 for text that never
   repeats a word pair, towards 1 for collapsed text ("love love love ...").
+- ``fluency`` = the reference (base) model's mean log-probability per response token given the query
+  (:func:`mean_logprob`): natural text scores near −2…−3, fluent-looking word salad far lower. It reads
+  the query as well, so it takes the responses and splits each text (``score_episodes``).
 
-Both are meant as terms of a builder spec: ``0.7*vader-positive + 0.3*on-topic - 0.5*repetition``.
+They are meant as terms of a builder spec: ``0.7*vader-positive + 0.3*on-topic - 0.5*repetition``.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+import torch
 
 from rlhf_demo.rewards.functions import RewardFunction
 
@@ -60,3 +65,67 @@ class RepetitionReward(RewardFunction):
     def score(self, texts):
         scores = [repetition(t) for t in texts]
         return scores, [{"repetition": s} for s in scores]
+
+
+def mean_logprob(bundle, queries: list[str], responses: list[str], batch_size: int = 16) -> list[float]:
+    """The reference model's mean log-probability per response token, given the query:
+
+        fluency(x, y) = (1/T) · Σ_{t=1..T} log π_ref(y_t | x, y_<t)  = log π_ref(y | x) / T
+
+    with x and y tokenised separately by the model's tokenizer (no special tokens: the ids the policy
+    wrote after the query's, up to re-tokenisation) and T the number of response tokens; 0.0 for an
+    empty response (nothing to judge). A query with no tokens is given the BOS (else EOS) token as
+    context. Batched (right-padded, so positions count from 0 in every row), without gradients, on the
+    model's device; the values are ≤ 0, near −2…−3 nats for the default model's own samples and far
+    lower for word salad."""
+    tok, model = bundle.tokenizer, bundle.model
+    device = next(model.parameters()).device
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    out: list[float] = []
+    for b in range(0, len(queries), batch_size):
+        rows = []
+        for q, r in zip(queries[b : b + batch_size], responses[b : b + batch_size]):
+            q_ids = tok(q, add_special_tokens=False)["input_ids"] or [start]
+            rows.append((q_ids, tok(r, add_special_tokens=False)["input_ids"]))
+        T = max(len(q) + len(r) for q, r in rows)
+        ids = torch.tensor([q + r + [pad] * (T - len(q) - len(r)) for q, r in rows], device=device)  # [b, T]
+        mask = torch.tensor([[1] * (len(q) + len(r)) + [0] * (T - len(q) - len(r)) for q, r in rows], device=device)  # [b, T]
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # [b, T-1, V]: predicts ids[:, 1:]
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # [b, T-1]
+        for i, (q, r) in enumerate(rows):
+            span = logp[i, len(q) - 1 : len(q) + len(r) - 1]  # [len(r)]: the response tokens' log-probs
+            out.append(float(span.mean()) if len(r) else 0.0)
+    return out
+
+
+class FluencyReward(RewardFunction):
+    """``fluency``: the reference (base) model's mean log-probability per response token given the query
+    (:func:`mean_logprob`); what a reader of natural text wants beyond the words the other components
+    look for. The model is the embedded default, loaded once and shared (``models.loading.REGISTRY``),
+    frozen; ``bundle`` gives another (a test's tiny model)."""
+
+    target: ClassVar[str] = "response"
+
+    def __init__(self, bundle=None, batch_size: int = 16):
+        super().__init__("fluency")
+        if bundle is None:
+            from rlhf_demo.models.loading import DEFAULT_MODEL, REGISTRY
+
+            bundle = REGISTRY.get(DEFAULT_MODEL)
+        self.bundle, self.batch_size = bundle, batch_size
+
+    def score_episodes(self, texts, responses):
+        """Given the responses, each text is query + response; without them the whole text is the
+        response of an empty query."""
+        if responses is None:
+            queries, responses = [""] * len(texts), list(texts)
+        else:
+            queries = [t[: len(t) - len(r)] if r and t.endswith(r) else t for t, r in zip(texts, responses)]
+        scores = mean_logprob(self.bundle, queries, responses, self.batch_size)
+        return scores, [{"fluency": s} for s in scores], {self.name: list(scores)}
+
+    def score(self, texts):
+        scores, details, _ = self.score_episodes(list(texts), None)
+        return scores, details

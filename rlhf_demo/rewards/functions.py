@@ -42,6 +42,7 @@ REWARD_CHOICES = [
     "length",
     "on-topic",
     "repetition",
+    "fluency",
     "keyword:great",
     "hf:lvwerra/distilbert-imdb:POSITIVE",
 ]

@@ -14,6 +14,12 @@ sequence-classification model folder with one label loads as it is.
 
 ``LearnedReward`` (``rm:RUN_DIR`` in ``functions.make_reward``) scores decoded **text**, re-tokenised
 with the reward model's own tokenizer: a policy with another tokenizer can be trained on it.
+
+``rm:goodhart-rm`` (the PPO preset ``goodhart``'s reward, ``data/goodhart.py``) names the run
+``goodhart-rm`` when there is one, else (locally) the newest reward-model run of the preset ``goodhart``
+under the runs folder: the app names its runs by time (``reward-YYYYmmdd-HHMMSS-…``), so the run the
+reward-model panel's Goodhart preset just trained is the one the PPO preset trains on
+(:func:`latest_preset_run`).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from pathlib import Path
 import torch
 
 from rlhf_demo.algorithms import find
+from rlhf_demo.data import goodhart
 from rlhf_demo.rewards.functions import RewardError, RewardFunction
-from rlhf_demo.runs.names import find_run
+from rlhf_demo.runs.names import find_run, runs_root
 
 MAX_TOKENS = 512
 """Longer texts keep their first tokens (and the EOS): this many in all."""
@@ -38,12 +45,31 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def latest_preset_run(preset: str, root: Path | None = None) -> Path | None:
+    """The newest reward-model run (config ``algo`` "reward") of ``preset`` directly under ``root``
+    (default: the runs folder) that has saved its model (``policy/``), by its config's ``started``
+    time, then its name; None when there is none, or on a shared server (a user's runs are theirs)."""
+    from rlhf_demo.classroom import limits
+
+    root = Path(root) if root is not None else runs_root()
+    if limits.current().shared or not root.is_dir():
+        return None
+    found = []
+    for d in root.iterdir():
+        cfg = _read_json(d / "config.json") if d.is_dir() else {}
+        if cfg.get("algo") == "reward" and cfg.get("preset") == preset and (d / "policy").is_dir():
+            found.append((str(cfg.get("started") or ""), d.name, d))
+    return max(found)[2] if found else None
+
+
 def find_reward_model(path: str | Path) -> Path:
     """``RUN_DIR`` (a reward-model run), its ``policy/`` folder, or a sequence-classification model
     folder → the folder holding the model; ``RewardError`` in one line saying what the folder is instead."""
     p = Path(path).expanduser()
     if not p.exists() and (run := find_run(str(path))) is not None:  # rm:example-reward, rm:run:NAME (runs/names.py)
         p = run
+    elif not p.exists() and str(path).strip() == goodhart.RM_RUN and (run := latest_preset_run(goodhart.PRESET)) is not None:
+        p = run  # rm:goodhart-rm: the newest run of the reward-model preset goodhart
     if not str(path).strip():
         raise RewardError("rm: needs a folder: rm:RUN_DIR (a run of `train --algo reward`)")
     if not p.exists():

@@ -11,7 +11,8 @@ import gradio as gr
 import pandas as pd
 
 from rlhf_demo.classroom import limits
-from rlhf_demo.data.preferences import PreferenceError
+from rlhf_demo.data import goodhart
+from rlhf_demo.data.preferences import PreferenceError, load_preferences
 from rlhf_demo.models.loading import ModelLoadError
 from rlhf_demo.plots.training import empty_figure
 from rlhf_demo.reward_model.config import BRADLEY_TERRY, RewardConfig
@@ -45,6 +46,17 @@ TOP = ("steps", "preferences")
 MAX_CHARS = 2000
 SCORERS = Scorers(size=1)
 """Reward models loaded to score typed texts (one at a time, read-only, shared by all sessions)."""
+GOODHART = "Goodhart (gold-labelled)"
+"""The pairs the Goodhart gold labelled (``data/goodhart.py``), shipped; the preset ``goodhart`` picks them."""
+RM_SOURCES = [*SOURCES, GOODHART]
+
+
+def source_for_preset(preset: str, current: str) -> str:
+    """The pair source a preset selects: the Goodhart pairs for the Goodhart preset; leaving it, the
+    shipped set again; any other choice stays."""
+    if preset == goodhart.PRESET:
+        return GOODHART
+    return SOURCES[0] if current == GOODHART else current
 
 
 def run_choices(ctx: AppContext, request=None) -> list[tuple[str, str]]:
@@ -74,11 +86,12 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
             source = gr.Radio(
-                SOURCES,
+                RM_SOURCES,
                 value=SOURCES[0],
                 label="Preference pairs",
                 elem_id="rm-source",
-                info="The same sources as DPO. Shipped: best vs worst of 4 samples, scored by VADER.",
+                info="The same sources as DPO. Shipped: best vs worst of 4 samples, scored by VADER. "
+                f"Goodhart: the same kind of pairs labelled by the gold {goodhart.GOLD} (the preset Goodhart picks them).",
             )
             upload = gr.File(
                 label="Upload pairs (.jsonl or .csv: prompt, chosen, rejected)",
@@ -135,12 +148,19 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
         api_visibility="private",
     )
     preset_dd.change(lambda name: preset_values(RewardConfig, name, names), preset_dd, [comps[n] for n in names], api_visibility="private")
+    preset_dd.change(source_for_preset, [preset_dd, source], source, api_visibility="private", show_progress="hidden")
 
     def start_run(data: dict, request: gr.Request):
         try:
             ctx.gate(request, "train")  # before any data is loaded (training_run.start asks again)
-            prefs = load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
-            cfg = config_from_form(RewardConfig, data[preset_dd], {**{n: data[comps[n]] for n in names}, "preferences": prefs.source})
+            gold_labelled = data[source] == GOODHART
+            prefs = (
+                load_preferences(goodhart.SOURCE)
+                if gold_labelled
+                else load_source(ctx, data[source], data[upload], data[hub_id], data[whose], request)
+            )
+            where = goodhart.SOURCE if gold_labelled else prefs.source
+            cfg = config_from_form(RewardConfig, data[preset_dd], {**{n: data[comps[n]] for n in names}, "preferences": where})
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         note = f" ({len(prefs.errors)} rows left out)" if prefs.errors else ""
