@@ -1,11 +1,15 @@
-"""Shared fixtures: a tiny random model (fast unit tests), the real default model (integration),
-an in-process app server and a headless Debian chromium (browser tests)."""
+"""Shared fixtures: a tiny random model (fast unit tests), the real default model (integration), one
+real-model PPO run read by several integration tests, an in-process app server and a headless Debian
+chromium (browser tests)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -65,6 +69,36 @@ def tiny_bundle(tiny_model_dir):
     from rlhf_demo.models.loading import load_model
 
     return load_model(str(tiny_model_dir), device="cpu", dtype=torch.float32)
+
+
+REAL_PPO_REWARD = "0.7*vader-positive + 0.3*on-topic - 0.5*repetition"
+"""The shared real run's reward: the reward builder's example (``rewards.spec.EXAMPLE``), so its batch
+rows carry three components."""
+HUB_REPO = "someone/rlhf-lab-card-test"
+
+
+@pytest.fixture(scope="session")
+def real_ppo_run(tmp_path_factory):
+    """One PPO run on the real default model, trained once and read by the tests that need a real run
+    (the CLI smoke test, the model card, the short-run sanity checks, the reward builder, the token
+    inspector) instead of each training its own (issue 24):
+
+        train --algo ppo --steps 2 --batch-size 8 --reward SPEC --push-to-hub REPO --out RUN
+
+    the quick preset otherwise, its final held-out evaluation included, offline (the card is written,
+    nothing is pushed). Run in-process through the CLI's ``main``; ``python -m rlhf_demo train`` as a
+    process is exercised by test_faults.py and test_ddp.py. ``rc``, ``out`` and ``err`` are the
+    command's exit code and printed text: each reader asserts on them itself."""
+    from rlhf_demo.cli.main import main
+
+    run = tmp_path_factory.mktemp("real-ppo") / "ppo"
+    argv = ["train", "--algo", "ppo", "--steps", "2", "--batch-size", "8", "--reward", REAL_PPO_REWARD]
+    argv += ["--push-to-hub", HUB_REPO, "--out", str(run)]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(out), redirect_stderr(err):
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        rc = main(argv)
+    return SimpleNamespace(path=run, argv=argv, rc=rc, out=out.getvalue(), err=err.getvalue(), reward=REAL_PPO_REWARD, repo=HUB_REPO)
 
 
 @pytest.fixture(scope="session")

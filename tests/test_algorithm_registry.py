@@ -105,15 +105,15 @@ def toy():
 
 
 def test_the_shipped_algorithms_are_declared_once_each():
-    assert list(ALGORITHMS) == ["ppo", "dpo", "reward", "grpo"]
+    assert list(ALGORITHMS) == ["ppo", "dpo", "reward", "grpo", "bon"]
     for name, alg in ALGORITHMS.items():
         assert alg.config.algo == name and alg.panel and alg.curves and algorithms.resolve(alg.curves)
     assert algorithms.get(" DPO ") is ALGORITHMS["dpo"] and algorithms.find("nope") is None
-    with pytest.raises(ValueError, match="algo must be one of ppo, dpo, reward, grpo; got 'nope'"):
+    with pytest.raises(ValueError, match="algo must be one of ppo, dpo, reward, grpo, bon; got 'nope'"):
         algorithms.get("nope")
     with pytest.raises(ValueError, match="already registered"):
         algorithms.register(ALGORITHMS["ppo"])
-    assert [a.is_policy for a in ALGORITHMS.values()] == [True, True, False, True]
+    assert [a.is_policy for a in ALGORITHMS.values()] == [True, True, False, True, True]
 
 
 def _algo_choices() -> list[str]:
@@ -124,7 +124,7 @@ def _algo_choices() -> list[str]:
 
 
 def test_toy_in_the_cli_choices_and_gone_after(toy):
-    assert _algo_choices() == ["ppo", "dpo", "reward", "grpo", TOY]
+    assert _algo_choices() == ["ppo", "dpo", "reward", "grpo", "bon", TOY]
     algorithms.unregister(TOY)
     assert TOY not in _algo_choices()
 
@@ -162,11 +162,11 @@ def test_toy_in_the_training_tab(toy, tmp_path):
     from rlhf_demo.ui import training
     from rlhf_demo.ui.context import AppContext
 
-    assert [a.name for a in training.sub_tabs()] == ["ppo", "dpo", "reward", "grpo", TOY]
+    assert [a.name for a in training.sub_tabs()] == ["ppo", "dpo", "reward", "grpo", "bon", TOY]
     with gr.Blocks() as demo:
         training.build(AppContext(runs_dir=tmp_path / "runs"), demo)
     blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
-    assert [c[0] for c in blocks["training-algo"].choices] == ["PPO", "DPO", "Reward model", "GRPO", "Toy"]
+    assert [c[0] for c in blocks["training-algo"].choices] == ["PPO", "DPO", "Reward model", "GRPO", "Best-of-N distillation", "Toy"]
     assert "Toy: a test's algorithm." in blocks["training-algo"].info
     assert "training-panel-toy" in blocks and blocks["toy-panel"].value == "the Toy panel"
 

@@ -5,6 +5,7 @@ model, the data and the exact command, and carries the run's own held-out figure
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from huggingface_hub import ModelCard
@@ -17,26 +18,11 @@ REPO = "someone/rlhf-lab-card-test"
 
 
 @pytest.mark.integration
-def test_ppo_card_on_the_real_model_offline(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    run = tmp_path / "ppo-card"
-    argv = [
-        "train",
-        "--algo",
-        "ppo",
-        "--steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--num-mini-batches",
-        "2",
-        "--out",
-        str(run),
-        "--push-to-hub",
-        REPO,
-    ]
-    assert main(argv) == 0
-    out, err = capsys.readouterr()
+def test_ppo_card_on_the_real_model_offline(real_ppo_run):
+    """conftest's shared real run, trained offline with ``--push-to-hub``."""
+    run, out, err = real_ppo_run.path, real_ppo_run.out, real_ppo_run.err
+    assert real_ppo_run.rc == 0, err[-2000:]
+    assert real_ppo_run.repo == REPO
     assert f"note: --push-to-hub {REPO}: offline" in err  # said before training
     last = out.strip().splitlines()[-1]
     assert last.startswith("model card written to ") and f"nothing was pushed to {REPO}: offline" in last
@@ -47,9 +33,9 @@ def test_ppo_card_on_the_real_model_offline(tmp_path, capsys, monkeypatch):
     text = path.read_text()
     command = json.loads((run / "config.json").read_text())["command"]
     assert command.startswith("python -m rlhf_demo train --algo ppo") and command in text  # the exact command
-    for given in ("--steps 2", "--batch-size 4", "--num-mini-batches 2", f"--out {run}"):
+    for given in ("--steps 2", "--batch-size 8", shlex.join(["--reward", real_ppo_run.reward]), f"--push-to-hub {REPO}", f"--out {run}"):
         assert given in command
-    assert "prompts: `builtin`, reward: `vader-positive`" in text  # the data
+    assert f"prompts: `builtin`, reward: `{real_ppo_run.reward}`" in text  # the data
     final = read_json(run / "summary.json")["final_eval"]
     assert f"| held-out reward (mean) | {final['reward_mean']:+.3f} |" in text
     assert f"| held-out KL(π‖π_ref), nats per response | {final['kl']:+.3f} |" in text

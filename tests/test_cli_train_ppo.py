@@ -1,16 +1,11 @@
-"""``python -m rlhf_demo train --algo ppo`` end to end (tiny model in-process; the real model in a subprocess)."""
+"""``python -m rlhf_demo train --algo ppo`` end to end (tiny model; the real model: conftest's shared run)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rlhf_demo.cli.main import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_train_ppo_writes_a_run_folder_then_generate_loads_it(tiny_model_dir, tmp_path, capsys):
@@ -123,46 +118,20 @@ def test_existing_out_folder_is_refused(tmp_path, capsys, tiny_model_dir):
 
 
 @pytest.mark.integration
-@pytest.mark.slow
-def test_smoke_command_on_the_default_model(tmp_path):
-    """The issue's smoke command (3 updates of the quick preset, final held-out evaluation skipped for time)."""
-    out = tmp_path / "ppo-smoke"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run(
-        [sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "3", "--out", str(out), "--no-eval-final"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=400,
-        cwd=ROOT,
-    )
-    assert p.returncode == 0, p.stderr[-2000:]
+def test_smoke_command_on_the_default_model(real_ppo_run, capsys):
+    """The quick preset on the real model through the CLI (conftest's shared run: 2 updates of batch 8,
+    its final held-out evaluation included), then ``generate`` loads the trained policy."""
+    out = real_ppo_run.path
+    assert real_ppo_run.rc == 0, real_ppo_run.err[-2000:]
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [1, 2, 3]
+    assert [l["step"] for l in lines] == [1, 2]
     assert (out / "policy" / "base_model.txt").read_text().strip() == "default"
     # the quick preset's shared trunk passed its check on the real model: only layers 22–29 run again
     assert json.loads((out / "summary.json").read_text())["trunk_layer"] == 22
     assert all(l["objective/kl_exact"] >= 0 for l in lines)
-    g = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlhf_demo",
-            "generate",
-            "--model",
-            str(out / "policy"),
-            "--prompt",
-            "This movie was",
-            "--max-new-tokens",
-            "8",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=200,
-        cwd=ROOT,
-    )
-    assert g.returncode == 0, g.stderr[-2000:]
+    capsys.readouterr()
+    rc = main(["generate", "--model", str(out / "policy"), "--prompt", "This movie was", "--max-new-tokens", "8", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["sequences"][0]["steps"]
 
 
 def test_quick_preset_is_fixed_beta_with_a_budget_and_beta_zero_keeps_the_budget(tmp_path):

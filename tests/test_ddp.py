@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from rlhf_demo.cli.main import main
 from rlhf_demo.runs.folder import read_json, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +37,12 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+ENV = {"HF_HUB_OFFLINE": "1", "RLHF_DEMO_CHECKPOINT_S": "1000"}
+
+
 def _run(args: list[str], processes: int = 1, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python ARGS`` (one process) or ``accelerate launch --cpu --num_processes N ARGS``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RLHF_DEMO_CHECKPOINT_S": "1000"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **ENV}
     head = (
         [
             ACCELERATE,
@@ -58,15 +65,28 @@ def _run(args: list[str], processes: int = 1, timeout: int = 300) -> subprocess.
     return subprocess.run(head + args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
+def _run_here(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-process reference in this process: ``python ARGS`` without starting an interpreter (the
+    two-process side is what needs its own processes)."""
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    if args[0] == "-m":  # -m rlhf_demo ARGV
+        assert args[1] == "rlhf_demo" and main(args[2:]) == 0
+    else:  # SCRIPT ARGV
+        monkeypatch.setattr(sys, "argv", list(args))
+        runpy.run_path(args[0], run_name="__main__")
+
+
 def _close(a: float, b: float, rel: float = REL) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
-def test_ppo_update_on_one_global_batch_is_the_same_in_two_processes(tiny_model_dir, tmp_path):
+def test_ppo_update_on_one_global_batch_is_the_same_in_two_processes(tiny_model_dir, tmp_path, monkeypatch):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
-    for out, n in ((one, 1), (two, 2)):
-        res = _run([str(ROOT / "tests" / "ddp_ppo_update.py"), str(tiny_model_dir), str(out)], processes=n)
-        assert res.returncode == 0, res.stderr[-3000:]
+    script = str(ROOT / "tests" / "ddp_ppo_update.py")
+    _run_here([script, str(tiny_model_dir), str(one)], monkeypatch)
+    res = _run([script, str(tiny_model_dir), str(two)], processes=2)
+    assert res.returncode == 0, res.stderr[-3000:]
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert (a["num_processes"], a["local_rows"], b["num_processes"], b["local_rows"]) == (1, 8, 2, 4)
     assert a["samples"] == b["samples"] == 8  # the record describes the whole batch
@@ -135,41 +155,42 @@ def test_more_processes_than_the_batch_allows_is_one_line_before_training(tmp_pa
     assert "Loading" not in res.stderr and not (run / "config.json").exists()
 
 
-def _trl_one_and_two(tmp_path, algo: str, extra: list[str], keys: tuple[str, ...], pairs: int) -> None:
-    """A 2-step TRL run (``algo``) on the first ``pairs`` shipped pairs, in 1 and then 2 processes: the
-    2-process run leaves one complete folder with ``num_processes: 2`` and one saved adapter, and each
-    of ``keys`` agrees at both steps within ``DPO_ABS``; the model moved between the steps."""
+def _trl_one_and_two(tmp_path, monkeypatch, algo: str, extra: list[str], keys: tuple[str, ...], pairs: int) -> None:
+    """A 2-step TRL run (``algo``) on the first ``pairs`` shipped pairs, in 1 process (this one) and then
+    in 2: the 2-process run leaves one complete folder with ``num_processes: 2`` and one saved adapter,
+    and each of ``keys`` agrees at both steps within ``DPO_ABS``; the model moved between the steps."""
     shipped = ROOT / "rlhf_demo" / "assets" / "preferences.jsonl"
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_text("\n".join(shipped.read_text().splitlines()[:pairs]) + "\n")
     runs = {}
     for n in (1, 2):
         run = tmp_path / f"{algo}{n}"
-        res = _run(
-            [
-                "-m",
-                "rlhf_demo",
-                "train",
-                "--algo",
-                algo,
-                *extra,
-                "--steps",
-                "2",
-                "--batch-size",
-                "4",
-                "--preferences",
-                str(prefs),
-                "--no-eval-at-start",
-                "--eval-every",
-                "0",
-                "--max-seconds",
-                "0",
-                "--out",
-                str(run),
-            ],
-            processes=n,
-        )
-        assert res.returncode == 0, res.stderr[-3000:]
+        args = [
+            "-m",
+            "rlhf_demo",
+            "train",
+            "--algo",
+            algo,
+            *extra,
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--preferences",
+            str(prefs),
+            "--no-eval-at-start",
+            "--eval-every",
+            "0",
+            "--max-seconds",
+            "0",
+            "--out",
+            str(run),
+        ]
+        if n == 1:
+            _run_here(args, monkeypatch)
+        else:
+            res = _run(args, processes=n)
+            assert res.returncode == 0, res.stderr[-3000:]
         runs[n] = run
     cfg, summary = read_json(runs[2] / "config.json"), read_json(runs[2] / "summary.json")
     assert cfg["num_processes"] == 2 and summary["status"] == "finished" and summary["steps"] == 2
@@ -183,12 +204,12 @@ def _trl_one_and_two(tmp_path, algo: str, extra: list[str], keys: tuple[str, ...
     assert one.loc[2, "loss"] != one.loc[1, "loss"]  # the model moved between the steps
 
 
-def test_dpo_two_processes_match_one(tiny_model_dir, tmp_path):
+def test_dpo_two_processes_match_one(tiny_model_dir, tmp_path, monkeypatch):
     args = ["--model", str(tiny_model_dir), "--kl-stop", "0"]
-    _trl_one_and_two(tmp_path, "dpo", args, ("loss", "rewards/margins", "logps/chosen"), pairs=8)
+    _trl_one_and_two(tmp_path, monkeypatch, "dpo", args, ("loss", "rewards/margins", "logps/chosen"), pairs=8)
 
 
-def test_reward_model_two_processes_match_one(tiny_model_dir, tmp_path):
+def test_reward_model_two_processes_match_one(tiny_model_dir, tmp_path, monkeypatch):
     """TRL's RewardTrainer under 2 processes: the same global batches give the same loss, accuracy and
     margin at each step as 1 process, in one run folder with ``num_processes: 2`` and one saved model."""
-    _trl_one_and_two(tmp_path, "reward", ["--model", str(tiny_model_dir)], ("loss", "accuracy", "margin"), pairs=20)
+    _trl_one_and_two(tmp_path, monkeypatch, "reward", ["--model", str(tiny_model_dir)], ("loss", "accuracy", "margin"), pairs=20)

@@ -91,9 +91,12 @@ def test_two_real_model_steps_through_the_cli(default_bundle, tmp_path):
     from rlhf_demo.models.loading import load_model
 
     run = tmp_path / "grpo"
-    assert main(["train", "--algo", "grpo", "--steps", "2", "--out", str(run), "--no-eval-at-start", "--quiet"]) == 0
+    # batch 8: two groups of G = 4 (the preset's 16 is four groups: the same code, twice the time)
+    argv = ["train", "--algo", "grpo", "--steps", "2", "--batch-size", "8", "--out", str(run), "--no-eval-at-start", "--quiet"]
+    assert main(argv) == 0
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["algo"] == "grpo" and cfg["steps"] == 2 and cfg["num_generations"] == 4 and cfg["num_iterations"] == 4
+    assert cfg["batch_size"] == 8
     df = read_metrics(run)
     steps = df[df["step"] > 0]
     assert list(steps["step"]) == [1, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,7 @@ PAIRS = [
     {"prompt": "Overall", "chosen": " a great film", "rejected": " a bad film"},
     {"prompt": "The music", "chosen": " is beautiful", "rejected": " is awful noise"},
 ]
+EXAMPLE_REWARD = Path(__file__).resolve().parents[1] / "rlhf_demo" / "assets" / "example-reward"
 PROMPTS = ["The movie was", "I watched this film", "The acting in this", "What a story", "The ending"]
 
 
@@ -233,8 +235,8 @@ def test_ppo_panel_refuses_a_bad_rm_folder_at_start(tiny_model_dir, tmp_path):
 def test_real_model_ppo_on_a_real_reward_model_moves_the_policy_not_the_reward_model(tmp_path):
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    rm = tmp_path / "rm"
-    list(write_run(RewardTrainer(RewardConfig.preset("quick-cpu", steps=1, eval_every=0, eval_at_start=False)), rm))
+    rm = tmp_path / "rm"  # the shipped reward model on the real model (trained as test_reward_model.py trains one)
+    shutil.copytree(EXAMPLE_REWARD, rm)
     on_disk = folder_hash(rm / "policy")
     cfg = ppo_preset("no-kl", reward=f"rm:{rm}", steps=2, batch_size=4, num_mini_batches=2, eval_final=False)
     tr = PPOTrainer(cfg)

@@ -207,6 +207,19 @@ def test_time_budget_and_evaluation_records(tiny_model_dir):
     assert tr.before_after and {"query", "reference", "policy", "reference_reward", "policy_reward"} <= set(tr.before_after[0])
 
 
+def test_no_final_evaluation_means_no_before_after(tiny_model_dir, tmp_path):
+    """``eval_final`` off skips the before/after answers too (they are part of the final evaluation, see
+    the test above): nothing is sampled after the last update, and the run's card says so cleanly."""
+    from rlhf_demo.runs.card import card_text
+
+    tr = PPOTrainer(tiny_cfg(tiny_model_dir, eval_final=False), prompts=PROMPTS)
+    records = list(write_run(tr, tmp_path / "run"))
+    assert [r["step"] for r in records] == [1] and tr.status == "finished"
+    assert tr.before_after == [] and not (tmp_path / "run" / "before_after.json").exists()
+    text = card_text(tmp_path / "run")
+    assert "No held-out evaluation was recorded." in text and "Before → after" not in text
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -268,18 +281,23 @@ def test_presets_differ_as_documented():
 
 
 @pytest.mark.integration
-def test_short_run_on_the_default_model(tmp_path):
-    """Two real updates of the quick preset (smaller batch): metrics are sane, the policy moved."""
-    cfg = preset("quick-cpu", steps=2, batch_size=8, eval_final=False)
-    tr = PPOTrainer(cfg)
-    records = list(write_run(tr, tmp_path / "run"))
-    assert [r["step"] for r in records] == [1, 2] and tr.status == "finished"
+def test_short_run_on_the_default_model(real_ppo_run):
+    """Two real updates of the quick preset (batch 8: conftest's shared run): metrics are sane, the policy moved."""
+    from safetensors.torch import load_file
+
+    run = real_ppo_run.path
+    assert real_ppo_run.rc == 0, real_ppo_run.err[-2000:]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and json.loads((run / "summary.json").read_text())["status"] == "finished"
     r = records[-1]
-    assert -1 <= r["reward_mean"] <= 1 and r["reward_std"] >= 0
+    assert real_ppo_run.reward == "0.7*vader-positive + 0.3*on-topic - 0.5*repetition"  # each term in [-1, 1], [0, 1], [0, 1]
+    assert -0.7 - 0.5 <= r["reward_mean"] <= 0.7 + 0.3 and r["reward_std"] >= 0
+    assert -1 <= r["gold_reward_mean"] <= 1  # VADER alone
     assert abs(records[0]["objective/kl"]) < 1e-3  # first batch: policy = reference (generation vs forward rounding)
     assert 0 < r["policy/entropy_avg"] < 11 and r["response_length"] == 12
-    assert any((tr.policy.model.get_parameter(n) != 0).any() for n, _ in tr.policy.model.named_parameters() if "lora_B" in n)
-    assert (tmp_path / "run" / "policy" / "adapter_model.safetensors").exists()
+    saved = load_file(run / "policy" / "adapter_model.safetensors")
+    lora_b = [v for k, v in saved.items() if "lora_B" in k]
+    assert lora_b and any((v != 0).any() for v in lora_b)  # initialised at 0: the saved policy moved
 
 
 @pytest.mark.parametrize("model,lora_layers", [("tiny", 0), ("tiny", 1), ("default", 8)])

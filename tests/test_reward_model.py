@@ -295,7 +295,7 @@ def test_ppo_with_a_missing_reward_model_is_one_clear_line(tiny_model_dir, tmp_p
 
 @pytest.mark.integration
 def test_real_model_reward_model_learns_the_shipped_pairs(tmp_path):
-    cfg = RewardConfig.preset("quick-cpu", steps=12, eval_every=0, eval_at_start=True)
+    cfg = RewardConfig.preset("quick-cpu", steps=8, eval_every=0, eval_at_start=True)
     tr = RewardTrainer(cfg)
     recs = list(write_run(tr, tmp_path / "rm"))
     start, end = recs[0], recs[-1]
@@ -303,6 +303,7 @@ def test_real_model_reward_model_learns_the_shipped_pairs(tmp_path):
         f"held-out pair accuracy {start['eval/accuracy']:.3f} → {end['eval/accuracy']:.3f} on {end['eval/n_pairs']} "
         f"pairs (loss {start['eval/loss']:.3f} → {end['eval/loss']:.3f}) in {tr.time_s:.0f} s of training"
     )
-    assert tr.status == "finished" and end["step"] == 12
-    assert end["eval/accuracy"] > 0.5 and end["eval/loss"] < start["eval/loss"]  # 12 steps: 0.691 → 0.656 measured
+    assert tr.status == "finished" and end["step"] == 8
+    # measured (constant lr: the same trajectory at any length): step 4 0.604 / 0.689, 6 0.646 / 0.682, 8 0.667 / 0.676
+    assert end["eval/accuracy"] > 0.5 and end["eval/loss"] < start["eval/loss"]  # 8 steps: 0.691 → 0.676 measured
     assert make_reward(f"rm:{tmp_path / 'rm'}")(["A wonderful, moving film.", "A dull, awful film."]) != [0.0, 0.0]

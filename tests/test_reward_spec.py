@@ -1,5 +1,5 @@
 """The reward builder (issue 27): the spec's parser, the weighted sum, the response-only components,
-``py:PATH:FUNC`` and its refusal on a shared server, and PPO trained on them (CLI, real model)."""
+``py:PATH:FUNC`` and its refusal on a shared server, and PPO trained on them (CLI; the real model on a spec)."""
 
 from __future__ import annotations
 
@@ -272,11 +272,23 @@ def test_ppo_rows_carry_components(tiny_model_dir):
         assert c["on-topic"] == float(on_topic(row["response"])) and c["repetition"] == pytest.approx(repetition(row["response"]))
 
 
-# ----------------------------------------------------------------------------- the issue's done-when (real model, CLI)
-def _train(out: Path, reward: str) -> list[dict]:
-    cmd = [sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "2", "--batch-size", "8", f"--reward={reward}"]
+# ----------------------------------------------------------------------------- the issue's done-when (CLI; the real model)
+def _batch(out: Path) -> list[dict]:
+    """The batch rows of a 2-update PPO run at batch 8."""
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    batch = [r for r in rows if r["kind"] == "batch"]
+    assert len(batch) == 16 and {r["step"] for r in batch} == {1, 2}
+    return batch
+
+
+def test_ppo_trains_on_a_python_function(reward_file, tmp_path, tiny_model_dir):
+    """``python -m rlhf_demo train --reward=py:FILE:FUNC`` as a process (the function is loaded there); the
+    tiny model: what is checked is the reward's path, which no model changes (the real model's run on a
+    built reward is the next test)."""
+    out = tmp_path / "ppo-py"
+    cmd = [sys.executable, "-m", "rlhf_demo", "train", "--algo", "ppo", "--steps", "2", "--batch-size", "8"]
     p = subprocess.run(
-        [*cmd, "--out", str(out), "--no-eval-final"],
+        [*cmd, f"--reward=py:{reward_file}:score", "--model", str(tiny_model_dir), "--out", str(out), "--no-eval-final"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -284,27 +296,17 @@ def _train(out: Path, reward: str) -> list[dict]:
         cwd=ROOT,
     )
     assert p.returncode == 0, p.stderr[-2000:]
-    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    batch = [r for r in rows if r["kind"] == "batch"]
-    assert len(batch) == 16 and {r["step"] for r in batch} == {1, 2}
-    return batch
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_ppo_trains_on_a_python_function(reward_file, tmp_path):
-    batch = _train(tmp_path / "ppo-py", f"py:{reward_file}:score")
-    for row in batch:
+    for row in _batch(out):
         want = expected([row["query"] + row["response"]])[0]
         assert row["reward"] == struct.unpack("f", struct.pack("f", want))[0]  # the batch's rewards are float32
         assert row["components"] == {f"py:{reward_file}:score": want}  # the function's own float
 
 
 @pytest.mark.integration
-@pytest.mark.slow
-def test_ppo_trains_on_a_builder_spec(tmp_path):
-    batch = _train(tmp_path / "ppo-spec", EXAMPLE)
-    for row in batch:
+def test_ppo_trains_on_a_builder_spec(real_ppo_run):
+    """conftest's shared real-model run, trained on ``--reward EXAMPLE``."""
+    assert real_ppo_run.rc == 0 and real_ppo_run.reward == EXAMPLE, real_ppo_run.err[-2000:]
+    for row in _batch(real_ppo_run.path):
         c = row["components"]
         assert set(c) == {"vader-positive", "on-topic", "repetition"}
         assert row["reward"] == pytest.approx(0.7 * c["vader-positive"] + 0.3 * c["on-topic"] - 0.5 * c["repetition"], abs=1e-6)

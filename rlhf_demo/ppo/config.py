@@ -262,7 +262,11 @@ class PPOConfig(TrainerConfig):
     eval_at_seconds: tuple = eval_at_seconds_knob()
     eval_at_start: bool = eval_at_start_knob(False)
     eval_final: bool = knob(
-        True, "Evaluate at the end of training (~15 s on 2 cores).", kind="bool", group="Evaluation", label="Evaluate at the end"
+        True,
+        "Evaluate at the end (held-out reward and KL, and the before/after answers; ~15 s on 2 cores).",
+        kind="bool",
+        group="Evaluation",
+        label="Evaluate at the end",
     )
     device: str = device_knob()
     dtype: str = dtype_knob()

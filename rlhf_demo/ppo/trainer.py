@@ -65,8 +65,8 @@ from rlhf_demo.training.clock import TrainingClock
 class PPOTrainer:
     """``trainer = PPOTrainer(cfg); for record in trainer.train(): ...``
 
-    After the loop: ``status`` (finished / stopped / diverged), ``message``, ``before_after`` (rows),
-    ``last_eval`` (the last held-out evaluation), ``policy`` (a ``models.lora.TrainablePolicy``)."""
+    After the loop: ``status`` (finished / stopped / diverged), ``message``, ``before_after`` (rows;
+    empty with ``eval_final`` off), ``last_eval`` (the last held-out evaluation), ``policy`` (a ``models.lora.TrainablePolicy``)."""
 
     def __init__(
         self,
@@ -379,7 +379,7 @@ class PPOTrainer:
             if self.status == "running":
                 self.status = "finished"
                 self.message = self.message or f"finished {self.step_no} updates in {clock.time_s:.0f} s of training"
-            if self.status != "diverged" and distributed.is_main():
+            if self.status != "diverged" and cfg.eval_final and distributed.is_main():  # part of the final evaluation
                 self.before_after = before_after(self.policy, self.reward_fn, cfg.response_tokens[1])
         finally:
             if self.status == "running":  # closed from outside (e.g. the UI cancelled the generator)

@@ -157,6 +157,8 @@ def test_a_run_trains_live_on_every_screen_and_only_owner_or_teacher_stops_it(pe
     _wait_text(a, "who", "bAnnbimg srcx")
     a.get_by_role("tab", name="Training").click()
     _fill(a, "ppo-steps", 200)
+    a.locator("#training-panel-ppo").get_by_text("Optimisation", exact=True).first.click()
+    _fill(a, "ppo-batch-size", 8)  # the preset's 32 episodes an update: 4× longer to the first curve point
     a.locator("#ppo-start").click()
     b.get_by_role("tab", name="Training").click()
     _wait_text(b, "live-status", "Training now", timeout=120_000)

@@ -152,9 +152,9 @@ def test_dpo_pair_side_by_side_coloured_by_implicit_reward(page, server):
     assert f"= <b>{t['implicit_reward']:+.4f}</b>" in page.locator("#insp-formula").inner_html()
     # with a step: pair 1 of step 2's batch, as that step's loss saw it (the per-step store)
     kept = inspect_run(server.dpo, step=2, pair=1)
-    for box, value in (("#insp-index", "1"), ("#insp-step", "2")):
-        page.locator(f"{box} input").fill(value)
-        page.locator(f"{box} input").press("Enter")
+    page.locator("#insp-index input").fill("1")  # both boxes, then one Enter: one load (two could answer out of order)
+    page.locator("#insp-step input").fill("2")
+    page.locator("#insp-step input").press("Enter")
     page.wait_for_function("document.querySelector('#insp-note').innerText.includes('pair 1 of the step')", timeout=30_000)
     page.wait_for_function(
         f"document.querySelector('#insp-strip').innerText.includes('chosen: Σ = {kept['chosen']['reward']:+.3f}')", timeout=30_000

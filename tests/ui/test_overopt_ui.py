@@ -92,7 +92,7 @@ def test_browser_overopt_panel_appears_with_proxy_and_gold(page, app_url, tiny_m
     page.locator("#ppo-status").get_by_text("finished", exact=False).wait_for(timeout=180_000)
     page.wait_for_timeout(2500)  # the last tick redraws the panel
     traces = page.locator("#ppo-overopt .js-plotly-plot .scatterlayer .trace")
-    assert traces.count() == 4  # proxy and gold: batch markers and a smoothed line each; no held-out ◆ without an eval
+    assert traces.count() == 5  # proxy and gold: batch markers and a smoothed line each, the gold's peak ★; no held-out ◆ without an eval
     legend = page.locator("#ppo-overopt .legend").first.text_content()
     assert "proxy (batch, smoothed)" in legend and "gold (batch, smoothed)" in legend
     page.locator("#ppo-overopt").screenshot(path=str(SHOTS / "overopt_panel_live.png"))
