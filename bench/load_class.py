@@ -56,6 +56,7 @@ DEFAULTS = dict(
     num_samples=1,
     word_bias="",
     chat_template=False,
+    reward="vader-positive",
 )  # the Playground's widgets as a page opens
 MIX = ["/kl_tokens", "/theory_candidates", "/toy_step"]
 
