@@ -46,9 +46,10 @@ def _read_json(path: Path) -> dict:
 
 
 def latest_preset_run(preset: str, root: Path | None = None) -> Path | None:
-    """The newest reward-model run (config ``algo`` "reward") of ``preset`` directly under ``root``
+    """The newest reward-model run (an algorithm that makes a reward model, ``algorithms.Algorithm.is_policy``) of ``preset`` directly under ``root``
     (default: the runs folder) that has saved its model (``policy/``), by its config's ``started``
     time, then its name; None when there is none, or on a shared server (a user's runs are theirs)."""
+    from rlhf_demo import algorithms
     from rlhf_demo.classroom import limits
 
     root = Path(root) if root is not None else runs_root()
@@ -57,7 +58,8 @@ def latest_preset_run(preset: str, root: Path | None = None) -> Path | None:
     found = []
     for d in root.iterdir():
         cfg = _read_json(d / "config.json") if d.is_dir() else {}
-        if cfg.get("algo") == "reward" and cfg.get("preset") == preset and (d / "policy").is_dir():
+        alg = algorithms.find(cfg.get("algo"))
+        if alg is not None and not alg.is_policy and cfg.get("preset") == preset and (d / "policy").is_dir():
             found.append((str(cfg.get("started") or ""), d.name, d))
     return max(found)[2] if found else None
 
