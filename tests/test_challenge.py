@@ -1,5 +1,6 @@
 """The class challenge: the pure ranking on made rows (order, ties, budget, another reward left out), the
-class's settings round trip, and a student refused by the teacher's handler."""
+class's settings round trip, a student refused by the teacher's action, and the class's ranking as each
+viewer may see it."""
 
 from __future__ import annotations
 
@@ -76,10 +77,11 @@ def test_the_challenge_and_the_question_live_side_by_side_in_the_class_settings(
 
 def test_a_student_is_refused_by_the_teacher_handler_and_nothing_changes(tmp_path, monkeypatch):
     from rlhf_demo.classroom import limits
+    from rlhf_demo.classroom.challenge import HIDDEN, class_ranking
     from rlhf_demo.classroom.identity import User
     from rlhf_demo.classroom.roster import class_challenge, set_class_challenge
+    from rlhf_demo.ui.class_actions import set_challenge
     from rlhf_demo.ui.context import AppContext, Sessions
-    from rlhf_demo.ui.teacher import challenge_ranking, set_challenge
 
     monkeypatch.setenv("RLHF_DEMO_SHARED", "1")
     ctx = AppContext(runs_dir=tmp_path, sessions=Sessions())
@@ -104,7 +106,7 @@ def test_a_student_is_refused_by_the_teacher_handler_and_nothing_changes(tmp_pat
         '{"step": 4, "eval/reward_mean": 0.5, "eval/kl": 2.0, "eval/distinct2": 0.8, "eval/on_topic": 0.9}\n'
     )
     ctx.record.set_owner(run, "u1", "ann")
-    _text, ranked, _ch = challenge_ranking(ctx, Req("t"))
+    _text, ranked, _ch = class_ranking(tmp_path, ctx.record, ctx.visible_runs(Req("t")))
     assert ranked[["rank", "who", "run", "gain"]].values.tolist() == [[1, "ann", "ppo-ann", 0.4]]
     ctx.sessions.bind("s2", User("u3", "bob"))
-    assert challenge_ranking(ctx, Req("s2"))[1]["run"].tolist() == ["(another's run)"]  # bob may not see ann's run
+    assert class_ranking(tmp_path, ctx.record, ctx.visible_runs(Req("s2")))[1]["run"].tolist() == [HIDDEN]  # bob may not see ann's run

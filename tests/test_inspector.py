@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -303,5 +304,9 @@ def test_api_inputs_and_gate(tmp_path):
     example = visible_run(ctx, "example-ppo", None)
     assert example is not None and example.name == "example-ppo"
     assert visible_run(ctx, "../example-ppo", None) is None and visible_run(ctx, "nobody", None) is None
-    with pytest.raises(ValueError, match="no per-token store"):  # shipped before the store: says so
-        inspect_run(example)
+    shown = inspect_run(example)  # the shipped example carries the store: its last update
+    assert shown["algo"] == "ppo" and shown["step"] == 30 and len(shown["tokens"]) > 0
+    old = tmp_path / "before-the-store"  # a run from before the store says so
+    shutil.copytree(example, old, ignore=shutil.ignore_patterns("tokens", "policy"))
+    with pytest.raises(ValueError, match="no per-token store"):
+        inspect_run(old)

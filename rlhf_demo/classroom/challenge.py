@@ -15,16 +15,21 @@ when the teacher set it (``measure_base``).
 A run takes part when its ``config.json``'s ``reward`` is the challenge's spec after parsing
 (``same_reward``: the same terms and weights, in any order). The challenge is stored with the class's
 settings (``classroom.roster``: ``RUNS/.class/settings.json``); only the teacher sets it
-(``ui.teacher.set_challenge``, ``/teacher_challenge``). Pure apart from ``measure_base``.
+(``ui.class_actions.set_challenge``, ``/teacher_challenge``). ``class_ranking`` reads the class's runs
+for the Runs and Teacher tabs; who may see which run is the caller's to say. Pure apart from
+``class_ranking`` (reads run folders) and ``measure_base`` (samples the model).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 
+from rlhf_demo.classroom.ownership import ClassRecord
 from rlhf_demo.rewards.spec import SpecError, format_spec, parse_spec
 
 MAX_BUDGET = 100.0
@@ -36,6 +41,10 @@ ROW_COLUMNS = ("run", "who", "algo", "reward", "held-out reward", "base reward",
 """What ``rank_runs`` reads (``runs.compare.held_out_rows`` writes them; ``who`` may be missing)."""
 RANK_COLUMNS = ("rank", "who", "run", "algo", "gain", "held-out KL", "distinct-2", "on topic", "budget")
 """The ranking table's columns, in order."""
+HIDDEN = "(another's run)"
+"""Shown instead of the name of a run the viewer may not see."""
+NO_OWNER = "(command line)"
+"""Shown as ``who`` of a run nobody in the class started (``python -m rlhf_demo train``)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,33 @@ def rank_runs(rows: pd.DataFrame, challenge: Challenge) -> pd.DataFrame:
     within = (d["budget"] == WITHIN).to_numpy()
     d["rank"] = pd.Series([i + 1 if w else None for i, w in enumerate(within)], index=d.index, dtype=object)
     return d[list(RANK_COLUMNS)].reset_index(drop=True)
+
+
+def class_ranking(runs_dir: Path, record: ClassRecord, visible: Iterable[Path]) -> tuple[str, pd.DataFrame, Challenge | None]:
+    """(a line on the challenge, its ranking of the class's runs, the challenge) for the Runs and Teacher
+    tabs: every run in ``runs_dir`` (the shipped example aside) trained on the class challenge's reward,
+    ranked by ``rank_runs``, its owner's nickname (``record``) beside it. ``visible``: the run folders the
+    viewer may see (``AppContext.visible_runs``); any other run's name is shown as ``HIDDEN``. No
+    challenge: ("No class challenge is set.", an empty frame, None)."""
+    from rlhf_demo.classroom.roster import class_challenge  # the roster stores a Challenge: it imports this module
+    from rlhf_demo.runs.compare import held_out_rows, run_label  # the run folders (and torch) only when ranking
+    from rlhf_demo.runs.folder import list_runs, read_json
+
+    ch = class_challenge(runs_dir)
+    if ch is None:
+        return "No class challenge is set.", pd.DataFrame(), None
+    runs = [r for r in list_runs(runs_dir, include_example=False) if same_reward(read_json(r / "config.json").get("reward"), ch.reward)]
+    seen = {run_label(r) for r in visible}
+    rows = held_out_rows(runs, who=lambda r: record.owner(r).get("nickname", NO_OWNER))
+    rows["run"] = rows["run"].map(lambda r: r if r in seen else HIDDEN)
+    ranked = rank_runs(rows, ch)
+    within = int((ranked["budget"] == WITHIN).sum()) if len(ranked) else 0
+    text = (
+        f"**Class challenge:** {ch.describe()}. Runs trained on this reward are ranked by held-out reward gain over "
+        f"the base model among those within the budget (ties: lower KL first); {within} of {len(ranked)} are within it. "
+        "Low distinct-2 or on-topic share beside a high gain: the reward was hacked."
+    )
+    return text, ranked.round({"gain": 3, "held-out KL": 2}), ch
 
 
 def measure_base(model, tokenizer, spec: str) -> float:

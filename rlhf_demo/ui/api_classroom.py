@@ -25,7 +25,7 @@ import json
 import gradio as gr
 
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.ui import class_actions, labelling, teacher
+from rlhf_demo.ui import class_actions, labelling
 from rlhf_demo.ui.context import AppContext
 
 
@@ -84,7 +84,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         """Set the class challenge (teacher only): the class's reward as a builder spec and a held-out KL
         budget in nats ('' as reward ends it); runs trained on that reward are ranked by held-out gain
         within the budget. Measures the base model's held-out reward on it (a few seconds)."""
-        return json.dumps(teacher.set_challenge(ctx, request, reward, kl_budget))
+        return json.dumps(class_actions.set_challenge(ctx, request, reward, kl_budget))
 
     for fn in (join, teacher_login, teacher_logout, teacher_pin, teacher_remove_labeller, teacher_class_code, feedback_label):
         gr.api(_one_line(fn), api_name=fn.__name__, concurrency_limit=None)

@@ -1,6 +1,7 @@
 """What a person does to the class, one function each, shared by the page (identity bar, Teacher tab)
 and the named API (``ui.api_classroom``), so both pass exactly the same checks: joining with the class
-code, the teacher key in and out, pins, removing a labeller, the class code itself, the question the Feedback tab asks.
+code, the teacher key in and out, pins, removing a labeller, the class code itself, the question the Feedback tab asks,
+the class challenge.
 
 Each takes the ``AppContext`` and the Gradio request, binds or checks the session's user
 (``AppContext.sessions``) and returns plain data; a refusal is ``limits.LimitError`` with one line.
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlhf_demo.classroom import limits
+from rlhf_demo.classroom import allowlist, limits
 from rlhf_demo.classroom.address import client_address
+from rlhf_demo.classroom.challenge import Challenge, check_challenge, measure_base
 from rlhf_demo.classroom.identity import (
     User,
     browser_secret,
@@ -26,7 +28,15 @@ from rlhf_demo.classroom.identity import (
     user_id,
     valid_token,
 )
-from rlhf_demo.classroom.roster import RosterError, check_join_proof, class_code, feedback_question, join_proof, set_feedback_question
+from rlhf_demo.classroom.roster import (
+    RosterError,
+    check_join_proof,
+    class_code,
+    feedback_question,
+    join_proof,
+    set_class_challenge,
+    set_feedback_question,
+)
 from rlhf_demo.ui import labelling
 from rlhf_demo.ui.context import AppContext, session_of
 from rlhf_demo.ui.labelling import store
@@ -205,3 +215,24 @@ def set_question(ctx: AppContext, request, text) -> str:
         return set_feedback_question(ctx.runs_dir, text)
     except RosterError as exc:
         _refuse(exc)
+
+
+def set_challenge(ctx: AppContext, request, reward, kl_budget) -> dict:
+    """Set the class challenge (the teacher only): ``reward`` a builder spec the server may build
+    (``allowlist.check_reward``), ``kl_budget`` in nats; the base model's held-out reward under it is
+    measured once here (``challenge.measure_base``, a few seconds). A blank ``reward`` ends the
+    challenge. Returns {"reward", "kl_budget", "base_reward"} (None values once ended)."""
+    ctx.gate(request, "teacher")
+    if reward is None or (isinstance(reward, str) and not reward.strip()):
+        set_class_challenge(ctx.runs_dir, None)
+        return {"reward": None, "kl_budget": None, "base_reward": None}
+    try:
+        spec, budget = check_challenge(allowlist.check_reward(reward, ctx.session_limits(request)), kl_budget)
+    except ValueError as exc:
+        _refuse(exc)
+    bundle = ctx.model(None, request)
+    try:
+        now = set_class_challenge(ctx.runs_dir, Challenge(spec, budget, measure_base(bundle.model, bundle.tokenizer, spec)))
+    except RosterError as exc:
+        _refuse(exc)
+    return {"reward": now.reward, "kl_budget": now.kl_budget, "base_reward": now.base_reward}

@@ -11,7 +11,7 @@ names are checked first, in an event of their own (``check_names``), so a refusa
 while other downloads are being built.
 
 When the teacher set a class challenge (``classroom.challenge``), its ranking of the class's runs shows
-above the table (``ui.teacher.challenge_ranking``), refreshed with it.
+above the table (``classroom.challenge.class_ranking``, the same as the Teacher tab's), refreshed with it.
 
 The table leads with the outcome (run, algorithm, held-out reward, KL, reward per nat, on topic,
 status); the settings are a second table on demand. When this user's latest run ends, the tab
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from rlhf_demo.classroom.challenge import class_ranking
 from rlhf_demo.classroom.quota import cached_zip, downloads_dir, export_path
 from rlhf_demo.plots.overopt import overopt_figure
 from rlhf_demo.plots.runs import frontier_figure, overlay_figure
@@ -44,7 +45,6 @@ from rlhf_demo.runs.compare import (
 from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui import inspector
 from rlhf_demo.ui.context import NOT_YOURS, AppContext
-from rlhf_demo.ui.teacher import challenge_ranking
 
 ENDED_POLL_S = 3.0
 
@@ -138,7 +138,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with_policy = [l for l, r in runs.items() if (r / "policy").is_dir()]
         chosen = first if first in with_policy else (with_policy[0] if with_policy else None)
         outcome, knobs = split_table(runs_table(list(runs.values())))
-        ch_text, ranked, ch = challenge_ranking(ctx, request)
+        ch_text, ranked, ch = class_ranking(ctx.runs_dir, ctx.record, runs.values())
         return (
             gr.update(choices=labels, value=selected),
             outcome,

@@ -5,8 +5,8 @@ the class's runs and labels, and the question the Feedback tab asks. Lays out an
 ``classroom.ownership``, agreement ``classroom.agreement``; pins, the code and removing a labeller are
 ``ui.class_actions`` (the same as ``/teacher_pin``, ``/teacher_class_code``, ``/teacher_remove_labeller``);
 the question is stored with the class's settings (``classroom.roster``), and so is the class challenge
-(``classroom.challenge``: a reward spec and a KL budget; ``set_challenge``, the same as
-``/teacher_challenge``), whose ranking (``challenge_ranking``) this tab and the Runs tab show.
+(``classroom.challenge``: a reward spec and a KL budget; ``class_actions.set_challenge``, the same as
+``/teacher_challenge``), whose ranking (``challenge.class_ranking``) this tab and the Runs tab show.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rlhf_demo.classroom import allowlist
 from rlhf_demo.classroom.agreement import agreement
-from rlhf_demo.classroom.challenge import Challenge, check_challenge, measure_base, rank_runs, same_reward
+from rlhf_demo.classroom.challenge import class_ranking
 from rlhf_demo.classroom.ownership import OwnershipError
 from rlhf_demo.classroom.permissions import ONLY_TEACHER
 from rlhf_demo.classroom.quota import downloads_dir
-from rlhf_demo.classroom.roster import RosterError, class_challenge, set_class_challenge
+from rlhf_demo.classroom.roster import class_challenge
 from rlhf_demo.models.loading import ModelLoadError
-from rlhf_demo.runs.compare import held_out_rows, run_label
-from rlhf_demo.runs.folder import list_runs, read_json
+from rlhf_demo.runs.folder import list_runs
 from rlhf_demo.training.queue import QUEUE, QueueError
 from rlhf_demo.ui import class_actions
 from rlhf_demo.ui.context import AppContext
@@ -48,47 +46,6 @@ def agreement_md(records: list[dict]) -> str:
         f"**Agreement:** {a['pairs']} pairs labelled by two or more people; labellers agree on "
         f"**{a['observed']:.0%}** of them (chance {a['chance']:.0%}{kappa})."
     )
-
-
-def set_challenge(ctx: AppContext, request, reward, kl_budget) -> dict:
-    """Set the class challenge (the teacher only): ``reward`` a builder spec the server may build
-    (``allowlist.check_reward``), ``kl_budget`` in nats; the base model's held-out reward under it is
-    measured once here (``challenge.measure_base``, a few seconds). A blank ``reward`` ends the
-    challenge. Returns {"reward", "kl_budget", "base_reward"} (None values once ended); a refusal is a
-    ValueError with one line."""
-    ctx.gate(request, "teacher")
-    if reward is None or (isinstance(reward, str) and not reward.strip()):
-        set_class_challenge(ctx.runs_dir, None)
-        return {"reward": None, "kl_budget": None, "base_reward": None}
-    spec, budget = check_challenge(allowlist.check_reward(reward, ctx.session_limits(request)), kl_budget)
-    bundle = ctx.model(None, request)
-    try:
-        now = set_class_challenge(ctx.runs_dir, Challenge(spec, budget, measure_base(bundle.model, bundle.tokenizer, spec)))
-    except RosterError as exc:
-        raise ValueError(str(exc)) from exc
-    return {"reward": now.reward, "kl_budget": now.kl_budget, "base_reward": now.base_reward}
-
-
-def challenge_ranking(ctx: AppContext, request) -> tuple[str, pd.DataFrame, Challenge | None]:
-    """(a line on the challenge, its ranking of the class's runs, the challenge) for the Runs and Teacher
-    tabs: every run of the class on the challenge's reward, its owner's nickname beside it; the name
-    of a run this user may not see is not shown."""
-    ch = class_challenge(ctx.runs_dir)
-    if ch is None:
-        return "No class challenge is set.", pd.DataFrame(), None
-    record = ctx.record
-    runs = [r for r in list_runs(ctx.runs_dir, include_example=False) if same_reward(read_json(r / "config.json").get("reward"), ch.reward)]
-    seen = {run_label(r) for r in ctx.visible_runs(request)}
-    rows = held_out_rows(runs, who=lambda r: record.owner(r).get("nickname", "(command line)"))
-    rows["run"] = rows["run"].map(lambda r: r if r in seen else "(another's run)")
-    ranked = rank_runs(rows, ch)
-    within = int((ranked["budget"] == "within budget").sum()) if len(ranked) else 0
-    text = (
-        f"**Class challenge:** {ch.describe()}. Runs trained on this reward are ranked by held-out reward gain over "
-        f"the base model among those within the budget (ties: lower KL first); {within} of {len(ranked)} are within it. "
-        "Low distinct-2 or on-topic share beside a high gain: the reward was hacked."
-    )
-    return text, ranked.round({"gain": 3, "held-out KL": 2}), ch
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
@@ -184,7 +141,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             if ctx.teacher_mode()
             else ""
         )
-        ch_text, ranked, ch = challenge_ranking(ctx, request)
+        ch_text, ranked, ch = class_ranking(ctx.runs_dir, ctx.record, ctx.visible_runs(request))
         return (
             ch_text,
             gr.update(value=ranked, visible=ch is not None),  # no empty table while no challenge is set
@@ -249,7 +206,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
 
     def on_challenge(reward, kl_budget, request: gr.Request):
         try:
-            now = set_challenge(ctx, request, reward, kl_budget)
+            now = class_actions.set_challenge(ctx, request, reward, kl_budget)
         except (ValueError, ModelLoadError) as exc:
             raise gr.Error(str(exc).rstrip(".") + ".") from exc
         said = (

@@ -31,7 +31,7 @@ from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.reward_builder import refresh_events, reward_builder, reward_choices  # noqa: F401 (reward_choices: re-exported)
 from rlhf_demo.ui.training_run import POLL_S, before_first_step, check_reward_folders, mine, owner, restore, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import cli_details, run_length, top_bar
+from rlhf_demo.ui.training_widgets import BEFORE_AFTER_COLUMNS, before_after_frame, cli_details, run_length, top_bar  # noqa: F401 (before_after_frame: re-exported)
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text
@@ -47,7 +47,6 @@ USER_ERRORS = (ValueError, ModelLoadError, RewardError, PromptError, FileExistsE
 TOP = ("reward", "gold_reward", "steps", "max_seconds")  # shown above the accordions
 GOLD_CHOICES = ["vader-positive", "vader-negative", "length", "none"]
 BATCH_COLUMNS = ["query", "response", "reward", "KL (k1)", "reward model output"]
-BEFORE_AFTER_COLUMNS = ["query", "reference response", "reference reward", "policy response", "policy reward"]
 REWARD_HELP = (
     "What PPO pushes up: how positive the text sounds (VADER), how negative, its length, whether the response is on "
     "topic, how much it repeats, a word, a reward model you trained in the Reward model panel, or a weighted sum of these."
@@ -93,13 +92,6 @@ def batch_frame(rows: list[dict]) -> pd.DataFrame:
             for r in rows
         ],
         columns=BATCH_COLUMNS[:3] + names + BATCH_COLUMNS[3:],
-    )
-
-
-def before_after_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [[r["query"], r["reference"], round(r["reference_reward"], 3), r["policy"], round(r["policy_reward"], 3)] for r in rows],
-        columns=BEFORE_AFTER_COLUMNS,
     )
 
 

@@ -32,9 +32,8 @@ from rlhf_demo.training.queue import QUEUE
 from rlhf_demo.ui.config_form import config_form, config_from_form, preset_values
 from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.training_dpo import SOURCES, WHOSE, load_source
-from rlhf_demo.ui.training_run import POLL_S, before_first_step, mine, owner, restore, submit, watch
-from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import run_length, top_bar
+from rlhf_demo.ui.training_run import POLL_S, before_first_step, mine, owner, submit, watch
+from rlhf_demo.ui.training_widgets import run_length, top_bar, wire_run
 
 INTRO = """### Reward model: learn a score from preference pairs
 Each **step** takes a batch of (prompt, chosen, rejected) pairs and pushes the score of the chosen text above the
@@ -205,19 +204,12 @@ def build(ctx: AppContext, demo: gr.Blocks, alg) -> None:
             f"**gold (VADER): {line['gold']:+.3f}**{pct(line['gold_percentile'])}"
         )
 
-    def on_stop(request: gr.Request):
-        stop_run(request)
-
     def on_who(request: gr.Request):
         return gr.update(choices=run_choices(ctx, request))
 
     outputs = [status, plot, table, seen, timer, run]
-    start.click(
-        start_run, {preset_dd, source, upload, hub_id, whose, *comps.values()}, outputs, concurrency_limit=None, api_visibility="private"
-    )
-    timer.tick(on_tick, seen, outputs, concurrency_limit=None, show_progress="hidden", api_visibility="private")
-    restore(ctx, alg, seen, timer)  # a reload shows this user's last run again
-    stop.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")
+    inputs = {preset_dd, source, upload, hub_id, whose, *comps.values()}
+    wire_run(ctx, alg, start=start, start_fn=start_run, inputs=inputs, timer=timer, on_tick=on_tick, seen=seen, stop=stop, outputs=outputs)
     run.change(on_run, run, table, api_visibility="private", show_progress="hidden")
     score.click(on_score, [run, text], scored, api_visibility="private", concurrency_limit=1)
     text.submit(on_score, [run, text], scored, api_visibility="private", concurrency_limit=1)
