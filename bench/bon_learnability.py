@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
-
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learnability import ROOT, loadavg, setup_printer, start, watch  # noqa: E402  (bench/learnability.py)
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 GOAL_GAIN, GOAL_KL, GOAL_S = 0.4, 2.5, 300.0
 
 
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+def loss(rec: dict) -> str:
+    """A step's own figure for ``watch``: the loss on the kept answers."""
+    return f"loss {rec.get('loss', float('nan')):.3f}"
 
 
 def main(argv=None) -> int:
@@ -59,60 +56,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
 
-    import torch
-
     from rlhf_demo.bon.config import BoNConfig
     from rlhf_demo.bon.trainer import BoNTrainer
-    from rlhf_demo.evaluate import EvalConfig, evaluate_policy
-    from rlhf_demo.models.loading import load_model
-    from rlhf_demo.rewards.functions import make_reward
-    from rlhf_demo.runs.folder import write_run
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     over = {k: getattr(args, k) for k in knobs}
     if args.query_tokens:
         lo, _, hi = args.query_tokens.partition(":")
         over["query_tokens"] = (int(lo), int(hi or lo))
     settings = replace(BoNConfig.preset(args.preset, **over), eval_at_start=False).validate()
-    reward = make_reward(settings.reward)
-    print(f"machine: {describe()}")
-    print(f"threads {torch.get_num_threads()}, load average at start {loadavg()}; settings {settings.to_dict()}", flush=True)
-
-    base_file = out / "bon_base_eval.json"
-    if base_file.exists():
-        base = json.loads(base_file.read_text())
-    else:
-        bundle = load_model(settings.model, device="cpu", dtype=torch.float32)
-        ev = evaluate_policy(bundle.model, bundle.tokenizer, reward, EvalConfig(), reference=bundle.model)
-        base = {k: ev[k] for k in ("reward_mean", "reward_sem", "kl", "distinct2")}
-        base_file.write_text(json.dumps(base, indent=2))
-        del bundle
-    print(f"base policy: held-out reward {base['reward_mean']:+.3f} ± {base['reward_sem']:.3f}", flush=True)
+    base = start(settings, out, "bon")
 
     results = []
     for seed in args.seeds:
         s = replace(settings, seed=seed)
         run_dir = out / f"bon-{args.tag}-seed{seed}"
-        shutil.rmtree(run_dir, ignore_errors=True)
         t0 = time.perf_counter()
-        evals, steps = [], []
-        trainer = BoNTrainer(s)
-        for rec in write_run(trainer, run_dir, preset=args.preset, info={"bench": "bon_learnability"}):
-            steps.append(rec)
-            if "eval/kl" in rec:
-                e = {**rec, "gain": round(rec["eval/reward_mean"] - base["reward_mean"], 3)}
-                evals.append(e)
-                print(
-                    f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: loss {rec.get('loss', float('nan')):.3f} "
-                    f"held-out {rec['eval/reward_mean']:+.3f} (gain {e['gain']:+.3f}) KL {rec['eval/kl']:.2f} "
-                    f"distinct2 {rec['eval/distinct2']:.2f} on-topic {rec['eval/on_topic']:.2f}",
-                    flush=True,
-                )
-        restored = trainer.restored
-        if restored is not None:
-            restored = {**restored, "gain": round(restored["eval/reward_mean"] - base["reward_mean"], 3)}
-            restored["time_s"] = next((r["time_s"] for r in steps if r["step"] == restored["step"]), None)
+        trainer = BoNTrainer(s, progress=setup_printer(seed))
+        steps, evals, restored = watch(trainer, run_dir, base, seed, preset=args.preset, bench="bon_learnability", own=loss)
         final = restored or (evals[-1] if evals else {})
         kl = final.get("eval/kl", float("nan"))
         first = steps[0] if steps else {}

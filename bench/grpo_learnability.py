@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
-
-sys.path.insert(0, str(ROOT))
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learnability import ROOT, loadavg, setup_printer, start, watch  # noqa: E402  (bench/learnability.py)
 
 
 def at_marks(evals: list[dict], marks: list[float], restored: dict | None, stop_t: float) -> dict:
@@ -51,6 +42,17 @@ def at_marks(evals: list[dict], marks: list[float], restored: dict | None, stop_
     return at
 
 
+def batch_reward():
+    """A step's own figures for ``watch``: the last batch reward (μ > 1: only the steps that generated have one)."""
+    last = [float("nan")]
+
+    def line(rec: dict) -> str:
+        last[0] = rec.get("reward_mean", last[0])
+        return f"batch reward {last[0]:+.3f}"
+
+    return line
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -68,17 +70,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
 
-    import torch
-
-    from rlhf_demo.evaluate import EvalConfig, evaluate_policy
     from rlhf_demo.grpo.config import GRPOConfig
     from rlhf_demo.grpo.trainer import GRPOTrainer
-    from rlhf_demo.models.loading import load_model
-    from rlhf_demo.rewards.functions import make_reward
-    from rlhf_demo.runs.folder import write_run
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     marks = [60.0 * m for m in args.minutes]
     settings = GRPOConfig.preset(
         args.preset,
@@ -92,48 +87,17 @@ def main(argv=None) -> int:
         eval_every=args.eval_every,
     )
     settings = replace(settings, eval_at_start=False, eval_at_seconds=tuple(marks), max_seconds=max(marks)).validate()
-    reward = make_reward(settings.reward)
-    print(f"machine: {describe()}")
-    print(f"threads {torch.get_num_threads()}, load average at start {loadavg()}; settings {settings.to_dict()}", flush=True)
-
-    base_file = out / "grpo_base_eval.json"
-    if base_file.exists():
-        base = json.loads(base_file.read_text())
-    else:
-        bundle = load_model(settings.model, device="cpu", dtype=torch.float32)
-        ev = evaluate_policy(bundle.model, bundle.tokenizer, reward, EvalConfig(), reference=bundle.model)
-        base = {k: ev[k] for k in ("reward_mean", "reward_sem", "kl", "distinct2")}
-        base_file.write_text(json.dumps(base, indent=2))
-        del bundle
-    print(f"base policy: held-out reward {base['reward_mean']:+.3f} ± {base['reward_sem']:.3f}", flush=True)
+    base = start(settings, out, "grpo")
 
     results = []
     for seed in args.seeds:
         s = replace(settings, seed=seed)
         run_dir = out / f"grpo-{args.tag}-seed{seed}"
-        shutil.rmtree(run_dir, ignore_errors=True)
         t0 = time.perf_counter()
-        evals, steps = [], []
-        trainer = GRPOTrainer(s)
+        trainer = GRPOTrainer(s, progress=setup_printer(seed))
         setup_s = round(time.perf_counter() - t0, 1)
-        batch_reward = float("nan")
-        for rec in write_run(trainer, run_dir, preset=args.preset, info={"bench": "grpo_learnability"}):
-            if rec["step"] == 0:
-                continue
-            steps.append(rec)
-            batch_reward = rec.get("reward_mean", batch_reward)  # μ > 1: only the steps that generated have one
-            if "eval/kl" in rec:
-                e = {**rec, "gain": round(rec["eval/reward_mean"] - base["reward_mean"], 3)}
-                evals.append(e)
-                print(
-                    f"  seed {seed} step {rec['step']:3d} t {rec['time_s']:6.1f}s: batch reward {batch_reward:+.3f} "
-                    f"held-out {rec['eval/reward_mean']:+.3f} (gain {e['gain']:+.3f}) KL {rec['eval/kl']:.2f} "
-                    f"distinct2 {rec['eval/distinct2']:.2f}",
-                    flush=True,
-                )
-        restored = trainer.restored
-        if restored is not None:
-            restored = {**restored, "gain": round(restored["eval/reward_mean"] - base["reward_mean"], 3)}
+        own = batch_reward()
+        steps, evals, restored = watch(trainer, run_dir, base, seed, preset=args.preset, bench="grpo_learnability", own=own)
         stop_t = steps[-1]["time_s"] if steps else 0.0
         final = restored or (evals[-1] if evals else {})
         results.append(

@@ -8,15 +8,11 @@ from rlhf_demo.config import knob
 MAX_SECONDS = 4 * 3600
 
 
-def model_knob():
-    return knob(
-        "default",
-        "Policy to start from (and its reference): 'default' (the embedded SmolLM2-135M-Instruct), "
-        "a local model folder, a run's policy/ folder or a Hub id.",
-        kind="str",
-        group="Model and LoRA",
-        label="Model",
-    )
+def model_knob(
+    help: str = "Policy to start from (and its reference): 'default' (the embedded SmolLM2-135M-Instruct), "
+    "a local model folder, a run's policy/ folder or a Hub id.",
+):
+    return knob("default", help, kind="str", group="Model and LoRA", label="Model")
 
 
 def reward_knob(what: str):
@@ -30,6 +26,46 @@ def reward_knob(what: str):
         group="Data",
         label="Reward",
     )
+
+
+def prompts_knob():
+    """The training prompts of the trainers that sample their own answers (GRPO, best-of-N distillation)."""
+    return knob(
+        "builtin",
+        "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].",
+        kind="str",
+        group="Data",
+        label="Prompts",
+        ui=False,
+    )
+
+
+def preferences_knob():
+    """The preference pairs of the trainers that learn from pairs (DPO, the reward model)."""
+    return knob(
+        "shipped",
+        "Preference pairs: 'shipped' (the synthetic set in the package), 'feedback' (the "
+        "Feedback tab's labels), a .jsonl/.csv file with prompt/chosen/rejected, or hf:DATASET.",
+        kind="str",
+        group="Data",
+        label="Preference pairs",
+    )
+
+
+def query_tokens_knob(group: str):
+    return knob(
+        (2, 8),
+        "Query length in tokens, N or MIN:MAX: each training prompt is cut once to a length drawn uniformly from the range (as PPO's).",
+        kind="range",
+        lo=1,
+        hi=256,
+        group=group,
+        label="Query tokens (N or MIN:MAX)",
+    )
+
+
+def response_tokens_knob(default: int, help: str, group: str):
+    return knob(default, help, kind="int", lo=1, hi=256, group=group, label="Response tokens")
 
 
 def seed_knob():
@@ -47,6 +83,36 @@ def max_seconds_knob():
         group="Run",
         label="Time budget (s of training, 0 = none)",
     )
+
+
+def steps_knob(default: int, help: str, hi: int):
+    """Optimizer steps, at least one (the trainers whose steps are not drawn from epochs)."""
+    return knob(default, help, kind="int", lo=1, hi=hi, group="Run", label="Steps")
+
+
+def epoch_steps_knob(hi: int):
+    """Optimizer steps, 0 = from ``epochs`` (the trainers that pass over a fixed set of pairs)."""
+    return knob(
+        0,
+        f"Optimizer steps, at most {hi}; 0 = as many as the epochs need.",
+        kind="int",
+        lo=0,
+        hi=hi,
+        group="Run",
+        label="Steps (0 = from the epochs)",
+    )
+
+
+def epochs_knob(default: float, help: str):
+    return knob(default, help, kind="float", lo=0.01, hi=100.0, group="Run", label="Epochs")
+
+
+def batch_size_knob(default: int, help: str, label: str, *, lo: int = 1, hi: int):
+    return knob(default, help, kind="int", lo=lo, hi=hi, group="Optimisation", label=label)
+
+
+def max_length_knob(default: int, help: str):
+    return knob(default, help, kind="int", lo=4, hi=2048, group="Optimisation", label="Max length (tokens)")
 
 
 def lr_knob(default: float, help: str):
@@ -78,10 +144,10 @@ def lora_alpha_knob():
     return knob(16, "LoRA alpha: the update is (alpha / r) · B A.", kind="int", lo=1, hi=4096, group="Model and LoRA", label="LoRA alpha")
 
 
-def eval_every_knob(default: int, unit: str):
+def eval_every_knob(default: int, unit: str, help: str = ""):
     return knob(
         default,
-        f"Evaluate on held-out prompts every N {unit} (0 = only at the end).",
+        help or f"Evaluate on held-out prompts every N {unit} (0 = only at the end).",
         kind="int",
         lo=0,
         hi=100_000,
@@ -102,10 +168,13 @@ def eval_at_seconds_knob():
     )
 
 
-def eval_at_start_knob(default: bool):
+def eval_at_start_knob(
+    default: bool,
+    help: str = "Evaluate the untrained policy first (step 0), so the curves and the reward-vs-KL plot start at the base model.",
+):
     return knob(
         default,
-        "Evaluate the untrained policy first (step 0), so the curves and the reward-vs-KL plot start at the base model.",
+        help,
         kind="bool",
         group="Evaluation",
         label="Evaluate the base first",

@@ -1,7 +1,8 @@
 """Best-of-N distillation (``rlhf_demo/bon``): the winners kept are the hand argmax of the reward among each
 prompt's N samples (and a seed gives the same samples); a one-step run through the CLI writes its records
 (the sampling round's figures, TRL's SFT loss, the held-out evaluation) and a policy that loads, with the
-LoRA adapter moved; the registry puts it in ``train --algo``'s choices."""
+LoRA adapter moved, with a progress line per sampled batch before the first step; the registry puts it
+in ``train --algo``'s choices."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import pytest
 import torch
 
+from rlhf_demo.bon.algorithm import sampling_line
 from rlhf_demo.bon.winners import keep_indices, sample_round
 from rlhf_demo.cli.main import build_parser, main
 from rlhf_demo.decoding.best_of_n import kl_bound
@@ -36,7 +38,9 @@ def test_keep_indices_by_hand():
 def test_kept_answer_is_the_hand_argmax_of_n_samples(tiny_bundle):
     tok, n = tiny_bundle.tokenizer, 5
     queries = [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
-    rnd = sample_round(tiny_bundle.model, tok, queries, n, 4, chars, make_generator(7), chunk=4)  # chunks cut across prompts
+    calls = []
+    rnd = sample_round(tiny_bundle.model, tok, queries, n, 4, chars, make_generator(7), chunk=4, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(4, 15), (8, 15), (12, 15), (15, 15)]  # one call per sampled batch; the batches cut across prompts
     assert len(rnd.rows) == len(PROMPTS) * n and len(rnd.examples) == len(PROMPTS)
     for p, query in enumerate(queries):
         group = rnd.rows[p * n : (p + 1) * n]
@@ -54,12 +58,17 @@ def test_kept_answer_is_the_hand_argmax_of_n_samples(tiny_bundle):
     assert [r["response"] for r in again.rows] == [r["response"] for r in rnd.rows]  # the seed fixes the samples
 
 
+def test_sampling_line_counts_prompts_and_its_eta():
+    assert sampling_line(16, 24, 96, 12.0) == "sampling the best of 16: 24/96 prompts · 12 s · ETA ≈ 36 s"  # 0.5 s a prompt × 72
+    assert sampling_line(16, 0, 96, 0.0) == "sampling the best of 16: 0/96 prompts · 0 s"  # no ETA before the first batch
+
+
 def test_registry_offers_bon_to_the_cli():
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions if a.dest == "algo")
     assert "bon" in train.choices
 
 
-def test_one_step_cli_run_writes_records_and_a_policy(tiny_model_dir, tmp_path):
+def test_one_step_cli_run_writes_records_and_a_policy(tiny_model_dir, tmp_path, capsys):
     from safetensors.torch import load_file
 
     from rlhf_demo.models.loading import load_model
@@ -70,6 +79,8 @@ def test_one_step_cli_run_writes_records_and_a_policy(tiny_model_dir, tmp_path):
     argv = ["train", "--algo", "bon", "--out", str(out), "--model", str(tiny_model_dir), "--prompts", str(prompts)]
     argv += ["--reward", "length", "--steps", "1", "--num-samples", "4", "--response-tokens", "4", "--batch-size", "2", "--device", "cpu"]
     assert main(argv) == 0
+    err = capsys.readouterr().err  # the trainer's progress lines (the UI's queue shows the same ones)
+    assert "sampling the best of 4: 0/3 prompts" in err and "sampling the best of 4: 3/3 prompts" in err
 
     recs = read_metrics(out).to_dict("records")
     assert [r["step"] for r in recs] == [0, 1]

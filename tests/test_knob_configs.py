@@ -1,7 +1,8 @@
 """One config convention beyond the trainers (issue #24, item 4): the decoding knobs and the four small
 configs (evaluation, estimator lab, candidates, synthetic preferences) declare their knobs with the
 same metadata; ``generate`` and ``preferences`` build their flags from it, the Playground its widgets,
-and the public flags the README shows keep working. No model is loaded here."""
+and the public flags the README shows keep working; a knob two trainers share means the same in both
+(``rlhf_demo/knobs.py``). No model is loaded here."""
 
 from __future__ import annotations
 
@@ -248,3 +249,27 @@ def test_a_bad_cli_value_names_the_flag(capsys):
 
     assert main(["preferences", "--out", "/tmp/never-written.jsonl", "--samples", "1"]) == 2
     assert "error: --samples must be between 2 and 32" in capsys.readouterr().err
+
+
+OWN = {"steps", "batch_size", "response_tokens", "beta", "cliprange", "eval_every", "loss_type"}
+"""Knobs whose range, label or group is each trainer's own (PPO's "Updates", a batch of pairs or of completions)."""
+
+
+def test_a_knob_two_trainers_share_is_declared_the_same_in_both():
+    from rlhf_demo.algorithms import ALGORITHMS
+
+    seen: dict[str, tuple[str, tuple]] = {}
+    shared = set()
+    for alg in ALGORITHMS.values():
+        for f in alg.config.knobs():
+            if f.name in OWN:
+                continue
+            m = f.metadata
+            group = "" if f.name == "query_tokens" else m["group"]  # a sampler's or a rollout's setting
+            decl = (m["kind"], m["label"], group, m["lo"], m["hi"], m["choices"], m["ui"], m["cli"], m["flag"])
+            if f.name in seen:
+                shared.add(f.name)
+                assert decl == seen[f.name][1], f"{f.name}: {alg.name} declares it otherwise than {seen[f.name][0]}"
+            else:
+                seen[f.name] = (alg.name, decl)
+    assert {"prompts", "preferences", "query_tokens", "epochs", "max_length", "kl_stop", "lora_r", "report_to"} <= shared

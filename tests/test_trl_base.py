@@ -1,5 +1,7 @@
 """The shared base of the TRL-driven trainers (training/trl_base.py) and its typed stream state: the
-KL stop's decision on a real parameter set, the shared TRL arguments, and each trainer's own part."""
+KL stop's decision on a real parameter set, the shared TRL arguments, each trainer's own part, and the
+one set-up of the trainers that sample from prompts (``PromptRun``): their queries as GRPO and best-of-N
+take them."""
 
 from __future__ import annotations
 
@@ -48,22 +50,39 @@ def test_evaluation_every_step_only_near_the_kl_stop():
     assert not eval_due(cfg, 3, clock, StreamState(), KLStop(1.0, 0.5))  # not evaluated yet
 
 
-def test_the_three_trainers_share_one_base_and_keep_their_own_part():
+def test_the_trl_trainers_share_one_base_and_keep_their_own_part():
+    from rlhf_demo.bon.trainer import BoNTrainer
     from rlhf_demo.dpo.trainer import DPOTrainer
     from rlhf_demo.grpo.trainer import GRPOTrainer
     from rlhf_demo.reward_model.trainer import RewardTrainer
-    from rlhf_demo.training.trl_base import TRLRun
+    from rlhf_demo.training.trl_base import PromptRun, TRLRun
 
-    for cls in (DPOTrainer, GRPOTrainer, RewardTrainer):
+    for cls in (GRPOTrainer, BoNTrainer):  # the prompt-sampling ones: one set-up (PromptRun's), then their own prepare()
+        assert issubclass(cls, PromptRun) and "__init__" not in vars(cls) and "prepare" in vars(cls)
+    for cls in (DPOTrainer, GRPOTrainer, RewardTrainer, BoNTrainer):
         assert issubclass(cls, TRLRun) and "train" not in vars(cls)
         if "_on_step" in vars(cls):  # its own per-step store (DPO's tokens), then the shared hook
             assert "super()._on_step(step)" in inspect.getsource(cls._on_step)
-        assert "build_trl_trainer" in vars(cls) and "evaluate" in vars(cls)
+        assert "build_trl_trainer" in vars(cls) and cls.evaluate is not TRLRun.evaluate
     assert RewardTrainer.eval_if_stopped and DPOTrainer.eval_if_stopped  # every run that ends is evaluated
     dpo = SimpleNamespace(cfg=SimpleNamespace(beta=0.3, kl_stop=0.0, fine_eval_from=0.5))
     assert DPOTrainer.fixed(dpo) == {"beta": 0.3} and DPOTrainer.kl_watch(dpo) is None
     dpo.cfg.kl_stop = 6.0
     assert DPOTrainer.kl_watch(dpo) == KLStop(6.0, 0.5)
+
+
+def test_training_queries_cut_each_prompt_once_seeded_and_drop_blank_ones(tiny_bundle):
+    from rlhf_demo.training.trl_base import training_queries
+
+    tok = tiny_bundle.tokenizer
+    prompts = ["The film was a long and winding road of a story", "   ", "I watched this movie twice and then"]
+    full = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    queries = training_queries(tok, prompts, (2, 5), seed=3)
+    assert len(queries) == 2  # the blank prompt is left out
+    for q, ids in zip(queries, (full[0], full[2])):
+        assert 2 <= len(q) <= 5 and q == ids[: len(q)]  # a prefix of the prompt, of a drawn length
+    assert training_queries(tok, prompts, (2, 5), seed=3) == queries  # the seed fixes the cuts
+    assert {len(q) for s in range(8) for q in training_queries(tok, prompts[:1], (2, 5), seed=s)} != {len(queries[0])}  # drawn
 
 
 @pytest.mark.parametrize("algo", ["dpo", "reward"])

@@ -1,6 +1,7 @@
 """Best-of-N distillation as the shared code sees it (``rlhf_demo.algorithms``): its config and trainer,
-its status line, the record keys its card and comparison show, its live plot and its panel. Its memory
-is not modelled yet (``peak_bytes`` None: the shared server checks its time and steps only)."""
+its status lines (a step's, and the sampling round's before the first step), the record keys its card
+and comparison show, its live plot and its panel. Its memory is not modelled yet (``peak_bytes`` None:
+the shared server checks its time and steps only)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ def status(cfg: BoNConfig, rec: dict, total: int) -> list[str]:
             f" · imitating the best of {cfg.num_samples} (reward {rec['bon/reward_kept']:+.3f}; all samples {rec['bon/reward_all']:+.3f})"
         )
     return [head]
+
+
+def sampling_line(n: int, done: int, total: int, elapsed: float) -> str:
+    """The set-up's line while the reference answers the training prompts (``done`` of ``total`` prompts
+    have their N answers): "sampling the best of 16: 24/96 prompts · 12 s · ETA ≈ 36 s" (ETA from the mean
+    time per prompt so far: elapsed / done · (total − done); none before the first batch)."""
+    line = f"sampling the best of {n}: {done}/{total} prompts · {elapsed:.0f} s"
+    return line + (f" · ETA ≈ {elapsed / done * (total - done):.0f} s" if done else "")
 
 
 ALGORITHM = Algorithm(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import (
+    batch_size_knob,
     device_knob,
     eval_at_seconds_knob,
     eval_at_start_knob,
@@ -30,9 +31,13 @@ from rlhf_demo.knobs import (
     max_grad_norm_knob,
     max_seconds_knob,
     model_knob,
+    prompts_knob,
+    query_tokens_knob,
     report_to_knob,
+    response_tokens_knob,
     reward_knob,
     seed_knob,
+    steps_knob,
 )
 
 MAX_STEPS = 2000
@@ -49,24 +54,13 @@ class BoNConfig(TrainerConfig):
         "Reward on query + response text that picks the best of the N samples (and that the held-out evaluation "
         "reports); rm:RUN_DIR = a reward model from `train --algo reward`. Choices"
     )
-    prompts: str = knob(
-        "builtin",
-        "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].",
-        kind="str",
-        group="Data",
-        label="Prompts",
-        ui=False,
-    )
+    prompts: str = prompts_knob()
     seed: int = seed_knob()
-    steps: int = knob(
+    steps: int = steps_knob(
         200,
         f"Optimizer steps of the fine-tuning (each = one batch of kept samples; the kept set is passed over "
         f"as often as it takes), at most {MAX_STEPS}.",
-        kind="int",
-        lo=1,
-        hi=MAX_STEPS,
-        group="Run",
-        label="Steps",
+        MAX_STEPS,
     )
     max_seconds: float = max_seconds_knob()
 
@@ -89,28 +83,10 @@ class BoNConfig(TrainerConfig):
         group="Sampling",
         label="Keep",
     )
-    query_tokens: tuple = knob(
-        (2, 8),
-        "Query length in tokens, N or MIN:MAX: each training prompt is cut once to a length drawn uniformly from the range (as PPO's).",
-        kind="range",
-        lo=1,
-        hi=256,
-        group="Sampling",
-        label="Query tokens (N or MIN:MAX)",
-    )
-    response_tokens: int = knob(
-        12,
-        "Tokens per sampled answer (EOS banned: every answer has this length).",
-        kind="int",
-        lo=1,
-        hi=256,
-        group="Sampling",
-        label="Response tokens",
-    )
+    query_tokens: tuple = query_tokens_knob("Sampling")
+    response_tokens: int = response_tokens_knob(12, "Tokens per sampled answer (EOS banned: every answer has this length).", "Sampling")
 
-    batch_size: int = knob(
-        16, "Kept samples per optimizer step.", kind="int", lo=1, hi=512, group="Optimisation", label="Batch size (samples per step)"
-    )
+    batch_size: int = batch_size_knob(16, "Kept samples per optimizer step.", "Batch size (samples per step)", hi=512)
     lr: float = lr_knob(1e-3, "AdamW learning rate of the LoRA weights (TRL's SFT default, 2e-5, is for full fine-tuning).")
     max_grad_norm: float = max_grad_norm_knob()
 

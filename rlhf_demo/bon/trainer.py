@@ -32,36 +32,21 @@ PPO's, DPO's and GRPO's (``evaluate.py``), so its runs land on the same reward�
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable
 
-from rlhf_demo.before_after import before_after
 from rlhf_demo.bon import stream
-from rlhf_demo.bon.config import BoNConfig
+from rlhf_demo.bon.algorithm import sampling_line
 from rlhf_demo.bon.winners import Round, sample_round
-from rlhf_demo.data.prompts import LengthSampler, load_prompts, truncate_prompt
 from rlhf_demo.decoding.best_of_n import kl_bound
 from rlhf_demo.decoding.sampling import make_generator
-from rlhf_demo.evaluate import EvalConfig, evaluate_policy
-from rlhf_demo.models.loading import load_model
-from rlhf_demo.models.lora import TrainablePolicy, lora_config
-from rlhf_demo.rewards.functions import make_reward
-from rlhf_demo.runs.records import eval_record
-from rlhf_demo.training.setup_progress import SetupStopped, eta_line
-from rlhf_demo.training.trl_base import TRLRun, finish, quiet_datasets, trl_args
-from rlhf_demo.training.trl_callback import KLStop
+from rlhf_demo.models.lora import lora_config
+from rlhf_demo.training.setup_progress import SetupStopped
+from rlhf_demo.training.trl_base import PromptRun, finish, quiet_datasets, trl_args
 
 
-def training_queries(tokenizer, prompts: list[str], query_tokens: tuple[int, int], seed: int) -> list[list[int]]:
-    """Each training prompt cut once to a length drawn from ``query_tokens`` (seeded), as token ids."""
-    rng, draw = random.Random(seed), LengthSampler(*query_tokens)
-    ids = [truncate_prompt(tokenizer, p, draw(rng)) for p in prompts]
-    return [q for q in ids if tokenizer.decode(q).strip()]
-
-
-class BoNTrainer(TRLRun):
-    """``trainer = BoNTrainer(cfg); for record in trainer.train(): ...`` (``prompts`` default: ``cfg.prompts``).
+class BoNTrainer(PromptRun):
+    """``trainer = BoNTrainer(cfg); for record in trainer.train(): ...`` (``prompts`` default: ``cfg.prompts``;
+    the set-up is ``training.trl_base.PromptRun``'s).
 
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
     ``policy`` (a ``models.lora.TrainablePolicy``), ``round`` (the sampling round, ``winners.Round``)
@@ -69,34 +54,13 @@ class BoNTrainer(TRLRun):
 
     name, what = "bon-train", "Best-of-N distillation"
 
-    def __init__(
-        self,
-        cfg: BoNConfig,
-        prompts: list[str] | None = None,
-        *,
-        reward_fn: Callable | None = None,
-        stop: Callable[[], bool] | None = None,
-        progress: Callable[[float, str], None] | None = None,
-        bundle=None,
-    ):
-        """``bundle``: a ``ModelBundle`` to train in place (default: a fresh copy of ``cfg.model``; never
-        pass the shared read-only models)."""
-        super().__init__(stop, progress)
-        self.cfg = cfg.validate()
-        prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
-        self.reward_fn = reward_fn or make_reward(cfg.reward)
-        self.say(0.05, "loading a trainable copy of the policy…")
-        bundle = bundle or load_model(cfg.model, device=cfg.device or None)
-        self.queries = training_queries(bundle.tokenizer, prompts, cfg.query_tokens, cfg.seed)
-        if not self.queries:
-            raise ValueError("no usable training prompts")
-        self._bundle = bundle
-        self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device)
+    def prepare(self) -> None:
+        """The sampling round's state, filled by ``build_trl_trainer`` in TRL's thread."""
         self.round: Round | None = None
         self._shown = False  # whether a record has carried the kept samples
         self._t0 = 0.0
         self.setup_s = 0.0  # sampling, scoring and building TRL's trainer: counted as training time
-        self.note = f"{len(self.queries)} prompts × N {cfg.num_samples}"
+        self.note = f"{len(self.queries)} prompts × N {self.cfg.num_samples}"
 
     def record(self, logs: dict) -> dict:
         """``bon.stream.record``; the first step's record also holds the kept samples (``samples``: what
@@ -111,28 +75,11 @@ class BoNTrainer(TRLRun):
         """The sampling round's figures on every record."""
         return stream.round_record(self.round.stats(), kl_bound(self.cfg.num_samples)) if self.round is not None else {}
 
-    def kl_watch(self) -> KLStop | None:
-        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
-        ``fine_eval_from`` × it."""
-        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
-
-    def planned_steps(self) -> int:
-        return self.cfg.steps
-
     def run_info(self) -> dict:
-        info = {"n_trainable": self.n_trainable, "n_prompts": len(self.queries), "restored": self.restored}
+        info = super().run_info()
         if self.round is not None:
             info.update(kept=len(self.round.examples), sampling_s=round(self.round.seconds, 1))
         return info
-
-    def evaluate(self) -> dict:
-        """Held-out reward and KL, the same evaluation as PPO's, DPO's and GRPO's (reference: adapter off)."""
-        self.last_eval = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig())
-        return eval_record(self.last_eval)
-
-    def after_train(self) -> None:
-        if self.status != "diverged" and self.step_no > 0:
-            self.before_after = before_after(self.policy, self.reward_fn)
 
     def _make_callback(self, evaluate, out_q, clock):
         """TRL's stream callback, its clock moved back by the set-up's seconds (sampling, scoring, building
@@ -149,10 +96,12 @@ class BoNTrainer(TRLRun):
         return callback
 
     def _sampling_progress(self, done: int, total: int) -> None:
+        """After each sampled batch (``done`` of ``total`` query × sample rows): a Stop ends the set-up,
+        else a progress line in prompts whose N answers are drawn ("sampling the best of 16: 24/96 prompts …")."""
         if self._should_stop():
             raise SetupStopped("stopped while sampling")
-        line = eta_line(f"sampling {self.cfg.num_samples} answers per prompt", done, total, time.perf_counter() - self._t0)
-        self.say(0.1 + 0.8 * done / total, line.replace("batch", "answer"))
+        n = self.cfg.num_samples
+        self.say(0.1 + 0.8 * done / total, sampling_line(n, done // n, total // n, time.perf_counter() - self._t0))
 
     def build_trl_trainer(self):
         """Sample and keep the winners (``winners.sample_round``), then trl.SFTTrainer on them configured for
@@ -163,6 +112,7 @@ class BoNTrainer(TRLRun):
         cfg, bundle = self.cfg, self._bundle
         self._t0 = time.perf_counter()
         gen = make_generator(cfg.seed, bundle.device)
+        self.say(0.1, sampling_line(cfg.num_samples, 0, len(self.queries), 0.0))
         self.round = sample_round(
             bundle.model,
             bundle.tokenizer,

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import (
+    batch_size_knob,
     device_knob,
+    epoch_steps_knob,
+    epochs_knob,
     eval_at_seconds_knob,
     eval_at_start_knob,
     eval_every_knob,
@@ -29,8 +32,10 @@ from rlhf_demo.knobs import (
     lora_r_knob,
     lr_knob,
     max_grad_norm_knob,
+    max_length_knob,
     max_seconds_knob,
     model_knob,
+    preferences_knob,
     report_to_knob,
     reward_knob,
     seed_knob,
@@ -59,42 +64,15 @@ class DPOConfig(TrainerConfig):
     algo = "dpo"
 
     model: str = model_knob()
-    preferences: str = knob(
-        "shipped",
-        "Preference pairs: 'shipped' (the synthetic set in the package), 'feedback' (the "
-        "Feedback tab's labels), a .jsonl/.csv file with prompt/chosen/rejected, or hf:DATASET.",
-        kind="str",
-        group="Data",
-        label="Preference pairs",
-    )
+    preferences: str = preferences_knob()
     reward: str = reward_knob("Reward of the held-out evaluation (the same one PPO trains on)")
     seed: int = seed_knob()
-    steps: int = knob(
-        0,
-        f"Optimizer steps, at most {MAX_STEPS}; 0 = as many as the epochs need.",
-        kind="int",
-        lo=0,
-        hi=MAX_STEPS,
-        group="Run",
-        label="Steps (0 = from the epochs)",
-    )
-    epochs: float = knob(
-        1.0, "Passes over the preference pairs (when steps is 0).", kind="float", lo=0.01, hi=100.0, group="Run", label="Epochs"
-    )
+    steps: int = epoch_steps_knob(MAX_STEPS)
+    epochs: float = epochs_knob(1.0, "Passes over the preference pairs (when steps is 0).")
     max_seconds: float = max_seconds_knob()
 
-    batch_size: int = knob(
-        8, "Pairs per optimizer step.", kind="int", lo=1, hi=128, group="Optimisation", label="Batch size (pairs per step)"
-    )
-    max_length: int = knob(
-        32,
-        "Tokens of prompt + response kept; pairs whose prompt alone is this long are dropped.",
-        kind="int",
-        lo=4,
-        hi=2048,
-        group="Optimisation",
-        label="Max length (tokens)",
-    )
+    batch_size: int = batch_size_knob(8, "Pairs per optimizer step.", "Batch size (pairs per step)", hi=128)
+    max_length: int = max_length_knob(32, "Tokens of prompt + response kept; pairs whose prompt alone is this long are dropped.")
     beta: float = knob(
         0.1,
         "β: temperature of the implicit reward r = β·(log π − log π_ref); larger β keeps the policy closer to the reference.",

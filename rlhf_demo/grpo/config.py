@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.knobs import (
+    batch_size_knob,
     device_knob,
     eval_at_seconds_knob,
     eval_at_start_knob,
@@ -37,9 +38,13 @@ from rlhf_demo.knobs import (
     max_grad_norm_knob,
     max_seconds_knob,
     model_knob,
+    prompts_knob,
+    query_tokens_knob,
     report_to_knob,
+    response_tokens_knob,
     reward_knob,
     seed_knob,
+    steps_knob,
 )
 
 MAX_STEPS = 2000
@@ -56,34 +61,17 @@ class GRPOConfig(TrainerConfig):
         "Reward on query + response text, the one GRPO maximises (and the held-out evaluation "
         "reports); rm:RUN_DIR = a reward model from `train --algo reward`. Choices"
     )
-    prompts: str = knob(
-        "builtin",
-        "Training prompts: 'builtin' (movie-review openings, held-out ones excluded), a .txt/.csv/.jsonl file, or hf:DATASET[:COLUMN].",
-        kind="str",
-        group="Data",
-        label="Prompts",
-        ui=False,
-    )
+    prompts: str = prompts_knob()
     seed: int = seed_knob()
-    steps: int = knob(
-        200,
-        f"Optimizer steps (each = one batch of groups), at most {MAX_STEPS}.",
-        kind="int",
-        lo=1,
-        hi=MAX_STEPS,
-        group="Run",
-        label="Steps",
-    )
+    steps: int = steps_knob(200, f"Optimizer steps (each = one batch of groups), at most {MAX_STEPS}.", MAX_STEPS)
     max_seconds: float = max_seconds_knob()
 
-    batch_size: int = knob(
+    batch_size: int = batch_size_knob(
         16,
         "Completions per optimizer step: batch_size / num_generations prompts, each answered num_generations times.",
-        kind="int",
+        "Batch size (completions per step)",
         lo=2,
         hi=512,
-        group="Optimisation",
-        label="Batch size (completions per step)",
     )
     num_generations: int = knob(
         4,
@@ -96,18 +84,8 @@ class GRPOConfig(TrainerConfig):
         group="Rollouts",
         label="Group size G (completions per prompt)",
     )
-    query_tokens: tuple = knob(
-        (2, 8),
-        "Query length in tokens, N or MIN:MAX: each training prompt is cut once to a length drawn uniformly from the range (as PPO's).",
-        kind="range",
-        lo=1,
-        hi=256,
-        group="Rollouts",
-        label="Query tokens (N or MIN:MAX)",
-    )
-    response_tokens: int = knob(
-        16, "Tokens per completion (TRL's max_completion_length).", kind="int", lo=1, hi=256, group="Rollouts", label="Response tokens"
-    )
+    query_tokens: tuple = query_tokens_knob("Rollouts")
+    response_tokens: int = response_tokens_knob(16, "Tokens per completion (TRL's max_completion_length).", "Rollouts")
     ban_special_tokens: bool = knob(
         True,
         "Suppress EOS and other special tokens so every completion has the full length (as PPO's rollouts).",

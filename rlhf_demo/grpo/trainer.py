@@ -36,30 +36,12 @@ TRL's loop runs in a worker thread; the records come back through a queue.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-
-from rlhf_demo.before_after import before_after
-from rlhf_demo.data.prompts import LengthSampler, load_prompts, truncate_prompt
-from rlhf_demo.evaluate import EvalConfig, evaluate_policy
 from rlhf_demo.grpo import stream
-from rlhf_demo.grpo.config import GRPOConfig
-from rlhf_demo.models.loading import load_model
-from rlhf_demo.models.lora import TrainablePolicy, lora_config
-from rlhf_demo.rewards.functions import make_reward
-from rlhf_demo.runs.records import eval_record
-from rlhf_demo.training.trl_base import TRLRun, finish, quiet_datasets, trl_args
-from rlhf_demo.training.trl_callback import KLStop
+from rlhf_demo.models.lora import lora_config
+from rlhf_demo.training.trl_base import PromptRun, finish, quiet_datasets, trl_args
 
 BATCH_ROWS = 16
 """Completions of the step kept in its record (``samples``) for the UI and samples.jsonl."""
-
-
-def training_queries(tokenizer, prompts: list[str], query_tokens: tuple[int, int], seed: int) -> list[str]:
-    """Each training prompt cut once to a length drawn from ``query_tokens`` (seeded), as text."""
-    rng, draw = random.Random(seed), LengthSampler(*query_tokens)
-    texts = [tokenizer.decode(truncate_prompt(tokenizer, p, draw(rng))) for p in prompts]
-    return [t for t in texts if t.strip()]
 
 
 class GroupReward:
@@ -82,38 +64,22 @@ class GroupReward:
         return rows
 
 
-class GRPOTrainer(TRLRun):
-    """``trainer = GRPOTrainer(cfg); for record in trainer.train(): ...`` (``prompts`` default: ``cfg.prompts``).
+class GRPOTrainer(PromptRun):
+    """``trainer = GRPOTrainer(cfg); for record in trainer.train(): ...`` (``prompts`` default: ``cfg.prompts``;
+    the set-up is ``training.trl_base.PromptRun``'s).
 
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
     ``policy`` (a ``models.lora.TrainablePolicy``) and ``restored`` (the step put back by the KL stop)."""
 
     name, what = "grpo-train", "GRPO"
+    queries_as_text = True  # TRL's GRPO takes its prompts as text
 
-    def __init__(
-        self,
-        cfg: GRPOConfig,
-        prompts: list[str] | None = None,
-        *,
-        reward_fn: Callable | None = None,
-        stop: Callable[[], bool] | None = None,
-        progress: Callable[[float, str], None] | None = None,
-        bundle=None,
-    ):
-        """``bundle``: a ``ModelBundle`` to train in place (default: a fresh copy of ``cfg.model``; never
-        pass the shared read-only models)."""
-        super().__init__(stop, progress)
-        self.cfg = cfg.validate()
-        prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
-        self.reward_fn = reward_fn or make_reward(cfg.reward)
-        self.group_reward = GroupReward(self.reward_fn)
-        self.say(0.05, "loading a trainable copy of the policy…")
-        bundle = bundle or load_model(cfg.model, device=cfg.device or None)
-        self.queries = training_queries(bundle.tokenizer, prompts, cfg.query_tokens, cfg.seed)
+    def prepare(self) -> None:
+        """The reward as TRL calls it (``GroupReward``); enough prompts for one step."""
+        cfg = self.cfg
         if len(self.queries) < cfg.batch_size // cfg.num_generations:
             raise ValueError(f"{len(self.queries)} usable prompts; a step needs {cfg.batch_size // cfg.num_generations}")
-        self._bundle = bundle
-        self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device)
+        self.group_reward = GroupReward(self.reward_fn)
         self.run_dir = None  # set by runs.folder.write_run: the per-token store goes to RUN/tokens/ (grpo/tokens.py)
         self.note = f"{len(self.queries)} prompts, {cfg.batch_size // cfg.num_generations} × G {cfg.num_generations} per step"
 
@@ -126,26 +92,6 @@ class GRPOTrainer(TRLRun):
     def fixed(self) -> dict:
         """β on every record."""
         return {"beta": self.cfg.beta}
-
-    def kl_watch(self) -> KLStop | None:
-        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
-        ``fine_eval_from`` × it."""
-        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
-
-    def planned_steps(self) -> int:
-        return self.cfg.steps
-
-    def run_info(self) -> dict:
-        return {"n_trainable": self.n_trainable, "n_prompts": len(self.queries), "restored": self.restored}
-
-    def evaluate(self) -> dict:
-        """Held-out reward and KL, the same evaluation as PPO's and DPO's (reference: adapter off)."""
-        self.last_eval = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig())
-        return eval_record(self.last_eval)
-
-    def after_train(self) -> None:
-        if self.status != "diverged" and self.step_no > 0:
-            self.before_after = before_after(self.policy, self.reward_fn)
 
     def build_trl_trainer(self):
         """trl.GRPOTrainer configured for this machine (bf16 and gradient checkpointing off on CPU), LoRA

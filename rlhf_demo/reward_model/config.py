@@ -26,13 +26,21 @@ from dataclasses import dataclass
 from rlhf_demo.config import TrainerConfig, knob
 from rlhf_demo.data import goodhart
 from rlhf_demo.knobs import (
+    batch_size_knob,
     device_knob,
+    epoch_steps_knob,
+    epochs_knob,
     eval_at_seconds_knob,
+    eval_at_start_knob,
+    eval_every_knob,
     lora_alpha_knob,
     lora_r_knob,
     lr_knob,
     max_grad_norm_knob,
+    max_length_knob,
     max_seconds_knob,
+    model_knob,
+    preferences_knob,
     report_to_knob,
     seed_knob,
 )
@@ -44,22 +52,11 @@ MAX_STEPS = 10_000
 class RewardConfig(TrainerConfig):
     algo = "reward"
 
-    model: str = knob(
-        "default",
+    model: str = model_knob(
         "Model the reward model starts from (its LM head is replaced by a scalar score head): "
-        "'default' (the embedded SmolLM2-135M-Instruct), a local model folder or a Hub id.",
-        kind="str",
-        group="Model and LoRA",
-        label="Model",
+        "'default' (the embedded SmolLM2-135M-Instruct), a local model folder or a Hub id."
     )
-    preferences: str = knob(
-        "shipped",
-        "Preference pairs: 'shipped' (the synthetic set in the package), 'feedback' (the "
-        "Feedback tab's labels), a .jsonl/.csv file with prompt/chosen/rejected, or hf:DATASET.",
-        kind="str",
-        group="Data",
-        label="Preference pairs",
-    )
+    preferences: str = preferences_knob()
     heldout_every: int = knob(
         10,
         "Hold out every N-th pair (the N-th, 2N-th, ...): never trained on, it measures the held-out pair accuracy.",
@@ -70,37 +67,15 @@ class RewardConfig(TrainerConfig):
         label="Hold out every N-th pair",
     )
     seed: int = seed_knob()
-    steps: int = knob(
-        0,
-        f"Optimizer steps, at most {MAX_STEPS}; 0 = as many as the epochs need.",
-        kind="int",
-        lo=0,
-        hi=MAX_STEPS,
-        group="Run",
-        label="Steps (0 = from the epochs)",
-    )
-    epochs: float = knob(
-        2.0, "Passes over the training pairs (when steps is 0).", kind="float", lo=0.01, hi=100.0, group="Run", label="Epochs"
-    )
+    steps: int = epoch_steps_knob(MAX_STEPS)
+    epochs: float = epochs_knob(2.0, "Passes over the training pairs (when steps is 0).")
     max_seconds: float = max_seconds_knob()
 
-    batch_size: int = knob(
-        16,
-        "Pairs per optimizer step (2 × as many texts go through the model).",
-        kind="int",
-        lo=1,
-        hi=128,
-        group="Optimisation",
-        label="Batch size (pairs per step)",
+    batch_size: int = batch_size_knob(
+        16, "Pairs per optimizer step (2 × as many texts go through the model).", "Batch size (pairs per step)", hi=128
     )
-    max_length: int = knob(
-        64,
-        "Tokens of prompt + response + EOS; pairs with a longer chosen or rejected text are left out (TRL's filter).",
-        kind="int",
-        lo=4,
-        hi=2048,
-        group="Optimisation",
-        label="Max length (tokens)",
+    max_length: int = max_length_knob(
+        64, "Tokens of prompt + response + EOS; pairs with a longer chosen or rejected text are left out (TRL's filter)."
     )
     lr: float = lr_knob(1e-3, "AdamW learning rate of the LoRA weights and the score head.")
     max_grad_norm: float = max_grad_norm_knob()
@@ -108,22 +83,10 @@ class RewardConfig(TrainerConfig):
     lora_r: int = lora_r_knob()
     lora_alpha: int = lora_alpha_knob()
 
-    eval_every: int = knob(
-        10,
-        "Measure the held-out pairs every N steps (0 = only at the end).",
-        kind="int",
-        lo=0,
-        hi=100_000,
-        group="Evaluation",
-        label="Held-out evaluation every N steps (0 = end only)",
-    )
+    eval_every: int = eval_every_knob(10, "steps", "Measure the held-out pairs every N steps (0 = only at the end).")
     eval_at_seconds: tuple = eval_at_seconds_knob()
-    eval_at_start: bool = knob(
-        True,
-        "Measure the untrained reward model first (step 0): its random head ranks about half of the held-out pairs right.",
-        kind="bool",
-        group="Evaluation",
-        label="Evaluate the base first",
+    eval_at_start: bool = eval_at_start_knob(
+        True, "Measure the untrained reward model first (step 0): its random head ranks about half of the held-out pairs right."
     )
     device: str = device_knob()
     report_to: str = report_to_knob()

@@ -1,4 +1,4 @@
-"""One base for the trainers that TRL drives (DPO, GRPO, the reward model): what they share once.
+"""One base for the trainers that TRL drives (DPO, GRPO, best-of-N, the reward model): what they share once.
 
 A subclass sets ``cfg`` and ``policy`` in its ``__init__`` (after ``super().__init__``) and keeps only
 what is its own:
@@ -13,16 +13,27 @@ what is its own:
 (``training/trl_callback.py``) and yields one record per optimizer step. After the loop: ``status``,
 ``message``, ``step_no``, ``time_s``, ``n_trainable``, ``last_eval``, ``before_after`` and
 ``restored`` (the step the KL stop put back).
+
+:class:`PromptRun` is the set-up of those that answer training prompts themselves and score the answers
+with a reward (GRPO, best-of-N distillation): their data, reward, model and held-out parts once.
 """
 
 from __future__ import annotations
 
+import random
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 
 import torch
 
+from rlhf_demo.before_after import before_after
+from rlhf_demo.data.prompts import LengthSampler, load_prompts, truncate_prompt
+from rlhf_demo.evaluate import EvalConfig, evaluate_policy
+from rlhf_demo.models.loading import load_model
+from rlhf_demo.models.lora import TrainablePolicy
+from rlhf_demo.rewards.functions import make_reward
+from rlhf_demo.runs.records import eval_record
 from rlhf_demo.training.trl_callback import KLStop, make_stream_callback
 from rlhf_demo.training.trl_thread import StreamState, stream_trl
 
@@ -111,6 +122,78 @@ class TRLRun:
         ``eval_at_start``). Closing the generator stops training after the current step."""
         yield from stream_trl(self, self._make_callback, name=self.name, what=self.what)
         self.after_train()
+
+
+def training_queries(tokenizer, prompts: list[str], query_tokens: tuple[int, int], seed: int) -> list[list[int]]:
+    """Each training prompt cut once to a length drawn from ``query_tokens`` (seeded), as token ids; the
+    ones that decode to blank text left out."""
+    rng, draw = random.Random(seed), LengthSampler(*query_tokens)
+    ids = [truncate_prompt(tokenizer, p, draw(rng)) for p in prompts]
+    return [q for q in ids if tokenizer.decode(q).strip()]
+
+
+class PromptRun(TRLRun):
+    """A TRL-driven trainer of the policy on training prompts it answers itself, the answers scored by a
+    reward (GRPO, best-of-N distillation): ``Class(cfg, prompts=None, *, reward_fn=None, stop=None,
+    progress=None, bundle=None)``.
+
+    The set-up once: ``cfg`` validated; ``prompts`` (default: ``cfg.prompts``) cut into ``queries``
+    (token ids, or text with ``queries_as_text``); ``reward_fn`` (default: ``cfg.reward``); ``bundle``, a
+    ``ModelBundle`` to train in place (default: a fresh copy of ``cfg.model``; never pass the shared
+    read-only models) as ``policy``, its reference the same model with the adapter off. Then the
+    subclass's own ``prepare()``. The held-out part is PPO's and DPO's (``evaluate.py``), so every run
+    lands on the same reward–KL axes."""
+
+    queries_as_text = False
+    """``queries`` as decoded text (TRL's GRPO takes prompts as text) instead of token ids."""
+
+    def __init__(
+        self,
+        cfg,
+        prompts: list[str] | None = None,
+        *,
+        reward_fn: Callable | None = None,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        bundle=None,
+    ):
+        super().__init__(stop, progress)
+        self.cfg = cfg.validate()
+        prompts = prompts if prompts is not None else load_prompts(cfg.prompts)
+        self.reward_fn = reward_fn or make_reward(cfg.reward)
+        self.say(0.05, "loading a trainable copy of the policy…")
+        bundle = bundle or load_model(cfg.model, device=cfg.device or None)
+        ids = training_queries(bundle.tokenizer, prompts, cfg.query_tokens, cfg.seed)
+        if not ids:
+            raise ValueError("no usable training prompts")
+        self.queries = [bundle.tokenizer.decode(q) for q in ids] if self.queries_as_text else ids
+        self._bundle = bundle
+        self.policy = TrainablePolicy(bundle.model, bundle.tokenizer, cfg.model, bundle.device)
+        self.note = ""  # the data in a few words, after the CLI's first line
+        self.prepare()
+
+    def prepare(self) -> None:
+        """The subclass's own state, once the shared set-up is done (raise ValueError for unusable data)."""
+
+    def kl_watch(self) -> KLStop | None:
+        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
+        ``fine_eval_from`` × it."""
+        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
+
+    def planned_steps(self) -> int:
+        return self.cfg.steps
+
+    def run_info(self) -> dict:
+        return {"n_trainable": self.n_trainable, "n_prompts": len(self.queries), "restored": self.restored}
+
+    def evaluate(self) -> dict:
+        """Held-out reward and KL, the same evaluation as PPO's and DPO's (reference: adapter off)."""
+        self.last_eval = evaluate_policy(self.policy.model, self.policy.tokenizer, self.reward_fn, EvalConfig())
+        return eval_record(self.last_eval)
+
+    def after_train(self) -> None:
+        if self.status != "diverged" and self.step_no > 0:
+            self.before_after = before_after(self.policy, self.reward_fn)
 
 
 def trl_args(config_cls, cfg, device: torch.device, prefix: str, **own):
