@@ -27,7 +27,7 @@ EXAMPLE_REWARD = Path(__file__).resolve().parents[1] / "rlhf_demo" / "assets" / 
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, close_demo):
     from rlhf_demo.ui.app import build_demo
     from rlhf_demo.ui.context import AppContext
 
@@ -37,7 +37,7 @@ def app(tmp_path_factory):
     try:
         yield demo.local_url.rstrip("/"), ctx
     finally:
-        demo.close()
+        close_demo(demo)
 
 
 def client(app):

@@ -129,7 +129,7 @@ class DPOTrainer(TRLRun):
         return eval_record(self.last_eval)
 
     def after_train(self) -> None:
-        if self.status != "diverged" and self.step_no > 0 and distributed.is_main():
+        if self.status != "diverged" and self.step_no > 0 and not self.skip_eval and distributed.is_main():
             self.before_after = before_after(self.policy, self.reward_fn)
 
     def build_trl_trainer(self):

@@ -379,7 +379,9 @@ class PPOTrainer:
             if self.status == "running":
                 self.status = "finished"
                 self.message = self.message or f"finished {self.step_no} updates in {clock.time_s:.0f} s of training"
-            if self.status != "diverged" and cfg.eval_final and distributed.is_main():  # part of the final evaluation
+            if (
+                self.status != "diverged" and cfg.eval_final and not self.skip_eval and distributed.is_main()
+            ):  # part of the final evaluation
                 self.before_after = before_after(self.policy, self.reward_fn, cfg.response_tokens[1])
         finally:
             if self.status == "running":  # closed from outside (e.g. the UI cancelled the generator)

@@ -192,7 +192,7 @@ class PromptRun(TRLRun):
         return eval_record(self.last_eval)
 
     def after_train(self) -> None:
-        if self.status != "diverged" and self.step_no > 0:
+        if self.status != "diverged" and self.step_no > 0 and not self.skip_eval:  # a second Stop skips it too
             self.before_after = before_after(self.policy, self.reward_fn)
 
 

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, close_demo):
     from rlhf_demo.ui.app import build_demo
     from rlhf_demo.ui.context import AppContext
 
@@ -50,7 +50,7 @@ def server(tmp_path_factory):
     try:
         yield SimpleNamespace(url=demo.local_url.rstrip("/"), ctx=ctx, root=root, state={})
     finally:
-        demo.close()
+        close_demo(demo)
         mp.undo()
 
 

@@ -39,7 +39,7 @@ class TinyRegistry:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_bundle, tmp_path_factory):
+def app(tiny_bundle, tmp_path_factory, close_demo):
     from gradio_client import Client
 
     from rlhf_demo.classroom.class_limits import ClassLimits
@@ -62,7 +62,7 @@ def app(tiny_bundle, tmp_path_factory):
         yield SimpleNamespace(url=url, demo=demo, ctx=ctx, root=root, client=lambda **kw: Client(url, verbose=False, **kw))
     finally:
         ctx.registry.hold.set()
-        demo.close()
+        close_demo(demo)
         mp.undo()
 
 

@@ -23,7 +23,7 @@ PPO_RUN, REWARD_RUN = "ppo-20260101-000000-aaaaaa", "reward-20260101-000001-bbbb
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_model_dir):
+def app(tmp_path_factory, tiny_model_dir, close_demo):
     from gradio_client import Client
 
     from rlhf_demo.ui.app import build_demo
@@ -42,7 +42,7 @@ def app(tmp_path_factory, tiny_model_dir):
         url = demo.local_url.rstrip("/")
         yield SimpleNamespace(url=url, demo=demo, root=root, client=Client(url, verbose=False), tiny=str(tiny_model_dir))
     finally:
-        demo.close()
+        close_demo(demo)
         mp.undo()
 
 

@@ -127,7 +127,7 @@ def test_theory_opens_without_empty_tables_and_samples_on_the_first_click(page, 
 
 # ---------------------------------------------------------------------- a class
 @pytest.fixture(scope="module")
-def classroom(tmp_path_factory, tiny_model_dir):
+def classroom(tmp_path_factory, tiny_model_dir, close_demo):
     """A class's server (a teacher key) with one student's finished run (a policy folder) in it."""
     from rlhf_demo.ui.app import build_demo
     from rlhf_demo.ui.context import AppContext
@@ -149,7 +149,7 @@ def classroom(tmp_path_factory, tiny_model_dir):
     try:
         yield SimpleNamespace(url=demo.local_url.rstrip("/"), run=run.name)
     finally:
-        demo.close()
+        close_demo(demo)
         mp.undo()
 
 

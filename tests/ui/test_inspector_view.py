@@ -20,12 +20,11 @@ PAIRS = [
     {"prompt": "This movie was", "chosen": " wonderful and <moving>.", "rejected": " a dull waste of time."},
     {"prompt": "The acting", "chosen": " is superb", "rejected": " is terrible, honestly"},
 ]
-PORT = 7921  # this test's own port
 pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
+def server(tiny_model_dir, tmp_path_factory, close_demo):
     import gradio as gr
 
     from rlhf_demo.dpo.config import DPOConfig
@@ -54,11 +53,11 @@ def server(tiny_model_dir, tmp_path_factory):
     with gr.Blocks() as demo:
         source = gr.Textbox("", label="Run", elem_id="pick-run")
         inspector.build(ctx, source, prefix="insp")
-    demo.launch(server_name="127.0.0.1", server_port=PORT, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         yield SimpleNamespace(url=demo.local_url.rstrip("/"), run=run, dpo=dpo, bare=bare)
     finally:
-        demo.close()
+        close_demo(demo)
 
 
 def _pick(page, name: str):

@@ -57,7 +57,7 @@ def test_rows_write_the_spec_and_a_ppo_run_shows_the_components(page, app_url, t
     # add a term: the first offered component not in the spec yet, in a new row
     page.locator("#ppo-reward-add").click()
     _wait_spec(page, "vader-positive + vader-negative")
-    assert page.locator("#ppo-reward-2").is_visible()
+    page.locator("#ppo-reward-2").wait_for(state="visible", timeout=10_000)  # the row: the same event, drawn after the spec
     # change the second row: another component, a negative weight (subtracted)
     page.locator("#ppo-reward-2 input").first.click()
     page.get_by_role("option", name="length", exact=True).click()

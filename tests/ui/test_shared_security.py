@@ -44,7 +44,7 @@ def _run(root: Path, name: str, model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_model_dir, tmp_path_factory):
+def app(tiny_model_dir, tmp_path_factory, close_demo):
     """The whole app in shared mode, with one run of another session and one of the client's own."""
     from gradio_client import Client
 
@@ -71,7 +71,7 @@ def app(tiny_model_dir, tmp_path_factory):
         fn = {f.api_name: i for i, f in demo.fns.items()}
         yield SimpleNamespace(url=url, demo=demo, ctx=ctx, client=client, other=other, mine=mine, tiny=str(tiny_model_dir), fn=fn)
     finally:
-        demo.close()
+        close_demo(demo)
         mp.undo()
         report = Path(tempfile.gettempdir()) / "rlhf-shared-security.txt"
         report.write_text("\n".join(f"{e}\t{i}\t{o}" for e, i, o in LOG) + "\n")

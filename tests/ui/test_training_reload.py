@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
+def server(tmp_path_factory, tiny_model_dir, close_demo):
     from rlhf_demo.ui.app import build_demo
     from rlhf_demo.ui.context import AppContext
 
@@ -40,7 +40,7 @@ def server(tmp_path_factory, tiny_model_dir):
     try:
         yield SimpleNamespace(url=demo.local_url.rstrip("/"), root=root, tiny=str(tiny_model_dir))
     finally:
-        demo.close()
+        close_demo(demo)
         mp.undo()
 
 
