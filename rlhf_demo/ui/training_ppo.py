@@ -31,7 +31,7 @@ from rlhf_demo.ui.context import AppContext
 from rlhf_demo.ui.reward_builder import refresh_events, reward_builder, reward_choices  # noqa: F401 (reward_choices: re-exported)
 from rlhf_demo.ui.training_run import POLL_S, before_first_step, check_reward_folders, mine, owner, restore, submit, watch  # noqa: F401 (check_…: re-exported)
 from rlhf_demo.ui.training_run import stop as stop_run
-from rlhf_demo.ui.training_widgets import BEFORE_AFTER_COLUMNS, before_after_frame, cli_details, run_length, top_bar  # noqa: F401 (before_after_frame: re-exported)
+from rlhf_demo.ui.training_widgets import BEFORE_AFTER_COLUMNS, before_after_frame, cli_details, run_length, top_bar
 
 INTRO = """### PPO: learn from a reward model
 Each **update** samples a batch of movie-review openings, lets the policy continue them, scores each text

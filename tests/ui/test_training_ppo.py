@@ -9,7 +9,8 @@ import pytest
 
 from rlhf_demo.ppo.config import PPOConfig
 from rlhf_demo.ui.config_form import config_from_form
-from rlhf_demo.ui.training_ppo import batch_frame, before_after_frame
+from rlhf_demo.ui.training_ppo import batch_frame
+from rlhf_demo.ui.training_widgets import before_after_frame
 
 
 def make_config(preset, values):
