@@ -1,17 +1,19 @@
 """Goodhart that shows: per seed, preference pairs labelled by the gold (``data/goodhart.py``: what the
-labeller really wanted, positive + on topic − 2 × repetition + fluency, the last the reference model's
-mean log-probability per response token), a reward model on them (the *proxy*, reward-model preset
-``goodhart``), then PPO on the proxy (PPO preset ``goodhart``) twice: with β = 0 and no KL budget, and
-with the preset's β (0.03) and KL budget (5.5 nats), each for the preset's 165 s. The gold is scored on
-the same texts at every update and every held-out evaluation, never trained on (Gao et al. 2022,
-"Scaling Laws for Reward Model Overoptimization", https://arxiv.org/abs/2210.10760).
+labeller really wanted, positive + on topic − 2 × repetition + fluency + relevance, the last two the
+reference model's mean log-probability per response token and how much more likely the response's own
+opening makes it), a reward model on them (the *proxy*, reward-model preset ``goodhart``), then PPO on the
+proxy (PPO preset ``goodhart``: lr 2e-3, batch 16) twice: with β = 0 and no KL budget for the preset's
+220 s, and with the preset's β (0.03) and KL budget (5.5 nats) for 120 s (``HELD_SECONDS``). The gold is
+scored on the same texts at every update and every held-out evaluation, never trained on (Gao et al.
+2022, "Scaling Laws for Reward Model Overoptimization", https://arxiv.org/abs/2210.10760).
 
+    flock /tmp/rlhf-cpu.lock .venv/bin/python bench/goodhart.py --seeds 0 1 2 --shipped-pairs   # ≈ 12 min a seed
     flock /tmp/rlhf-cpu.lock .venv/bin/python bench/goodhart.py --seeds 0 --only pairs rm beta0
     flock /tmp/rlhf-cpu.lock .venv/bin/python bench/goodhart.py --seeds 0 --only preset
     .venv/bin/python bench/goodhart.py --seeds 0 1 2 --json bench/results/goodhart/summary.json
 
-Held-out figures (the same 32 × 2 held-out prompts at every evaluation, every 4 updates and at the
-end: ``evaluate.EvalConfig``), averaged over each 3 consecutive evaluations (``plots.overopt.heldout_windows``): the gold's **peak**
+Held-out figures (the same 32 × 2 held-out prompts at every evaluation and at the
+end: ``evaluate.EvalConfig``; the preset evaluates every 6 updates), averaged over each 3 consecutive evaluations (``plots.overopt.heldout_windows``): the gold's **peak**
 (the best window), the gold **at the end** (the last window), the proxy at the peak and at the end, and
 the held-out KL at the end. Criteria (issue 27): with β = 0 the gold falls by ≥ 0.15 from its peak while
 the proxy rises (proxy at the end above the proxy at the peak), for ≥ 2 of the seeds; with the preset's
@@ -39,6 +41,10 @@ from rlhf_demo.data import goodhart  # noqa: E402
 OUT = ROOT / "bench" / "results" / "goodhart"
 PIECES = ("pairs", "rm", "beta0", "preset")
 FALL = 0.15
+HELD_SECONDS = 120
+"""Training time of the penalised run (the preset's β and KL budget): its budget holds it near 5.5 nats
+after about a minute (every later update past it is undone), so the preset's full 220 s, which the β = 0
+run needs to collapse, would only add undone updates; this keeps a seed within 12 minutes."""
 
 
 def finished(run: Path) -> bool:
@@ -67,8 +73,8 @@ def train(argv: list[str], run: Path) -> float:
 def make_seed(seed: int, only: list[str] | None, seconds: float | None, timings: dict, shipped: bool = False) -> Path:
     """Train what is missing of one seed (or only the pieces ``only``); seconds per piece go to ``timings``.
     ``shipped``: the reward model trains on the shipped pairs (seed 0's labels, ``goodhart.PAIRS``) instead
-    of pairs labelled for this seed (labelling takes ~5 minutes of a seed's ~16: scoring fluency of 4
-    samples for each of 540 prompts)."""
+    of pairs labelled for this seed (labelling takes ~6.5 minutes: 4 samples for each of 540 prompts, each
+    scored by the gold, whose fluency and relevance are three passes of the reference model)."""
     only = only or PIECES
     d = OUT / f"seed{seed}"
     d.mkdir(parents=True, exist_ok=True)
@@ -78,7 +84,8 @@ def make_seed(seed: int, only: list[str] | None, seconds: float | None, timings:
         timings["pairs"] = cli(["preferences", "--quiet", "--out", str(pairs), "--reward", goodhart.GOLD, "--seed", str(seed)])
     if "rm" in only:
         timings["rm"] = train(["--algo", "reward", "--preset", "goodhart", "--preferences", str(pairs), "--seed", str(seed)], rm)
-    for piece, extra in (("beta0", ["--beta", "0", "--kl-budget", "0"]), ("preset", [])):
+    held = [] if seconds else ["--max-seconds", str(HELD_SECONDS)]
+    for piece, extra in (("beta0", ["--beta", "0", "--kl-budget", "0"]), ("preset", held)):
         if piece in only:
             if not finished(rm):
                 raise SystemExit(f"seed {seed}: train the reward model first (--only rm)")

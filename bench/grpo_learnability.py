@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--response-tokens", type=int, default=None)
     ap.add_argument("--num-iterations", type=int, default=None)
     ap.add_argument("--kl-stop", type=float, default=None)
+    ap.add_argument("--scale-rewards", choices=("group", "batch", "none"), default=None)
+    ap.add_argument("--loss-type", default=None)
     ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--tag", default="default")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -85,6 +87,8 @@ def main(argv=None) -> int:
         num_iterations=args.num_iterations,
         kl_stop=args.kl_stop,
         eval_every=args.eval_every,
+        scale_rewards=args.scale_rewards,
+        loss_type=args.loss_type,
     )
     settings = replace(settings, eval_at_start=False, eval_at_seconds=tuple(marks), max_seconds=max(marks)).validate()
     base = start(settings, out, "grpo")

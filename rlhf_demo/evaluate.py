@@ -177,16 +177,27 @@ def sequence_kl(policy, batch: Batch, reference=None) -> tuple[torch.Tensor, tor
 
 
 def evaluate_policy(
-    policy, tokenizer, reward_fn, cfg: EvalConfig | None = None, reference=None, prompts: list[str] | None = None, gold_fn=None
-) -> dict:
+    policy,
+    tokenizer,
+    reward_fn,
+    cfg: EvalConfig | None = None,
+    reference=None,
+    prompts: list[str] | None = None,
+    gold_fn=None,
+    cancel=None,
+) -> dict | None:
     """Held-out mean reward and KL of ``policy`` (see the module docstring). Returns a flat dict:
     reward_mean, reward_std, reward_sem, kl, kl_k1, distinct2, on_topic, n, and ``samples`` (query, response, reward);
-    with ``gold_fn`` also gold_reward_mean (and each sample's gold_reward)."""
+    with ``gold_fn`` also gold_reward_mean (and each sample's gold_reward). ``cancel()`` is asked before each
+    batch of ``cfg.batch_size`` prompts: when it says True the evaluation stops and returns None (half an
+    evaluation would not be comparable with the others)."""
     cfg = (cfg or EvalConfig()).validate()
     queries = heldout_queries(tokenizer, cfg, prompts)
     rewards, golds, kls, k1s, rows = [], [], [], [], []
     with eval_mode(policy):
         for start in range(0, len(queries), cfg.batch_size):
+            if cancel is not None and cancel():
+                return None
             chunk = queries[start : start + cfg.batch_size]
             batch = sample_responses(policy, tokenizer, chunk, cfg.response_tokens, temperature=cfg.temperature, seed=cfg.seed + start)
             q_txt, r_txt = decode_queries(tokenizer, batch), decode_responses(tokenizer, batch)

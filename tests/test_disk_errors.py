@@ -111,7 +111,7 @@ def test_policy_choices_are_short_names_and_hold_no_reward_model(tmp_path):
         cfg = json.loads((root / name / "config.json").read_text())
         (root / name / "config.json").write_text(json.dumps({**cfg, "algo": "ppo"}))  # a SEQ_CLS adapter filed as PPO
     values = [v for _, v in policy_choices(root)]
-    assert values == ["default", "run:ppo-20260101-000000-aaaaaa", "example-ppo", "example-dpo"]
+    assert values == ["default", "run:ppo-20260101-000000-aaaaaa", "example-ppo", "example-bon", "example-dpo"]
     assert not any(os.sep in v for v in values)
 
 

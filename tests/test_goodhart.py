@@ -1,8 +1,8 @@
 """The Goodhart preset pair: its configs validate and meet (the PPO preset trains on the reward-model
 preset's run, with the gold that labelled its pairs); the shipped pairs are labelled by the gold spec,
 recomputed by hand (VADER's own analyzer, a word-prefix check, bigrams counted); the over-optimisation
-panel marks the gold's peak where a hand computation puts it. The ``fluency`` component against a plain
-transformers loop (tiny model; the default model once, with the pairs)."""
+panel marks the gold's peak where a hand computation puts it. The ``fluency`` and ``relevance``
+components against a plain transformers loop (tiny model; the default model once, with the pairs)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rlhf_demo.data.preferences import load_preferences
 from rlhf_demo.plots.overopt import gold_peak, heldout_windows, overopt_figure
 from rlhf_demo.ppo.config import preset as ppo_preset
 from rlhf_demo.reward_model.config import RewardConfig
-from rlhf_demo.rewards.components import FluencyReward, mean_logprob
+from rlhf_demo.rewards.components import FluencyReward, RelevanceReward, mean_logprob
 from rlhf_demo.rewards.functions import make_reward, score_pairs
 from rlhf_demo.rewards.spec import parse_spec
 
@@ -33,17 +33,18 @@ def test_the_preset_pair_validates_and_meets():
     beta0 = ppo_preset("goodhart", beta=0.0, kl_budget=0.0).validate()  # the bench's β = 0 run
     assert beta0.beta == 0 and beta0.gold_reward == goodhart.GOLD
     terms = {t.name: t.weight for t in parse_spec(goodhart.GOLD)}
-    assert terms == {"vader-positive": 1.0, "on-topic": 1.0, "repetition": -2.0, "fluency": 1.0}
+    assert terms == {"vader-positive": 1.0, "on-topic": 1.0, "repetition": -2.0, "fluency": 1.0, "relevance": 1.0}
     for cfg in (RewardConfig, type(ppo)):
         assert "goodhart" in cfg.PRESET_LABELS
 
 
-def plain_mean_logprob(model, tok, query: str, response: str) -> float:
+def plain_mean_logprob(model, tok, query: str | None, response: str) -> float:
     """log π(response | query) / T by hand: one unpadded forward pass of query + response ids, the
-    log-softmax at each position before a response token, summed in a loop, over T."""
+    log-softmax at each position before a response token, summed in a loop, over T. ``query=None``: the
+    response alone, after the BOS token (π(response))."""
     import torch
 
-    q = tok(query, add_special_tokens=False)["input_ids"]
+    q = [tok.bos_token_id] if query is None else tok(query, add_special_tokens=False)["input_ids"]
     r = tok(response, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logits = model(torch.tensor([q + r])).logits[0].double()
@@ -66,10 +67,25 @@ def test_fluency_is_the_mean_token_logprob_by_hand(tiny_bundle, tiny_model_dir):
     assert mean_logprob(tiny_bundle, ["x"], [""]) == [0.0]  # no response token: nothing to judge
 
 
+def test_relevance_is_the_pointwise_mutual_information_by_hand(tiny_bundle, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tok = tiny_bundle.tokenizer
+    assert tok.bos_token_id is not None
+    want = [plain_mean_logprob(plain, tok, q, r) - plain_mean_logprob(plain, tok, None, r) for q, r in zip(QUERIES, RESPONSES)]
+    relevance = RelevanceReward(tiny_bundle, batch_size=2)
+    got = score_pairs(relevance, QUERIES, RESPONSES)
+    assert got == pytest.approx(want, abs=1e-4) and relevance.last_components == {"relevance": got}
+    assert relevance.name == "relevance" and make_reward("relevance").name == "relevance"
+    assert relevance(["This movie was great"]) == [0.0]  # a whole text has no opening of its own to depend on
+
+
 def hand_gold(prompt: str, response: str, model, tok) -> float:
     """VADER compound of prompt + response, + 1 when the response has a word starting with a film word,
     − 2 × (1 − distinct word bigrams / word bigrams of the response), + the mean token log-prob of
-    the response given the prompt under the default model (``plain_mean_logprob``)."""
+    the response given the prompt under the default model (``plain_mean_logprob``), + that minus the
+    response's mean token log-prob after the BOS token alone (relevance)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     from rlhf_demo.evaluate import FILM_WORDS
@@ -79,16 +95,17 @@ def hand_gold(prompt: str, response: str, model, tok) -> float:
     words = response.split()
     bigrams = list(zip(words, words[1:]))
     rep = 1 - len(set(bigrams)) / len(bigrams) if bigrams else 0.0
-    return vader + float(on_topic) - 2 * rep + plain_mean_logprob(model, tok, prompt, response)
+    fluency = plain_mean_logprob(model, tok, prompt, response)
+    return vader + float(on_topic) - 2 * rep + fluency + (fluency - plain_mean_logprob(model, tok, None, response))
 
 
 def test_the_shipped_pairs_are_labelled_by_the_gold(default_bundle):
     model, tok = default_bundle.model, default_bundle.tokenizer
     gold = make_reward(goodhart.GOLD)
-    assert gold.parts[-1][1].bundle is default_bundle  # fluency: the registry's default model, loaded once
+    assert gold.parts[-2][1].bundle is default_bundle is gold.parts[-1][1].bundle  # fluency, relevance: the registry's default model
     salad = " story could depict characters navigating a compelling storytelling character's relatable characters"
     natural = " a delight from start to finish, with a cast that clearly had fun."
-    f_salad, f_natural = score_pairs(gold.parts[-1][1], ["The plot of this film"] * 2, [salad, natural])
+    f_salad, f_natural = score_pairs(gold.parts[-2][1], ["The plot of this film"] * 2, [salad, natural])
     assert f_salad == pytest.approx(plain_mean_logprob(model, tok, "The plot of this film", salad), abs=1e-3)
     assert f_natural - f_salad > 1.0  # what the other components cannot see
     prefs = load_preferences("goodhart")

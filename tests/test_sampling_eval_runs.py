@@ -83,6 +83,12 @@ def test_eval_of_fresh_lora_has_zero_kl_and_fixed_samples(tiny_model_dir):
     r2 = evaluate_policy(pol, b.tokenizer, make_reward("length"), cfg)
     r3 = evaluate_policy(pol, b.tokenizer, make_reward("length"), cfg)
     assert r2["kl"] > 0 and r2["kl"] == pytest.approx(r3["kl"]) and r2["samples"] == r3["samples"]
+    asked = []  # cancel() is asked before each batch of prompts: a second Stop abandons the rest
+    halves = EvalConfig(n_prompts=4, samples_per_prompt=2, response_tokens=6, batch_size=4)
+    assert evaluate_policy(pol, b.tokenizer, make_reward("length"), halves, cancel=lambda: asked.append(1) or len(asked) > 1) is None
+    assert len(asked) == 2  # the first batch ran, the second was not begun
+    r4 = evaluate_policy(pol, b.tokenizer, make_reward("length"), halves, cancel=lambda: False)
+    assert r4["n"] == 8 and r4["kl"] > 0
     with pytest.raises(ValueError, match="n_prompts must be between 1"):
         EvalConfig(n_prompts=0).validate()
 
@@ -146,7 +152,7 @@ def test_status_line_shows_on_topic_beside_distinct2():
     assert heldout_line(rec | {"eval/on_topic": 0.25}).endswith("distinct-2 0.91, on topic 25%")
 
 
-@pytest.mark.parametrize("name", ["example-ppo", "example-dpo"])
+@pytest.mark.parametrize("name", ["example-ppo", "example-dpo", "example-bon"])
 def test_shipped_examples_held_out_figures_are_those_of_their_stored_samples(name):
     """Each held-out record of a shipped example run (the README quotes them) against the 64 samples
     stored for that step: the mean reward, distinct-2 and the on-topic share computed again from the texts."""

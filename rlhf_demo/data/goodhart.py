@@ -13,7 +13,11 @@ collapsed, repetitive response, because the reference rarely writes one. PPO pus
 peaks and falls; a KL penalty stops the policy near the peak.
 
 The gold scores each component on what it is about (``rewards.functions.score_pairs``): VADER on query
-+ response, ``on-topic`` and ``repetition`` on the response.
++ response, ``on-topic`` and ``repetition`` on the response, ``fluency`` and ``relevance`` on the response
+given its query. What the proxy misses, measured (``bench/goodhart.py``, docs/measurements.md): pushed
+with β = 0 the policy collapses onto one on-topic template for every opening (distinct-2 of the
+held-out answers 0.96 → 0.2), each answer alone fluent and unrepeated; only ``relevance`` sees it (an
+answer that fits every opening is no more likely after its own).
 
 How the two presets meet: the reward-model preset trains on ``pairs: goodhart`` (``PAIRS``, shipped);
 its run must be named ``RM_RUN`` (``train --algo reward --preset goodhart --out runs/goodhart-rm``),
@@ -24,9 +28,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-GOLD = "vader-positive + on-topic - 2*repetition + fluency"
+GOLD = "vader-positive + on-topic - 2*repetition + fluency + relevance"
 """What the labeller really wanted: r_gold(x, y) = VADER(x + y) + on_topic(y) − 2 · repetition(y) +
-fluency(x, y), the last the reference model's mean log-probability per response token (natural text)."""
+fluency(x, y) + relevance(x, y): fluency is the reference model's mean log-probability per response token
+(natural text), relevance how much more likely its own opening makes the response (an answer to *this*
+opening, not one template for all: ``rewards/components.RelevanceReward``)."""
 
 PAIRS = Path(__file__).resolve().parents[1] / "assets" / "preferences-goodhart.jsonl"
 """Pairs labelled by ``GOLD`` (``preferences --reward GOLD --seed 0``), shipped; the source ``goodhart``."""

@@ -48,11 +48,10 @@ from rlhf_demo.models.lora import TrainablePolicy, lora_config
 from rlhf_demo.rewards.functions import make_reward
 from rlhf_demo.runs.records import eval_record
 from rlhf_demo.training import distributed
-from rlhf_demo.training.trl_base import TRLRun, finish, quiet_datasets, trl_args
-from rlhf_demo.training.trl_callback import KLStop
+from rlhf_demo.training.trl_base import PolicyRun, finish, quiet_datasets, trl_args
 
 
-class DPOTrainer(TRLRun):
+class DPOTrainer(PolicyRun):
     """``trainer = DPOTrainer(cfg); for record in trainer.train(): ...`` (``pairs`` default: ``cfg.preferences``).
 
     After the loop: ``status``, ``message``, ``step_no``, ``time_s``, ``last_eval``, ``before_after``,
@@ -104,11 +103,6 @@ class DPOTrainer(TRLRun):
     def fixed(self) -> dict:
         """β on every record."""
         return {"beta": self.cfg.beta}
-
-    def kl_watch(self) -> KLStop | None:
-        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
-        ``fine_eval_from`` × it."""
-        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
 
     def planned_steps(self) -> int:
         if self.cfg.steps:

@@ -21,12 +21,13 @@ Presets
   accepted); the value head learns on detached hidden states, so the critic costs no KL.
 - ``no-kl``: the same with β = 0 and no budget: the opposite lesson (reward saturates, KL explodes,
   the text collapses into repetitions).
-- ``goodhart``: the quick-cpu settings on the reward model ``rm:goodhart-rm`` (the run ``goodhart-rm``,
-  else the newest run of the reward-model preset ``goodhart``: ``rewards/learned.py``; trained on pairs
-  the gold labelled), with that gold (``data/goodhart.py``: positive + on topic − 2 × repetition +
-  fluency) logged beside it and held-out evaluations from the start: the
-  over-optimisation panel shows proxy and gold against KL. With β = 0 (``--beta 0 --kl-budget 0``) the
-  gold rises, peaks and falls while the proxy keeps climbing (``bench/goodhart.py``).
+- ``goodhart``: the quick-cpu settings pushed harder (lr 2e-3, batch 16, 220 s) on the reward model
+  ``rm:goodhart-rm`` (the run ``goodhart-rm``, else the newest run of the reward-model preset
+  ``goodhart``: ``rewards/learned.py``; trained on pairs the gold labelled), with that gold
+  (``data/goodhart.py``: positive + on topic − 2 × repetition + fluency + relevance) logged beside it and
+  held-out evaluations from the start (every 6 updates): the over-optimisation panel shows proxy and
+  gold against KL. With β = 0 (``--beta 0 --kl-budget 0``) the gold rises, peaks and falls while the
+  proxy keeps climbing; with the preset's β and KL budget it stays near the peak (``bench/goodhart.py``).
 - ``course``: the Hugging Face course setup (``lvwerra/gpt2-imdb`` fine-tuned in full, reward = the
   POSITIVE logit of ``lvwerra/distilbert-imdb``, batch 128, 4 epochs, adaptive β); needs the Hub and
   a GPU to be pleasant.
@@ -279,8 +280,10 @@ class PPOConfig(TrainerConfig):
             "reward": f"rm:{goodhart.RM_RUN}",
             "gold_reward": goodhart.GOLD,
             "steps": MAX_STEPS,
-            "max_seconds": 165.0,
-            "eval_every": 4,
+            "lr": 2e-3,
+            "batch_size": 16,
+            "max_seconds": 220.0,
+            "eval_every": 6,
             "eval_at_start": True,
         },
         "course": {

@@ -321,13 +321,23 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
-        """Held-out evaluation (process 0 only: the weights are the same everywhere)."""
+        """Held-out evaluation (process 0 only: the weights are the same everywhere). A second Stop during it
+        (``skip_eval``) abandons it between its batches: the record then has no evaluation."""
         if not distributed.is_main():
             return {}
-        self.last_eval = evaluate_policy(
-            self.policy.model, self.tok, self.reward_fn, EvalConfig(), reference=self.policy.frozen_reference, gold_fn=self.gold_fn
+        ev = evaluate_policy(
+            self.policy.model,
+            self.tok,
+            self.reward_fn,
+            EvalConfig(),
+            reference=self.policy.frozen_reference,
+            gold_fn=self.gold_fn,
+            cancel=lambda: self.skip_eval,
         )
-        return eval_record(self.last_eval)
+        if ev is None:
+            return {}
+        self.last_eval = ev
+        return eval_record(ev)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> Iterator[dict]:

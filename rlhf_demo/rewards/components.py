@@ -1,4 +1,5 @@
-"""Reward components that judge the *response* (the builder's ``on-topic``, ``repetition`` and ``fluency``).
+"""Reward components that judge the *response* (the builder's ``on-topic``, ``repetition``, ``fluency`` and
+``relevance``).
 
 Sentiment rewards score query + response, as the course does; these are about what the policy
 wrote, so they score the response (``target = "response"``): a rollout that passes the responses
@@ -13,6 +14,10 @@ text (the openings mostly name the film already, so ``on-topic`` then says littl
 - ``fluency`` = the reference (base) model's mean log-probability per response token given the query
   (:func:`mean_logprob`): natural text scores near −2…−3, fluent-looking word salad far lower. It reads
   the query as well, so it takes the responses and splits each text (``score_episodes``).
+- ``relevance`` = how much more likely the reference model finds the response after *its own* opening
+  than with no opening at all, per token (:class:`RelevanceReward`, the pointwise mutual information of
+  opening and answer): about +1 nat for a natural continuation, ≤ 0 for an answer that would fit any
+  opening (the same template after every query, or an answer shuffled onto another opening).
 
 They are meant as terms of a builder spec: ``0.7*vader-positive + 0.3*on-topic - 0.5*repetition``.
 """
@@ -129,3 +134,28 @@ class FluencyReward(RewardFunction):
     def score(self, texts):
         scores, details, _ = self.score_episodes(list(texts), None)
         return scores, details
+
+
+class RelevanceReward(FluencyReward):
+    """``relevance``: the pointwise mutual information per response token between the query and the
+    response under the reference model,
+
+        relevance(x, y) = (1/T) · [log π_ref(y | x) − log π_ref(y)]  = fluency(x, y) − fluency(∅, y)
+
+    where π_ref(y) is the response read after the BOS token alone (:func:`mean_logprob` with an empty
+    query). Measured on the default model (64 shipped Goodhart pairs): chosen answers +1.3, the same
+    answers shuffled onto other openings −0.1, one template after every opening −0.4 … −0.1. A policy
+    that collapses onto one answer for every opening loses it, even when each answer alone stays fluent
+    and unrepeated; that is what a gold scored one answer at a time can still see of the collapse."""
+
+    def __init__(self, bundle=None, batch_size: int = 16):
+        super().__init__(bundle, batch_size)
+        self.name = "relevance"
+
+    def score_episodes(self, texts, responses):
+        if responses is None:
+            return [0.0] * len(texts), [{"relevance": 0.0} for _ in texts], {self.name: [0.0] * len(texts)}
+        given, _, _ = super().score_episodes(texts, responses)  # [n]: log π_ref(y | x) / T
+        alone = mean_logprob(self.bundle, [""] * len(responses), list(responses), self.batch_size)  # [n]: log π_ref(y) / T
+        scores = [g - a for g, a in zip(given, alone)]
+        return scores, [{"relevance": s} for s in scores], {self.name: list(scores)}

@@ -10,9 +10,9 @@
 - ``rm:RUN_DIR``: a reward model trained on preference pairs (``train --algo reward``; ``learned.py``).
   It scores the decoded query + response *text* with its own tokenizer, so it may differ from the
   policy's; batched, without gradients, on the device given (the PPO trainer passes the policy's).
-- ``on-topic``, ``repetition``, ``fluency``: whether the *response* names something of a film, 1 − its
-  distinct-2, and the default model's mean log-probability per response token given the query
-  (``components.py``).
+- ``on-topic``, ``repetition``, ``fluency``, ``relevance``: whether the *response* names something of a
+  film, 1 − its distinct-2, the default model's mean log-probability per response token given the query,
+  and how much more likely the query makes the response (per token; ``components.py``).
 - ``py:PATH:FUNC``: a Python function ``f(texts) -> scores`` in a file, locally only (``python.py``).
 - a weighted sum of these, ``0.7*vader-positive + 0.3*on-topic - 0.5*repetition`` (the builder's spec,
   ``spec.py``; ``composite.py``). A single name builds that reward itself, as before.
@@ -43,6 +43,7 @@ REWARD_CHOICES = [
     "on-topic",
     "repetition",
     "fluency",
+    "relevance",
     "keyword:great",
     "hf:lvwerra/distilbert-imdb:POSITIVE",
 ]
@@ -164,7 +165,7 @@ class PipelineReward(RewardFunction):
 
 
 UNKNOWN = (
-    "use vader-positive, vader-negative, length, keyword:WORD, on-topic, repetition, fluency, hf:MODEL:LABEL, "
+    "use vader-positive, vader-negative, length, keyword:WORD, on-topic, repetition, fluency, relevance, hf:MODEL:LABEL, "
     "rm:RUN_DIR, py:FILE:FUNC, or a weighted sum such as 0.7*vader-positive + 0.3*on-topic - 0.5*repetition"
 )
 
@@ -196,10 +197,10 @@ def make_component(spec: str, device=None) -> RewardFunction:
         from rlhf_demo.rewards.components import OnTopicReward, RepetitionReward
 
         return OnTopicReward() if spec == "on-topic" else RepetitionReward()
-    if spec == "fluency":
-        from rlhf_demo.rewards.components import FluencyReward
+    if spec in ("fluency", "relevance"):
+        from rlhf_demo.rewards.components import FluencyReward, RelevanceReward
 
-        return FluencyReward()
+        return FluencyReward() if spec == "fluency" else RelevanceReward()
     if spec.startswith("keyword:"):
         return KeywordReward(spec.split(":", 1)[1])
     if spec.startswith("hf:"):

@@ -14,8 +14,9 @@ what is its own:
 ``message``, ``step_no``, ``time_s``, ``n_trainable``, ``last_eval``, ``before_after`` and
 ``restored`` (the step the KL stop put back).
 
-:class:`PromptRun` is the set-up of those that answer training prompts themselves and score the answers
-with a reward (GRPO, best-of-N distillation): their data, reward, model and held-out parts once.
+:class:`PolicyRun` adds the KL stop of those that move a policy away from its reference (DPO and the
+next); :class:`PromptRun` is the set-up of those that answer training prompts themselves and score the
+answers with a reward (GRPO, best-of-N distillation): their data, reward, model and held-out parts once.
 """
 
 from __future__ import annotations
@@ -132,7 +133,17 @@ def training_queries(tokenizer, prompts: list[str], query_tokens: tuple[int, int
     return [q for q in ids if tokenizer.decode(q).strip()]
 
 
-class PromptRun(TRLRun):
+class PolicyRun(TRLRun):
+    """A run that moves a policy away from its reference (DPO, and the prompt-driven ones): its config has
+    ``kl_stop`` and ``fine_eval_from``, and the run stops on the held-out KL."""
+
+    def kl_watch(self) -> KLStop | None:
+        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
+        ``fine_eval_from`` × it."""
+        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
+
+
+class PromptRun(PolicyRun):
     """A TRL-driven trainer of the policy on training prompts it answers itself, the answers scored by a
     reward (GRPO, best-of-N distillation): ``Class(cfg, prompts=None, *, reward_fn=None, stop=None,
     progress=None, bundle=None)``.
@@ -174,11 +185,6 @@ class PromptRun(TRLRun):
 
     def prepare(self) -> None:
         """The subclass's own state, once the shared set-up is done (raise ValueError for unusable data)."""
-
-    def kl_watch(self) -> KLStop | None:
-        """The KL stop (``kl_stop`` nats per response; 0 = none), evaluated every step from
-        ``fine_eval_from`` × it."""
-        return KLStop(self.cfg.kl_stop, self.cfg.fine_eval_from) if self.cfg.kl_stop > 0 else None
 
     def planned_steps(self) -> int:
         return self.cfg.steps
