@@ -206,8 +206,12 @@ def screenshot(seed: int, png: Path, port: int = 7971) -> None:
             for name in names:
                 box.fill(name)
                 box.press("Enter")
-            for token in pick.locator(".token").all():  # anything else still chosen (the shipped example) goes
-                if token.inner_text().strip() not in names:
+            for _ in range(3):  # anything else still chosen (the shipped example, which may land late) goes
+                page.wait_for_timeout(1000)
+                others = [t for t in pick.locator(".token").all() if t.inner_text().strip() not in names]
+                if not others:
+                    break
+                for token in others:
                     token.locator(".token-remove").first.click()
             page.locator("body").click(position={"x": 5, "y": 5})
             page.wait_for_timeout(3000)

@@ -91,11 +91,11 @@ def test_two_real_model_steps_through_the_cli(default_bundle, tmp_path):
     from rlhf_demo.models.loading import load_model
 
     run = tmp_path / "grpo"
-    # batch 8: two groups of G = 4 (the preset's 16 is four groups: the same code, twice the time)
+    # batch 8: one group of the preset's G = 8 (the preset's 32 is four groups: the same code, four times the time)
     argv = ["train", "--algo", "grpo", "--steps", "2", "--batch-size", "8", "--out", str(run), "--no-eval-at-start", "--quiet"]
     assert main(argv) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["algo"] == "grpo" and cfg["steps"] == 2 and cfg["num_generations"] == 4 and cfg["num_iterations"] == 4
+    assert cfg["algo"] == "grpo" and cfg["steps"] == 2 and cfg["num_generations"] == 8 and cfg["num_iterations"] == 4
     assert cfg["batch_size"] == 8
     df = read_metrics(run)
     steps = df[df["step"] > 0]

@@ -15,9 +15,11 @@ peaks and falls; a KL penalty stops the policy near the peak.
 The gold scores each component on what it is about (``rewards.functions.score_pairs``): VADER on query
 + response, ``on-topic`` and ``repetition`` on the response, ``fluency`` and ``relevance`` on the response
 given its query. What the proxy misses, measured (``bench/goodhart.py``, docs/measurements.md): pushed
-with β = 0 the policy collapses onto one on-topic template for every opening (distinct-2 of the
-held-out answers 0.96 → 0.2), each answer alone fluent and unrepeated; only ``relevance`` sees it (an
-answer that fits every opening is no more likely after its own).
+with β = 0 the policy collapses onto one on-topic phrase for every opening ("a story to further the
+story to further …"; distinct-2 of the held-out answers 0.96 → 0.28): the proxy keeps climbing while
+fluency falls 0.9 nats per token from its best and relevance 0.6 (an answer that fits every opening is
+no more likely after its own). Without ``relevance`` an earlier proxy's collapse onto a fluent template
+went unseen (the gold kept rising).
 
 How the two presets meet: the reward-model preset trains on ``pairs: goodhart`` (``PAIRS``, shipped);
 its run must be named ``RM_RUN`` (``train --algo reward --preset goodhart --out runs/goodhart-rm``),

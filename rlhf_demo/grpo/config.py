@@ -7,13 +7,15 @@ Names follow PPO's where the quantity is the same (``beta``, ``cliprange``, ``qu
 
 Presets
 -------
-- ``quick-cpu`` (default): 4 prompts × G = 4 completions of 16 tokens per batch, 4 optimizer steps on
-  each batch (μ = 4: the clip acts) at lr 2e-3, LoRA r8, β 0.04, a 3-minute budget, held-out
+- ``quick-cpu`` (default): 4 prompts × G = 8 completions of 16 tokens per batch (32), 4 optimizer steps
+  on each batch (μ = 4: the clip acts) at lr 2e-3, LoRA r8, β 0.04, a 5-minute budget, held-out
   evaluation every 10 steps and every step once the held-out KL passes half of the 6-nat stop; past
-  6 nats the run stops and keeps the last policy under it. Measured (seed 0, 2 busy cores;
-  ``bench/grpo_learnability.py``, docs/measurements.md, "GRPO"): the held-out reward moves by about +0.1 at 4–5 nats
-  in 3 minutes, short of the +0.3 target; one step per batch at lr 1e-3 (μ = 1) moved it by +0.01
-  at 0.7 nats (21 steps of ~9 s).
+  6 nats the run stops and keeps the last policy under it. Measured (three seeds, an Intel Xeon, 2
+  cores; ``bench/grpo_learnability.py``, docs/measurements.md, "GRPO"): the kept policies gain +0.31,
+  +0.36 and +0.27 held-out at 5.5–5.9 nats in 3–5 minutes (the five reads up to each: +0.26 … +0.29).
+  With G = 4 (16 per batch, the preset until 2026-12-07) three seeds gained +0.09 to +0.16 for 5–6
+  nats: a group of 4 is a noisy baseline, and each batch carries half the answers for the same
+  optimizer steps. One step per batch at lr 1e-3 (μ = 1) moved it by +0.01 at 0.7 nats.
 - ``no-kl``: β = 0 and no KL stop (TRL's default β): nothing holds the policy near the reference.
 - ``dr-grpo``: Dr. GRPO (Liu et al. 2025): advantages not divided by the group's standard deviation,
   token losses summed and divided by a constant.
@@ -156,12 +158,12 @@ class GRPOConfig(TrainerConfig):
     report_to: str = report_to_knob()
 
     PRESETS = {
-        "quick-cpu": {"num_iterations": 4, "lr": 2e-3, "kl_stop": 6.0, "max_seconds": 180.0},
+        "quick-cpu": {"num_generations": 8, "batch_size": 32, "num_iterations": 4, "lr": 2e-3, "kl_stop": 6.0, "max_seconds": 300.0},
         "no-kl": {"beta": 0.0, "kl_stop": 0.0, "max_seconds": 180.0},
         "dr-grpo": {"scale_rewards": "none", "loss_type": "dr_grpo", "kl_stop": 6.0, "max_seconds": 180.0},
     }
     PRESET_LABELS = {
-        "quick-cpu": "Quick CPU demo (G 4, 16 tokens, μ 4, β 0.04, stop at 6 nats)",
+        "quick-cpu": "Quick CPU demo (4 prompts × G 8, 16 tokens, μ 4, β 0.04, stop at 6 nats)",
         "no-kl": "No KL penalty (β = 0): nothing holds the policy back",
         "dr-grpo": "Dr. GRPO (no std scaling, constant normaliser)",
     }

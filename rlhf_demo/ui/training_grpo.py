@@ -22,7 +22,7 @@ completions are pushed up, worse ones down, and a **β·KL** term in the loss ke
 (the same model with its LoRA adapter off). Held-out prompts (◆) are scored with the same reward and KL as PPO
 and DPO, so the three algorithms land on the same reward–KL plot (Runs tab)."""
 TEXTS = PolicyTexts(
-    preset_info="Quick CPU demo: LoRA, a 3-minute budget on a laptop CPU.",
+    preset_info="Quick CPU demo: LoRA, groups of 8, a 5-minute budget (usually stopped by the 6-nat KL stop first) on a laptop CPU.",
     start_label="Start GRPO",
     intro=INTRO,
     reward_help="What each completion is scored with, within its group; the same choices as PPO's.",

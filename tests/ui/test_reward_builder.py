@@ -66,7 +66,7 @@ def test_rows_write_the_spec_and_a_ppo_run_shows_the_components(page, app_url, t
     _wait_spec(page, "vader-positive - 0.5*length")
     # a spec typed in redraws the rows
     _fill(page, "ppo-reward-spec", EXAMPLE)
-    page.wait_for_function("document.querySelector('#ppo-reward-3 input').value === 'repetition'", timeout=10_000)
+    page.wait_for_function("document.querySelector('#ppo-reward-3 input')?.value === 'repetition'", timeout=10_000)
     assert page.locator("#ppo-reward-2 input").input_value() == "on-topic" and not page.locator("#ppo-reward-4").is_visible()
     assert [page.locator(f"#ppo-weight-{i} input").input_value() for i in (1, 2, 3)] == ["0.7", "0.3", "-0.5"]
     # a spec that does not parse leaves the rows and says why in one line
@@ -84,7 +84,7 @@ def test_rows_write_the_spec_and_a_ppo_run_shows_the_components(page, app_url, t
     page.locator("#ppo-reward-note").get_by_text("defines no 'scores'", exact=False).wait_for(timeout=10_000)
     assert _spec(page) == "0.7*vader-positive +"  # nothing lost
     _fill(page, "ppo-reward-spec", EXAMPLE)
-    page.wait_for_function("document.querySelector('#ppo-reward-note').innerText.trim() === ''", timeout=10_000)
+    page.wait_for_function("document.querySelector('#ppo-reward-note')?.innerText.trim() === ''", timeout=10_000)
     page.locator("#ppo-reward-help").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "reward-builder.png"))
     # a 1-update PPO run on it: the batch table shows each component beside the total
