@@ -214,7 +214,13 @@ def screenshot(seed: int, png: Path, port: int = 7971) -> None:
                 for token in others:
                     token.locator(".token-remove").first.click()
             page.locator("body").click(position={"x": 5, "y": 5})
-            page.wait_for_timeout(3000)
+            page.locator("#runs-refresh").click()  # every figure of the tab redrawn for the selection
+            page.wait_for_function(  # the panel redrawn for this selection (an earlier drawing has points too)
+                "() => { const t = document.querySelector('#runs-overopt')?.innerText || '';"
+                " return t.includes('goodhart-seed') && !t.includes('example-'); }",
+                timeout=60_000,
+            )
+            page.wait_for_timeout(1500)
             plot = shots.wait_for_plot(page.locator("#runs-overopt"), min_points=3, timeout=60)
             plot.scroll_into_view_if_needed()
             page.wait_for_timeout(1500)
