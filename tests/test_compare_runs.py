@@ -156,3 +156,28 @@ def test_pi_star_is_shipped_and_drawn_from_the_base_point(tmp_path, monkeypatch)
     assert len(star) == 1 and star[0].x[0] == 0.0 and star[0].y[0] == pytest.approx(0.131)
     assert list(star[0].y[1:]) == pytest.approx(list(0.131 + curve["gain"]))
     assert len(frontier_figure(pts).data) == len(fig.data) - 1  # no π* without its data
+
+
+def test_a_run_a_kl_stop_ended_is_shown_by_the_policy_it_kept(tmp_path):
+    """The KL stop evaluates one step past the stop and saves the policy before it (summary's
+    ``restored``): the table, the class's held-out rows and the ranking read that policy's evaluation."""
+    from rlhf_demo.runs.compare import held_out_rows, kept_evaluation
+
+    w = RunWriter(tmp_path / "bon", {"algo": "bon"})
+    for step, reward, kl in ((0, 0.12, 0.0), (30, 0.40, 2.46), (31, 0.33, 2.63)):
+        w.log_metrics({"step": step, "eval/reward_mean": reward, "eval/kl": kl, "eval/on_topic": 0.2})
+    w.finish("finished", "held-out KL 2.63 passed the stop at step 31", restored={"step": 30, "eval/reward_mean": 0.40})
+    w.close()
+    row = runs_table([tmp_path / "bon"], base_reward=0.12).iloc[0]
+    assert (row["held-out reward"], row["held-out KL"]) == (0.4, 2.46)
+    assert row["reward per nat"] == pytest.approx(round((0.40 - 0.12) / 2.46, 3))
+    held = held_out_rows([tmp_path / "bon"]).iloc[0]
+    assert (held["held-out reward"], held["held-out KL"], held["base reward"]) == (0.4, 2.46, 0.12)
+    ev = pd.DataFrame({"step": [1, 2], "eval/kl": [1.0, 2.0]})
+    assert kept_evaluation(ev, {})["step"] == 2 and kept_evaluation(ev, {"restored": {"step": 7}})["step"] == 2  # no such step: the last
+    # the shipped best-of-N example: its kept step 30 (+0.403 at 2.46 nats), not step 31 past the stop
+    from rlhf_demo.runs.folder import example_runs
+
+    bon = next(r for r in example_runs() if r.name == "example-bon")
+    row = runs_table([bon]).iloc[0]
+    assert (row["held-out reward"], row["held-out KL"]) == (0.403, 2.46)

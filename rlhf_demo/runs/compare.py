@@ -168,10 +168,23 @@ def split_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table[lead], table[rest]
 
 
+def kept_evaluation(ev: pd.DataFrame, summary: dict) -> pd.Series:
+    """The held-out evaluation of the policy a run kept (``ev``: its evaluation rows, in step order): the
+    step a KL stop restored (``summary["restored"]["step"]``: the run evaluated one step further, past the
+    stop, and saved the policy before it), else the last one."""
+    step = (summary.get("restored") or {}).get("step")
+    if step is not None and "step" in ev.columns:
+        kept = ev[ev["step"] == step]
+        if len(kept):
+            return kept.iloc[-1]
+    return ev.iloc[-1]
+
+
 def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFrame:
-    """Runs with their settings and outcome: name, algo, key hyper-parameters, steps, last held-out
-    reward, KL, reward per nat (with ``base_reward``: ``reward_per_nat``) and on-topic share, status,
-    and whether a policy was saved. Without ``base_reward`` the shipped base evaluation is used."""
+    """Runs with their settings and outcome: name, algo, key hyper-parameters, steps, the held-out
+    reward, KL, reward per nat (with ``base_reward``: ``reward_per_nat``) and on-topic share of the policy
+    kept (``kept_evaluation``), status, and whether a policy was saved. Without ``base_reward`` the
+    shipped base evaluation is used."""
     if base_reward is None:
         base = base_point()
         base_reward = base["reward_mean"] if base else None
@@ -189,7 +202,7 @@ def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFra
         row["steps done"] = int(df["step"].max()) if "step" in df.columns and len(df) else 0
         kl_col = "eval/kl" if "eval/kl" in df.columns else None
         if kl_col and df[kl_col].notna().any():
-            last = df[df[kl_col].notna()].iloc[-1]
+            last = kept_evaluation(df[df[kl_col].notna()], summary)
             row["held-out reward"] = round(float(last["eval/reward_mean"]), 3)
             row["held-out KL"] = round(float(last[kl_col]), 2)
             per_nat = reward_per_nat(last["eval/reward_mean"], base_reward, float(last[kl_col]))
@@ -207,18 +220,18 @@ def runs_table(runs: list[Path], base_reward: float | None = None) -> pd.DataFra
 
 def held_out_rows(runs: list[Path], who=None) -> pd.DataFrame:
     """One row per run: run (label), who (``who(folder)``, e.g. the owner's nickname; '' without it),
-    algo, reward (config.json's spec), held-out reward, held-out KL, distinct-2, on topic (its last
-    held-out evaluation; None before any) and base reward (its step-0 evaluation, the untrained
+    algo, reward (config.json's spec), held-out reward, held-out KL, distinct-2, on topic (the evaluation
+    of the policy it kept, ``kept_evaluation``; None before any) and base reward (its step-0 evaluation, the untrained
     policy, when it ran one)."""
     rows = []
     for run in runs:
-        cfg = read_json(run / "config.json")
+        cfg, summary = read_json(run / "config.json"), read_json(run / "summary.json")
         df = with_held_out_keys(read_metrics(run), cfg.get("algo", "?"))
         row = {"run": run_label(run), "who": who(run) if who else "", "algo": cfg.get("algo", "?"), "reward": cfg.get("reward")}
         if {"eval/kl", "eval/reward_mean"} <= set(df.columns):
             ev = df[df["eval/kl"].notna() & df["eval/reward_mean"].notna()]
             if len(ev):
-                last = ev.iloc[-1]
+                last = kept_evaluation(ev, summary)
                 row.update({"held-out reward": float(last["eval/reward_mean"]), "held-out KL": float(last["eval/kl"])})
                 for key, col in (("eval/distinct2", "distinct-2"), ("eval/on_topic", "on topic")):
                     if key in last.index and pd.notna(last[key]):

@@ -49,7 +49,8 @@ GOLD_CHOICES = ["vader-positive", "vader-negative", "length", "none"]
 BATCH_COLUMNS = ["query", "response", "reward", "KL (k1)", "reward model output"]
 REWARD_HELP = (
     "What PPO pushes up: how positive the text sounds (VADER), how negative, its length, whether the response is on "
-    "topic, how much it repeats, a word, a reward model you trained in the Reward model panel, or a weighted sum of these."
+    "topic, how much it repeats, how natural it reads to the base model (fluency), whether it answers its own opening "
+    "(relevance), a word, a reward model you trained in the Reward model panel, or a weighted sum of these."
 )
 GOLD_HELP = (
     "A second score, computed on the same texts but never trained on: with a trained reward model it shows "
