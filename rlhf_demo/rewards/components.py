@@ -144,7 +144,8 @@ class RelevanceReward(FluencyReward):
 
     where π_ref(y) is the response read after the BOS token alone (:func:`mean_logprob` with an empty
     query). Measured on the default model (64 shipped Goodhart pairs): chosen answers +1.3, the same
-    answers shuffled onto other openings −0.1, one template after every opening −0.4 … −0.1. A policy
+    answers shuffled onto other openings −0.1, one template after every opening −0.4 … −0.1. A whole
+    text without its response split off has no opening of its own: 0. A policy
     that collapses onto one answer for every opening loses it, even when each answer alone stays fluent
     and unrepeated; that is what a gold scored one answer at a time can still see of the collapse."""
 
